@@ -1,0 +1,167 @@
+"""The one place that decides which kernel computes MetaLA's token mixing.
+
+Dispatch rule (backend="auto"), logged once per (op, kernel, device, dtype):
+  * CUDA tensor in fp16/bf16/fp32 and fla importable -> fla: `chunk_gla` for training and prefill,
+    `fused_recurrent_gla` for a one-token decode step without autograd; fla's Triton `causal_conv1d`.
+  * anything else (CPU, float64, no fla)             -> pure-PyTorch `chunked_gla` and `conv1d`.
+`backend` may force "fla", "chunked" or "reference" (the step-by-step recurrence; slow, tests only).
+fla is imported only when chosen, so this package imports on machines without triton.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+
+import torch
+import torch.nn.functional as F
+
+from . import reference
+from .chunked import chunked_gla
+from .short_conv import check_conv_inputs, short_conv_fla, short_conv_torch
+
+BACKENDS = ("auto", "fla", "chunked", "reference")
+DEFAULT_CHUNK_SIZE = 64
+_FLA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+_logger = logging.getLogger(__name__)
+_logged_choices: set = set()
+
+
+@functools.cache
+def fla_available() -> bool:
+    return importlib.util.find_spec("fla") is not None and importlib.util.find_spec("triton") is not None
+
+
+def choose_backend(requested: str, tensor: torch.Tensor) -> str:
+    """Resolve "auto" for this tensor; reject unknown names and impossible requests."""
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown MetaLA backend {requested!r}; choose one of {', '.join(BACKENDS)}")
+    if requested == "fla":
+        if not tensor.is_cuda:
+            raise ValueError("MetaLA backend 'fla' needs CUDA tensors; use 'auto' or 'chunked' on "
+                             f"{tensor.device.type}")
+        if not fla_available():
+            raise ValueError("MetaLA backend 'fla' needs flash-linear-attention and triton: "
+                             "pip install 'neox-metala[gpu]'")
+    if requested != "auto":
+        return requested
+    if tensor.is_cuda and tensor.dtype in _FLA_DTYPES and fla_available():
+        return "fla"
+    return "chunked"
+
+
+def _log_choice(op: str, kernel: str, tensor: torch.Tensor) -> None:
+    key = (op, kernel, tensor.device.type, tensor.dtype)
+    if key not in _logged_choices:
+        _logged_choices.add(key)
+        _logger.info("MetaLA %s runs on %s (%s, %s)", op, kernel, tensor.device.type, tensor.dtype)
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(..., heads * head_dim) -> (..., heads, head_dim), head h owning channels [h*d, (h+1)*d)."""
+    if x.shape[-1] % heads:
+        raise ValueError(f"width {x.shape[-1]} is not divisible by {heads} heads")
+    return x.unflatten(-1, (heads, x.shape[-1] // heads))
+
+
+def _check_gla_inputs(q, key, v, log_decay, initial_state):
+    if q.dim() != 4:
+        raise ValueError(f"q must be (batch, seq, heads, head_k_dim), got shape {tuple(q.shape)}")
+    for name, t in (("key", key), ("log_decay", log_decay)):
+        if t.shape != q.shape:
+            raise ValueError(f"{name} shape {tuple(t.shape)} does not match q shape {tuple(q.shape)}")
+    if v.dim() != 4 or v.shape[:3] != q.shape[:3]:
+        raise ValueError(f"v must be (batch, seq, heads, head_v_dim) with batch, seq, heads = "
+                         f"{tuple(q.shape[:3])}, got shape {tuple(v.shape)}")
+    expected = (q.shape[0], q.shape[2], q.shape[3], v.shape[3])
+    if initial_state is not None and tuple(initial_state.shape) != expected:
+        raise ValueError(f"initial_state must be (batch, heads, head_k_dim, head_v_dim) = {expected}, "
+                         f"got {tuple(initial_state.shape)}")
+
+
+def _fla_gla(q, key, v, log_decay, scale, initial_state, output_final_state):
+    from fla.ops.gla import chunk_gla, fused_recurrent_gla
+
+    key = key.to(q.dtype)
+    v = v.to(q.dtype)
+    if initial_state is not None:
+        initial_state = initial_state.float()
+    if q.shape[1] == 1 and not torch.is_grad_enabled():
+        return fused_recurrent_gla(q, key, v, gk=log_decay, scale=scale, initial_state=initial_state,
+                                   output_final_state=output_final_state)
+    return chunk_gla(q, key, v, log_decay, scale=scale, initial_state=initial_state,
+                     output_final_state=output_final_state)
+
+
+def gla_recurrence(q, key, v, log_decay, *, scale=None, initial_state=None, output_final_state=False,
+                   backend="auto", chunk_size=DEFAULT_CHUNK_SIZE):
+    """Gated linear attention with per-channel decay, the core of MetaLA.
+
+    q, key, log_decay: [B, T, H, K]; v: [B, T, H, V]; initial_state: [B, H, K, V] (kept in fp32 or wider).
+    scale defaults to K ** -0.5. Returns (output [B, T, H, V] in v's dtype, final state or None).
+
+    Example:
+        >>> o, state = gla_recurrence(q, key, v, log_decay, output_final_state=True)
+    """
+    _check_gla_inputs(q, key, v, log_decay, initial_state)
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    kernel = choose_backend(backend, q)
+    _log_choice("recurrence", kernel, q)
+    if kernel == "fla":
+        output, state = _fla_gla(q, key, v, log_decay, scale, initial_state, output_final_state)
+        return output.to(v.dtype), state
+    if kernel == "reference":
+        output, state = reference.recurrent_gla_reference(q, key, v, log_decay, scale, initial_state)
+        return output.to(v.dtype), (state if output_final_state else None)
+    return chunked_gla(q, key, v, log_decay, scale, initial_state, output_final_state, chunk_size)
+
+
+def decay_and_key(gate_logits, normalizer=reference.LOG_DECAY_NORMALIZER):
+    """log α = logsigmoid(logits)/τ and key = 1 − α, both in fp32 (or wider), key via −expm1 for accuracy."""
+    log_decay = F.logsigmoid(gate_logits.to(torch.promote_types(gate_logits.dtype, torch.float32))) / normalizer
+    return log_decay, -torch.expm1(log_decay)
+
+
+def augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps=reference.HEAD_NORM_EPS):
+    """Self-augmentation + per-head LayerNorm + SiLU gate, computed in fp32; returns gate's dtype."""
+    wide = torch.promote_types(gate.dtype, torch.float32)
+    heads, head_k_dim = q.shape[-2], q.shape[-1]
+    if aug_balance.numel() != heads * head_k_dim:
+        raise ValueError(f"aug_balance has {aug_balance.numel()} entries, expected heads * head_k_dim = "
+                         f"{heads} * {head_k_dim}")
+    aug_weight = (q.to(wide) * key.to(wide) * aug_balance.to(wide).view(heads, head_k_dim)).sum(-1, keepdim=True)
+    augmented = recurrent_out.to(wide) + torch.sigmoid(aug_weight * v.to(wide))
+    normed = F.layer_norm(augmented, (augmented.shape[-1],), eps=eps)
+    return (F.silu(gate.to(wide)) * normed).to(gate.dtype)
+
+
+def token_mix(q, gate_logits, v, gate, aug_balance, *, initial_state=None, output_final_state=False,
+              backend="auto", chunk_size=DEFAULT_CHUNK_SIZE,
+              normalizer=reference.LOG_DECAY_NORMALIZER, eps=reference.HEAD_NORM_EPS):
+    """MetaLA between the input projections and the output projection (spec §2.4–2.9), for local heads.
+
+    q, gate_logits: [B, T, H, K]; v, gate: [B, T, H, V]; aug_balance: [H*K]. Returns (y [B, T, H, V], state).
+    """
+    if gate_logits.shape != q.shape or gate.shape != v.shape:
+        raise ValueError(f"gate_logits {tuple(gate_logits.shape)} must match q {tuple(q.shape)} and "
+                         f"gate {tuple(gate.shape)} must match v {tuple(v.shape)}")
+    log_decay, key = decay_and_key(gate_logits, normalizer)
+    recurrent_out, state = gla_recurrence(q, key, v, log_decay, initial_state=initial_state,
+                                          output_final_state=output_final_state, backend=backend,
+                                          chunk_size=chunk_size)
+    return augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps), state
+
+
+def short_conv(x, weight, conv_state=None, output_final_state=False, backend="auto"):
+    """SiLU(causal depthwise conv): x [B, T, C], weight [C, W], conv_state [B, C, W] -> (y, new state or None)."""
+    check_conv_inputs(x, weight, conv_state)
+    kernel = choose_backend(backend, x)
+    _log_choice("short_conv", kernel, x)
+    if kernel == "fla":
+        return short_conv_fla(x, weight, conv_state, output_final_state)
+    if kernel == "reference":
+        y, state = reference.short_conv_reference(x, weight, conv_state)
+        return y, (state if output_final_state else None)
+    return short_conv_torch(x, weight, conv_state, output_final_state)
