@@ -20,3 +20,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+import sys  # noqa: E402
+
+# tests/dist_helpers.py is imported by the multi-process tests (and by their spawned workers).
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture(scope="session")
+def single_rank():
+    """A 1-process gloo group and model-parallel state (TP=1) for single-rank layer tests."""
+    from dist_helpers import free_port
+
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
+    from neox_metala import parallel
+
+    return parallel.initialize(tensor_parallel=1, pipeline_parallel=1, backend="gloo")

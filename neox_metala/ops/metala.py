@@ -125,14 +125,20 @@ def decay_and_key(gate_logits, normalizer=reference.LOG_DECAY_NORMALIZER):
 
 
 def augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps=reference.HEAD_NORM_EPS):
-    """Self-augmentation + per-head LayerNorm + SiLU gate, computed in fp32; returns gate's dtype."""
+    """Self-augmentation + per-head LayerNorm + SiLU gate, computed in fp32; returns gate's dtype.
+
+    aug_balance None leaves the self-augmentation out (the paper's "w/o selfaug" ablation).
+    """
     wide = torch.promote_types(gate.dtype, torch.float32)
-    heads, head_k_dim = q.shape[-2], q.shape[-1]
-    if aug_balance.numel() != heads * head_k_dim:
-        raise ValueError(f"aug_balance has {aug_balance.numel()} entries, expected heads * head_k_dim = "
-                         f"{heads} * {head_k_dim}")
-    aug_weight = (q.to(wide) * key.to(wide) * aug_balance.to(wide).view(heads, head_k_dim)).sum(-1, keepdim=True)
-    augmented = recurrent_out.to(wide) + torch.sigmoid(aug_weight * v.to(wide))
+    augmented = recurrent_out.to(wide)
+    if aug_balance is not None:
+        heads, head_k_dim = q.shape[-2], q.shape[-1]
+        if aug_balance.numel() != heads * head_k_dim:
+            raise ValueError(f"aug_balance has {aug_balance.numel()} entries, expected heads * head_k_dim = "
+                             f"{heads} * {head_k_dim}")
+        balance = aug_balance.to(wide).view(heads, head_k_dim)
+        aug_weight = (q.to(wide) * key.to(wide) * balance).sum(-1, keepdim=True)  # (B, T, H, 1)
+        augmented = augmented + torch.sigmoid(aug_weight * v.to(wide))
     normed = F.layer_norm(augmented, (augmented.shape[-1],), eps=eps)
     return (F.silu(gate.to(wide)) * normed).to(gate.dtype)
 
@@ -142,7 +148,8 @@ def token_mix(q, gate_logits, v, gate, aug_balance, *, initial_state=None, outpu
               normalizer=reference.LOG_DECAY_NORMALIZER, eps=reference.HEAD_NORM_EPS):
     """MetaLA between the input projections and the output projection (spec §2.4–2.9), for local heads.
 
-    q, gate_logits: [B, T, H, K]; v, gate: [B, T, H, V]; aug_balance: [H*K]. Returns (y [B, T, H, V], state).
+    q, gate_logits: [B, T, H, K]; v, gate: [B, T, H, V]; aug_balance: [H*K] or None.
+    Returns (y [B, T, H, V], final state or None).
     """
     if gate_logits.shape != q.shape or gate.shape != v.shape:
         raise ValueError(f"gate_logits {tuple(gate_logits.shape)} must match q {tuple(q.shape)} and "

@@ -1,0 +1,93 @@
+"""Transformer++ self-attention baseline: RoPE, PyTorch SDPA (flash/cuDNN on GPU), heads split across TP ranks.
+
+Used for fair speed comparisons and in hybrid stacks (`attention_config: [[["metala", "attention"], 12]]`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from megatron.core import tensor_parallel
+from torch import nn
+
+from .. import parallel
+from . import init
+from .settings import BlockSettings, check_head_split
+
+
+def _no_init(tensor):
+    return tensor
+
+
+def rotate_half(x):
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat([-second, first], dim=-1)
+
+
+class RotaryEmbedding(nn.Module):
+    """RoPE on the first `rotary_dim` channels of each head (GPT-NeoX's rotary_pct), halves rotated."""
+
+    def __init__(self, rotary_dim: int, base: int):
+        super().__init__()
+        self.rotary_dim = rotary_dim
+        inv_freq = 1.0 / (base ** (torch.arange(0, rotary_dim, 2, dtype=torch.float32) / rotary_dim))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x):
+        """x: (batch, seq, heads, head_dim)."""
+        positions = torch.arange(x.shape[1], device=x.device, dtype=torch.float32)
+        angles = torch.outer(positions, self.inv_freq.to(x.device))  # (seq, rotary_dim / 2)
+        angles = torch.cat([angles, angles], dim=-1)[None, :, None, :]  # (1, seq, 1, rotary_dim)
+        rotary, passthrough = x[..., :self.rotary_dim], x[..., self.rotary_dim:]
+        rotated = rotary.float() * angles.cos() + rotate_half(rotary.float()) * angles.sin()
+        return torch.cat([rotated.to(x.dtype), passthrough], dim=-1)
+
+
+class ParallelSelfAttention(nn.Module):
+    def __init__(self, settings: BlockSettings, layer_number: int):
+        super().__init__()
+        hidden, heads = settings.hidden_size, settings.num_attention_heads
+        tp = parallel.tensor_parallel_size()
+        check_head_split(hidden, heads, tp)
+        self.heads_per_rank, self.head_dim = heads // tp, hidden // heads
+        self.local_width = self.heads_per_rank * self.head_dim
+        rotary_dim = int(self.head_dim * settings.rotary_pct) // 2 * 2
+        self.rotary = RotaryEmbedding(rotary_dim, settings.rotary_emb_base) if rotary_dim else None
+        config = parallel.linear_config(settings.params_dtype)
+        self.qkv_proj = tensor_parallel.ColumnParallelLinear(hidden, 3 * hidden, config=config, bias=False,
+                                                             init_method=_no_init, gather_output=False)
+        self.out_proj = tensor_parallel.RowParallelLinear(hidden, hidden, config=config, bias=False,
+                                                          init_method=_no_init, input_is_parallel=True,
+                                                          skip_bias_add=False)
+        self._initialize(settings, layer_number)
+
+    def _initialize(self, s: BlockSettings, layer_number: int) -> None:
+        std = init.init_std(s.init_method, s.init_method_std, s.num_layers, s.hidden_size)
+        out_std = init.init_std(s.output_layer_init_method, s.init_method_std, s.num_layers, s.hidden_size)
+        full = (s.hidden_size, s.hidden_size)
+        shards = [init.local_shard(full, 0, init.normal(std), s.seed, layer_number, "attention", name)
+                  for name in ("q_proj", "k_proj", "v_proj")]
+        init.fill_(self.qkv_proj.weight, torch.cat(shards))
+        init.fill_(self.out_proj.weight, init.local_shard(full, 1, init.normal(out_std), s.seed, layer_number,
+                                                          "attention", "out_proj"))
+        init.mark_tensor_parallel(self.qkv_proj.weight, 0, (s.hidden_size,) * 3)
+        init.mark_tensor_parallel(self.out_proj.weight, 1)
+
+    def forward(self, hidden, padding_mask=None):
+        """hidden: (seq, batch, hidden); padding_mask: (batch, seq) or None."""
+        qkv, _ = self.qkv_proj(hidden.transpose(0, 1))  # (batch, seq, 3 * hidden / tp)
+        q, k, v = (t.unflatten(-1, (self.heads_per_rank, self.head_dim))
+                   for t in qkv.split(self.local_width, dim=-1))  # (batch, seq, heads/tp, head_dim)
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (batch, heads/tp, seq, head_dim)
+        if padding_mask is None:
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            seq = q.shape[2]
+            causal = torch.ones(seq, seq, dtype=torch.bool, device=q.device).tril()
+            allowed = causal[None, None] & padding_mask.bool()[:, None, None, :]
+            allowed = allowed | torch.eye(seq, dtype=torch.bool, device=q.device)  # pads attend to themselves
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        out, _ = self.out_proj(attended.permute(2, 0, 1, 3).flatten(-2))  # (seq, batch, hidden)
+        return out

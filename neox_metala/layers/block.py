@@ -1,0 +1,56 @@
+"""The pre-norm residual block and its pipeline form (spec §3.1):
+
+    h   = x + Dropout(Mixer(Norm(x)))       Mixer: MetaLA, or the attention baseline, by layer type
+    out = h + SwiGLU(Norm(h))
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .attention import ParallelSelfAttention
+from .mixer import MetaLAMixer, padding_mask_or_none
+from .mlp import ParallelSwiGLU
+from .norms import build_norm
+from .settings import BlockSettings
+
+MIXER_TYPES = {"metala": MetaLAMixer, "attention": ParallelSelfAttention}
+
+
+class ParallelBlock(nn.Module):
+    def __init__(self, settings: BlockSettings, layer_number: int, layer_type: str = "metala"):
+        super().__init__()
+        if layer_type not in MIXER_TYPES:
+            raise ValueError(f"unknown layer type {layer_type!r} in attention_config; "
+                             f"choose one of {', '.join(MIXER_TYPES)}")
+        self.checkpoint_activations = settings.checkpoint_activations
+        self.input_norm = build_norm(settings.norm, settings.hidden_size, settings.norm_eps)
+        self.mixer = MIXER_TYPES[layer_type](settings, layer_number)
+        self.dropout = nn.Dropout(settings.hidden_dropout)
+        self.post_mixer_norm = build_norm(settings.norm, settings.hidden_size, settings.norm_eps)
+        self.mlp = ParallelSwiGLU(settings, layer_number)
+
+    def _forward(self, hidden, padding_mask):
+        hidden = hidden + self.dropout(self.mixer(self.input_norm(hidden), padding_mask))
+        return hidden + self.mlp(self.post_mixer_norm(hidden))
+
+    def forward(self, hidden, padding_mask=None):
+        """hidden: (seq, batch, hidden) -> same shape."""
+        if self.checkpoint_activations and self.training:
+            # Recompute the block in backward; RNG state is replayed so dropout masks agree.
+            return checkpoint(self._forward, hidden, padding_mask, use_reentrant=False)
+        return self._forward(hidden, padding_mask)
+
+
+class ParallelMetaLALayer(ParallelBlock):
+    def __init__(self, settings: BlockSettings, layer_number: int):
+        super().__init__(settings, layer_number, "metala")
+
+
+class ParallelBlockPipe(ParallelBlock):
+    """Pipeline stage form: (hidden [seq, batch, hidden], mask) -> (hidden, mask), as GPT-NeoX's *Pipe layers."""
+
+    def forward(self, args):
+        hidden, mask = args
+        return super().forward(hidden, padding_mask_or_none(mask)), mask

@@ -1,0 +1,103 @@
+"""MetaLAMixer: the token mixer of spec §2 with its heads split across tensor-parallel ranks.
+
+    xc = SiLU(causal depthwise conv(x))                      replicated: every projection needs all channels
+    [q | decay logits | v | gate] = xc W_in (one GEMM)        column-parallel: this rank's heads only
+    y  = token_mix(q, decay logits, v, gate + b_g, aug)       local heads, no communication (neox_metala.ops)
+    out = y W_out                                              row-parallel: one all-reduce
+
+Unlike the official GPT-NeoX layer (which gathers every projection and runs all heads on every rank), each
+rank runs only heads/TP heads, and the result equals the single-rank mixer.
+"""
+
+from __future__ import annotations
+
+import torch
+from megatron.core import tensor_parallel
+from torch import nn
+
+from .. import ops, parallel
+from . import init
+from .settings import BlockSettings, check_head_split
+
+CONV_INIT_BOUND = 0.5  # PyTorch's Conv1d default for fan_in = kernel 4: U(-1/sqrt(4), 1/sqrt(4))
+
+
+def _no_init(tensor):  # megatron-core only allocates; layers.init draws the values
+    return tensor
+
+
+def padding_mask_or_none(mask):
+    """Pipeline stages pass a (batch, seq) bool padding mask, or a one-element placeholder for 'no padding'."""
+    return mask if mask is not None and mask.dim() == 2 else None
+
+
+class MetaLAMixer(nn.Module):
+    def __init__(self, settings: BlockSettings, layer_number: int):
+        super().__init__()
+        hidden, heads = settings.hidden_size, settings.num_attention_heads
+        tp = parallel.tensor_parallel_size()
+        check_head_split(hidden, heads, tp)
+        self.heads_per_rank = heads // tp
+        self.head_k_dim = hidden // (2 * heads)  # q / decay / key width per head (spec: D / 2H)
+        self.head_v_dim = hidden // heads  # v / gate / output width per head
+        key_width = self.heads_per_rank * self.head_k_dim
+        value_width = self.heads_per_rank * self.head_v_dim
+        self.split_sizes = (key_width, key_width, value_width, value_width)
+        self.ops_options = dict(backend=settings.metala_backend, chunk_size=settings.metala_chunk_size,
+                                normalizer=settings.metala_decay_normalizer)
+
+        config = parallel.linear_config(settings.params_dtype)
+        self.in_proj = tensor_parallel.ColumnParallelLinear(hidden, 3 * hidden, config=config, bias=False,
+                                                            init_method=_no_init, gather_output=False)
+        self.out_proj = tensor_parallel.RowParallelLinear(hidden, hidden, config=config, bias=False,
+                                                          init_method=_no_init, input_is_parallel=True,
+                                                          skip_bias_add=False)
+        device, dtype = self.in_proj.weight.device, settings.params_dtype
+        self.gate_bias = nn.Parameter(torch.empty(value_width, device=device, dtype=dtype))
+        self.aug_balance = (nn.Parameter(torch.empty(key_width, device=device, dtype=dtype))
+                            if settings.metala_self_augmentation else None)
+        self.conv_weight = (nn.Parameter(torch.empty(hidden, settings.metala_conv_kernel_size, device=device,
+                                                     dtype=dtype))
+                            if settings.metala_short_conv else None)
+        self._initialize(settings, layer_number)
+
+    def _initialize(self, s: BlockSettings, layer_number: int) -> None:
+        std = init.init_std(s.init_method, s.init_method_std, s.num_layers, s.hidden_size)
+        out_std = init.init_std(s.output_layer_init_method, s.init_method_std, s.num_layers, s.hidden_size)
+        hidden = s.hidden_size
+        full_shapes = {"q_proj": (hidden // 2, hidden), "k_gate": (hidden // 2, hidden),
+                       "v_proj": (hidden, hidden), "g_proj": (hidden, hidden)}
+        shards = [init.local_shard(shape, 0, init.normal(std), s.seed, layer_number, "mixer", name)
+                  for name, shape in full_shapes.items()]
+        init.fill_(self.in_proj.weight, torch.cat(shards))
+        init.fill_(self.out_proj.weight, init.local_shard((hidden, hidden), 1, init.normal(out_std), s.seed,
+                                                          layer_number, "mixer", "out_proj"))
+        init.mark_tensor_parallel(self.in_proj.weight, 0, [shape[0] for shape in full_shapes.values()])
+        init.mark_tensor_parallel(self.out_proj.weight, 1)
+        for param in (self.gate_bias, self.aug_balance):  # aug_balance = 0: the term starts as a no-op
+            if param is not None:
+                init.fill_(param, torch.zeros(param.shape))
+                init.mark_tensor_parallel(param, 0)
+        if self.conv_weight is not None:  # replicated: drawn in full, identically on every rank
+            init.fill_(self.conv_weight, init.local_shard(self.conv_weight.shape, None,
+                                                          init.uniform(CONV_INIT_BOUND), s.seed, layer_number,
+                                                          "mixer", "conv"))
+
+    def forward(self, hidden, padding_mask=None):
+        """hidden: (seq, batch, hidden); padding_mask: (batch, seq), 1 for real tokens, or None."""
+        x = hidden.transpose(0, 1)  # (batch, seq, hidden)
+        if padding_mask is not None:  # as the official HF model: pads write nothing into conv or state
+            x = x * padding_mask.unsqueeze(-1).to(x.dtype)
+        if self.conv_weight is not None:
+            x, _ = ops.short_conv(x, self.conv_weight, backend=self.ops_options["backend"])
+        projected, _ = self.in_proj(x)  # (batch, seq, 3 * hidden / tp)
+        q, decay_logits, v, gate = projected.split(self.split_sizes, dim=-1)
+        if padding_mask is not None:
+            v = v * padding_mask.unsqueeze(-1).to(v.dtype)
+        mixed, _ = ops.token_mix(ops.split_heads(q, self.heads_per_rank),
+                                 ops.split_heads(decay_logits, self.heads_per_rank),
+                                 ops.split_heads(v, self.heads_per_rank),
+                                 ops.split_heads(gate + self.gate_bias, self.heads_per_rank),
+                                 self.aug_balance, **self.ops_options)  # (batch, seq, heads/tp, head_v_dim)
+        out, _ = self.out_proj(mixed.flatten(-2).transpose(0, 1))  # (seq, batch, hidden)
+        return out

@@ -1,0 +1,51 @@
+"""SwiGLU MLP, tensor-parallel: W2(SiLU(W1 x) ⊙ W3 x), no biases (spec §3.1)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from megatron.core import tensor_parallel
+from torch import nn
+
+from .. import parallel
+from . import init
+from .settings import BlockSettings
+
+
+def _no_init(tensor):  # megatron-core only allocates; layers.init draws the values
+    return tensor
+
+
+class ParallelSwiGLU(nn.Module):
+    def __init__(self, settings: BlockSettings, layer_number: int):
+        super().__init__()
+        hidden, width = settings.hidden_size, settings.mlp_width
+        tp = parallel.tensor_parallel_size()
+        if width % tp:
+            raise ValueError(f"intermediate_size {width} is not divisible by model_parallel_size {tp}")
+        self.width_per_rank = width // tp
+        config = parallel.linear_config(settings.params_dtype)
+        # W1 and W3 in one GEMM; each rank holds [W1 shard; W3 shard].
+        self.w1_w3 = tensor_parallel.ColumnParallelLinear(hidden, 2 * width, config=config, init_method=_no_init,
+                                                          bias=False, gather_output=False)
+        self.w2 = tensor_parallel.RowParallelLinear(width, hidden, config=config, init_method=_no_init, bias=False,
+                                                    input_is_parallel=True, skip_bias_add=False)
+        self._initialize(settings, layer_number)
+
+    def _initialize(self, s: BlockSettings, layer_number: int) -> None:
+        std = init.init_std(s.init_method, s.init_method_std, s.num_layers, s.hidden_size)
+        out_std = init.init_std(s.output_layer_init_method, s.init_method_std, s.num_layers, s.hidden_size)
+        full = (s.mlp_width, s.hidden_size)
+        shards = [init.local_shard(full, 0, init.normal(std), s.seed, layer_number, "mlp", name)
+                  for name in ("w1", "w3")]
+        init.fill_(self.w1_w3.weight, torch.cat(shards))
+        init.fill_(self.w2.weight, init.local_shard(full[::-1], 1, init.normal(out_std), s.seed, layer_number,
+                                                    "mlp", "w2"))
+        init.mark_tensor_parallel(self.w1_w3.weight, 0, (s.mlp_width, s.mlp_width))
+        init.mark_tensor_parallel(self.w2.weight, 1)
+
+    def forward(self, x):
+        gate_and_up, _ = self.w1_w3(x)
+        gate, up = gate_and_up.split(self.width_per_rank, dim=-1)
+        out, _ = self.w2(F.silu(gate) * up)
+        return out

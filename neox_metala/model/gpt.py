@@ -1,0 +1,154 @@
+"""The language model as a list of DeepSpeed LayerSpecs, run by the pipeline engine or as a plain module.
+
+    EmbeddingPipe (vocab-parallel) -> ParallelBlockPipe x L -> FinalNormPipe -> head (tied or vocab-parallel)
+    loss: vocab-parallel cross-entropy with a loss mask
+
+Between stages flows `(hidden [seq, batch, hidden], mask)`, GPT-NeoX's pipe interface; `mask` is a bool
+(batch, seq) padding mask or a one-element placeholder for packed pretraining data (nothing padded).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from deepspeed.pipe import LayerSpec, PipelineModule, TiedLayerSpec
+from megatron.core import tensor_parallel
+from torch import nn
+
+from .. import parallel
+from ..layers import init
+from ..layers.block import ParallelBlockPipe
+from ..layers.norms import build_norm
+from ..layers.settings import BlockSettings
+
+TIED_KEY = "embed"
+TIED_WEIGHT = "word_embeddings.weight"
+
+
+def _no_init(tensor):
+    return tensor
+
+
+def no_padding_mask(device=None) -> torch.Tensor:
+    return torch.ones(1, dtype=torch.bool, device=device)
+
+
+class EmbeddingPipe(nn.Module):
+    def __init__(self, settings: BlockSettings, padded_vocab_size: int):
+        super().__init__()
+        config = parallel.linear_config(settings.params_dtype)
+        self.word_embeddings = tensor_parallel.VocabParallelEmbedding(
+            padded_vocab_size, settings.hidden_size, init_method=_no_init, config=config)
+        std = init.init_std(settings.init_method, settings.init_method_std, settings.num_layers,
+                            settings.hidden_size)
+        init.fill_(self.word_embeddings.weight,
+                   init.local_shard((padded_vocab_size, settings.hidden_size), 0, init.normal(std), settings.seed,
+                                    "embedding", "word_embeddings"))
+        init.mark_tensor_parallel(self.word_embeddings.weight, 0)
+        self.dropout = nn.Dropout(settings.hidden_dropout)
+
+    def forward(self, inputs):
+        tokens, mask = inputs  # tokens: (batch, seq)
+        hidden = self.word_embeddings(tokens).transpose(0, 1).contiguous()  # (seq, batch, hidden)
+        return self.dropout(hidden), mask
+
+
+def parallel_logits(hidden, weight):
+    """hidden (replicated over TP) x this rank's vocab slice -> (seq, batch, vocab / tp).
+
+    The copy-to-region is an identity forward and an all-reduce of d(hidden) backward.
+    """
+    return F.linear(tensor_parallel.copy_to_tensor_model_parallel_region(hidden), weight)
+
+
+def tied_head_forward(embedding: EmbeddingPipe, hidden):
+    return parallel_logits(hidden, embedding.word_embeddings.weight)
+
+
+class FinalNormPipe(nn.Module):
+    def __init__(self, settings: BlockSettings):
+        super().__init__()
+        self.norm = build_norm(settings.norm, settings.hidden_size, settings.norm_eps)
+
+    def forward(self, args):
+        hidden, _mask = args
+        return self.norm(hidden)
+
+
+class ParallelHead(nn.Module):
+    """Untied output layer (`no_weight_tying: true`), vocab-parallel."""
+
+    def __init__(self, settings: BlockSettings, padded_vocab_size: int):
+        super().__init__()
+        config = parallel.linear_config(settings.params_dtype)
+        self.proj = tensor_parallel.ColumnParallelLinear(settings.hidden_size, padded_vocab_size, config=config,
+                                                         init_method=_no_init, bias=False, gather_output=False)
+        std = init.init_std(settings.init_method, settings.init_method_std, settings.num_layers,
+                            settings.hidden_size)
+        init.fill_(self.proj.weight, init.local_shard((padded_vocab_size, settings.hidden_size), 0,
+                                                      init.normal(std), settings.seed, "head", "final_linear"))
+        init.mark_tensor_parallel(self.proj.weight, 0)
+
+    def forward(self, hidden):
+        return parallel_logits(hidden, self.proj.weight)
+
+
+def cross_entropy_loss(logits, labels_and_mask):
+    """Mean over unmasked tokens of the vocab-parallel cross-entropy; logits (seq, batch, vocab / tp)."""
+    labels, loss_mask = labels_and_mask  # (batch, seq) each
+    losses = tensor_parallel.vocab_parallel_cross_entropy(logits.float(), labels.transpose(0, 1).contiguous())
+    mask = loss_mask.transpose(0, 1).float()
+    return (losses * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def layer_specs(settings: BlockSettings, layer_types: list[str], padded_vocab_size: int, tied: bool):
+    if len(layer_types) != settings.num_layers:
+        raise ValueError(f"attention_config expands to {len(layer_types)} layers but num_layers is "
+                         f"{settings.num_layers}")
+    if tied:
+        specs = [TiedLayerSpec(TIED_KEY, EmbeddingPipe, settings, padded_vocab_size, tied_weight_attr=TIED_WEIGHT)]
+    else:
+        specs = [LayerSpec(EmbeddingPipe, settings, padded_vocab_size)]
+    specs += [LayerSpec(ParallelBlockPipe, settings, number, layer_type)
+              for number, layer_type in enumerate(layer_types)]
+    specs.append(LayerSpec(FinalNormPipe, settings))
+    if tied:
+        specs.append(TiedLayerSpec(TIED_KEY, EmbeddingPipe, settings, padded_vocab_size,
+                                   forward_fn=tied_head_forward, tied_weight_attr=TIED_WEIGHT))
+    else:
+        specs.append(LayerSpec(ParallelHead, settings, padded_vocab_size))
+    return specs
+
+
+def build_pipeline_model(specs, layout: parallel.ParallelLayout) -> PipelineModule:
+    """DeepSpeed pipeline engine model; blocks are split evenly over the stages.
+
+    Activation checkpointing is done inside each block (torch.utils.checkpoint), the same for both engines.
+    """
+    return PipelineModule(layers=specs, loss_fn=cross_entropy_loss, topology=parallel.pipeline_topology(layout),
+                          partition_method="type:ParallelBlockPipe")
+
+
+class SequentialModel(nn.Module):
+    """The same specs as one module (`pipe_parallel_size: 0`): forward((tokens, mask)) -> logits."""
+
+    def __init__(self, specs):
+        super().__init__()
+        self.layers = nn.ModuleList()
+        self._calls = []  # (index into self.layers, forward_fn or None)
+        tied_index = {}
+        for spec in specs:
+            if isinstance(spec, TiedLayerSpec) and spec.key in tied_index:
+                self._calls.append((tied_index[spec.key], spec.forward_fn))
+                continue
+            self.layers.append(spec.build())
+            if isinstance(spec, TiedLayerSpec):
+                tied_index[spec.key] = len(self.layers) - 1
+            self._calls.append((len(self.layers) - 1, spec.forward_fn if isinstance(spec, TiedLayerSpec) else None))
+
+    def forward(self, inputs):
+        x = inputs
+        for index, forward_fn in self._calls:
+            layer = self.layers[index]
+            x = forward_fn(layer, x) if forward_fn is not None else layer(x)
+        return x

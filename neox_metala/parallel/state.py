@@ -1,0 +1,138 @@
+"""The one adapter between megatron-core's parallel_state and DeepSpeed.
+
+Rank layout (both libraries agree on it): tensor-parallel innermost, then data-parallel, pipeline outermost.
+megatron-core owns the groups the layers use (TP all-reduces inside Column/RowParallelLinear); DeepSpeed's
+pipeline engine gets a topology with the same layout, its plain engine gets `MegatronMPU`.
+Works on CUDA/NCCL and on CPU/gloo (tests and the embedded default).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from megatron.core import parallel_state
+from megatron.core.model_parallel_config import ModelParallelConfig
+
+
+@dataclass(frozen=True)
+class ParallelLayout:
+    world_size: int
+    tensor_parallel: int
+    pipeline_parallel: int  # number of pipeline stages (1 when the pipeline engine is off)
+    data_parallel: int
+
+
+def default_backend() -> str:
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def _start_process_group(backend: str) -> None:
+    import deepspeed
+
+    if backend == "gloo":
+        # DeepSpeed JIT-builds a shared-memory comm op (~50 s of g++) on every CPU init; gloo does not need it.
+        # `deepspeed.comm.torch` as an attribute is torch itself (star import), hence sys.modules.
+        sys.modules["deepspeed.comm.torch"].build_shm_op = lambda: None
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+
+
+def initialize(tensor_parallel: int = 1, pipeline_parallel: int = 1, backend: str | None = None) -> ParallelLayout:
+    """Start torch.distributed (from the launcher's env, or a 1-process group) and the model-parallel groups."""
+    if not dist.is_initialized():
+        os.environ.setdefault("RANK", "0")
+        os.environ.setdefault("LOCAL_RANK", "0")
+        os.environ.setdefault("WORLD_SIZE", "1")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29500")
+        _start_process_group(backend or default_backend())
+    world_size = dist.get_world_size()
+    model_parallel = tensor_parallel * pipeline_parallel
+    if world_size % model_parallel:
+        raise ValueError(f"world size {world_size} is not divisible by model_parallel_size {tensor_parallel} "
+                         f"x pipeline stages {pipeline_parallel}")
+    if parallel_state.model_parallel_is_initialized():
+        parallel_state.destroy_model_parallel()
+    # No extra gloo copies of every group: nothing here needs them, and they cost start-up time at scale.
+    parallel_state.initialize_model_parallel(tensor_model_parallel_size=tensor_parallel,
+                                             pipeline_model_parallel_size=pipeline_parallel,
+                                             create_gloo_process_groups=False)
+    return ParallelLayout(world_size, tensor_parallel, pipeline_parallel, world_size // model_parallel)
+
+
+def destroy() -> None:
+    if parallel_state.model_parallel_is_initialized():
+        parallel_state.destroy_model_parallel()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def tensor_parallel_rank() -> int:
+    return parallel_state.get_tensor_model_parallel_rank() if parallel_state.model_parallel_is_initialized() else 0
+
+
+def tensor_parallel_size() -> int:
+    if not parallel_state.model_parallel_is_initialized():
+        return 1
+    return parallel_state.get_tensor_model_parallel_world_size()
+
+
+def data_parallel_rank() -> int:
+    return parallel_state.get_data_parallel_rank()
+
+
+def data_parallel_size() -> int:
+    return parallel_state.get_data_parallel_world_size()
+
+
+def data_parallel_group():
+    return parallel_state.get_data_parallel_group()
+
+
+def pipeline_parallel_rank() -> int:
+    return parallel_state.get_pipeline_model_parallel_rank()
+
+
+def is_last_pipeline_stage() -> bool:
+    return parallel_state.is_pipeline_last_stage()
+
+
+def linear_config(params_dtype: torch.dtype = torch.float32, on_gpu: bool | None = None) -> ModelParallelConfig:
+    """Settings for megatron-core's parallel linears and embedding.
+
+    Initialisation is ours (neox_metala.layers.init: the full matrix from a seeded generator, then the shard),
+    so megatron-core only allocates. CPU allocation is also what building on the meta device needs.
+    """
+    on_gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
+    return ModelParallelConfig(tensor_model_parallel_size=tensor_parallel_size(), params_dtype=params_dtype,
+                               use_cpu_initialization=not on_gpu, perform_initialization=False,
+                               gradient_accumulation_fusion=False, sequence_parallel=False)
+
+
+def pipeline_topology(layout: ParallelLayout):
+    from deepspeed.runtime.pipe.topology import PipeModelDataParallelTopology
+
+    return PipeModelDataParallelTopology(num_pp=layout.pipeline_parallel, num_mp=layout.tensor_parallel,
+                                         num_dp=layout.data_parallel)
+
+
+class MegatronMPU:
+    """The `mpu` object DeepSpeed's plain engine asks for (grad-norm groups, data-parallel reduction)."""
+
+    get_model_parallel_rank = staticmethod(parallel_state.get_tensor_model_parallel_rank)
+    get_model_parallel_world_size = staticmethod(parallel_state.get_tensor_model_parallel_world_size)
+    get_model_parallel_group = staticmethod(parallel_state.get_tensor_model_parallel_group)
+    get_tensor_model_parallel_rank = staticmethod(parallel_state.get_tensor_model_parallel_rank)
+    get_tensor_model_parallel_world_size = staticmethod(parallel_state.get_tensor_model_parallel_world_size)
+    get_tensor_model_parallel_group = staticmethod(parallel_state.get_tensor_model_parallel_group)
+    get_data_parallel_rank = staticmethod(parallel_state.get_data_parallel_rank)
+    get_data_parallel_world_size = staticmethod(parallel_state.get_data_parallel_world_size)
+    get_data_parallel_group = staticmethod(parallel_state.get_data_parallel_group)
+    get_pipeline_model_parallel_rank = staticmethod(parallel_state.get_pipeline_model_parallel_rank)
+    get_pipeline_model_parallel_world_size = staticmethod(parallel_state.get_pipeline_model_parallel_world_size)
+    get_pipeline_model_parallel_group = staticmethod(parallel_state.get_pipeline_model_parallel_group)
