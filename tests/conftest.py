@@ -37,3 +37,11 @@ def single_rank():
     from neox_metala import parallel
 
     return parallel.initialize(tensor_parallel=1, pipeline_parallel=1, backend="gloo")
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory):
+    """The bundled sample corpus, tokenized once per test session into a temporary folder."""
+    from neox_metala.data_prep.sample import prepare_sample
+
+    return prepare_sample(tmp_path_factory.mktemp("sample_tokenized"))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..model.sizes import default_intermediate_size
+
 
 @dataclass(frozen=True)
 class BlockSettings:
@@ -35,9 +37,7 @@ class BlockSettings:
 
     @property
     def mlp_width(self) -> int:
-        if self.intermediate_size:
-            return self.intermediate_size
-        return 256 * -(-int(8 * self.hidden_size / 3) // 256)
+        return self.intermediate_size or default_intermediate_size(self.hidden_size)
 
 
 def check_head_split(hidden_size: int, heads: int, tensor_parallel: int, min_head_width: int = 2) -> None:

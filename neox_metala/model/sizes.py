@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 
 LAYER_TYPES = ("metala", "attention")
 NORM_PARAMS_PER_CHANNEL = {"layernorm": 2, "rmsnorm": 1, "simple_rmsnorm": 0}  # weight+bias / scale / nothing
@@ -31,7 +32,8 @@ class ModelShape:
     layer_types: tuple[str, ...]  # one of LAYER_TYPES per layer
     tied_embeddings: bool
     norm: str  # a key of NORM_PARAMS_PER_CHANNEL
-    conv_kernel_size: int = 4
+    conv_kernel_size: int = 4  # 0: no short convolution (metala_short_conv: false, the "w/o conv" ablation)
+    self_augmentation: bool = True  # False: no aug_balance (metala_self_augmentation: false)
 
     def __post_init__(self):
         object.__setattr__(self, "layer_types", tuple(self.layer_types))
@@ -56,12 +58,15 @@ class ModelShape:
 
 
 def default_intermediate_size(hidden_size: int) -> int:
-    """neox `LLaMAParallelMLP` rule (spec §3.1): 256·ceil(int(8D/3)/256); D=1024 -> 2816, D=2048 -> 5632."""
+    """SwiGLU width, neox `LLaMAParallelMLP` rule (spec §3.1): 256·ceil(int(8D/3)/256); 1024 -> 2816, 2048 -> 5632.
+
+    The one copy of the rule: config, layers and this module all use it."""
     return 256 * math.ceil(int(2 * hidden_size * 4 / 3) / 256)
 
 
 def padded_vocab_size(vocab_size: int, divisible_by: int = 128, tp: int = 1) -> int:
-    """NeoX pads the vocabulary to a multiple of make_vocab_size_divisible_by · tp (50,277 -> 50,304)."""
+    """NeoX pads the vocabulary to a multiple of make_vocab_size_divisible_by · tp (50,277 -> 50,304), so every
+    tensor-parallel shard of the embedding has the same, GPU-friendly size. The one copy of the rule."""
     multiple = divisible_by * tp
     return -(-vocab_size // multiple) * multiple
 
@@ -81,7 +86,7 @@ def _layer_parameter_groups(shape: ModelShape, layer_type: str) -> dict[str, tup
     }
     if layer_type == "metala":
         groups["gate_bias"] = (d, True)  # belongs to the column-parallel gate projection
-        groups["aug_balance"] = (d // 2, True)  # sliced per head under head-split TP
+        groups["aug_balance"] = (d // 2 if shape.self_augmentation else 0, True)  # sliced per head under TP
         groups["conv"] = (d * shape.conv_kernel_size, False)  # depthwise, no bias; every rank needs all channels
     return groups
 
@@ -306,14 +311,26 @@ def print_report(shape: ModelShape, parallel: dict) -> None:
     print(format_report(shape, parallel))
 
 
+GPT_NEOX_20B_VOCAB = 50277  # the Pile tokenizer's size; used when a config's vocab_file is not on this machine
+
+
 def _parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m neox_metala.model.sizes",
-                                     description="Parameters, FLOPs per token and memory per GPU from shapes.")
-    model = parser.add_argument_group("model")
-    model.add_argument("--num-layers", type=int, required=True)
-    model.add_argument("--hidden-size", type=int, required=True)
+    parser = argparse.ArgumentParser(
+        prog="python -m neox_metala.model.sizes",
+        description="Parameters, FLOPs per token and memory per GPU, from a NeoX config (-d configs a.yml ...) "
+                    "or from explicit shape numbers.")
+    parser.add_argument("conf_files", nargs="*", help="NeoX YAML files (as deepy.py takes them)")
+    parser.add_argument("-d", "--conf-dir", default=None, help="directory of the YAML files")
+    parser.add_argument("--gpus", type=int, default=None,
+                        help="world size for the memory estimate (default: the config's num_gpus x num_nodes, "
+                             "else one 8-GPU node)")
+    model = parser.add_argument_group("model (without a config)")
+    model.add_argument("--num-layers", type=int)
+    model.add_argument("--hidden-size", type=int)
     model.add_argument("--num-attention-heads", type=int, default=8)
-    model.add_argument("--vocab-size", type=int, default=50304, help="padded vocabulary size")
+    model.add_argument("--vocab-size", type=int, default=None,
+                       help=f"vocabulary size before padding (default: the config's tokenizer, else "
+                            f"{GPT_NEOX_20B_VOCAB}, GPT-NeoX-20B's)")
     model.add_argument("--seq-length", type=int, default=2048)
     model.add_argument("--intermediate-size", type=int, default=None, help="default: 256·ceil(int(8D/3)/256)")
     model.add_argument("--layer-types", default="metala",
@@ -321,7 +338,7 @@ def _parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--no-weight-tying", action="store_true", help="untied output head")
     model.add_argument("--norm", default="rmsnorm", choices=tuple(NORM_PARAMS_PER_CHANNEL))
     model.add_argument("--conv-kernel-size", type=int, default=4)
-    run = parser.add_argument_group("parallelism")
+    run = parser.add_argument_group("parallelism (without a config)")
     run.add_argument("--tp", type=int, default=1)
     run.add_argument("--pp", type=int, default=1)
     run.add_argument("--dp", type=int, default=1)
@@ -333,13 +350,16 @@ def _parse_args(argv=None) -> argparse.Namespace:
 
 
 def shape_and_parallel_from_args(args: argparse.Namespace) -> tuple[ModelShape, dict]:
-    """The one place a ModelShape and parallel settings are built for the report (a config loader can replace it)."""
+    """A ModelShape and parallel settings from explicit numbers."""
+    if args.num_layers is None or args.hidden_size is None:
+        raise ValueError("give config files (-d configs metala-1B.yml) or --num-layers and --hidden-size")
     layer_types = tuple(args.layer_types.split(","))
     if len(layer_types) == 1:
         layer_types = layer_types * args.num_layers
     shape = ModelShape(
         num_layers=args.num_layers, hidden_size=args.hidden_size, num_attention_heads=args.num_attention_heads,
-        vocab_size=args.vocab_size, seq_length=args.seq_length,
+        vocab_size=padded_vocab_size(args.vocab_size or GPT_NEOX_20B_VOCAB, 128, args.tp),
+        seq_length=args.seq_length,
         intermediate_size=args.intermediate_size or default_intermediate_size(args.hidden_size),
         layer_types=layer_types, tied_embeddings=not args.no_weight_tying, norm=args.norm,
         conv_kernel_size=args.conv_kernel_size)
@@ -349,10 +369,56 @@ def shape_and_parallel_from_args(args: argparse.Namespace) -> tuple[ModelShape, 
     return shape, parallel
 
 
+def shape_from_config(config, padded_vocab: int) -> ModelShape:
+    """The ModelShape of a NeoXArgs (neox_metala.config) with the given padded vocabulary."""
+    from ..config import layer_types
+
+    model = config.model
+    return ModelShape(num_layers=model.num_layers, hidden_size=model.hidden_size,
+                      num_attention_heads=model.num_attention_heads, vocab_size=padded_vocab,
+                      seq_length=model.seq_length, intermediate_size=model.intermediate_size,
+                      layer_types=tuple(layer_types(config)), tied_embeddings=not model.no_weight_tying,
+                      norm=model.norm, conv_kernel_size=config.metala.metala_conv_kernel_size
+                      if config.metala.metala_short_conv else 0,
+                      self_augmentation=config.metala.metala_self_augmentation)
+
+
+def _config_vocab_size(config, override: int | None) -> int:
+    if override:
+        return override
+    vocab_file = config.data.vocab_file
+    if vocab_file and os.path.exists(vocab_file):
+        from ..data.tokenizers import load_tokenizer
+
+        return load_tokenizer(config.data.tokenizer_type, vocab_file, config.data.merge_file).vocab_size
+    return GPT_NEOX_20B_VOCAB
+
+
+def shape_and_parallel_from_config(args: argparse.Namespace) -> tuple[ModelShape, dict]:
+    from ..config import load_config
+
+    config = load_config(args.conf_files, args.conf_dir)
+    launcher = config.launcher
+    world = args.gpus or (launcher.num_gpus or 8) * (launcher.num_nodes or 1)
+    config.resolve(world)
+    tp = config.parallel.model_parallel_size
+    vocab = padded_vocab_size(_config_vocab_size(config, args.vocab_size), config.model.make_vocab_size_divisible_by,
+                              tp)
+    parallel = {"tp": tp, "pp": config.parallel.pipeline_stages, "dp": config.derived.data_parallel_size,
+                "zero_stage": config.optimizer.zero_stage, "precision": config.training.precision,
+                "micro_batch": config.training.train_micro_batch_size_per_gpu,
+                "checkpoint_activations": config.training.checkpoint_activations}
+    return shape_from_config(config, vocab), parallel
+
+
 def main(argv=None) -> None:
+    args = _parse_args(argv)
     try:
-        shape, parallel = shape_and_parallel_from_args(_parse_args(argv))
-    except ValueError as error:
+        if args.conf_files:
+            shape, parallel = shape_and_parallel_from_config(args)
+        else:
+            shape, parallel = shape_and_parallel_from_args(args)
+    except ValueError as error:  # ConfigError is a ValueError: one line naming the key and the file
         raise SystemExit(f"error: {error}") from None
     print_report(shape, parallel)
 

@@ -1,0 +1,154 @@
+"""Model shape keys (NeoX's NeoXArgsModel subset that a MetaLA / Transformer++ stack uses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..model.sizes import default_intermediate_size
+from .errors import ConfigError, choices_text, did_you_mean
+from .fields import Section, SourceOf, require
+
+LayerType = Literal["metala", "attention"]
+LAYER_TYPES: tuple[str, ...] = ("metala", "attention")
+
+# The init functions NeoX users put in their files (Pythia uses small_init / wang_init).
+InitMethod = Literal["normal", "scaled_normal", "small_init", "wang_init"]
+
+REQUIRED_MODEL_KEYS = ("num_layers", "hidden_size", "num_attention_heads", "seq_length")
+
+
+@dataclass
+class ModelConfig(Section):
+    num_layers: int | None = None
+    """Number of layers (MetaLA or attention blocks). Required; NeoX default None."""
+
+    hidden_size: int | None = None
+    """Model width. Required; NeoX default None."""
+
+    num_attention_heads: int | None = None
+    """Heads per layer (MetaLA heads for metala layers). Must divide hidden_size. Required; NeoX default None."""
+
+    seq_length: int | None = None
+    """Training sequence length in tokens. Required; NeoX default None."""
+
+    max_position_embeddings: int | None = None
+    """Largest position a rotary table is built for. Default (as NeoX): seq_length."""
+
+    intermediate_size: int | None = None
+    """SwiGLU hidden width. Default 256 * ceil(int(8 * hidden_size / 3) / 256) (NeoX's default, 4h, is for GeLU)."""
+
+    norm: Literal["layernorm", "rmsnorm", "simple_rmsnorm"] = "layernorm"
+    """Normalisation layer; simple_rmsnorm is RMSNorm without a learned scale. NeoX default "layernorm"."""
+
+    layernorm_epsilon: float = 1.0e-5
+    """Epsilon of LayerNorm. NeoX default 1e-5."""
+
+    rms_norm_epsilon: float = 1.0e-8
+    """Epsilon of RMSNorm and simple_rmsnorm. NeoX default 1e-8."""
+
+    hidden_dropout: float = 0.0
+    """Dropout on the residual branches. NeoX default 0.0."""
+
+    attention_dropout: float = 0.0
+    """Dropout on attention probabilities (attention layers only). NeoX default 0.0."""
+
+    no_weight_tying: bool = False
+    """True: separate input embedding and output projection. NeoX default False (tied)."""
+
+    init_method: InitMethod = "normal"
+    """Initialisation of all weights but the residual-output projections. NeoX default "normal"."""
+
+    output_layer_init_method: InitMethod = "scaled_normal"
+    """Initialisation of the projections that write into the residual stream. NeoX default "scaled_normal"."""
+
+    init_method_std: float = 0.02
+    """Standard deviation of the "normal" initialisations. NeoX default 0.02."""
+
+    make_vocab_size_divisible_by: int = 128
+    """Pad the vocabulary to a multiple of this times model_parallel_size. NeoX default 128."""
+
+    attention_config: list | None = None
+    """Layer types in NeoX form: [[["metala"], 24]] or [[["metala", "metala", "attention"], 8]]; each item
+    [pattern, repeat] expands to pattern * repeat. Types: "metala", "attention" (Transformer++ softmax
+    attention). Default: [[["metala"], num_layers]] (NeoX's default is global attention)."""
+
+    pos_emb: Literal["none", "rotary"] = "none"
+    """Position encoding: "rotary" is applied in attention layers; MetaLA layers need none. NeoX default
+    "learned" (not supported here)."""
+
+    rotary_pct: float = 1.0
+    """Fraction of each head's dimensions that rotary embedding rotates. NeoX default 1.0."""
+
+    rotary_emb_base: int = 10000
+    """Base of the rotary frequencies. NeoX default 10000."""
+
+    def check_values(self, source_of: SourceOf) -> None:
+        for key in REQUIRED_MODEL_KEYS:
+            require(getattr(self, key) is not None, f"missing required key '{key}'", key, source_of)
+        for key in ("num_layers", "hidden_size", "num_attention_heads", "seq_length", "make_vocab_size_divisible_by",
+                    "rotary_emb_base"):
+            require(getattr(self, key) > 0, f"{key} must be > 0, got {getattr(self, key)}", key, source_of)
+        for key in ("max_position_embeddings", "intermediate_size"):
+            value = getattr(self, key)
+            require(value is None or value > 0, f"{key} must be > 0, got {value}", key, source_of)
+        for key in ("hidden_dropout", "attention_dropout"):
+            value = getattr(self, key)
+            require(0.0 <= value < 1.0, f"{key} must be in [0, 1), got {value}", key, source_of)
+        for key in ("layernorm_epsilon", "rms_norm_epsilon", "init_method_std"):
+            value = getattr(self, key)
+            require(value > 0, f"{key} must be > 0, got {value}", key, source_of)
+        require(0.0 < self.rotary_pct <= 1.0, f"rotary_pct must be in (0, 1], got {self.rotary_pct}",
+                "rotary_pct", source_of)
+        if self.attention_config is not None:
+            expand_attention_config(self.attention_config, source_of("attention_config"))
+
+    def derive(self, source_of: SourceOf) -> None:
+        """Stage three: fill the defaults that depend on other keys, then check the layer count."""
+        if self.max_position_embeddings is None:
+            self.max_position_embeddings = self.seq_length
+        require(self.max_position_embeddings >= self.seq_length,
+                f"max_position_embeddings ({self.max_position_embeddings}) is smaller than seq_length "
+                f"({self.seq_length}); raise it or drop it to default to seq_length",
+                "max_position_embeddings", source_of)
+        if self.intermediate_size is None:
+            self.intermediate_size = default_intermediate_size(self.hidden_size)
+        if self.attention_config is None:
+            self.attention_config = [[["metala"], self.num_layers]]
+        expanded = expand_attention_config(self.attention_config, source_of("attention_config"))
+        require(len(expanded) == self.num_layers,
+                f"attention_config expands to {len(expanded)} layers but num_layers is {self.num_layers}; "
+                f"make the repeats add up to num_layers", "attention_config", source_of)
+        require(self.hidden_size % self.num_attention_heads == 0,
+                f"hidden_size ({self.hidden_size}) is not divisible by num_attention_heads "
+                f"({self.num_attention_heads})", "num_attention_heads", source_of)
+        head_width = self.hidden_size // self.num_attention_heads
+        require("metala" not in expanded or head_width % 2 == 0,
+                f"hidden_size / num_attention_heads = {head_width} must be even for MetaLA layers (queries and "
+                f"keys use half of each head)", "num_attention_heads", source_of)
+
+    @property
+    def norm_epsilon(self) -> float:
+        """The epsilon of the chosen norm: layernorm_epsilon for layernorm, rms_norm_epsilon otherwise."""
+        return self.layernorm_epsilon if self.norm == "layernorm" else self.rms_norm_epsilon
+
+
+def expand_attention_config(attention_config: list, source: str | None = None) -> list[str]:
+    """[[["metala", "attention"], 2], [["metala"], 1]] -> ["metala", "attention", "metala", "attention", "metala"]."""
+    layers: list[str] = []
+    for item in attention_config:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], (list, tuple))
+                and isinstance(item[1], int) and not isinstance(item[1], bool) and item[1] > 0):
+            raise ConfigError(
+                f"attention_config: each item must be [[layer types...], repeat > 0] as in "
+                f"[[[\"metala\"], 24]], got {item!r}", source, "attention_config")
+        pattern, repeat = item
+        for layer_type in pattern:
+            if layer_type not in LAYER_TYPES:
+                raise ConfigError(
+                    f"attention_config: unknown layer type {layer_type!r}; allowed: {choices_text(LAYER_TYPES)}"
+                    f"{did_you_mean(str(layer_type), LAYER_TYPES)}", source, "attention_config")
+        layers.extend(list(pattern) * repeat)
+    if not layers:
+        raise ConfigError("attention_config: is empty; e.g. [[[\"metala\"], 24]]", source, "attention_config")
+    return layers

@@ -1,0 +1,118 @@
+"""Training-loop keys: length, batch, precision, evaluation cadence, stopping (NeoX's NeoXArgsTraining subset)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import ConfigError, did_you_mean
+from .fields import Section, SourceOf, require
+
+Precision = Literal["fp32", "fp16", "bfloat16"]
+# Keys DeepSpeed reads from its fp16 / bf16 blocks; NeoX files put loss-scaling settings there.
+FP16_KEYS = ("enabled", "type", "auto_cast", "loss_scale", "initial_scale_power", "loss_scale_window",
+             "hysteresis", "consecutive_hysteresis", "min_loss_scale")
+BF16_KEYS = ("enabled",)
+BATCH_KEYS = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size")
+
+
+@dataclass
+class TrainingConfig(Section):
+    train_iters: int | None = None
+    """Optimizer steps to train for. Required; NeoX default None."""
+
+    train_micro_batch_size_per_gpu: int | None = None
+    """Sequences per GPU per forward pass. Give any two of the three batch keys (or this one alone) and the
+    rest are derived from the data-parallel size, as NeoX does. NeoX default None."""
+
+    gradient_accumulation_steps: int | None = None
+    """Micro-batches accumulated per optimizer step. Derived when not given (1 if underdetermined).
+    NeoX default 1."""
+
+    train_batch_size: int | None = None
+    """Global batch in sequences = micro batch * accumulation * data-parallel size. NeoX default None."""
+
+    seed: int = 1234
+    """Seed for Python, NumPy and PyTorch RNGs. NeoX default 1234."""
+
+    precision: Precision | None = None
+    """Training precision. May instead be given NeoX's way, fp16: {enabled: true} or bf16: {enabled: true};
+    both forms together must agree. Default "fp32" (NeoX derives it the same way)."""
+
+    fp16: dict | None = None
+    """DeepSpeed fp16 block, e.g. {enabled: true, loss_scale: 0, initial_scale_power: 12, hysteresis: 2}.
+    NeoX default None."""
+
+    bf16: dict | None = None
+    """DeepSpeed bf16 block, {enabled: true}. NeoX default None."""
+
+    checkpoint_activations: bool = False
+    """Recompute each layer's activations in the backward pass to save memory. NeoX default False."""
+
+    eval_interval: int = 1000
+    """Run validation every this many iterations. NeoX default 1000."""
+
+    eval_iters: int = 100
+    """Validation batches per evaluation. NeoX default 100."""
+
+    exit_interval: int | None = None
+    """Save and exit after the iteration that is a multiple of this. NeoX default None."""
+
+    exit_duration_in_mins: float | None = None
+    """Save and exit once training has run this many minutes (Megatron's key; not in NeoX). Default None."""
+
+    max_consecutive_nonfinite: int = 5
+    """Stop (non-zero exit) after this many consecutive steps skipped for a non-finite loss or gradient;
+    0 never stops. Default 5."""
+
+    def check_values(self, source_of: SourceOf) -> None:
+        require(self.train_iters is not None, "missing required key 'train_iters'", "train_iters", source_of)
+        for key in ("train_iters", "eval_interval", *BATCH_KEYS):
+            value = getattr(self, key)
+            require(value is None or value > 0, f"{key} must be > 0, got {value}", key, source_of)
+        require(self.train_micro_batch_size_per_gpu is not None or self.train_batch_size is not None,
+                "give train_micro_batch_size_per_gpu (and optionally gradient_accumulation_steps) or "
+                "train_batch_size", "train_micro_batch_size_per_gpu", source_of)
+        for key in ("eval_iters", "max_consecutive_nonfinite"):
+            require(getattr(self, key) >= 0, f"{key} must be >= 0, got {getattr(self, key)}", key, source_of)
+        for key in ("exit_interval", "exit_duration_in_mins"):
+            value = getattr(self, key)
+            require(value is None or value > 0, f"{key} must be > 0, got {value}", key, source_of)
+        _check_block_keys("fp16", self.fp16, FP16_KEYS, source_of)
+        _check_block_keys("bf16", self.bf16, BF16_KEYS, source_of)
+
+    def derive(self, source_of: SourceOf) -> None:
+        """Reconcile precision with NeoX's fp16/bf16 blocks."""
+        # NeoX's older bf16 spelling is fp16: {enabled: true, type: bfloat16}.
+        fp16_means = (self.fp16 or {}).get("type", "fp16")
+        require(fp16_means in ("fp16", "bfloat16"), f"fp16.type must be 'fp16' or 'bfloat16', got {fp16_means!r}",
+                "fp16", source_of)
+        enabled = [name for name, block in ((fp16_means, self.fp16), ("bfloat16", self.bf16))
+                   if block and block.get("enabled", False)]
+        if len(enabled) == 2:
+            raise ConfigError("fp16.enabled and bf16.enabled are both true; enable one", source_of("bf16"), "bf16")
+        from_blocks = enabled[0] if enabled else None
+        if self.precision is None:
+            self.precision = from_blocks or "fp32"
+            return
+        if from_blocks is not None and from_blocks != self.precision:
+            block_key = "fp16" if self.fp16 and self.fp16.get("enabled") else "bf16"
+            raise ConfigError(
+                f"precision is {self.precision!r} but {block_key}.enabled is true (from "
+                f"{source_of(block_key)}); make them agree or drop one", source_of("precision"), "precision")
+        for name, block_key in ((fp16_means, "fp16"), ("bfloat16", "bf16")):
+            block = getattr(self, block_key)
+            if self.precision == name and block is not None and block.get("enabled") is False:
+                raise ConfigError(
+                    f"precision is {name!r} but {block_key}.enabled is false (from {source_of(block_key)}); "
+                    f"make them agree or drop one", source_of("precision"), "precision")
+
+
+def _check_block_keys(name: str, block: dict | None, allowed: tuple[str, ...], source_of: SourceOf) -> None:
+    if block is None:
+        return
+    for key in block:
+        if key not in allowed:
+            raise ConfigError(f"{name}: unknown key {key!r}{did_you_mean(str(key), allowed)}", source_of(name), name)
+    enabled = block.get("enabled", False)
+    require(isinstance(enabled, bool), f"{name}.enabled must be true or false, got {enabled!r}", name, source_of)

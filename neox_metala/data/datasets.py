@@ -1,0 +1,97 @@
+"""Training data: megatron-core's GPTDataset / BlendedDataset over indexed .bin/.idx files, and a resumable
+data-parallel batch stream whose whole state is the number of samples consumed.
+
+Sample order: the split's samples are cut into chunks of micro_batch x data_parallel; micro step j of the
+run takes chunk j and data-parallel rank r takes the r-th micro batch of it. So resuming needs only
+`consumed_samples`, and DP=2 sees exactly the global batches of DP=1 with twice the accumulation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
+from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
+
+NO_PAD_TOKEN = -1  # packed pretraining data has no padding; -1 never collides with a real token
+
+
+@dataclass(frozen=True)
+class DataSources:
+    """Either one blend split by `split` ("969,30,1"), or explicit per-split path lists with weights."""
+
+    data_path: list[str] | None = None
+    split: str = "969,30,1"
+    train_paths: list[str] | None = None
+    train_weights: list[float] | None = None
+    valid_paths: list[str] | None = None
+    valid_weights: list[float] | None = None
+    test_paths: list[str] | None = None
+    test_weights: list[float] | None = None
+
+
+class DatasetTokenizerInfo:
+    """What megatron-core's datasets ask of a tokenizer."""
+
+    def __init__(self, vocab_size: int, eod_id: int, fingerprint: str):
+        self.vocab_size = vocab_size
+        self.eod = eod_id
+        self.pad = NO_PAD_TOKEN
+        self.unique_identifiers = {"class": "neox_metala", "fingerprint": fingerprint}
+
+
+def _blend(paths, weights):
+    return (list(paths), list(weights) if weights else None) if paths else None
+
+
+def build_datasets(sources: DataSources, seq_length: int, seed: int, num_samples: tuple[int, int, int],
+                   tokenizer: DatasetTokenizerInfo, cache_dir: str | None):
+    """(train, valid, test) datasets of at least `num_samples` samples each (a split may be None)."""
+    if sources.data_path:
+        blend = dict(blend=_blend(sources.data_path, None), split=sources.split)
+    else:
+        blend = dict(blend_per_split=[_blend(sources.train_paths, sources.train_weights),
+                                      _blend(sources.valid_paths, sources.valid_weights),
+                                      _blend(sources.test_paths, sources.test_weights)])
+    config = GPTDatasetConfig(random_seed=seed, sequence_length=seq_length, tokenizer=tokenizer,
+                              path_to_cache=cache_dir, reset_position_ids=False, reset_attention_mask=False,
+                              eod_mask_loss=False, create_attention_mask=False, mmap_bin_files=True, **blend)
+    sizes = [n if n > 0 else None for n in num_samples]
+    return BlendedMegatronDatasetBuilder(GPTDataset, sizes, lambda: True, config).build()
+
+
+class DataParallelSampler:
+    """Yields this rank's micro-batch index lists, starting after `consumed_samples` of the whole run."""
+
+    def __init__(self, dataset_len: int, consumed_samples: int, micro_batch: int, dp_rank: int, dp_size: int):
+        self.dataset_len = dataset_len
+        self.consumed_samples = consumed_samples
+        self.micro_batch, self.dp_rank, self.dp_size = micro_batch, dp_rank, dp_size
+
+    def __iter__(self):
+        chunk = self.micro_batch * self.dp_size
+        start = self.consumed_samples
+        while start + chunk <= self.dataset_len:
+            first = start + self.dp_rank * self.micro_batch
+            yield list(range(first, first + self.micro_batch))
+            start += chunk
+
+
+def _collate(samples):
+    tokens = torch.stack([torch.as_tensor(s["tokens"]) for s in samples]).long()  # (micro_batch, seq)
+    labels = torch.stack([torch.as_tensor(s["labels"]) for s in samples]).long()
+    loss_mask = torch.stack([torch.as_tensor(s["loss_mask"]) for s in samples]).float()
+    return tokens, labels, loss_mask
+
+
+def micro_batches(dataset, consumed_samples: int, micro_batch: int, dp_rank: int, dp_size: int,
+                  num_workers: int = 0):
+    """Iterator of (tokens, labels, loss_mask) micro batches for this data-parallel rank."""
+    sampler = DataParallelSampler(len(dataset), consumed_samples, micro_batch, dp_rank, dp_size)
+    # Its own generator: a DataLoader iterator otherwise draws its worker seed from the global RNG, which would
+    # shift the dropout masks of a resumed run (it builds its iterators after restoring the RNG state).
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate,
+                                         num_workers=num_workers, persistent_workers=num_workers > 0,
+                                         generator=torch.Generator().manual_seed(0))
+    return iter(loader)

@@ -1,0 +1,88 @@
+"""From a resolved NeoXArgs to a running DeepSpeed engine: block settings, model, optimizer, LR schedule,
+and the DeepSpeed config dict. The only place that calls `deepspeed.initialize`."""
+
+from __future__ import annotations
+
+import logging
+
+import deepspeed
+import torch
+
+from .. import parallel
+from ..config import NeoXArgs, layer_types
+from ..layers.settings import BlockSettings
+from ..model import gpt
+from .schedule import WarmupDecaySchedule
+
+logger = logging.getLogger(__name__)
+
+
+def block_settings(args: NeoXArgs) -> BlockSettings:
+    model, metala = args.model, args.metala
+    return BlockSettings(
+        hidden_size=model.hidden_size, num_attention_heads=model.num_attention_heads, num_layers=model.num_layers,
+        intermediate_size=model.intermediate_size, norm=model.norm, norm_eps=model.norm_epsilon,
+        hidden_dropout=model.hidden_dropout, init_method=model.init_method,
+        output_layer_init_method=model.output_layer_init_method, init_method_std=model.init_method_std,
+        seed=args.training.seed, checkpoint_activations=args.training.checkpoint_activations,
+        metala_backend=metala.metala_backend, metala_chunk_size=metala.metala_chunk_size,
+        metala_decay_normalizer=metala.metala_decay_normalizer,
+        metala_conv_kernel_size=metala.metala_conv_kernel_size,
+        metala_self_augmentation=metala.metala_self_augmentation, metala_short_conv=metala.metala_short_conv,
+        rotary_pct=model.rotary_pct, rotary_emb_base=model.rotary_emb_base)
+
+
+def deepspeed_config(args: NeoXArgs) -> dict:
+    training, optimizer = args.training, args.optimizer
+    zero = dict(optimizer.zero_optimization or {"stage": 1})
+    config = {
+        "train_micro_batch_size_per_gpu": training.train_micro_batch_size_per_gpu,
+        "gradient_accumulation_steps": training.gradient_accumulation_steps,
+        "train_batch_size": training.train_batch_size,
+        "gradient_clipping": optimizer.gradient_clipping,
+        "zero_optimization": zero,
+        "steps_per_print": 10**9,  # our metrics log instead
+        "wall_clock_breakdown": False,
+    }
+    if training.precision == "bfloat16":
+        config["bf16"] = {"enabled": True}
+        if args.parallel.is_pipe_parallel:  # as GPT-NeoX: accumulate micro-batch gradients in fp32
+            config["data_types"] = {"grad_accum_dtype": "fp32"}
+    elif training.precision == "fp16":
+        config["fp16"] = {key: value for key, value in (training.fp16 or {}).items() if key != "type"}
+        config["fp16"]["enabled"] = True
+    return config
+
+
+def build_optimizer(model: torch.nn.Module, args: NeoXArgs) -> torch.optim.Optimizer:
+    """AdamW for both NeoX optimizer types: NeoX's "Adam" is DeepSpeed's FusedAdam, which defaults to AdamW mode.
+
+    No weight decay on vectors (norm scales, biases, aug_balance), as GPT-NeoX. torch's fused AdamW on GPU
+    avoids DeepSpeed's JIT-built fused Adam (and its compile step on every new machine).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.optimizer.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = args.optimizer
+    return torch.optim.AdamW(groups, lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps,
+                             fused=torch.cuda.is_available())
+
+
+def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_size: int) -> torch.nn.Module:
+    specs = gpt.layer_specs(block_settings(args), layer_types(args), padded_vocab_size,
+                            tied=not args.model.no_weight_tying)
+    if args.parallel.is_pipe_parallel:
+        return gpt.build_pipeline_model(specs, layout)
+    return gpt.SequentialModel(specs)
+
+
+def initialize_engine(args: NeoXArgs, model: torch.nn.Module):
+    """Returns the DeepSpeed engine (PipelineEngine when pipe_parallel_size >= 1) with our optimizer and schedule."""
+    optimizer = build_optimizer(model, args)
+    schedule = WarmupDecaySchedule(optimizer, max_lr=args.optimizer.lr, min_lr=args.optimizer.min_lr,
+                                   warmup_iters=args.derived.warmup_iters, decay_iters=args.optimizer.lr_decay_iters,
+                                   decay_style=args.optimizer.lr_decay_style)
+    mpu = None if args.parallel.is_pipe_parallel else parallel.MegatronMPU()
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
+                                           config=deepspeed_config(args), mpu=mpu)
+    return engine

@@ -1,0 +1,410 @@
+"""Training metrics: one processor computes the derived numbers, a container fans them out to the sinks.
+
+Design after torchtitan's `components/metrics.py` (BaseLogger -> W&B / TensorBoard loggers, a container, one
+`MetricsProcessor.log`). The trainer calls, on every rank:
+
+    metrics = build_metrics(run_dir, rank, world_size, flops_per_token, precision, ...)   # once
+    metrics.step_done(iteration, loss, lr, grad_norm, ...)     # every step: only appends, never syncs the GPU
+    metrics.log(iteration)                                     # every log_interval: computes and writes
+    with metrics.untimed(): evaluate / save a checkpoint       # keeps that time out of tokens/s
+    metrics.log_eval(iteration, eval_loss)
+    checkpoint["wandb_run_id"] = metrics.wandb_run_id          # rank 0 knows it; store it for the resume
+    metrics.close()
+
+Only rank 0 gets sinks; other ranks compute and drop the numbers. Metric keys (absent when not meaningful):
+loss, lr, grad_norm, loss_scale (fp16 only), tokens_per_second, samples_per_second (global, all ranks),
+tflops_per_gpu, mfu_percent (needs a known device peak), seconds_per_iteration, data_wait_seconds,
+data_wait_fraction, skipped_steps, skipped_steps_total, memory_max_allocated_gib, memory_max_reserved_gib
+(CUDA only); eval/loss, eval/perplexity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from neox_metala.model.sizes import normalize_precision
+
+METRICS_FILENAME = "metrics.jsonl"
+
+# Dense (no structured sparsity) tensor-core peaks in TFLOP/s from NVIDIA's data sheets, matched against
+# torch.cuda.get_device_name() in this order (the first match wins, so specific names come first).
+DEVICE_PEAK_TFLOPS = [
+    (r"H100.*NVL", {"bf16": 835.5, "fp16": 835.5, "tf32": 417.5, "fp32": 60.0}),
+    (r"H100.*PCIe", {"bf16": 756.5, "fp16": 756.5, "tf32": 378.0, "fp32": 51.2}),
+    (r"H100", {"bf16": 989.5, "fp16": 989.5, "tf32": 494.7, "fp32": 66.9}),  # SXM: "NVIDIA H100 80GB HBM3"
+    (r"H200.*NVL", {"bf16": 835.5, "fp16": 835.5, "tf32": 417.5, "fp32": 60.0}),
+    (r"H200", {"bf16": 989.5, "fp16": 989.5, "tf32": 494.7, "fp32": 66.9}),  # H200 SXM and GH200
+    (r"H800.*PCIe", {"bf16": 756.5, "fp16": 756.5, "tf32": 378.0, "fp32": 51.2}),
+    (r"H800", {"bf16": 989.5, "fp16": 989.5, "tf32": 494.7, "fp32": 66.9}),
+    (r"\bH20\b", {"bf16": 148.0, "fp16": 148.0, "tf32": 74.0, "fp32": 44.0}),
+    (r"A100|A800", {"bf16": 312.0, "fp16": 312.0, "tf32": 156.0, "fp32": 19.5}),
+    (r"L40S", {"bf16": 362.0, "fp16": 362.0, "tf32": 183.0, "fp32": 91.6}),
+    (r"\bL40\b", {"bf16": 181.0, "fp16": 181.0, "tf32": 90.5, "fp32": 90.5}),
+    (r"\bL4\b", {"bf16": 121.0, "fp16": 121.0, "tf32": 60.0, "fp32": 30.3}),
+    (r"\bA10\b", {"bf16": 125.0, "fp16": 125.0, "tf32": 62.5, "fp32": 31.2}),
+    (r"B200", {"bf16": 2250.0, "fp16": 2250.0}),
+    (r"V100", {"fp16": 125.0, "fp32": 15.7}),
+]
+
+
+def peak_tflops_for_device(device_name: str, precision: str) -> float | None:
+    """Dense peak TFLOP/s of `device_name` for `precision` (bf16, fp16, tf32, fp32), or None if unknown."""
+    for pattern, peaks in DEVICE_PEAK_TFLOPS:
+        if re.search(pattern, device_name):
+            return peaks.get(precision)
+    return None
+
+
+def _matmul_precision(precision: str) -> str:
+    """fp32 training runs its matmuls on TF32 tensor cores when torch allows it."""
+    if precision == "fp32" and torch.backends.cuda.matmul.allow_tf32:
+        return "tf32"
+    return precision
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sinks
+
+
+class BaseLogger:
+    def log(self, metrics: dict, step: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _compact(value: float) -> str:
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f}{suffix}"
+    return f"{value:.1f}"
+
+
+def format_console_line(metrics: dict, step: int, train_iters: int | None = None) -> str:
+    """One readable line, e.g. `iteration 120/1000 | loss 4.321 | lr 2.9e-4 | grad norm 0.87 | 14.2k tok/s | ...`."""
+    get = metrics.get
+    parts = [f"iteration {step}" + (f"/{train_iters}" if train_iters else "")]
+    if "loss" in metrics:
+        parts.append(f"loss {get('loss'):.4g}")
+    if "lr" in metrics:
+        parts.append(f"lr {get('lr'):.2g}".replace("e-0", "e-"))
+    if "grad_norm" in metrics:
+        parts.append(f"grad norm {get('grad_norm'):.3g}")
+    if "loss_scale" in metrics:
+        parts.append(f"loss scale {get('loss_scale'):.0f}")
+    if "tokens_per_second" in metrics:
+        parts.append(f"{_compact(get('tokens_per_second'))} tok/s")
+    if "tflops_per_gpu" in metrics:
+        parts.append(f"{get('tflops_per_gpu'):.1f} TFLOP/s/GPU")
+    if "mfu_percent" in metrics:
+        parts.append(f"MFU {get('mfu_percent'):.1f}%")
+    if "memory_max_allocated_gib" in metrics:
+        parts.append(f"mem {get('memory_max_allocated_gib'):.1f}/{get('memory_max_reserved_gib'):.1f} GiB")
+    if "data_wait_fraction" in metrics:
+        parts.append(f"data wait {100 * get('data_wait_fraction'):.1f}%")
+    if "seconds_per_iteration" in metrics:
+        parts.append(f"{get('seconds_per_iteration'):.3g} s/it")
+    if get("skipped_steps"):
+        parts.append(f"skipped {get('skipped_steps')} (total {get('skipped_steps_total')})")
+    if "eval/loss" in metrics:
+        parts.append(f"eval loss {get('eval/loss'):.4g} | eval ppl {get('eval/perplexity'):.4g}")
+    return " | ".join(parts)
+
+
+class ConsoleLogger(BaseLogger):
+    def __init__(self, train_iters: int | None = None, stream=None):
+        self.train_iters = train_iters
+        self.stream = stream
+
+    def log(self, metrics: dict, step: int) -> None:
+        print(format_console_line(metrics, step, self.train_iters), file=self.stream or sys.stdout, flush=True)
+
+
+class JsonlLogger(BaseLogger):
+    """Appends one JSON object per log (`iteration` + the numbers) to RUN_DIR/metrics.jsonl."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(self, metrics: dict, step: int) -> None:
+        # Opened per log (every log_interval steps): nothing is lost in a buffer when the job is killed.
+        with self.path.open("a") as file:
+            file.write(json.dumps({"iteration": step, **metrics}) + "\n")
+
+    def truncate_after(self, iteration: int) -> int | None:
+        """Drop records with iteration > `iteration` (left by a crashed run) and unreadable partial lines.
+
+        Rewrites through a temporary file and a rename. Returns the largest iteration the file held before,
+        or None if there was no file or record.
+        """
+        if not self.path.exists():
+            return None
+        kept, last_seen = [], None
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the crash
+            last_seen = record["iteration"] if last_seen is None else max(last_seen, record["iteration"])
+            if record["iteration"] <= iteration:
+                kept.append(line + "\n")
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text("".join(kept))
+        os.replace(temporary, self.path)
+        return last_seen
+
+
+class WandBLogger(BaseLogger):
+    """Logs to Weights & Biases by `step=iteration`; a resumed job continues the same run (same id).
+
+    W&B cannot rewrite history, so steps up to the last one a previous job logged are not sent again: that
+    last step is the larger of what the server reports (`run.step - 1` online) and `skip_steps_up_to` (the
+    trainer's own record, e.g. the last iteration in metrics.jsonl, which also works offline).
+    """
+
+    def __init__(self, project: str, group: str | None = None, team: str | None = None, name: str | None = None,
+                 run_id: str | None = None, host: str | None = None, config: dict | None = None,
+                 wandb_dir: str | None = None, skip_steps_up_to: int | None = None):
+        import wandb  # lazily: W&B is optional and slow to import
+
+        if host:
+            os.environ["WANDB_BASE_URL"] = host
+        if wandb_dir:
+            Path(wandb_dir).mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=project, group=group, entity=team, name=name, id=run_id, resume="allow",
+                              dir=wandb_dir, config=config or {})
+        previous = -1 if skip_steps_up_to is None else skip_steps_up_to
+        self.last_step_of_previous_jobs = max(previous, self.run.step - 1)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
+
+    def log(self, metrics: dict, step: int) -> None:
+        if step > self.last_step_of_previous_jobs:
+            self.run.log(metrics, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class TensorBoardLogger(BaseLogger):
+    """Scalars by iteration. `purge_step` hides events at or after it left by a crashed run (on resume)."""
+
+    def __init__(self, log_dir: str | os.PathLike, purge_step: int | None = None):
+        from torch.utils.tensorboard import SummaryWriter  # lazily: needs the tensorboard package
+
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+    def log(self, metrics: dict, step: int) -> None:
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, global_step=step)
+        self.writer.flush()  # per log interval: a killed job keeps what it logged
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class LoggerContainer(BaseLogger):
+    def __init__(self, loggers: list[BaseLogger]):
+        self.loggers = list(loggers)
+
+    def log(self, metrics: dict, step: int) -> None:
+        for logger in self.loggers:
+            logger.log(metrics, step)
+
+    def close(self) -> None:
+        for logger in self.loggers:
+            logger.close()
+
+    def find(self, kind: type):
+        return next((logger for logger in self.loggers if isinstance(logger, kind)), None)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Processor
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _as_float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+class _Step(NamedTuple):
+    loss: Any  # float or a tensor, read at log time
+    lr: float
+    grad_norm: Any
+    loss_scale: float | None
+    tokens: int
+    samples: int
+    data_wait_seconds: float
+    skipped: bool
+
+
+class MetricsProcessor:
+    """Accumulates per-step numbers and, at each log, computes interval averages and rates for the sinks.
+
+    flops_per_token: training model FLOPs per token (`model.sizes.flops_per_token(shape)["total"]`), or None.
+    world_size: all GPUs of the job (TFLOP/s and MFU are per GPU). precision: bf16, fp16 or fp32 (or NeoX's
+    bfloat16 / float16 / float32).
+    peak_tflops_per_gpu: overrides the device table (and then MFU is reported on any device).
+    """
+
+    def __init__(self, loggers: BaseLogger, flops_per_token: float | None, world_size: int, precision: str,
+                 peak_tflops_per_gpu: float | None = None, clock=time.perf_counter):
+        self.loggers = loggers
+        self.flops_per_token = flops_per_token
+        self.world_size = world_size
+        self.precision = normalize_precision(precision)
+        self.peak_tflops_per_gpu = peak_tflops_per_gpu or self._device_peak_tflops(self.precision)
+        self.clock = clock
+        self.skipped_steps_total = 0
+        self._steps: list[_Step] = []
+        self._untimed_seconds = 0.0
+        self._interval_start = clock()
+
+    @staticmethod
+    def _device_peak_tflops(precision: str) -> float | None:
+        if not torch.cuda.is_available():
+            return None  # no fake MFU on CPU
+        return peak_tflops_for_device(torch.cuda.get_device_name(), _matmul_precision(precision))
+
+    @property
+    def wandb_run_id(self) -> str | None:
+        wandb_logger = self.loggers.find(WandBLogger) if isinstance(self.loggers, LoggerContainer) else None
+        return wandb_logger.run_id if wandb_logger else None
+
+    def step_done(self, iteration: int, loss, lr: float, grad_norm=None, loss_scale=None, tokens: int = 0,
+                  samples: int = 0, data_wait_seconds: float = 0.0, skipped: bool = False) -> None:
+        """Record one optimizer step. `loss`/`grad_norm` may be GPU tensors: they are read only at `log`.
+
+        iteration: the step's number; not needed for the numbers, taken so call sites read clearly.
+
+        tokens, samples: this step's global counts (all data-parallel ranks). skipped: the step was not applied
+        (non-finite gradients); its loss and grad norm are left out of the means, its tokens still count toward
+        throughput (the work was done).
+        """
+        self._steps.append(_Step(loss, lr, grad_norm, loss_scale, tokens, samples, data_wait_seconds, skipped))
+
+    @contextlib.contextmanager
+    def untimed(self):
+        """Time spent inside (evaluation, checkpointing) is left out of the interval's rates."""
+        start = self.clock()
+        try:
+            yield
+        finally:
+            self._untimed_seconds += self.clock() - start
+
+    def log(self, iteration: int) -> dict:
+        """Compute the numbers of the interval since the last log, send them to the sinks, and start anew."""
+        steps, self._steps = self._steps, []
+        # Reading GPU tensors waits for the queued work, so it happens before the clock is read.
+        values = [(_as_float(step.loss), _as_float(step.grad_norm)) for step in steps]
+        applied = [value for value, step in zip(values, steps) if not step.skipped]
+        now = self.clock()
+        elapsed = max(now - self._interval_start - self._untimed_seconds, 1e-12)
+        self._interval_start, self._untimed_seconds = now, 0.0
+
+        metrics = {}
+        loss = _mean([loss for loss, _ in applied if loss is not None and math.isfinite(loss)])
+        grad_norm = _mean([norm for _, norm in applied if norm is not None and math.isfinite(norm)])
+        if loss is not None:
+            metrics["loss"] = loss
+        if steps:
+            metrics["lr"] = float(steps[-1].lr)
+        if grad_norm is not None:
+            metrics["grad_norm"] = grad_norm
+        if self.precision == "fp16" and steps and steps[-1].loss_scale is not None:
+            metrics["loss_scale"] = float(steps[-1].loss_scale)
+        metrics.update(self._rates(steps, elapsed))
+        metrics.update(self._memory())
+        skipped = len(steps) - len(applied)
+        self.skipped_steps_total += skipped
+        metrics["skipped_steps"] = skipped
+        metrics["skipped_steps_total"] = self.skipped_steps_total
+        self.loggers.log(metrics, iteration)
+        return metrics
+
+    def _rates(self, steps: list[_Step], elapsed: float) -> dict:
+        data_wait = sum(step.data_wait_seconds for step in steps)
+        rates = {
+            "tokens_per_second": sum(step.tokens for step in steps) / elapsed,
+            "samples_per_second": sum(step.samples for step in steps) / elapsed,
+            "data_wait_seconds": data_wait,
+            "data_wait_fraction": data_wait / elapsed,
+        }
+        if steps:
+            rates["seconds_per_iteration"] = elapsed / len(steps)
+        if self.flops_per_token:
+            # model FLOPs per token × global tokens/s, shared by every GPU of the job
+            rates["tflops_per_gpu"] = self.flops_per_token * rates["tokens_per_second"] / self.world_size / 1e12
+            if self.peak_tflops_per_gpu:
+                rates["mfu_percent"] = 100 * rates["tflops_per_gpu"] / self.peak_tflops_per_gpu
+        return rates
+
+    @staticmethod
+    def _memory() -> dict:
+        if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+            return {}
+        memory = {"memory_max_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
+                  "memory_max_reserved_gib": torch.cuda.max_memory_reserved() / 2**30}
+        torch.cuda.reset_peak_memory_stats()  # peaks per log interval
+        return memory
+
+    def log_eval(self, iteration: int, loss) -> dict:
+        loss = float(loss)
+        metrics = {"eval/loss": loss, "eval/perplexity": math.exp(min(loss, 700.0))}  # 700: no float overflow
+        self.loggers.log(metrics, iteration)
+        return metrics
+
+    def close(self) -> None:
+        self.loggers.close()
+
+
+def build_metrics(run_dir: str | os.PathLike, rank: int, world_size: int, flops_per_token: float | None,
+                  precision: str, train_iters: int | None = None, *, resume_iteration: int | None = None,
+                  console: bool = True, wandb_project: str | None = None, wandb_group: str | None = None,
+                  wandb_team: str | None = None, wandb_run_name: str | None = None, wandb_host: str | None = None,
+                  wandb_run_id: str | None = None, wandb_config: dict | None = None,
+                  tensorboard_dir: str | os.PathLike | None = None, peak_tflops_per_gpu: float | None = None,
+                  console_stream=None, clock=time.perf_counter) -> MetricsProcessor:
+    """The trainer's one constructor. Rank 0 writes RUN_DIR/metrics.jsonl, the console line, and W&B (if
+    `wandb_project`) and TensorBoard (if `tensorboard_dir`); other ranks get no sinks.
+
+    On resume pass `resume_iteration` (the checkpoint's iteration) and the stored `wandb_run_id`: records a crashed
+    job left after the checkpoint are dropped from metrics.jsonl and hidden in TensorBoard, and W&B continues the
+    same run without re-sending the steps it already has (W&B keeps those first values). W&B files go to
+    $WANDB_DIR if set, else RUN_DIR.
+    """
+    loggers: list[BaseLogger] = []
+    if rank == 0:
+        jsonl = JsonlLogger(Path(run_dir) / METRICS_FILENAME)
+        last_logged = jsonl.truncate_after(resume_iteration) if resume_iteration is not None else None
+        if console:
+            loggers.append(ConsoleLogger(train_iters, console_stream))
+        if wandb_project:
+            loggers.append(WandBLogger(wandb_project, wandb_group, wandb_team, wandb_run_name, wandb_run_id,
+                                       wandb_host, wandb_config, os.environ.get("WANDB_DIR", str(run_dir)),
+                                       skip_steps_up_to=last_logged if wandb_run_id else None))
+        if tensorboard_dir:
+            purge_step = resume_iteration + 1 if resume_iteration is not None else None
+            loggers.append(TensorBoardLogger(tensorboard_dir, purge_step=purge_step))
+        # The JSONL file last: its final record then never runs ahead of W&B's, which it stands in for offline.
+        loggers.append(jsonl)
+    return MetricsProcessor(LoggerContainer(loggers), flops_per_token, world_size, precision,
+                            peak_tflops_per_gpu=peak_tflops_per_gpu, clock=clock)

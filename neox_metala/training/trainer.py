@@ -1,0 +1,232 @@
+"""The training loop: `Trainer.train` is a short loop over `train_step`; the engine, data streams, checkpoints,
+metrics and stop conditions are small components built in `__init__`."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+from .. import parallel
+from ..config import NeoXArgs, check_data_paths, padded_vocab_size
+from ..config.cli import parse_train_args
+from ..data.tokenizers import load_tokenizer
+from ..model.gpt import cross_entropy_loss
+from ..model.sizes import flops_per_token, shape_from_config
+from . import checkpoint
+from .batches import BatchStream, build_run_datasets, stream_device
+from .engine import build_model, initialize_engine
+from .metrics import build_metrics
+from .signals import StopConditions
+
+logger = logging.getLogger("neox_metala.training")
+NAN_TEST_HOOK = "NEOX_METALA_TEST_NAN_ITERATIONS"  # test hook: "5,6,7" poisons those iterations' loss
+
+
+@dataclasses.dataclass
+class TrainState:
+    """What a checkpoint holds beyond DeepSpeed's own state (weights, optimizer, LR schedule)."""
+
+    iteration: int = 0
+    consumed_train_samples: int = 0
+    consumed_valid_samples: int = 0
+    wandb_run_id: str | None = None
+
+
+class NonFiniteStop(RuntimeError):
+    pass
+
+
+class Trainer:
+    def __init__(self, args: NeoXArgs):
+        self.args = args
+        self.layout = parallel.initialize(args.parallel.model_parallel_size, args.parallel.pipeline_stages)
+        args.check_world_size(self.layout.world_size)
+        check_data_paths(args)
+        torch.manual_seed(args.training.seed)
+        tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
+        vocab = padded_vocab_size(tokenizer.vocab_size, args.model.make_vocab_size_divisible_by,
+                                  args.parallel.model_parallel_size)
+        self.engine = initialize_engine(args, build_model(args, self.layout, vocab))
+        self.is_pipeline = args.parallel.is_pipe_parallel
+        self.state = TrainState()
+        self.resumed_from = self._resume() if args.checkpoint.load else None
+        self.run_dir = args.logging.log_dir or args.checkpoint.save or os.path.join("runs", "latest")
+        self.datasets = build_run_datasets(args, tokenizer, os.path.join(self.run_dir, "index-cache"))
+        self.train_stream = self._stream(0, self.state.consumed_train_samples)
+        self.metrics = self._build_metrics(vocab)
+        self.stop = StopConditions(args.training.exit_interval, args.training.exit_duration_in_mins,
+                                   stream_device(self.engine))
+        self.nan_test_iterations = {int(i) for i in os.environ.get(NAN_TEST_HOOK, "").split(",") if i}
+        self.consecutive_skips = 0
+
+    def _build_metrics(self, padded_vocab: int):
+        args, logging_cfg = self.args, self.args.logging
+        flops = flops_per_token(shape_from_config(args, padded_vocab),
+                                chunk_size=args.metala.metala_chunk_size)["total"]
+        wandb = dict(wandb_project=logging_cfg.wandb_project, wandb_group=logging_cfg.wandb_group,
+                     wandb_team=logging_cfg.wandb_team, wandb_run_name=logging_cfg.wandb_run_name,
+                     wandb_host=logging_cfg.wandb_host, wandb_run_id=self.state.wandb_run_id,
+                     wandb_config=args.to_dict()) if logging_cfg.use_wandb else {}
+        return build_metrics(self.run_dir, dist.get_rank(), self.layout.world_size, flops, args.training.precision,
+                             args.training.train_iters, resume_iteration=self.state.iteration if self.resumed_from
+                             else None, tensorboard_dir=logging_cfg.tensorboard_dir,
+                             peak_tflops_per_gpu=logging_cfg.peak_tflops_per_gpu, **wandb)
+
+    def _stream(self, split: int, consumed: int):
+        dataset = self.datasets[split]
+        if dataset is None:
+            return None
+        return BatchStream(dataset, consumed, self.args.training.train_micro_batch_size_per_gpu,
+                           stream_device(self.engine), self.args.data.num_workers)
+
+    def _resume(self) -> str | None:
+        tag = checkpoint.find_resume_tag(self.args.checkpoint.load)
+        if tag is None:
+            logger.warning("no checkpoint in load=%s: starting from scratch", self.args.checkpoint.load)
+            return None
+        client_state = checkpoint.load(self.engine, self.args.checkpoint.load, tag)
+        self.state = TrainState(**client_state["train_state"])
+        logger.info("resumed from %s at iteration %d", os.path.join(self.args.checkpoint.load, tag),
+                    self.state.iteration)
+        return tag
+
+    def train(self) -> int:
+        """Returns the process exit code: 0 when done or stopped on request, 3 after repeated non-finite steps."""
+        training = self.args.training
+        saved_at = self.state.iteration if self.resumed_from else None  # never rewrite the step just loaded
+        try:
+            while self.state.iteration < training.train_iters:
+                self.train_step()
+                iteration = self.state.iteration
+                if iteration % self.args.logging.log_interval == 0:
+                    self.metrics.log(iteration)
+                if training.eval_iters and iteration % training.eval_interval == 0:
+                    self.evaluate()
+                if self.args.checkpoint.checkpoint_factor and iteration % self.args.checkpoint.checkpoint_factor == 0:
+                    saved_at = self.save()
+                reason = self.stop.reason_to_stop(iteration)
+                if reason:
+                    logger.info("stopping at iteration %d: %s", iteration, reason)
+                    break
+            if saved_at != self.state.iteration:
+                self.save()
+            return 0
+        except NonFiniteStop as error:
+            logger.error("%s", error)
+            return 3
+        finally:
+            self.metrics.close()
+
+    def train_step(self) -> None:
+        skipped_before = self.engine.skipped_steps
+        poison = self.state.iteration + 1 in self.nan_test_iterations
+        loss = self._pipeline_step(poison) if self.is_pipeline else self._plain_step(poison)
+        skipped = self.engine.skipped_steps > skipped_before
+        self.state.iteration += 1
+        self.state.consumed_train_samples += self.args.training.train_batch_size
+        self.metrics.step_done(self.state.iteration, loss, self.engine.get_lr()[0],
+                               grad_norm=self.engine.get_global_grad_norm(), loss_scale=self._loss_scale(),
+                               tokens=self.args.training.train_batch_size * self.args.model.seq_length,
+                               samples=self.args.training.train_batch_size,
+                               data_wait_seconds=self.train_stream.take_wait_seconds(), skipped=skipped)
+        self._guard_non_finite(skipped)
+
+    def _plain_step(self, poison: bool) -> torch.Tensor:
+        losses = []
+        for _ in range(self.args.training.gradient_accumulation_steps):
+            inputs, labels = next(self.train_stream)
+            loss = cross_entropy_loss(self.engine(inputs), labels)
+            if poison:
+                loss = loss * float("nan")
+            self.engine.backward(loss)
+            self.engine.step()
+            losses.append(loss.detach())
+        mean_loss = torch.stack(losses).mean()
+        dist.all_reduce(mean_loss, group=parallel.data_parallel_group())
+        return mean_loss / parallel.data_parallel_size()
+
+    def _pipeline_step(self, poison: bool) -> torch.Tensor:
+        stream = _poisoned(self.train_stream) if poison else self.train_stream
+        return self.engine.train_batch(data_iter=stream)
+
+    def _loss_scale(self):
+        return getattr(self.engine.optimizer, "loss_scale", None) if self.args.training.precision == "fp16" else None
+
+    def _guard_non_finite(self, skipped: bool) -> None:
+        self.consecutive_skips = self.consecutive_skips + 1 if skipped else 0
+        if skipped:
+            logger.warning("iteration %d: non-finite loss or gradient, update skipped", self.state.iteration)
+        limit = self.args.training.max_consecutive_nonfinite
+        if limit and self.consecutive_skips >= limit:
+            raise NonFiniteStop(
+                f"stopping: {self.consecutive_skips} consecutive steps (up to iteration {self.state.iteration}) "
+                f"had a non-finite loss or gradient norm; resume from the last checkpoint in "
+                f"{self.args.checkpoint.save} (load) after fixing the cause, e.g. a lower learning rate")
+
+    def evaluate(self, split: int = 1) -> float | None:
+        consumed = self.state.consumed_valid_samples if split == 1 else 0
+        stream = self._stream(split, consumed)
+        if stream is None:
+            return None
+        with self.metrics.untimed():
+            loss = self._mean_eval_loss(stream)
+        if split == 1:
+            self.state.consumed_valid_samples += self.args.training.eval_iters * self.args.training.train_batch_size
+        if split == 1:
+            self.metrics.log_eval(self.state.iteration, loss.item())
+        else:
+            logger.info("test loss %.4f at iteration %d", loss.item(), self.state.iteration)
+        return loss.item()
+
+    def _mean_eval_loss(self, stream) -> torch.Tensor:
+        training = self.args.training
+        self.engine.eval()
+        losses = []
+        with torch.no_grad():
+            for _ in range(training.eval_iters):
+                if self.is_pipeline:
+                    losses.append(self.engine.eval_batch(data_iter=stream))
+                    continue
+                for _ in range(training.gradient_accumulation_steps):
+                    inputs, labels = next(stream)
+                    losses.append(cross_entropy_loss(self.engine(inputs), labels))
+        self.engine.train()
+        loss = torch.stack([loss.float() for loss in losses]).mean()
+        if not self.is_pipeline:  # the pipeline engine already averages over data-parallel ranks
+            dist.all_reduce(loss, group=parallel.data_parallel_group())
+            loss = loss / parallel.data_parallel_size()
+        return loss
+
+    def save(self) -> int | None:
+        if not self.args.checkpoint.save:
+            return None
+        self.state.wandb_run_id = self.metrics.wandb_run_id
+        with self.metrics.untimed():
+            checkpoint.save(self.engine, self.args.checkpoint.save, self.state.iteration,
+                            {"train_state": dataclasses.asdict(self.state)}, self.args.to_yaml(),
+                            self.args.checkpoint.keep_last_n_checkpoints)
+        logger.info("saved checkpoint at iteration %d to %s", self.state.iteration, self.args.checkpoint.save)
+        return self.state.iteration
+
+
+def _poisoned(stream):
+    """The next micro batches with a NaN loss mask: a non-finite loss for the NaN-guard tests."""
+    for _ in range(sys.maxsize):
+        inputs, (labels, loss_mask) = next(stream)
+        yield inputs, (labels, loss_mask * float("nan"))
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args = parse_train_args(argv)
+    trainer = Trainer(args)
+    try:
+        return trainer.train()
+    finally:
+        parallel.destroy()

@@ -1,0 +1,65 @@
+"""Which checkpoint a resume uses: `latest` when complete, else the newest complete one before it, and an
+error (never a silent fresh start) when checkpoints exist but none is complete."""
+
+import json
+import logging
+
+import pytest
+
+from neox_metala.training import checkpoint
+
+
+def make_step(save_dir, iteration, complete=True, corrupt=False):
+    step_dir = save_dir / f"global_step{iteration}"
+    step_dir.mkdir(parents=True)
+    (step_dir / "mp_rank_00_model_states.pt").write_bytes(b"x" * (100 + iteration))
+    if complete:
+        files = {name.name: name.stat().st_size for name in step_dir.iterdir()}
+        (step_dir / checkpoint.COMPLETE_MARKER).write_text(json.dumps({"iteration": iteration, "files": files}))
+    if corrupt:  # truncated after the marker was written, e.g. a disk that filled up
+        (step_dir / "mp_rank_00_model_states.pt").write_bytes(b"x")
+
+
+def test_latest_complete_step_is_used(tmp_path):
+    make_step(tmp_path, 10)
+    make_step(tmp_path, 20)
+    (tmp_path / "latest").write_text("global_step20")
+    assert checkpoint.find_resume_tag(str(tmp_path)) == "global_step20"
+
+
+@pytest.mark.parametrize("broken", ["no-marker", "truncated-file", "missing-folder"])
+def test_unusable_latest_falls_back_to_previous_complete_step(tmp_path, broken, caplog):
+    make_step(tmp_path, 10)
+    if broken != "missing-folder":
+        make_step(tmp_path, 20, complete=broken != "no-marker", corrupt=broken == "truncated-file")
+    (tmp_path / "latest").write_text("global_step20")
+    with caplog.at_level(logging.WARNING):
+        assert checkpoint.find_resume_tag(str(tmp_path)) == "global_step10"
+    assert "global_step20" in caplog.text and "unusable" in caplog.text
+
+
+def test_unfinished_newer_step_without_latest_update_is_ignored(tmp_path):
+    make_step(tmp_path, 10)
+    make_step(tmp_path, 20, complete=False)  # killed during the save: latest still names step 10
+    (tmp_path / "latest").write_text("global_step10")
+    assert checkpoint.find_resume_tag(str(tmp_path)) == "global_step10"
+
+
+def test_checkpoints_but_none_complete_is_an_error(tmp_path):
+    make_step(tmp_path, 10, complete=False)
+    (tmp_path / "latest").write_text("global_step10")
+    with pytest.raises(checkpoint.CheckpointError, match="none is complete"):
+        checkpoint.find_resume_tag(str(tmp_path))
+
+
+def test_empty_or_missing_folder_means_fresh_start(tmp_path):
+    assert checkpoint.find_resume_tag(str(tmp_path)) is None
+    assert checkpoint.find_resume_tag(str(tmp_path / "not-there")) is None
+
+
+def test_prune_keeps_the_newest_complete_steps(tmp_path):
+    for iteration in (10, 20, 30):
+        make_step(tmp_path, iteration)
+    make_step(tmp_path, 5, complete=False)
+    checkpoint.prune(str(tmp_path), keep_last=2)
+    assert [name for _, name in checkpoint.step_dirs(str(tmp_path))] == ["global_step20", "global_step30"]
