@@ -30,6 +30,12 @@ class MetaLAConfig(Section):
     metala_short_conv: bool = True
     """Use the causal short convolution. Default True."""
 
+    metala_fused_kernels: bool = False
+    """GPU only: run MetaLA between its projections as one autograd Function with torch.compile-fused
+    elementwise steps (ops/fused.py; 1.6x faster than the default path on an H100 at T=2048, docs/benchmarks.md).
+    Off by default: its self-augmentation gradients measured 1.8e-2 / 3.4e-2 relative error against fp64 on
+    the GPU, against <= 5e-3 for the default path (tests/ops/test_fused_gpu.py; under investigation)."""
+
     def check_values(self, source_of: SourceOf) -> None:
         require(self.metala_chunk_size > 0, f"metala_chunk_size must be > 0, got {self.metala_chunk_size}",
                 "metala_chunk_size", source_of)

@@ -25,22 +25,32 @@ def rotate_half(x):
 
 
 class RotaryEmbedding(nn.Module):
-    """RoPE on the first `rotary_dim` channels of each head (GPT-NeoX's rotary_pct), halves rotated."""
+    """RoPE on the first `rotary_dim` channels of each head (GPT-NeoX's rotary_pct), halves rotated; cos/sin
+    tables are cached per sequence length, device and dtype (as GPT-NeoX and HF do)."""
 
     def __init__(self, rotary_dim: int, base: int):
         super().__init__()
         self.rotary_dim = rotary_dim
         inv_freq = 1.0 / (base ** (torch.arange(0, rotary_dim, 2, dtype=torch.float32) / rotary_dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self._tables = {}
+
+    def _cos_sin(self, seq: int, device, dtype):
+        key = (seq, device, dtype)
+        if key not in self._tables:
+            positions = torch.arange(seq, device=device, dtype=torch.float32)
+            angles = torch.outer(positions, self.inv_freq.to(device))  # (seq, rotary_dim / 2)
+            angles = torch.cat([angles, angles], dim=-1)[None, :, None, :]  # (1, seq, 1, rotary_dim)
+            self._tables = {key: (angles.cos().to(dtype), angles.sin().to(dtype))}  # keep one: lengths are few
+        return self._tables[key]
 
     def forward(self, x):
         """x: (batch, seq, heads, head_dim)."""
-        positions = torch.arange(x.shape[1], device=x.device, dtype=torch.float32)
-        angles = torch.outer(positions, self.inv_freq.to(x.device))  # (seq, rotary_dim / 2)
-        angles = torch.cat([angles, angles], dim=-1)[None, :, None, :]  # (1, seq, 1, rotary_dim)
+        cos, sin = self._cos_sin(x.shape[1], x.device, x.dtype)
+        if self.rotary_dim == x.shape[-1]:
+            return x * cos + rotate_half(x) * sin
         rotary, passthrough = x[..., :self.rotary_dim], x[..., self.rotary_dim:]
-        rotated = rotary.float() * angles.cos() + rotate_half(rotary.float()) * angles.sin()
-        return torch.cat([rotated.to(x.dtype), passthrough], dim=-1)
+        return torch.cat([rotary * cos + rotate_half(rotary) * sin, passthrough], dim=-1)
 
 
 class ParallelSelfAttention(nn.Module):

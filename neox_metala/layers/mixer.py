@@ -44,7 +44,7 @@ class MetaLAMixer(nn.Module):
         value_width = self.heads_per_rank * self.head_v_dim
         self.split_sizes = (key_width, key_width, value_width, value_width)
         self.ops_options = dict(backend=settings.metala_backend, chunk_size=settings.metala_chunk_size,
-                                normalizer=settings.metala_decay_normalizer)
+                                normalizer=settings.metala_decay_normalizer, fused=settings.metala_fused_kernels)
 
         config = parallel.linear_config(settings.params_dtype)
         self.in_proj = tensor_parallel.ColumnParallelLinear(hidden, 3 * hidden, config=config, bias=False,
@@ -90,14 +90,12 @@ class MetaLAMixer(nn.Module):
             x = x * padding_mask.unsqueeze(-1).to(x.dtype)
         if self.conv_weight is not None:
             x, _ = ops.short_conv(x, self.conv_weight, backend=self.ops_options["backend"])
-        projected, _ = self.in_proj(x)  # (batch, seq, 3 * hidden / tp)
-        q, decay_logits, v, gate = projected.split(self.split_sizes, dim=-1)
-        if padding_mask is not None:
-            v = v * padding_mask.unsqueeze(-1).to(v.dtype)
-        mixed, _ = ops.token_mix(ops.split_heads(q, self.heads_per_rank),
-                                 ops.split_heads(decay_logits, self.heads_per_rank),
-                                 ops.split_heads(v, self.heads_per_rank),
-                                 ops.split_heads(gate + self.gate_bias, self.heads_per_rank),
-                                 self.aug_balance, **self.ops_options)  # (batch, seq, heads/tp, head_v_dim)
-        out, _ = self.out_proj(mixed.flatten(-2).transpose(0, 1))  # (seq, batch, hidden)
+        projected, _ = self.in_proj(x)  # (batch, seq, 3 * hidden / tp): [q | decay logits | v | gate]
+        if padding_mask is not None:  # v = 0 at pads, so they write nothing into the recurrent state
+            key_width, _, value_width, _ = self.split_sizes
+            q_and_logits, v, gate = projected.split([2 * key_width, value_width, value_width], dim=-1)
+            projected = torch.cat([q_and_logits, v * padding_mask.unsqueeze(-1).to(v.dtype), gate], dim=-1)
+        mixed = ops.metala_mix(projected, self.gate_bias, self.aug_balance, self.heads_per_rank,
+                               **self.ops_options)  # (seq, batch, hidden / tp)
+        out, _ = self.out_proj(mixed)  # (seq, batch, hidden)
         return out

@@ -31,6 +31,7 @@ class BlockSettings:
     metala_conv_kernel_size: int = 4
     metala_self_augmentation: bool = True
     metala_short_conv: bool = True
+    metala_fused_kernels: bool = False  # GPU: ops.fused (see config/metala.py for why it is opt-in)
     # Transformer++ attention baseline
     rotary_pct: float = 1.0
     rotary_emb_base: int = 10000

@@ -1,9 +1,12 @@
 """The one place that decides which kernel computes MetaLA's token mixing.
 
 Dispatch rule (backend="auto"), logged once per (op, kernel, device, dtype):
-  * CUDA tensor in fp16/bf16/fp32 and fla importable -> fla: `chunk_gla` for training and prefill,
-    `fused_recurrent_gla` for a one-token decode step without autograd; fla's Triton `causal_conv1d`.
-  * anything else (CPU, float64, no fla)             -> pure-PyTorch `chunked_gla` and `conv1d`.
+  * CUDA tensor in bf16/fp16 and fla importable      -> fla: `chunk_gla` for training and prefill (with
+    `fused=True`, inside `ops.fused`: one autograd Function with torch.compile-fused elementwise steps),
+    `fused_recurrent_gla` for a one-token step without autograd; fla's Triton `causal_conv1d`.
+  * anything else (CPU, fp32, fp64, no fla)          -> pure-PyTorch `chunked_gla` and `conv1d`.
+    fp32 stays exact: fla's kernels compute fp32 dot products in TF32 (~1e-3 relative error, measured in
+    tests/ops/test_ops_gpu.py); backend="fla" still forces them for fp32, with a warning.
 `backend` may force "fla", "chunked" or "reference" (the step-by-step recurrence; slow, tests only).
 fla is imported only when chosen, so this package imports on machines without triton.
 """
@@ -23,7 +26,7 @@ from .short_conv import check_conv_inputs, short_conv_fla, short_conv_torch
 
 BACKENDS = ("auto", "fla", "chunked", "reference")
 DEFAULT_CHUNK_SIZE = 64
-_FLA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+_FLA_DTYPES = (torch.float16, torch.bfloat16)
 _logger = logging.getLogger(__name__)
 _logged_choices: set = set()
 
@@ -44,6 +47,8 @@ def choose_backend(requested: str, tensor: torch.Tensor) -> str:
         if not fla_available():
             raise ValueError("MetaLA backend 'fla' needs flash-linear-attention and triton: "
                              "pip install 'neox-metala[gpu]'")
+    if requested == "fla" and tensor.dtype == torch.float32:
+        _log_choice("fp32 inputs", "fla's TF32 dot products (~1e-3 relative error)", tensor, logging.WARNING)
     if requested != "auto":
         return requested
     if tensor.is_cuda and tensor.dtype in _FLA_DTYPES and fla_available():
@@ -51,11 +56,11 @@ def choose_backend(requested: str, tensor: torch.Tensor) -> str:
     return "chunked"
 
 
-def _log_choice(op: str, kernel: str, tensor: torch.Tensor) -> None:
+def _log_choice(op: str, kernel: str, tensor: torch.Tensor, level: int = logging.INFO) -> None:
     key = (op, kernel, tensor.device.type, tensor.dtype)
     if key not in _logged_choices:
         _logged_choices.add(key)
-        _logger.info("MetaLA %s runs on %s (%s, %s)", op, kernel, tensor.device.type, tensor.dtype)
+        _logger.log(level, "MetaLA %s runs on %s (%s, %s)", op, kernel, tensor.device.type, tensor.dtype)
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -159,6 +164,35 @@ def token_mix(q, gate_logits, v, gate, aug_balance, *, initial_state=None, outpu
                                           output_final_state=output_final_state, backend=backend,
                                           chunk_size=chunk_size)
     return augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps), state
+
+
+def metala_mix(projected, gate_bias, aug_balance, heads: int, *, backend="auto", chunk_size=DEFAULT_CHUNK_SIZE,
+               normalizer=reference.LOG_DECAY_NORMALIZER, eps=reference.HEAD_NORM_EPS, seq_first=True,
+               fused=False):
+    """What a layer calls between its projections, for training and prefill without carried state.
+
+    projected: [B, T, 3W] = [q | decay logits | v | gate] of `heads` heads (W = heads * head_v_dim);
+    gate_bias: [W]; aug_balance: [W/2] or None. Returns y [T, B, W] (seq_first) or [B, T, W].
+    `fused=True` runs `ops.fused` on the fla backend (faster; its self-augmentation gradients are less accurate,
+    see config key metala_fused_kernels); otherwise separate kernels (fla's chunk_gla + PyTorch elementwise).
+    """
+    width = projected.shape[-1] // 3
+    if projected.shape[-1] % 3 or width % (2 * heads):
+        raise ValueError(f"projected width {projected.shape[-1]} must be 3 * heads ({heads}) * head_v_dim with "
+                         f"an even head_v_dim")
+    kernel = choose_backend(backend, projected)
+    if kernel == "fla" and fused:
+        _log_choice("metala_mix", "fla + fused epilogue", projected)
+        from .fused import fused_token_mix
+
+        return fused_token_mix(projected, gate_bias, aug_balance, heads, normalizer=normalizer, eps=eps,
+                               seq_first=seq_first)
+    q, decay_logits, v, gate = projected.split([width // 2, width // 2, width, width], dim=-1)
+    mixed, _ = token_mix(split_heads(q, heads), split_heads(decay_logits, heads), split_heads(v, heads),
+                         split_heads(gate + gate_bias, heads), aug_balance, backend=kernel, chunk_size=chunk_size,
+                         normalizer=normalizer, eps=eps)
+    mixed = mixed.flatten(-2)  # (B, T, W)
+    return mixed.transpose(0, 1) if seq_first else mixed
 
 
 def short_conv(x, weight, conv_state=None, output_final_state=False, backend="auto"):

@@ -29,6 +29,7 @@ def block_settings(args: NeoXArgs) -> BlockSettings:
         metala_decay_normalizer=metala.metala_decay_normalizer,
         metala_conv_kernel_size=metala.metala_conv_kernel_size,
         metala_self_augmentation=metala.metala_self_augmentation, metala_short_conv=metala.metala_short_conv,
+        metala_fused_kernels=metala.metala_fused_kernels,
         rotary_pct=model.rotary_pct, rotary_emb_base=model.rotary_emb_base)
 
 

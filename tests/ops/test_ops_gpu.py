@@ -11,15 +11,17 @@ from neox_metala.ops import reference
 
 pytestmark = pytest.mark.gpu
 TOLERANCE = {torch.bfloat16: 1e-2, torch.float32: 1e-3}
+FLA_FP32_TOLERANCE = 2e-3  # fla runs fp32 dot products in TF32 (10-bit mantissa): ~1e-3, reported, not hidden
 
 
 def rel_err(actual, expected):
     return ((actual.double() - expected).norm() / expected.norm().clamp_min(1e-300)).item()
 
 
-def report(case, err, dtype):
-    print(f"GPU-ERR {case} {err:.3e} (tolerance {TOLERANCE[dtype]:.0e})")
-    assert err <= TOLERANCE[dtype], case
+def report(case, err, dtype, tolerance=None):
+    tolerance = tolerance or TOLERANCE[dtype]
+    print(f"GPU-ERR {case} {err:.3e} (tolerance {tolerance:.0e})")
+    assert err <= tolerance, case
 
 
 def make_inputs(seq, dtype, with_state, batch=2, heads=4, head_k_dim=64, seed=0):
@@ -51,25 +53,28 @@ def test_fla_recurrence_equals_reference(seq, dtype):
     ref_log_decay, ref_key = reference.decay_and_key_reference(ref["gate_logits"])
     ref_out, ref_state = reference.recurrent_gla_reference(ref["q"], ref_key, ref["v"], ref_log_decay,
                                                            64 ** -0.5, ref["initial_state"])
-    name = f"recurrence-T{seq}-{dtype}".replace("torch.", "")
-    report(f"{name}-output", rel_err(out, ref_out), dtype)
-    report(f"{name}-state", rel_err(state, ref_state), dtype)
+    name = f"fla-recurrence-T{seq}-{dtype}".replace("torch.", "")
+    tolerance = FLA_FP32_TOLERANCE if dtype == torch.float32 else None
+    report(f"{name}-output", rel_err(out, ref_out), dtype, tolerance)
+    report(f"{name}-state", rel_err(state, ref_state), dtype, tolerance)
 
     gen = torch.Generator(device="cuda").manual_seed(1)
-    d_out = torch.randn(out.shape, device="cuda", generator=gen)
+    d_out = torch.randn(out.shape, device="cuda", generator=gen).to(out.dtype)  # rounded once, seen by both
     d_state = torch.randn(state.shape, device="cuda", generator=gen)
     names = [n for n in ("q", "gate_logits", "v", "initial_state") if fast[n] is not None]
-    grads = torch.autograd.grad((out, state), [fast[n] for n in names], (d_out.to(out.dtype), d_state))
+    grads = torch.autograd.grad((out, state), [fast[n] for n in names], (d_out, d_state))
     ref_grads = torch.autograd.grad((ref_out, ref_state), [ref[n] for n in names],
                                     (d_out.double(), d_state.double()))
     for n, grad, ref_grad in zip(names, grads, ref_grads):
-        report(f"{name}-grad-{n}", rel_err(grad, ref_grad), dtype)
+        report(f"{name}-grad-{n}", rel_err(grad, ref_grad), dtype, tolerance)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
-@pytest.mark.parametrize("seq", [1, 63, 2048])
+@pytest.mark.parametrize("seq", [1, 63, 64, 2048])
 def test_token_mix_fast_path_equals_reference(seq, dtype):
+    """What `auto` runs on a GPU: fla for bf16, the exact PyTorch path for fp32."""
     fast, ref = make_inputs(seq, dtype, with_state=True, seed=2)
+    assert ops.choose_backend("auto", fast["q"]) == ("fla" if dtype == torch.bfloat16 else "chunked")
     out, state = ops.token_mix(**fast, output_final_state=True)
     ref_out, ref_state = reference.token_mix_reference(**ref)
     name = f"token_mix-T{seq}-{dtype}".replace("torch.", "")
@@ -85,10 +90,11 @@ def test_token_mix_fast_path_equals_reference(seq, dtype):
 def test_decode_step_uses_recurrent_kernel_and_matches(dtype):
     fast, ref = make_inputs(1, dtype, with_state=True, seed=3)
     with torch.no_grad():
-        out, state = ops.token_mix(**fast, output_final_state=True)
+        out, state = ops.token_mix(**fast, output_final_state=True, backend="fla")
         ref_out, ref_state = reference.token_mix_reference(**ref)
-    report(f"decode-{dtype}-output".replace("torch.", ""), rel_err(out, ref_out), dtype)
-    report(f"decode-{dtype}-state".replace("torch.", ""), rel_err(state, ref_state), dtype)
+    tolerance = FLA_FP32_TOLERANCE if dtype == torch.float32 else None
+    report(f"fla-decode-{dtype}-output".replace("torch.", ""), rel_err(out, ref_out), dtype, tolerance)
+    report(f"fla-decode-{dtype}-state".replace("torch.", ""), rel_err(state, ref_state), dtype, tolerance)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])

@@ -1,0 +1,234 @@
+"""Token mixer and full layer, forward + backward, MetaLA against the Transformer++ attention layer, in one process.
+
+    python bench/layer.py [--hidden 2048 1024] [--seq 2048 8192 32768] [--tokens 65536] [--out results.json]
+
+For each hidden size and sequence length (batch = tokens / seq): median f+b time over many runs timed with CUDA
+events after warm-up, fresh random inputs rotated among several sets, L2 flushed before every run; tokens/s;
+peak memory above what the inputs and weights hold; the ratio MetaLA / attention. Also the GLA core alone
+against its byte floor (bytes counted below, over a device copy bandwidth measured in this run), and the
+elementwise share of the MetaLA block from a kernel-level profile (everything not a GEMM and not the core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from neox_metala import parallel  # noqa: E402
+from neox_metala.layers.attention import ParallelSelfAttention  # noqa: E402
+from neox_metala.layers.block import ParallelBlock  # noqa: E402
+from neox_metala.layers.mixer import MetaLAMixer  # noqa: E402
+from neox_metala.layers.settings import BlockSettings  # noqa: E402
+
+HEAD_K_DIM = 64  # MetaLA per-head q/key width; attention then has hidden/heads = 128 per head
+INPUT_SETS = 3
+GEMM_MARKERS = ("gemm", "xmma", "cutlass", "nvjet", "cublas", "sm90_", "wgmma")
+CORE_MARKERS = ("chunk_gla", "chunk_fwd", "chunk_bwd", "chunk_local_cumsum", "gla_")
+
+
+def settings_for(hidden: int) -> BlockSettings:
+    return BlockSettings(hidden_size=hidden, num_attention_heads=hidden // (2 * HEAD_K_DIM), num_layers=24,
+                         norm="rmsnorm", params_dtype=torch.bfloat16)
+
+
+def build(kind: str, hidden: int):
+    settings = settings_for(hidden)
+    module = {"metala": lambda: MetaLAMixer(settings, 0), "metala_unfused": lambda: MetaLAMixer(settings, 0),
+              "attention": lambda: ParallelSelfAttention(settings, 0),
+              "metala_layer": lambda: ParallelBlock(settings, 0, "metala"),
+              "attention_layer": lambda: ParallelBlock(settings, 0, "attention")}[kind]()
+    if kind in ("metala", "metala_layer"):  # the fused path (metala_fused_kernels: true)
+        (module.mixer if kind == "metala_layer" else module).ops_options["fused"] = True
+    return module.cuda().to(torch.bfloat16)
+
+
+class Timer:
+    """f+b of a module on (seq, batch, hidden) inputs: median milliseconds and peak extra memory."""
+
+    def __init__(self, warmup: int, runs: int):
+        self.warmup, self.runs = warmup, runs
+        self.flush = torch.empty(512 * 2**20, dtype=torch.uint8, device="cuda")  # > H100/H200 L2 (50-60 MB)
+
+    def inputs(self, seq, batch, hidden):
+        return [(torch.randn(seq, batch, hidden, device="cuda", dtype=torch.bfloat16).requires_grad_(),
+                 torch.randn(seq, batch, hidden, device="cuda", dtype=torch.bfloat16)) for _ in range(INPUT_SETS)]
+
+    @staticmethod
+    def step(module, x, grad):
+        out = module(x)
+        out.backward(grad)
+
+    def measure(self, module, seq, batch, hidden) -> dict:
+        sets = self.inputs(seq, batch, hidden)
+        for i in range(self.warmup):
+            self.step(module, *sets[i % INPUT_SETS])
+        times = []
+        for i in range(self.runs):
+            x, grad = sets[i % INPUT_SETS]
+            x.grad = None
+            module.zero_grad(set_to_none=True)
+            self.flush.random_()  # evict L2: every run starts from device memory
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            self.step(module, x, grad)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        module.zero_grad(set_to_none=True)
+        for x, _ in sets:
+            x.grad = None
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        self.step(module, *sets[0])
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+        return {"ms": statistics.median(times), "spread_ms": max(times) - min(times), "peak_gb": peak / 1e9,
+                "tokens_per_s": seq * batch / (statistics.median(times) / 1e3)}
+
+
+def copy_bandwidth() -> float:
+    """Bytes/s of a large device-to-device copy (read + write counted)."""
+    src = torch.empty(2**30, dtype=torch.uint8, device="cuda").random_()
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(10):
+        start.record()
+        dst.copy_(src)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return 2 * src.numel() / (statistics.median(times) / 1e3)
+
+
+def core_floor(seq, batch, hidden, timer: Timer, bandwidth: float) -> dict:
+    """fla chunk_gla f+b alone vs the bytes it must move: fwd reads q, k, v (bf16) and log α (fp32), writes o;
+    bwd reads q, k, v, log α, do and writes dq, dk, dv (bf16) and d log α (fp32)."""
+    from fla.ops.gla import chunk_gla
+
+    heads = hidden // (2 * HEAD_K_DIM)
+    tokens = seq * batch
+    k_elems, v_elems = tokens * heads * HEAD_K_DIM, tokens * heads * 2 * HEAD_K_DIM
+    fwd_bytes = 2 * k_elems * 2 + v_elems * 2 + k_elems * 4 + v_elems * 2
+    bwd_bytes = 2 * k_elems * 2 + v_elems * 2 + k_elems * 4 + v_elems * 2 + 2 * k_elems * 2 + v_elems * 2 + k_elems * 4
+    floor_ms = (fwd_bytes + bwd_bytes) / bandwidth * 1e3
+
+    def make():
+        q, k = (torch.randn(batch, seq, heads, HEAD_K_DIM, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+        v = torch.randn(batch, seq, heads, 2 * HEAD_K_DIM, device="cuda", dtype=torch.bfloat16)
+        g = torch.nn.functional.logsigmoid(torch.randn(batch, seq, heads, HEAD_K_DIM, device="cuda")) / 16
+        return [t.requires_grad_() for t in (q, k, v, g)]
+
+    sets = [make() for _ in range(INPUT_SETS)]
+    do = torch.randn(batch, seq, heads, 2 * HEAD_K_DIM, device="cuda", dtype=torch.bfloat16)
+
+    def run(i):
+        o, _ = chunk_gla(*sets[i % INPUT_SETS], scale=HEAD_K_DIM ** -0.5)
+        o.backward(do)
+
+    for i in range(timer.warmup):
+        run(i)
+    times = []
+    for i in range(timer.runs):
+        timer.flush.random_()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        run(i)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    ms = statistics.median(times)
+    return {"core_ms": ms, "core_floor_ms": floor_ms, "core_over_floor": ms / floor_ms}
+
+
+def kernel_breakdown(module, seq, batch, hidden, timer: Timer) -> dict:
+    """Share of GPU time in GEMMs, the GLA core, and everything else (elementwise, conv, copies)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    x, grad = timer.inputs(seq, batch, hidden)[0]
+    Timer.step(module, x, grad)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            Timer.step(module, x, grad)
+        torch.cuda.synchronize()
+    totals = {"gemm": 0.0, "core": 0.0, "elementwise": 0.0}
+    names = {}
+    for event in prof.key_averages():
+        device_us = getattr(event, "self_device_time_total", 0)  # kernels only: their ops have no self time
+        if device_us <= 0 or event.key.startswith("ProfilerStep"):
+            continue
+        key = event.key.lower()
+        kind = ("gemm" if any(m in key for m in GEMM_MARKERS) else
+                "core" if any(m in key for m in CORE_MARKERS) else "elementwise")
+        totals[kind] += device_us
+        names[event.key] = (kind, device_us / 5 / 1e3)
+    total = sum(totals.values())
+    top = sorted(names.items(), key=lambda item: -item[1][1])[:25]
+    return {"share": {k: v / total for k, v in totals.items()}, "ms_per_step": total / 5 / 1e3,
+            "top_kernels": [(name, kind, round(ms, 3)) for name, (kind, ms) in top]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[2048, 1024])
+    parser.add_argument("--seq", type=int, nargs="+", default=[2048, 8192, 32768])
+    parser.add_argument("--tokens", type=int, default=65536)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--kinds", nargs="+",
+                        default=["metala", "metala_unfused", "attention", "metala_layer", "attention_layer"])
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    parallel.initialize(1, 1)
+    timer = Timer(args.warmup, args.runs)
+    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "copy_GBps": copy_bandwidth() / 1e9}
+    print(f"device {results['device']}, torch {results['torch']}, copy bandwidth {results['copy_GBps']:.0f} GB/s")
+    for hidden in args.hidden:
+        for seq in args.seq:
+            batch = args.tokens // seq
+            row = {}
+            for kind in args.kinds:
+                module = build(kind, hidden)
+                row[kind] = timer.measure(module, seq, batch, hidden)
+                if kind == "metala":
+                    row["breakdown"] = kernel_breakdown(module, seq, batch, hidden, timer)
+                del module
+                torch.cuda.empty_cache()
+            row["core"] = core_floor(seq, batch, hidden, timer, results["copy_GBps"] * 1e9)
+            results[f"D{hidden}-T{seq}"] = row
+            report(hidden, seq, batch, row)
+            if args.out:
+                with open(args.out, "w") as f:
+                    json.dump(results, f, indent=1)
+
+
+def report(hidden, seq, batch, row) -> None:
+    print(f"\n== hidden {hidden}, T {seq}, batch {batch} ({seq * batch} tokens), forward+backward")
+    for kind, r in row.items():
+        if "ms" in r:
+            print(f"  {kind:<16} {r['ms']:8.2f} ms (spread {r['spread_ms']:.2f})  {r['tokens_per_s'] / 1e6:6.2f} M tok/s"
+                  f"  peak +{r['peak_gb']:.2f} GB")
+    for mixer, base in (("metala", "attention"), ("metala_unfused", "attention"), ("metala_layer", "attention_layer")):
+        if mixer in row and base in row:
+            print(f"  ratio {mixer}/{base}: time {row[mixer]['ms'] / row[base]['ms']:.3f}, "
+                  f"memory {row[mixer]['peak_gb'] / row[base]['peak_gb']:.3f}")
+    if "breakdown" in row:
+        share = row["breakdown"]["share"]
+        print(f"  metala block kernel time: gemm {share['gemm']:.1%}, core {share['core']:.1%}, "
+              f"elementwise {share['elementwise']:.1%}")
+    core = row["core"]
+    print(f"  chunk_gla f+b alone {core['core_ms']:.2f} ms, byte floor {core['core_floor_ms']:.2f} ms "
+          f"({core['core_over_floor']:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
