@@ -70,8 +70,6 @@ def config_files(directory, kind, prefix, tokenizer_file, iters, micro_batch, sh
 
 def measure(kind, directory, prefix, tokenizer_file, iters, micro_batch, shape) -> dict:
     args = load_config(config_files(directory, kind, prefix, tokenizer_file, iters, micro_batch, shape)).resolve(1)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
     trainer = Trainer(args)
     trainer.train()
     rows = [json.loads(line) for line in open(os.path.join(directory, f"run-{kind}", "metrics.jsonl"))]
@@ -79,7 +77,8 @@ def measure(kind, directory, prefix, tokenizer_file, iters, micro_batch, shape) 
     result = {"tokens_per_s": float(np.mean([r["tokens_per_second"] for r in steady])),
               "tflops_per_gpu": float(np.mean([r.get("tflops_per_gpu", float("nan")) for r in steady])),
               "mfu_percent": float(np.mean([r.get("mfu_percent", float("nan")) for r in steady])),
-              "peak_memory_gb": torch.cuda.max_memory_allocated() / 1e9 if torch.cuda.is_available() else 0.0,
+              # the trainer's own per-interval peaks (it resets the counters at every log)
+              "peak_memory_gib": max((r.get("memory_max_allocated_gib", 0.0) for r in rows), default=0.0),
               "final_loss": steady[-1].get("loss")}
     del trainer
     gc.collect()
@@ -107,7 +106,7 @@ def main() -> None:
                                     shape)
             print(f"{kind:<10} {results[kind]['tokens_per_s'] / 1e3:8.1f} k tok/s/GPU  "
                   f"{results[kind]['tflops_per_gpu']:6.1f} TFLOP/s  MFU {results[kind]['mfu_percent']:5.1f}%  "
-                  f"peak {results[kind]['peak_memory_gb']:.1f} GB", flush=True)
+                  f"peak {results[kind]['peak_memory_gib']:.1f} GiB", flush=True)
     if "metala" in results and "attention" in results:
         ratio = results["metala"]["tokens_per_s"] / results["attention"]["tokens_per_s"]
         results["metala_over_attention_tokens_per_s"] = ratio

@@ -15,9 +15,6 @@ from . import init
 from .settings import BlockSettings, check_head_split
 
 
-def _no_init(tensor):
-    return tensor
-
 
 def rotate_half(x):
     first, second = x.chunk(2, dim=-1)
@@ -65,15 +62,14 @@ class ParallelSelfAttention(nn.Module):
         self.rotary = RotaryEmbedding(rotary_dim, settings.rotary_emb_base) if rotary_dim else None
         config = parallel.linear_config(settings.params_dtype)
         self.qkv_proj = tensor_parallel.ColumnParallelLinear(hidden, 3 * hidden, config=config, bias=False,
-                                                             init_method=_no_init, gather_output=False)
+                                                             init_method=init.allocate_only, gather_output=False)
         self.out_proj = tensor_parallel.RowParallelLinear(hidden, hidden, config=config, bias=False,
-                                                          init_method=_no_init, input_is_parallel=True,
+                                                          init_method=init.allocate_only, input_is_parallel=True,
                                                           skip_bias_add=False)
         self._initialize(settings, layer_number)
 
     def _initialize(self, s: BlockSettings, layer_number: int) -> None:
-        std = init.init_std(s.init_method, s.init_method_std, s.num_layers, s.hidden_size)
-        out_std = init.init_std(s.output_layer_init_method, s.init_method_std, s.num_layers, s.hidden_size)
+        std, out_std = init.stds(s)
         full = (s.hidden_size, s.hidden_size)
         shards = [init.local_shard(full, 0, init.normal(std), s.seed, layer_number, "attention", name)
                   for name in ("q_proj", "k_proj", "v_proj")]

@@ -29,6 +29,18 @@ def init_std(method: str, base_std: float, num_layers: int, hidden_size: int) ->
     return stds[method]
 
 
+def stds(settings) -> tuple[float, float]:
+    """(init_method std, output_layer_init_method std) of a block's settings."""
+    return (init_std(settings.init_method, settings.init_method_std, settings.num_layers, settings.hidden_size),
+            init_std(settings.output_layer_init_method, settings.init_method_std, settings.num_layers,
+                     settings.hidden_size))
+
+
+def allocate_only(tensor):
+    """The init_method handed to megatron-core's layers: they only allocate; this module draws the values."""
+    return tensor
+
+
 def seeded_generator(seed: int, *names) -> torch.Generator:
     digest = hashlib.sha256("/".join(map(str, (seed, *names))).encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))

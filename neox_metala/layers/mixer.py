@@ -22,9 +22,6 @@ from .settings import BlockSettings, check_head_split
 CONV_INIT_BOUND = 0.5  # PyTorch's Conv1d default for fan_in = kernel 4: U(-1/sqrt(4), 1/sqrt(4))
 
 
-def _no_init(tensor):  # megatron-core only allocates; layers.init draws the values
-    return tensor
-
 
 def padding_mask_or_none(mask):
     """Pipeline stages pass a (batch, seq) bool padding mask, or a one-element placeholder for 'no padding'."""
@@ -48,9 +45,9 @@ class MetaLAMixer(nn.Module):
 
         config = parallel.linear_config(settings.params_dtype)
         self.in_proj = tensor_parallel.ColumnParallelLinear(hidden, 3 * hidden, config=config, bias=False,
-                                                            init_method=_no_init, gather_output=False)
+                                                            init_method=init.allocate_only, gather_output=False)
         self.out_proj = tensor_parallel.RowParallelLinear(hidden, hidden, config=config, bias=False,
-                                                          init_method=_no_init, input_is_parallel=True,
+                                                          init_method=init.allocate_only, input_is_parallel=True,
                                                           skip_bias_add=False)
         device, dtype = self.in_proj.weight.device, settings.params_dtype
         self.gate_bias = nn.Parameter(torch.empty(value_width, device=device, dtype=dtype))
@@ -62,8 +59,7 @@ class MetaLAMixer(nn.Module):
         self._initialize(settings, layer_number)
 
     def _initialize(self, s: BlockSettings, layer_number: int) -> None:
-        std = init.init_std(s.init_method, s.init_method_std, s.num_layers, s.hidden_size)
-        out_std = init.init_std(s.output_layer_init_method, s.init_method_std, s.num_layers, s.hidden_size)
+        std, out_std = init.stds(s)
         hidden = s.hidden_size
         full_shapes = {"q_proj": (hidden // 2, hidden), "k_gate": (hidden // 2, hidden),
                        "v_proj": (hidden, hidden), "g_proj": (hidden, hidden)}

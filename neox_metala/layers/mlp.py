@@ -12,9 +12,6 @@ from . import init
 from .settings import BlockSettings
 
 
-def _no_init(tensor):  # megatron-core only allocates; layers.init draws the values
-    return tensor
-
 
 class ParallelSwiGLU(nn.Module):
     def __init__(self, settings: BlockSettings, layer_number: int):
@@ -26,15 +23,14 @@ class ParallelSwiGLU(nn.Module):
         self.width_per_rank = width // tp
         config = parallel.linear_config(settings.params_dtype)
         # W1 and W3 in one GEMM; each rank holds [W1 shard; W3 shard].
-        self.w1_w3 = tensor_parallel.ColumnParallelLinear(hidden, 2 * width, config=config, init_method=_no_init,
+        self.w1_w3 = tensor_parallel.ColumnParallelLinear(hidden, 2 * width, config=config, init_method=init.allocate_only,
                                                           bias=False, gather_output=False)
-        self.w2 = tensor_parallel.RowParallelLinear(width, hidden, config=config, init_method=_no_init, bias=False,
+        self.w2 = tensor_parallel.RowParallelLinear(width, hidden, config=config, init_method=init.allocate_only, bias=False,
                                                     input_is_parallel=True, skip_bias_add=False)
         self._initialize(settings, layer_number)
 
     def _initialize(self, s: BlockSettings, layer_number: int) -> None:
-        std = init.init_std(s.init_method, s.init_method_std, s.num_layers, s.hidden_size)
-        out_std = init.init_std(s.output_layer_init_method, s.init_method_std, s.num_layers, s.hidden_size)
+        std, out_std = init.stds(s)
         full = (s.mlp_width, s.hidden_size)
         shards = [init.local_shard(full, 0, init.normal(std), s.seed, layer_number, "mlp", name)
                   for name in ("w1", "w3")]

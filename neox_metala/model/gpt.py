@@ -25,9 +25,6 @@ TIED_KEY = "embed"
 TIED_WEIGHT = "word_embeddings.weight"
 
 
-def _no_init(tensor):
-    return tensor
-
 
 def no_padding_mask(device=None) -> torch.Tensor:
     return torch.ones(1, dtype=torch.bool, device=device)
@@ -38,9 +35,8 @@ class EmbeddingPipe(nn.Module):
         super().__init__()
         config = parallel.linear_config(settings.params_dtype)
         self.word_embeddings = tensor_parallel.VocabParallelEmbedding(
-            padded_vocab_size, settings.hidden_size, init_method=_no_init, config=config)
-        std = init.init_std(settings.init_method, settings.init_method_std, settings.num_layers,
-                            settings.hidden_size)
+            padded_vocab_size, settings.hidden_size, init_method=init.allocate_only, config=config)
+        std, _ = init.stds(settings)
         init.fill_(self.word_embeddings.weight,
                    init.local_shard((padded_vocab_size, settings.hidden_size), 0, init.normal(std), settings.seed,
                                     "embedding", "word_embeddings"))
@@ -82,9 +78,8 @@ class ParallelHead(nn.Module):
         super().__init__()
         config = parallel.linear_config(settings.params_dtype)
         self.proj = tensor_parallel.ColumnParallelLinear(settings.hidden_size, padded_vocab_size, config=config,
-                                                         init_method=_no_init, bias=False, gather_output=False)
-        std = init.init_std(settings.init_method, settings.init_method_std, settings.num_layers,
-                            settings.hidden_size)
+                                                         init_method=init.allocate_only, bias=False, gather_output=False)
+        std, _ = init.stds(settings)
         init.fill_(self.proj.weight, init.local_shard((padded_vocab_size, settings.hidden_size), 0,
                                                       init.normal(std), settings.seed, "head", "final_linear"))
         init.mark_tensor_parallel(self.proj.weight, 0)

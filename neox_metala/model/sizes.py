@@ -399,7 +399,7 @@ def shape_and_parallel_from_config(args: argparse.Namespace) -> tuple[ModelShape
 
     config = load_config(args.conf_files, args.conf_dir)
     launcher = config.launcher
-    world = args.gpus or (launcher.num_gpus or 8) * (launcher.num_nodes or 1)
+    world = args.gpus or (launcher.num_gpus or 8) * (launcher.num_nodes if launcher.num_nodes > 0 else 1)  # -1: all
     config.resolve(world)
     tp = config.parallel.model_parallel_size
     vocab = padded_vocab_size(_config_vocab_size(config, args.vocab_size), config.model.make_vocab_size_divisible_by,

@@ -26,6 +26,7 @@ COMPLETE_MARKER = "complete.json"
 LATEST = "latest"
 CONFIG_FILE = "neox_config.yml"
 STEP_DIR = re.compile(r"^global_step(\d+)$")
+SAVE_PAUSE_TEST_HOOK = "NEOX_METALA_TEST_PAUSE_SAVE_ITERATIONS"  # test hook: "12" holds step 12's save 60 s
 logger = logging.getLogger(__name__)
 
 
@@ -73,6 +74,7 @@ def save(engine, save_dir: str, iteration: int, client_state: dict, config_yaml:
     step_dir = os.path.join(save_dir, tag)
     rank = dist.get_rank()
     engine.save_checkpoint(save_dir, tag=tag, client_state=client_state, save_latest=False)
+    _pause_for_test(iteration)
     os.makedirs(step_dir, exist_ok=True)  # ranks that hold no DeepSpeed file still write their RNG state
     torch.save(rng_state(), os.path.join(step_dir, f"rng_state_rank{rank:05d}.pt"))
     dist.barrier()
@@ -89,6 +91,15 @@ def save(engine, save_dir: str, iteration: int, client_state: dict, config_yaml:
             prune(save_dir, keep_last)
     dist.barrier()
     return step_dir
+
+
+def _pause_for_test(iteration: int) -> None:
+    """Test hook: hold the listed steps' saves after DeepSpeed's files, before the RNG state and the marker, so that
+    a test can kill the job there: a folder that holds the weights but must not be resumed from (its RNG state is
+    missing: a resume from it would draw other dropout masks). Inert unless the variable is set."""
+    if str(iteration) in os.environ.get(SAVE_PAUSE_TEST_HOOK, "").split(","):
+        logger.warning("%s: holding the save of iteration %d for 60 s", SAVE_PAUSE_TEST_HOOK, iteration)
+        time.sleep(60)
 
 
 def step_dirs(directory: str) -> list[tuple[int, str]]:
@@ -147,6 +158,29 @@ def find_resume_tag(load_dir: str) -> str | None:
     raise CheckpointError(f"{load_dir} has checkpoint folders ({', '.join(n for _, n in steps)}) but none is "
                           f"complete; point `load` at a folder with a complete checkpoint, or remove them to "
                           f"start from scratch")
+
+
+# Keys that fix the shapes (and TP shards) of the saved tensors: a checkpoint only loads into the same model.
+SHAPE_KEYS = ("num_layers", "hidden_size", "num_attention_heads", "intermediate_size", "attention_config",
+              "no_weight_tying", "norm", "model_parallel_size", "metala_conv_kernel_size",
+              "metala_self_augmentation", "metala_short_conv")
+
+
+def check_same_model(load_dir: str, tag: str, config: dict, source_of) -> None:
+    """Refuse a checkpoint written for another model shape, naming the first differing key and both values."""
+    path = os.path.join(load_dir, tag, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    import yaml
+
+    with open(path) as f:
+        saved = yaml.safe_load(f) or {}
+    for key in SHAPE_KEYS:
+        if key in saved and saved[key] != config.get(key):
+            raise CheckpointError(
+                f"{os.path.join(load_dir, tag)} was written for {key} {saved[key]!r} but this run has "
+                f"{config.get(key)!r} (from {source_of(key) or 'the defaults'}); point `load` at a checkpoint of "
+                f"this model, or at an empty folder to start from scratch")
 
 
 def load(engine, load_dir: str, tag: str) -> dict:

@@ -47,8 +47,9 @@ def deepspeed_config(args: NeoXArgs) -> dict:
     }
     if training.precision == "bfloat16":
         config["bf16"] = {"enabled": True}
-        if args.parallel.is_pipe_parallel:  # as GPT-NeoX: accumulate micro-batch gradients in fp32
-            config["data_types"] = {"grad_accum_dtype": "fp32"}
+        # Micro-batch gradients accumulate in fp32 (GPT-NeoX does this for pipelines; here for both engines):
+        # with ZeRO-1 DeepSpeed then uses its BF16 optimizer, which also skips steps with non-finite gradients.
+        config["data_types"] = {"grad_accum_dtype": "fp32"}
     elif training.precision == "fp16":
         config["fp16"] = {key: value for key, value in (training.fp16 or {}).items() if key != "type"}
         config["fp16"]["enabled"] = True

@@ -34,6 +34,8 @@ import torch
 
 from neox_metala.model.sizes import normalize_precision
 
+from .wandb_sink import WandBLogger
+
 METRICS_FILENAME = "metrics.jsonl"
 
 # Dense (no structured sparsity) tensor-core peaks in TFLOP/s from NVIDIA's data sheets, matched against
@@ -165,39 +167,17 @@ class JsonlLogger(BaseLogger):
         os.replace(temporary, self.path)
         return last_seen
 
-
-class WandBLogger(BaseLogger):
-    """Logs to Weights & Biases by `step=iteration`; a resumed job continues the same run (same id).
-
-    W&B cannot rewrite history, so steps up to the last one a previous job logged are not sent again: that
-    last step is the larger of what the server reports (`run.step - 1` online) and `skip_steps_up_to` (the
-    trainer's own record, e.g. the last iteration in metrics.jsonl, which also works offline).
-    """
-
-    def __init__(self, project: str, group: str | None = None, team: str | None = None, name: str | None = None,
-                 run_id: str | None = None, host: str | None = None, config: dict | None = None,
-                 wandb_dir: str | None = None, skip_steps_up_to: int | None = None):
-        import wandb  # lazily: W&B is optional and slow to import
-
-        if host:
-            os.environ["WANDB_BASE_URL"] = host
-        if wandb_dir:
-            Path(wandb_dir).mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(project=project, group=group, entity=team, name=name, id=run_id, resume="allow",
-                              dir=wandb_dir, config=config or {})
-        previous = -1 if skip_steps_up_to is None else skip_steps_up_to
-        self.last_step_of_previous_jobs = max(previous, self.run.step - 1)
-
-    @property
-    def run_id(self) -> str:
-        return self.run.id
-
-    def log(self, metrics: dict, step: int) -> None:
-        if step > self.last_step_of_previous_jobs:
-            self.run.log(metrics, step=step)
-
-    def close(self) -> None:
-        self.run.finish()
+    def records(self) -> list[dict]:
+        """The file's records (a line cut short by a crash is skipped)."""
+        if not self.path.exists():
+            return []
+        records = []
+        for line in self.path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
 
 
 class TensorBoardLogger(BaseLogger):
@@ -388,23 +368,26 @@ def build_metrics(run_dir: str | os.PathLike, rank: int, world_size: int, flops_
 
     On resume pass `resume_iteration` (the checkpoint's iteration) and the stored `wandb_run_id`: records a crashed
     job left after the checkpoint are dropped from metrics.jsonl and hidden in TensorBoard, and W&B continues the
-    same run without re-sending the steps it already has (W&B keeps those first values). W&B files go to
-    $WANDB_DIR if set, else RUN_DIR.
+    same run: steps up to the checkpoint that W&B lost with the killed job are re-sent from metrics.jsonl, steps it
+    already has are not (W&B keeps those first values); see `wandb_sink`. W&B files go to $WANDB_DIR if set, else
+    RUN_DIR. A resumable job that found no checkpoint passes `resume_iteration=0`.
     """
     loggers: list[BaseLogger] = []
     if rank == 0:
         jsonl = JsonlLogger(Path(run_dir) / METRICS_FILENAME)
-        last_logged = jsonl.truncate_after(resume_iteration) if resume_iteration is not None else None
+        if resume_iteration is not None:
+            jsonl.truncate_after(resume_iteration)
         if console:
             loggers.append(ConsoleLogger(train_iters, console_stream))
         if wandb_project:
             loggers.append(WandBLogger(wandb_project, wandb_group, wandb_team, wandb_run_name, wandb_run_id,
                                        wandb_host, wandb_config, os.environ.get("WANDB_DIR", str(run_dir)),
-                                       skip_steps_up_to=last_logged if wandb_run_id else None))
+                                       history=jsonl.records() if wandb_run_id else None))
         if tensorboard_dir:
             purge_step = resume_iteration + 1 if resume_iteration is not None else None
             loggers.append(TensorBoardLogger(tensorboard_dir, purge_step=purge_step))
-        # The JSONL file last: its final record then never runs ahead of W&B's, which it stands in for offline.
+        # The JSONL file last: a record there means every other sink was handed that step (W&B may still lose
+        # it in a kill: wandb_sink refills W&B from this file).
         loggers.append(jsonl)
     return MetricsProcessor(LoggerContainer(loggers), flops_per_token, world_size, precision,
                             peak_tflops_per_gpu=peak_tflops_per_gpu, clock=clock)

@@ -1,11 +1,14 @@
 """When to stop early: a preemption signal (SIGTERM, SIGUSR1 from Slurm), `exit_interval`, `exit_duration_in_mins`.
 
 A signal only sets a flag; at the end of the current step all ranks agree through one all-reduce (any rank
-signalled means everyone stops), so every rank saves the same step and exits 0 together.
+signalled means everyone stops), so every rank saves the same step and exits 0 together. Slurm signals every
+process of the job step, DataLoader workers included: those are started with the signals blocked (see
+`preemption_signals_blocked`), so that only the trainer acts on them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -15,6 +18,18 @@ import torch.distributed as dist
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def preemption_signals_blocked():
+    """Start child processes (DataLoader workers) inside this block: they inherit the preemption signals blocked.
+    torch's workers otherwise die on a SIGTERM that their parent did not send, and the dead worker crashes the job
+    before it can save. A signal that reaches this process meanwhile is delivered when the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, PREEMPTION_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class StopConditions:

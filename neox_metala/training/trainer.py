@@ -22,7 +22,7 @@ from . import checkpoint
 from .batches import BatchStream, build_run_datasets, stream_device
 from .engine import build_model, initialize_engine
 from .metrics import build_metrics
-from .signals import StopConditions
+from .signals import StopConditions, preemption_signals_blocked
 
 logger = logging.getLogger("neox_metala.training")
 NAN_TEST_HOOK = "NEOX_METALA_TEST_NAN_ITERATIONS"  # test hook: "5,6,7" poisons those iterations' loss
@@ -64,6 +64,9 @@ class Trainer:
                                    stream_device(self.engine))
         self.nan_test_iterations = {int(i) for i in os.environ.get(NAN_TEST_HOOK, "").split(",") if i}
         self.consecutive_skips = 0
+        # DeepSpeed skips a non-finite step only through an optimizer wrapper with an overflow check (ZeRO >= 1,
+        # fp16, bf16); without one (ZeRO stage 0 in fp32) the NaN update is applied and the loss must be checked.
+        self.engine_skips_non_finite = hasattr(self.engine.optimizer, "overflow")
 
     def _build_metrics(self, padded_vocab: int):
         args, logging_cfg = self.args, self.args.logging
@@ -74,22 +77,29 @@ class Trainer:
                      wandb_host=logging_cfg.wandb_host, wandb_run_id=self.state.wandb_run_id,
                      wandb_config=args.to_dict()) if logging_cfg.use_wandb else {}
         return build_metrics(self.run_dir, dist.get_rank(), self.layout.world_size, flops, args.training.precision,
-                             args.training.train_iters, resume_iteration=self.state.iteration if self.resumed_from
-                             else None, tensorboard_dir=logging_cfg.tensorboard_dir,
+                             args.training.train_iters, resume_iteration=self._metrics_resume_iteration(),
+                             tensorboard_dir=logging_cfg.tensorboard_dir,
                              peak_tflops_per_gpu=logging_cfg.peak_tflops_per_gpu, **wandb)
+
+    def _metrics_resume_iteration(self) -> int | None:
+        """Where the metrics files restart. A resumable job (`load` set) that found no checkpoint starts at 0: the
+        records of an earlier attempt killed before its first checkpoint must go, not be logged twice."""
+        return self.state.iteration if self.resumed_from or self.args.checkpoint.load else None
 
     def _stream(self, split: int, consumed: int):
         dataset = self.datasets[split]
         if dataset is None:
             return None
-        return BatchStream(dataset, consumed, self.args.training.train_micro_batch_size_per_gpu,
-                           stream_device(self.engine), self.args.data.num_workers)
+        with preemption_signals_blocked():  # inherited by the DataLoader workers this starts
+            return BatchStream(dataset, consumed, self.args.training.train_micro_batch_size_per_gpu,
+                               stream_device(self.engine), self.args.data.num_workers)
 
     def _resume(self) -> str | None:
         tag = checkpoint.find_resume_tag(self.args.checkpoint.load)
         if tag is None:
             logger.warning("no checkpoint in load=%s: starting from scratch", self.args.checkpoint.load)
             return None
+        checkpoint.check_same_model(self.args.checkpoint.load, tag, self.args.to_dict(), self.args.source_of)
         client_state = checkpoint.load(self.engine, self.args.checkpoint.load, tag)
         self.state = TrainState(**client_state["train_state"])
         logger.info("resumed from %s at iteration %d", os.path.join(self.args.checkpoint.load, tag),
@@ -118,6 +128,7 @@ class Trainer:
                 self.save()
             return 0
         except NonFiniteStop as error:
+            self.metrics.log(self.state.iteration)  # the steps that led to the stop: train_step raised before logging
             logger.error("%s", error)
             return 3
         finally:
@@ -135,6 +146,12 @@ class Trainer:
                                tokens=self.args.training.train_batch_size * self.args.model.seq_length,
                                samples=self.args.training.train_batch_size,
                                data_wait_seconds=self.train_stream.take_wait_seconds(), skipped=skipped)
+        if not self.engine_skips_non_finite and not math.isfinite(loss.item()):  # item(): a sync, only here
+            raise NonFiniteStop(
+                f"stopping: iteration {self.state.iteration} had a non-finite loss and its update was applied "
+                f"(zero_optimization stage 0 in {self.args.training.precision} does not skip such steps), so the "
+                f"weights are no longer usable; resume from the last checkpoint in {self.args.checkpoint.save} "
+                f"with zero_optimization stage 1, which skips non-finite steps")
         self._guard_non_finite(skipped)
 
     def _plain_step(self, poison: bool) -> torch.Tensor:

@@ -63,3 +63,13 @@ def test_prune_keeps_the_newest_complete_steps(tmp_path):
     make_step(tmp_path, 5, complete=False)
     checkpoint.prune(str(tmp_path), keep_last=2)
     assert [name for _, name in checkpoint.step_dirs(str(tmp_path))] == ["global_step20", "global_step30"]
+
+
+def test_checkpoint_of_another_model_is_refused_with_both_values(tmp_path):
+    make_step(tmp_path, 10)
+    (tmp_path / "global_step10" / checkpoint.CONFIG_FILE).write_text("hidden_size: 128\nnum_layers: 4\n")
+    checkpoint.check_same_model(str(tmp_path), "global_step10", {"hidden_size": 128, "num_layers": 4},
+                                lambda key: None)
+    with pytest.raises(checkpoint.CheckpointError, match=r"hidden_size 128 but this run has 2048 \(from a\.yml\)"):
+        checkpoint.check_same_model(str(tmp_path), "global_step10", {"hidden_size": 2048, "num_layers": 4},
+                                    lambda key: "a.yml")

@@ -1,12 +1,11 @@
 """The metrics processor against hand computations, and its sinks read back from the real files they write:
-W&B's offline transaction log (.wandb), TensorBoard event files and metrics.jsonl."""
+W&B's offline transaction log (.wandb, read by tests/training/wandb_offline.py), TensorBoard event files and
+metrics.jsonl."""
 
 import io
 import json
 import math
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import torch
 
 from neox_metala.training import metrics as metrics_module
 from neox_metala.training.metrics import build_metrics, format_console_line, peak_tflops_for_device
+from wandb_offline import read_wandb_history
 
 
 class FakeClock:
@@ -24,62 +24,6 @@ class FakeClock:
 
     def __call__(self):
         return self.now
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Reading W&B's offline file. wandb 0.31 writes it from its Go core and no longer ships a Python reader; the
-# format is the LevelDB log format (32 KiB blocks of records: CRC-32 of type+payload, 2-byte length, type FULL/
-# FIRST/MIDDLE/LAST) after a 7-byte ":W&B" header, and every record is a wandb `Record` protobuf.
-# ---------------------------------------------------------------------------------------------------------------
-
-WANDB_BLOCK, WANDB_RECORD_HEADER = 32768, 7
-
-
-def read_wandb_records(path: Path):
-    from wandb.proto import wandb_internal_pb2
-
-    data = path.read_bytes()
-    assert data[:4] == b":W&B", f"{path} is not a W&B transaction log"
-    position, pending = 7, b""
-    while position + WANDB_RECORD_HEADER <= len(data):
-        left_in_block = WANDB_BLOCK - position % WANDB_BLOCK
-        if left_in_block < WANDB_RECORD_HEADER:  # the block's tail is zero padding
-            position += left_in_block
-            continue
-        checksum, length, kind = struct.unpack("<IHB", data[position:position + WANDB_RECORD_HEADER])
-        payload = data[position + WANDB_RECORD_HEADER:position + WANDB_RECORD_HEADER + length]
-        position += WANDB_RECORD_HEADER + length
-        assert zlib.crc32(bytes([kind]) + payload) & 0xFFFFFFFF == checksum, f"bad checksum in {path}"
-        pending = payload if kind in (1, 2) else pending + payload
-        if kind in (1, 4):  # FULL or LAST: a whole record
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            yield record
-
-
-def read_finished_wandb_run(log_file: Path, timeout_seconds: float = 60.0):
-    """The file's records once its `exit` record is there: wandb-core writes the offline file in its own
-    process and may still be flushing for a moment after `run.finish()` has returned."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        records = list(read_wandb_records(log_file))
-        if any(record.HasField("exit") for record in records) or time.monotonic() > deadline:
-            return records
-        time.sleep(0.05)
-
-
-def read_wandb_history(wandb_dir: Path):
-    """All offline runs under wandb_dir, in start order: (run ids, history rows as {key: value})."""
-    run_ids, rows = [], []
-    for run_dir in sorted((wandb_dir / "wandb").glob("offline-run-*")):
-        (log_file,) = run_dir.glob("*.wandb")
-        for record in read_finished_wandb_run(log_file):
-            if record.HasField("run"):
-                run_ids.append(record.run.run_id)
-            if record.HasField("history"):
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                             for item in record.history.item})
-    return run_ids, rows
 
 
 def read_tensorboard(log_dir: Path):
