@@ -8,9 +8,15 @@ run takes chunk j and data-parallel rank r takes the r-th micro batch of it. So 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
 from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
@@ -47,18 +53,49 @@ def _blend(paths, weights):
 
 def build_datasets(sources: DataSources, seq_length: int, seed: int, num_samples: tuple[int, int, int],
                    tokenizer: DatasetTokenizerInfo, cache_dir: str | None):
-    """(train, valid, test) datasets of at least `num_samples` samples each (a split may be None)."""
+    """(train, valid, test) datasets of at least `num_samples` samples each (a split may be None).
+
+    megatron-core writes its index cache in place, so a job killed during the first build would leave truncated
+    files that fail every later start. The cache is therefore built in `<cache_dir>/<settings hash>.partial` and
+    renamed into place once complete; a leftover `.partial` is rebuilt.
+    """
     if sources.data_path:
         blend = dict(blend=_blend(sources.data_path, None), split=sources.split)
     else:
         blend = dict(blend_per_split=[_blend(sources.train_paths, sources.train_weights),
                                       _blend(sources.valid_paths, sources.valid_weights),
                                       _blend(sources.test_paths, sources.test_weights)])
+    settings = [dataclasses.asdict(sources), seq_length, seed, list(num_samples), tokenizer.unique_identifiers]
+    final = None
+    if cache_dir:
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        final = os.path.join(cache_dir, key)
+        ready = os.path.isdir(final)
+        _barrier()  # every rank looks before rank 0 renames anything
+        cache_dir = final if ready else final + ".partial"
+        if not ready and _rank() == 0:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+        _barrier()
+        final = None if ready else final
     config = GPTDatasetConfig(random_seed=seed, sequence_length=seq_length, tokenizer=tokenizer,
                               path_to_cache=cache_dir, reset_position_ids=False, reset_attention_mask=False,
                               eod_mask_loss=False, create_attention_mask=False, mmap_bin_files=True, **blend)
     sizes = [n if n > 0 else None for n in num_samples]
-    return BlendedMegatronDatasetBuilder(GPTDataset, sizes, lambda: True, config).build()
+    datasets = BlendedMegatronDatasetBuilder(GPTDataset, sizes, lambda: True, config).build()
+    if final:
+        _barrier()  # every rank has its (memory-mapped) files open: renaming the folder does not disturb them
+        if _rank() == 0:
+            os.replace(cache_dir, final)
+    return datasets
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def _barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
 
 
 class DataParallelSampler:

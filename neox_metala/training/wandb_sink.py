@@ -69,7 +69,8 @@ def last_logged_step(log_files) -> int:
 
 class WandBLogger:
     """Logs to Weights & Biases by `step=iteration`. `run_id` resumes that run; `history` (metrics.jsonl's records
-    up to the checkpoint) then fills in the steps W&B lost (see the module docstring)."""
+    up to the checkpoint) then fills in the steps W&B lost (see the module docstring). A sink of
+    `training.metrics` (its BaseLogger interface; not a subclass, as metrics imports this module)."""
 
     def __init__(self, project: str, group: str | None = None, team: str | None = None, name: str | None = None,
                  run_id: str | None = None, host: str | None = None, config: dict | None = None,

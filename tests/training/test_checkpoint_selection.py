@@ -73,3 +73,28 @@ def test_checkpoint_of_another_model_is_refused_with_both_values(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match=r"hidden_size 128 but this run has 2048 \(from a\.yml\)"):
         checkpoint.check_same_model(str(tmp_path), "global_step10", {"hidden_size": 2048, "num_layers": 4},
                                     lambda key: "a.yml")
+
+
+def test_index_cache_is_renamed_into_place_only_when_complete(tmp_path, sample_data, single_rank):
+    """A killed first build leaves `<key>.partial`, which the next build replaces instead of trusting."""
+    from neox_metala.data.datasets import DataSources, DatasetTokenizerInfo, build_datasets
+    from neox_metala.data.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(sample_data["tokenizer_type"], sample_data["vocab_file"])
+    info = DatasetTokenizerInfo(tokenizer.vocab_size, tokenizer.eod_id, tokenizer.fingerprint)
+    sources = DataSources(train_paths=sample_data["train_data_paths"], valid_paths=sample_data["valid_data_paths"],
+                          test_paths=sample_data["test_data_paths"])
+    args = (sources, 32, 1, (64, 16, 16), info)
+    reference = build_datasets(*args, None)[0]
+    first = build_datasets(*args, str(tmp_path))[0]
+    (key,) = [p.name for p in tmp_path.iterdir()]
+    assert not key.endswith(".partial")
+    # Simulate a build killed half-way: truncated cache files in a leftover .partial folder, no final folder.
+    (tmp_path / key).rename(tmp_path / f"{key}.partial")
+    for npy in (tmp_path / f"{key}.partial").glob("*.npy"):
+        npy.write_bytes(npy.read_bytes()[:10])
+    again = build_datasets(*args, str(tmp_path))[0]
+    assert [p.name for p in tmp_path.iterdir()] == [key]
+    for index in (0, 7, 63):
+        assert (reference[index]["tokens"] == first[index]["tokens"]).all()
+        assert (reference[index]["tokens"] == again[index]["tokens"]).all()

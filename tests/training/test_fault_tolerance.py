@@ -8,7 +8,8 @@ as torchrun would start it), the real DeepSpeed engine, real checkpoint files an
   saves at the step it was in, exits 0, and the resumed job logs the uninterrupted run's losses.
 - NaN test hook: one poisoned step is skipped (weights unchanged, counted), consecutive ones stop the run with
   exit code 3 and a message; ZeRO stage 0, which cannot skip, stops at the first one.
-- W&B offline: a job killed with SIGKILL and its resumed job log into one run, every step once, every key.
+- W&B offline: a job killed with SIGKILL and its resumed job log into one run, every step once, every key,
+  whether the killed job's offline file lost all its history (wandb flushes it every 15 s) or kept part of it.
 - The plot command draws both panels from a real run; docs/loss-and-throughput.png is such a plot.
 """
 
@@ -35,12 +36,24 @@ from wandb_offline import read_wandb_history
 from neox_metala import plot
 from neox_metala.training.checkpoint import COMPLETE_MARKER, SAVE_PAUSE_TEST_HOOK
 from neox_metala.training.trainer import NAN_TEST_HOOK
+from neox_metala.training.wandb_sink import last_logged_step
 
 pytestmark = pytest.mark.multiproc
 TRAIN_ITERS = 40
 MODEL = {**SMALL_MODEL, "train_iters": TRAIN_ITERS, "checkpoint_factor": 2, "keep_last_n_checkpoints": 2}
 TRAIN_KEYS = ("loss", "lr", "grad_norm", "tokens_per_second", "tflops_per_gpu")
 RESUMED = re.compile(r"resumed from \S*global_step(\d+) at iteration (\d+)")
+STARTED: list[Job] = []  # every job, so that a failed test leaves none running
+
+
+@pytest.fixture(autouse=True)
+def no_job_outlives_its_test():
+    yield
+    while STARTED:
+        job = STARTED.pop()
+        if job.process.poll() is None:
+            job.kill_group(signal.SIGKILL)
+            job.process.wait()
 
 
 class Job:
@@ -59,6 +72,7 @@ class Job:
                                             cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         self.started, self.started_wall = time.monotonic(), time.time()
+        STARTED.append(self)
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -170,7 +184,8 @@ def kill_in_deepspeed_write(job, run_dir, ckpt, rng):
     def saving():
         for model_file in ckpt.glob("global_step*/mp_rank_00_model_states.pt"):
             try:
-                if model_file.stat().st_mtime >= job.started_wall and not (model_file.parent / COMPLETE_MARKER).exists():
+                written_now = model_file.stat().st_mtime >= job.started_wall
+                if written_now and not (model_file.parent / COMPLETE_MARKER).exists():
                     return True
             except FileNotFoundError:  # pruned meanwhile
                 pass
@@ -212,13 +227,14 @@ def test_sigkill_at_six_moments_resumes_to_the_uninterrupted_weights(tmp_path, s
             description = moment(job, run_dir, ckpt, rng)
             job.kill_group(signal.SIGKILL)
             job.process.wait()
-            if moment is kill_in_held_save:  # the weights are there, the RNG state and the marker are not
-                held = ckpt / f"global_step{env[SAVE_PAUSE_TEST_HOOK]}"
-                assert sorted(f.name for f in held.iterdir()) == ["mp_rank_00_model_states.pt",
-                                                                  "zero_pp_rank_0_mp_rank_00_optim_states.pt"]
+            if moment is kill_in_held_save:  # the weights are there, the marker is not (nor, as a rule, the RNG)
+                held = {f.name for f in (ckpt / f"global_step{env[SAVE_PAUSE_TEST_HOOK]}").iterdir()}
+                assert {"mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"} <= held
+                assert COMPLETE_MARKER not in held, held
+            unfinished = {d.name: {f.name: f.stat().st_size for f in d.iterdir()} for d in ckpt.glob("global_step*")
+                          if not (d / COMPLETE_MARKER).exists()}
             kills.append(f"{moment.__name__}: {description}; iteration {last_logged(run_dir)} logged; "
-                         f"complete steps {complete_steps(ckpt)}, "
-                         f"folders {sorted(d.name for d in ckpt.glob('global_step*'))}")
+                         f"complete steps {complete_steps(ckpt)}; unfinished folders (file sizes) {unfinished}")
         context = f"seed {seed}, kills so far:\n" + "\n".join(kills)
         resumed = job.resumed_iteration()
         if expected:  # the job logs its resume at once after loading; a kill in start-up may come before
@@ -256,19 +272,21 @@ def test_sigterm_saves_within_one_step_and_the_resume_continues_exactly(tmp_path
     run_dir, ckpt = tmp_path / "job/run", tmp_path / "job/ckpt"
     job = Job(config_dir, files, tmp_path / "job0.log")
     job.wait_until(lambda: last_logged(run_dir) >= 10, "iteration 10")
-    signalled_after = last_logged(run_dir)
+    signalled_after, signalled_at = last_logged(run_dir), time.monotonic()
     if target == "group":
         job.kill_group(signal.SIGTERM)
     else:
         job.process.send_signal(signal.SIGTERM)
     assert job.wait(timeout=60) == 0, job.log()[-3000:]
+    seconds_to_exit = time.monotonic() - signalled_at
     stopped = re.search(r"stopping at iteration (\d+): received SIGTERM", job.log())
     assert stopped, job.log()[-3000:]
     stop = int(stopped.group(1))
     assert signalled_after <= stop <= signalled_after + 1, (signalled_after, stop)  # the step in progress only
     assert (ckpt / "latest").read_text() == f"global_step{stop}"
     assert complete_steps(ckpt) == [stop]
-    print(f"SIGTERM ({target}) after iteration {signalled_after} was logged: saved and stopped at {stop}")
+    print(f"SIGTERM ({target}) after iteration {signalled_after} was logged: saved and stopped at {stop}, "
+          f"exit 0 after {seconds_to_exit:.2f} s")
 
     resumed = Job(config_dir, files, tmp_path / "job1.log")
     assert resumed.wait() == 0, resumed.log()[-3000:]
@@ -326,15 +344,22 @@ def test_zero_stage_0_cannot_skip_so_a_nan_stops_the_run_before_it_is_saved(tmp_
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def test_wandb_offline_run_continues_across_a_sigkill(tmp_path, sample_data, uninterrupted):
+@pytest.mark.parametrize("flush_interval", [
+    pytest.param(None, id="killed-job-history-lost"),  # wandb's default, 15 s: the killed job's file stays empty
+    pytest.param("0.1", id="killed-job-history-partly-written"),
+])
+def test_wandb_offline_run_continues_across_a_sigkill(tmp_path, sample_data, uninterrupted, flush_interval):
     config_dir, files = configs(tmp_path, "job", sample_data, use_wandb=True, wandb_project="neox-metala-test")
     run_dir, ckpt = tmp_path / "job/run", tmp_path / "job/ckpt"
-    job = Job(config_dir, files, tmp_path / "job0.log")
+    env = {"WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL": flush_interval} if flush_interval else {}
+    job = Job(config_dir, files, tmp_path / "job0.log", env)
     job.wait_until(lambda: last_logged(run_dir) >= 13, "iteration 13")
     job.kill_group(signal.SIGKILL)
     job.process.wait()
     killed_at, checkpoint_at = last_logged(run_dir), expected_resume(ckpt)
-    resumed = Job(config_dir, files, tmp_path / "job1.log")
+    (killed_file,) = (run_dir / "wandb").glob("offline-run-*/*.wandb")
+    held_by_killed_job = last_logged_step([killed_file])
+    resumed = Job(config_dir, files, tmp_path / "job1.log", env)
     assert resumed.wait() == 0, resumed.log()[-3000:]
     assert resumed.resumed_iteration() == checkpoint_at
 
@@ -349,8 +374,10 @@ def test_wandb_offline_run_continues_across_a_sigkill(tmp_path, sample_data, uni
     for row in train_rows:
         assert all(key in row for key in TRAIN_KEYS), row
         assert row["loss"] == expected[row["_step"]], row["_step"]
-    print(f"W&B: killed after iteration {killed_at} was logged, resumed from {checkpoint_at}; "
-          f"the killed job's offline file held {len(list(folders[0].glob('*.wandb'))[0].read_bytes())} bytes")
+    assert flush_interval is None or held_by_killed_job > 0  # the other case: some steps came from the killed job
+    print(f"W&B ({flush_interval or 'default'} s flushes): killed after iteration {killed_at} was logged, resumed "
+          f"from {checkpoint_at}; the killed job's offline file held steps up to {held_by_killed_job} "
+          f"({killed_file.stat().st_size} bytes)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
