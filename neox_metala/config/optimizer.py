@@ -17,6 +17,7 @@ ZERO_KEYS = ("stage", "allgather_partitions", "allgather_bucket_size", "overlap_
              "reduce_bucket_size", "contiguous_gradients", "round_robin_gradients", "load_from_fp32_weights",
              "elastic_checkpoint", "ignore_unused_parameters", "cpu_offload", "offload_optimizer", "offload_param")
 SUPPORTED_ZERO_STAGES = (0, 1)
+DEFAULT_ZERO_STAGE = 1
 
 
 @dataclass
@@ -46,7 +47,8 @@ class OptimizerConfig(Section):
 
     zero_optimization: dict | None = None
     """DeepSpeed ZeRO settings, e.g. {stage: 1, overlap_comm: true}; only stages 0 and 1 are supported.
-    Default: stage 0. NeoX default None."""
+    Without this key: stage 1 (NeoX's default is 0): ZeRO-1 costs nothing at data-parallel size 1, and it is
+    what reports the gradient norm and skips non-finite steps. A block without `stage` is DeepSpeed's stage 0."""
 
     def check_values(self, source_of: SourceOf) -> None:
         source = source_of("optimizer")
@@ -97,7 +99,9 @@ class OptimizerConfig(Section):
 
     @property
     def zero_stage(self) -> int:
-        return (self.zero_optimization or {}).get("stage", 0)
+        if self.zero_optimization is None:
+            return DEFAULT_ZERO_STAGE
+        return self.zero_optimization.get("stage", 0)  # DeepSpeed's own default inside a block
 
 
 def _underscored(mapping: dict) -> dict:

@@ -1,4 +1,4 @@
-"""Tensor-parallel shards <-> full tensors, for comparisons with single-rank runs and checkpoint conversion.
+"""Tensor-parallel shards -> full tensors, for comparisons with single-rank runs and checkpoint conversion.
 
 Fused projections (MetaLA's [q | decay logits | v | gate], SwiGLU's [w1 | w3], attention's [q | k | v]) hold on
 each rank the rank's slice of every part; `fused_part_sizes` on the parameter gives the parts' full sizes.
@@ -21,15 +21,6 @@ def merge_tp_shards(shards: list[torch.Tensor], partition_dim: int | None,
     per_rank_parts = [shard.split(local_sizes, dim=partition_dim) for shard in shards]
     return torch.cat([torch.cat([parts[i] for parts in per_rank_parts], dim=partition_dim)
                       for i in range(len(local_sizes))], dim=partition_dim)
-
-
-def split_full_tensor(full: torch.Tensor, tp: int, rank: int, partition_dim: int | None,
-                      fused_part_sizes: tuple[int, ...] | None = None) -> torch.Tensor:
-    """This rank's shard of a full tensor: the inverse of `merge_tp_shards`."""
-    if partition_dim is None:
-        return full
-    parts = full.split(list(fused_part_sizes), dim=partition_dim) if fused_part_sizes else [full]
-    return torch.cat([part.chunk(tp, dim=partition_dim)[rank] for part in parts], dim=partition_dim)
 
 
 def tp_layout(param) -> tuple[int | None, tuple[int, ...] | None]:

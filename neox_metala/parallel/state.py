@@ -94,14 +94,6 @@ def data_parallel_group():
     return parallel_state.get_data_parallel_group()
 
 
-def pipeline_parallel_rank() -> int:
-    return parallel_state.get_pipeline_model_parallel_rank()
-
-
-def is_last_pipeline_stage() -> bool:
-    return parallel_state.is_pipeline_last_stage()
-
-
 def linear_config(params_dtype: torch.dtype = torch.float32, on_gpu: bool | None = None) -> ModelParallelConfig:
     """Settings for megatron-core's parallel linears and embedding.
 

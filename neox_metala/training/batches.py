@@ -61,4 +61,4 @@ class BatchStream:
 
 
 def stream_device(engine) -> torch.device:
-    return torch.device(engine.device) if not isinstance(engine.device, torch.device) else engine.device
+    return torch.device(engine.device)  # DeepSpeed gives a string or a device

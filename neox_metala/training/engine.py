@@ -35,7 +35,7 @@ def block_settings(args: NeoXArgs) -> BlockSettings:
 
 def deepspeed_config(args: NeoXArgs) -> dict:
     training, optimizer = args.training, args.optimizer
-    zero = dict(optimizer.zero_optimization or {"stage": 1})
+    zero = {**(optimizer.zero_optimization or {}), "stage": optimizer.zero_stage}
     config = {
         "train_micro_batch_size_per_gpu": training.train_micro_batch_size_per_gpu,
         "gradient_accumulation_steps": training.gradient_accumulation_steps,
