@@ -1,42 +1,70 @@
 #!/usr/bin/env bash
 # Run on a lent GPU machine (the device tool), from the repository root, with the engine wheels of
-# ../shared/tools/device-wheels.sh in .gpu/wheels and, if a previous session brought them back, compile caches
-# in .gpu/cache.tgz.part-*. Usage: bash bench/gpu_session.sh STEP... (tests, layer-quick, layer, train, two-gpu)
-# Every step has its own time limit; logs and JSON results go to $OUT; the tuned-kernel caches come back as
-# $OUT/cache.tgz.part-* (copy them into .gpu/ for the next session).
+# ../shared/tools/device-wheels.sh in .gpu/wheels (py-spy in .gpu/wheels/tools for stack dumps) and, if a previous
+# call brought them back, compile caches in .gpu/cache.tgz.part-*. Usage: bash bench/gpu_session.sh STEP...
+# (hang-old, starts, gpu-suite, tests, layer-quick, layer, train). Every step has its own time limit; logs and
+# JSON results go to $OUT; the kernel caches come back as $OUT/cache.tgz.part-* (copy them into .gpu/).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT" /tmp/cache
 export TORCH_CUDA_ARCH_LIST=9.0 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONUNBUFFERED=1 WANDB_MODE=offline PYTHONPATH=$PWD
-export TRITON_CACHE_DIR=/tmp/cache/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache/inductor
-ls .gpu/cache.tgz.part-* >/dev/null 2>&1 && cat .gpu/cache.tgz.part-* | tar -xzf - -C /tmp/cache
+# The project's own kernel cache (kernel_cache_dir / NEOX_METALA_KERNEL_CACHE): it persists while the machine
+# stays warm between calls; `starts` empties it first to measure a cold start.
+export NEOX_METALA_KERNEL_CACHE=/tmp/cache/kernels
+[ -d /tmp/cache/kernels ] || { ls .gpu/cache.tgz.part-* >/dev/null 2>&1 && cat .gpu/cache.tgz.part-* | tar -xzf - -C /tmp/cache; }
 start=$(date +%s)
 python3 -m pip install -q --no-index --no-deps .gpu/wheels/engines/*.whl 2>&1 | grep -v "^WARNING" | tail -2
 # DeepSpeed's needs always; W&B and the data-prep extras only when carried (a benchmark-only carry leaves them out)
 python3 -m pip install -q --no-index --find-links .gpu/wheels/extras hjson pydantic 2>&1 | grep -v "^WARNING" | tail -2
 ls .gpu/wheels/extras/wandb-* >/dev/null 2>&1 && python3 -m pip install -q --no-index \
     --find-links .gpu/wheels/extras wandb sentencepiece zstandard orjson 2>&1 | grep -v "^WARNING" | tail -2
+ls .gpu/wheels/tools/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no-deps .gpu/wheels/tools/*.whl 2>&1 | grep -v "^WARNING" | tail -2
 python3 -c "import torch, triton, deepspeed, megatron.core, fla; print('stack', torch.__version__, triton.__version__,
 deepspeed.__version__, fla.__version__, torch.cuda.get_device_name())" 2>&1 | tail -1 | tee "$OUT/stack.txt"
 echo "install took $(( $(date +%s) - start )) s"
 
 save_cache() {  # tuned kernels only (not the one-config test builds), compressed, in parts under the 16 MB limit
-    [ -d /tmp/cache/triton ] || return 0
-    tar -czf /tmp/cache.tgz -C /tmp/cache . && split -b 15m /tmp/cache.tgz "$OUT/cache.tgz.part-"
+    [ -d /tmp/cache/kernels ] || return 0
+    tar -czf /tmp/cache.tgz -C /tmp/cache kernels && split -b 15m /tmp/cache.tgz "$OUT/cache.tgz.part-"
     ls -la "$OUT"/cache.tgz.part-* 2>/dev/null
 }
-trap save_cache EXIT
+cleanup() {  # runs started in sessions of their own would outlive this call if a step's timeout cut them off
+    pkill -9 -f "train.py|deepy.py|neox_metala.warmup" 2>/dev/null
+    save_cache
+}
+trap cleanup EXIT
 step() {  # step NAME SECONDS COMMAND...
     local name=$1 limit=$2; shift 2
     local t0=$(date +%s)
     echo "== $name (limit ${limit}s)"
     timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
     echo "== $name exit $? after $(( $(date +%s) - t0 )) s"
-    grep -E "GPU-ERR|passed|failed|error|ratio|==|tok/s|M tok|floor|share|gemm|MFU" "$OUT/$name.log" | tail -60
+    grep -E "GPU-ERR|passed|failed|error|Error|ratio|==|tok/s|M tok|floor|share|gemm|MFU|warmup|vs 1gpu|resumed" "$OUT/$name.log" | tail -60
+}
+hang_old() {  # the code before the fix (.gpu/old: git archive of it), a pipeline-engine run with DataLoader workers
+    [ -d .gpu/old ] || { echo "no .gpu/old"; return 0; }
+    (cd .gpu/old && python3 -m neox_metala.data_prep sample > /dev/null 2>&1
+     sed 's/"pipe_parallel_size": 0/"pipe_parallel_size": 1/; s/"train_iters": 200/"train_iters": 30/' configs/tiny.yml > configs/hang.yml
+     export PYTHONPATH=$PWD
+     timeout -s KILL 150 python3 deepy.py train.py -d configs hang.yml local_setup.yml > "$OUT/hang-old.log" 2>&1 &
+     for _ in $(seq 120); do grep -q "iteration 30/30" "$OUT/hang-old.log" && break; sleep 1; done
+     sleep 20
+     echo "== hang-old: 20 s after iteration 30/30 these are still running:"
+     for pid in $(pgrep -f "train.py|deepy.py|deepspeed.launcher"); do
+         echo "--- pid $pid: $(tr '\0' ' ' < /proc/$pid/cmdline | cut -c1-150)"; py-spy dump --pid "$pid" 2>&1 | head -25
+     done > "$OUT/hang-old-stacks.txt"
+     grep -c "^--- pid" "$OUT/hang-old-stacks.txt"; grep -A6 "^Thread" "$OUT/hang-old-stacks.txt" | head -40
+     pkill -9 -f "train.py|deepy.py|deepspeed.launcher"; wait) ;
 }
 for s in "$@"; do
     case $s in
+        hang-old) hang_old ;;
+        starts) case " ${STARTS:-1gpu-cold} " in *" 1gpu-cold "*) rm -rf /tmp/cache/kernels ;; esac
+                step starts 560 python3 bench/starts.py --kernel-cache /tmp/cache/kernels \
+                    --out "$OUT/starts.json" ${STARTS:+--steps $STARTS} ;;
+        gpu-suite) NEOX_METALA_GPU_REPORT=$OUT/gpu-report.json step gpu-suite ${GPU_SUITE_LIMIT:-580} python3 -m pytest -q -x -s -m gpu \
+                       -p no:cacheprovider ${GPU_SUITE_K:+-k "$GPU_SUITE_K"} tests/training/test_gpu_runs.py ;;
         tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
                        NEOX_METALA_FAST_AUTOTUNE=1
                 step gpu-tests 540 python3 -m pytest -q -s -p no:cacheprovider tests/ops/test_ops_gpu.py \

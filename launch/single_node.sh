@@ -16,7 +16,6 @@ if [ "$#" -gt 0 ]; then configs=("$@"); else configs=(metala-1B.yml local_setup.
 # NVLink SHARP (multicast) stays off: it reserves GPU memory and has hung collectives on some drivers.
 export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
 # One Triton kernel cache per user and machine, not on a shared filesystem that all ranks write at once.
-export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/${USER:-neox}/triton-cache}
 
 extra=()
 [ -n "${DRY_RUN:-}" ] && extra+=(--dry-run)

@@ -39,6 +39,8 @@ import sys  # noqa: E402
 # tests/dist_helpers.py is imported by the multi-process tests (and by their spawned workers).
 sys.path.insert(0, os.path.dirname(__file__))
 
+from config_fixtures import tiny_yaml, write_yaml  # noqa: E402, F401  (fixtures for every test folder)
+
 
 @pytest.fixture(scope="session")
 def single_rank():

@@ -1,58 +1,32 @@
-"""Command lines: deepy.py (validate, work out the world, exec DeepSpeed's runner) and train.py's arguments.
+"""train.py's command line: the config resolved by deepy.py (neox_metala.launch), or YAML files read directly.
 
-    python deepy.py train.py -d configs metala-1B.yml local_setup.yml [--dry-run]
-    # every rank then runs: train.py --neox-config-b64 <config> --local_rank=N
+    # every rank started by deepy.py runs: train.py --neox-config-b64 <config> --local_rank=N
     torchrun --nproc_per_node 2 train.py -d configs tiny.yml      # also works: train.py reads YAML itself
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
-import shlex
 import subprocess
-import sys
 from collections.abc import Mapping, MutableMapping
 
 from .args import NeoXArgs, load_config
 from .errors import ConfigError
-from .launch_command import CONFIG_ARGUMENT, decode_config, describe, launch_environment, runner_command
-from .resources import plan_resources
+
+# The argument through which train.py receives the resolved config (as GPT-NeoX passes its configs): base64
+# of the to_dict() JSON, so that no shell or pdsh quoting can alter it.
+CONFIG_ARGUMENT = "--neox-config-b64"
 
 
-def _deepy_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="deepy.py", description="Validate NeoX-style YAML configs and launch USER_SCRIPT on every rank "
-        "through DeepSpeed's runner (pdsh/slurm/MPI multi-node, local processes on one machine, CPU processes "
-        "with gloo when no GPU is visible).")
-    parser.add_argument("user_script", help="script every rank runs, e.g. train.py")
-    parser.add_argument("conf_files", nargs="+", help="YAML files, merged as a union (a key in two is an error)")
-    parser.add_argument("-d", "--conf_dir", "--conf-dir", default=None, help="directory the YAML files are in")
-    parser.add_argument("--dry-run", "--dry_run", action="store_true",
-                        help="print the resolved world and the launcher command, and exit without launching")
-    return parser
+def encode_config(args: NeoXArgs) -> str:
+    return base64.urlsafe_b64encode(json.dumps(args.to_dict(), separators=(",", ":")).encode()).decode()
 
 
-def deepy_main(argv: list[str] | None = None) -> int:
-    """deepy.py: returns an exit status for --dry-run and errors; otherwise replaces this process."""
-    options = _deepy_parser().parse_intermixed_args(argv)
-    try:
-        args = load_config(options.conf_files, options.conf_dir)
-        resources = plan_resources(args.launcher, args.source_of)
-        args.resolve(resources.world_size)
-    except ConfigError as error:
-        print(f"deepy.py: error: {error}", file=sys.stderr)
-        return 2
-    command = runner_command(args, resources, options.user_script)
-    env = launch_environment(args, resources, dict(os.environ))
-    print(f"deepy.py: {describe(resources)} data_parallel_size={args.derived.data_parallel_size} "
-          f"train_batch_size={args.training.train_batch_size}", flush=True)
-    env_note = "DS_ACCELERATOR=cpu " if resources.use_cpu else ""
-    if options.dry_run:
-        print(f"deepy.py: launcher command: {env_note}{shlex.join(command)}")
-        return 0
-    os.execve(command[0], command, env)
-    return 0  # not reached
+def decode_config(encoded: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(encoded.encode()).decode())
 
 
 def _train_parser() -> argparse.ArgumentParser:

@@ -49,6 +49,13 @@ class TrainingConfig(Section):
     checkpoint_activations: bool = False
     """Recompute each layer's activations in the backward pass to save memory. NeoX default False."""
 
+    kernel_cache_dir: str | None = None
+    """Folder for compiled GPU kernels and their autotuning results (Triton, fla, torch.compile), reused by
+    every later run; local rank 0 of each node compiles while the node's other ranks wait, and a folder on a
+    shared filesystem serves every node. Default: $NEOX_METALA_KERNEL_CACHE, else ~/.cache/neox-metala/kernels
+    (TRITON_CACHE_DIR / TORCHINDUCTOR_CACHE_DIR set in the environment win). Fill it ahead of a job with
+    `python -m neox_metala.warmup -d configs ...`. Not a NeoX key."""
+
     eval_interval: int = 1000
     """Run validation every this many iterations. NeoX default 1000."""
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import time
+import weakref
 
 import torch
+import torch.utils.data  # noqa: F401  (its at-exit hook must be registered before ours, so that ours runs first)
 
 from .. import parallel
 from ..config import NeoXArgs
 from ..data.datasets import DataSources, DatasetTokenizerInfo, build_datasets, micro_batches
 from ..model.gpt import no_padding_mask
+from .signals import preemption_signals_blocked
 
 
 def split_sample_counts(args: NeoXArgs) -> tuple[int, int, int]:
@@ -36,11 +40,16 @@ class BatchStream:
     """Micro batches of one split for this data-parallel rank, moved to the device, with the wait measured.
 
     Yields ((tokens, mask), (labels, loss_mask)): the pipeline engine's (inputs, labels) form.
+    Owns its DataLoader workers and must be closed (`close`, or at the latest at interpreter exit): the workers
+    run with the preemption signals blocked, so neither multiprocessing's at-exit `terminate()` nor a launcher's
+    SIGTERM can end them, and a process that exits with a stream open would wait for them forever.
     """
 
     def __init__(self, dataset, consumed_samples: int, micro_batch: int, device, num_workers: int):
-        self.iterator = micro_batches(dataset, consumed_samples, micro_batch, parallel.data_parallel_rank(),
-                                      parallel.data_parallel_size(), num_workers)
+        with preemption_signals_blocked():  # inherited by the DataLoader workers started here
+            self.iterator = micro_batches(dataset, consumed_samples, micro_batch, parallel.data_parallel_rank(),
+                                          parallel.data_parallel_size(), num_workers)
+        _OPEN_STREAMS.add(self)
         self.device = device
         self.wait_seconds = 0.0
         self.mask = no_padding_mask(device)
@@ -58,6 +67,31 @@ class BatchStream:
     def take_wait_seconds(self) -> float:
         waited, self.wait_seconds = self.wait_seconds, 0.0
         return waited
+
+    def close(self) -> None:
+        """End the workers now: the DataLoader's own shutdown (a stop message to each worker, a short join), then
+        SIGKILL for any worker still alive, since SIGTERM does not reach them."""
+        iterator, self.iterator = self.iterator, None
+        _OPEN_STREAMS.discard(self)
+        workers = list(getattr(iterator, "_workers", ()))
+        shutdown = getattr(iterator, "_shutdown_workers", None)  # the multi-process iterator's (torch private)
+        if shutdown is not None:
+            shutdown()
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+
+
+_OPEN_STREAMS: weakref.WeakSet[BatchStream] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_streams() -> None:
+    """Last resort for a process that ends with a stream open (an exception, or a stream that an engine still
+    references). Runs before torch's own at-exit hook, after which a DataLoader no longer shuts its workers down."""
+    for stream in list(_OPEN_STREAMS):
+        stream.close()
 
 
 def stream_device(engine) -> torch.device:

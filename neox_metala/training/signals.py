@@ -33,10 +33,12 @@ def preemption_signals_blocked():
 
 
 class StopConditions:
-    def __init__(self, exit_interval: int | None, exit_duration_in_mins: float | None, device):
+    """Create it first thing: a preemption signal during start-up is then honoured after the first step (saved,
+    exit 0) instead of killing the process."""
+
+    def __init__(self, exit_interval: int | None, exit_duration_in_mins: float | None):
         self.exit_interval = exit_interval
         self.deadline = time.time() + 60 * exit_duration_in_mins if exit_duration_in_mins else None
-        self.device = device
         self.signalled: str | None = None
         for sig in PREEMPTION_SIGNALS:
             signal.signal(sig, self._on_signal)
@@ -51,7 +53,8 @@ class StopConditions:
             local = 1
         elif self.deadline is not None and time.time() >= self.deadline:
             local = 2
-        flag = torch.tensor([local], dtype=torch.int32, device=self.device)
+        on_gpu = dist.get_backend() == dist.Backend.NCCL  # NCCL reduces CUDA tensors only
+        flag = torch.tensor([local], dtype=torch.int32, device="cuda" if on_gpu else "cpu")
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         if flag.item() == 1:
             return f"received {self.signalled or 'a preemption signal on another rank'}"

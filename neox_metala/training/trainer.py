@@ -12,7 +12,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from .. import parallel
+from .. import parallel, warmup
 from ..config import NeoXArgs, check_data_paths, padded_vocab_size
 from ..config.cli import parse_train_args
 from ..data.tokenizers import load_tokenizer
@@ -22,7 +22,7 @@ from . import checkpoint
 from .batches import BatchStream, build_run_datasets, stream_device
 from .engine import build_model, initialize_engine
 from .metrics import build_metrics
-from .signals import StopConditions, preemption_signals_blocked
+from .signals import StopConditions
 
 logger = logging.getLogger("neox_metala.training")
 NAN_TEST_HOOK = "NEOX_METALA_TEST_NAN_ITERATIONS"  # test hook: "5,6,7" poisons those iterations' loss
@@ -45,8 +45,11 @@ class NonFiniteStop(RuntimeError):
 class Trainer:
     def __init__(self, args: NeoXArgs):
         self.args = args
+        self.stop = StopConditions(args.training.exit_interval, args.training.exit_duration_in_mins)
+        kernel_cache = warmup.use_kernel_cache(args.training.kernel_cache_dir)
         self.layout = parallel.initialize(args.parallel.model_parallel_size, args.parallel.pipeline_stages)
         args.check_world_size(self.layout.world_size)
+        self._warm_up_kernels(kernel_cache)
         check_data_paths(args)
         torch.manual_seed(args.training.seed)
         tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
@@ -60,13 +63,18 @@ class Trainer:
         self.datasets = build_run_datasets(args, tokenizer, os.path.join(self.run_dir, "index-cache"))
         self.train_stream = self._stream(0, self.state.consumed_train_samples)
         self.metrics = self._build_metrics(vocab)
-        self.stop = StopConditions(args.training.exit_interval, args.training.exit_duration_in_mins,
-                                   stream_device(self.engine))
         self.nan_test_iterations = {int(i) for i in os.environ.get(NAN_TEST_HOOK, "").split(",") if i}
         self.consecutive_skips = 0
         # DeepSpeed skips a non-finite step only through an optimizer wrapper with an overflow check (ZeRO >= 1,
         # fp16, bf16); without one (ZeRO stage 0 in fp32) the NaN update is applied and the loss must be checked.
         self.engine_skips_non_finite = hasattr(self.engine.optimizer, "overflow")
+
+    def _warm_up_kernels(self, kernel_cache: str) -> None:
+        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+        seconds = warmup.warm_up_node(warmup.MixerShapes.of(self.args), device)
+        if seconds is not None and dist.get_rank() == 0:
+            logger.info("MetaLA kernels compiled or loaded in %.1f s on local rank 0 of each node (kernel cache %s)",
+                        seconds, kernel_cache)
 
     def _build_metrics(self, padded_vocab: int):
         args, logging_cfg = self.args, self.args.logging
@@ -90,9 +98,8 @@ class Trainer:
         dataset = self.datasets[split]
         if dataset is None:
             return None
-        with preemption_signals_blocked():  # inherited by the DataLoader workers this starts
-            return BatchStream(dataset, consumed, self.args.training.train_micro_batch_size_per_gpu,
-                               stream_device(self.engine), self.args.data.num_workers)
+        return BatchStream(dataset, consumed, self.args.training.train_micro_batch_size_per_gpu,
+                           stream_device(self.engine), self.args.data.num_workers)
 
     def _resume(self) -> str | None:
         tag = checkpoint.find_resume_tag(self.args.checkpoint.load)
@@ -191,8 +198,11 @@ class Trainer:
         stream = self._stream(split, consumed)
         if stream is None:
             return None
-        with self.metrics.untimed():
-            loss = self._mean_eval_loss(stream)
+        try:
+            with self.metrics.untimed():
+                loss = self._mean_eval_loss(stream)
+        finally:
+            stream.close()
         if split == 1:
             self.state.consumed_valid_samples += self.args.training.eval_iters * self.args.training.train_batch_size
         if split == 1:
@@ -242,8 +252,11 @@ def _poisoned(stream):
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_train_args(argv)
-    trainer = Trainer(args)
     try:
-        return trainer.train()
+        trainer = Trainer(args)
+        try:
+            return trainer.train()
+        finally:
+            trainer.train_stream.close()  # its workers would otherwise outlive training (see BatchStream)
     finally:
         parallel.destroy()

@@ -11,9 +11,10 @@ import sys
 import pytest
 
 from neox_metala.config import ConfigError, load_config
-from neox_metala.config.cli import deepy_main, parse_train_args, slurm_rank_environment
-from neox_metala.config.launch_command import encode_config, launch_environment, runner_command
-from neox_metala.config.resources import plan_resources
+from neox_metala.config.cli import encode_config, parse_train_args, slurm_rank_environment
+from neox_metala.launch.command import launch_environment, runner_command
+from neox_metala.launch.deepy import deepy_main, local_ranks
+from neox_metala.launch.resources import plan_resources
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HOSTFILE_2x8 = "node-a slots=8\nnode-b slots=8\n"
@@ -23,7 +24,7 @@ def dry_run(capsys, *paths) -> tuple[str, list[str]]:
     """deepy.py --dry-run in-process: (summary line, launcher command words)."""
     assert deepy_main(["train.py", *paths, "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    command = lines[-1].split("launcher command: ", 1)[1].split()
+    command = lines[-1].split(" command", 1)[1].split(": ", 1)[1].split()
     return lines[0], command
 
 
@@ -48,6 +49,9 @@ def test_dry_run_with_a_two_node_hostfile(capsys, tiny_yaml, write_yaml, launch_
     summary, command = dry_run(capsys, tiny_yaml, launch)
     assert f"world_size={world} " in summary and f"nodes={nodes} " in summary and per_node in summary
     assert f"data_parallel_size={world}" in summary and f"train_batch_size={2 * 2 * world}" in summary
+    if nodes == 1:  # one machine: deepy.py starts the ranks itself, as DeepSpeed's runner would run them locally
+        assert command[1:4] == ["-u", "train.py", "--local_rank=N"] and command[-2] == "--neox-config-b64"
+        return
     assert command[1:4] == ["-u", "-m", "deepspeed.launcher.runner"]
     assert option(command, "--hostfile") == hostfile and option(command, "--launcher") == "pdsh"
     assert command[-3:-1] == ["train.py", "--neox-config-b64"]
@@ -115,8 +119,10 @@ def test_cpu_run_without_gpus(tiny_yaml, write_yaml):
     args = load_config([tiny_yaml, launch])
     resources = plan_resources(args.launcher, args.source_of, local_gpu_count=lambda: 0)
     assert resources.use_cpu and resources.world_size == 2 and resources.hostfile is None
-    command = runner_command(args.resolve(2), resources, "train.py")
-    assert option(command, "--num_gpus") == "2" and "--hostfile" not in command
+    ranks = local_ranks(args.resolve(2), resources, "train.py")
+    assert ranks.world_size == 2 and ranks.gpu_slots is None
+    assert ranks.rank_command(1)[2:4] == ["train.py", "--local_rank=1"]
+    assert ranks.rank_environment(1, {})["RANK"] == "1" and ranks.rank_environment(1, {})["WORLD_SIZE"] == "2"
     assert launch_environment(args, resources, {})["DS_ACCELERATOR"] == "cpu"
 
 
@@ -146,7 +152,7 @@ def free_port() -> int:
 
 
 @pytest.mark.multiproc
-def test_deepy_starts_two_cpu_ranks_through_deepspeeds_runner(tiny_yaml, write_yaml, tmp_path):
+def test_deepy_starts_two_cpu_ranks(tiny_yaml, write_yaml, tmp_path):
     write_yaml("local.yml", f"num_gpus: 2\nmaster_port: {free_port()}\n")
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
@@ -160,4 +166,3 @@ def test_deepy_starts_two_cpu_ranks_through_deepspeeds_runner(tiny_yaml, write_y
         assert report["world_size"] == 2 and report["all_reduce"] == 1 + 2
         assert report["ds_accelerator"] == "cpu" and report["hidden_size"] == 64
         assert report["data_parallel_size"] == 2 and report["train_batch_size"] == 8
-    assert "deepspeed.launcher.launch" in result.stderr + result.stdout  # DeepSpeed's runner did the starting

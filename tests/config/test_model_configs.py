@@ -145,7 +145,7 @@ def run_script(script: str, configs: list[str], env: dict) -> tuple[str, list[st
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     lines = [line for line in result.stdout.splitlines() if line.startswith("deepy.py: ")]
-    return lines[0], lines[-1].split("launcher command: ", 1)[1].split()
+    return lines[0], lines[-1].split(" command", 1)[1].split(": ", 1)[1].split()  # launcher or rank command
 
 
 def resolved_config(command: list[str]) -> dict:
@@ -162,7 +162,7 @@ def check_launch(config: str, summary: str, command: list[str]) -> None:
     assert resolved["world_size"] == nodes * gpus_per_node and resolved["data_parallel_size"] == dp
     assert resolved["gradient_accumulation_steps"] == accumulation
     assert resolved["train_batch_size"] * resolved["seq_length"] == TOKENS_PER_BATCH[size_name(config)]
-    assert command[-3:-1] == ["train.py", "--neox-config-b64"]
+    assert "train.py" in command and command[-2] == "--neox-config-b64"
 
 
 @pytest.mark.parametrize("config", SIZE_CONFIGS)
@@ -173,6 +173,9 @@ def test_hostfile_script_dry_run_shows_the_stated_cluster(config, tmp_path):
     summary, command = run_script("multi_node_hostfile.sh", [config, *RUN_FILES],
                                   {"HOSTFILE": str(hostfile), "DRY_RUN": "1"})
     check_launch(config, summary, command)
+    if nodes == 1:  # one machine: deepy.py starts the ranks itself (DeepSpeed's runner would run them locally too)
+        assert command[2:4] == ["train.py", "--local_rank=N"]
+        return
     assert command[command.index("--hostfile") + 1] == str(hostfile)
     assert command[command.index("--launcher") + 1] == "pdsh"
 
@@ -193,6 +196,9 @@ def test_slurm_script_dry_run_shows_the_stated_cluster(config, tmp_path):
            "TMPDIR": str(tmp_path)}
     summary, command = run_script("slurm.sbatch", [config, *RUN_FILES, "--dry-run"], env)
     check_launch(config, summary, command)
+    if nodes == 1:  # a one-node allocation: deepy.py starts the node's ranks itself
+        assert command[2:4] == ["train.py", "--local_rank=N"]
+        return
     assert command[command.index("--launcher") + 1] == "slurm" and "--no_ssh_check" in command
     assert command[command.index("--num_gpus") + 1] == str(gpus_per_node)
     assert command[command.index("--master_addr") + 1] == "gpu-node-01"

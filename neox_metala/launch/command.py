@@ -1,29 +1,16 @@
-"""The DeepSpeed runner command that deepy.py execs, and the environment it runs in."""
+"""The multi-node DeepSpeed runner command that deepy.py execs, and the environment it runs in."""
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import shlex
 import sys
 
-from .args import NeoXArgs
+from ..config import NeoXArgs
+from ..config.cli import CONFIG_ARGUMENT, encode_config
 from .resources import LaunchResources
 
-logger = logging.getLogger("neox_metala.config")
-
-# The argument through which train.py receives the resolved config (as GPT-NeoX passes its configs): base64
-# of the to_dict() JSON, so that no shell or pdsh quoting can alter it.
-CONFIG_ARGUMENT = "--neox-config-b64"
-
-
-def encode_config(args: NeoXArgs) -> str:
-    return base64.urlsafe_b64encode(json.dumps(args.to_dict(), separators=(",", ":")).encode()).decode()
-
-
-def decode_config(encoded: str) -> dict:
-    return json.loads(base64.urlsafe_b64decode(encoded.encode()).decode())
+logger = logging.getLogger("neox_metala.launch")
 
 
 def runner_command(args: NeoXArgs, resources: LaunchResources, user_script: str) -> list[str]:

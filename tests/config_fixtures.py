@@ -1,4 +1,4 @@
-"""Helpers for the config tests: real YAML files on disk, as users write them."""
+"""YAML fixtures for every test folder (registered in conftest.py): real files on disk, as users write them."""
 
 import textwrap
 

@@ -14,9 +14,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ConfigError
-from .fields import SourceOf
-from .launcher import DEFAULT_HOSTFILE, LauncherConfig
+from ..config.errors import ConfigError
+from ..config.fields import SourceOf
+from ..config.launcher import DEFAULT_HOSTFILE, LauncherConfig
 
 LOCALHOST = "localhost"
 _HOSTFILE_LINE = re.compile(r"^(\S+)\s+slots=(\d+)")

@@ -1,0 +1,3 @@
+"""What deepy.py does: from validated YAML to running ranks (`deepy.py`), the hosts and GPU slots of a launch
+(`resources.py`), one machine's ranks started and watched here (`local.py`), DeepSpeed's runner for several
+machines (`command.py`)."""
