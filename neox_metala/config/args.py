@@ -93,11 +93,12 @@ class NeoXArgs:
         return args
 
     @classmethod
-    def from_dict(cls, flat: dict[str, Any]) -> NeoXArgs:
-        """Inverse of to_dict(): how train.py receives the config deepy.py resolved. Validates again, and
-        re-checks the derived values when the dict carries a world size."""
+    def from_dict(cls, flat: dict[str, Any], sources: dict[str, str] | None = None) -> NeoXArgs:
+        """Inverse of to_dict(): how train.py receives the config deepy.py resolved, with the file each key came
+        from (`sources`; other keys are reported as DICT_SOURCE). Validates again, and re-checks the derived
+        values when the dict carries a world size."""
         flat = {normalize_key(str(key)): value for key, value in flat.items()}
-        args = cls.from_flat(flat, {key: DICT_SOURCE for key in flat}, allow_derived=True)
+        args = cls.from_flat(flat, {key: DICT_SOURCE for key in flat} | (sources or {}), allow_derived=True)
         if args.derived.world_size is not None:
             carried = dataclasses.asdict(args.derived)
             args.resolve(args.derived.world_size)

@@ -22,11 +22,14 @@ CONFIG_ARGUMENT = "--neox-config-b64"
 
 
 def encode_config(args: NeoXArgs) -> str:
-    return base64.urlsafe_b64encode(json.dumps(args.to_dict(), separators=(",", ":")).encode()).decode()
+    """The resolved config and, for error messages on the ranks, the file each key was set in."""
+    payload = {"config": args.to_dict(), "sources": args.sources}
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
 
 
-def decode_config(encoded: str) -> dict:
-    return json.loads(base64.urlsafe_b64decode(encoded.encode()).decode())
+def decode_config(encoded: str) -> NeoXArgs:
+    payload = json.loads(base64.urlsafe_b64decode(encoded.encode()).decode())
+    return NeoXArgs.from_dict(payload["config"], payload.get("sources"))
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -52,7 +55,7 @@ def parse_train_args(argv: list[str] | None = None, environ: MutableMapping[str,
         parser.error(f"give either {CONFIG_ARGUMENT} (as deepy.py does) or config files (-d DIR a.yml b.yml)")
     try:
         if options.config_b64 is not None:
-            args = NeoXArgs.from_dict(decode_config(options.config_b64))
+            args = decode_config(options.config_b64)
             apply_slurm_environment(args, environ)
             args.check_world_size(int(environ.get("WORLD_SIZE", "1")))
         else:

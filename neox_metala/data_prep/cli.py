@@ -48,7 +48,12 @@ def _add_tokenize_command(commands) -> None:
     tok.add_argument("--workers", type=int, help="worker processes (default: the usable cores)")
     tok.add_argument("--shard-index", type=int, default=0, help="this job's index in an array of --num-shards")
     tok.add_argument("--num-shards", type=int, default=1, help="jobs that split the input files between them")
-    tok.add_argument("--strict", action="store_true", help="stop at the first bad record instead of counting it")
+    damage = tok.add_mutually_exclusive_group()
+    damage.add_argument("--strict", action="store_true",
+                        help="stop at the first bad record or cut/damaged input file instead of counting it")
+    damage.add_argument("--allow-partial-input", action="store_true",
+                        help="exit 0 although input files were cut or damaged (their documents before the damage "
+                             "are kept; the files are still reported and marked incomplete in the manifest)")
     tok.add_argument("--rejects", action="store_true", help="write bad records to <prefix>.rejects/fNNNNN.jsonl")
     tok.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     tok.add_argument("--merge", action="store_true", help="merge the shards per stream when done")
@@ -97,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_tokenize(args) -> int:
-    from .pipeline import TokenizeOptions, run_tokenize
+    from .pipeline import IncompleteInputError, TokenizeOptions, run_tokenize
     from .report import print_summary
 
     options = TokenizeOptions(
@@ -106,11 +111,17 @@ def _run_tokenize(args) -> int:
         json_key=args.json_key, split_by=args.split_by, append_eod=args.append_eod, text_mode=args.text_mode,
         batch_bytes=args.batch_bytes, parquet_rows=args.parquet_rows, shard_tokens=args.shard_tokens,
         shard_index=args.shard_index, num_shards=args.num_shards, strict=args.strict,
-        write_rejects=args.rejects, overwrite=args.overwrite, progress=args.progress,
+        allow_partial_input=args.allow_partial_input, write_rejects=args.rejects, overwrite=args.overwrite,
+        progress=args.progress,
     )
     if args.workers is not None:
         options.workers = args.workers
-    manifest = run_tokenize(options)
+    try:
+        manifest = run_tokenize(options)
+    except IncompleteInputError as error:
+        print_summary(error.manifest, options.output_prefix if args.rejects else None)
+        print(f"neox-metala-prep tokenize: error: {error}", file=sys.stderr)
+        return 1  # the run finished (nothing to resume) but its output lacks part of the input
     print_summary(manifest, options.output_prefix if args.rejects else None)
     if args.merge:
         return _run_merge(argparse.Namespace(prefix=args.output_prefix, output_prefix=None))

@@ -5,6 +5,9 @@ batch that takes it to `shard_tokens`, and at the end of the input file (shards 
 shards are the same whichever job of an array prepares it). A rerun reads the file again from the earliest batch
 that some stream has not committed, and each stream skips the batches it already committed: no document is
 written twice or lost. Bad-input counts and the rejects file are rolled back to that same position.
+
+A file ends `done`, or `incomplete` when it was cut or damaged: its shards then hold the whole documents before
+the damage, `damage` in its record says where, and its counts say `truncated_input: 1`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from .indexed import ShardWriter
 from .manifest import save_manifest, shard_prefix, stream_slug
 from .worker import BAD_KINDS
 
-COUNT_KEYS = ("documents", "tokens", "blank_lines", "missing_split_key", "rejects_bytes") + BAD_KINDS
+TRUNCATED_INPUT = "truncated_input"  # the file was cut or damaged (counted once per file, not per record)
+COUNT_KEYS = ("documents", "tokens", "blank_lines", "missing_split_key", "rejects_bytes") + BAD_KINDS + (
+    TRUNCATED_INPUT,)
+FINISHED_STATUSES = ("done", "incomplete")  # a rerun reads these files no more
 
 
 def zero_counts() -> dict:
@@ -37,7 +43,7 @@ class FileJob:
             "path": path, "status": "in_progress", "resume_position": 0, "counts_at_resume": zero_counts(),
             "streams": {}, "subset_names": {},
         })
-        self.counts = dict(self.record["counts_at_resume"])
+        self.counts = {**zero_counts(), **self.record["counts_at_resume"]}  # manifests older than a count lack it
         self.open: dict[str, tuple[ShardWriter, int]] = {}  # stream -> (writer, position of its first batch)
         self.snapshots = {self.record["resume_position"]: dict(self.counts)}  # batch end -> counts there
         self.rejects = self._open_rejects(rejects_dir)
@@ -77,11 +83,18 @@ class FileJob:
         if full:
             self._save(encoded.end)
 
-    def finish(self, end_position: int) -> None:
-        """End of the input file: commit every open shard, mark the file done."""
+    def finish(self, end_position: int, frames: int | None = None, damage=None) -> None:
+        """End of the input file (or of what could be read of it, with `damage` the DamagedInputError): commit
+        every open shard, mark the file done or incomplete. `frames`: zstd frames or gzip members, None if plain."""
         for stream in sorted(self.open):
             self._commit(stream, end_position)
-        self.record["status"] = "done"
+        if frames is not None:
+            self.record["frames"] = frames
+        if damage is not None:
+            self.counts[TRUNCATED_INPUT] += 1
+            self.record["damage"] = {"offset": damage.offset, "detail": damage.detail,
+                                     "kept_through_position": end_position}
+        self.record["status"] = "done" if damage is None else "incomplete"
         self.snapshots[end_position] = dict(self.counts)
         self._save(end_position)
         if self.rejects is not None:

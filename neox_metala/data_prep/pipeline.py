@@ -4,6 +4,10 @@ The main process reads and decompresses inputs into batches and hands them to wo
 they never inherit a parent's torch); at most `2 * workers + 1` batches are in flight, so memory stays bounded
 however large the corpus. Results come back in input order, which makes the shards independent of the worker
 count: the same corpus and settings give byte-identical shards.
+
+A cut or damaged input file (compressed.py says what is detectable) keeps the documents before the damage and is
+recorded as `incomplete` in the manifest; the run goes on with the other files and then raises
+IncompleteInputError, unless `allow_partial_input` is set. Under `strict` the first damaged file stops the run.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from dataclasses import dataclass, field
 from neox_metala.data.tokenizers import load_tokenizer
 
 from . import worker
-from .file_job import FileJob
+from .compressed import DamagedInputError
+from .file_job import FINISHED_STATUSES, FileJob
 from .indexed import token_dtype
 from .manifest import check_resumable, load_manifest, manifest_path, new_manifest, save_manifest
 from .progress import Progress
+from .report import incomplete_files
 from .sources import discover_inputs, iter_raw_batches, partition_files
 
 PROBE_DOCUMENTS, PROBE_CHARACTERS = 32, 131072
@@ -53,10 +59,24 @@ class TokenizeOptions:
     shard_index: int = 0
     num_shards: int = 1
     strict: bool = False
+    allow_partial_input: bool = False  # cut or damaged inputs end the run normally (still recorded and reported)
     write_rejects: bool = False
     overwrite: bool = False
     progress: bool = True
     spot_check_every: int = 200
+
+
+class IncompleteInputError(RuntimeError):
+    """Input files were cut or damaged and partial input was not allowed; raised after the manifest is saved."""
+
+    def __init__(self, manifest: dict):
+        self.manifest = manifest
+        damaged = incomplete_files(manifest)
+        super().__init__(
+            f"{len(damaged)} input file(s) are cut or damaged; the documents before the damage were prepared and "
+            "counted, the rest of each file is missing:\n" + "\n".join(f"  {line}" for line in damaged) +
+            "\nreplace them with complete copies and prepare again (--overwrite, or a fresh --output-prefix), or "
+            "rerun this command with --allow-partial-input to use what was read")
 
 
 def usable_cores() -> int:
@@ -106,7 +126,8 @@ def _run_locked(options: TokenizeOptions, files: list[str], mine: list[int], man
                         "eod_id": tokenizer.eod_id, "pad_id": tokenizer.pad_id}
     manifest = _open_manifest(manifest_file, options, settings, tokenizer_record, files)
     _remove_leftovers(manifest, options.output_prefix, mine)
-    pending = [i for i in mine if manifest["files"].get(str(i), {}).get("status") != "done"]
+    # An incomplete file is final too: rereading it would meet the same damage.
+    pending = [i for i in mine if manifest["files"].get(str(i), {}).get("status") not in FINISHED_STATUSES]
     engine = _probe_engine(tokenizer, files, pending, settings)
     manifest["tokenizer"]["engine"] = engine
     spec = dict(tokenizer_record, engine="hf" if engine == "hf" else options.tokenizer_engine)
@@ -115,8 +136,11 @@ def _run_locked(options: TokenizeOptions, files: list[str], mine: list[int], man
     with Progress(sum(os.path.getsize(files[i]) for i in pending), options.progress) as progress:
         _tokenize_files(files, pending, manifest, manifest_file, settings, spec, workers, options, progress)
     manifest["complete"] = True
+    manifest["partial_input_allowed"] = options.allow_partial_input  # merge and validate read this
     manifest["last_run_seconds"] = round(time.time() - started, 3)
     save_manifest(manifest_file, manifest)
+    if incomplete_files(manifest) and not options.allow_partial_input:
+        raise IncompleteInputError(manifest)
     return manifest
 
 
@@ -183,6 +207,8 @@ def _probe_engine(tokenizer, files: list[str], pending: list[int], settings: dic
     batches, counter = iter_raw_batches(files[pending[0]], pending[0], 0, settings)  # the start: no skipping
     try:
         first = next(iter(batches), None)
+    except DamagedInputError:
+        first = None  # reported when the file is prepared
     finally:
         counter.close()
     probe_settings = dict(settings, strict=False, keep_rejects=False)
@@ -220,21 +246,24 @@ def _tokenize_files(files, pending, manifest, manifest_file, settings, spec, wor
 
 
 def _work_items(files, pending, manifest, settings, progress):
-    """("start", index, position), ("batch", RawBatch)..., ("end", index) for each pending file, in order."""
+    """("start", index, position), ("batch", RawBatch)..., ("end", index, end position, reading) for each pending
+    file, in order; `reading` holds the file's frame count and, for a cut or damaged file, the error."""
     for file_index in pending:
         start = manifest["files"].get(str(file_index), {}).get("resume_position", 0)
         yield ("start", file_index, start)
-        batches, counter = iter_raw_batches(files[file_index], file_index, start, settings)
-        reported, end = 0, start
+        batches, source = iter_raw_batches(files[file_index], file_index, start, settings)
+        reported, end, damage = 0, start, None
         try:
             for batch in batches:
-                progress.advance_bytes(counter.bytes_read - reported)
-                reported, end = counter.bytes_read, batch.end
+                progress.advance_bytes(source.bytes_read - reported)
+                reported, end = source.bytes_read, batch.end
                 yield ("batch", batch)
+        except DamagedInputError as error:
+            damage = error  # the batches before it hold every whole document before the damage
         finally:
-            counter.close()
+            source.close()
         progress.advance_bytes(os.path.getsize(files[file_index]) - reported)
-        yield ("end", file_index, end)
+        yield ("end", file_index, end, {"frames": source.frames, "damage": damage})
 
 
 def _handle(item, job, files, manifest, manifest_file, settings, options, rejects_dir, progress):
@@ -250,7 +279,11 @@ def _handle(item, job, files, manifest, manifest_file, settings, options, reject
     if item[0] == "start":
         return FileJob(manifest, manifest_file, item[1], files[item[1]], settings,
                        os.path.abspath(options.output_prefix), rejects_dir)
-    job.finish(item[2])
+    damage = item[3]["damage"]
+    if damage is not None and settings["strict"]:
+        raise DamagedInputError(f"{damage.detail} (--strict stops at the first damaged input or bad record; leave "
+                                "it out to keep the documents before the damage and go on)", damage.offset, job.path)
+    job.finish(item[2], item[3]["frames"], damage)
     return None
 
 

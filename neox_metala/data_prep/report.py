@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import sys
 
+from .file_job import TRUNCATED_INPUT
 from .worker import BAD_KINDS
+
+
+def damage_line(record: dict) -> str:
+    """'<path>: cut or damaged at byte N: <why>; D documents before it kept' for an incomplete file's record."""
+    damage = record["damage"]
+    where = f" at byte {damage['offset']}" if damage.get("offset") is not None else ""
+    return (f"{record['path']}: cut or damaged{where}: {damage['detail']}; "
+            f"{record['counts_at_resume']['documents']:,} documents before it kept")
+
+
+def incomplete_files(manifest: dict) -> list[str]:
+    """One damage_line per input file of this job that was cut or damaged, in input order."""
+    records = sorted(manifest["files"].items(), key=lambda item: int(item[0]))
+    return [damage_line(record) for _, record in records if record["status"] == "incomplete"]
 
 
 def print_summary(manifest: dict, rejects_prefix: str | None = None, stream=sys.stdout) -> None:
@@ -17,10 +32,18 @@ def print_summary(manifest: dict, rejects_prefix: str | None = None, stream=sys.
           f"{len(manifest['shards'])} shards{rate} (engine: {manifest['tokenizer'].get('engine')})", file=stream)
     for file_index, record in sorted(files.items(), key=lambda item: int(item[0])):
         counts = record["counts_at_resume"]
-        bad = {kind: counts[kind] for kind in BAD_KINDS if counts[kind]}
+        bad = {kind: counts.get(kind, 0) for kind in BAD_KINDS + (TRUNCATED_INPUT,) if counts.get(kind, 0)}
         extra = {kind: counts[kind] for kind in ("blank_lines", "missing_split_key") if counts[kind]}
         if bad or extra:
             print(f"  {record['path']}: bad input skipped {bad or '{}'}; also {extra or '{}'}", file=stream)
+    for line in incomplete_files(manifest):
+        print(f"  INCOMPLETE {line}", file=stream)
+    multi_frame = sum(1 for record in files.values() if (record.get("frames") or 0) > 1)
+    if multi_frame:
+        # The one cut no reader can see (compressed.py): say so where the user looks.
+        print(f"  note: {multi_frame} input file(s) hold several zstd frames or gzip members; a copy cut exactly "
+              "between two of them reads as complete, so check such files against their published checksums "
+              "(sha256sum -c)", file=stream)
     if rejects_prefix:
         print(f"  rejected records: {rejects_prefix}.rejects/", file=stream)
 

@@ -4,15 +4,20 @@ A batch is a run of whole documents cut at a fixed rule from its start position 
 `batch_bytes` of uncompressed text, or `parquet_rows` rows), so rereading a file from any batch start gives the same
 batches: resume and every worker count see identical boundaries. Positions are uncompressed byte offsets (row
 numbers for parquet).
+
+A cut or damaged input raises DamagedInputError after the batches of the whole documents before the damage, so
+those are kept and nothing after the damage is counted (see compressed.py for what can and cannot be detected).
 """
 
 from __future__ import annotations
 
 import glob
-import gzip
 import io
+import json
 import os
 from dataclasses import dataclass
+
+from .compressed import CODECS, CheckedFrames, DamagedInputError
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.zst", ".json.zst", ".jsonl.gz", ".json.gz")
 TEXT_SUFFIXES = (".txt", ".txt.zst", ".txt.gz")
@@ -81,6 +86,8 @@ def partition_files(files: list[str], shard_index: int, num_shards: int) -> list
 class _CountingFile(io.RawIOBase):
     """The compressed file, counting bytes read so the progress bar can follow compressed input."""
 
+    frames = None  # a plain file has no frames
+
     def __init__(self, path: str):
         self._file = open(path, "rb", buffering=0)
         self.bytes_read = 0
@@ -100,26 +107,19 @@ class _CountingFile(io.RawIOBase):
 
 class _NothingCounted:
     bytes_read = 0
+    frames = None
 
     def close(self) -> None:
         pass
 
 
 def open_decompressed(path: str):
-    """(stream of uncompressed bytes, counting raw file) for plain, .zst and .gz inputs."""
+    """A stream of uncompressed bytes for plain, .zst and .gz inputs, with `bytes_read` (compressed bytes, for
+    progress), `frames` (None for plain files) and close(). Compressed streams raise DamagedInputError where the
+    file is cut or damaged; every frame of a multi-frame file (pzstd, `cat a.zst b.zst`) belongs to the input."""
     raw = _CountingFile(path)
-    if path.lower().endswith(".zst"):
-        import zstandard
-
-        # The Pile's files use long windows (2 GiB is zstd's maximum); pzstd and `cat a.zst b.zst` make
-        # several frames, all of which are the file.
-        stream = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(
-            raw, read_size=READ_SIZE, read_across_frames=True)
-    elif path.lower().endswith(".gz"):
-        stream = gzip.GzipFile(fileobj=raw)
-    else:
-        stream = raw
-    return stream, raw
+    suffix = os.path.splitext(path.lower())[1]
+    return CheckedFrames(raw, CODECS[suffix]()) if suffix in CODECS else raw
 
 
 def skip_to(stream, position: int) -> None:
@@ -132,19 +132,34 @@ def skip_to(stream, position: int) -> None:
         remaining -= len(chunk)
 
 
-def iter_line_batches(stream, start: int, batch_bytes: int):
+def iter_line_batches(stream, start: int, batch_bytes: int, complete_record=None):
     """(start, end, payload) runs of whole lines: each ends at the first newline at or after `batch_bytes` bytes
-    from its start (a longer line makes a batch by itself); the last one ends at end of file."""
+    from its start (a longer line makes a batch by itself); the last one ends at end of file.
+
+    When the stream raises DamagedInputError, the whole lines before it come as a last batch and the partial line
+    is dropped. `complete_record(line)` judges a last line without newline: False means the file was cut inside
+    that record, which is the same damage (a cut between two compressed frames shows only this way).
+    """
     pending = bytearray()
     position, scanned = start, 0
     while True:
         cut = pending.find(b"\n", max(batch_bytes - 1, scanned)) if len(pending) >= batch_bytes else -1
         if cut < 0:
             scanned = max(len(pending), batch_bytes - 1)
-            chunk = stream.read(READ_SIZE)
+            try:
+                chunk = stream.read(READ_SIZE)
+            except DamagedInputError as error:
+                yield from _whole_lines(pending, position)
+                raise error
             if chunk:
                 pending += chunk
                 continue
+            tail = bytes(pending[pending.rfind(b"\n") + 1:])
+            if tail and complete_record is not None and not complete_record(tail):
+                yield from _whole_lines(pending, position)
+                raise DamagedInputError(f"the file ends inside a record: its last line (at uncompressed position "
+                                        f"{position + len(pending) - len(tail)}) has no newline and is not "
+                                        "complete JSON", offset=getattr(stream, "bytes_read", None))
             if pending:
                 yield position, position + len(pending), bytes(pending)
             return
@@ -155,11 +170,34 @@ def iter_line_batches(stream, start: int, batch_bytes: int):
         position += len(payload)
 
 
+def _whole_lines(pending: bytearray, position: int):
+    keep = pending.rfind(b"\n") + 1
+    if keep:
+        yield position, position + keep, bytes(pending[:keep])
+
+
+def is_complete_json(line: bytes) -> bool:
+    """Whether a last line without newline is a whole JSON value; if not, the file was cut inside it. (Invalid
+    UTF-8 is replaced first: it is bad input the workers count, not a sign of a cut.)"""
+    if not line.strip():
+        return True
+    try:
+        json.loads(line.decode("utf-8", errors="replace"))
+    except ValueError:
+        return False
+    return True
+
+
 def iter_parquet_batches(path: str, start_row: int, rows_per_batch: int, text_key: str, split_by: str | None):
     """(start, end, records) of `rows_per_batch` rows; records are (text, split value) pairs, None where absent."""
+    import pyarrow
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pyarrow.ArrowException, OSError) as error:
+        # The footer (schema, row groups) is the file's last bytes, so a cut parquet file fails here.
+        raise DamagedInputError(f"not a complete parquet file ({error})", os.path.getsize(path)) from None
     names = parquet.schema_arrow.names
     if text_key not in names:
         raise KeyError(f"{path}: no column {text_key!r} (columns: {', '.join(names)}); pass --json-key COLUMN")
@@ -167,7 +205,17 @@ def iter_parquet_batches(path: str, start_row: int, rows_per_batch: int, text_ke
     columns = [text_key] + ([split_column] if split_column else [])
     pending, position = [], start_row
     rows_seen = 0
-    for record_batch in parquet.iter_batches(batch_size=rows_per_batch, columns=columns):
+    record_batches = parquet.iter_batches(batch_size=rows_per_batch, columns=columns)
+    while True:
+        try:
+            record_batch = next(record_batches, None)
+        except (pyarrow.ArrowException, OSError) as error:
+            if pending:
+                yield position, position + len(pending), pending
+            # pyarrow does not say where in the file; the row number is what locates the damage.
+            raise DamagedInputError(f"the rows after row {rows_seen} do not decode ({error})") from None
+        if record_batch is None:
+            break
         texts = record_batch.column(0).to_pylist()
         splits = _parquet_split_values(record_batch, split_column, split_by, len(texts))
         for text, split in zip(texts, splits):
@@ -202,24 +250,38 @@ def _parquet_split_values(record_batch, split_column, split_by, count):
 
 
 def iter_raw_batches(path: str, file_index: int, start: int, settings: dict):
-    """RawBatches of one input file from position `start`, plus the counting raw file for progress."""
+    """RawBatches of one input file from position `start`, and the source they come from (`bytes_read` for
+    progress, `frames`, close()). A cut or damaged file raises DamagedInputError, naming the file, after the
+    batches of the whole documents before the damage."""
     kind = input_kind(path)
     if kind == "parquet":
-        counter = _NothingCounted()  # parquet is read by row groups; progress jumps when the file is done
+        source = _NothingCounted()  # parquet is read by row groups; progress jumps when the file is done
         batches = iter_parquet_batches(path, start, settings["parquet_rows"], settings["json_key"],
                                        settings["split_by"])
-        return (RawBatch(file_index, a, b, "records", records) for a, b, records in batches), counter
-    stream, counter = open_decompressed(path)
+        return _located(path, (RawBatch(file_index, a, b, "records", records) for a, b, records in batches)), source
+    stream = open_decompressed(path)
     if kind == "text" and settings["text_mode"] == "document":
-        return _whole_file_batch(stream, file_index, start), counter
-    skip_to(stream, start)
+        return _located(path, _whole_file_batch(stream, file_index, start)), stream
+    return _located(path, _line_batches(stream, file_index, start, settings, kind)), stream
+
+
+def _located(path: str, batches):
+    try:
+        yield from batches
+    except DamagedInputError as error:
+        raise error.located(path) from None
+
+
+def _line_batches(stream, file_index: int, start: int, settings: dict, kind: str):
+    skip_to(stream, start)  # in the generator, so damage before `start` is reported like any other
     batch_kind = "jsonl" if kind == "jsonl" else "lines"
-    batches = iter_line_batches(stream, start, settings["batch_bytes"])
-    return (RawBatch(file_index, a, b, batch_kind, payload) for a, b, payload in batches), counter
+    complete_record = is_complete_json if kind == "jsonl" else None  # a text line is complete whatever it holds
+    for a, b, payload in iter_line_batches(stream, start, settings["batch_bytes"], complete_record):
+        yield RawBatch(file_index, a, b, batch_kind, payload)
 
 
 def _whole_file_batch(stream, file_index: int, start: int):
     if start > 0:
         return  # the one document of this file is already committed
-    payload = stream.read()
+    payload = stream.read()  # a cut file raises here: its one document is incomplete, so nothing is kept
     yield RawBatch(file_index, 0, len(payload), "document", payload)

@@ -7,6 +7,7 @@ import os
 
 from .indexed import check_shard, merge_shards, read_index
 from .manifest import committed_shards, load_all
+from .report import incomplete_files
 
 
 def _folder(manifest_prefix: str) -> str:
@@ -36,6 +37,12 @@ def subset_names(prefix: str) -> dict[str, str]:
     return names
 
 
+def unaccepted_incomplete_inputs(manifests: list[dict]) -> list[str]:
+    """Cut or damaged input files of jobs whose last run did not pass --allow-partial-input."""
+    return [line for manifest in manifests if not manifest.get("partial_input_allowed")
+            for line in incomplete_files(manifest)]
+
+
 def merge(prefix: str, output_prefix: str | None = None) -> list[dict]:
     """One dataset per stream (`<out>` without --split-by, `<out>-<stream>` with it), documents in input order,
     plus `<out>.datasets.json` describing them."""
@@ -43,6 +50,11 @@ def merge(prefix: str, output_prefix: str | None = None) -> list[dict]:
     unfinished = [m["job"]["shard_index"] for m in manifests if not m.get("complete")]
     if unfinished:
         raise RuntimeError(f"{prefix}: jobs {unfinished} have not finished; rerun them (they resume) before merging")
+    damaged = unaccepted_incomplete_inputs(manifests)
+    if damaged:
+        raise RuntimeError(f"{prefix}: input files were cut or damaged:\n  " + "\n  ".join(damaged) +
+                           "\nreplace them and prepare again, or rerun `tokenize` with --allow-partial-input to merge "
+                           "what was read")
     output_prefix = output_prefix or prefix
     names = subset_names(prefix)
     merged = []
@@ -116,6 +128,8 @@ def validate(prefix: str, check_token_range: bool = True) -> list[str]:
     vocab_size = manifests[0]["tokenizer"]["vocab_size"] if check_token_range else None
     problems = [f"job {m['job']['shard_index']} of {m['job']['num_shards']} has not finished (rerun it to resume)"
                 for m in manifests if not m.get("complete")]
+    problems += [f"input file cut or damaged (rerun `tokenize` with --allow-partial-input to accept): {line}"
+                 for line in unaccepted_incomplete_inputs(manifests)]
     for shard in shard_table(prefix):
         shard_problems = check_shard(shard["prefix"], vocab_size)
         problems += shard_problems
@@ -135,11 +149,14 @@ def validate_prefixes(prefixes: list[str], vocab_size: int | None = None) -> lis
 
 
 def file_reports(prefix: str) -> list[dict]:
-    """Per input file: status and counts (documents, tokens, each kind of bad input)."""
+    """Per input file: status ("done", or "incomplete" when cut or damaged), frames (zstd frames or gzip members,
+    None for plain files), damage (where and why, for an incomplete file) and counts (documents, tokens, each kind
+    of bad input)."""
     reports = []
     for manifest in load_all(prefix):
         for file_index, record in sorted(manifest["files"].items(), key=lambda item: int(item[0])):
             counts = record["counts_at_resume"]
-            reports.append({"file": record["path"], "status": record["status"],
+            reports.append({"file": record["path"], "status": record["status"], "frames": record.get("frames"),
+                            "damage": record.get("damage"),
                             **{k: v for k, v in counts.items() if k != "rejects_bytes"}})
     return reports

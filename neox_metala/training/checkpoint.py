@@ -2,14 +2,20 @@
 checkpoint that looks complete but is not.
 
 Save: every rank writes its DeepSpeed files (per layer, per TP rank) and its own RNG state; all ranks flush to
-disk; only then does rank 0 write `global_stepN/complete.json` (the file list with sizes) and replace
-`latest` by an atomic rename. A step folder without `complete.json` is ignored on load.
+disk and hash a share of the step's files (sha256); only then does rank 0 write `global_stepN/complete.json`
+(every file's size and digest, the tokenizer, whether any update was applied since the previous save) and
+replace `latest` by an atomic rename. Weights that are not finite are never saved as a complete step.
 Load: `latest` if it names a complete step, else the newest complete step before it (with a warning); a
-`load` folder that has checkpoints but none complete is an error, never a silent fresh start.
+`load` folder that has checkpoints but none complete is an error, never a silent fresh start. The chosen step's
+files must match their digests and its weights and optimizer state must be finite; a step that fails is named
+and the previous complete one is loaded instead.
+Pruning (`keep_last_n_checkpoints`) counts only steps that followed an applied update, so a run whose every step
+was skipped never deletes the good checkpoints before it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -68,29 +74,55 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(engine, save_dir: str, iteration: int, client_state: dict, config_yaml: str,
-         keep_last: int | None = None) -> str:
-    """Write global_step{iteration} on every rank; returns its path once it is complete everywhere."""
+         keep_last: int | None = None, marker: dict | None = None) -> str:
+    """Write global_step{iteration} on every rank; returns its path once it is complete everywhere. `marker`
+    adds entries to complete.json (`tokenizer`; `only_skipped_updates` keeps the step out of pruning counts)."""
     tag = step_tag(iteration)
     step_dir = os.path.join(save_dir, tag)
     rank = dist.get_rank()
+    bad = non_finite_tensors(engine, weights_only=True)
+    if bad:
+        raise CheckpointError(f"refusing to save iteration {iteration} to {save_dir}: non-finite weights in "
+                              f"{', '.join(bad[:5])}; the last complete checkpoint there stays the newest")
     engine.save_checkpoint(save_dir, tag=tag, client_state=client_state, save_latest=False)
     _pause_for_test(iteration)
     os.makedirs(step_dir, exist_ok=True)  # ranks that hold no DeepSpeed file still write their RNG state
     torch.save(rng_state(), os.path.join(step_dir, f"rng_state_rank{rank:05d}.pt"))
+    if rank == 0:
+        _write_atomically(os.path.join(step_dir, CONFIG_FILE), config_yaml)
     dist.barrier()
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:
         os.sync()  # one flush per node covers every rank's files on it
     dist.barrier()
+    files = _gather_file_records(step_dir)
     if rank == 0:
-        _write_atomically(os.path.join(step_dir, CONFIG_FILE), config_yaml)
-        files = {name: os.path.getsize(os.path.join(step_dir, name)) for name in sorted(os.listdir(step_dir))}
-        marker = {"iteration": iteration, "world_size": dist.get_world_size(), "time": time.time(), "files": files}
-        _write_atomically(os.path.join(step_dir, COMPLETE_MARKER), json.dumps(marker, indent=1))
+        record = {"iteration": iteration, "world_size": dist.get_world_size(), "time": time.time(), "files": files,
+                  **(marker or {})}
+        _write_atomically(os.path.join(step_dir, COMPLETE_MARKER), json.dumps(record, indent=1))
         _write_atomically(os.path.join(save_dir, LATEST), tag)
         if keep_last:
             prune(save_dir, keep_last)
     dist.barrier()
     return step_dir
+
+
+def _gather_file_records(step_dir: str) -> dict:
+    """{name: {"bytes", "sha256"}} of every file in the step folder, each rank hashing a share of them."""
+    names = sorted(os.listdir(step_dir))
+    mine = {name: {"bytes": os.path.getsize(os.path.join(step_dir, name)),
+                   "sha256": file_digest(os.path.join(step_dir, name))}
+            for name in names[dist.get_rank()::dist.get_world_size()]}
+    shares = [None] * dist.get_world_size()
+    dist.all_gather_object(shares, mine)
+    return {name: record for share in shares for name, record in sorted(share.items())}
+
+
+def file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(16 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _pause_for_test(iteration: int) -> None:
@@ -117,22 +149,60 @@ def incompleteness(step_dir: str) -> str | None:
         return "the folder does not exist"
     if not os.path.exists(marker_path):
         return f"it has no {COMPLETE_MARKER} (its save did not finish)"
-    with open(marker_path) as f:
-        files = json.load(f)["files"]
-    for name, size in files.items():
+    for name, record in read_marker(step_dir)["files"].items():
         path = os.path.join(step_dir, name)
+        size = record["bytes"] if isinstance(record, dict) else record  # markers before digests held sizes only
         if not os.path.exists(path) or os.path.getsize(path) != size:
             return f"{name} is missing or has the wrong size"
     return None
 
 
+def read_marker(step_dir: str) -> dict:
+    with open(os.path.join(step_dir, COMPLETE_MARKER)) as f:
+        return json.load(f)
+
+
+def corrupted_files(step_dir: str) -> list[str]:
+    """Collective: the files of a complete step whose content differs from the digest recorded at its save
+    (each rank hashes a share); [] for a step saved before digests were recorded."""
+    files = read_marker(step_dir)["files"]
+    names = [name for name, record in sorted(files.items()) if isinstance(record, dict)]
+    mine = [name for name in names[dist.get_rank()::dist.get_world_size()]
+            if file_digest(os.path.join(step_dir, name)) != files[name]["sha256"]]
+    shares = [None] * dist.get_world_size()
+    dist.all_gather_object(shares, mine)
+    return sorted(name for share in shares for name in share)
+
+
+def non_finite_tensors(engine, weights_only: bool = False) -> list[str]:
+    """Collective: names of this run's weights (and optimizer state: moments, fp32 master weights) holding a NaN
+    or an infinity, on any rank."""
+    mine = [name for name, p in engine.module.named_parameters() if not torch.isfinite(p.detach()).all()]
+    if not weights_only:
+        optimizer = engine.optimizer
+        while hasattr(optimizer, "optimizer"):  # DeepSpeed's wrappers hold the torch optimizer
+            optimizer = optimizer.optimizer
+        for group_index, group in enumerate(optimizer.param_groups):
+            for param_index, param in enumerate(group["params"]):
+                state = optimizer.state.get(param, {})
+                tensors = {"master weight": param, **{k: v for k, v in state.items() if torch.is_tensor(v)}}
+                mine += [f"optimizer group {group_index} param {param_index} {name}" for name, value in
+                         tensors.items() if value.is_floating_point() and not torch.isfinite(value.detach()).all()]
+    shares = [None] * dist.get_world_size()
+    dist.all_gather_object(shares, [f"{name} (rank {dist.get_rank()})" for name in mine])
+    return [name for share in shares for name in share]
+
+
 def prune(save_dir: str, keep_last: int) -> None:
-    """Remove all but the newest `keep_last` complete checkpoints (and unfinished folders older than them)."""
-    complete = [name for _, name in step_dirs(save_dir) if incompleteness(os.path.join(save_dir, name)) is None]
-    keep = set(complete[-keep_last:])
-    oldest_kept = min((int(STEP_DIR.match(n).group(1)) for n in keep), default=0)
+    """Remove all but the newest `keep_last` complete checkpoints that followed an applied update, and anything
+    older than them. Steps saved after skipped updates only are never counted, so they never push out a good one."""
+    complete = [(i, name) for i, name in step_dirs(save_dir) if incompleteness(os.path.join(save_dir, name)) is None]
+    good = [(i, name) for i, name in complete
+            if not read_marker(os.path.join(save_dir, name)).get("only_skipped_updates")]
+    kept = good[-keep_last:] or complete[-keep_last:]
+    oldest_kept = min((i for i, _ in kept), default=0)
     for iteration, name in step_dirs(save_dir):
-        if name not in keep and iteration < oldest_kept:
+        if iteration < oldest_kept and (iteration, name) not in kept:
             shutil.rmtree(os.path.join(save_dir, name), ignore_errors=True)
 
 
@@ -166,21 +236,61 @@ SHAPE_KEYS = ("num_layers", "hidden_size", "num_attention_heads", "intermediate_
               "metala_self_augmentation", "metala_short_conv")
 
 
-def check_same_model(load_dir: str, tag: str, config: dict, source_of) -> None:
-    """Refuse a checkpoint written for another model shape, naming the first differing key and both values."""
-    path = os.path.join(load_dir, tag, CONFIG_FILE)
-    if not os.path.exists(path):
-        return
-    import yaml
+def check_same_model(load_dir: str, tag: str, config: dict, source_of, tokenizer: dict | None = None) -> None:
+    """Refuse a checkpoint written for another model shape (naming the first differing key and both values) or
+    with another vocabulary size than this run's tokenizer gives."""
+    step_dir = os.path.join(load_dir, tag)
+    path = os.path.join(step_dir, CONFIG_FILE)
+    if os.path.exists(path):
+        import yaml
 
-    with open(path) as f:
-        saved = yaml.safe_load(f) or {}
-    for key in SHAPE_KEYS:
-        if key in saved and saved[key] != config.get(key):
-            raise CheckpointError(
-                f"{os.path.join(load_dir, tag)} was written for {key} {saved[key]!r} but this run has "
-                f"{config.get(key)!r} (from {source_of(key) or 'the defaults'}); point `load` at a checkpoint of "
-                f"this model, or at an empty folder to start from scratch")
+        with open(path) as f:
+            saved = yaml.safe_load(f) or {}
+        for key in SHAPE_KEYS:
+            if key in saved and saved[key] != config.get(key):
+                raise CheckpointError(
+                    f"{step_dir} was written for {key} {saved[key]!r} but this run has {config.get(key)!r} (from "
+                    f"{source_of(key) or 'the defaults'}); point `load` at a checkpoint of this model, or at an "
+                    f"empty folder to start from scratch")
+    saved_tokenizer = read_marker(step_dir).get("tokenizer") if os.path.exists(
+        os.path.join(step_dir, COMPLETE_MARKER)) else None
+    if tokenizer is None or saved_tokenizer is None:
+        return
+    if saved_tokenizer["padded_vocab_size"] != tokenizer["padded_vocab_size"]:
+        raise CheckpointError(
+            f"{step_dir} was trained with a vocabulary of {saved_tokenizer['vocab_size']} tokens (padded "
+            f"{saved_tokenizer['padded_vocab_size']}) but vocab_file {config.get('vocab_file')!r} (from "
+            f"{source_of('vocab_file')}) has {tokenizer['vocab_size']} (padded {tokenizer['padded_vocab_size']}); "
+            f"use the checkpoint's tokenizer, or an empty `load` folder to start from scratch")
+    if saved_tokenizer.get("fingerprint") != tokenizer.get("fingerprint"):
+        logger.warning("%s was trained with a different tokenizer file of the same vocabulary size than vocab_file "
+                       "%s; token ids may mean other tokens", step_dir, config.get("vocab_file"))
+
+
+def load_newest_sound(engine, load_dir: str, tag: str) -> tuple[str, dict]:
+    """Collective: load `tag`, or the newest complete step before it, whose files match their digests and whose
+    weights and optimizer state are finite; every step refused is logged with the reason (file names)."""
+    while tag is not None:
+        step_dir = os.path.join(load_dir, tag)
+        corrupted = corrupted_files(step_dir)
+        if corrupted:
+            problem = f"{', '.join(corrupted)} differ from the digests recorded when it was saved"
+        else:
+            client_state = load(engine, load_dir, tag)
+            bad = non_finite_tensors(engine)
+            if not bad:
+                return tag, client_state
+            problem = f"non-finite values after loading it, in {', '.join(bad[:5])}"
+        logger.error("checkpoint %s is unusable: %s; trying the previous complete checkpoint", step_dir, problem)
+        tag = _previous_complete(load_dir, int(STEP_DIR.match(tag).group(1)))
+    raise CheckpointError(f"{load_dir}: no complete checkpoint passes the integrity checks (errors above); restore "
+                          f"the files from a copy, or point `load` at an empty folder to start from scratch")
+
+
+def _previous_complete(load_dir: str, before: int) -> str | None:
+    older = [name for iteration, name in step_dirs(load_dir)
+             if iteration < before and incompleteness(os.path.join(load_dir, name)) is None]
+    return older[-1] if older else None
 
 
 def load(engine, load_dir: str, tag: str) -> dict:

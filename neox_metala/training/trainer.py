@@ -13,7 +13,8 @@ import torch
 import torch.distributed as dist
 
 from .. import parallel, warmup
-from ..config import NeoXArgs, check_data_paths, padded_vocab_size
+from ..config import ConfigError, NeoXArgs, check_data_paths, padded_vocab_size
+from ..config.data_check import check_save_writable
 from ..config.cli import parse_train_args
 from ..data.tokenizers import load_tokenizer
 from ..model.gpt import cross_entropy_loss
@@ -49,12 +50,15 @@ class Trainer:
         kernel_cache = warmup.use_kernel_cache(args.training.kernel_cache_dir)
         self.layout = parallel.initialize(args.parallel.model_parallel_size, args.parallel.pipeline_stages)
         args.check_world_size(self.layout.world_size)
-        self._warm_up_kernels(kernel_cache)
-        check_data_paths(args)
+        check_data_paths(args)  # inputs and outputs first: a mistake there costs seconds, not a GPU warm-up
+        check_save_writable(args, dist.get_rank())
         torch.manual_seed(args.training.seed)
         tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
         vocab = padded_vocab_size(tokenizer.vocab_size, args.model.make_vocab_size_divisible_by,
                                   args.parallel.model_parallel_size)
+        self.tokenizer_record = {"vocab_size": tokenizer.vocab_size, "padded_vocab_size": vocab,
+                                 "fingerprint": tokenizer.fingerprint}
+        self._warm_up_kernels(kernel_cache)
         self.engine = initialize_engine(args, build_model(args, self.layout, vocab))
         self.is_pipeline = args.parallel.is_pipe_parallel
         self.state = TrainState()
@@ -65,6 +69,7 @@ class Trainer:
         self.metrics = self._build_metrics(vocab)
         self.nan_test_iterations = {int(i) for i in os.environ.get(NAN_TEST_HOOK, "").split(",") if i}
         self.consecutive_skips = 0
+        self.updates_since_save = 0  # a save after skipped steps only must not push out good checkpoints
         # DeepSpeed skips a non-finite step only through an optimizer wrapper with an overflow check (ZeRO >= 1,
         # fp16, bf16); without one (ZeRO stage 0 in fp32) the NaN update is applied and the loss must be checked.
         self.engine_skips_non_finite = hasattr(self.engine.optimizer, "overflow")
@@ -102,12 +107,13 @@ class Trainer:
                            stream_device(self.engine), self.args.data.num_workers)
 
     def _resume(self) -> str | None:
-        tag = checkpoint.find_resume_tag(self.args.checkpoint.load)
+        load = self.args.checkpoint.load
+        tag = checkpoint.find_resume_tag(load)
         if tag is None:
-            logger.warning("no checkpoint in load=%s: starting from scratch", self.args.checkpoint.load)
+            logger.warning("no checkpoint in load=%s: starting from scratch", load)
             return None
-        checkpoint.check_same_model(self.args.checkpoint.load, tag, self.args.to_dict(), self.args.source_of)
-        client_state = checkpoint.load(self.engine, self.args.checkpoint.load, tag)
+        checkpoint.check_same_model(load, tag, self.args.to_dict(), self.args.source_of, self.tokenizer_record)
+        tag, client_state = checkpoint.load_newest_sound(self.engine, load, tag)
         self.state = TrainState(**client_state["train_state"])
         logger.info("resumed from %s at iteration %d", os.path.join(self.args.checkpoint.load, tag),
                     self.state.iteration)
@@ -146,6 +152,7 @@ class Trainer:
         poison = self.state.iteration + 1 in self.nan_test_iterations
         loss = self._pipeline_step(poison) if self.is_pipeline else self._plain_step(poison)
         skipped = self.engine.skipped_steps > skipped_before
+        self.updates_since_save += not skipped
         self.state.iteration += 1
         self.state.consumed_train_samples += self.args.training.train_batch_size
         self.metrics.step_done(self.state.iteration, loss, self.engine.get_lr()[0],
@@ -237,7 +244,9 @@ class Trainer:
         with self.metrics.untimed():
             checkpoint.save(self.engine, self.args.checkpoint.save, self.state.iteration,
                             {"train_state": dataclasses.asdict(self.state)}, self.args.to_yaml(),
-                            self.args.checkpoint.keep_last_n_checkpoints)
+                            self.args.checkpoint.keep_last_n_checkpoints,
+                            {"tokenizer": self.tokenizer_record, "only_skipped_updates": self.updates_since_save == 0})
+        self.updates_since_save = 0
         logger.info("saved checkpoint at iteration %d to %s", self.state.iteration, self.args.checkpoint.save)
         return self.state.iteration
 
@@ -258,5 +267,9 @@ def main(argv=None) -> int:
             return trainer.train()
         finally:
             trainer.train_stream.close()  # its workers would otherwise outlive training (see BatchStream)
+    except (ConfigError, checkpoint.CheckpointError) as error:  # a user's mistake: one line, not a traceback
+        rank = f" (rank {dist.get_rank()})" if dist.is_initialized() and dist.get_world_size() > 1 else ""
+        print(f"train.py: error{rank}: {error}", file=sys.stderr, flush=True)
+        return 2
     finally:
         parallel.destroy()

@@ -2,6 +2,7 @@
 
 import pathlib
 
+import numpy as np
 import pytest
 
 from neox_metala.config import (
@@ -13,6 +14,7 @@ from neox_metala.config import (
     padded_vocab_size,
 )
 from neox_metala.config.derived import batch_sizes
+from neox_metala.data_prep.indexed import write_index
 
 
 def config_error(call) -> str:
@@ -142,8 +144,8 @@ def test_check_data_paths(write_yaml, tiny_yaml, tmp_path):
     args = load_config(paths)
     message = config_error(lambda: check_data_paths(args))
     assert message.startswith(paths[1]) and "data_path" in message and f"{prefix}.bin" in message
-    for suffix in (".bin", ".idx"):
-        (tmp_path / f"corpus_text_document{suffix}").write_bytes(b"")
+    write_index(f"{prefix}.idx", np.uint16, [3, 2])  # a sound shard of two documents
+    (tmp_path / "corpus_text_document.bin").write_bytes(np.arange(5, dtype=np.uint16).tobytes())
     message = config_error(lambda: check_data_paths(args))
     assert "vocab_file" in message and str(vocab) in message
     vocab.write_text("{}")
@@ -156,3 +158,27 @@ def test_padded_vocab_size_and_swiglu_width():
     assert padded_vocab_size(256, 128, 2) == 256
     assert default_intermediate_size(2048) == 5632  # int(8 * 2048 / 3) = 5461 -> 22 * 256
     assert default_intermediate_size(64) == 256
+
+
+def test_damaged_shards_and_an_unwritable_save_are_named(write_yaml, tiny_yaml, tmp_path):
+    """The start-up checks train.py runs before any GPU work (the end-to-end runs: tests/training/test_integrity.py)."""
+    from neox_metala.config.data_check import check_save_writable
+
+    prefix = tmp_path / "corpus"
+    vocab = tmp_path / "tokenizer.json"
+    vocab.write_text("{}")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    paths = with_extra(write_yaml, tiny_yaml, f"data_path: {prefix}\nvocab_file: {vocab}\nsave: {blocker / 'ckpt'}\n")
+    args = load_config(paths)
+    write_index(f"{prefix}.idx", np.uint16, [3, 2])
+    (tmp_path / "corpus.bin").write_bytes(np.arange(4, dtype=np.uint16).tobytes())  # one token short
+    message = config_error(lambda: check_data_paths(args))
+    assert message.startswith(f"{paths[1]}: data_path: {prefix}.bin has 8 bytes but {prefix}.idx describes 10")
+    (tmp_path / "corpus.bin").write_bytes(np.arange(5, dtype=np.uint16).tobytes())
+    with open(f"{prefix}.idx", "r+b") as f:
+        f.truncate(40)  # the header and part of the lengths
+    assert f"{prefix}.idx: truncated" in config_error(lambda: check_data_paths(args))
+    message = config_error(lambda: check_save_writable(args, rank=0))
+    assert message.startswith(f"{paths[1]}: save: cannot write checkpoints to {str(blocker / 'ckpt')!r}")
+    check_save_writable(load_config([tiny_yaml]), rank=0)  # no save: nothing to check

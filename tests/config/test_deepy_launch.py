@@ -21,8 +21,10 @@ HOSTFILE_2x8 = "node-a slots=8\nnode-b slots=8\n"
 
 
 def dry_run(capsys, *paths) -> tuple[str, list[str]]:
-    """deepy.py --dry-run in-process: (summary line, launcher command words)."""
-    assert deepy_main(["train.py", *paths, "--dry-run"]) == 0
+    """deepy.py --dry-run in-process (with data settings, which train.py needs): (summary line, command words)."""
+    data = pathlib.Path(paths[0]).with_name("data.yml")
+    data.write_text("train_data_paths: [corpus/train]\nvocab_file: tokenizer.json\n")
+    assert deepy_main(["train.py", *paths, str(data), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     command = lines[-1].split(" command", 1)[1].split(": ", 1)[1].split()
     return lines[0], command
@@ -30,6 +32,19 @@ def dry_run(capsys, *paths) -> tuple[str, list[str]]:
 
 def option(command: list[str], name: str) -> str | None:
     return command[command.index(name) + 1] if name in command else None
+
+
+def test_dry_run_reports_config_only_mistakes(capsys, tiny_yaml, write_yaml):
+    """What train.py would refuse from the config alone, deepy.py refuses before launching (--dry-run too)."""
+    assert deepy_main(["train.py", tiny_yaml, "--dry-run"]) == 2
+    assert "no training data: set data_path (with split) or train_data_paths" in capsys.readouterr().err
+    valid_only = write_yaml("valid.yml", "valid_data_paths: [corpus/valid]\n")
+    assert deepy_main(["train.py", tiny_yaml, valid_only, "--dry-run"]) == 2
+    error = capsys.readouterr().err
+    assert f"error: {valid_only}: no training data (valid_data_paths from {valid_only} without it)" in error
+    no_vocab = write_yaml("data.yml", "train_data_paths: [corpus/train]\n")
+    assert deepy_main(["train.py", tiny_yaml, no_vocab, "--dry-run"]) == 2
+    assert "vocab_file is required for tokenizer_type 'HFTokenizer'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("script", ["single_node.sh", "multi_node_hostfile.sh", "slurm.sbatch"])

@@ -151,7 +151,7 @@ def run_script(script: str, configs: list[str], env: dict) -> tuple[str, list[st
 def resolved_config(command: list[str]) -> dict:
     """The config train.py would receive on every rank (deepy.py's --neox-config-b64)."""
     encoded = command[command.index("--neox-config-b64") + 1]
-    return json.loads(base64.urlsafe_b64decode(encoded.encode()).decode())
+    return json.loads(base64.urlsafe_b64decode(encoded.encode()).decode())["config"]
 
 
 def check_launch(config: str, summary: str, command: list[str]) -> None:

@@ -3,8 +3,8 @@ workers (num_workers 2, which start with the preemption signals blocked and cann
 
 - normal end with the pipeline engine (which keeps a reference to the last data stream): exit 0 within seconds
   of the last iteration, every process of the run gone;
-- an exception mid-run (an unwritable `save`, a shard with out-of-vocabulary tokens on the first of two pipeline
-  stages): deepy.py and every rank exit non-zero within 30 s of the error;
+- an exception mid-run (a `save` folder that became unwritable, a shard with out-of-vocabulary tokens on the first
+  of two pipeline stages): deepy.py and every rank exit non-zero within 30 s of the error;
 - SIGTERM to deepy.py mid-run: every rank saves the step it is in and the command exits 0.
 Before the fix, the first two hung forever at interpreter exit (multiprocessing joining the workers).
 """
@@ -111,13 +111,17 @@ def test_normal_end_with_the_pipeline_engine_exits_promptly(tmp_path, data):
     assert (tmp_path / "ckpt" / "global_step6" / "complete.json").exists()
 
 
-def test_unwritable_save_mid_run_exits_non_zero_promptly(tmp_path, data):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("save cannot create a folder under a file")
-    run = DeepyRun(tmp_path, {"train_iters": 8, "checkpoint_factor": 3},
-                   data, {"save": str(blocker / "ckpt"), "log_dir": str(tmp_path / "run")})
-    failed = run.wait_for(r"NotADirectoryError")
-    assert "iteration 3/8" in run.log()  # it failed mid-run, at its first save
+def test_save_that_became_unwritable_mid_run_exits_non_zero_promptly(tmp_path, data):
+    """`save` is checked at start; here it turns into a file after the first step (a full or lost filesystem
+    would do the same), so the first checkpoint, at iteration 12, fails with the workers running."""
+    save = tmp_path / "ckpt"
+    run = DeepyRun(tmp_path, {"train_iters": 14, "checkpoint_factor": 12, "eval_interval": 1000},
+                   data, {"save": str(save), "log_dir": str(tmp_path / "run")})
+    run.wait_for(r"iteration 1/14")
+    shutil.rmtree(save)
+    save.write_text("no longer a folder")
+    failed = run.wait_for(r"NotADirectoryError|FileExistsError|Not a directory")
+    assert "iteration 12/14" in run.log()  # it failed mid-run, at its first save
     assert run.wait_exit(failed) != 0
 
 

@@ -1,0 +1,182 @@
+"""Nothing wrong passes silently (real train.py runs on CPU, real DeepSpeed checkpoints):
+
+- a weights or optimizer file changed in place (same size) is found by its digest when resuming, named, and the
+  previous complete step is loaded instead; weights that are not finite but match their digest (as an older
+  writer could have saved them) are refused after loading the same way;
+- non-finite weights are never saved as a complete step;
+- steps saved after skipped updates only never prune the good checkpoints before them;
+- start-up refuses, in seconds and in one line naming the YAML file: a shard whose .bin and .idx disagree (also
+  through deepy.py, whose ranks used to name `<resolved config>`), a tokenizer whose vocabulary differs from the
+  checkpoint's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dist_helpers import free_port
+from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, write_configs
+
+from neox_metala.training import checkpoint
+from neox_metala.training.trainer import NAN_TEST_HOOK
+
+pytestmark = pytest.mark.multiproc
+MODEL = {**SMALL_MODEL, "train_iters": 6, "checkpoint_factor": 2, "keep_last_n_checkpoints": 3, "eval_iters": 0}
+STARTUP_LIMIT_S = 60  # imports and process-group start-up on 2 CI cores; the checks themselves take milliseconds
+
+
+def run_train(config_dir: Path, files: list[str], env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "MASTER_PORT": str(free_port()),
+                   "DS_ACCELERATOR": "cpu", **(env or {})}
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        environment.pop(key, None)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "train.py", "-d", str(config_dir), *files], cwd=REPO, env=environment,
+                            capture_output=True, text=True, timeout=300)
+    return result, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, sample_data):
+    """A run of 6 steps with complete checkpoints at 2, 4 and 6 (copied by each test before it changes them)."""
+    work = tmp_path_factory.mktemp("trained")
+    files = write_configs(work / "configs", model=MODEL, data=sample_data_settings(sample_data),
+                          run={"save": str(work / "ckpt"), "load": str(work / "ckpt"), "log_dir": str(work / "run")})
+    result, _ = run_train(work / "configs", files)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work, sample_data_settings(sample_data)
+
+
+def resume_copy(trained, tmp_path: Path, **model) -> tuple[Path, list[str]]:
+    work, data = trained
+    shutil.copytree(work / "ckpt", tmp_path / "ckpt")
+    files = write_configs(tmp_path / "configs", model={**MODEL, **model}, data=data,
+                          run={"save": str(tmp_path / "ckpt"), "load": str(tmp_path / "ckpt"),
+                               "log_dir": str(tmp_path / "run")})
+    return tmp_path / "ckpt", files
+
+
+def resumed_from(output: str) -> int:
+    line = next(line for line in output.splitlines() if "resumed from" in line)
+    return int(line.split("global_step")[1].split()[0])
+
+
+@pytest.mark.parametrize("kind", ["model_states", "optim_states"])
+def test_a_file_changed_in_place_is_refused_and_the_previous_step_loaded(trained, tmp_path, kind):
+    ckpt, files = resume_copy(trained, tmp_path, train_iters=8)
+    target = next((ckpt / "global_step6").glob(f"*{kind}.pt"))
+    size = target.stat().st_size
+    with open(target, "r+b") as f:  # 4 KB of garbage in the middle, the size unchanged
+        f.seek(size // 2)
+        f.write(os.urandom(4096))
+    assert target.stat().st_size == size and checkpoint.incompleteness(str(ckpt / "global_step6")) is None
+    result, _ = run_train(tmp_path / "configs", files)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"global_step6 is unusable: {target.name} differ from the digests" in result.stderr
+    assert resumed_from(result.stderr) == 4
+
+
+def test_finite_weights_are_checked_after_loading(trained, tmp_path):
+    """A step whose weights hold a NaN but whose files match their digests (as a writer without these checks
+    could have left it) is refused once loaded, and the previous step is used."""
+    ckpt, files = resume_copy(trained, tmp_path, train_iters=8)
+    step_dir = ckpt / "global_step6"
+    weights_file = step_dir / "mp_rank_00_model_states.pt"
+    state = torch.load(weights_file, map_location="cpu", weights_only=False)
+    name = next(k for k, v in state["module"].items() if torch.is_tensor(v) and v.is_floating_point())
+    state["module"][name].view(-1)[0] = float("nan")
+    torch.save(state, weights_file)
+    marker = json.loads((step_dir / checkpoint.COMPLETE_MARKER).read_text())
+    marker["files"][weights_file.name] = {"bytes": weights_file.stat().st_size,
+                                          "sha256": checkpoint.file_digest(str(weights_file))}
+    (step_dir / checkpoint.COMPLETE_MARKER).write_text(json.dumps(marker))
+    result, _ = run_train(tmp_path / "configs", files)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "global_step6 is unusable: non-finite values after loading it" in result.stderr
+    assert resumed_from(result.stderr) == 4
+
+
+def test_non_finite_weights_are_never_saved_as_complete(single_rank, tmp_path):
+    import deepspeed
+
+    from neox_metala.layers.settings import BlockSettings
+    from neox_metala.model import gpt
+
+    settings = BlockSettings(hidden_size=16, num_attention_heads=2, num_layers=1)
+    model = gpt.SequentialModel(gpt.layer_specs(settings, ["metala"], 64, tied=True))
+    engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config={
+        "train_micro_batch_size_per_gpu": 1, "steps_per_print": 10**9, "zero_optimization": {"stage": 1},
+        "optimizer": {"type": "AdamW", "params": {"lr": 1e-3, "torch_adam": True}}})
+    with torch.no_grad():
+        next(engine.module.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(checkpoint.CheckpointError, match="refusing to save iteration 3 .* non-finite weights"):
+        checkpoint.save(engine, str(tmp_path), 3, {}, "")
+    assert not (tmp_path / "global_step3" / checkpoint.COMPLETE_MARKER).exists()
+    assert not (tmp_path / checkpoint.LATEST).exists()
+
+
+def test_steps_after_skipped_updates_only_do_not_prune_good_checkpoints(trained, tmp_path):
+    """keep_last_n_checkpoints 2 and every step after 6 skipped (non-finite): 2 and 4 were pushed out before;
+    now the newest good ones (4 and 6) stay, and the skipped-only steps 8 and 10 are marked."""
+    ckpt, files = resume_copy(trained, tmp_path, train_iters=10, keep_last_n_checkpoints=2,
+                              max_consecutive_nonfinite=0)
+    result, _ = run_train(tmp_path / "configs", files, {NAN_TEST_HOOK: "7,8,9,10"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    complete = [i for i, name in checkpoint.step_dirs(str(ckpt))
+                if checkpoint.incompleteness(str(ckpt / name)) is None]
+    assert complete == [4, 6, 8, 10]
+    only_skipped = {i: checkpoint.read_marker(str(ckpt / f"global_step{i}")).get("only_skipped_updates")
+                    for i in complete}
+    assert only_skipped == {4: False, 6: False, 8: True, 10: True}
+
+
+def truncated_copy(prefix: str, directory: Path, suffix: str, cut: int) -> str:
+    directory.mkdir()
+    for path in Path(prefix).parent.glob(Path(prefix).name + ".*"):
+        shutil.copy(path, directory / path.name)
+    target = directory / (Path(prefix).name + suffix)
+    with open(target, "r+b") as f:
+        f.truncate(target.stat().st_size - cut)
+    return str(directory / Path(prefix).name)
+
+
+def test_a_damaged_shard_is_refused_at_start_naming_the_yaml_file_through_deepy(trained, tmp_path):
+    _, data = trained
+    bad = truncated_copy(data["train_data_paths"][0], tmp_path / "bad", ".bin", 1000)
+    files = write_configs(tmp_path / "configs", model=MODEL, data={**data, "train_data_paths": [bad]},
+                          run={"save": str(tmp_path / "ckpt"), "master_port": free_port()})
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "deepy.py", "train.py", "-d", str(tmp_path / "configs"), *files],
+                            cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert time.monotonic() - started < STARTUP_LIMIT_S
+    error = next(line for line in result.stderr.splitlines() if line.startswith("train.py: error"))
+    assert f"{tmp_path / 'configs' / 'data.yml'}: train_data_paths: {bad}.bin has" in error
+    assert "<resolved config>" not in error and "Traceback" not in result.stderr
+
+
+def test_another_tokenizer_than_the_checkpoints_is_refused_at_start(trained, tmp_path):
+    from tokenizers import Tokenizer, models
+
+    vocab_file = tmp_path / "small-tokenizer.json"
+    Tokenizer(models.WordLevel({"<|endoftext|>": 0, **{f"t{i}": i for i in range(1, 300)}},
+                               unk_token="<|endoftext|>")).save(str(vocab_file))
+    _, data = trained
+    shutil.copytree(trained[0] / "ckpt", tmp_path / "ckpt")
+    files = write_configs(tmp_path / "configs", model=MODEL, data={**data, "vocab_file": str(vocab_file)},
+                          run={"load": str(tmp_path / "ckpt")})
+    result, elapsed = run_train(tmp_path / "configs", files)
+    assert result.returncode == 2 and elapsed < STARTUP_LIMIT_S, result.stderr[-3000:]
+    error = next(line for line in result.stderr.splitlines() if line.startswith("train.py: error"))
+    assert "was trained with a vocabulary of 8192 tokens" in error and "has 300 (padded 384)" in error
+    assert f"(from {tmp_path / 'configs' / 'data.yml'})" in error
