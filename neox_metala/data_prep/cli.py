@@ -54,6 +54,13 @@ def _add_tokenize_command(commands) -> None:
     damage.add_argument("--allow-partial-input", action="store_true",
                         help="exit 0 although input files were cut or damaged (their documents before the damage "
                              "are kept; the files are still reported and marked incomplete in the manifest)")
+    sums = tok.add_mutually_exclusive_group()
+    sums.add_argument("--checksums", nargs="+", metavar="FILE",
+                      help="sha256sum-format files ('<hex>  <name>' lines, names relative to the file's folder): "
+                           "each input listed is hashed before use, and one that differs is damaged input "
+                           "(default: SHA256SUMS, SHA256SUMS.txt or sha256sums.txt in each input's folder)")
+    sums.add_argument("--no-checksums", dest="use_checksums", action="store_false",
+                      help="do not look for or use checksum files")
     tok.add_argument("--rejects", action="store_true", help="write bad records to <prefix>.rejects/fNNNNN.jsonl")
     tok.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     tok.add_argument("--merge", action="store_true", help="merge the shards per stream when done")
@@ -112,7 +119,7 @@ def _run_tokenize(args) -> int:
         batch_bytes=args.batch_bytes, parquet_rows=args.parquet_rows, shard_tokens=args.shard_tokens,
         shard_index=args.shard_index, num_shards=args.num_shards, strict=args.strict,
         allow_partial_input=args.allow_partial_input, write_rejects=args.rejects, overwrite=args.overwrite,
-        progress=args.progress,
+        progress=args.progress, checksum_files=args.checksums, use_checksums=args.use_checksums,
     )
     if args.workers is not None:
         options.workers = args.workers
@@ -138,9 +145,12 @@ def _run_merge(args) -> int:
 
 
 def _run_list(args) -> int:
-    from .tools import dataset_list
+    from .report import checksum_totals
+    from .tools import dataset_list, input_records
 
     listing = dataset_list(args.prefix)
+    # stderr: stdout stays a listing a config can take as it is
+    print(f"list: {checksum_totals(input_records(args.prefix))}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(listing, indent=1))
     else:
@@ -164,10 +174,15 @@ def _run_inspect(args) -> int:
 
 
 def _run_validate(args) -> int:
-    from .tools import validate, validate_prefixes
+    from .report import checksum_line, checksum_totals
+    from .tools import input_records, validate, validate_prefixes
 
     if args.prefix:
         problems = validate(args.prefix, check_token_range=not args.skip_token_range)
+        records = input_records(args.prefix)
+        for record in records:
+            print(f"input {checksum_line(record)}")
+        print(f"inputs: {checksum_totals(records)}")
     else:
         problems = validate_prefixes(args.dataset, None if args.skip_token_range else args.vocab_size)
     for problem in problems:

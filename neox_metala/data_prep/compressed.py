@@ -11,8 +11,9 @@ complete, and neither format marks a last frame or counts the frames, so the res
 file. jsonl inputs catch the common form of that cut (frames that do not end at line ends, as pzstd's fixed-size
 frames): the last line then has no newline and is not complete JSON (`sources.iter_line_batches`). A cut between
 frames that end at line ends (concatenated files, a writer that closes a frame every N documents) can only be
-caught by comparing the file with its published size or checksum (`sha256sum -c`); the manifest records each
-file's frame count, and the summary points at multi-frame inputs, so that such files are visible.
+caught by comparing the file with its published checksum: checksums.py does, for every input a checksum file
+lists (the Pile's SHA256SUMS.txt). The manifest records each file's frame count, and the summary points at
+multi-frame inputs that no checksum verified, so that such files are visible.
 """
 
 from __future__ import annotations

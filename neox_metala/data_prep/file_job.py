@@ -7,7 +7,9 @@ that some stream has not committed, and each stream skips the batches it already
 written twice or lost. Bad-input counts and the rejects file are rolled back to that same position.
 
 A file ends `done`, or `incomplete` when it was cut or damaged: its shards then hold the whole documents before
-the damage, `damage` in its record says where, and its counts say `truncated_input: 1`.
+the damage, `damage` in its record says where, and its counts say `truncated_input: 1`. A file whose sha256
+differs from its checksum file is damaged somewhere unknown: it keeps no document (`damage.kind` "checksum").
+`checksum` in the record says how the file was checked (checksums.Verifier.check).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 
 import numpy as np
 
+from .checksums import ChecksumMismatch
 from .indexed import ShardWriter
 from .manifest import save_manifest, shard_prefix, stream_slug
 from .worker import BAD_KINDS
@@ -63,6 +66,14 @@ class FileJob:
         stream.seek(self.counts["rejects_bytes"])
         return stream
 
+    def record_checksum(self, entry: dict) -> None:
+        """Record how the file was checked against its checksum file. A new verification is saved at once, so that
+        a run killed before the file's first shard does not hash the file again."""
+        fresh = entry.get("status") == "verified" and self.record.get("checksum") != entry
+        self.record["checksum"] = entry
+        if fresh:
+            save_manifest(self.manifest_file, self.manifest)
+
     def add_batch(self, encoded) -> None:
         self.counts["tokens"] += int(encoded.tokens.size)
         for key, value in encoded.counts.items():
@@ -85,7 +96,9 @@ class FileJob:
 
     def finish(self, end_position: int, frames: int | None = None, damage=None) -> None:
         """End of the input file (or of what could be read of it, with `damage` the DamagedInputError): commit
-        every open shard, mark the file done or incomplete. `frames`: zstd frames or gzip members, None if plain."""
+        every open shard, mark the file done or incomplete. `frames`: zstd frames or gzip members, None if plain.
+        A ChecksumMismatch keeps nothing of the file, not even what an earlier run committed before checking."""
+        dropped = self._drop_committed() if isinstance(damage, ChecksumMismatch) else []
         for stream in sorted(self.open):
             self._commit(stream, end_position)
         if frames is not None:
@@ -94,11 +107,31 @@ class FileJob:
             self.counts[TRUNCATED_INPUT] += 1
             self.record["damage"] = {"offset": damage.offset, "detail": damage.detail,
                                      "kept_through_position": end_position}
+            if isinstance(damage, ChecksumMismatch):
+                self.record["damage"]["kind"] = "checksum"
         self.record["status"] = "done" if damage is None else "incomplete"
         self.snapshots[end_position] = dict(self.counts)
         self._save(end_position)
+        self._delete_shards(dropped)  # after the save: a kill in between leaves files that the next run clears
         if self.rejects is not None:
             self.rejects.close()
+
+    def _drop_committed(self) -> list[str]:
+        """Forget the shards that an earlier run, which did not check the file, committed from it, and reset its
+        counts and rejects; returns the shards' names."""
+        dropped = [shard["name"] for shard in self.manifest["shards"] if shard["file_index"] == self.file_index]
+        self.manifest["shards"] = [s for s in self.manifest["shards"] if s["file_index"] != self.file_index]
+        self.record["streams"], self.record["subset_names"] = {}, {}
+        self.counts = zero_counts()
+        if self.rejects is not None:
+            self.rejects.truncate(0)
+        return dropped
+
+    def _delete_shards(self, names: list[str]) -> None:
+        folder = os.path.dirname(self.output_prefix)
+        for path in (os.path.join(folder, name + suffix) for name in names for suffix in (".bin", ".idx")):
+            if os.path.exists(path):
+                os.remove(path)
 
     def abandon(self) -> None:
         for writer, _ in self.open.values():

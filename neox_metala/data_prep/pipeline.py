@@ -8,6 +8,8 @@ count: the same corpus and settings give byte-identical shards.
 A cut or damaged input file (compressed.py says what is detectable) keeps the documents before the damage and is
 recorded as `incomplete` in the manifest; the run goes on with the other files and then raises
 IncompleteInputError, unless `allow_partial_input` is set. Under `strict` the first damaged file stops the run.
+An input listed in a checksum file is hashed (in the workers) before it is read; one whose sha256 differs is
+damaged input too, and keeps no document (checksums.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from neox_metala.data.tokenizers import load_tokenizer
 
 from . import worker
+from .checksums import Verifier, check_recorded, expected_digests
 from .compressed import DamagedInputError
 from .file_job import FINISHED_STATUSES, FileJob
 from .indexed import token_dtype
@@ -60,6 +63,8 @@ class TokenizeOptions:
     num_shards: int = 1
     strict: bool = False
     allow_partial_input: bool = False  # cut or damaged inputs end the run normally (still recorded and reported)
+    checksum_files: list | None = None  # sha256sum-format files; None: SHA256SUMS(.txt) beside each input
+    use_checksums: bool = True  # False: no checksum file is looked for or used (--no-checksums)
     write_rejects: bool = False
     overwrite: bool = False
     progress: bool = True
@@ -74,7 +79,8 @@ class IncompleteInputError(RuntimeError):
         damaged = incomplete_files(manifest)
         super().__init__(
             f"{len(damaged)} input file(s) are cut or damaged; the documents before the damage were prepared and "
-            "counted, the rest of each file is missing:\n" + "\n".join(f"  {line}" for line in damaged) +
+            "counted (none of a file whose sha256 differs), the rest of each file is missing:\n" +
+            "\n".join(f"  {line}" for line in damaged) +
             "\nreplace them with complete copies and prepare again (--overwrite, or a fresh --output-prefix), or "
             "rerun this command with --allow-partial-input to use what was read")
 
@@ -88,10 +94,12 @@ def run_tokenize(options: TokenizeOptions) -> dict:
     files = discover_inputs(list(options.inputs))
     mine = partition_files(files, options.shard_index, options.num_shards)
     _warn_if_many_small_files([files[i] for i in mine])
+    # Read before the tokenizer loads: a wrong checksum file fails at once.
+    expected = expected_digests(files, options.checksum_files) if options.use_checksums else None
     os.makedirs(os.path.dirname(os.path.abspath(options.output_prefix)), exist_ok=True)
     manifest_file = manifest_path(options.output_prefix, options.shard_index, options.num_shards)
     with _exclusive(manifest_file):
-        return _run_locked(options, files, mine, manifest_file)
+        return _run_locked(options, files, mine, manifest_file, expected)
 
 
 @contextlib.contextmanager
@@ -116,7 +124,8 @@ def _warn_if_many_small_files(paths: list[str]) -> None:
               "fewer, larger jsonl(.zst) files first for speed", file=sys.stderr)
 
 
-def _run_locked(options: TokenizeOptions, files: list[str], mine: list[int], manifest_file: str) -> dict:
+def _run_locked(options: TokenizeOptions, files: list[str], mine: list[int], manifest_file: str,
+                expected: dict | None) -> dict:
     tokenizer = load_tokenizer(options.tokenizer_type, options.vocab_file, options.merge_file,
                                engine=options.tokenizer_engine)
     settings = _settings(options, tokenizer)
@@ -126,6 +135,7 @@ def _run_locked(options: TokenizeOptions, files: list[str], mine: list[int], man
                         "eod_id": tokenizer.eod_id, "pad_id": tokenizer.pad_id}
     manifest = _open_manifest(manifest_file, options, settings, tokenizer_record, files)
     _remove_leftovers(manifest, options.output_prefix, mine)
+    check_recorded(manifest_file, manifest["files"], files, mine, expected)
     # An incomplete file is final too: rereading it would meet the same damage.
     pending = [i for i in mine if manifest["files"].get(str(i), {}).get("status") not in FINISHED_STATUSES]
     engine = _probe_engine(tokenizer, files, pending, settings)
@@ -133,8 +143,10 @@ def _run_locked(options: TokenizeOptions, files: list[str], mine: list[int], man
     spec = dict(tokenizer_record, engine="hf" if engine == "hf" else options.tokenizer_engine)
     started = time.time()
     workers = _useful_workers(options.workers, [files[i] for i in pending], options.batch_bytes)
+    verifier = Verifier(expected, files, pending, manifest["files"], lookahead=workers)
     with Progress(sum(os.path.getsize(files[i]) for i in pending), options.progress) as progress:
-        _tokenize_files(files, pending, manifest, manifest_file, settings, spec, workers, options, progress)
+        _tokenize_files(files, pending, manifest, manifest_file, settings, spec, workers, options, progress,
+                        verifier)
     manifest["complete"] = True
     manifest["partial_input_allowed"] = options.allow_partial_input  # merge and validate read this
     manifest["last_run_seconds"] = round(time.time() - started, 3)
@@ -222,13 +234,15 @@ def _probe_engine(tokenizer, files: list[str], pending: list[int], settings: dic
     return tokenizer.engine
 
 
-def _tokenize_files(files, pending, manifest, manifest_file, settings, spec, workers, options, progress) -> None:
+def _tokenize_files(files, pending, manifest, manifest_file, settings, spec, workers, options, progress,
+                    verifier) -> None:
     rejects_dir = options.output_prefix + ".rejects" if options.write_rejects else None
     job = None
     with _executor(workers, spec, settings) as executor:
         in_flight = collections.deque()
+        verifier.use(executor)
         try:
-            for item in _work_items(files, pending, manifest, settings, progress):
+            for item in _work_items(files, pending, manifest, settings, progress, verifier):
                 in_flight.append(executor.submit(worker.encode_raw_batch, item[1]) if item[0] == "batch" else item)
                 while len(in_flight) > 2 * workers + 1:
                     job = _handle(in_flight.popleft(), job, files, manifest, manifest_file, settings, options,
@@ -237,6 +251,7 @@ def _tokenize_files(files, pending, manifest, manifest_file, settings, spec, wor
                 job = _handle(in_flight.popleft(), job, files, manifest, manifest_file, settings, options,
                               rejects_dir, progress)
         except BaseException:
+            verifier.cancel()
             for future in in_flight:
                 if isinstance(future, Future):
                     future.cancel()
@@ -245,12 +260,18 @@ def _tokenize_files(files, pending, manifest, manifest_file, settings, spec, wor
             raise
 
 
-def _work_items(files, pending, manifest, settings, progress):
-    """("start", index, position), ("batch", RawBatch)..., ("end", index, end position, reading) for each pending
-    file, in order; `reading` holds the file's frame count and, for a cut or damaged file, the error."""
+def _work_items(files, pending, manifest, settings, progress, verifier):
+    """("start", index, position, checksum entry), ("batch", RawBatch)..., ("end", index, end position, reading)
+    for each pending file, in order; `reading` holds the file's frame count and, for a cut or damaged file, the
+    error. A file whose sha256 differs is not read: no batch, end position 0."""
     for file_index in pending:
         start = manifest["files"].get(str(file_index), {}).get("resume_position", 0)
-        yield ("start", file_index, start)
+        checksum, mismatch = verifier.check(file_index)  # waits for this file's hash, if it has one
+        yield ("start", file_index, start, checksum)
+        if mismatch is not None:
+            progress.advance_bytes(os.path.getsize(files[file_index]))
+            yield ("end", file_index, 0, {"frames": None, "damage": mismatch})
+            continue
         batches, source = iter_raw_batches(files[file_index], file_index, start, settings)
         reported, end, damage = 0, start, None
         try:
@@ -277,8 +298,10 @@ def _handle(item, job, files, manifest, manifest_file, settings, options, reject
         progress.advance_work(int(encoded.lengths.size), int(encoded.tokens.size))
         return job
     if item[0] == "start":
-        return FileJob(manifest, manifest_file, item[1], files[item[1]], settings,
-                       os.path.abspath(options.output_prefix), rejects_dir)
+        job = FileJob(manifest, manifest_file, item[1], files[item[1]], settings,
+                      os.path.abspath(options.output_prefix), rejects_dir)
+        job.record_checksum(item[3])
+        return job
     damage = item[3]["damage"]
     if damage is not None and settings["strict"]:
         raise DamagedInputError(f"{damage.detail} (--strict stops at the first damaged input or bad record; leave "

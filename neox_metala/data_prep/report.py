@@ -1,4 +1,4 @@
-"""Human-readable summaries: throughput and bad input per file after `tokenize`, counts for `inspect`."""
+"""Human-readable summaries: throughput, bad input and checksums per file after `tokenize`, counts for `inspect`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,40 @@ from .file_job import TRUNCATED_INPUT
 from .worker import BAD_KINDS
 
 
+# How an input was checked against its checksum file (checksums.Verifier.check), in the words the reports use.
+CHECKSUM_WORDS = {"verified": "checksum verified", "differs": "sha256 differs",
+                  "not_listed": "not listed in a checksum file", "not_checked": "checksum not checked"}
+
+
 def damage_line(record: dict) -> str:
     """'<path>: cut or damaged at byte N: <why>; D documents before it kept' for an incomplete file's record."""
     damage = record["damage"]
     where = f" at byte {damage['offset']}" if damage.get("offset") is not None else ""
+    if damage.get("kind") == "checksum":
+        return f"{record['path']}: cut or damaged: {damage['detail']}"  # which says that nothing of it is used
     return (f"{record['path']}: cut or damaged{where}: {damage['detail']}; "
             f"{record['counts_at_resume']['documents']:,} documents before it kept")
+
+
+def checksum_status(record: dict) -> str:
+    """A key of CHECKSUM_WORDS; "not_checked" also for records made before checksums were looked at."""
+    return (record.get("checksum") or {}).get("status", "not_checked")
+
+
+def checksum_line(record: dict) -> str:
+    """'<path>: checksum verified (sha256 from <checksum file>)' and the like, one input file's record."""
+    entry, status = record.get("checksum") or {}, checksum_status(record)
+    detail = {"verified": f" (sha256 from {entry.get('checksum_file')})",
+              "differs": f" from {entry.get('checksum_file')}: no document of it used",
+              "not_checked": " (--no-checksums, or prepared before checksums were checked)"}.get(status, "")
+    return f"{record['path']}: {CHECKSUM_WORDS[status]}{detail}"
+
+
+def checksum_totals(records) -> str:
+    """'checksums of 3 input file(s): 1 checksum verified, 2 not listed in a checksum file'."""
+    statuses = [checksum_status(record) for record in records]
+    parts = [f"{statuses.count(status)} {words}" for status, words in CHECKSUM_WORDS.items() if status in statuses]
+    return f"checksums of {len(statuses)} input file(s): {', '.join(parts) or 'none'}"
 
 
 def incomplete_files(manifest: dict) -> list[str]:
@@ -38,12 +66,15 @@ def print_summary(manifest: dict, rejects_prefix: str | None = None, stream=sys.
             print(f"  {record['path']}: bad input skipped {bad or '{}'}; also {extra or '{}'}", file=stream)
     for line in incomplete_files(manifest):
         print(f"  INCOMPLETE {line}", file=stream)
-    multi_frame = sum(1 for record in files.values() if (record.get("frames") or 0) > 1)
+    print(f"  {checksum_totals(files.values())}", file=stream)
+    multi_frame = sum(1 for record in files.values()
+                      if (record.get("frames") or 0) > 1 and checksum_status(record) != "verified")
     if multi_frame:
-        # The one cut no reader can see (compressed.py): say so where the user looks.
-        print(f"  note: {multi_frame} input file(s) hold several zstd frames or gzip members; a copy cut exactly "
-              "between two of them reads as complete, so check such files against their published checksums "
-              "(sha256sum -c)", file=stream)
+        # The one cut no reader can see (compressed.py), in files no checksum verified: say so where the user looks.
+        print(f"  note: {multi_frame} input file(s) hold several zstd frames or gzip members and were not checked "
+              "against a checksum; a copy cut exactly between two of them reads as complete, so check them against "
+              "the corpus's published checksums (`tokenize` does it when a SHA256SUMS lies beside them or "
+              "--checksums FILE names one)", file=stream)
     if rejects_prefix:
         print(f"  rejected records: {rejects_prefix}.rejects/", file=stream)
 

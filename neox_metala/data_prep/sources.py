@@ -17,6 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from .checksums import CHECKSUM_FILE_NAMES
 from .compressed import CODECS, CheckedFrames, DamagedInputError
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.zst", ".json.zst", ".jsonl.gz", ".json.gz")
@@ -48,15 +49,26 @@ def input_kind(path: str) -> str:
     raise ValueError(f"{path}: unsupported input type; supported endings are {', '.join(SUPPORTED_SUFFIXES)}")
 
 
+# A checksum file (SHA256SUMS.txt beside the Pile's files) ends in .txt but is not a document.
+_CHECKSUM_NAMES = {name.lower() for name in CHECKSUM_FILE_NAMES}
+
+
+def _is_input_name(name: str) -> bool:
+    return name.lower().endswith(SUPPORTED_SUFFIXES) and name.lower() not in _CHECKSUM_NAMES
+
+
 def discover_inputs(patterns: list[str]) -> list[str]:
-    """Files named by paths, globs or folders (searched recursively for supported endings), sorted, deduplicated."""
+    """Files named by paths, globs or folders (searched recursively for supported endings), sorted, deduplicated;
+    a checksum file is an input only when named by its exact path."""
     found = set()
     for pattern in patterns:
         matches = sorted(glob.glob(pattern, recursive=True)) or [pattern]
         for match in matches:
             if os.path.isdir(match):
                 for root, _, names in os.walk(match):
-                    found.update(os.path.join(root, n) for n in names if n.lower().endswith(SUPPORTED_SUFFIXES))
+                    found.update(os.path.join(root, n) for n in names if _is_input_name(n))
+            elif match != pattern and os.path.basename(match).lower() in _CHECKSUM_NAMES:
+                continue  # matched by a glob (pile/train/*), not named on purpose
             elif os.path.isfile(match):
                 input_kind(match)
                 found.add(match)

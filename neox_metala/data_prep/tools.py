@@ -148,15 +148,22 @@ def validate_prefixes(prefixes: list[str], vocab_size: int | None = None) -> lis
     return [problem for prefix in prefixes for problem in check_shard(prefix, vocab_size)]
 
 
+def input_records(prefix: str) -> list[dict]:
+    """The manifest record of every input file of every job under a prefix, in input order per job."""
+    return [record for manifest in load_all(prefix)
+            for _, record in sorted(manifest["files"].items(), key=lambda item: int(item[0]))]
+
+
 def file_reports(prefix: str) -> list[dict]:
     """Per input file: status ("done", or "incomplete" when cut or damaged), frames (zstd frames or gzip members,
-    None for plain files), damage (where and why, for an incomplete file) and counts (documents, tokens, each kind
-    of bad input)."""
+    None for plain files), damage (where and why, for an incomplete file), checksum (how it was checked against a
+    checksum file: {"status": "verified", "sha256", "checksum_file"}, "differs" (+ "expected"), "not_listed" or
+    "not_checked"; None before checksums were checked) and counts (documents, tokens, each kind of bad input)."""
     reports = []
     for manifest in load_all(prefix):
         for file_index, record in sorted(manifest["files"].items(), key=lambda item: int(item[0])):
             counts = record["counts_at_resume"]
             reports.append({"file": record["path"], "status": record["status"], "frames": record.get("frames"),
-                            "damage": record.get("damage"),
+                            "damage": record.get("damage"), "checksum": record.get("checksum"),
                             **{k: v for k, v in counts.items() if k != "rejects_bytes"}})
     return reports
