@@ -12,6 +12,7 @@ from torch import nn
 
 from .. import parallel
 from . import init
+from .cache import LayerCache
 from .settings import BlockSettings, check_head_split
 
 
@@ -32,18 +33,18 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         self._tables = {}
 
-    def _cos_sin(self, seq: int, device, dtype):
-        key = (seq, device, dtype)
+    def _cos_sin(self, seq: int, device, dtype, offset: int = 0):
+        key = (seq, device, dtype, offset)
         if key not in self._tables:
-            positions = torch.arange(seq, device=device, dtype=torch.float32)
+            positions = torch.arange(offset, offset + seq, device=device, dtype=torch.float32)
             angles = torch.outer(positions, self.inv_freq.to(device))  # (seq, rotary_dim / 2)
             angles = torch.cat([angles, angles], dim=-1)[None, :, None, :]  # (1, seq, 1, rotary_dim)
             self._tables = {key: (angles.cos().to(dtype), angles.sin().to(dtype))}  # keep one: lengths are few
         return self._tables[key]
 
-    def forward(self, x):
-        """x: (batch, seq, heads, head_dim)."""
-        cos, sin = self._cos_sin(x.shape[1], x.device, x.dtype)
+    def forward(self, x, offset: int = 0):
+        """x: (batch, seq, heads, head_dim) at positions offset, offset + 1, ..."""
+        cos, sin = self._cos_sin(x.shape[1], x.device, x.dtype, offset)
         if self.rotary_dim == x.shape[-1]:
             return x * cos + rotate_half(x) * sin
         rotary, passthrough = x[..., :self.rotary_dim], x[..., self.rotary_dim:]
@@ -79,15 +80,19 @@ class ParallelSelfAttention(nn.Module):
         init.mark_tensor_parallel(self.qkv_proj.weight, 0, (s.hidden_size,) * 3)
         init.mark_tensor_parallel(self.out_proj.weight, 1)
 
-    def forward(self, hidden, padding_mask=None):
-        """hidden: (seq, batch, hidden); padding_mask: (batch, seq) or None."""
+    def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None):
+        """hidden: (seq, batch, hidden); padding_mask: (batch, seq) or None. With `cache`, attends to the cached
+        keys and values too and appends this chunk's to it."""
         qkv, _ = self.qkv_proj(hidden.transpose(0, 1))  # (batch, seq, 3 * hidden / tp)
         q, k, v = (t.unflatten(-1, (self.heads_per_rank, self.head_dim))
                    for t in qkv.split(self.local_width, dim=-1))  # (batch, seq, heads/tp, head_dim)
+        offset = 0 if cache is None else cache.seen
         if self.rotary is not None:
-            q, k = self.rotary(q), self.rotary(k)
+            q, k = self.rotary(q, offset), self.rotary(k, offset)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (batch, heads/tp, seq, head_dim)
-        if padding_mask is None:
+        if cache is not None:
+            attended = self._attend_with_cache(q, k, v, padding_mask, cache)
+        elif padding_mask is None:
             attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             seq = q.shape[2]
@@ -97,3 +102,24 @@ class ParallelSelfAttention(nn.Module):
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         out, _ = self.out_proj(attended.permute(2, 0, 1, 3).flatten(-2))  # (seq, batch, hidden)
         return out
+
+    @staticmethod
+    def _attend_with_cache(q, k, v, padding_mask, cache: LayerCache):
+        """Causal attention over cached + new keys; pads (remembered in the cache) are never attended to."""
+        seq, past = q.shape[2], cache.seen
+        if cache.keys is not None:
+            k, v = torch.cat([cache.keys, k], dim=2), torch.cat([cache.values, v], dim=2)
+        if padding_mask is not None or cache.key_mask is not None:
+            new_mask = (torch.ones(q.shape[0], seq, dtype=torch.bool, device=q.device) if padding_mask is None
+                        else padding_mask.bool())
+            old_mask = (torch.ones(q.shape[0], past, dtype=torch.bool, device=q.device) if cache.key_mask is None
+                        else cache.key_mask)
+            cache.key_mask = torch.cat([old_mask, new_mask], dim=1)  # (batch, past + seq)
+        cache.keys, cache.values, cache.seen = k, v, past + seq
+        positions = torch.arange(past + seq, device=q.device)
+        allowed = positions[None, :] <= positions[past:, None]  # (seq, past + seq): causal
+        if cache.key_mask is None:
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        allowed = allowed[None, None] & cache.key_mask[:, None, None, :]
+        allowed = allowed | (positions[None, :] == positions[past:, None])  # pads attend to themselves
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)

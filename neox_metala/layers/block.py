@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import ParallelSelfAttention
+from .cache import LayerCache
 from .mixer import MetaLAMixer, padding_mask_or_none
 from .mlp import ParallelSwiGLU
 from .norms import build_norm
@@ -31,16 +32,16 @@ class ParallelBlock(nn.Module):
         self.post_mixer_norm = build_norm(settings.norm, settings.hidden_size, settings.norm_eps)
         self.mlp = ParallelSwiGLU(settings, layer_number)
 
-    def _forward(self, hidden, padding_mask):
-        hidden = hidden + self.dropout(self.mixer(self.input_norm(hidden), padding_mask))
+    def _forward(self, hidden, padding_mask, cache=None):
+        hidden = hidden + self.dropout(self.mixer(self.input_norm(hidden), padding_mask, cache=cache))
         return hidden + self.mlp(self.post_mixer_norm(hidden))
 
-    def forward(self, hidden, padding_mask=None):
-        """hidden: (seq, batch, hidden) -> same shape."""
-        if self.checkpoint_activations and self.training:
+    def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None):
+        """hidden: (seq, batch, hidden) -> same shape. `cache`: decode state, continued and updated."""
+        if self.checkpoint_activations and self.training and cache is None:
             # Recompute the block in backward; RNG state is replayed so dropout masks agree.
             return checkpoint(self._forward, hidden, padding_mask, use_reentrant=False)
-        return self._forward(hidden, padding_mask)
+        return self._forward(hidden, padding_mask, cache)
 
 
 class ParallelMetaLALayer(ParallelBlock):
@@ -51,6 +52,6 @@ class ParallelMetaLALayer(ParallelBlock):
 class ParallelBlockPipe(ParallelBlock):
     """Pipeline stage form: (hidden [seq, batch, hidden], mask) -> (hidden, mask), as GPT-NeoX's *Pipe layers."""
 
-    def forward(self, args):
+    def forward(self, args, cache: LayerCache | None = None):
         hidden, mask = args
-        return super().forward(hidden, padding_mask_or_none(mask)), mask
+        return super().forward(hidden, padding_mask_or_none(mask), cache), mask

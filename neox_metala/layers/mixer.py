@@ -17,6 +17,7 @@ from torch import nn
 
 from .. import ops, parallel
 from . import init
+from .cache import LayerCache
 from .settings import BlockSettings, check_head_split
 
 CONV_INIT_BOUND = 0.5  # PyTorch's Conv1d default for fan_in = kernel 4: U(-1/sqrt(4), 1/sqrt(4))
@@ -79,19 +80,45 @@ class MetaLAMixer(nn.Module):
                                                           init.uniform(CONV_INIT_BOUND), s.seed, layer_number,
                                                           "mixer", "conv"))
 
-    def forward(self, hidden, padding_mask=None):
-        """hidden: (seq, batch, hidden); padding_mask: (batch, seq), 1 for real tokens, or None."""
+    def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None):
+        """hidden: (seq, batch, hidden); padding_mask: (batch, seq), 1 for real tokens, or None.
+
+        With `cache`, the sequence continues from the cache's conv and recurrent state (any chunk length, one
+        token included) and the cache is updated to the end of this chunk.
+        """
         x = hidden.transpose(0, 1)  # (batch, seq, hidden)
         if padding_mask is not None:  # as the official HF model: pads write nothing into conv or state
             x = x * padding_mask.unsqueeze(-1).to(x.dtype)
         if self.conv_weight is not None:
-            x, _ = ops.short_conv(x, self.conv_weight, backend=self.ops_options["backend"])
+            x, conv_state = ops.short_conv(x, self.conv_weight, None if cache is None else cache.conv_state,
+                                           output_final_state=cache is not None, backend=self.ops_options["backend"])
+            if cache is not None:
+                cache.conv_state = conv_state
         projected, _ = self.in_proj(x)  # (batch, seq, 3 * hidden / tp): [q | decay logits | v | gate]
         if padding_mask is not None:  # v = 0 at pads, so they write nothing into the recurrent state
             key_width, _, value_width, _ = self.split_sizes
             q_and_logits, v, gate = projected.split([2 * key_width, value_width, value_width], dim=-1)
             projected = torch.cat([q_and_logits, v * padding_mask.unsqueeze(-1).to(v.dtype), gate], dim=-1)
-        mixed = ops.metala_mix(projected, self.gate_bias, self.aug_balance, self.heads_per_rank,
-                               **self.ops_options)  # (seq, batch, hidden / tp)
+        if cache is None:
+            mixed = ops.metala_mix(projected, self.gate_bias, self.aug_balance, self.heads_per_rank,
+                                   **self.ops_options)  # (seq, batch, hidden / tp)
+        else:
+            mixed = self._mix_from_state(projected, cache)
         out, _ = self.out_proj(mixed)  # (seq, batch, hidden)
+        if cache is not None:
+            cache.seen += hidden.shape[0]
         return out
+
+    def _mix_from_state(self, projected, cache: LayerCache):
+        """ops.token_mix from the cached recurrent state; returns (seq, batch, hidden / tp) like metala_mix."""
+        q, decay_logits, v, gate = projected.split(self.split_sizes, dim=-1)
+        heads = self.heads_per_rank
+        # A chunk shorter than the kernel's chunk size would be zero-padded up to it: for one-token decode steps
+        # that is chunk_size times the work of the recurrence itself.
+        chunk_size = min(self.ops_options["chunk_size"], q.shape[1])
+        mixed, cache.recurrent_state = ops.token_mix(
+            ops.split_heads(q, heads), ops.split_heads(decay_logits, heads), ops.split_heads(v, heads),
+            ops.split_heads(gate + self.gate_bias, heads), self.aug_balance, initial_state=cache.recurrent_state,
+            output_final_state=True, backend=self.ops_options["backend"], chunk_size=chunk_size,
+            normalizer=self.ops_options["normalizer"])
+        return mixed.flatten(-2).transpose(0, 1)  # (seq, batch, hidden / tp)

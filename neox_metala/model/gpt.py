@@ -18,6 +18,7 @@ from torch import nn
 from .. import parallel
 from ..layers import init
 from ..layers.block import ParallelBlockPipe
+from ..layers.cache import LayerCache, new_cache
 from ..layers.norms import build_norm
 from ..layers.settings import BlockSettings
 
@@ -141,9 +142,21 @@ class SequentialModel(nn.Module):
                 tied_index[spec.key] = len(self.layers) - 1
             self._calls.append((len(self.layers) - 1, spec.forward_fn if isinstance(spec, TiedLayerSpec) else None))
 
-    def forward(self, inputs):
+    def new_cache(self) -> list[LayerCache]:
+        """Empty decode state, one per block, for `forward(inputs, cache)`."""
+        return new_cache(sum(isinstance(layer, ParallelBlockPipe) for layer in self.layers))
+
+    def forward(self, inputs, cache: list[LayerCache] | None = None):
+        """inputs: (tokens (batch, seq), mask) -> logits (seq, batch, vocab / tp).
+
+        `cache` (from new_cache) continues a sequence and is updated: a prefill then one-token steps give the
+        logits of one full forward."""
         x = inputs
+        block_caches = iter(cache) if cache is not None else None
         for index, forward_fn in self._calls:
             layer = self.layers[index]
-            x = forward_fn(layer, x) if forward_fn is not None else layer(x)
+            if block_caches is not None and isinstance(layer, ParallelBlockPipe):
+                x = layer(x, cache=next(block_caches))
+            else:
+                x = forward_fn(layer, x) if forward_fn is not None else layer(x)
         return x

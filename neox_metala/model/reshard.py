@@ -28,3 +28,14 @@ def tp_layout(param) -> tuple[int | None, tuple[int, ...] | None]:
     if not getattr(param, "tensor_model_parallel", False):
         return None, None
     return param.partition_dim, getattr(param, "fused_part_sizes", None)
+
+
+def split_tp_shard(full: torch.Tensor, tp: int, rank: int, partition_dim: int | None,
+                   fused_part_sizes: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Rank `rank`'s shard of a full tensor: the inverse of `merge_tp_shards` (replicated: the whole tensor)."""
+    if partition_dim is None:
+        return full
+    if not fused_part_sizes:
+        return full.chunk(tp, dim=partition_dim)[rank]
+    parts = full.split(list(fused_part_sizes), dim=partition_dim)
+    return torch.cat([part.chunk(tp, dim=partition_dim)[rank] for part in parts], dim=partition_dim)
