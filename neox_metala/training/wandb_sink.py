@@ -77,6 +77,10 @@ class WandBLogger:
                  wandb_dir: str | None = None, history: list[dict] | None = None):
         import wandb  # lazily: W&B is optional and slow to import
 
+        # A W&B service inherited from a parent process (WANDB_SERVICE: a notebook, a test runner or a tool that
+        # used wandb before starting this job) outlives the job: killed, it would leave our run id "in use" there,
+        # and the resumed job could not continue the run. Each job gets its own, which ends with it.
+        os.environ.pop("WANDB_SERVICE", None)
         if host:
             os.environ["WANDB_BASE_URL"] = host
         if wandb_dir:

