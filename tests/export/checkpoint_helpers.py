@@ -31,7 +31,6 @@ def flat_config(layer_types, save_dir, tp=1, pp=0, **overrides) -> dict:
 def randomize_(model) -> None:
     """Add seeded noise to every parameter: drawn in full per name, then sliced to this rank's TP shard."""
     from neox_metala import parallel
-    from neox_metala.model.checkpoint_files import canonical_name
     from neox_metala.model.reshard import split_tp_shard, tp_layout
 
     tp, rank = parallel.tensor_parallel_size(), parallel.tensor_parallel_rank()

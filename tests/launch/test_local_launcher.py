@@ -4,7 +4,6 @@ outlives the launcher."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

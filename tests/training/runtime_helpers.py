@@ -37,6 +37,14 @@ def write_configs(directory: Path, **files: dict) -> list[str]:
     return [f"{name}.yml" for name in files]
 
 
+def setup_yaml(tmp: Path, name: str) -> dict:
+    """save / load / log_dir under tmp/name, and a free port (tests may run side by side: pytest -n 2)."""
+    from dist_helpers import free_port
+
+    return {"save": str(tmp / name / "ckpt"), "load": str(tmp / name / "ckpt"), "log_dir": str(tmp / name / "run"),
+            "master_port": free_port()}
+
+
 def train_worker(rank, world_size, argv, environ=None):
     """One rank of `train.py -d DIR files` (in a process started by dist_helpers.run_workers)."""
     os.environ.update(environ or {})
