@@ -2,7 +2,7 @@
 # Run on a lent GPU machine (the device tool), from the repository root, with the engine wheels of
 # ../shared/tools/device-wheels.sh in .gpu/wheels (py-spy in .gpu/wheels/tools for stack dumps) and, if a previous
 # call brought them back, compile caches in .gpu/cache.tgz.part-*. Usage: bash bench/gpu_session.sh STEP...
-# (hang-old, starts, gpu-suite, tests, layer-quick, layer, train). Every step has its own time limit; logs and
+# (hang-old, starts, gpu-suite, tests, layer-quick, layer, train, profile). Every step has its own time limit; logs and
 # JSON results go to $OUT; the kernel caches come back as $OUT/cache.tgz.part-* (copy them into .gpu/).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
@@ -13,6 +13,8 @@ export PYTHONUNBUFFERED=1 WANDB_MODE=offline PYTHONPATH=$PWD
 # stays warm between calls; `starts` empties it first to measure a cold start.
 export NEOX_METALA_KERNEL_CACHE=/tmp/cache/kernels
 [ -d /tmp/cache/kernels ] || { ls .gpu/cache.tgz.part-* >/dev/null 2>&1 && cat .gpu/cache.tgz.part-* | tar -xzf - -C /tmp/cache; }
+# (.gpu/cache.txz: the same, recompressed with xz here to fit the carry limit next to the wheels)
+[ -d /tmp/cache/kernels ] || { [ -f .gpu/cache.txz ] && xz -dc .gpu/cache.txz | tar -xf - -C /tmp/cache; }
 start=$(date +%s)
 python3 -m pip install -q --no-index --no-deps .gpu/wheels/engines/*.whl 2>&1 | grep -v "^WARNING" | tail -2
 # DeepSpeed's needs always; W&B and the data-prep extras only when carried (a benchmark-only carry leaves them out)
@@ -76,7 +78,9 @@ for s in "$@"; do
                      step model-test 180 python3 -m pytest -q -s -p no:cacheprovider tests/layers/test_model_gpu.py \
                          tests/ops/test_fused_gpu.py -k "bf16 or model") ;;
         layer) step layer 420 python3 bench/layer.py --out "$OUT/layer.json" ;;
-        train) step train 240 python3 bench/train.py --out "$OUT/train.json" ;;
+        train) step train ${TRAIN_LIMIT:-400} python3 bench/train.py --baseline .gpu/plain_transformer.py \
+                   --out "$OUT/train.json" ${TRAIN_ARGS:-} ;;
+        profile) step profile ${PROFILE_LIMIT:-300} python3 bench/step_profile.py --out "$OUT/profile.json" ${PROFILE_ARGS:-} ;;
         fused-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
                              NEOX_METALA_FAST_AUTOTUNE=1
                       step fused-tests 300 python3 -m pytest -q -s -p no:cacheprovider tests/ops/test_fused_gpu.py \

@@ -1,7 +1,14 @@
-"""Whole-model training throughput with our trainer: the 380M MetaLA against the same-size Transformer++
-(attention) model, T=2048, bf16, ZeRO-1, one GPU, in one process. Synthetic random-token data.
+"""Whole-model training speed against the plain baseline, in one run on one GPU.
 
-    python bench/train.py [--iters 40] [--micro-batch 8] [--out results.json]
+For each sequence length (same tokens per micro batch), measures in this process's session:
+  baseline      ../shared/bench/plain_transformer.py (a plain compiled PyTorch Transformer++), as a subprocess
+  attention     our trainer, the same shape with attention layers
+  metala        our trainer, configs/metala-380M.yml's own settings
+and prints tokens/s per GPU, model TFLOP/s, MFU, peak memory and the ratios to the baseline. Our runs use the
+shipped config (its engine, precision, optimizer, kernels), with 24 layers to match the baseline's shape (the
+config has 26), synthetic random-token data and `--accumulation` micro batches per step.
+
+    python bench/train.py [--seqs 2048 8192] [--kinds baseline attention metala] [--iters 12] [--out r.json]
 
 Tokens/s per GPU and MFU are read from the trainer's own metrics (the mean of the logged intervals after the
 first, which holds compilation and warm-up).
@@ -13,6 +20,7 @@ import argparse
 import gc
 import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -20,14 +28,16 @@ import numpy as np
 import torch
 import yaml
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
 from neox_metala.config import load_config  # noqa: E402
 from neox_metala.training.trainer import Trainer  # noqa: E402
 
 VOCAB = 50277  # GPT-NeoX-20B's size: the Pile runs' embedding (padded to 50304)
-MODEL_380M = {"num_layers": 24, "hidden_size": 1024, "num_attention_heads": 8, "seq_length": 2048,
-              "norm": "rmsnorm", "make_vocab_size_divisible_by": 128}
-SMOKE_MODEL = {**MODEL_380M, "num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "seq_length": 128}
+SHIPPED_CONFIG = os.path.join(ROOT, "configs", "metala-380M.yml")
+BASELINE = os.path.join(ROOT, "..", "shared", "bench", "plain_transformer.py")
+TOKENS_PER_MICRO_BATCH = 8 * 2048
+SMOKE = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256}
 
 
 def synthetic_data(directory: str, tokens: int, seq: int) -> tuple[str, str]:
@@ -35,47 +45,56 @@ def synthetic_data(directory: str, tokens: int, seq: int) -> tuple[str, str]:
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
     from tokenizers import Tokenizer, models
 
-    prefix = os.path.join(directory, "random")
+    prefix = os.path.join(directory, f"random-{seq}")
     builder = IndexedDatasetBuilder(prefix + ".bin", dtype=np.uint16)
     rng = np.random.default_rng(0)
     for _ in range(tokens // seq + 1):
         builder.add_document(torch.from_numpy(rng.integers(1, VOCAB, seq).astype(np.int64)), [seq])
     builder.finalize(prefix + ".idx")
-    vocab = {"<|endoftext|>": 0, **{f"t{i}": i for i in range(1, VOCAB)}}
     tokenizer_file = os.path.join(directory, "tokenizer.json")
-    Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>")).save(tokenizer_file)
+    if not os.path.exists(tokenizer_file):
+        vocab = {"<|endoftext|>": 0, **{f"t{i}": i for i in range(1, VOCAB)}}
+        Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>")).save(tokenizer_file)
     return prefix, tokenizer_file
 
 
-def config_files(directory, kind, prefix, tokenizer_file, iters, micro_batch, shape) -> list[str]:
-    layers = shape["num_layers"]
-    model = {**shape, "attention_config": [[[kind], layers]], "pos_emb": "rotary" if kind == "attention" else "none"}
-    if kind == "metala":
-        model["metala_fused_kernels"] = True  # the measured path: ops.fused (opt-in, see docs/benchmarks.md)
-    training = {"optimizer": {"type": "AdamW", "params": {"lr": 3.0e-4, "betas": [0.9, 0.95], "eps": 1.0e-8}},
-                "zero_optimization": {"stage": 1}, "precision": "bfloat16", "train_iters": iters,
-                "train_micro_batch_size_per_gpu": micro_batch, "gradient_accumulation_steps": 1,
-                "lr_decay_style": "cosine", "warmup": 0.01, "eval_iters": 0, "log_interval": 10,
-                "train_data_paths": [prefix], "valid_data_paths": [prefix], "test_data_paths": [prefix],
-                "tokenizer_type": "HFTokenizer", "vocab_file": tokenizer_file, "num_workers": 2,
-                "log_dir": os.path.join(directory, f"run-{kind}")}
-    paths = []
-    for name, settings in (("model", model), ("training", training)):
-        path = os.path.join(directory, f"{kind}-{name}.yml")
-        with open(path, "w") as f:
-            yaml.safe_dump(settings, f)
-        paths.append(path)
-    return paths
+def config_file(directory, kind, seq, data, options) -> str:
+    """The shipped 380M config with the benchmark's shape, length, batch and data; one file (keys may not repeat
+    across config files)."""
+    with open(SHIPPED_CONFIG) as f:
+        settings = yaml.safe_load(f)
+    micro_batch = max(1, TOKENS_PER_MICRO_BATCH // seq) if not options.smoke else 2
+    layers = SMOKE["num_layers"] if options.smoke else options.layers
+    settings.update(SMOKE if options.smoke else {"num_layers": layers})
+    mixer = "metala" if kind.startswith("metala") else "attention"
+    settings.update({
+        "attention_config": [[[mixer], layers]], "pos_emb": "rotary" if mixer == "attention" else "none",
+        "seq_length": seq, "train_micro_batch_size_per_gpu": micro_batch,
+        "train_batch_size": micro_batch * options.accumulation, "train_iters": options.iters,
+        "warmup": 0.01, "eval_iters": 0, "log_interval": options.log_interval, "checkpoint_factor": None,
+        "train_data_paths": [data[0]], "valid_data_paths": [data[0]], "test_data_paths": [data[0]],
+        "tokenizer_type": "HFTokenizer", "vocab_file": data[1], "num_workers": 2,
+        "log_dir": os.path.join(directory, f"run-{kind}-{seq}"), "use_wandb": False,
+    })
+    if kind == "metala-fused":
+        settings["metala_fused_kernels"] = True
+    path = os.path.join(directory, f"{kind}-{seq}.yml")
+    with open(path, "w") as f:
+        yaml.safe_dump(settings, f)
+    return path
 
 
-def measure(kind, directory, prefix, tokenizer_file, iters, micro_batch, shape) -> dict:
-    args = load_config(config_files(directory, kind, prefix, tokenizer_file, iters, micro_batch, shape)).resolve(1)
+def measure_ours(kind, seq, directory, data, options) -> dict:
+    args = load_config([config_file(directory, kind, seq, data, options)]).resolve(1)
     trainer = Trainer(args)
-    trainer.train()
-    rows = [json.loads(line) for line in open(os.path.join(directory, f"run-{kind}", "metrics.jsonl"))]
+    try:
+        trainer.train()
+    finally:
+        trainer.train_stream.close()
+    rows = [json.loads(line) for line in open(os.path.join(args.logging.log_dir, "metrics.jsonl"))]
     steady = [r for r in rows if "tokens_per_second" in r][1:]  # the first interval holds compile + warm-up
     result = {"tokens_per_s": float(np.mean([r["tokens_per_second"] for r in steady])),
-              "tflops_per_gpu": float(np.mean([r.get("tflops_per_gpu", float("nan")) for r in steady])),
+              "model_tflops": float(np.mean([r.get("tflops_per_gpu", float("nan")) for r in steady])),
               "mfu_percent": float(np.mean([r.get("mfu_percent", float("nan")) for r in steady])),
               # the trainer's own per-interval peaks (it resets the counters at every log)
               "peak_memory_gib": max((r.get("memory_max_allocated_gib", 0.0) for r in rows), default=0.0),
@@ -86,31 +105,52 @@ def measure(kind, directory, prefix, tokenizer_file, iters, micro_batch, shape) 
     return result
 
 
+def measure_baseline(seq, options) -> dict:
+    micro_batch = TOKENS_PER_MICRO_BATCH // seq
+    command = [sys.executable, options.baseline, "--seq", str(seq), "--micro-batch", str(micro_batch),
+               "--layers", str(options.layers), "--iters", str(options.baseline_iters)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["mfu_percent"] = 100 * result["model_tflops"] / options.peak_tflops
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=40)
-    parser.add_argument("--micro-batch", type=int, default=8)
-    parser.add_argument("--kinds", nargs="+", default=["metala", "attention"])
+    parser.add_argument("--seqs", nargs="+", type=int, default=[2048, 8192])
+    parser.add_argument("--kinds", nargs="+", default=["baseline", "attention", "metala"],
+                        help="baseline, attention, metala, metala-fused (metala_fused_kernels: true)")
+    parser.add_argument("--layers", type=int, default=24)
+    parser.add_argument("--iters", type=int, default=12)
+    parser.add_argument("--accumulation", type=int, default=4, help="micro batches per step (the config's "
+                        "gradient accumulation on 8 GPUs)")
+    parser.add_argument("--log-interval", type=int, default=2)
+    parser.add_argument("--baseline", default=BASELINE, help="path of plain_transformer.py")
+    parser.add_argument("--baseline-iters", type=int, default=30)
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU (H100/H200)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--smoke", action="store_true", help="a 2-layer model at T=128: checks the script on CPU")
     options = parser.parse_args()
-    shape = SMOKE_MODEL if options.smoke else MODEL_380M
-    seq = shape["seq_length"]
+    if options.smoke:
+        options.seqs, options.kinds = [128], [k for k in options.kinds if k != "baseline"]
     os.environ.setdefault("WANDB_MODE", "disabled")
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    results = {"device": device, "torch": torch.__version__, "shape": shape}
+    results = {"device": device, "torch": torch.__version__, "layers": options.layers,
+               "accumulation": options.accumulation, "tokens_per_micro_batch": TOKENS_PER_MICRO_BATCH}
     with tempfile.TemporaryDirectory() as directory:
-        prefix, tokenizer_file = synthetic_data(directory, (options.iters + 2) * options.micro_batch * seq * 2, seq)
-        for kind in options.kinds:
-            results[kind] = measure(kind, directory, prefix, tokenizer_file, options.iters, options.micro_batch,
-                                    shape)
-            print(f"{kind:<10} {results[kind]['tokens_per_s'] / 1e3:8.1f} k tok/s/GPU  "
-                  f"{results[kind]['tflops_per_gpu']:6.1f} TFLOP/s  MFU {results[kind]['mfu_percent']:5.1f}%  "
-                  f"peak {results[kind]['peak_memory_gib']:.1f} GiB", flush=True)
-    if "metala" in results and "attention" in results:
-        ratio = results["metala"]["tokens_per_s"] / results["attention"]["tokens_per_s"]
-        results["metala_over_attention_tokens_per_s"] = ratio
-        print(f"MetaLA / attention tokens/s: {ratio:.3f}")
+        for seq in options.seqs:
+            tokens = (options.iters + 2) * TOKENS_PER_MICRO_BATCH * options.accumulation
+            data = synthetic_data(directory, tokens, seq) if set(options.kinds) - {"baseline"} else None
+            row = results.setdefault(str(seq), {})
+            for kind in options.kinds:
+                row[kind] = (measure_baseline(seq, options) if kind == "baseline"
+                             else measure_ours(kind, seq, directory, data, options))
+                r = row[kind]
+                ratio = r["tokens_per_s"] / row["baseline"]["tokens_per_s"] if "baseline" in row else float("nan")
+                r["vs_baseline"] = ratio
+                print(f"T={seq:<5} {kind:<13} {r['tokens_per_s'] / 1e3:8.1f} k tok/s/GPU  "
+                      f"{r['model_tflops']:6.1f} TFLOP/s  MFU {r['mfu_percent']:5.1f}%  "
+                      f"peak {r['peak_memory_gib']:5.1f} GiB  ratio vs baseline {ratio:.3f}", flush=True)
     if options.out:
         with open(options.out, "w") as f:
             json.dump(results, f, indent=1)

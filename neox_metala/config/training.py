@@ -49,6 +49,11 @@ class TrainingConfig(Section):
     checkpoint_activations: bool = False
     """Recompute each layer's activations in the backward pass to save memory. NeoX default False."""
 
+    torch_compile: bool | None = None
+    """Compile each layer with torch.compile (regional compilation: norms, residuals, activations and the
+    mixer's elementwise steps fused; GEMMs and the MetaLA core kernels unchanged). Default: on when training on
+    a GPU, off on CPU (where compilation takes longer than short runs). Not a NeoX key."""
+
     kernel_cache_dir: str | None = None
     """Folder for compiled GPU kernels and their autotuning results (Triton, fla, torch.compile), reused by
     every later run; local rank 0 of each node compiles while the node's other ranks wait, and a folder on a

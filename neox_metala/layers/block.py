@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import warnings
+
+import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -31,6 +34,17 @@ class ParallelBlock(nn.Module):
         self.dropout = nn.Dropout(settings.hidden_dropout)
         self.post_mixer_norm = build_norm(settings.norm, settings.hidden_size, settings.norm_eps)
         self.mlp = ParallelSwiGLU(settings, layer_number)
+        self._compiled_forward = None
+
+    def compile(self) -> None:
+        """Regional compilation (torch.compile of this block's forward, one graph before and one after the MetaLA
+        core): norms, residual adds, RoPE, the SwiGLU activation and the mixer's elementwise steps become a few
+        fused Triton kernels instead of dozens of eager ones, GEMMs stay cuBLAS and the core stays fla's kernels.
+        Every block reuses the same compiled code (modules are inlined; their parameters are graph inputs)."""
+        # megatron-core's RowParallelLinear warns (DeprecationWarning, filtered) on every call; a warn call
+        # would end the graph there
+        torch._dynamo.config.ignore_logging_functions.add(warnings.warn)
+        self._compiled_forward = torch.compile(self._forward, dynamic=False)
 
     def _forward(self, hidden, padding_mask, cache=None):
         hidden = hidden + self.dropout(self.mixer(self.input_norm(hidden), padding_mask, cache=cache))
@@ -38,10 +52,13 @@ class ParallelBlock(nn.Module):
 
     def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None):
         """hidden: (seq, batch, hidden) -> same shape. `cache`: decode state, continued and updated."""
-        if self.checkpoint_activations and self.training and cache is None:
+        if cache is not None:  # decoding: changing lengths and a mutable cache; eager
+            return self._forward(hidden, padding_mask, cache)
+        run = self._compiled_forward or self._forward
+        if self.checkpoint_activations and self.training:
             # Recompute the block in backward; RNG state is replayed so dropout masks agree.
-            return checkpoint(self._forward, hidden, padding_mask, use_reentrant=False)
-        return self._forward(hidden, padding_mask, cache)
+            return checkpoint(run, hidden, padding_mask, use_reentrant=False)
+        return run(hidden, padding_mask)
 
 
 class ParallelMetaLALayer(ParallelBlock):

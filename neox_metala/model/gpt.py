@@ -1,7 +1,8 @@
 """The language model as a list of DeepSpeed LayerSpecs, run by the pipeline engine or as a plain module.
 
     EmbeddingPipe (vocab-parallel) -> ParallelBlockPipe x L -> FinalNormPipe -> head (tied or vocab-parallel)
-    loss: vocab-parallel cross-entropy with a loss mask
+    loss: vocab-parallel cross-entropy with a loss mask (model/loss.py); while training, the head hands the loss
+          (hidden, weight) instead of logits (`use_fused_loss`), so that the logits are formed chunk by chunk
 
 Between stages flows `(hidden [seq, batch, hidden], mask)`, GPT-NeoX's pipe interface; `mask` is a bool
 (batch, seq) padding mask or a one-element placeholder for packed pretraining data (nothing padded).
@@ -21,6 +22,7 @@ from ..layers.block import ParallelBlockPipe
 from ..layers.cache import LayerCache, new_cache
 from ..layers.norms import build_norm
 from ..layers.settings import BlockSettings
+from .loss import cross_entropy_loss
 
 TIED_KEY = "embed"
 TIED_WEIGHT = "word_embeddings.weight"
@@ -43,6 +45,7 @@ class EmbeddingPipe(nn.Module):
                                     "embedding", "word_embeddings"))
         init.mark_tensor_parallel(self.word_embeddings.weight, 0)
         self.dropout = nn.Dropout(settings.hidden_dropout)
+        self.loss_input = False  # as a tied head: return (hidden, weight) for the loss instead of logits
 
     def forward(self, inputs):
         tokens, mask = inputs  # tokens: (batch, seq)
@@ -58,8 +61,13 @@ def parallel_logits(hidden, weight):
     return F.linear(tensor_parallel.copy_to_tensor_model_parallel_region(hidden), weight)
 
 
+def head_output(head, hidden, weight):
+    """Logits, or (hidden, weight) when the loss forms them itself (`use_fused_loss`)."""
+    return (hidden, weight) if head.loss_input else parallel_logits(hidden, weight)
+
+
 def tied_head_forward(embedding: EmbeddingPipe, hidden):
-    return parallel_logits(hidden, embedding.word_embeddings.weight)
+    return head_output(embedding, hidden, embedding.word_embeddings.weight)
 
 
 class FinalNormPipe(nn.Module):
@@ -84,17 +92,19 @@ class ParallelHead(nn.Module):
         init.fill_(self.proj.weight, init.local_shard((padded_vocab_size, settings.hidden_size), 0,
                                                       init.normal(std), settings.seed, "head", "final_linear"))
         init.mark_tensor_parallel(self.proj.weight, 0)
+        self.loss_input = False
 
     def forward(self, hidden):
-        return parallel_logits(hidden, self.proj.weight)
+        return head_output(self, hidden, self.proj.weight)
 
 
-def cross_entropy_loss(logits, labels_and_mask):
-    """Mean over unmasked tokens of the vocab-parallel cross-entropy; logits (seq, batch, vocab / tp)."""
-    labels, loss_mask = labels_and_mask  # (batch, seq) each
-    losses = tensor_parallel.vocab_parallel_cross_entropy(logits.float(), labels.transpose(0, 1).contiguous())
-    mask = loss_mask.transpose(0, 1).float()
-    return (losses * mask).sum() / mask.sum().clamp_min(1.0)
+def use_fused_loss(model: nn.Module) -> None:
+    """Heads of `model` return (hidden, weight) and `cross_entropy_loss` forms the logits chunk by chunk
+    (model/loss.py): the training form. Not for fp16, whose loss scaling must reach the logits' gradient
+    before it is cast to half precision."""
+    for module in model.modules():
+        if isinstance(module, (EmbeddingPipe, ParallelHead)):
+            module.loss_input = True
 
 
 def layer_specs(settings: BlockSettings, layer_types: list[str], padded_vocab_size: int, tied: bool):

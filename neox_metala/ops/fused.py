@@ -206,6 +206,7 @@ def _compiled_kernels() -> Kernels:
 EAGER_KERNELS = Kernels(compile_them=False)
 
 
+@torch.compiler.disable  # has its own compiled steps around fla's kernels; a block's graph ends here
 def fused_token_mix(projected, gate_bias, aug_balance, heads: int, *, normalizer: float, eps: float,
                     seq_first: bool, core=None, kernels: Kernels | None = None):
     """projected (B, T, 3W) = [q | decay logits | v | gate] of this rank's heads -> y (B, T, W), or (T, B, W).

@@ -31,6 +31,7 @@ _logger = logging.getLogger(__name__)
 _logged_choices: set = set()
 
 
+@torch.compiler.assume_constant_result  # a compiled block (layers/block.py) must not stop at this call
 @functools.cache
 def fla_available() -> bool:
     return importlib.util.find_spec("fla") is not None and importlib.util.find_spec("triton") is not None
@@ -57,6 +58,8 @@ def choose_backend(requested: str, tensor: torch.Tensor) -> str:
 
 
 def _log_choice(op: str, kernel: str, tensor: torch.Tensor, level: int = logging.INFO) -> None:
+    if torch.compiler.is_compiling():  # logged by the eager first call; a log call would split the graph
+        return
     key = (op, kernel, tensor.device.type, tensor.dtype)
     if key not in _logged_choices:
         _logged_choices.add(key)
@@ -85,6 +88,7 @@ def _check_gla_inputs(q, key, v, log_decay, initial_state):
                          f"got {tuple(initial_state.shape)}")
 
 
+@torch.compiler.disable  # fla's Triton autograd Functions run between compiled graphs (layers/block.py)
 def _fla_gla(q, key, v, log_decay, scale, initial_state, output_final_state):
     from fla.ops.gla import chunk_gla, fused_recurrent_gla
 

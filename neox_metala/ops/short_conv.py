@@ -40,6 +40,7 @@ def short_conv_torch(x, weight, conv_state=None, output_final_state=False):
     return y, new_state
 
 
+@torch.compiler.disable  # fla's Triton autograd Function runs between compiled graphs (layers/block.py)
 def short_conv_fla(x, weight, conv_state=None, output_final_state=False):
     """fla's Triton causal_conv1d (training/prefill) or its one-token update (decode)."""
     from fla.modules.causal_conv1d import causal_conv1d, causal_conv1d_update

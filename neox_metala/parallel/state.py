@@ -82,6 +82,10 @@ def tensor_parallel_size() -> int:
     return parallel_state.get_tensor_model_parallel_world_size()
 
 
+def tensor_parallel_group():
+    return parallel_state.get_tensor_model_parallel_group()
+
+
 def data_parallel_rank() -> int:
     return parallel_state.get_data_parallel_rank()
 

@@ -10,6 +10,7 @@ import torch
 
 from .. import parallel
 from ..config import NeoXArgs, layer_types
+from ..layers.block import ParallelBlock
 from ..layers.settings import BlockSettings
 from ..model import gpt
 from .schedule import WarmupDecaySchedule
@@ -71,11 +72,20 @@ def build_optimizer(model: torch.nn.Module, args: NeoXArgs) -> torch.optim.Optim
 
 
 def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_size: int) -> torch.nn.Module:
+    """The model in its training form: fused loss input (not fp16) and, by default on GPUs, compiled blocks."""
     specs = gpt.layer_specs(block_settings(args), layer_types(args), padded_vocab_size,
                             tied=not args.model.no_weight_tying)
-    if args.parallel.is_pipe_parallel:
-        return gpt.build_pipeline_model(specs, layout)
-    return gpt.SequentialModel(specs)
+    model = gpt.build_pipeline_model(specs, layout) if args.parallel.is_pipe_parallel else gpt.SequentialModel(specs)
+    if args.training.precision != "fp16":
+        gpt.use_fused_loss(model)
+    compile_blocks = args.training.torch_compile
+    if compile_blocks is None:
+        compile_blocks = torch.cuda.is_available()
+    if compile_blocks:
+        for module in model.modules():
+            if isinstance(module, ParallelBlock):
+                module.compile()
+    return model
 
 
 def initialize_engine(args: NeoXArgs, model: torch.nn.Module):

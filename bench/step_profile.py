@@ -1,0 +1,144 @@
+"""Where a training step's GPU time goes: torch.profiler over a few steps of our trainer (the setup of
+bench/train.py: configs/metala-380M.yml with 24 layers, synthetic data), kernels summed per class.
+
+    python bench/step_profile.py [--kinds attention metala] [--seq 2048] [--steps 3] [--out profile.json]
+
+Classes: gemm, attention (SDPA kernels), metala core (fla/Triton chunk, recurrent and conv kernels),
+elementwise (everything else: norms, activations, casts, copies, the loss, reductions), optimizer (Adam and the
+engine's gradient/master-weight copies are elementwise; the multi-tensor Adam kernels are counted here),
+communication (NCCL), idle (step wall time not covered by any kernel), and host syncs per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("bench_train", os.path.join(HERE, "train.py"))
+bench_train = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_train)
+
+CLASSES = (
+    ("communication", ("nccl",)),
+    ("optimizer", ("adam", "multi_tensor", "foreach")),
+    ("attention", ("flash", "fmha", "sdpa", "attention", "cudnn_generated")),
+    ("gemm", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "matmul", "splitk", "sm90_")),
+    ("metala core", ("chunk", "gla", "recurrent", "conv1d", "causal_conv", "cumsum", "fwd_kernel", "bwd_kernel")),
+)
+
+
+def kernel_class(name: str) -> str:
+    lowered = name.lower()
+    for label, keys in CLASSES:
+        if any(key in lowered for key in keys):
+            return label
+    return "elementwise"
+
+
+def busy_union(intervals) -> float:
+    """Time covered by at least one kernel (kernels on several streams overlap)."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def profile_kind(kind, options, directory) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    seq = options.seq
+    options.iters = options.warm + options.steps + 1
+    tokens = (options.iters + 2) * bench_train.TOKENS_PER_MICRO_BATCH * options.accumulation
+    data = bench_train.synthetic_data(directory, tokens, seq)
+    args = bench_train.load_config([bench_train.config_file(directory, kind, seq, data, options)]).resolve(1)
+    trainer = bench_train.Trainer(args)
+    try:
+        for _ in range(options.warm):
+            trainer.train_step()
+        synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            start = time.perf_counter()
+            for _ in range(options.steps):
+                trainer.train_step()
+            synchronize()
+            wall = (time.perf_counter() - start) / options.steps
+    finally:
+        trainer.train_stream.close()
+    events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    per_class, per_kernel, intervals = {}, {}, []
+    for e in events:
+        us = e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+        label = kernel_class(e.name)
+        per_class[label] = per_class.get(label, 0.0) + us
+        per_kernel[e.name] = per_kernel.get(e.name, 0.0) + us
+        intervals.append((e.time_range.start, e.time_range.end))
+    busy_ms = busy_union(intervals) / 1e3 / options.steps
+    syncs = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CPU
+                and e.name in ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize"))
+    cpu_ops = sorted(((e.key, e.self_cpu_time_total, e.count) for e in prof.key_averages()
+                      if e.self_cpu_time_total > 0), key=lambda kv: -kv[1])[:options.top]
+    table = {label: us / 1e3 / options.steps for label, us in sorted(per_class.items(), key=lambda kv: -kv[1])}
+    top = sorted(per_kernel.items(), key=lambda kv: -kv[1])[:options.top]
+    result = {"wall_ms_per_step": wall * 1e3, "kernel_ms_per_step": table,
+              "idle_ms_per_step": max(0.0, wall * 1e3 - busy_ms), "host_syncs_per_step": syncs / options.steps,
+              "tokens_per_step": args.training.train_batch_size * seq,
+              "top_kernels_ms_per_step": [(name[:90], us / 1e3 / options.steps) for name, us in top],
+              # where the host's time goes (a GPU left idle waits for it): op, self ms and calls per step
+              "top_cpu_ms_per_step": [(name[:90], us / 1e3 / options.steps, count / options.steps)
+                                      for name, us, count in cpu_ops]}
+    del trainer
+    torch.cuda.empty_cache()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kinds", nargs="+", default=["attention", "metala"])
+    parser.add_argument("--seq", type=int, default=2048)
+    parser.add_argument("--layers", type=int, default=24)
+    parser.add_argument("--accumulation", type=int, default=4)
+    parser.add_argument("--warm", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--smoke", action="store_true")
+    options = parser.parse_args()
+    options.log_interval = 1000
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+               "torch": torch.__version__, "seq": options.seq}
+    with tempfile.TemporaryDirectory() as directory:
+        for kind in options.kinds:
+            r = results[kind] = profile_kind(kind, options, directory)
+            wall = r["wall_ms_per_step"]
+            print(f"== {kind} T={options.seq}: {wall:.1f} ms/step, {r['tokens_per_step'] / wall * 1e3 / 1e3:.1f} k "
+                  f"tok/s, host syncs/step {r['host_syncs_per_step']:.0f}")
+            for label, ms in [*r["kernel_ms_per_step"].items(), ("idle", r["idle_ms_per_step"])]:
+                print(f"   {label:<14} {ms:8.1f} ms  {100 * ms / wall:5.1f}%")
+            for name, ms in r["top_kernels_ms_per_step"]:
+                print(f"      {ms:8.2f} ms  {name}")
+            print("   host (self time):")
+            for name, ms, calls in r["top_cpu_ms_per_step"]:
+                print(f"      {ms:8.2f} ms  {calls:7.0f} calls  {name}")
+    if options.out:
+        with open(options.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

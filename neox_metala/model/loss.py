@@ -1,0 +1,120 @@
+"""The language-model loss: mean cross-entropy over unmasked tokens, vocab-parallel.
+
+Two forms of the same number:
+  * from logits (seq, batch, vocab / tp): megatron-core's vocab_parallel_cross_entropy on fp32 logits;
+  * from (hidden, head weight), what the heads return while training (`head.loss_input`): the logits are formed
+    CHUNK_TOKENS tokens at a time and the gradients of hidden and weight are computed in the same pass, so
+    neither the fp32 logits of the whole batch nor the softmax for the backward are ever held (~5 GB for 8 x 2048
+    tokens of a 50k vocabulary), and the backward is a scaling. Same arithmetic as the first form: bf16 logits
+    from one GEMM, softmax in fp32, gradients cast to the weight dtype for the GEMMs.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from megatron.core import tensor_parallel
+
+from .. import parallel
+
+CHUNK_TOKENS = 2048  # 2048 x 50,304 fp32 logits: 0.4 GB; big enough for full-speed GEMMs
+
+
+def cross_entropy_loss(outputs, labels_and_mask):
+    """Mean over unmasked tokens; `outputs` are logits (seq, batch, vocab / tp) or a head's (hidden, weight)."""
+    labels, loss_mask = labels_and_mask  # (batch, seq) each
+    labels, mask = labels.transpose(0, 1).contiguous(), loss_mask.transpose(0, 1).float()
+    if isinstance(outputs, tuple):
+        hidden, weight = outputs
+        token_weights = (mask / mask.sum().clamp_min(1.0)).flatten()
+        return linear_cross_entropy(hidden.flatten(0, 1), weight, labels.flatten(), token_weights)
+    losses = tensor_parallel.vocab_parallel_cross_entropy(outputs.float(), labels)
+    return (losses * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def linear_cross_entropy(hidden, weight, labels, token_weights):
+    """Σ_i w_i CE(hidden_i · weight^T, label_i): hidden (N, H) replicated over TP, weight this rank's (V/tp, H)
+    vocab slice, labels (N,) global ids, w (N,) fp32. Returns a 0-dim tensor, fp32 for half inputs."""
+    # Inside a Function's forward grad mode is off: whether gradients will be wanted is decided here.
+    want_grads = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
+    return _LinearCrossEntropy.apply(hidden, weight, labels, token_weights, want_grads)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, labels, token_weights, want_grads):
+        group = parallel.tensor_parallel_group()
+        vocab_start = parallel.tensor_parallel_rank() * weight.shape[0]
+        grad_hidden = torch.empty_like(hidden) if want_grads else None
+        wide = _wide(hidden.dtype)
+        grad_weight = torch.zeros(weight.shape, dtype=wide, device=weight.device) if want_grads else None
+        steps = _steps(hidden.is_cuda)
+        total = torch.zeros((), dtype=wide, device=hidden.device)
+        for start in range(0, hidden.shape[0], CHUNK_TOKENS):
+            h = hidden[start:start + CHUNK_TOKENS]
+            logits = F.linear(h, weight)
+            local = labels[start:start + CHUNK_TOKENS] - vocab_start
+            maxes = logits.amax(-1).to(wide)
+            _all_reduce(maxes, group, dist.ReduceOp.MAX)
+            partials = torch.stack(steps.partials(logits, maxes, local))
+            _all_reduce(partials, group, dist.ReduceOp.SUM)
+            target, sum_exp = partials
+            w = token_weights[start:start + CHUNK_TOKENS]
+            total += steps.loss(target, sum_exp, maxes, w)
+            if want_grads:
+                grad_logits = steps.grad_logits(logits, maxes, sum_exp, local, w)
+                grad_hidden[start:start + CHUNK_TOKENS] = grad_logits @ weight
+                grad_weight += grad_logits.t() @ h
+        if want_grads:
+            _all_reduce(grad_hidden, group, dist.ReduceOp.SUM)  # hidden feeds every rank's vocab slice
+            ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return grad_hidden * grad_total.to(grad_hidden.dtype), grad_weight * grad_total.to(grad_weight.dtype), \
+            None, None, None
+
+
+def _wide(dtype):
+    return torch.promote_types(dtype, torch.float32)  # fp32 softmax for half logits; fp64 stays fp64 (tests)
+
+
+def _all_reduce(tensor, group, op):
+    if dist.get_world_size(group) > 1:
+        dist.all_reduce(tensor, op=op, group=group)
+
+
+def _partials(logits, maxes, local):
+    """This rank's share of the target logit (0 where the label is another rank's) and of Σ exp(l − max)."""
+    inside = (local >= 0) & (local < logits.shape[-1])
+    shifted = logits.to(maxes.dtype) - maxes[:, None]
+    target = shifted.gather(1, local.clamp(0, logits.shape[-1] - 1)[:, None]).squeeze(1) * inside
+    return target, shifted.exp().sum(-1)
+
+
+def _loss(target, sum_exp, maxes, w):
+    return ((sum_exp.log() - target) * w).sum()
+
+
+def _grad_logits(logits, maxes, sum_exp, local, w):
+    """w_i (softmax_i − onehot_i), in the logits' dtype (what the GEMMs of the backward read)."""
+    inside = (local >= 0) & (local < logits.shape[-1])
+    probs = (logits.to(maxes.dtype) - maxes[:, None]).exp() / sum_exp[:, None]
+    onehot = F.one_hot(local.clamp(0, logits.shape[-1] - 1), logits.shape[-1]) * inside[:, None]
+    return ((probs - onehot) * w[:, None]).to(logits.dtype)
+
+
+class _Steps:
+    def __init__(self, compile_them: bool):
+        wrap = (lambda f: torch.compile(f, dynamic=False)) if compile_them else (lambda f: f)
+        self.partials, self.loss, self.grad_logits = wrap(_partials), wrap(_loss), wrap(_grad_logits)
+
+
+@functools.cache
+def _steps(on_gpu: bool) -> _Steps:
+    return _Steps(compile_them=on_gpu)  # fused into one pass over the logits each; eager on CPU (exact tests)
