@@ -27,7 +27,7 @@ deepspeed.__version__, fla.__version__, torch.cuda.get_device_name())" 2>&1 | ta
 echo "install took $(( $(date +%s) - start )) s"
 
 save_cache() {  # tuned kernels only (not the one-config test builds), compressed, in parts under the 16 MB limit
-    [ -d /tmp/cache/kernels ] || return 0
+    [ -d /tmp/cache/kernels ] && [ "${SAVE_CACHE:-1}" = 1 ] || return 0
     tar -czf /tmp/cache.tgz -C /tmp/cache kernels && split -b 15m /tmp/cache.tgz "$OUT/cache.tgz.part-"
     ls -la "$OUT"/cache.tgz.part-* 2>/dev/null
 }

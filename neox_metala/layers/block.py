@@ -44,6 +44,9 @@ class ParallelBlock(nn.Module):
         # megatron-core's RowParallelLinear warns (DeprecationWarning, filtered) on every call; a warn call
         # would end the graph there
         torch._dynamo.config.ignore_logging_functions.add(warnings.warn)
+        # A block that fails to compile (a new torch or fla version) runs eagerly, slower, with dynamo's warning,
+        # instead of stopping a run for a speed feature.
+        torch._dynamo.config.suppress_errors = True
         self._compiled_forward = torch.compile(self._forward, dynamic=False)
 
     def _forward(self, hidden, padding_mask, cache=None):

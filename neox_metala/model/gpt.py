@@ -62,8 +62,8 @@ def parallel_logits(hidden, weight):
 
 
 def head_output(head, hidden, weight):
-    """Logits, or (hidden, weight) when the loss forms them itself (`use_fused_loss`)."""
-    return (hidden, weight) if head.loss_input else parallel_logits(hidden, weight)
+    """Logits, or in training mode after `use_fused_loss` (hidden, weight), from which the loss forms them."""
+    return (hidden, weight) if head.loss_input and head.training else parallel_logits(hidden, weight)
 
 
 def tied_head_forward(embedding: EmbeddingPipe, hidden):
@@ -99,8 +99,8 @@ class ParallelHead(nn.Module):
 
 
 def use_fused_loss(model: nn.Module) -> None:
-    """Heads of `model` return (hidden, weight) and `cross_entropy_loss` forms the logits chunk by chunk
-    (model/loss.py): the training form. Not for fp16, whose loss scaling must reach the logits' gradient
+    """In training mode the heads of `model` return (hidden, weight) and `cross_entropy_loss` forms the logits
+    chunk by chunk (model/loss.py); in eval mode (generation, evaluation) they return logits. Not for fp16, whose loss scaling must reach the logits' gradient
     before it is cast to half precision."""
     for module in model.modules():
         if isinstance(module, (EmbeddingPipe, ParallelHead)):

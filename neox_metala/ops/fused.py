@@ -19,6 +19,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from .core_op import fla_chunk_size
+
 
 
 def _wide(dtype):
@@ -143,7 +145,7 @@ class FlaCore:
 
         _, scores, _, _, output = chunk_gla_fwd(q=q, k=key, v=v, g=log_decay, g_cumsum=None, scale=scale,
                                                 initial_state=None, output_final_state=False,
-                                                chunk_size=_fla_chunk_size(q.shape[1]))
+                                                chunk_size=fla_chunk_size(q.shape[1]))
         return output, scores
 
     def backward(self, q, key, v, log_decay, scale, scores, d_output):
@@ -151,12 +153,8 @@ class FlaCore:
 
         dq, dkey, dv, dlog_decay, _ = chunk_gla_bwd(q=q, k=key, v=v, g=log_decay, g_cumsum=None, scale=scale,
                                                     initial_state=None, h=None, A=scores, do=d_output, dht=None,
-                                                    chunk_size=_fla_chunk_size(q.shape[1]))
+                                                    chunk_size=fla_chunk_size(q.shape[1]))
         return dq, dkey, dv, dlog_decay
-
-
-def _fla_chunk_size(seq: int) -> int:
-    return min(64, max(16, 1 << (seq - 1).bit_length()))  # what fla's own chunk_gla picks
 
 
 class Kernels:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from . import reference
 from .chunked import chunked_gla
-from .short_conv import check_conv_inputs, short_conv_fla, short_conv_torch
+from .short_conv import check_conv_inputs, short_conv_fla, short_conv_shifted, short_conv_torch
 
 BACKENDS = ("auto", "fla", "chunked", "reference")
 DEFAULT_CHUNK_SIZE = 64
@@ -118,6 +118,10 @@ def gla_recurrence(q, key, v, log_decay, *, scale=None, initial_state=None, outp
         scale = q.shape[-1] ** -0.5
     kernel = choose_backend(backend, q)
     _log_choice("recurrence", kernel, q)
+    if kernel == "fla" and initial_state is None and not output_final_state:  # training and plain prefill
+        from .core_op import gla_core
+
+        return gla_core(q, key.to(q.dtype), v.to(q.dtype), log_decay, scale).to(v.dtype), None
     if kernel == "fla":
         output, state = _fla_gla(q, key, v, log_decay, scale, initial_state, output_final_state)
         return output.to(v.dtype), state
@@ -204,6 +208,10 @@ def short_conv(x, weight, conv_state=None, output_final_state=False, backend="au
     check_conv_inputs(x, weight, conv_state)
     kernel = choose_backend(backend, x)
     _log_choice("short_conv", kernel, x)
+    if kernel == "fla" and torch.compiler.is_compiling() and conv_state is None and not output_final_state:
+        # Inside a compiled block: fla's kernel is an autograd Function that would end the graph; the
+        # shifted-sum form fuses with its neighbours into one kernel each way.
+        return short_conv_shifted(x, weight), None
     if kernel == "fla":
         return short_conv_fla(x, weight, conv_state, output_final_state)
     if kernel == "reference":

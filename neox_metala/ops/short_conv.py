@@ -40,6 +40,16 @@ def short_conv_torch(x, weight, conv_state=None, output_final_state=False):
     return y, new_state
 
 
+def short_conv_shifted(x, weight):
+    """The same as short_conv_torch from a zero state, as a sum of shifted copies (fp32 sums): a form that
+    torch.compile fuses with the SiLU into one elementwise kernel, forward and backward."""
+    seq, kernel_size = x.shape[1], weight.shape[-1]
+    padded = F.pad(x, (0, 0, kernel_size - 1, 0))  # (B, W-1+T, C): zero history before the first token
+    wide = weight.to(torch.promote_types(x.dtype, torch.float32))
+    y = sum(padded[:, j:j + seq].to(wide.dtype) * wide[:, j] for j in range(kernel_size))
+    return F.silu(y).to(x.dtype)
+
+
 @torch.compiler.disable  # fla's Triton autograd Function runs between compiled graphs (layers/block.py)
 def short_conv_fla(x, weight, conv_state=None, output_final_state=False):
     """fla's Triton causal_conv1d (training/prefill) or its one-token update (decode)."""
