@@ -3,7 +3,8 @@
     args = load_config(["metala-1B.yml", "local_setup.yml"], config_dir="configs").resolve(world_size=8)
     args.model.hidden_size, args.parallel.model_parallel_size, args.derived.data_parallel_size
 
-train.py gets the same object, resolved by deepy.py, from parse_train_args() (in .cli).
+train.py gets the same object, resolved by deepy.py, from neox_metala.launch.train_args.parse_train_args().
+This package only reads and validates; launching is neox_metala.launch.
 """
 
 from .args import KEY_TO_SECTION, SECTIONS, NeoXArgs, layer_types, load_config

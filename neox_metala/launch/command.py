@@ -7,7 +7,7 @@ import shlex
 import sys
 
 from ..config import NeoXArgs
-from ..config.cli import CONFIG_ARGUMENT, encode_config
+from .train_args import CONFIG_ARGUMENT, encode_config
 from .resources import LaunchResources
 
 logger = logging.getLogger("neox_metala.launch")

@@ -14,7 +14,7 @@ import shlex
 import sys
 
 from ..config import ConfigError, NeoXArgs, load_config
-from ..config.cli import CONFIG_ARGUMENT, encode_config
+from .train_args import CONFIG_ARGUMENT, encode_config
 from ..config.data_check import check_data_settings
 from .command import describe, launch_environment, runner_command
 from .local import LocalRanks

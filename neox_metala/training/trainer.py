@@ -15,8 +15,8 @@ import torch.distributed as dist
 from .. import parallel, warmup
 from ..config import ConfigError, NeoXArgs, check_data_paths, padded_vocab_size
 from ..config.data_check import check_save_writable
-from ..config.cli import parse_train_args
 from ..data.tokenizers import load_tokenizer
+from ..launch.train_args import parse_train_args
 from ..model.gpt import cross_entropy_loss
 from ..model.sizes import flops_per_token, shape_from_config
 from . import checkpoint

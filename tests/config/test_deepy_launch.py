@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from neox_metala.config import ConfigError, load_config
-from neox_metala.config.cli import encode_config, parse_train_args, slurm_rank_environment
+from neox_metala.launch.train_args import encode_config, parse_train_args, slurm_rank_environment
 from neox_metala.launch.command import launch_environment, runner_command
 from neox_metala.launch.deepy import deepy_main, local_ranks
 from neox_metala.launch.resources import plan_resources
