@@ -140,7 +140,8 @@ def hf_config(args, padded_vocab: int, tokenizer, dtype: torch.dtype) -> dict:
         "metala_layer_types": layer_types(args),
         "conv_kernel_size": metala.metala_conv_kernel_size if metala.metala_short_conv else 0,
         "self_augmentation": metala.metala_self_augmentation, "decay_normalizer": metala.metala_decay_normalizer,
-        "chunk_size": metala.metala_chunk_size, "rotary_pct": model.rotary_pct,
+        "chunk_size": metala.metala_chunk_size, "rotary_pct": model.rotary_pct if model.pos_emb == "rotary" else 0.0,
+        "max_position_embeddings": model.max_position_embeddings,
         "rotary_emb_base": model.rotary_emb_base, "torch_dtype": str(dtype).removeprefix("torch."),
     }
 
@@ -177,7 +178,9 @@ def neox_model_keys(config: dict) -> dict:
         keys["layernorm_epsilon"] = config.get("norm_eps", 1e-5)  # the official LayerNorm's eps is 1e-5
     elif norm == "rmsnorm":
         keys["rms_norm_epsilon"] = config.get("norm_eps", 1e-8)
-    if "attention" in layers:
+    if "attention" in layers and config.get("rotary_pct", 1.0) == 0:
+        keys.update(pos_emb="none")
+    elif "attention" in layers:
         keys.update(pos_emb="rotary", rotary_pct=config.get("rotary_pct", 1.0),
                     rotary_emb_base=config.get("rotary_emb_base", 10000))
     return keys

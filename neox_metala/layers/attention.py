@@ -61,6 +61,7 @@ class ParallelSelfAttention(nn.Module):
         self.local_width = self.heads_per_rank * self.head_dim
         rotary_dim = int(self.head_dim * settings.rotary_pct) // 2 * 2
         self.rotary = RotaryEmbedding(rotary_dim, settings.rotary_emb_base) if rotary_dim else None
+        self.attention_dropout = settings.attention_dropout
         config = parallel.linear_config(settings.params_dtype)
         self.qkv_proj = tensor_parallel.ColumnParallelLinear(hidden, 3 * hidden, config=config, bias=False,
                                                              init_method=init.allocate_only, gather_output=False)
@@ -93,15 +94,18 @@ class ParallelSelfAttention(nn.Module):
         if cache is not None:
             attended = self._attend_with_cache(q, k, v, padding_mask, cache)
         elif padding_mask is None:
-            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self._dropout_p())
         else:
             seq = q.shape[2]
             causal = torch.ones(seq, seq, dtype=torch.bool, device=q.device).tril()
             allowed = causal[None, None] & padding_mask.bool()[:, None, None, :]
             allowed = allowed | torch.eye(seq, dtype=torch.bool, device=q.device)  # pads attend to themselves
-            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=self._dropout_p())
         out, _ = self.out_proj(attended.permute(2, 0, 1, 3).flatten(-2))  # (seq, batch, hidden)
         return out
+
+    def _dropout_p(self) -> float:
+        return self.attention_dropout if self.training else 0.0
 
     @staticmethod
     def _attend_with_cache(q, k, v, padding_mask, cache: LayerCache):

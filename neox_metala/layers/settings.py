@@ -33,8 +33,9 @@ class BlockSettings:
     metala_short_conv: bool = True
     metala_fused_kernels: bool = False  # GPU: ops.fused (see config/metala.py for why it is opt-in)
     # Transformer++ attention baseline
-    rotary_pct: float = 1.0
+    rotary_pct: float = 1.0  # 0: no RoPE (pos_emb: none)
     rotary_emb_base: int = 10000
+    attention_dropout: float = 0.0
 
     @property
     def mlp_width(self) -> int:

@@ -30,7 +30,8 @@ def block_settings(args: NeoXArgs) -> BlockSettings:
         metala_conv_kernel_size=metala.metala_conv_kernel_size,
         metala_self_augmentation=metala.metala_self_augmentation, metala_short_conv=metala.metala_short_conv,
         metala_fused_kernels=metala.metala_fused_kernels,
-        rotary_pct=model.rotary_pct, rotary_emb_base=model.rotary_emb_base)
+        rotary_pct=model.rotary_pct if model.pos_emb == "rotary" else 0.0, rotary_emb_base=model.rotary_emb_base,
+        attention_dropout=model.attention_dropout)
 
 
 def deepspeed_config(args: NeoXArgs) -> dict:
