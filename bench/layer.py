@@ -12,6 +12,7 @@ elementwise share of the MetaLA block from a kernel-level profile (everything no
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -25,6 +26,7 @@ from neox_metala.layers.attention import ParallelSelfAttention  # noqa: E402
 from neox_metala.layers.block import ParallelBlock  # noqa: E402
 from neox_metala.layers.mixer import MetaLAMixer  # noqa: E402
 from neox_metala.layers.settings import BlockSettings  # noqa: E402
+from neox_metala.ops.options import MetaLAOptions  # noqa: E402
 
 HEAD_K_DIM = 64  # MetaLA per-head q/key width; attention then has hidden/heads = 128 per head
 INPUT_SETS = 3
@@ -39,12 +41,12 @@ def settings_for(hidden: int) -> BlockSettings:
 
 def build(kind: str, hidden: int):
     settings = settings_for(hidden)
+    if kind in ("metala", "metala_layer"):  # the fused path (metala_fused_kernels: true)
+        settings = dataclasses.replace(settings, metala=MetaLAOptions(fused_kernels=True))
     module = {"metala": lambda: MetaLAMixer(settings, 0), "metala_unfused": lambda: MetaLAMixer(settings, 0),
               "attention": lambda: ParallelSelfAttention(settings, 0),
               "metala_layer": lambda: ParallelBlock(settings, 0, "metala"),
               "attention_layer": lambda: ParallelBlock(settings, 0, "attention")}[kind]()
-    if kind in ("metala", "metala_layer"):  # the fused path (metala_fused_kernels: true)
-        (module.mixer if kind == "metala_layer" else module).ops_options["fused"] = True
     return module.cuda().to(torch.bfloat16)
 
 

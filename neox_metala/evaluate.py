@@ -179,7 +179,7 @@ def main(argv=None) -> int:
     if args.logging.use_wandb:
         import os
 
-        from .model.checkpoint_files import find_step_dir
+        from .training.checkpoint_files import find_step_dir
         from .training.checkpoint import STEP_DIR
 
         step_dir = find_step_dir(options.load or args.checkpoint.load, options.iteration)

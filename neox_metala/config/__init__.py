@@ -7,11 +7,10 @@ train.py gets the same object, resolved by deepy.py, from neox_metala.launch.tra
 This package only reads and validates; launching is neox_metala.launch.
 """
 
-from .args import KEY_TO_SECTION, SECTIONS, NeoXArgs, layer_types, load_config
+from .args import KEY_TO_SECTION, SECTIONS, SHAPE_KEYS, NeoXArgs, layer_types, load_config
 from .checkpoint import CheckpointConfig
 from .data import DataConfig, split_fractions
 from .data_check import check_data_paths
-from ..model.sizes import padded_vocab_size
 from .derived import DerivedConfig
 from .errors import ConfigError
 from .launcher import LauncherConfig
@@ -21,9 +20,10 @@ from .model import ModelConfig, default_intermediate_size, expand_attention_conf
 from .optimizer import OptimizerConfig
 from .parallel import ParallelConfig
 from .training import TrainingConfig
+from ..shape import padded_vocab_size
 
 __all__ = [
-    "KEY_TO_SECTION", "SECTIONS", "CheckpointConfig", "ConfigError", "DataConfig", "DerivedConfig", "LauncherConfig",
+    "KEY_TO_SECTION", "SECTIONS", "SHAPE_KEYS", "CheckpointConfig", "ConfigError", "DataConfig", "DerivedConfig", "LauncherConfig",
     "LoggingConfig", "MetaLAConfig", "ModelConfig", "NeoXArgs", "OptimizerConfig", "ParallelConfig",
     "TrainingConfig", "check_data_paths", "default_intermediate_size", "expand_attention_config", "layer_types",
     "load_config", "padded_vocab_size", "split_fractions",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..model.sizes import default_intermediate_size
+from ..shape import default_intermediate_size
 from .errors import ConfigError, choices_text, did_you_mean
 from .fields import Section, SourceOf, require
 

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..config import SHAPE_KEYS
+
 COMPLETE_MARKER = "complete.json"
 LATEST = "latest"
 CONFIG_FILE = "neox_config.yml"
@@ -228,12 +230,6 @@ def find_resume_tag(load_dir: str) -> str | None:
     raise CheckpointError(f"{load_dir} has checkpoint folders ({', '.join(n for _, n in steps)}) but none is "
                           f"complete; point `load` at a folder with a complete checkpoint, or remove them to "
                           f"start from scratch")
-
-
-# Keys that fix the shapes (and TP shards) of the saved tensors: a checkpoint only loads into the same model.
-SHAPE_KEYS = ("num_layers", "hidden_size", "num_attention_heads", "intermediate_size", "attention_config",
-              "no_weight_tying", "norm", "model_parallel_size", "metala_conv_kernel_size",
-              "metala_self_augmentation", "metala_short_conv")
 
 
 def check_same_model(load_dir: str, tag: str, config: dict, source_of, tokenizer: dict | None = None) -> None:

@@ -18,7 +18,7 @@ from ..config.data_check import check_save_writable
 from ..data.tokenizers import load_tokenizer
 from ..launch.train_args import parse_train_args
 from ..model.gpt import cross_entropy_loss
-from ..model.sizes import flops_per_token, shape_from_config
+from ..model.sizes import flops_per_token
 from . import checkpoint
 from .batches import BatchStream, build_run_datasets, stream_device
 from .engine import build_model, initialize_engine
@@ -83,8 +83,7 @@ class Trainer:
 
     def _build_metrics(self, padded_vocab: int):
         args, logging_cfg = self.args, self.args.logging
-        flops = flops_per_token(shape_from_config(args, padded_vocab),
-                                chunk_size=args.metala.metala_chunk_size)["total"]
+        flops = flops_per_token(args.model_shape(padded_vocab))["total"]
         wandb = dict(wandb_project=logging_cfg.wandb_project, wandb_group=logging_cfg.wandb_group,
                      wandb_team=logging_cfg.wandb_team, wandb_run_name=logging_cfg.wandb_run_name,
                      wandb_host=logging_cfg.wandb_host, wandb_run_id=self.state.wandb_run_id,

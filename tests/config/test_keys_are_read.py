@@ -35,10 +35,25 @@ def test_every_config_key_is_read_outside_the_config_package():
     unread = []
     for section_name, section in SECTIONS.items():
         for key in section.field_names():
-            name = CARRIED_BY.get(key, key)
+            # metala_* keys reach the layers and kernels as fields of ops.MetaLAOptions (config/metala.py)
+            name = CARRIED_BY.get(key, key.removeprefix("metala_"))
             if not re.search(rf"\.{name}\b|\b{name}\(", code):
                 unread.append(f"{section_name}.{key}")
     assert not unread, f"config keys read nowhere outside neox_metala/config/: {unread}"
+
+
+def test_block_settings_defaults_are_the_configs(tiny_yaml):
+    """BlockSettings' defaults (what layer tests and benchmarks build) must not describe another model."""
+    import dataclasses
+
+    from neox_metala.layers.settings import BlockSettings
+
+    args = load_config([tiny_yaml])
+    args.model.norm, args.model.rotary_pct = "layernorm", 1.0  # the fixture's choices back to the defaults
+    from_config = block_settings(args)
+    fields = ("hidden_size", "num_attention_heads", "num_layers")
+    default = BlockSettings(**{name: getattr(from_config, name) for name in fields})
+    assert dataclasses.replace(from_config, intermediate_size=None) == default
 
 
 def _attention_layer(write_yaml, tiny_yaml, extra: str) -> ParallelSelfAttention:

@@ -17,7 +17,7 @@ def rel_err(actual, expected):
 
 
 def full_state(load_dir):
-    from neox_metala.model.checkpoint_files import (checkpoint_config, find_step_dir, model_description,
+    from neox_metala.training.checkpoint_files import (checkpoint_config, find_step_dir, model_description,
                                                     read_full_state)
 
     step_dir = find_step_dir(str(load_dir))
@@ -30,7 +30,7 @@ def resume_worker(rank, world_size, load_dir):
     from neox_metala import parallel
     from neox_metala.data.tokenizers import load_tokenizer
     from neox_metala.model import gpt
-    from neox_metala.model.checkpoint_files import checkpoint_config
+    from neox_metala.training.checkpoint_files import checkpoint_config
     from neox_metala.training import checkpoint
     from neox_metala.training.engine import build_model, initialize_engine
 
@@ -58,7 +58,7 @@ def resume_worker(rank, world_size, load_dir):
 
 def test_official_checkpoint_imports_into_tp2_and_resumes(tmp_path, single_rank):
     from neox_metala.export.__main__ import main
-    from neox_metala.model.checkpoint_files import find_step_dir, load_single_rank_model
+    from neox_metala.training.checkpoint_files import find_step_dir, load_single_rank_model
     from neox_metala.model.reshard import split_tp_shard, tp_layout
 
     official = randomized(OFFICIAL_CONFIG, seed=21).double().eval()
