@@ -217,8 +217,8 @@ def report(hidden, seq, batch, row) -> None:
     print(f"\n== hidden {hidden}, T {seq}, batch {batch} ({seq * batch} tokens), forward+backward")
     for kind, r in row.items():
         if "ms" in r:
-            print(f"  {kind:<16} {r['ms']:8.2f} ms (spread {r['spread_ms']:.2f})  {r['tokens_per_s'] / 1e6:6.2f} M tok/s"
-                  f"  peak +{r['peak_gb']:.2f} GB")
+            print(f"  {kind:<16} {r['ms']:8.2f} ms (spread {r['spread_ms']:.2f})  "
+                  f"{r['tokens_per_s'] / 1e6:6.2f} M tok/s  peak +{r['peak_gb']:.2f} GB")
     for mixer, base in (("metala", "attention"), ("metala_unfused", "attention"), ("metala_layer", "attention_layer")):
         if mixer in row and base in row:
             print(f"  ratio {mixer}/{base}: time {row[mixer]['ms'] / row[base]['ms']:.3f}, "

@@ -179,8 +179,8 @@ def main(argv=None) -> int:
     if args.logging.use_wandb:
         import os
 
-        from .training.checkpoint_files import find_step_dir
         from .training.checkpoint import STEP_DIR
+        from .training.checkpoint_files import find_step_dir
 
         step_dir = find_step_dir(options.load or args.checkpoint.load, options.iteration)
         log_to_wandb(flat, args, int(STEP_DIR.match(os.path.basename(step_dir)).group(1)))

@@ -2,7 +2,8 @@
 
 The config builds it (`NeoXArgs.model_shape`, which also names the keys a checkpoint's shape is checked by),
 `model.sizes` counts parameters, FLOPs and memory from it, and the trainer's MFU and the size report use those
-counts. Imports only `ops.options` (no torch), so that every package can use it. Shapes and parameter tables: shared/design/metala-spec.md §2.1 (mixer), §3 (block, model), §6.2 (TP layout).
+counts. Imports only `ops.options` (no torch), so that every package can use it.
+Shapes and parameter tables: shared/design/metala-spec.md §2.1 (mixer), §3 (block, model), §6.2 (TP layout).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ train.py gets the same object, resolved by deepy.py, from neox_metala.launch.tra
 This package only reads and validates; launching is neox_metala.launch.
 """
 
+from ..shape import padded_vocab_size
 from .args import KEY_TO_SECTION, SECTIONS, SHAPE_KEYS, NeoXArgs, layer_types, load_config
 from .checkpoint import CheckpointConfig
 from .data import DataConfig, split_fractions
@@ -20,11 +21,10 @@ from .model import ModelConfig, default_intermediate_size, expand_attention_conf
 from .optimizer import OptimizerConfig
 from .parallel import ParallelConfig
 from .training import TrainingConfig
-from ..shape import padded_vocab_size
 
 __all__ = [
-    "KEY_TO_SECTION", "SECTIONS", "SHAPE_KEYS", "CheckpointConfig", "ConfigError", "DataConfig", "DerivedConfig", "LauncherConfig",
-    "LoggingConfig", "MetaLAConfig", "ModelConfig", "NeoXArgs", "OptimizerConfig", "ParallelConfig",
+    "KEY_TO_SECTION", "SECTIONS", "SHAPE_KEYS", "CheckpointConfig", "ConfigError", "DataConfig", "DerivedConfig",
+    "LauncherConfig", "LoggingConfig", "MetaLAConfig", "ModelConfig", "NeoXArgs", "OptimizerConfig", "ParallelConfig",
     "TrainingConfig", "check_data_paths", "default_intermediate_size", "expand_attention_config", "layer_types",
     "load_config", "padded_vocab_size", "split_fractions",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ..shape import ModelShape
 from .checkpoint import CheckpointConfig
 from .data import DataConfig
 from .derived import DerivedConfig, batch_sizes, check_world_size_matches, data_parallel_size
@@ -29,7 +30,6 @@ from .neox_compat import CONSTRAINED_NEOX_KEYS, IGNORED_NEOX_KEYS, is_accepted_v
 from .optimizer import OptimizerConfig
 from .parallel import ParallelConfig
 from .training import TrainingConfig
-from ..shape import ModelShape
 
 logger = logging.getLogger("neox_metala.config")
 

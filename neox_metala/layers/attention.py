@@ -16,7 +16,6 @@ from .cache import LayerCache
 from .settings import BlockSettings, check_head_split
 
 
-
 def rotate_half(x):
     first, second = x.chunk(2, dim=-1)
     return torch.cat([-second, first], dim=-1)

@@ -12,7 +12,6 @@ from . import init
 from .settings import BlockSettings
 
 
-
 class ParallelSwiGLU(nn.Module):
     def __init__(self, settings: BlockSettings, layer_number: int):
         super().__init__()

@@ -14,7 +14,6 @@ from ..shape import NORM_PARAMS_PER_CHANNEL, ModelShape, default_intermediate_si
 from .sizes import PRECISION_ALIASES, PRECISIONS, count_parameters, flops_per_token, memory_estimate
 
 
-
 def _human(value: float, unit: str = "") -> str:
     for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= scale:

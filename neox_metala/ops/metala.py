@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from . import reference
+from .causal_conv import check_conv_inputs, short_conv_fla, short_conv_torch
 from .chunked import chunked_gla
 from .options import BACKENDS, DEFAULT_CHUNK_SIZE, MetaLAOptions, projection_widths
-from .causal_conv import check_conv_inputs, short_conv_fla, short_conv_torch
 
 DEFAULT_OPTIONS = MetaLAOptions()
 _FLA_DTYPES = (torch.float16, torch.bfloat16)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from neox_metala.config import SECTIONS, load_config, layer_types
+from neox_metala.config import SECTIONS, layer_types, load_config
 from neox_metala.layers.attention import ParallelSelfAttention
 from neox_metala.model import gpt
 from neox_metala.training.engine import block_settings

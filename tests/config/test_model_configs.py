@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from neox_metala.config import load_config, layer_types, padded_vocab_size
+from neox_metala.config import layer_types, load_config, padded_vocab_size
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "configs"

@@ -41,7 +41,7 @@ def test_metala_decode_state_does_not_grow_with_the_generated_length(checkpoints
     token = torch.tensor([[5]])
     with torch.no_grad():
         model((torch.tensor([[1, 2, 3]]), gpt.no_padding_mask()), cache=cache)
-        for step in range(40):
+        for _ in range(40):
             model((token, gpt.no_padding_mask()), cache=cache)
             sizes.append(cache_bytes(cache))
     assert len(set(sizes)) == 1 and sizes[0] > 0

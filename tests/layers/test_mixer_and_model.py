@@ -8,6 +8,7 @@ from neox_metala.layers.mixer import MetaLAMixer
 from neox_metala.layers.settings import BlockSettings, check_head_split
 from neox_metala.model import gpt
 from neox_metala.ops.options import MetaLAOptions
+
 from spec_reference import spec_mixer
 
 F64 = torch.float64

@@ -29,14 +29,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from dist_helpers import free_port
-from runtime_helpers import REPO, SMALL_MODEL, metrics, sample_data_settings, train_losses, write_configs
-from wandb_offline import read_wandb_history
-
 from neox_metala import plot
 from neox_metala.training.checkpoint import COMPLETE_MARKER, SAVE_PAUSE_TEST_HOOK
 from neox_metala.training.trainer import NAN_TEST_HOOK
 from neox_metala.training.wandb_sink import last_logged_step
+
+from dist_helpers import free_port
+from runtime_helpers import REPO, SMALL_MODEL, metrics, sample_data_settings, train_losses, write_configs
+from wandb_offline import read_wandb_history
 
 pytestmark = pytest.mark.multiproc
 TRAIN_ITERS = 40

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dist_helpers import free_port
-from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, write_configs
-
 from neox_metala.training import checkpoint
 from neox_metala.training.trainer import NAN_TEST_HOOK
+
+from dist_helpers import free_port
+from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, write_configs
 
 pytestmark = pytest.mark.multiproc
 MODEL = {**SMALL_MODEL, "train_iters": 6, "checkpoint_factor": 2, "keep_last_n_checkpoints": 3, "eval_iters": 0}

@@ -13,6 +13,7 @@ import torch
 
 from neox_metala.training import metrics as metrics_module
 from neox_metala.training.metrics import build_metrics, format_console_line, peak_tflops_for_device
+
 from wandb_offline import read_wandb_history
 
 
