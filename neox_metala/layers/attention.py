@@ -23,7 +23,8 @@ def rotate_half(x):
 
 class RotaryEmbedding(nn.Module):
     """RoPE on the first `rotary_dim` channels of each head (GPT-NeoX's rotary_pct), halves rotated; cos/sin
-    tables are cached per sequence length, device and dtype (as GPT-NeoX and HF do)."""
+    tables are cached per sequence length, device and dtype (as GPT-NeoX and HF do).
+    x (batch, seq, heads, head_dim) -> same shape."""
 
     def __init__(self, rotary_dim: int, base: int):
         super().__init__()
@@ -51,6 +52,8 @@ class RotaryEmbedding(nn.Module):
 
 
 class ParallelSelfAttention(nn.Module):
+    """Causal softmax attention, this rank's heads: hidden (seq, batch, hidden) -> (seq, batch, hidden)."""
+
     def __init__(self, settings: BlockSettings, layer_number: int):
         super().__init__()
         hidden, heads = settings.hidden_size, settings.num_attention_heads

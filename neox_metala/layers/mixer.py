@@ -30,6 +30,8 @@ def padding_mask_or_none(mask):
 
 
 class MetaLAMixer(nn.Module):
+    """MetaLA token mixer, this rank's heads: hidden (seq, batch, hidden) -> (seq, batch, hidden), all-reduced."""
+
     def __init__(self, settings: BlockSettings, layer_number: int):
         super().__init__()
         hidden, heads = settings.hidden_size, settings.num_attention_heads
