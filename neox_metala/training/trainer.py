@@ -24,6 +24,7 @@ from .batches import BatchStream, build_run_datasets, stream_device
 from .engine import build_model, initialize_engine
 from .metrics import build_metrics
 from .signals import StopConditions
+from .wandb_sink import WandBSettings
 
 logger = logging.getLogger("neox_metala.training")
 
@@ -83,14 +84,13 @@ class Trainer:
     def _build_metrics(self, padded_vocab: int):
         args, logging_cfg = self.args, self.args.logging
         flops = flops_per_token(args.model_shape(padded_vocab))["total"]
-        wandb = dict(wandb_project=logging_cfg.wandb_project, wandb_group=logging_cfg.wandb_group,
-                     wandb_team=logging_cfg.wandb_team, wandb_run_name=logging_cfg.wandb_run_name,
-                     wandb_host=logging_cfg.wandb_host, wandb_run_id=self.state.wandb_run_id,
-                     wandb_config=args.to_dict()) if logging_cfg.use_wandb else {}
+        wandb = WandBSettings(logging_cfg.wandb_project, logging_cfg.wandb_group, logging_cfg.wandb_team,
+                              logging_cfg.wandb_run_name, logging_cfg.wandb_host, self.state.wandb_run_id,
+                              args.to_dict()) if logging_cfg.use_wandb else None
         return build_metrics(self.run_dir, dist.get_rank(), self.layout.world_size, flops, args.training.precision,
                              args.training.train_iters, resume_iteration=self._metrics_resume_iteration(),
                              tensorboard_dir=logging_cfg.tensorboard_dir,
-                             peak_tflops_per_gpu=logging_cfg.peak_tflops_per_gpu, **wandb)
+                             peak_tflops_per_gpu=logging_cfg.peak_tflops_per_gpu, wandb=wandb)
 
     def _metrics_resume_iteration(self) -> int | None:
         """Where the metrics files restart. A resumable job (`load` set) that found no checkpoint starts at 0: the
