@@ -15,6 +15,7 @@ import torch.distributed as dist
 from .. import parallel, warmup
 from ..config import ConfigError, NeoXArgs, check_data_paths, padded_vocab_size
 from ..config.data_check import check_save_writable
+from ..data.datasets import Split
 from ..data.tokenizers import load_tokenizer
 from ..launch.train_args import parse_train_args
 from ..model.gpt import cross_entropy_loss
@@ -65,7 +66,7 @@ class Trainer:
         self.resumed_from = self._resume() if args.checkpoint.load else None
         self.run_dir = args.logging.log_dir or args.checkpoint.save or os.path.join("runs", "latest")
         self.datasets = build_run_datasets(args, tokenizer, os.path.join(self.run_dir, "index-cache"))
-        self.train_stream = self._stream(0, self.state.consumed_train_samples)
+        self.train_stream = self._stream(Split.TRAIN, self.state.consumed_train_samples)
         self.metrics = self._build_metrics(vocab)
         self.nan_test_iterations: set[int] = set()  # their loss is made NaN: tests/training/hooked_train.py
         self.consecutive_skips = 0
@@ -97,7 +98,7 @@ class Trainer:
         records of an earlier attempt killed before its first checkpoint must go, not be logged twice."""
         return self.state.iteration if self.resumed_from or self.args.checkpoint.load else None
 
-    def _stream(self, split: int, consumed: int):
+    def _stream(self, split: Split, consumed: int):
         dataset = self.datasets[split]
         if dataset is None:
             return None
@@ -198,8 +199,8 @@ class Trainer:
                 f"had a non-finite loss or gradient norm; resume from the last checkpoint in "
                 f"{self.args.checkpoint.save} (load) after fixing the cause, e.g. a lower learning rate")
 
-    def evaluate(self, split: int = 1) -> float | None:
-        consumed = self.state.consumed_valid_samples if split == 1 else 0
+    def evaluate(self, split: Split = Split.VALID) -> float | None:
+        consumed = self.state.consumed_valid_samples if split == Split.VALID else 0
         stream = self._stream(split, consumed)
         if stream is None:
             return None
@@ -208,9 +209,9 @@ class Trainer:
                 loss = self._mean_eval_loss(stream)
         finally:
             stream.close()
-        if split == 1:
+        if split == Split.VALID:
             self.state.consumed_valid_samples += self.args.training.eval_iters * self.args.training.train_batch_size
-        if split == 1:
+        if split == Split.VALID:
             self.metrics.log_eval(self.state.iteration, loss.item())
         else:
             logger.info("test loss %.4f at iteration %d", loss.item(), self.state.iteration)
