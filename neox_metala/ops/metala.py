@@ -120,7 +120,7 @@ def gla_recurrence(q, key, v, log_decay, *, scale=None, initial_state=None, outp
     if kernel == "reference":
         output, state = reference.recurrent_gla_reference(q, key, v, log_decay, scale, initial_state)
         return output.to(v.dtype), (state if output_final_state else None)
-    return chunked_gla(q, key, v, log_decay, scale, initial_state, output_final_state, chunk_size)
+    return chunked_gla(q, key, v, log_decay, scale, initial_state, output_final_state, chunk_size=chunk_size)
 
 
 def decay_and_key(gate_logits, normalizer=DEFAULT_OPTIONS.decay_normalizer):
