@@ -12,6 +12,7 @@ elementwise share of the MetaLA block from a kernel-level profile (everything no
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -25,6 +26,7 @@ from neox_metala.layers.attention import ParallelSelfAttention  # noqa: E402
 from neox_metala.layers.block import ParallelBlock  # noqa: E402
 from neox_metala.layers.mixer import MetaLAMixer  # noqa: E402
 from neox_metala.layers.settings import BlockSettings  # noqa: E402
+from neox_metala.ops.options import MetaLAOptions  # noqa: E402
 
 HEAD_K_DIM = 64  # MetaLA per-head q/key width; attention then has hidden/heads = 128 per head
 INPUT_SETS = 3
@@ -39,12 +41,12 @@ def settings_for(hidden: int) -> BlockSettings:
 
 def build(kind: str, hidden: int):
     settings = settings_for(hidden)
+    if kind in ("metala", "metala_layer"):  # the fused path (metala_fused_kernels: true)
+        settings = dataclasses.replace(settings, metala=MetaLAOptions(fused_kernels=True))
     module = {"metala": lambda: MetaLAMixer(settings, 0), "metala_unfused": lambda: MetaLAMixer(settings, 0),
               "attention": lambda: ParallelSelfAttention(settings, 0),
               "metala_layer": lambda: ParallelBlock(settings, 0, "metala"),
               "attention_layer": lambda: ParallelBlock(settings, 0, "attention")}[kind]()
-    if kind in ("metala", "metala_layer"):  # the fused path (metala_fused_kernels: true)
-        (module.mixer if kind == "metala_layer" else module).ops_options["fused"] = True
     return module.cuda().to(torch.bfloat16)
 
 
@@ -215,8 +217,8 @@ def report(hidden, seq, batch, row) -> None:
     print(f"\n== hidden {hidden}, T {seq}, batch {batch} ({seq * batch} tokens), forward+backward")
     for kind, r in row.items():
         if "ms" in r:
-            print(f"  {kind:<16} {r['ms']:8.2f} ms (spread {r['spread_ms']:.2f})  {r['tokens_per_s'] / 1e6:6.2f} M tok/s"
-                  f"  peak +{r['peak_gb']:.2f} GB")
+            print(f"  {kind:<16} {r['ms']:8.2f} ms (spread {r['spread_ms']:.2f})  "
+                  f"{r['tokens_per_s'] / 1e6:6.2f} M tok/s  peak +{r['peak_gb']:.2f} GB")
     for mixer, base in (("metala", "attention"), ("metala_unfused", "attention"), ("metala_layer", "attention_layer")):
         if mixer in row and base in row:
             print(f"  ratio {mixer}/{base}: time {row[mixer]['ms'] / row[base]['ms']:.3f}, "

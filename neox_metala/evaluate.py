@@ -150,7 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-fewshot", type=int, default=None)
     parser.add_argument("--limit", type=float, default=None, help="documents per task (testing only)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=None, help="default: the config's seq_length")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="default: the config's max_position_embeddings (seq_length unless set)")
     parser.add_argument("--output", default=None, help="write lm-eval's results JSON here")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None)
     return parser
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
     model, args = load_for_inference(options.conf_files, options.conf_dir, options.load, options.iteration,
                                      options.dtype)
     tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
-    lm = MetaLALM(model, tokenizer, options.max_length or args.model.seq_length, options.batch_size)
+    lm = MetaLALM(model, tokenizer, options.max_length or args.model.max_position_embeddings, options.batch_size)
     results = run_tasks(lm, options.tasks.split(","), options.include_path, options.num_fewshot, options.limit)
     flat = scores(results)
     for task in results["results"]:
@@ -178,8 +179,8 @@ def main(argv=None) -> int:
     if args.logging.use_wandb:
         import os
 
-        from .model.checkpoint_files import find_step_dir
         from .training.checkpoint import STEP_DIR
+        from .training.checkpoint_files import find_step_dir
 
         step_dir = find_step_dir(options.load or args.checkpoint.load, options.iteration)
         log_to_wandb(flat, args, int(STEP_DIR.match(os.path.basename(step_dir)).group(1)))

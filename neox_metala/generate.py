@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_for_inference(conf_files, conf_dir, load, iteration, dtype_name=None):
     """(model on the best device, the config used for the tokenizer) from CLI-style arguments."""
-    from .model.checkpoint_files import checkpoint_config, find_step_dir, load_single_rank_model
+    from .training.checkpoint_files import checkpoint_config, find_step_dir, load_single_rank_model
 
     user_args = None
     if conf_files:

@@ -37,6 +37,7 @@ import torch
 
 from . import ops
 from .config import ConfigError, NeoXArgs, layer_types, load_config
+from .ops.options import MetaLAOptions
 
 DEFAULT_FOLDER = "~/.cache/neox-metala/kernels"
 FOLDER_VARIABLE = "NEOX_METALA_KERNEL_CACHE"
@@ -69,12 +70,7 @@ class MixerShapes:
     heads_per_rank: int
     tensor_parallel: int
     dtype: torch.dtype
-    conv_kernel_size: int | None  # None: no short convolution
-    self_augmentation: bool
-    backend: str
-    chunk_size: int
-    decay_normalizer: float
-    fused: bool
+    metala: MetaLAOptions
 
     @classmethod
     def of(cls, args: NeoXArgs) -> MixerShapes | None:
@@ -84,9 +80,7 @@ class MixerShapes:
         model, metala, tp = args.model, args.metala, args.parallel.model_parallel_size
         return cls(args.training.train_micro_batch_size_per_gpu, model.seq_length, model.hidden_size,
                    model.num_attention_heads // tp, tp, DTYPES[args.training.precision],
-                   metala.metala_conv_kernel_size if metala.metala_short_conv else None,
-                   metala.metala_self_augmentation, metala.metala_backend, metala.metala_chunk_size,
-                   metala.metala_decay_normalizer, metala.metala_fused_kernels)
+                   metala.options())
 
     def to_json(self) -> str:
         return json.dumps({**dataclasses.asdict(self), "dtype": str(self.dtype).removeprefix("torch.")})
@@ -94,12 +88,12 @@ class MixerShapes:
     @classmethod
     def from_json(cls, text: str) -> MixerShapes:
         fields = json.loads(text)
-        return cls(**{**fields, "dtype": getattr(torch, fields["dtype"])})
+        return cls(**{**fields, "dtype": getattr(torch, fields["dtype"]), "metala": MetaLAOptions(**fields["metala"])})
 
     def compiles_kernels(self, device: torch.device) -> bool:
         """Only the fla backend (CUDA, half precision under "auto") compiles anything; PyTorch paths do not."""
         probe = torch.empty(0, device=device, dtype=self.dtype)
-        return device.type == "cuda" and ops.choose_backend(self.backend, probe) == "fla"
+        return device.type == "cuda" and ops.choose_backend(self.metala.backend, probe) == "fla"
 
 
 def run_mixer_kernels(shapes: MixerShapes, device: torch.device) -> None:
@@ -114,21 +108,19 @@ def run_mixer_kernels(shapes: MixerShapes, device: torch.device) -> None:
         return values.to(shapes.dtype).requires_grad_()
 
     total = torch.zeros((), device=device)
-    if shapes.conv_kernel_size is not None:
+    options = shapes.metala
+    if options.short_conv:
         hidden_states = random(seq, batch, hidden)  # the layer's (seq, batch, hidden), seen batch-first
-        conv_out, _ = ops.short_conv(hidden_states.transpose(0, 1), random(hidden, shapes.conv_kernel_size, scale=0.5),
-                                     backend=shapes.backend)
+        conv_out, _ = ops.short_conv(hidden_states.transpose(0, 1), random(hidden, options.conv_kernel_size, scale=0.5),
+                                     backend=options.backend)
         total = total + conv_out.float().sum()
     projected = random(batch, seq, 3 * width)  # (batch, seq, 3 W): [q | decay logits | v | gate]
-    aug_balance = random(width // 2, scale=0.1) if shapes.self_augmentation else None
-    mixed = ops.metala_mix(projected, random(width, scale=0.1), aug_balance, shapes.heads_per_rank,
-                           backend=shapes.backend, chunk_size=shapes.chunk_size, normalizer=shapes.decay_normalizer,
-                           fused=shapes.fused)
+    aug_balance = random(width // 2, scale=0.1) if options.self_augmentation else None
+    mixed = ops.metala_mix(projected, random(width, scale=0.1), aug_balance, shapes.heads_per_rank, options)
     (total + mixed.float().sum()).backward()
     with torch.no_grad():  # evaluation runs the forward kernels without autograd
         ops.metala_mix(projected, torch.zeros(width, device=device, dtype=shapes.dtype), aug_balance,
-                       shapes.heads_per_rank, backend=shapes.backend, chunk_size=shapes.chunk_size,
-                       normalizer=shapes.decay_normalizer, fused=shapes.fused)
+                       shapes.heads_per_rank, options)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

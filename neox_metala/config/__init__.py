@@ -3,14 +3,15 @@
     args = load_config(["metala-1B.yml", "local_setup.yml"], config_dir="configs").resolve(world_size=8)
     args.model.hidden_size, args.parallel.model_parallel_size, args.derived.data_parallel_size
 
-train.py gets the same object, resolved by deepy.py, from parse_train_args() (in .cli).
+train.py gets the same object, resolved by deepy.py, from neox_metala.launch.train_args.parse_train_args().
+This package only reads and validates; launching is neox_metala.launch.
 """
 
-from .args import KEY_TO_SECTION, SECTIONS, NeoXArgs, layer_types, load_config
+from ..shape import padded_vocab_size
+from .args import KEY_TO_SECTION, SECTIONS, SHAPE_KEYS, NeoXArgs, layer_types, load_config
 from .checkpoint import CheckpointConfig
 from .data import DataConfig, split_fractions
 from .data_check import check_data_paths
-from ..model.sizes import padded_vocab_size
 from .derived import DerivedConfig
 from .errors import ConfigError
 from .launcher import LauncherConfig
@@ -22,8 +23,8 @@ from .parallel import ParallelConfig
 from .training import TrainingConfig
 
 __all__ = [
-    "KEY_TO_SECTION", "SECTIONS", "CheckpointConfig", "ConfigError", "DataConfig", "DerivedConfig", "LauncherConfig",
-    "LoggingConfig", "MetaLAConfig", "ModelConfig", "NeoXArgs", "OptimizerConfig", "ParallelConfig",
+    "KEY_TO_SECTION", "SECTIONS", "SHAPE_KEYS", "CheckpointConfig", "ConfigError", "DataConfig", "DerivedConfig",
+    "LauncherConfig", "LoggingConfig", "MetaLAConfig", "ModelConfig", "NeoXArgs", "OptimizerConfig", "ParallelConfig",
     "TrainingConfig", "check_data_paths", "default_intermediate_size", "expand_attention_config", "layer_types",
     "load_config", "padded_vocab_size", "split_fractions",
 ]

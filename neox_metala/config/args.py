@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ..shape import ModelShape
 from .checkpoint import CheckpointConfig
 from .data import DataConfig
 from .derived import DerivedConfig, batch_sizes, check_world_size_matches, data_parallel_size
@@ -43,6 +44,11 @@ for _section_name, _section_class in SECTIONS.items():
         assert _key not in KEY_TO_SECTION, f"config key {_key} is declared in two sections"
         KEY_TO_SECTION[_key] = _section_name
 DERIVED_KEYS = frozenset(DerivedConfig.field_names())
+# The keys `NeoXArgs.model_shape` reads that fix a saved tensor's shape or tensor-parallel shard: a checkpoint
+# records them (its neox_config.yml) and loads only into a run where they are equal (training/checkpoint.py).
+SHAPE_KEYS = ("num_layers", "hidden_size", "num_attention_heads", "intermediate_size", "attention_config",
+              "no_weight_tying", "norm", "model_parallel_size", "metala_conv_kernel_size",
+              "metala_self_augmentation", "metala_short_conv")
 DICT_SOURCE = "<resolved config>"
 
 
@@ -148,6 +154,15 @@ class NeoXArgs:
         self.derived.data_parallel_size = dp
         self.derived.warmup_iters = int(self.optimizer.warmup * self.optimizer.lr_decay_iters)
         return self
+
+    def model_shape(self, padded_vocab_size: int) -> ModelShape:
+        """The model these settings build, with the embedding's (padded) vocabulary size."""
+        model = self.model
+        return ModelShape(num_layers=model.num_layers, hidden_size=model.hidden_size,
+                          num_attention_heads=model.num_attention_heads, vocab_size=padded_vocab_size,
+                          seq_length=model.seq_length, intermediate_size=model.intermediate_size,
+                          layer_types=tuple(layer_types(self)), tied_embeddings=not model.no_weight_tying,
+                          norm=model.norm, metala=self.metala.options())
 
     def check_world_size(self, actual_world_size: int) -> None:
         """Raise when train.py runs with a different process count than deepy.py resolved for."""

@@ -35,9 +35,6 @@ class DataConfig(Section):
     test_data_weights: list[float] | None = None
     """Weights of test_data_paths. NeoX default None."""
 
-    data_impl: Literal["mmap", "infer"] = "mmap"
-    """Indexed dataset format; only NeoX's "mmap" exists here ("infer" means the same). NeoX default "infer"."""
-
     split: str = "969,30,1"
     """Train/valid/test proportions of data_path, comma-separated. NeoX default "969, 30, 1"."""
 

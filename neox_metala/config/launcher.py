@@ -1,6 +1,6 @@
 """Launcher keys: how deepy.py starts the DeepSpeed runner (NeoX's NeoXArgsDeepspeedRunner subset).
 
-These are read by deepy.py only; train.py gets the resolved world size instead.
+These are read by deepy.py only (neox_metala.launch); train.py gets the resolved world size instead.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from .fields import Section, SourceOf, require
 # jsrun; PyPI's DeepSpeed does not.
 Launcher = Literal["pdsh", "openmpi", "mvapich", "slurm", "mpich", "impi"]
 MPI_LAUNCHERS = ("openmpi", "mvapich", "mpich", "impi")
-DEFAULT_HOSTFILE = "/job/hostfile"  # what DeepSpeed's runner reads when no hostfile is given
 
 
 @dataclass

@@ -1,36 +1,42 @@
-"""MetaLA layer keys (ours, prefixed metala_; no NeoX equivalent)."""
+"""MetaLA layer keys (ours, prefixed metala_; no NeoX equivalent). Each is a field of ops.MetaLAOptions, which
+holds the defaults; `MetaLAConfig.options()` is what the layers and kernels receive."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+from ..ops.options import BACKENDS, MetaLAOptions
 from .fields import Section, SourceOf, require
+
+PREFIX = "metala_"
+_DEFAULTS = MetaLAOptions()
 
 
 @dataclass
 class MetaLAConfig(Section):
-    metala_backend: Literal["auto", "fla", "chunked", "reference"] = "auto"
+    metala_backend: Literal[BACKENDS] = _DEFAULTS.backend
     """Kernel for the MetaLA recurrence: "fla" (Triton, GPU), "chunked" (pure PyTorch, chunk-parallel),
     "reference" (step-by-step recurrence, for tests), "auto" (fla when importable on GPU, else chunked)."""
 
-    metala_chunk_size: int = 64
+    metala_chunk_size: int = _DEFAULTS.chunk_size
     """Chunk length of the chunked kernel. Default 64."""
 
-    metala_decay_normalizer: float = 16.0
+    metala_decay_normalizer: float = _DEFAULTS.decay_normalizer
     """The log-decay is logsigmoid(gate logits) / metala_decay_normalizer, as in the official MetaLA code.
     Default 16.0."""
 
-    metala_conv_kernel_size: int = 4
+    metala_conv_kernel_size: int = _DEFAULTS.conv_kernel_size
     """Width of the causal short convolution before the projections. Default 4."""
 
-    metala_self_augmentation: bool = True
+    metala_self_augmentation: bool = _DEFAULTS.self_augmentation
     """Add MetaLA's self-augmentation term (the current token's own query-key contribution). Default True."""
 
-    metala_short_conv: bool = True
+    metala_short_conv: bool = _DEFAULTS.short_conv
     """Use the causal short convolution. Default True."""
 
-    metala_fused_kernels: bool = False
+    metala_fused_kernels: bool = _DEFAULTS.fused_kernels
     """GPU only: run MetaLA between its projections as one autograd Function with torch.compile-fused
     elementwise steps (ops/fused.py; 1.6x faster than the default path on an H100 at T=2048, docs/benchmarks.md).
     Off by default: its self-augmentation gradients measured 1.8e-2 / 3.4e-2 relative error against fp64 on
@@ -45,3 +51,12 @@ class MetaLAConfig(Section):
         require(self.metala_conv_kernel_size >= 1,
                 f"metala_conv_kernel_size must be >= 1, got {self.metala_conv_kernel_size}",
                 "metala_conv_kernel_size", source_of)
+
+    def options(self) -> MetaLAOptions:
+        """These keys as the layers and kernels take them."""
+        return MetaLAOptions(**{name: getattr(self, PREFIX + name) for name in _OPTION_NAMES})
+
+
+_OPTION_NAMES = [f.name for f in dataclasses.fields(MetaLAOptions)]
+assert [PREFIX + name for name in _OPTION_NAMES] == MetaLAConfig.field_names(), (
+    "config/metala.py must declare one metala_<name> key per ops.MetaLAOptions field, in the same order")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..model.sizes import default_intermediate_size
+from ..shape import default_intermediate_size
 from .errors import ConfigError, choices_text, did_you_mean
 from .fields import Section, SourceOf, require
 
@@ -14,6 +14,9 @@ LAYER_TYPES: tuple[str, ...] = ("metala", "attention")
 
 # The init functions NeoX users put in their files (Pythia uses small_init / wang_init).
 InitMethod = Literal["normal", "scaled_normal", "small_init", "wang_init"]
+
+POS_EMBS: tuple[str, ...] = ("rotary", "none")
+NEOX_ONLY_POS_EMBS: tuple[str, ...] = ("learned", "sinusoidal", "rpe", "alibi")
 
 REQUIRED_MODEL_KEYS = ("num_layers", "hidden_size", "num_attention_heads", "seq_length")
 
@@ -33,7 +36,9 @@ class ModelConfig(Section):
     """Training sequence length in tokens. Required; NeoX default None."""
 
     max_position_embeddings: int | None = None
-    """Largest position a rotary table is built for. Default (as NeoX): seq_length."""
+    """The longest context the model is meant for: evaluation's default window and the HF export's
+    max_position_embeddings (which lm-eval and HF generation read). No table is sized by it (RoPE needs none; NeoX
+    sizes only its learned position embeddings, refused here). Default (as NeoX): seq_length."""
 
     intermediate_size: int | None = None
     """SwiGLU hidden width. Default 256 * ceil(int(8 * hidden_size / 3) / 256) (NeoX's default, 4h, is for GeLU)."""
@@ -51,7 +56,8 @@ class ModelConfig(Section):
     """Dropout on the residual branches. NeoX default 0.0."""
 
     attention_dropout: float = 0.0
-    """Dropout on attention probabilities (attention layers only). NeoX default 0.0."""
+    """Dropout on the attention probabilities of attention layers, in training (SDPA's dropout_p); MetaLA
+    layers have no probabilities to drop. NeoX default 0.0."""
 
     no_weight_tying: bool = False
     """True: separate input embedding and output projection. NeoX default False (tied)."""
@@ -73,9 +79,9 @@ class ModelConfig(Section):
     [pattern, repeat] expands to pattern * repeat. Types: "metala", "attention" (Transformer++ softmax
     attention). Default: [[["metala"], num_layers]] (NeoX's default is global attention)."""
 
-    pos_emb: Literal["none", "rotary"] = "none"
-    """Position encoding: "rotary" is applied in attention layers; MetaLA layers need none. NeoX default
-    "learned" (not supported here)."""
+    pos_emb: str = "rotary"
+    """Position encoding of the attention layers: "rotary" (RoPE on rotary_pct of each head) or "none"; MetaLA
+    layers never use one. Default "rotary" (NeoX's default "learned" and its other encodings are refused)."""
 
     rotary_pct: float = 1.0
     """Fraction of each head's dimensions that rotary embedding rotates. NeoX default 1.0."""
@@ -98,6 +104,7 @@ class ModelConfig(Section):
         for key in ("layernorm_epsilon", "rms_norm_epsilon", "init_method_std"):
             value = getattr(self, key)
             require(value > 0, f"{key} must be > 0, got {value}", key, source_of)
+        _check_pos_emb(self.pos_emb, source_of)
         require(0.0 < self.rotary_pct <= 1.0, f"rotary_pct must be in (0, 1], got {self.rotary_pct}",
                 "rotary_pct", source_of)
         if self.attention_config is not None:
@@ -131,6 +138,17 @@ class ModelConfig(Section):
     def norm_epsilon(self) -> float:
         """The epsilon of the chosen norm: layernorm_epsilon for layernorm, rms_norm_epsilon otherwise."""
         return self.layernorm_epsilon if self.norm == "layernorm" else self.rms_norm_epsilon
+
+
+def _check_pos_emb(pos_emb: str, source_of: SourceOf) -> None:
+    if pos_emb in POS_EMBS:
+        return
+    if pos_emb in NEOX_ONLY_POS_EMBS:
+        problem = f"pos_emb: {pos_emb!r} is a GPT-NeoX position encoding that neox-metala does not implement"
+    else:
+        problem = f"pos_emb: unknown value {pos_emb!r}{did_you_mean(pos_emb, POS_EMBS + NEOX_ONLY_POS_EMBS)}"
+    raise ConfigError(f"{problem}; supported: {choices_text(POS_EMBS)} (RoPE or nothing in attention layers; "
+                      f"MetaLA layers use no position encoding)", source_of("pos_emb"), "pos_emb")
 
 
 def expand_attention_config(attention_config: list, source: str | None = None) -> list[str]:

@@ -70,6 +70,8 @@ CONSTRAINED_NEOX_KEYS: dict[str, tuple[tuple, str]] = {
     "weight_by_num_documents": ((False,), "set train_data_weights"),
     "pack_impl": (("packed",), "documents are always packed here"),
     "dataset_impl": (("gpt2",), "remove it"),
+    "data_impl": (("mmap", "infer"), "only NeoX's mmap indexed format exists here"),
+    "sequence_parallel": ((False,), "set it to false"),
     "train_impl": (("normal",), "only pretraining is implemented"),
     "eod_mask_loss": ((False,), "remove it"),
     "char_level_ppl": ((False,), "remove it"),

@@ -16,18 +16,12 @@ class ParallelConfig(Section):
     model_parallel_size: int = 1
     """Tensor-parallel ways (megatron-core). Must divide num_attention_heads. NeoX default 1."""
 
-    sequence_parallel: bool = False
-    """Megatron sequence parallelism. Only False is supported here. NeoX default False."""
-
     def check_values(self, source_of: SourceOf) -> None:
         require(self.pipe_parallel_size >= 0, f"pipe_parallel_size must be >= 0, got {self.pipe_parallel_size}",
                 "pipe_parallel_size", source_of)
         require(self.model_parallel_size >= 1,
                 f"model_parallel_size must be >= 1, got {self.model_parallel_size}", "model_parallel_size",
                 source_of)
-        require(not self.sequence_parallel,
-                "sequence_parallel: true is not supported by neox-metala; set it to false",
-                "sequence_parallel", source_of)
 
     @property
     def pipeline_stages(self) -> int:

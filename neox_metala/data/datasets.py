@@ -9,6 +9,7 @@ run takes chunk j and data-parallel rank r takes the r-th micro batch of it. So 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 import os
@@ -21,6 +22,14 @@ from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegat
 from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
 NO_PAD_TOKEN = -1  # packed pretraining data has no padding; -1 never collides with a real token
+
+
+class Split(enum.IntEnum):
+    """A split's index in `build_datasets`' (train, valid, test)."""
+
+    TRAIN = 0
+    VALID = 1
+    TEST = 2
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Data prep: Pile-format corpora -> tokenized, sharded megatron `.bin/.idx`, resumable and parallel.
 
 Command line: `python -m neox_metala.data_prep {tokenize,merge,list,inspect,count,validate,train-tokenizer,sample}`
-(also `neox-metala-prep`). Python: `prepare_sample(out_dir)` for the bundled corpus, `run_tokenize(TokenizeOptions(...))`
-for any other. Importing this package is light: no torch, and submodules load on first use.
+(also `neox-metala-prep`). Python: `prepare_sample(out_dir)` for the bundled corpus,
+`run_tokenize(TokenizeOptions(...))` for any other. Importing this package is light: no torch, and submodules load
+on first use.
 """
 
 from __future__ import annotations

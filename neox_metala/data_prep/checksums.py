@@ -47,7 +47,7 @@ class ChecksumMismatch(DamagedInputError):
             "get a complete copy (or pass --no-checksums to prepare the file as it is)", None, path)
         self.expected, self.actual = expected, actual
 
-    def located(self, path: str) -> "ChecksumMismatch":
+    def located(self, path: str) -> ChecksumMismatch:
         return ChecksumMismatch(path, self.expected, self.actual)
 
 

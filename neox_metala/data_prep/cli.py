@@ -30,7 +30,8 @@ def _tokenizer_arguments(parser: argparse.ArgumentParser, required: bool) -> Non
 
 def _add_tokenize_command(commands) -> None:
     tok = commands.add_parser("tokenize", help="input files -> .bin/.idx shards + manifest (resumable)")
-    tok.add_argument("--input", nargs="+", required=True, help="files, globs or folders (jsonl[.zst|.gz], txt, parquet)")
+    tok.add_argument("--input", nargs="+", required=True,
+                     help="files, globs or folders (jsonl[.zst|.gz], txt, parquet)")
     tok.add_argument("--output-prefix", required=True, help="shards are <prefix>[-<subset>]-fNNNNN-pNNNN.bin/.idx")
     _tokenizer_arguments(tok, required=True)
     tok.add_argument("--tokenizer-engine", choices=ENGINES, default="auto",

@@ -19,8 +19,8 @@ multi-frame inputs that no checksum verified, so that such files are visible.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 # Compressed bytes per decode call. The output of one call is this times the compression ratio (3-10 for text),
 # so a small piece keeps memory bounded; 64 KiB decodes as fast as zstd's own stream reader (measured).
@@ -35,7 +35,7 @@ class DamagedInputError(ValueError):
         super().__init__(detail)
         self.detail, self.offset, self.path = detail, offset, path
 
-    def located(self, path: str) -> "DamagedInputError":
+    def located(self, path: str) -> DamagedInputError:
         """This error with the file named."""
         return DamagedInputError(self.detail, self.offset, path)
 

@@ -61,7 +61,8 @@ def save_manifest(path: str, manifest: dict) -> None:
 def check_resumable(path: str, manifest: dict, settings: dict, tokenizer: dict, inputs: list[str]) -> None:
     """Refuse to resume into outputs made with other settings, another tokenizer or another input list."""
     old = manifest["settings"]
-    changed = [f"{key}: {old.get(key)!r} -> {settings[key]!r}" for key in OUTPUT_SETTINGS if old.get(key) != settings[key]]
+    changed = [f"{key}: {old.get(key)!r} -> {settings[key]!r}" for key in OUTPUT_SETTINGS
+               if old.get(key) != settings[key]]
     if manifest["tokenizer"]["fingerprint"] != tokenizer["fingerprint"]:
         changed.append(f"tokenizer fingerprint {manifest['tokenizer']['fingerprint'][:12]} -> "
                        f"{tokenizer['fingerprint'][:12]}")

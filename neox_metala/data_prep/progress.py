@@ -15,7 +15,7 @@ class Progress:
         self._bar = None
         self._started = self._shown = time.time()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.enabled:
             from tqdm import tqdm
 

@@ -7,7 +7,6 @@ import sys
 from .file_job import TRUNCATED_INPUT
 from .worker import BAD_KINDS
 
-
 # How an input was checked against its checksum file (checksums.Verifier.check), in the words the reports use.
 CHECKSUM_WORDS = {"verified": "checksum verified", "differs": "sha256 differs",
                   "not_listed": "not listed in a checksum file", "not_checked": "checksum not checked"}
@@ -58,7 +57,7 @@ def print_summary(manifest: dict, rejects_prefix: str | None = None, stream=sys.
     rate = f" in {seconds:.1f} s this run" if seconds else ""
     print(f"tokenize: {len(files)} input files, {documents:,} documents, {tokens:,} tokens, "
           f"{len(manifest['shards'])} shards{rate} (engine: {manifest['tokenizer'].get('engine')})", file=stream)
-    for file_index, record in sorted(files.items(), key=lambda item: int(item[0])):
+    for _, record in sorted(files.items(), key=lambda item: int(item[0])):
         counts = record["counts_at_resume"]
         bad = {kind: counts.get(kind, 0) for kind in BAD_KINDS + (TRUNCATED_INPUT,) if counts.get(kind, 0)}
         extra = {kind: counts[kind] for kind in ("blank_lines", "missing_split_key") if counts[kind]}

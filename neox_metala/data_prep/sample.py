@@ -21,7 +21,8 @@ def prepare_sample(out_dir: str | os.PathLike | None = None, *, workers: int | N
     """Tokenize data/sample/ into `out_dir` (default data/sample/tokenized/) and merge each split into one dataset.
 
     Returns {"train_data_paths": [<out>/sample_train], "valid_data_paths": [<out>/sample_valid],
-    "test_data_paths": [<out>/sample_valid], "tokenizer_type": "HFTokenizer", "vocab_file": <data/sample/tokenizer.json>,
+    "test_data_paths": [<out>/sample_valid], "tokenizer_type": "HFTokenizer",
+    "vocab_file": <data/sample/tokenizer.json>,
     "manifests": {...}}. Does nothing but return the paths when the output is already complete and was made with
     the current tokenizer; resumes an interrupted preparation.
     """

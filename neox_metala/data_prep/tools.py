@@ -161,7 +161,7 @@ def file_reports(prefix: str) -> list[dict]:
     "not_checked"; None before checksums were checked) and counts (documents, tokens, each kind of bad input)."""
     reports = []
     for manifest in load_all(prefix):
-        for file_index, record in sorted(manifest["files"].items(), key=lambda item: int(item[0])):
+        for _, record in sorted(manifest["files"].items(), key=lambda item: int(item[0])):
             counts = record["counts_at_resume"]
             reports.append({"file": record["path"], "status": record["status"], "frames": record.get("frames"),
                             "damage": record.get("damage"), "checksum": record.get("checksum"),

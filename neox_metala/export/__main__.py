@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     options = _parser().parse_args(argv)
     from ..config import ConfigError
-    from ..model.checkpoint_files import CheckpointFormatError
+    from ..training.checkpoint_files import CheckpointFormatError
     from .convert import ConversionError
 
     try:

@@ -1,6 +1,6 @@
 """Our single-rank state dict <-> the official MetaLA Hugging Face layout (spec §5.5), and the HF config.
 
-Ours (`model.checkpoint_files`): `layers.0` embedding, `layers.{i+1}` block i, `layers.{L+1}` final norm,
+Ours (`training.checkpoint_files`): `layers.0` embedding, `layers.{i+1}` block i, `layers.{L+1}` final norm,
 `layers.{L+2}` untied head; fused projections [q | decay logits | v | gate] and [w1 | w3].
 HF: `model.embed_tokens`, `model.layers.{i}.{token_norm, token_mixer, channel_norm, channel_mixer}`,
 `model.final_norm`, `lm_head` (absent when tied). Both directions are pure re-indexing (split / cat / reshape),
@@ -15,6 +15,8 @@ scale RMSNorm, `*_norm.weight`), `conv_kernel_size` (0: no short conv) and `self
 from __future__ import annotations
 
 import torch
+
+from ..ops.options import PROJECTION_PARTS, MetaLAOptions, projection_widths
 
 # Our norm names -> the HF config's norm_type. The official model knows "simplermsnorm" and, for any other
 # value, nn.LayerNorm(D) (eps 1e-5); "rmsnorm" is ours only.
@@ -47,8 +49,9 @@ def _fused_parts(layer_type: str, ours: str, theirs: str, hidden: int, width: in
     """(our fused key, [(HF key, rows)]) of the projections that we keep fused."""
     mixer = f"{theirs}.token_mixer"
     if layer_type == "metala":
-        in_proj = [(f"{mixer}.q_proj.weight", hidden // 2), (f"{mixer}.k_gate.weight", hidden // 2),
-                   (f"{mixer}.v_proj.weight", hidden), (f"{mixer}.g_proj.weight", hidden)]
+        # our part names are the official model's module names
+        in_proj = [(f"{mixer}.{name}.weight", rows)
+                   for name, rows in zip(PROJECTION_PARTS, projection_widths(hidden), strict=True)]
         fused = [(f"{ours}.mixer.in_proj.weight", in_proj)]
     else:
         fused = [(f"{ours}.mixer.qkv_proj.weight", [(f"{mixer}.{n}_proj.weight", hidden) for n in "qkv"])]
@@ -124,7 +127,7 @@ def hf_config(args, padded_vocab: int, tokenizer, dtype: torch.dtype) -> dict:
     """config.json for our run's config `args` (NeoXArgs): the official fields (spec §5.1) and our extensions."""
     from ..config import layer_types
 
-    model, metala = args.model, args.metala
+    model, metala = args.model, args.metala.options()
     eos = tokenizer.eod_id
     return {
         "architectures": ["MetaLAForCausalLM"], "model_type": "metala",
@@ -138,9 +141,10 @@ def hf_config(args, padded_vocab: int, tokenizer, dtype: torch.dtype) -> dict:
         "pad_token_id": tokenizer.pad_id, "bos_token_id": eos, "eos_token_id": eos, "add_bos_token": False,
         "causal": True, "tie_word_embeddings": not model.no_weight_tying,
         "metala_layer_types": layer_types(args),
-        "conv_kernel_size": metala.metala_conv_kernel_size if metala.metala_short_conv else 0,
-        "self_augmentation": metala.metala_self_augmentation, "decay_normalizer": metala.metala_decay_normalizer,
-        "chunk_size": metala.metala_chunk_size, "rotary_pct": model.rotary_pct,
+        "conv_kernel_size": metala.conv_width,
+        "self_augmentation": metala.self_augmentation, "decay_normalizer": metala.decay_normalizer,
+        "chunk_size": metala.chunk_size, "rotary_pct": model.rotary_pct if model.pos_emb == "rotary" else 0.0,
+        "max_position_embeddings": model.max_position_embeddings,
         "rotary_emb_base": model.rotary_emb_base, "torch_dtype": str(dtype).removeprefix("torch."),
     }
 
@@ -159,7 +163,8 @@ def neox_model_keys(config: dict) -> dict:
     if official_only != ("silu", False, True):
         raise ConversionError("config.json: only glu_act 'silu', bias false and no_scale_embedding true (the "
                               "official defaults) have an equivalent here")
-    kernel = config.get("conv_kernel_size", 4)
+    defaults = MetaLAOptions()
+    kernel = config.get("conv_kernel_size", defaults.conv_kernel_size)
     keys = {
         "num_layers": config["decoder_layers"], "hidden_size": hidden,
         "num_attention_heads": config["decoder_attention_heads"],
@@ -168,7 +173,7 @@ def neox_model_keys(config: dict) -> dict:
         "attention_config": ([[[layers[0]], len(layers)]] if len(set(layers)) == 1
                              else [[[layer], 1] for layer in layers]),
         "metala_short_conv": kernel > 0, "metala_self_augmentation": config.get("self_augmentation", True),
-        "metala_decay_normalizer": config.get("decay_normalizer", 16.0),
+        "metala_decay_normalizer": config.get("decay_normalizer", defaults.decay_normalizer),
         "init_method_std": config.get("init_std", 0.02),
     }
     if kernel > 0:
@@ -177,7 +182,9 @@ def neox_model_keys(config: dict) -> dict:
         keys["layernorm_epsilon"] = config.get("norm_eps", 1e-5)  # the official LayerNorm's eps is 1e-5
     elif norm == "rmsnorm":
         keys["rms_norm_epsilon"] = config.get("norm_eps", 1e-8)
-    if "attention" in layers:
+    if "attention" in layers and config.get("rotary_pct", 1.0) == 0:
+        keys.update(pos_emb="none")
+    elif "attention" in layers:
         keys.update(pos_emb="rotary", rotary_pct=config.get("rotary_pct", 1.0),
                     rotary_emb_base=config.get("rotary_emb_base", 10000))
     return keys

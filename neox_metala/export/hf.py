@@ -18,14 +18,14 @@ import shutil
 import torch
 
 from ..data.tokenizers import load_tokenizer
-from ..model.checkpoint_files import checkpoint_config, find_step_dir, model_description, read_full_state
+from ..training.checkpoint_files import checkpoint_config, find_step_dir, model_description, read_full_state
 from .convert import ConversionError, hf_config, to_hf
 
 HF_MODEL_DIR = os.path.join(os.path.dirname(__file__), "hf_model")
 OPS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "ops")
 # Shipped beside modeling_metala.py, which imports them relatively (transformers copies them with it).
 SHIPPED_OPS = {"reference.py": "metala_reference.py", "chunked.py": "metala_chunked.py",
-               "short_conv.py": "metala_short_conv.py"}
+               "causal_conv.py": "metala_short_conv.py"}
 WEIGHTS_FILE = "model.safetensors"
 
 

@@ -19,7 +19,7 @@ import tempfile
 
 import torch
 
-from ..model.checkpoint_files import canonical_name, single_rank_model
+from ..training.checkpoint_files import canonical_name, single_rank_model
 from .convert import ConversionError, from_hf, neox_model_keys
 from .hf import read_hf_folder
 
@@ -112,7 +112,7 @@ def import_hf(hf_dir: str, out_dir: str, tp: int = 1, pp: int = 0, dp: int = 1, 
     import torch.multiprocessing as mp
 
     from ..data.tokenizers import load_tokenizer
-    from ..model.checkpoint_files import model_description
+    from ..training.checkpoint_files import model_description
 
     hf_config, weights = read_hf_folder(hf_dir)
     os.makedirs(out_dir, exist_ok=True)

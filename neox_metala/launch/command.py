@@ -7,8 +7,8 @@ import shlex
 import sys
 
 from ..config import NeoXArgs
-from ..config.cli import CONFIG_ARGUMENT, encode_config
 from .resources import LaunchResources
+from .train_args import CONFIG_ARGUMENT, encode_config
 
 logger = logging.getLogger("neox_metala.launch")
 

@@ -14,11 +14,11 @@ import shlex
 import sys
 
 from ..config import ConfigError, NeoXArgs, load_config
-from ..config.cli import CONFIG_ARGUMENT, encode_config
 from ..config.data_check import check_data_settings
 from .command import describe, launch_environment, runner_command
 from .local import LocalRanks
 from .resources import LaunchResources, plan_resources
+from .train_args import CONFIG_ARGUMENT, encode_config
 
 
 def _deepy_parser() -> argparse.ArgumentParser:

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from ..config.errors import ConfigError
 from ..config.fields import SourceOf
-from ..config.launcher import DEFAULT_HOSTFILE, LauncherConfig
+from ..config.launcher import LauncherConfig
 
 LOCALHOST = "localhost"
+DEFAULT_HOSTFILE = "/job/hostfile"  # what DeepSpeed's runner reads when no hostfile is given
 _HOSTFILE_LINE = re.compile(r"^(\S+)\s+slots=(\d+)")
 
 

@@ -16,7 +16,6 @@ from .cache import LayerCache
 from .settings import BlockSettings, check_head_split
 
 
-
 def rotate_half(x):
     first, second = x.chunk(2, dim=-1)
     return torch.cat([-second, first], dim=-1)
@@ -24,7 +23,8 @@ def rotate_half(x):
 
 class RotaryEmbedding(nn.Module):
     """RoPE on the first `rotary_dim` channels of each head (GPT-NeoX's rotary_pct), halves rotated; cos/sin
-    tables are cached per sequence length, device and dtype (as GPT-NeoX and HF do)."""
+    tables are cached per sequence length, device and dtype (as GPT-NeoX and HF do).
+    x (batch, seq, heads, head_dim) -> same shape."""
 
     def __init__(self, rotary_dim: int, base: int):
         super().__init__()
@@ -52,6 +52,8 @@ class RotaryEmbedding(nn.Module):
 
 
 class ParallelSelfAttention(nn.Module):
+    """Causal softmax attention, this rank's heads: hidden (seq, batch, hidden) -> (seq, batch, hidden)."""
+
     def __init__(self, settings: BlockSettings, layer_number: int):
         super().__init__()
         hidden, heads = settings.hidden_size, settings.num_attention_heads
@@ -61,6 +63,7 @@ class ParallelSelfAttention(nn.Module):
         self.local_width = self.heads_per_rank * self.head_dim
         rotary_dim = int(self.head_dim * settings.rotary_pct) // 2 * 2
         self.rotary = RotaryEmbedding(rotary_dim, settings.rotary_emb_base) if rotary_dim else None
+        self.attention_dropout = settings.attention_dropout
         config = parallel.linear_config(settings.params_dtype)
         self.qkv_proj = tensor_parallel.ColumnParallelLinear(hidden, 3 * hidden, config=config, bias=False,
                                                              init_method=init.allocate_only, gather_output=False)
@@ -93,15 +96,18 @@ class ParallelSelfAttention(nn.Module):
         if cache is not None:
             attended = self._attend_with_cache(q, k, v, padding_mask, cache)
         elif padding_mask is None:
-            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self._dropout_p())
         else:
             seq = q.shape[2]
             causal = torch.ones(seq, seq, dtype=torch.bool, device=q.device).tril()
             allowed = causal[None, None] & padding_mask.bool()[:, None, None, :]
             allowed = allowed | torch.eye(seq, dtype=torch.bool, device=q.device)  # pads attend to themselves
-            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=self._dropout_p())
         out, _ = self.out_proj(attended.permute(2, 0, 1, 3).flatten(-2))  # (seq, batch, hidden)
         return out
+
+    def _dropout_p(self) -> float:
+        return self.attention_dropout if self.training else 0.0
 
     @staticmethod
     def _attend_with_cache(q, k, v, padding_mask, cache: LayerCache):

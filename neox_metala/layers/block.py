@@ -23,6 +23,8 @@ MIXER_TYPES = {"metala": MetaLAMixer, "attention": ParallelSelfAttention}
 
 
 class ParallelBlock(nn.Module):
+    """Pre-norm residual block, mixer by layer type: hidden (seq, batch, hidden) -> (seq, batch, hidden)."""
+
     def __init__(self, settings: BlockSettings, layer_number: int, layer_type: str = "metala"):
         super().__init__()
         if layer_type not in MIXER_TYPES:
@@ -62,11 +64,6 @@ class ParallelBlock(nn.Module):
             # Recompute the block in backward; RNG state is replayed so dropout masks agree.
             return checkpoint(run, hidden, padding_mask, use_reentrant=False)
         return run(hidden, padding_mask)
-
-
-class ParallelMetaLALayer(ParallelBlock):
-    def __init__(self, settings: BlockSettings, layer_number: int):
-        super().__init__(settings, layer_number, "metala")
 
 
 class ParallelBlockPipe(ParallelBlock):

@@ -30,6 +30,8 @@ def padding_mask_or_none(mask):
 
 
 class MetaLAMixer(nn.Module):
+    """MetaLA token mixer, this rank's heads: hidden (seq, batch, hidden) -> (seq, batch, hidden), all-reduced."""
+
     def __init__(self, settings: BlockSettings, layer_number: int):
         super().__init__()
         hidden, heads = settings.hidden_size, settings.num_attention_heads
@@ -38,11 +40,10 @@ class MetaLAMixer(nn.Module):
         self.heads_per_rank = heads // tp
         self.head_k_dim = hidden // (2 * heads)  # q / decay / key width per head (spec: D / 2H)
         self.head_v_dim = hidden // heads  # v / gate / output width per head
-        key_width = self.heads_per_rank * self.head_k_dim
         value_width = self.heads_per_rank * self.head_v_dim
-        self.split_sizes = (key_width, key_width, value_width, value_width)
-        self.ops_options = dict(backend=settings.metala_backend, chunk_size=settings.metala_chunk_size,
-                                normalizer=settings.metala_decay_normalizer, fused=settings.metala_fused_kernels)
+        self.split_sizes = ops.projection_widths(value_width)  # [q | decay logits | v | gate] of this rank
+        key_width = self.split_sizes[0]
+        self.options = settings.metala
 
         config = parallel.linear_config(settings.params_dtype)
         self.in_proj = tensor_parallel.ColumnParallelLinear(hidden, 3 * hidden, config=config, bias=False,
@@ -53,17 +54,17 @@ class MetaLAMixer(nn.Module):
         device, dtype = self.in_proj.weight.device, settings.params_dtype
         self.gate_bias = nn.Parameter(torch.empty(value_width, device=device, dtype=dtype))
         self.aug_balance = (nn.Parameter(torch.empty(key_width, device=device, dtype=dtype))
-                            if settings.metala_self_augmentation else None)
-        self.conv_weight = (nn.Parameter(torch.empty(hidden, settings.metala_conv_kernel_size, device=device,
+                            if self.options.self_augmentation else None)
+        self.conv_weight = (nn.Parameter(torch.empty(hidden, self.options.conv_kernel_size, device=device,
                                                      dtype=dtype))
-                            if settings.metala_short_conv else None)
+                            if self.options.short_conv else None)
         self._initialize(settings, layer_number)
 
     def _initialize(self, s: BlockSettings, layer_number: int) -> None:
         std, out_std = init.stds(s)
         hidden = s.hidden_size
-        full_shapes = {"q_proj": (hidden // 2, hidden), "k_gate": (hidden // 2, hidden),
-                       "v_proj": (hidden, hidden), "g_proj": (hidden, hidden)}
+        full_shapes = {name: (rows, hidden)
+                       for name, rows in zip(ops.PROJECTION_PARTS, ops.projection_widths(hidden), strict=True)}
         shards = [init.local_shard(shape, 0, init.normal(std), s.seed, layer_number, "mixer", name)
                   for name, shape in full_shapes.items()]
         init.fill_(self.in_proj.weight, torch.cat(shards))
@@ -91,7 +92,7 @@ class MetaLAMixer(nn.Module):
             x = x * padding_mask.unsqueeze(-1).to(x.dtype)
         if self.conv_weight is not None:
             x, conv_state = ops.short_conv(x, self.conv_weight, None if cache is None else cache.conv_state,
-                                           output_final_state=cache is not None, backend=self.ops_options["backend"])
+                                           output_final_state=cache is not None, backend=self.options.backend)
             if cache is not None:
                 cache.conv_state = conv_state
         projected, _ = self.in_proj(x)  # (batch, seq, 3 * hidden / tp): [q | decay logits | v | gate]
@@ -101,7 +102,7 @@ class MetaLAMixer(nn.Module):
             projected = torch.cat([q_and_logits, v * padding_mask.unsqueeze(-1).to(v.dtype), gate], dim=-1)
         if cache is None:
             mixed = ops.metala_mix(projected, self.gate_bias, self.aug_balance, self.heads_per_rank,
-                                   **self.ops_options)  # (seq, batch, hidden / tp)
+                                   self.options)  # (seq, batch, hidden / tp)
         else:
             mixed = self._mix_from_state(projected, cache)
         out, _ = self.out_proj(mixed)  # (seq, batch, hidden)
@@ -115,10 +116,10 @@ class MetaLAMixer(nn.Module):
         heads = self.heads_per_rank
         # A chunk shorter than the kernel's chunk size would be zero-padded up to it: for one-token decode steps
         # that is chunk_size times the work of the recurrence itself.
-        chunk_size = min(self.ops_options["chunk_size"], q.shape[1])
+        chunk_size = min(self.options.chunk_size, q.shape[1])
         mixed, cache.recurrent_state = ops.token_mix(
             ops.split_heads(q, heads), ops.split_heads(decay_logits, heads), ops.split_heads(v, heads),
             ops.split_heads(gate + self.gate_bias, heads), self.aug_balance, initial_state=cache.recurrent_state,
-            output_final_state=True, backend=self.ops_options["backend"], chunk_size=chunk_size,
-            normalizer=self.ops_options["normalizer"])
+            output_final_state=True, backend=self.options.backend, chunk_size=chunk_size,
+            normalizer=self.options.decay_normalizer)
         return mixed.flatten(-2).transpose(0, 1)  # (seq, batch, hidden / tp)

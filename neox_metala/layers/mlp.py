@@ -12,8 +12,9 @@ from . import init
 from .settings import BlockSettings
 
 
-
 class ParallelSwiGLU(nn.Module):
+    """SwiGLU, intermediate width split over TP ranks: x (..., hidden) -> (..., hidden), all-reduced."""
+
     def __init__(self, settings: BlockSettings, layer_number: int):
         super().__init__()
         hidden, width = settings.hidden_size, settings.mlp_width

@@ -15,6 +15,8 @@ def _rms_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class RMSNorm(nn.Module):
+    """x (..., hidden) -> x / rms(x) * scale, same shape and dtype."""
+
     def __init__(self, hidden_size: int, eps: float):
         super().__init__()
         self.eps = eps
@@ -25,6 +27,8 @@ class RMSNorm(nn.Module):
 
 
 class SimpleRMSNorm(nn.Module):
+    """x (..., hidden) -> x / rms(x), same shape and dtype; no parameters."""
+
     def __init__(self, hidden_size: int, eps: float = SIMPLE_RMSNORM_EPS):
         super().__init__()
         self.eps = eps

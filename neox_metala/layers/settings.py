@@ -6,17 +6,21 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model.sizes import default_intermediate_size
+from ..ops.options import MetaLAOptions
+from ..shape import default_intermediate_size
 
 
 @dataclass(frozen=True)
 class BlockSettings:
+    """Built from the config by `training.engine.block_settings`; tests build it directly. Defaults are the config's
+    (NeoX's): tests/config/test_keys_are_read.py checks that they agree."""
+
     hidden_size: int
     num_attention_heads: int
     num_layers: int
     intermediate_size: int | None = None  # None: NeoX's LLaMA rule, 256 * ceil(int(8 * hidden / 3) / 256)
-    norm: str = "rmsnorm"  # "rmsnorm" (learned scale), "layernorm", "simple_rmsnorm" (no parameters)
-    norm_eps: float = 1e-8
+    norm: str = "layernorm"  # "layernorm", "rmsnorm" (learned scale), "simple_rmsnorm" (no parameters)
+    norm_eps: float = 1e-5
     hidden_dropout: float = 0.0
     init_method: str = "normal"
     output_layer_init_method: str = "scaled_normal"
@@ -24,17 +28,11 @@ class BlockSettings:
     seed: int = 1234
     params_dtype: torch.dtype = torch.float32
     checkpoint_activations: bool = False
-    # MetaLA token mixer (spec §2)
-    metala_backend: str = "auto"
-    metala_chunk_size: int = 64
-    metala_decay_normalizer: float = 16.0
-    metala_conv_kernel_size: int = 4
-    metala_self_augmentation: bool = True
-    metala_short_conv: bool = True
-    metala_fused_kernels: bool = False  # GPU: ops.fused (see config/metala.py for why it is opt-in)
+    metala: MetaLAOptions = MetaLAOptions()  # the MetaLA token mixer (spec §2), as the config's metala_* keys
     # Transformer++ attention baseline
-    rotary_pct: float = 1.0
+    rotary_pct: float = 1.0  # 0: no RoPE (pos_emb: none)
     rotary_emb_base: int = 10000
+    attention_dropout: float = 0.0
 
     @property
     def mlp_width(self) -> int:

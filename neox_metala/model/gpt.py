@@ -34,6 +34,8 @@ def no_padding_mask(device=None) -> torch.Tensor:
 
 
 class EmbeddingPipe(nn.Module):
+    """Vocab-parallel embedding: (tokens (batch, seq), mask) -> (hidden (seq, batch, hidden), mask)."""
+
     def __init__(self, settings: BlockSettings, padded_vocab_size: int):
         super().__init__()
         config = parallel.linear_config(settings.params_dtype)
@@ -71,6 +73,8 @@ def tied_head_forward(embedding: EmbeddingPipe, hidden):
 
 
 class FinalNormPipe(nn.Module):
+    """(hidden (seq, batch, hidden), mask) -> normed hidden (seq, batch, hidden)."""
+
     def __init__(self, settings: BlockSettings):
         super().__init__()
         self.norm = build_norm(settings.norm, settings.hidden_size, settings.norm_eps)
@@ -81,7 +85,7 @@ class FinalNormPipe(nn.Module):
 
 
 class ParallelHead(nn.Module):
-    """Untied output layer (`no_weight_tying: true`), vocab-parallel."""
+    """Untied output layer (`no_weight_tying: true`): hidden (seq, batch, hidden) -> logits (seq, batch, vocab / tp)."""
 
     def __init__(self, settings: BlockSettings, padded_vocab_size: int):
         super().__init__()

@@ -1,4 +1,7 @@
-"""Tensor-parallel shards -> full tensors, for comparisons with single-rank runs and checkpoint conversion.
+"""Tensor-parallel shards <-> full tensors: a checkpoint of any TP size read into one process
+(training/checkpoint_files.py: export, generation, evaluation, tests against single-rank runs), and a full model
+cut for any TP size (export/neox.py). A training checkpoint is not converted between layouts in place: export it
+and import it at the new size (README, "After pretraining").
 
 Fused projections (MetaLA's [q | decay logits | v | gate], SwiGLU's [w1 | w3], attention's [q | k | v]) hold on
 each rank the rank's slice of every part; `fused_part_sizes` on the parameter gives the parts' full sizes.

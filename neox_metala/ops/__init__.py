@@ -1,7 +1,22 @@
-"""MetaLA math. Layers call `metala_mix` and `short_conv`; `metala.py` alone decides which kernel runs."""
+"""MetaLA math. Layers call `metala_mix` and `short_conv`; `metala.py` alone decides which kernel runs.
 
-from .metala import (BACKENDS, DEFAULT_CHUNK_SIZE, augment_norm_gate, choose_backend, decay_and_key,
-                     fla_available, gla_recurrence, metala_mix, short_conv, split_heads, token_mix)
+`options` (MetaLAOptions, the projection layout) imports without torch, so the config can use it; the kernels
+load on first use of one of their names.
+"""
 
-__all__ = ["BACKENDS", "DEFAULT_CHUNK_SIZE", "augment_norm_gate", "choose_backend", "decay_and_key",
-           "fla_available", "gla_recurrence", "metala_mix", "short_conv", "split_heads", "token_mix"]
+from .options import BACKENDS, DEFAULT_CHUNK_SIZE, PROJECTION_PARTS, MetaLAOptions, projection_widths
+
+_KERNEL_NAMES = ("augment_norm_gate", "choose_backend", "decay_and_key", "fla_available", "gla_recurrence",
+                 "metala_mix", "short_conv", "split_heads", "token_mix")
+
+__all__ = ["BACKENDS", "DEFAULT_CHUNK_SIZE", "PROJECTION_PARTS", "MetaLAOptions", "projection_widths",
+           *_KERNEL_NAMES]
+
+
+def __getattr__(name: str):
+    if name in _KERNEL_NAMES:
+        from . import metala
+
+        globals().update({kernel_name: getattr(metala, kernel_name) for kernel_name in _KERNEL_NAMES})
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,8 +23,9 @@ def _to_chunks(x, padded_seq, chunk_size, dtype):
     return x.view(batch, padded_seq // chunk_size, chunk_size, heads, dim).permute(0, 3, 1, 2, 4)
 
 
-def chunked_gla(q, key, v, log_decay, scale, initial_state=None, output_final_state=False, chunk_size=64):
-    """Chunked GLA: same contract as `reference.recurrent_gla_reference`.
+def chunked_gla(q, key, v, log_decay, scale, initial_state=None, output_final_state=False, *, chunk_size):
+    """Chunked GLA: same contract as `reference.recurrent_gla_reference`. `chunk_size` has no default here: the
+    callers pass the configured one (ops.MetaLAOptions; this file also ships alone with an HF export).
 
     Accumulates in float32 (float64 inputs stay float64). Returns (output in v's dtype, final state in the
     accumulation dtype, or None if not asked for).

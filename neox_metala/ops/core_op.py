@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from .options import DEFAULT_CHUNK_SIZE
+
 
 def fla_chunk_size(seq: int) -> int:
     return min(64, max(16, 1 << (seq - 1).bit_length()))  # what fla's own chunk_gla picks
@@ -43,7 +45,7 @@ def _(q, key, v, log_decay, scale):
 def _(q, key, v, log_decay, scale):
     from .chunked import chunked_gla
 
-    output, _ = chunked_gla(q, key, v, log_decay, scale)
+    output, _ = chunked_gla(q, key, v, log_decay, scale, chunk_size=DEFAULT_CHUNK_SIZE)
     batch, seq, heads, _ = q.shape
     return output.to(v.dtype).contiguous(), q.new_zeros(batch, seq, heads, fla_chunk_size(seq), dtype=torch.float32)
 
@@ -71,7 +73,8 @@ def _(q, key, v, log_decay, scores, d_output, scale):
     from .chunked import chunked_gla
 
     # torch.func, not autograd: an op's kernel runs below the autograd dispatch key
-    _, vjp = torch.func.vjp(lambda *inputs: chunked_gla(*inputs, scale)[0], q, key, v, log_decay)
+    _, vjp = torch.func.vjp(lambda *inputs: chunked_gla(*inputs, scale, chunk_size=DEFAULT_CHUNK_SIZE)[0],
+                            q, key, v, log_decay)
     return tuple(g.to(t.dtype).contiguous() for g, t in zip(vjp(d_output.to(v.dtype)), (q, key, v, log_decay)))
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 
 from .core_op import fla_chunk_size
-
+from .metala import augment_norm_gate, decay_and_key
+from .options import DEFAULT_CHUNK_SIZE, projection_widths
 
 
 def _wide(dtype):
@@ -29,7 +29,7 @@ def _wide(dtype):
 
 def _aug_terms(q, logits, v, aug_balance, heads: int, normalizer: float):
     """key, w, a = Σ_k q·key·w and σ(a·v), all (B, T, H, ·) in the compute dtype."""
-    key = -torch.expm1(F.logsigmoid(logits) / normalizer)
+    key = decay_and_key(logits, normalizer)[1]
     w = aug_balance.to(q.dtype).view(heads, -1)
     aug_weight = (q * key * w).sum(-1, keepdim=True)
     return key, w, aug_weight, torch.sigmoid(aug_weight * v)
@@ -38,28 +38,24 @@ def _aug_terms(q, logits, v, aug_balance, heads: int, normalizer: float):
 def _split_wide(projected, heads: int):
     width, wide = projected.shape[-1] // 3, _wide(projected.dtype)
     return (t.to(wide).unflatten(-1, (heads, -1))
-            for t in projected.split([width // 2, width // 2, width, width], dim=-1))
+            for t in projected.split(projection_widths(width), dim=-1))
 
 
 def prologue(projected, heads: int, normalizer: float):
     """projected (B, T, 3W) -> q, key (compute dtype), log_decay (fp32), v: (B, T, H, ·), contiguous."""
     width = projected.shape[-1] // 3  # W: value width of this rank; q and decay logits take W/2 each
-    q, logits, v, _ = projected.split([width // 2, width // 2, width, width], dim=-1)
-    log_decay = F.logsigmoid(logits.to(_wide(projected.dtype))) / normalizer
-    key = -torch.expm1(log_decay)
+    q, logits, v, _ = projected.split(projection_widths(width), dim=-1)
+    log_decay, key = decay_and_key(logits, normalizer)
     unflat = lambda t: t.unflatten(-1, (heads, -1)).contiguous()  # noqa: E731
     return unflat(q), unflat(key.to(projected.dtype)), unflat(log_decay), unflat(v)
 
 
 def epilogue(o, projected, gate_bias, aug_balance, heads: int, normalizer: float, eps: float, seq_first: bool):
     """y = SiLU(gate + b) ⊙ LN_head(o + σ(a·v)), a = Σ_k q·key·w; (B, T, W), or (T, B, W) when seq_first."""
-    wide = _wide(projected.dtype)
     q, logits, v, gate = _split_wide(projected, heads)
-    z = o.to(wide)
-    if aug_balance is not None:
-        z = z + _aug_terms(q, logits, v, aug_balance, heads, normalizer)[3]
-    normed = F.layer_norm(z, (z.shape[-1],), eps=eps)
-    y = (F.silu(gate + gate_bias.to(wide).view(heads, -1)) * normed).flatten(-2).to(projected.dtype)
+    key = decay_and_key(logits, normalizer)[1]
+    gate = gate + gate_bias.to(gate.dtype).view(heads, -1)
+    y = augment_norm_gate(o, q, key, v, aug_balance, gate, eps).flatten(-2).to(projected.dtype)
     return y.transpose(0, 1).contiguous() if seq_first else y
 
 
@@ -109,7 +105,7 @@ def combine_gradients(projected, core_grads, d_o, d_gate, aug_balance, heads: in
         dsig = d_o.to(wide) * sig * (1 - sig)
         d_aug_weight = (dsig * v).sum(-1, keepdim=True)
         dq, dkey, dv = dq + d_aug_weight * key * w, dkey + d_aug_weight * q * w, dv + dsig * aug_weight
-    decay = torch.exp(F.logsigmoid(logits) / normalizer)
+    decay = decay_and_key(logits, normalizer)[0].exp()
     dlogits = (dlog_decay - dkey * decay) * torch.sigmoid(-logits) / normalizer
     parts = [p.flatten(-2).to(projected.dtype) for p in (dq, dlogits, dv)]
     return torch.cat(parts + [d_gate.flatten(-2)], dim=-1)
@@ -118,7 +114,7 @@ def combine_gradients(projected, core_grads, d_o, d_gate, aug_balance, heads: in
 class TorchCore:
     """The GLA core in pure PyTorch (chunked form): lets the CPU tests run this whole Function in fp64."""
 
-    def __init__(self, chunk_size: int = 64):
+    def __init__(self, chunk_size: int = DEFAULT_CHUNK_SIZE):
         self.chunk_size = chunk_size
 
     def forward(self, q, key, v, log_decay, scale):

@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from . import reference
+from .causal_conv import check_conv_inputs, short_conv_fla, short_conv_shifted, short_conv_torch
 from .chunked import chunked_gla
-from .short_conv import check_conv_inputs, short_conv_fla, short_conv_shifted, short_conv_torch
+from .options import BACKENDS, DEFAULT_CHUNK_SIZE, MetaLAOptions, projection_widths
 
-BACKENDS = ("auto", "fla", "chunked", "reference")
-DEFAULT_CHUNK_SIZE = 64
+DEFAULT_OPTIONS = MetaLAOptions()
 _FLA_DTYPES = (torch.float16, torch.bfloat16)
 _logger = logging.getLogger(__name__)
 _logged_choices: set = set()
@@ -128,17 +128,20 @@ def gla_recurrence(q, key, v, log_decay, *, scale=None, initial_state=None, outp
     if kernel == "reference":
         output, state = reference.recurrent_gla_reference(q, key, v, log_decay, scale, initial_state)
         return output.to(v.dtype), (state if output_final_state else None)
-    return chunked_gla(q, key, v, log_decay, scale, initial_state, output_final_state, chunk_size)
+    return chunked_gla(q, key, v, log_decay, scale, initial_state, output_final_state, chunk_size=chunk_size)
 
 
-def decay_and_key(gate_logits, normalizer=reference.LOG_DECAY_NORMALIZER):
-    """log α = logsigmoid(logits)/τ and key = 1 − α, both in fp32 (or wider), key via −expm1 for accuracy."""
+def decay_and_key(gate_logits, normalizer=DEFAULT_OPTIONS.decay_normalizer):
+    """log α = logsigmoid(logits)/τ and key = 1 − α, both in fp32 (or wider), key via −expm1 for accuracy.
+
+    The one implementation of MetaLA's decay rule outside the reference: every path (ops.fused too) calls it."""
     log_decay = F.logsigmoid(gate_logits.to(torch.promote_types(gate_logits.dtype, torch.float32))) / normalizer
     return log_decay, -torch.expm1(log_decay)
 
 
 def augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps=reference.HEAD_NORM_EPS):
-    """Self-augmentation + per-head LayerNorm + SiLU gate, computed in fp32; returns gate's dtype.
+    """Self-augmentation + per-head LayerNorm + SiLU gate, computed in fp32; returns gate's dtype. The one
+    implementation outside the reference (ops.fused's epilogue calls it).
 
     aug_balance None leaves the self-augmentation out (the paper's "w/o selfaug" ablation).
     """
@@ -158,7 +161,7 @@ def augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps=reference
 
 def token_mix(q, gate_logits, v, gate, aug_balance, *, initial_state=None, output_final_state=False,
               backend="auto", chunk_size=DEFAULT_CHUNK_SIZE,
-              normalizer=reference.LOG_DECAY_NORMALIZER, eps=reference.HEAD_NORM_EPS):
+              normalizer=DEFAULT_OPTIONS.decay_normalizer, eps=reference.HEAD_NORM_EPS):
     """MetaLA between the input projections and the output projection (spec §2.4–2.9), for local heads.
 
     q, gate_logits: [B, T, H, K]; v, gate: [B, T, H, V]; aug_balance: [H*K] or None.
@@ -174,31 +177,31 @@ def token_mix(q, gate_logits, v, gate, aug_balance, *, initial_state=None, outpu
     return augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps), state
 
 
-def metala_mix(projected, gate_bias, aug_balance, heads: int, *, backend="auto", chunk_size=DEFAULT_CHUNK_SIZE,
-               normalizer=reference.LOG_DECAY_NORMALIZER, eps=reference.HEAD_NORM_EPS, seq_first=True,
-               fused=False):
+def metala_mix(projected, gate_bias, aug_balance, heads: int, options: MetaLAOptions = DEFAULT_OPTIONS, *,
+               eps=reference.HEAD_NORM_EPS, seq_first=True):
     """What a layer calls between its projections, for training and prefill without carried state.
 
-    projected: [B, T, 3W] = [q | decay logits | v | gate] of `heads` heads (W = heads * head_v_dim);
-    gate_bias: [W]; aug_balance: [W/2] or None. Returns y [T, B, W] (seq_first) or [B, T, W].
-    `fused=True` runs `ops.fused` on the fla backend (faster; its self-augmentation gradients are less accurate,
-    see config key metala_fused_kernels); otherwise separate kernels (fla's chunk_gla + PyTorch elementwise).
+    projected: [B, T, 3W] = [q | decay logits | v | gate] of `heads` heads (W = heads * head_v_dim; widths from
+    `projection_widths`); gate_bias: [W]; aug_balance: [W/2] or None. Returns y [T, B, W] (seq_first) or [B, T, W].
+    `options.fused_kernels` runs `ops.fused` on the fla backend (faster; its self-augmentation gradients are less
+    accurate, see config key metala_fused_kernels); otherwise separate kernels (fla's chunk_gla + PyTorch
+    elementwise).
     """
     width = projected.shape[-1] // 3
     if projected.shape[-1] % 3 or width % (2 * heads):
         raise ValueError(f"projected width {projected.shape[-1]} must be 3 * heads ({heads}) * head_v_dim with "
                          f"an even head_v_dim")
-    kernel = choose_backend(backend, projected)
-    if kernel == "fla" and fused:
+    kernel = choose_backend(options.backend, projected)
+    if kernel == "fla" and options.fused_kernels:
         _log_choice("metala_mix", "fla + fused epilogue", projected)
         from .fused import fused_token_mix
 
-        return fused_token_mix(projected, gate_bias, aug_balance, heads, normalizer=normalizer, eps=eps,
-                               seq_first=seq_first)
-    q, decay_logits, v, gate = projected.split([width // 2, width // 2, width, width], dim=-1)
+        return fused_token_mix(projected, gate_bias, aug_balance, heads, normalizer=options.decay_normalizer,
+                               eps=eps, seq_first=seq_first)
+    q, decay_logits, v, gate = projected.split(projection_widths(width), dim=-1)
     mixed, _ = token_mix(split_heads(q, heads), split_heads(decay_logits, heads), split_heads(v, heads),
-                         split_heads(gate + gate_bias, heads), aug_balance, backend=kernel, chunk_size=chunk_size,
-                         normalizer=normalizer, eps=eps)
+                         split_heads(gate + gate_bias, heads), aug_balance, backend=kernel,
+                         chunk_size=options.chunk_size, normalizer=options.decay_normalizer, eps=eps)
     mixed = mixed.flatten(-2)  # (B, T, W)
     return mixed.transpose(0, 1) if seq_first else mixed
 

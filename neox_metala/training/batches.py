@@ -11,7 +11,7 @@ import torch.utils.data  # noqa: F401  (its at-exit hook must be registered befo
 
 from .. import parallel
 from ..config import NeoXArgs
-from ..data.datasets import DataSources, DatasetTokenizerInfo, build_datasets, micro_batches
+from ..data.datasets import DatasetTokenizerInfo, DataSources, build_datasets, micro_batches
 from ..model.gpt import no_padding_mask
 from .signals import preemption_signals_blocked
 

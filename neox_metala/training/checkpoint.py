@@ -23,17 +23,22 @@ import random
 import re
 import shutil
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..config import SHAPE_KEYS
+
 COMPLETE_MARKER = "complete.json"
 LATEST = "latest"
 CONFIG_FILE = "neox_config.yml"
 STEP_DIR = re.compile(r"^global_step(\d+)$")
-SAVE_PAUSE_TEST_HOOK = "NEOX_METALA_TEST_PAUSE_SAVE_ITERATIONS"  # test hook: "12" holds step 12's save 60 s
 logger = logging.getLogger(__name__)
+# Called with the iteration between DeepSpeed's files and the RNG state and marker of a save, when set: the tests
+# stop a save there (tests/training/hooked_train.py).
+after_engine_files: Callable[[int], None] | None = None
 
 
 class CheckpointError(RuntimeError):
@@ -85,7 +90,8 @@ def save(engine, save_dir: str, iteration: int, client_state: dict, config_yaml:
         raise CheckpointError(f"refusing to save iteration {iteration} to {save_dir}: non-finite weights in "
                               f"{', '.join(bad[:5])}; the last complete checkpoint there stays the newest")
     engine.save_checkpoint(save_dir, tag=tag, client_state=client_state, save_latest=False)
-    _pause_for_test(iteration)
+    if after_engine_files is not None:
+        after_engine_files(iteration)
     os.makedirs(step_dir, exist_ok=True)  # ranks that hold no DeepSpeed file still write their RNG state
     torch.save(rng_state(), os.path.join(step_dir, f"rng_state_rank{rank:05d}.pt"))
     if rank == 0:
@@ -123,15 +129,6 @@ def file_digest(path: str) -> str:
         while chunk := f.read(16 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _pause_for_test(iteration: int) -> None:
-    """Test hook: hold the listed steps' saves after DeepSpeed's files, before the RNG state and the marker, so that
-    a test can kill the job there: a folder that holds the weights but must not be resumed from (its RNG state is
-    missing: a resume from it would draw other dropout masks). Inert unless the variable is set."""
-    if str(iteration) in os.environ.get(SAVE_PAUSE_TEST_HOOK, "").split(","):
-        logger.warning("%s: holding the save of iteration %d for 60 s", SAVE_PAUSE_TEST_HOOK, iteration)
-        time.sleep(60)
 
 
 def step_dirs(directory: str) -> list[tuple[int, str]]:
@@ -228,12 +225,6 @@ def find_resume_tag(load_dir: str) -> str | None:
     raise CheckpointError(f"{load_dir} has checkpoint folders ({', '.join(n for _, n in steps)}) but none is "
                           f"complete; point `load` at a folder with a complete checkpoint, or remove them to "
                           f"start from scratch")
-
-
-# Keys that fix the shapes (and TP shards) of the saved tensors: a checkpoint only loads into the same model.
-SHAPE_KEYS = ("num_layers", "hidden_size", "num_attention_heads", "intermediate_size", "attention_config",
-              "no_weight_tying", "norm", "model_parallel_size", "metala_conv_kernel_size",
-              "metala_self_augmentation", "metala_short_conv")
 
 
 def check_same_model(load_dir: str, tag: str, config: dict, source_of, tokenizer: dict | None = None) -> None:

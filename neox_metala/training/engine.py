@@ -19,19 +19,16 @@ logger = logging.getLogger(__name__)
 
 
 def block_settings(args: NeoXArgs) -> BlockSettings:
-    model, metala = args.model, args.metala
+    model = args.model
     return BlockSettings(
         hidden_size=model.hidden_size, num_attention_heads=model.num_attention_heads, num_layers=model.num_layers,
         intermediate_size=model.intermediate_size, norm=model.norm, norm_eps=model.norm_epsilon,
         hidden_dropout=model.hidden_dropout, init_method=model.init_method,
         output_layer_init_method=model.output_layer_init_method, init_method_std=model.init_method_std,
         seed=args.training.seed, checkpoint_activations=args.training.checkpoint_activations,
-        metala_backend=metala.metala_backend, metala_chunk_size=metala.metala_chunk_size,
-        metala_decay_normalizer=metala.metala_decay_normalizer,
-        metala_conv_kernel_size=metala.metala_conv_kernel_size,
-        metala_self_augmentation=metala.metala_self_augmentation, metala_short_conv=metala.metala_short_conv,
-        metala_fused_kernels=metala.metala_fused_kernels,
-        rotary_pct=model.rotary_pct, rotary_emb_base=model.rotary_emb_base)
+        metala=args.metala.options(),
+        rotary_pct=model.rotary_pct if model.pos_emb == "rotary" else 0.0, rotary_emb_base=model.rotary_emb_base,
+        attention_dropout=model.attention_dropout)
 
 
 def deepspeed_config(args: NeoXArgs) -> dict:

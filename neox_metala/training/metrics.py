@@ -32,9 +32,9 @@ from typing import Any, NamedTuple
 
 import torch
 
-from neox_metala.model.sizes import normalize_precision
+from neox_metala.model.sizes import mfu, model_tflops_per_gpu, normalize_precision
 
-from .wandb_sink import WandBLogger
+from .wandb_sink import WandBLogger, WandBSettings
 
 METRICS_FILENAME = "metrics.jsonl"
 
@@ -331,10 +331,10 @@ class MetricsProcessor:
         if steps:
             rates["seconds_per_iteration"] = elapsed / len(steps)
         if self.flops_per_token:
-            # model FLOPs per token × global tokens/s, shared by every GPU of the job
-            rates["tflops_per_gpu"] = self.flops_per_token * rates["tokens_per_second"] / self.world_size / 1e12
+            tokens_per_gpu = rates["tokens_per_second"] / self.world_size  # the job's tokens, shared by every GPU
+            rates["tflops_per_gpu"] = model_tflops_per_gpu(self.flops_per_token, tokens_per_gpu)
             if self.peak_tflops_per_gpu:
-                rates["mfu_percent"] = 100 * rates["tflops_per_gpu"] / self.peak_tflops_per_gpu
+                rates["mfu_percent"] = 100 * mfu(self.flops_per_token, tokens_per_gpu, self.peak_tflops_per_gpu)
         return rates
 
     @staticmethod
@@ -358,15 +358,13 @@ class MetricsProcessor:
 
 def build_metrics(run_dir: str | os.PathLike, rank: int, world_size: int, flops_per_token: float | None,
                   precision: str, train_iters: int | None = None, *, resume_iteration: int | None = None,
-                  console: bool = True, wandb_project: str | None = None, wandb_group: str | None = None,
-                  wandb_team: str | None = None, wandb_run_name: str | None = None, wandb_host: str | None = None,
-                  wandb_run_id: str | None = None, wandb_config: dict | None = None,
+                  console: bool = True, wandb: WandBSettings | None = None,
                   tensorboard_dir: str | os.PathLike | None = None, peak_tflops_per_gpu: float | None = None,
                   console_stream=None, clock=time.perf_counter) -> MetricsProcessor:
     """The trainer's one constructor. Rank 0 writes RUN_DIR/metrics.jsonl, the console line, and W&B (if
-    `wandb_project`) and TensorBoard (if `tensorboard_dir`); other ranks get no sinks.
+    `wandb`) and TensorBoard (if `tensorboard_dir`); other ranks get no sinks.
 
-    On resume pass `resume_iteration` (the checkpoint's iteration) and the stored `wandb_run_id`: records a crashed
+    On resume pass `resume_iteration` (the checkpoint's iteration) and the stored run id in `wandb`: records a crashed
     job left after the checkpoint are dropped from metrics.jsonl and hidden in TensorBoard, and W&B continues the
     same run: steps up to the checkpoint that W&B lost with the killed job are re-sent from metrics.jsonl, steps it
     already has are not (W&B keeps those first values); see `wandb_sink`. W&B files go to $WANDB_DIR if set, else
@@ -379,10 +377,9 @@ def build_metrics(run_dir: str | os.PathLike, rank: int, world_size: int, flops_
             jsonl.truncate_after(resume_iteration)
         if console:
             loggers.append(ConsoleLogger(train_iters, console_stream))
-        if wandb_project:
-            loggers.append(WandBLogger(wandb_project, wandb_group, wandb_team, wandb_run_name, wandb_run_id,
-                                       wandb_host, wandb_config, os.environ.get("WANDB_DIR", str(run_dir)),
-                                       history=jsonl.records() if wandb_run_id else None))
+        if wandb:
+            loggers.append(WandBLogger(wandb, os.environ.get("WANDB_DIR", str(run_dir)),
+                                       history=jsonl.records() if wandb.run_id else None))
         if tensorboard_dir:
             purge_step = resume_iteration + 1 if resume_iteration is not None else None
             loggers.append(TensorBoardLogger(tensorboard_dir, purge_step=purge_step))

@@ -15,18 +15,19 @@ import torch.distributed as dist
 from .. import parallel, warmup
 from ..config import ConfigError, NeoXArgs, check_data_paths, padded_vocab_size
 from ..config.data_check import check_save_writable
-from ..config.cli import parse_train_args
+from ..data.datasets import Split
 from ..data.tokenizers import load_tokenizer
+from ..launch.train_args import parse_train_args
 from ..model.gpt import cross_entropy_loss
-from ..model.sizes import flops_per_token, shape_from_config
+from ..model.sizes import flops_per_token
 from . import checkpoint
 from .batches import BatchStream, build_run_datasets, stream_device
 from .engine import build_model, initialize_engine
 from .metrics import build_metrics
 from .signals import StopConditions
+from .wandb_sink import WandBSettings
 
 logger = logging.getLogger("neox_metala.training")
-NAN_TEST_HOOK = "NEOX_METALA_TEST_NAN_ITERATIONS"  # test hook: "5,6,7" poisons those iterations' loss
 
 
 @dataclasses.dataclass
@@ -65,9 +66,9 @@ class Trainer:
         self.resumed_from = self._resume() if args.checkpoint.load else None
         self.run_dir = args.logging.log_dir or args.checkpoint.save or os.path.join("runs", "latest")
         self.datasets = build_run_datasets(args, tokenizer, os.path.join(self.run_dir, "index-cache"))
-        self.train_stream = self._stream(0, self.state.consumed_train_samples)
+        self.train_stream = self._stream(Split.TRAIN, self.state.consumed_train_samples)
         self.metrics = self._build_metrics(vocab)
-        self.nan_test_iterations = {int(i) for i in os.environ.get(NAN_TEST_HOOK, "").split(",") if i}
+        self.nan_test_iterations: set[int] = set()  # their loss is made NaN: tests/training/hooked_train.py
         self.consecutive_skips = 0
         self.updates_since_save = 0  # a save after skipped steps only must not push out good checkpoints
         # DeepSpeed skips a non-finite step only through an optimizer wrapper with an overflow check (ZeRO >= 1,
@@ -83,23 +84,21 @@ class Trainer:
 
     def _build_metrics(self, padded_vocab: int):
         args, logging_cfg = self.args, self.args.logging
-        flops = flops_per_token(shape_from_config(args, padded_vocab),
-                                chunk_size=args.metala.metala_chunk_size)["total"]
-        wandb = dict(wandb_project=logging_cfg.wandb_project, wandb_group=logging_cfg.wandb_group,
-                     wandb_team=logging_cfg.wandb_team, wandb_run_name=logging_cfg.wandb_run_name,
-                     wandb_host=logging_cfg.wandb_host, wandb_run_id=self.state.wandb_run_id,
-                     wandb_config=args.to_dict()) if logging_cfg.use_wandb else {}
+        flops = flops_per_token(args.model_shape(padded_vocab))["total"]
+        wandb = WandBSettings(logging_cfg.wandb_project, logging_cfg.wandb_group, logging_cfg.wandb_team,
+                              logging_cfg.wandb_run_name, logging_cfg.wandb_host, self.state.wandb_run_id,
+                              args.to_dict()) if logging_cfg.use_wandb else None
         return build_metrics(self.run_dir, dist.get_rank(), self.layout.world_size, flops, args.training.precision,
                              args.training.train_iters, resume_iteration=self._metrics_resume_iteration(),
                              tensorboard_dir=logging_cfg.tensorboard_dir,
-                             peak_tflops_per_gpu=logging_cfg.peak_tflops_per_gpu, **wandb)
+                             peak_tflops_per_gpu=logging_cfg.peak_tflops_per_gpu, wandb=wandb)
 
     def _metrics_resume_iteration(self) -> int | None:
         """Where the metrics files restart. A resumable job (`load` set) that found no checkpoint starts at 0: the
         records of an earlier attempt killed before its first checkpoint must go, not be logged twice."""
         return self.state.iteration if self.resumed_from or self.args.checkpoint.load else None
 
-    def _stream(self, split: int, consumed: int):
+    def _stream(self, split: Split, consumed: int):
         dataset = self.datasets[split]
         if dataset is None:
             return None
@@ -200,8 +199,8 @@ class Trainer:
                 f"had a non-finite loss or gradient norm; resume from the last checkpoint in "
                 f"{self.args.checkpoint.save} (load) after fixing the cause, e.g. a lower learning rate")
 
-    def evaluate(self, split: int = 1) -> float | None:
-        consumed = self.state.consumed_valid_samples if split == 1 else 0
+    def evaluate(self, split: Split = Split.VALID) -> float | None:
+        consumed = self.state.consumed_valid_samples if split == Split.VALID else 0
         stream = self._stream(split, consumed)
         if stream is None:
             return None
@@ -210,9 +209,9 @@ class Trainer:
                 loss = self._mean_eval_loss(stream)
         finally:
             stream.close()
-        if split == 1:
+        if split == Split.VALID:
             self.state.consumed_valid_samples += self.args.training.eval_iters * self.args.training.train_batch_size
-        if split == 1:
+        if split == Split.VALID:
             self.metrics.log_eval(self.state.iteration, loss.item())
         else:
             logger.info("test loss %.4f at iteration %d", loss.item(), self.state.iteration)

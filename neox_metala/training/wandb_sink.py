@@ -17,6 +17,7 @@ import json
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 # The transaction log is LevelDB's log format after a 7-byte ":W&B" header: 32 KiB blocks of records, each a
@@ -67,27 +68,39 @@ def last_logged_step(log_files) -> int:
     return last
 
 
+@dataclass(frozen=True)
+class WandBSettings:
+    """Where a run's W&B records go (the config's wandb_* keys) and, on resume, the run to continue."""
+
+    project: str
+    group: str | None = None
+    team: str | None = None
+    run_name: str | None = None
+    host: str | None = None
+    run_id: str | None = None  # stored in the checkpoint: a resumed job continues this run
+    config: dict | None = None  # the run's resolved config, shown in W&B
+
+
 class WandBLogger:
     """Logs to Weights & Biases by `step=iteration`. `run_id` resumes that run; `history` (metrics.jsonl's records
     up to the checkpoint) then fills in the steps W&B lost (see the module docstring). A sink of
     `training.metrics` (its BaseLogger interface; not a subclass, as metrics imports this module)."""
 
-    def __init__(self, project: str, group: str | None = None, team: str | None = None, name: str | None = None,
-                 run_id: str | None = None, host: str | None = None, config: dict | None = None,
-                 wandb_dir: str | None = None, history: list[dict] | None = None):
+    def __init__(self, settings: WandBSettings, wandb_dir: str | None = None, history: list[dict] | None = None):
         import wandb  # lazily: W&B is optional and slow to import
 
         # A W&B service inherited from a parent process (WANDB_SERVICE: a notebook, a test runner or a tool that
         # used wandb before starting this job) outlives the job: killed, it would leave our run id "in use" there,
         # and the resumed job could not continue the run. Each job gets its own, which ends with it.
         os.environ.pop("WANDB_SERVICE", None)
-        if host:
-            os.environ["WANDB_BASE_URL"] = host
+        if settings.host:
+            os.environ["WANDB_BASE_URL"] = settings.host
         if wandb_dir:
             Path(wandb_dir).mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(project=project, group=group, entity=team, name=name, id=run_id, resume="allow",
-                              dir=wandb_dir, config=config or {})
-        self.last_step_of_previous_jobs = self._last_step_held() if run_id else -1
+        self.run = wandb.init(project=settings.project, group=settings.group, entity=settings.team,
+                              name=settings.run_name, id=settings.run_id, resume="allow", dir=wandb_dir,
+                              config=settings.config or {})
+        self.last_step_of_previous_jobs = self._last_step_held() if settings.run_id else -1
         for record in history or []:
             self.log({key: value for key, value in record.items() if key != "iteration"}, record["iteration"])
 

@@ -7,7 +7,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from neox_metala.config.cli import parse_train_args
+from neox_metala.launch.train_args import parse_train_args
 
 args = parse_train_args()
 dist.init_process_group("gloo")  # MASTER_ADDR / MASTER_PORT / RANK / WORLD_SIZE come from DeepSpeed's launcher

@@ -11,10 +11,10 @@ import sys
 import pytest
 
 from neox_metala.config import ConfigError, load_config
-from neox_metala.config.cli import encode_config, parse_train_args, slurm_rank_environment
 from neox_metala.launch.command import launch_environment, runner_command
 from neox_metala.launch.deepy import deepy_main, local_ranks
 from neox_metala.launch.resources import plan_resources
+from neox_metala.launch.train_args import encode_config, parse_train_args, slurm_rank_environment
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HOSTFILE_2x8 = "node-a slots=8\nnode-b slots=8\n"

@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from neox_metala.config import load_config, layer_types, padded_vocab_size
+from neox_metala.config import layer_types, load_config, padded_vocab_size
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "configs"
@@ -112,7 +112,7 @@ def test_meta_device_model_has_the_size_in_its_name(config, single_rank):
     import torch
 
     from neox_metala.model import gpt
-    from neox_metala.model.sizes import count_parameters, shape_from_config
+    from neox_metala.model.sizes import count_parameters
     from neox_metala.training.engine import block_settings
 
     args = load(config).resolve(math.prod(stated_cluster(config)[:2]))
@@ -127,7 +127,7 @@ def test_meta_device_model_has_the_size_in_its_name(config, single_rank):
     assert all(p.is_meta for p in parameters) and all(b.is_meta for b in model.buffers())
     assert grown_mib < 256, f"building on the meta device raised the peak memory by {grown_mib:.0f} MiB"
     total = sum(p.numel() for p in parameters)
-    assert total == count_parameters(shape_from_config(args, vocab))["total"]
+    assert total == count_parameters(args.model_shape(vocab))["total"]
     assert abs(total / nominal_parameters(config) - 1) < 0.05, f"{config}: {total:,} parameters"
     mixers = [module.mixer for module in model.layers if hasattr(module, "mixer")]
     assert len(mixers) == args.model.num_layers and {type(m).__name__ for m in mixers} == {"MetaLAMixer"}

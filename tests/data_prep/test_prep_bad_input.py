@@ -12,6 +12,7 @@ import zstandard
 
 from neox_metala.data_prep import tools
 from neox_metala.data_prep.pipeline import TokenizeOptions, run_tokenize
+
 from prep_helpers import SAMPLE_TOKENIZER, megatron_documents, run_cli
 
 GOOD = ["The first good document.", "The second, with unicode: \u00e9\u00e8\u4e2d.", "Third and last good one."]

@@ -15,6 +15,7 @@ import zstandard
 
 from neox_metala.data_prep import tools
 from neox_metala.data_prep.checksums import read_checksum_file
+
 from prep_helpers import SAMPLE_TOKENIZER, megatron_documents, run_cli, shard_files
 
 DOCUMENTS = 200

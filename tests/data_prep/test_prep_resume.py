@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from neox_metala.data_prep import tools
+
 from prep_helpers import REPO, SAMPLE_TOKENIZER, megatron_documents, shard_files, write_jsonl_zst
 
 BAD_LINES = [b"{broken json\n", b'{"meta": {"pile_set_name": "X"}}\n', b'{"text": "\xff\xfe bad utf8"}\n']

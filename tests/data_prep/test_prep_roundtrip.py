@@ -13,6 +13,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 from neox_metala.data_prep import tools
 from neox_metala.data_prep.pipeline import TokenizeOptions, run_tokenize
+
 from prep_helpers import SAMPLE_TOKENIZER, megatron_documents, megatron_dtype, shard_files, write_jsonl_zst
 
 

@@ -6,6 +6,7 @@ import os
 import time
 
 from neox_metala.data_prep import prepare_sample
+
 from prep_helpers import SAMPLE, megatron_documents, read_jsonl_zst
 
 

@@ -12,6 +12,7 @@ import sentencepiece
 from tokenizers import Tokenizer, models
 
 from neox_metala.data.tokenizers import TOKENIZER_TYPES, load_tokenizer
+
 from prep_helpers import EDGE_TEXTS, REPO, SAMPLE_TOKENIZER
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from neox_metala.data_prep import tools
 from neox_metala.data_prep.sources import partition_files
+
 from prep_helpers import REPO, SAMPLE, SAMPLE_TOKENIZER, megatron_documents, read_jsonl_zst, run_cli
 
 SUBSETS = {"Gutenberg (PG-19)": "Gutenberg_PG-19", "Wikipedia (en)": "Wikipedia_en", "Github": "Github",

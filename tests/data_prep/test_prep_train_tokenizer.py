@@ -10,6 +10,7 @@ from tokenizers import Tokenizer
 
 from neox_metala.data.tokenizers import load_tokenizer
 from neox_metala.data_prep.train_tokenizer import train_sentencepiece
+
 from prep_helpers import SAMPLE, run_cli
 
 

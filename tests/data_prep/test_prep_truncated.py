@@ -20,6 +20,7 @@ import zstandard
 
 from neox_metala.data_prep import tools
 from neox_metala.data_prep.compressed import CheckedFrames, DamagedInputError, gzip_codec, zstd_codec
+
 from prep_helpers import SAMPLE_TOKENIZER, megatron_documents, run_cli, shard_files
 
 DOCUMENTS = 200  # of the sample corpus: ~370 KB of jsonl, several 128 KiB zstd blocks

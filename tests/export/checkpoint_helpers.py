@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from neox_metala.model.checkpoint_files import canonical_name  # noqa: F401  (re-exported for tests)
+from neox_metala.training.checkpoint_files import canonical_name  # noqa: F401  (re-exported for tests)
 
 REPO = Path(__file__).resolve().parents[2]
 TOKENIZER = str(REPO / "data/sample/tokenizer.json")  # 8192 tokens: no vocab padding at TP 1 and 2

@@ -65,7 +65,7 @@ def wandb_history(log_dir):
 def test_evaluate_on_a_local_task_equals_direct_computation(checkpoints, tmp_path, single_rank):
     from neox_metala.data.tokenizers import load_tokenizer
     from neox_metala.evaluate import MetaLALM, main
-    from neox_metala.model.checkpoint_files import find_step_dir, load_single_rank_model
+    from neox_metala.training.checkpoint_files import find_step_dir, load_single_rank_model
 
     data = tmp_path / "local_mc.jsonl"
     data.write_text("".join(json.dumps(doc) + "\n" for doc in DOCS))

@@ -16,7 +16,7 @@ def cache_bytes(cache):
 def test_generate_command_line_matches_the_library(checkpoints, tmp_path, single_rank):
     from neox_metala.data.tokenizers import load_tokenizer
     from neox_metala.generate import generate_tokens, main
-    from neox_metala.model.checkpoint_files import find_step_dir, load_single_rank_model
+    from neox_metala.training.checkpoint_files import find_step_dir, load_single_rank_model
 
     load_dir = str(checkpoints["metala"][0])
     (tmp_path / "prompts.txt").write_text("Once upon a time\nThe capital of\n")
@@ -34,14 +34,14 @@ def test_generate_command_line_matches_the_library(checkpoints, tmp_path, single
 
 def test_metala_decode_state_does_not_grow_with_the_generated_length(checkpoints, single_rank):
     from neox_metala.model import gpt
-    from neox_metala.model.checkpoint_files import find_step_dir, load_single_rank_model
+    from neox_metala.training.checkpoint_files import find_step_dir, load_single_rank_model
 
     model, _ = load_single_rank_model(find_step_dir(str(checkpoints["metala"][0])))
     cache, sizes = model.new_cache(), []
     token = torch.tensor([[5]])
     with torch.no_grad():
         model((torch.tensor([[1, 2, 3]]), gpt.no_padding_mask()), cache=cache)
-        for step in range(40):
+        for _ in range(40):
             model((token, gpt.no_padding_mask()), cache=cache)
             sizes.append(cache_bytes(cache))
     assert len(set(sizes)) == 1 and sizes[0] > 0

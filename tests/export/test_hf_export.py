@@ -72,7 +72,7 @@ def test_hf_greedy_generation_equals_ours_with_left_padding(checkpoints, exporte
     from transformers import AutoTokenizer
 
     from neox_metala.generate import generate_tokens
-    from neox_metala.model.checkpoint_files import find_step_dir, load_single_rank_model
+    from neox_metala.training.checkpoint_files import find_step_dir, load_single_rank_model
 
     ours, _ = load_single_rank_model(find_step_dir(str(checkpoints[stack][0])))
     tokenizer = AutoTokenizer.from_pretrained(exported[stack])

@@ -17,8 +17,12 @@ def rel_err(actual, expected):
 
 
 def full_state(load_dir):
-    from neox_metala.model.checkpoint_files import (checkpoint_config, find_step_dir, model_description,
-                                                    read_full_state)
+    from neox_metala.training.checkpoint_files import (
+        checkpoint_config,
+        find_step_dir,
+        model_description,
+        read_full_state,
+    )
 
     step_dir = find_step_dir(str(load_dir))
     return read_full_state(step_dir, *model_description(checkpoint_config(step_dir)))
@@ -30,10 +34,9 @@ def resume_worker(rank, world_size, load_dir):
     from neox_metala import parallel
     from neox_metala.data.tokenizers import load_tokenizer
     from neox_metala.model import gpt
-    from neox_metala.model.checkpoint_files import checkpoint_config
     from neox_metala.training import checkpoint
+    from neox_metala.training.checkpoint_files import checkpoint_config
     from neox_metala.training.engine import build_model, initialize_engine
-
     from neox_metala.training.trainer import TrainState
 
     tag = checkpoint.find_resume_tag(load_dir)
@@ -58,8 +61,8 @@ def resume_worker(rank, world_size, load_dir):
 
 def test_official_checkpoint_imports_into_tp2_and_resumes(tmp_path, single_rank):
     from neox_metala.export.__main__ import main
-    from neox_metala.model.checkpoint_files import find_step_dir, load_single_rank_model
     from neox_metala.model.reshard import split_tp_shard, tp_layout
+    from neox_metala.training.checkpoint_files import find_step_dir, load_single_rank_model
 
     official = randomized(OFFICIAL_CONFIG, seed=21).double().eval()
     write_official_folder(official, tmp_path / "official", TOKENIZER)

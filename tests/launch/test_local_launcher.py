@@ -13,8 +13,9 @@ import time
 import psutil
 import pytest
 
-from dist_helpers import free_port
 from neox_metala.launch.local import FAILURE_GRACE_SECONDS
+
+from dist_helpers import free_port
 
 LAUNCHER = textwrap.dedent("""
     import os, sys

@@ -6,6 +6,7 @@ import torch
 
 from neox_metala.layers.settings import BlockSettings
 from neox_metala.model import gpt
+from neox_metala.ops.options import MetaLAOptions
 
 VOCAB, TOLERANCE = 64, 1e-5
 STACKS = {"metala": ["metala", "metala"], "attention": ["attention", "attention"],
@@ -14,7 +15,7 @@ STACKS = {"metala": ["metala", "metala"], "attention": ["attention", "attention"
 
 def randomized_model(layer_types, seed=3):
     settings = BlockSettings(hidden_size=32, num_attention_heads=4, num_layers=len(layer_types), norm="rmsnorm",
-                             metala_chunk_size=4, seed=seed)
+                             metala=MetaLAOptions(chunk_size=4), seed=seed)
     model = gpt.SequentialModel(gpt.layer_specs(settings, layer_types, VOCAB, tied=True)).eval()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # everything random, the parts that start at zero or one included

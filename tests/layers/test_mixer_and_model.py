@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from neox_metala.layers.mixer import MetaLAMixer
 from neox_metala.layers.settings import BlockSettings, check_head_split
 from neox_metala.model import gpt
+from neox_metala.ops.options import MetaLAOptions
+
 from spec_reference import spec_mixer
 
 F64 = torch.float64
@@ -31,12 +33,12 @@ def spec_weights(mixer, width):
 
 @pytest.mark.parametrize("overrides", [
     pytest.param({}, id="full"),
-    pytest.param({"metala_self_augmentation": False}, id="without-self-augmentation"),
-    pytest.param({"metala_short_conv": False}, id="without-short-conv"),
+    pytest.param({"self_augmentation": False}, id="without-self-augmentation"),
+    pytest.param({"short_conv": False}, id="without-short-conv"),
 ])
 def test_mixer_equals_spec_equations_fp64(single_rank, overrides):
     width, heads = 24, 3
-    mixer = randomized_mixer(width, heads, metala_chunk_size=8, **overrides)
+    mixer = randomized_mixer(width, heads, metala=MetaLAOptions(chunk_size=8, **overrides))
     x = torch.randn(2, 19, width, dtype=F64, generator=torch.Generator().manual_seed(12))
     with torch.no_grad():
         ours = mixer(x.transpose(0, 1)).transpose(0, 1)  # the layer is seq-first
@@ -46,7 +48,7 @@ def test_mixer_equals_spec_equations_fp64(single_rank, overrides):
 
 def test_left_padding_leaves_real_tokens_unchanged(single_rank):
     width, heads, pad = 16, 2, 5
-    mixer = randomized_mixer(width, heads, metala_chunk_size=4)
+    mixer = randomized_mixer(width, heads, metala=MetaLAOptions(chunk_size=4))
     x = torch.randn(1, 9, width, dtype=F64, generator=torch.Generator().manual_seed(13))
     padded = torch.cat([torch.randn(1, pad, width, dtype=F64), x], dim=1)
     mask = torch.cat([torch.zeros(1, pad, dtype=torch.bool), torch.ones(1, 9, dtype=torch.bool)], dim=1)

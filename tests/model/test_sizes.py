@@ -8,8 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from neox_metala.model import sizes
-from neox_metala.model.sizes import ModelShape, count_parameters, flops_per_token, memory_estimate
+from neox_metala import shape as shapes
+from neox_metala.model import report, sizes
+from neox_metala.model.sizes import count_parameters, flops_per_token, memory_estimate
+from neox_metala.ops.options import MetaLAOptions
+from neox_metala.shape import ModelShape
 
 
 def make_shape(**overrides):
@@ -109,8 +112,8 @@ class PlainModel(nn.Module):
         super().__init__()
         d = shape.hidden_size
         self.embed = nn.Embedding(shape.vocab_size, d)
-        self.blocks = nn.ModuleList(PlainBlock(t, d, shape.intermediate_size, shape.norm, shape.conv_kernel_size,
-                                               shape.self_augmentation) for t in shape.layer_types)
+        self.blocks = nn.ModuleList(PlainBlock(t, d, shape.intermediate_size, shape.norm, shape.metala.conv_width,
+                                               shape.metala.self_augmentation) for t in shape.layer_types)
         self.final_norm = plain_norm(shape.norm, d)
         self.head = nn.Linear(d, shape.vocab_size, bias=False)
         if shape.tied_embeddings:
@@ -122,8 +125,8 @@ SMALL_SHAPES = {
     "metala-layernorm-untied": dict(norm="layernorm", tied_embeddings=False),
     "hybrid-simple-untied": dict(norm="simple_rmsnorm", tied_embeddings=False,
                                  layer_types=("metala", "attention", "metala")),
-    "attention-only-k2": dict(layer_types=("attention",) * 3, conv_kernel_size=2),
-    "metala-no-conv-no-aug": dict(conv_kernel_size=0, self_augmentation=False),  # the paper's ablations
+    "attention-only-k2": dict(layer_types=("attention",) * 3, metala=MetaLAOptions(conv_kernel_size=2)),
+    "metala-no-conv-no-aug": dict(metala=MetaLAOptions(short_conv=False, self_augmentation=False)),  # ablations
 }
 
 
@@ -185,7 +188,8 @@ def test_weight_flops_match_torch_flop_counter_on_plain_model(name):
 @pytest.mark.parametrize("chunk_size", [16, 64])
 def test_metala_core_flops_match_counted_chunk_form(chunk_size):
     """Count one chunk's four matmuls (fla chunk_gla form) with torch, then halve the causal intra part."""
-    shape = small_shape(num_layers=1, layer_types=("metala",), hidden_size=64, num_attention_heads=4)
+    shape = small_shape(num_layers=1, layer_types=("metala",), hidden_size=64, num_attention_heads=4,
+                        metala=MetaLAOptions(chunk_size=chunk_size))
     dk, dv, c = shape.head_k_dim, shape.head_v_dim, chunk_size
     q, k, v, state = torch.randn(c, dk), torch.randn(c, dk), torch.randn(c, dv), torch.randn(dk, dv)
     with FlopCounterMode(display=False) as intra:
@@ -195,7 +199,7 @@ def test_metala_core_flops_match_counted_chunk_form(chunk_size):
         k.T @ v  # this chunk's contribution to the next state
     per_head_per_token = (intra.get_total_flops() / 2 + inter.get_total_flops()) / c
     expected = shape.num_attention_heads * per_head_per_token
-    assert flops_per_token(shape, training=False, chunk_size=c)["metala_core"] == expected
+    assert flops_per_token(shape, training=False)["metala_core"] == expected
     d, h = shape.hidden_size, shape.num_attention_heads
     assert expected == 1.5 * c * d + 2 * d * d / h  # the closed form quoted in the docstring
 
@@ -208,7 +212,7 @@ def test_attention_core_flops_are_causal_half_of_counted_square():
         torch.softmax(q @ k.T, dim=-1) @ v
     forward = flops_per_token(shape, training=False)
     assert forward["attention_core"] == counter.get_total_flops() / 2 / t  # one attention layer
-    assert forward["metala_core"] > 0 and forward["conv"] == 2 * d * shape.conv_kernel_size
+    assert forward["metala_core"] > 0 and forward["conv"] == 2 * d * shape.metala.conv_width
 
 
 def test_mfu_arithmetic():
@@ -290,17 +294,17 @@ def test_shape_validation_names_the_values():
 
 
 def test_helpers_follow_neox_rules():
-    assert [sizes.default_intermediate_size(d) for d in (768, 1024, 1536, 2048, 2560)] == [
+    assert [shapes.default_intermediate_size(d) for d in (768, 1024, 1536, 2048, 2560)] == [
         2048, 2816, 4096, 5632, 6912]  # spec §3.1
-    assert sizes.padded_vocab_size(50277) == 50304
-    assert sizes.padded_vocab_size(50277, tp=4) == 50688
+    assert shapes.padded_vocab_size(50277) == 50304
+    assert shapes.padded_vocab_size(50277, tp=4) == 50688
 
 
 def test_cli_prints_the_table(capsys):
-    sizes.main(["--num-layers", "24", "--hidden-size", "2048", "--no-weight-tying", "--tp", "2", "--dp", "4"])
+    report.main(["--num-layers", "24", "--hidden-size", "2048", "--no-weight-tying", "--tp", "2", "--dp", "4"])
     out = capsys.readouterr().out
     # GPT-NeoX-20B's 50,277 tokens pad to 50,432 at TP=2 (a multiple of 128 x 2): 2 x 128 x 2048 more than
     # the 1,439,541,248 of the spec's untied 1.4B at 50,304.
     assert "1,440,065,536" in out and "memory / GPU" in out and "tp=2" in out
     with pytest.raises(SystemExit, match="num_layers is 2"):
-        sizes.main(["--num-layers", "2", "--hidden-size", "64", "--layer-types", "metala,attention,metala"])
+        report.main(["--num-layers", "2", "--hidden-size", "64", "--layer-types", "metala,attention,metala"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neox_metala.ops import core_op, reference
-from neox_metala.ops.short_conv import short_conv_shifted, short_conv_torch
+from neox_metala.ops.causal_conv import short_conv_shifted, short_conv_torch
 
 F64 = torch.float64
 

@@ -38,7 +38,7 @@ def make_inputs(batch, seq, heads, head_k_dim, dtype, with_aug, seed=0):
 def test_fused_path_equals_reference(batch, seq, heads, head_k_dim, dtype, with_aug):
     fast, exact = make_inputs(batch, seq, heads, head_k_dim, dtype, with_aug)
     ours = ops.metala_mix(*fast, heads, seq_first=True)
-    expected = ops.metala_mix(*exact, heads, seq_first=True, backend="chunked")  # fp64 on the GPU
+    expected = ops.metala_mix(*exact, heads, ops.MetaLAOptions(backend="chunked"), seq_first=True)  # fp64, GPU
     name = f"fused-B{batch}-T{seq}-H{heads}-dk{head_k_dim}-{str(dtype)[6:]}-{'aug' if with_aug else 'noaug'}"
     err = rel_err(ours, expected)
     print(f"GPU-ERR {name}-output {err:.3e}")

@@ -94,7 +94,7 @@ def test_tensor_parallel_two_equals_single_rank(tmp_path):
     logits = torch.cat([r["logits"] for r in ranks], dim=-1)  # vocab-parallel logits: (seq, batch, vocab)
     assert rel_err(logits, single["logits"]) <= 1e-5
     assert abs(ranks[0]["loss"] - single["loss"]) <= 1e-5 * abs(single["loss"])
-    for name, (weight, grad, partition_dim, fused) in single["params"].items():
+    for name, (weight, grad, _, _) in single["params"].items():
         shards = [r["params"][name] for r in ranks]
         full_weight = merge_tp_shards([s[0] for s in shards], shards[0][2], shards[0][3])
         full_grad = merge_tp_shards([s[1] for s in shards], shards[0][2], shards[0][3])

@@ -77,7 +77,7 @@ def test_checkpoint_of_another_model_is_refused_with_both_values(tmp_path):
 
 def test_index_cache_is_renamed_into_place_only_when_complete(tmp_path, sample_data, single_rank):
     """A killed first build leaves `<key>.partial`, which the next build replaces instead of trusting."""
-    from neox_metala.data.datasets import DataSources, DatasetTokenizerInfo, build_datasets
+    from neox_metala.data.datasets import DatasetTokenizerInfo, DataSources, build_datasets
     from neox_metala.data.tokenizers import load_tokenizer
 
     tokenizer = load_tokenizer(sample_data["tokenizer_type"], sample_data["vocab_file"])

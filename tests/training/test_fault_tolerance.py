@@ -29,14 +29,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from neox_metala import plot
+from neox_metala.training.checkpoint import COMPLETE_MARKER
+from neox_metala.training.wandb_sink import last_logged_step
+
 from dist_helpers import free_port
+from hooked_train import NAN_TEST_HOOK, SAVE_PAUSE_TEST_HOOK, SCRIPT
 from runtime_helpers import REPO, SMALL_MODEL, metrics, sample_data_settings, train_losses, write_configs
 from wandb_offline import read_wandb_history
-
-from neox_metala import plot
-from neox_metala.training.checkpoint import COMPLETE_MARKER, SAVE_PAUSE_TEST_HOOK
-from neox_metala.training.trainer import NAN_TEST_HOOK
-from neox_metala.training.wandb_sink import last_logged_step
 
 pytestmark = pytest.mark.multiproc
 TRAIN_ITERS = 40
@@ -68,7 +68,7 @@ class Job:
                 environment.pop(key, None)
         self.log_path = log_path
         with open(log_path, "w") as log:
-            self.process = subprocess.Popen([sys.executable, str(REPO / "train.py"), "-d", str(config_dir), *files],
+            self.process = subprocess.Popen([sys.executable, str(SCRIPT), "-d", str(config_dir), *files],
                                             cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         self.started, self.started_wall = time.monotonic(), time.time()

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dist_helpers import free_port
-from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, write_configs
-
 from neox_metala.training import checkpoint
-from neox_metala.training.trainer import NAN_TEST_HOOK
+
+from dist_helpers import free_port
+from hooked_train import NAN_TEST_HOOK, SCRIPT
+from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, write_configs
 
 pytestmark = pytest.mark.multiproc
 MODEL = {**SMALL_MODEL, "train_iters": 6, "checkpoint_factor": 2, "keep_last_n_checkpoints": 3, "eval_iters": 0}
@@ -40,7 +40,7 @@ def run_train(config_dir: Path, files: list[str], env: dict | None = None) -> tu
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         environment.pop(key, None)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "train.py", "-d", str(config_dir), *files], cwd=REPO, env=environment,
+    result = subprocess.run([sys.executable, str(SCRIPT), "-d", str(config_dir), *files], cwd=REPO, env=environment,
                             capture_output=True, text=True, timeout=300)
     return result, time.monotonic() - started
 

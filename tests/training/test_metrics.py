@@ -13,6 +13,8 @@ import torch
 
 from neox_metala.training import metrics as metrics_module
 from neox_metala.training.metrics import build_metrics, format_console_line, peak_tflops_for_device
+from neox_metala.training.wandb_sink import WandBSettings
+
 from wandb_offline import read_wandb_history
 
 
@@ -53,8 +55,8 @@ def run_job(run_dir, first, last, job, resume_iteration=None, wandb_run_id=None)
     clock = FakeClock()
     metrics = build_metrics(run_dir, rank=0, world_size=WORLD_SIZE, flops_per_token=FLOPS_PER_TOKEN,
                             precision="bf16", train_iters=100, resume_iteration=resume_iteration,
-                            wandb_project="neox-metala-test", wandb_group="g", wandb_run_name="resume-test",
-                            wandb_run_id=wandb_run_id, wandb_config={"hidden_size": 64, "lr": 3e-4},
+                            wandb=WandBSettings("neox-metala-test", group="g", run_name="resume-test",
+                                                run_id=wandb_run_id, config={"hidden_size": 64, "lr": 3e-4}),
                             tensorboard_dir=run_dir / "tensorboard", peak_tflops_per_gpu=PEAK,
                             console_stream=io.StringIO(), clock=clock)
     for iteration in range(first, last + 1):

@@ -6,8 +6,15 @@ import os
 import pytest
 
 from dist_helpers import run_workers
-from runtime_helpers import (SMALL_MODEL, run_deepy, sample_data_settings, setup_yaml, train_losses, train_worker,
-                             write_configs)
+from runtime_helpers import (
+    SMALL_MODEL,
+    run_deepy,
+    sample_data_settings,
+    setup_yaml,
+    train_losses,
+    train_worker,
+    write_configs,
+)
 
 pytestmark = pytest.mark.multiproc
 STEPS = 8  # 2N
@@ -36,7 +43,8 @@ def test_resume_continues_bitwise_exactly(tmp_path, sample_data, world_size, par
     got = train_losses(tmp_path / "split/run")
     assert sorted(got) == list(range(1, STEPS + 1)), "the resumed run must log every iteration once"
     for iteration in range(STEPS // 2 + 1, STEPS + 1):
-        assert got[iteration] == expected[iteration], f"iteration {iteration}: {got[iteration]} != {expected[iteration]}"
+        assert got[iteration] == expected[iteration], (
+            f"iteration {iteration}: {got[iteration]} != {expected[iteration]}")
     assert expected[1] != expected[STEPS]  # it trained
 
 

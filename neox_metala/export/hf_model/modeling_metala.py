@@ -118,7 +118,7 @@ def _gla(q, key, v, log_decay, scale, initial_state, chunk_size, kernel_dtype=No
                                            output_final_state=True)
         return gla.chunk_gla(q, key, v, log_decay, scale=scale, initial_state=state, output_final_state=True)
     # A chunk shorter than chunk_size would be zero-padded up to it (chunk_size times the work of one step).
-    return chunked_gla(q, key, v, log_decay, scale, initial_state, True, min(chunk_size, q.shape[1]))
+    return chunked_gla(q, key, v, log_decay, scale, initial_state, True, chunk_size=min(chunk_size, q.shape[1]))
 
 
 class MetaLATokenMixer(nn.Module):

@@ -1,4 +1,5 @@
-"""train.py's command line: the config resolved by deepy.py (neox_metala.launch), or YAML files read directly.
+"""train.py's command line: the config resolved by deepy.py (passed on the command line), or YAML files read
+directly.
 
     # every rank started by deepy.py runs: train.py --neox-config-b64 <config> --local_rank=N
     torchrun --nproc_per_node 2 train.py -d configs tiny.yml      # also works: train.py reads YAML itself
@@ -13,8 +14,7 @@ import os
 import subprocess
 from collections.abc import Mapping, MutableMapping
 
-from .args import NeoXArgs, load_config
-from .errors import ConfigError
+from ..config import ConfigError, NeoXArgs, load_config
 
 # The argument through which train.py receives the resolved config (as GPT-NeoX passes its configs): base64
 # of the to_dict() JSON, so that no shell or pdsh quoting can alter it.

@@ -18,8 +18,8 @@ import re
 import torch
 
 from ..layers.settings import BlockSettings
-from . import gpt
-from .reshard import merge_tp_shards, tp_layout
+from ..model import gpt
+from ..model.reshard import merge_tp_shards, tp_layout
 
 MP_RANK_FILE = re.compile(r"^mp_rank_(\d+)_model_states\.pt$")
 LAYER_FILE = re.compile(r"^layer_(\d+)-model_(\d+)-model_states\.pt$")
@@ -31,7 +31,7 @@ class CheckpointFormatError(RuntimeError):
 
 def find_step_dir(load_dir: str, iteration: int | None = None) -> str:
     """The folder of step `iteration`, or of the step `load_dir`/latest names (falling back as a resume does)."""
-    from ..training import checkpoint
+    from . import checkpoint
 
     if iteration is not None:
         step_dir = os.path.join(load_dir, checkpoint.step_tag(iteration))
@@ -126,7 +126,7 @@ def read_full_state(step_dir: str, settings: BlockSettings, layer_types: list[st
 def checkpoint_config(step_dir: str):
     """The NeoXArgs a checkpoint was saved with (its neox_config.yml)."""
     from ..config import load_config
-    from ..training import checkpoint
+    from . import checkpoint
 
     path = os.path.join(step_dir, checkpoint.CONFIG_FILE)
     if not os.path.exists(path):
@@ -138,7 +138,7 @@ def checkpoint_config(step_dir: str):
 def model_description(args) -> tuple[BlockSettings, list[str], bool]:
     """(block settings, layer types, tied head) of a run's config."""
     from ..config import layer_types
-    from ..training.engine import block_settings
+    from .engine import block_settings
 
     return block_settings(args), layer_types(args), not args.model.no_weight_tying
 
