@@ -55,7 +55,7 @@ def test_compiled_block_with_gpu_dispatch_is_one_graph_and_equals_eager(single_r
     from neox_metala.layers.settings import BlockSettings
     from neox_metala.ops import metala
 
-    settings = BlockSettings(hidden_size=32, num_attention_heads=2, num_layers=1, params_dtype=F64)
+    settings = BlockSettings(hidden_size=32, num_attention_heads=2, num_layers=1, params_dtype=F64, norm="rmsnorm")
     block = ParallelBlock(settings, 0, "metala")
     x = torch.randn(40, 2, 32, dtype=F64, generator=torch.Generator().manual_seed(5), requires_grad=True)
     eager = block(x)  # CPU dispatch: chunked core, conv1d
