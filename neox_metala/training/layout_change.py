@@ -58,9 +58,14 @@ def _fill_partition_fragment(optimizer, mapping, tensors: dict, step) -> None:
 
     mapping.hp_fragment.data.copy_(fragment(tensors[MASTER]))
     if step is not None:
-        state = optimizer.state.setdefault(flat, {})
+        state = optimizer.state.setdefault(flat, _fresh_adam_state(flat, step))
         for key in MOMENTS:
-            state.setdefault(key, torch.zeros_like(flat)).narrow(0, hp.start, hp.numel).copy_(fragment(tensors[key]))
+            state[key].narrow(0, hp.start, hp.numel).copy_(fragment(tensors[key]))
+
+
+def _fresh_adam_state(flat: torch.Tensor, step: torch.Tensor) -> dict:
+    # torch's AdamW order (step first), so that the saved files list the tensors as a trained run's do
+    return {"step": step.clone(), **{key: torch.zeros_like(flat) for key in MOMENTS}}
 
 
 def fill_engine(engine, source: NeutralCheckpoint, with_optimizer: bool = True) -> None:
@@ -89,10 +94,7 @@ def fill_engine(engine, source: NeutralCheckpoint, with_optimizer: bool = True) 
         if with_optimizer:  # also partitions that hold only padding: every group steps with the same count
             for group in optimizer.param_groups:
                 for flat in group["params"]:
-                    state = optimizer.state.setdefault(flat, {})
-                    state["step"] = step.clone()
-                    for key in MOMENTS:
-                        state.setdefault(key, torch.zeros_like(flat))
+                    optimizer.state.setdefault(flat, _fresh_adam_state(flat, step))
 
 
 def source_rng_rank(source: Layout, target: Layout, rank: int) -> int:

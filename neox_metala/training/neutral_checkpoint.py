@@ -93,7 +93,13 @@ class NeutralCheckpoint:
         self.engine_state = torch.load(os.path.join(step_dir, "mp_rank_00_model_states.pt"), map_location="cpu",
                                        weights_only=False, mmap=True)
         self._optimizer_files: dict[str, dict] = {}
-        self._fragments = self._index_optimizer_files()
+        self._index: dict[str, dict[int, list]] | None = None  # read when first needed: finetune does not
+
+    @property
+    def _fragments(self) -> dict[str, dict[int, list]]:
+        if self._index is None:
+            self._index = self._index_optimizer_files()
+        return self._index
 
     @property
     def iteration(self) -> int:
@@ -122,7 +128,6 @@ class NeutralCheckpoint:
                 f"{self.step_dir} has no zero_pp_rank_*_optim_states.pt files (a ZeRO stage 0 checkpoint?); changing "
                 f"the layout needs the partitioned optimizer state of zero_optimization stage 1 or 2. Resume it in "
                 f"its own layout, or load only its weights in another layout with finetune or no_load_optim: true")
-        self._first_optimizer_file = os.path.join(self.step_dir, files[0][2])
         tp = self.layout.tensor_parallel
         fragments: dict[str, dict[int, list]] = {}
         for mp_rank, _dp_rank, file_name in files:  # DP ranks in order within each model-parallel rank
@@ -171,7 +176,10 @@ class NeutralCheckpoint:
         shards = [self._tp_local(name, rank, key).view(local_shape) for rank in range(tp)]
         return merge_tp_shards(shards, partition_dim, fused)
 
+    def _first_optimizer_file(self) -> str:
+        return next(iter(next(iter(self._fragments.values())).values()))[0][0]
+
     def optimizer_step(self) -> torch.Tensor:
         """AdamW's step count (the same tensor in every group and file: every update steps every parameter)."""
-        base = self._optimizer_state(self._first_optimizer_file)["base_optimizer_state"]
+        base = self._optimizer_state(self._first_optimizer_file())["base_optimizer_state"]
         return base["state"][base["param_groups"][0]["params"][0]]["step"].clone()
