@@ -59,10 +59,11 @@ class Trainer:
                                   args.parallel.model_parallel_size)
         self.tokenizer_record = {"vocab_size": tokenizer.vocab_size, "padded_vocab_size": vocab,
                                  "fingerprint": tokenizer.fingerprint}
-        self.resume_tag = checkpoint.find_resume_tag(args.checkpoint.load) if args.checkpoint.load else None
+        load = args.checkpoint.load
+        self.resume_tag = checkpoint.find_resume_tag(load) if load else None
         if self.resume_tag:  # a checkpoint of another TP size may pad the vocabulary otherwise: keep its rows
-            vocab = layout_change.padded_vocab_for_resume(os.path.join(args.checkpoint.load, self.resume_tag),
-                                                          tokenizer.vocab_size, vocab, args.parallel.model_parallel_size)
+            vocab = layout_change.padded_vocab_for_resume(os.path.join(load, self.resume_tag), tokenizer.vocab_size,
+                                                          vocab, args.parallel.model_parallel_size)
             self.tokenizer_record["padded_vocab_size"] = vocab
         self._warm_up_kernels(kernel_cache)
         self.engine = initialize_engine(args, build_model(args, self.layout, vocab))
@@ -149,8 +150,15 @@ class Trainer:
                 f"be converted into this run's layout; restore them, or remove the folder to use the previous step")
         logger.info("%s was written in layout %s; this run is %s: converting it into %s", step_dir, saved_layout,
                     layout, out)
-        layout_change.convert_into(self.engine, NeutralCheckpoint(step_dir), layout, out, self.args.to_yaml(),
-                                   self.tokenizer_record, with_optimizer=parts.optimizer)
+        source = NeutralCheckpoint(step_dir)
+        saved_batch, batch = source.args.training.train_batch_size, self.args.training.train_batch_size
+        if saved_batch != batch:
+            logger.warning("train_batch_size was %d in %s and is %d now: the data continues after the samples "
+                           "consumed, but each iteration takes other samples than in the saved run; keep "
+                           "train_batch_size and let gradient_accumulation_steps follow the data-parallel size to "
+                           "continue the same batches", saved_batch, step_dir, batch)
+        layout_change.convert_into(self.engine, source, layout, out, self.args.to_yaml(), self.tokenizer_record,
+                                   with_optimizer=parts.optimizer)
         return out
 
     def train(self) -> int:
