@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 
 from ..config import ConfigError
 
@@ -38,37 +39,22 @@ def target_config(step_dir: str, tp: int, pp: int, dp: int, save_dir: str):
     return args
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@dataclass(frozen=True)
+class ConversionPlan:
+    """What every rank of the target layout needs: the resolved target config, the source step, the vocab rows."""
+
+    config: dict
+    step_dir: str
+    padded_vocab: int
+
+    @property
+    def world_size(self) -> int:
+        return self.config["world_size"]
 
 
-def _convert_worker(rank: int, world_size: int, port: int, config_dict: dict, step_dir: str, padded_vocab: int):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="")
-    from .. import parallel
-    from ..config import NeoXArgs
-    from ..training import checkpoint, layout_change
-    from ..training.engine import build_model, initialize_engine
-    from ..training.neutral_checkpoint import NeutralCheckpoint, layout_of
-
-    args = NeoXArgs.from_dict(config_dict)
-    layout = parallel.initialize(args.parallel.model_parallel_size, args.parallel.pipeline_stages, backend="gloo")
-    try:
-        engine = initialize_engine(args, build_model(args, layout, padded_vocab))
-        tokenizer = checkpoint.read_marker(step_dir).get("tokenizer")
-        layout_change.convert_into(engine, NeutralCheckpoint(step_dir), layout_of(args), args.checkpoint.save,
-                                   args.to_yaml(), tokenizer)
-    finally:
-        parallel.destroy()
-
-
-def convert(load_dir: str, save_dir: str, tp: int, pp: int, dp: int, iteration: int | None = None) -> str:
-    """Write step `iteration` (default: the one a resume would load) of `load_dir` into `save_dir` in the layout
-    (tp, pp, dp); returns the new step folder."""
-    import torch.multiprocessing as mp
-
+def plan(load_dir: str, save_dir: str, tp: int, pp: int, dp: int, iteration: int | None = None) -> ConversionPlan:
+    """Step `iteration` (default: the one a resume would load) of `load_dir`, to be written into `save_dir` in
+    the layout (tp, pp, dp)."""
     from ..model.checkpoint_files import find_step_dir
     from ..model.sizes import padded_vocab_size
     from ..training.checkpoint import read_marker
@@ -84,8 +70,49 @@ def convert(load_dir: str, save_dir: str, tp: int, pp: int, dp: int, iteration: 
                           f"it once in its own layout and convert the checkpoint that run saves")
     computed = padded_vocab_size(record["vocab_size"], args.model.make_vocab_size_divisible_by, tp)
     padded_vocab = padded_vocab_for_resume(step_dir, record["vocab_size"], computed, tp)
+    return ConversionPlan(args.to_dict(), step_dir, padded_vocab)
+
+
+def convert_rank(conversion: ConversionPlan) -> str:
+    """Collective, on every rank of a process group of the target's size: build the engine and write the step."""
+    from .. import parallel
+    from ..config import NeoXArgs
+    from ..training import checkpoint, layout_change
+    from ..training.engine import build_model, initialize_engine
+    from ..training.neutral_checkpoint import NeutralCheckpoint, layout_of
+
+    args = NeoXArgs.from_dict(conversion.config)
+    layout = parallel.initialize(args.parallel.model_parallel_size, args.parallel.pipeline_stages, backend="gloo")
+    engine = initialize_engine(args, build_model(args, layout, conversion.padded_vocab))
+    tokenizer = checkpoint.read_marker(conversion.step_dir).get("tokenizer")
+    return layout_change.convert_into(engine, NeutralCheckpoint(conversion.step_dir), layout_of(args),
+                                      args.checkpoint.save, args.to_yaml(), tokenizer)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _convert_worker(rank: int, world_size: int, port: int, conversion: ConversionPlan):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="")
+    from .. import parallel
+
+    try:
+        convert_rank(conversion)
+    finally:
+        parallel.destroy()
+
+
+def convert(load_dir: str, save_dir: str, tp: int, pp: int, dp: int, iteration: int | None = None) -> str:
+    """Write step `iteration` of `load_dir` into `save_dir` in the layout (tp, pp, dp), in as many processes on
+    CPU; returns the new step folder."""
+    import torch.multiprocessing as mp
+
+    conversion = plan(load_dir, save_dir, tp, pp, dp, iteration)
     os.makedirs(save_dir, exist_ok=True)
-    world_size = args.derived.world_size
-    mp.start_processes(_convert_worker, args=(world_size, _free_port(), args.to_dict(), step_dir, padded_vocab),
-                       nprocs=world_size, start_method="spawn")
-    return os.path.join(save_dir, os.path.basename(step_dir))
+    mp.start_processes(_convert_worker, args=(conversion.world_size, _free_port(), conversion),
+                       nprocs=conversion.world_size, start_method="spawn")
+    return os.path.join(save_dir, os.path.basename(conversion.step_dir))

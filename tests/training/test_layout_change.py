@@ -1,12 +1,12 @@
 """Continuing a run in another parallel layout, against one uninterrupted TP=1 run (the reference).
 
 The reference trains 2N steps on one process and saves at N. Its step-N checkpoint is resumed as TP=2, PP=2 and
-DP=2 (one 2-process launch, one run after the other), as TP=2 x PP=2 (4 processes), and the TP=2 conversion back
-as TP=1: the losses of steps N+1..2N must be the reference's, and each conversion's optimizer state the
-reference's, gathered (max diff 0). Then the NeoX loading keys (finetune, no_load_optim, no_load_rng) and the
-offline converter (the automatic path's files; converting there and back is bit-identical).
-Dropout is off: a pipeline stage draws its own dropout masks, so with dropout no other layout could match TP=1.
-"""
+DP=2 (one 2-process launch, one run after the other), as TP=2 x PP=2 (4 processes), as a one-stage pipeline
+(pipe_parallel_size 1), and the TP=2 run's conversion back as TP=1 (one process): the losses of steps N+1..2N
+must be the reference's, and each conversion's optimizer state the reference's, gathered (max diff 0). Then the
+NeoX loading keys (finetune, no_load_optim, no_load_rng) and the offline converter: the work of its processes,
+run inside these launches, writes the automatic path's files, and converting there and back is bit-identical.
+Dropout is off: a pipeline stage draws its own dropout masks, so with dropout no other layout could match TP=1."""
 
 import os
 import shutil
@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from dist_helpers import run_workers
+from neox_metala.checkpoint.convert import plan
 from runtime_helpers import SMALL_MODEL, sample_data_settings, setup_yaml, train_losses, write_configs
 
 pytestmark = pytest.mark.multiproc
@@ -24,23 +25,28 @@ MODEL = {**SMALL_MODEL, "train_iters": 2 * N, "checkpoint_factor": N, "hidden_dr
          "train_batch_size": 4}
 del MODEL["gradient_accumulation_steps"]  # it follows from the batch size and the data-parallel size
 LAYOUTS = {"tp2": {"model_parallel_size": 2}, "pp2": {"pipe_parallel_size": 2}, "dp2": {},
-           "tp2pp2": {"model_parallel_size": 2, "pipe_parallel_size": 2}, "tp1": {}}
+           "tp2pp2": {"model_parallel_size": 2, "pipe_parallel_size": 2}, "tp1": {}, "pp1": {"pipe_parallel_size": 1}}
 CONVERTED = {"tp2": "tp2-pp0-dp1", "pp2": "tp1-pp2-dp1", "dp2": "tp1-pp0-dp2", "tp2pp2": "tp2-pp2-dp1",
-             "tp1": "tp1-pp0-dp1"}
+             "tp1": "tp1-pp0-dp1", "pp1": "tp1-pp1-dp1"}
 LOADING_KEYS = ("finetune", "no_load_optim", "no_load_rng")
 
 
 def sequential_runs(rank, world_size, runs):
-    """Several trainer runs one after the other in this process group: (argv, True) trains, (argv, False) only
-    builds the trainer (loading its checkpoint) and returns what it loaded."""
+    """Several jobs one after the other in this process group: ("train", argv) trains, ("load", argv) only builds
+    the trainer (loading its checkpoint) and returns what it loaded, ("convert", plan) is the offline converter's
+    work on one rank."""
+    from neox_metala.checkpoint.convert import convert_rank
     from neox_metala.config.cli import parse_train_args
     from neox_metala.training.trainer import Trainer
 
     results = []
-    for argv, train in runs:
-        trainer = Trainer(parse_train_args(argv))
+    for kind, job in runs:
+        if kind == "convert":
+            results.append(convert_rank(job))
+            continue
+        trainer = Trainer(parse_train_args(job))
         try:
-            results.append(trainer.train() if train else _state_after_load(trainer))
+            results.append(trainer.train() if kind == "train" else _state_after_load(trainer))
         finally:
             trainer.train_stream.close()
             trainer.metrics.close()
@@ -70,23 +76,25 @@ def runs(tmp_path_factory, sample_data):
     tmp = tmp_path_factory.mktemp("layouts")
     data = sample_data_settings(sample_data)
     reference = _config(tmp, data, "reference", str(tmp / "reference/ckpt"))
-    run_workers(sequential_runs, 1, tmp / "r_reference", runs=[(reference, True)])
+    run_workers(sequential_runs, 1, tmp / "r_reference", runs=[("train", reference)])
     source = tmp / "source"  # the reference's step N alone, as a run interrupted there would leave it
     shutil.copytree(tmp / f"reference/ckpt/global_step{N}", source / f"global_step{N}")
     (source / "latest").write_text(f"global_step{N}")
-    run_workers(sequential_runs, 2, tmp / "r2",
-                runs=[(_config(tmp, data, name, str(source)), True) for name in ("tp2", "pp2", "dp2")])
-    run_workers(sequential_runs, 4, tmp / "r4", runs=[(_config(tmp, data, "tp2pp2", str(source)), True)])
+    resumes = [("train", _config(tmp, data, name, str(source))) for name in ("tp2", "pp2", "dp2")]
+    offline = ("convert", plan(str(source), str(tmp / "offline_tp2"), tp=2, pp=0, dp=1))  # each CLI process's work
+    run_workers(sequential_runs, 2, tmp / "r2", runs=[*resumes, offline])
+    run_workers(sequential_runs, 4, tmp / "r4", runs=[("train", _config(tmp, data, "tp2pp2", str(source)))])
     tp2_conversion = str(tmp / "tp2/ckpt/layouts" / CONVERTED["tp2"])
-    loads = [(_config(tmp, data, "tp1", tp2_conversion), True)]
+    loads = [("train", _config(tmp, data, "tp1", tp2_conversion)), ("train", _config(tmp, data, "pp1", str(source)))]
     # Another seed: random streams that start from it differ from the saved ones (no dropout draws nothing).
-    loads += [(_config(tmp, data, key, tp2_conversion if key == "finetune" else str(source), seed=99, **{key: True}),
-               False) for key in LOADING_KEYS]
-    loaded = run_workers(sequential_runs, 1, tmp / "r1", runs=loads)[0][1:]
+    loads += [("load", _config(tmp, data, key, tp2_conversion if key == "finetune" else str(source), seed=99,
+                               **{key: True})) for key in LOADING_KEYS]
+    back = ("convert", plan(str(tmp / "offline_tp2"), str(tmp / "offline_back"), tp=1, pp=0, dp=1))
+    loaded = run_workers(sequential_runs, 1, tmp / "r1", runs=[*loads, back])[0][2:-1]
     return tmp, dict(zip(LOADING_KEYS, loaded))
 
 
-@pytest.mark.parametrize("name", ["tp2", "pp2", "dp2", "tp2pp2", "tp1"])
+@pytest.mark.parametrize("name", list(CONVERTED))
 def test_resumed_layout_continues_the_uninterrupted_run(runs, name):
     tmp, _ = runs
     expected, got = train_losses(tmp / "reference/run"), train_losses(tmp / name / "run")
@@ -112,7 +120,7 @@ def _assert_same_state(converted_dir, original_dir):
         assert converted.engine_state[key] == original.engine_state[key], key
 
 
-@pytest.mark.parametrize("name", ["tp2", "pp2", "dp2", "tp2pp2", "tp1"])
+@pytest.mark.parametrize("name", list(CONVERTED))
 def test_conversion_keeps_the_optimizer_state(runs, single_rank, name):
     tmp, _ = runs
     step = f"global_step{N}"
@@ -168,14 +176,18 @@ def _assert_same_files(dir_a, dir_b):
         assert not _tensors_differ(a, b), f"{name}: {_tensors_differ(a, b)[:5]}"
 
 
-def test_offline_converter_writes_the_automatic_conversion_and_back(runs, tmp_path):
+def test_offline_converter_writes_the_automatic_conversion_and_back(runs):
+    tmp, _ = runs
+    step = f"global_step{N}"
+    _assert_same_files(tmp / "offline_tp2" / step, tmp / "tp2/ckpt/layouts" / CONVERTED["tp2"] / step)
+    _assert_same_files(tmp / "offline_back" / step, tmp / "source" / step)
+
+
+def test_offline_converter_command_line(runs):
     from neox_metala.checkpoint.__main__ import main
 
     tmp, _ = runs
-    step = f"global_step{N}"
-    assert main(["convert", "--load", str(tmp / "source"), "--save", str(tmp_path / "tp2"),
-                 "--model-parallel-size", "2"]) == 0
-    _assert_same_files(tmp_path / "tp2" / step, tmp / "tp2/ckpt/layouts" / CONVERTED["tp2"] / step)
-    assert main(["convert", "--load", str(tmp_path / "tp2"), "--save", str(tmp_path / "back"),
-                 "--model-parallel-size", "1"]) == 0
-    _assert_same_files(tmp_path / "back" / step, tmp / "source" / step)
+    with pytest.raises(SystemExit, match="is the --load folder"):
+        main(["convert", "--load", str(tmp / "source"), "--save", str(tmp / "source"), "--model-parallel-size", "2"])
+    with pytest.raises(SystemExit, match="holds no checkpoint"):
+        main(["convert", "--load", str(tmp / "empty"), "--save", str(tmp / "out"), "--model-parallel-size", "2"])
