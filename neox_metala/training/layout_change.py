@@ -35,10 +35,11 @@ CONVERTED_DIR = "layouts"
 logger = logging.getLogger(__name__)
 
 
-def converted_dir(base_dir: str, layout: Layout) -> str:
-    """Where a run keeps the conversion of its `load` checkpoint into its own layout (a normal checkpoint folder)."""
-    return os.path.join(base_dir, CONVERTED_DIR,
-                        f"tp{layout.tensor_parallel}-pp{layout.pipe_parallel_size}-dp{layout.data_parallel}")
+def converted_dir(base_dir: str, layout: Layout, with_optimizer: bool = True) -> str:
+    """Where a run keeps the conversion of its `load` checkpoint into its own layout (a normal checkpoint folder;
+    one without the optimizer state, for finetune / no_load_optim, apart, so that no full resume picks it up)."""
+    name = f"tp{layout.tensor_parallel}-pp{layout.pipe_parallel_size}-dp{layout.data_parallel}"
+    return os.path.join(base_dir, CONVERTED_DIR, name if with_optimizer else f"{name}-weights")
 
 
 def _torch_optimizer(engine) -> torch.optim.Optimizer:

@@ -137,7 +137,7 @@ class Trainer:
         """Collective: convert `load`/`tag` into this run's layout (once: a restart reuses the conversion);
         returns the folder of the converted checkpoint."""
         layout = layout_of(self.args)
-        out = layout_change.converted_dir(self.args.checkpoint.save or load, layout)
+        out = layout_change.converted_dir(self.args.checkpoint.save or load, layout, parts.optimizer)
         step_dir = os.path.join(load, tag)
         if checkpoint.incompleteness(os.path.join(out, tag)) is None:
             logger.info("%s was written in layout %s; this run (%s) loads its conversion %s", step_dir, saved_layout,
