@@ -17,6 +17,7 @@ from ..config import ConfigError, NeoXArgs, check_data_paths, padded_vocab_size
 from ..config.data_check import check_save_writable
 from ..config.cli import parse_train_args
 from ..data.tokenizers import load_tokenizer
+from ..model.checkpoint_files import CheckpointFormatError
 from ..model.gpt import cross_entropy_loss
 from ..model.sizes import flops_per_token, shape_from_config
 from . import checkpoint, layout_change
@@ -309,7 +310,7 @@ def main(argv=None) -> int:
             return trainer.train()
         finally:
             trainer.train_stream.close()  # its workers would otherwise outlive training (see BatchStream)
-    except (ConfigError, checkpoint.CheckpointError) as error:  # a user's mistake: one line, not a traceback
+    except (ConfigError, checkpoint.CheckpointError, CheckpointFormatError) as error:  # one line, not a traceback
         rank = f" (rank {dist.get_rank()})" if dist.is_initialized() and dist.get_world_size() > 1 else ""
         print(f"train.py: error{rank}: {error}", file=sys.stderr, flush=True)
         return 2

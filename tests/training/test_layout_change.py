@@ -148,6 +148,18 @@ def test_loading_keys_do_what_gpt_neox_does(runs, single_rank):
     assert not torch.equal(no_rng["torch_rng"], saved_rng)
 
 
+def test_a_checkpoint_without_zero_partitions_names_the_fix(runs, single_rank, tmp_path):
+    from neox_metala.model.checkpoint_files import CheckpointFormatError
+    from neox_metala.training.neutral_checkpoint import NeutralCheckpoint
+
+    tmp, _ = runs
+    step_dir = tmp_path / f"global_step{N}"  # as ZeRO stage 0 saves: no zero_pp_rank_* files
+    shutil.copytree(tmp / f"source/global_step{N}", step_dir,
+                    ignore=shutil.ignore_patterns("zero_pp_rank_*_optim_states.pt"))
+    with pytest.raises(CheckpointFormatError, match="zero_optimization stage 1 or 2.*finetune or no_load_optim"):
+        NeutralCheckpoint(str(step_dir)).optimizer_step()
+
+
 def _tensors_differ(a, b, path="") -> list[str]:
     """Paths where two loaded checkpoint files differ (tensors: dtype, shape and every bit)."""
     if torch.is_tensor(a):
