@@ -46,9 +46,10 @@ for _section_name, _section_class in SECTIONS.items():
 DERIVED_KEYS = frozenset(DerivedConfig.field_names())
 # The keys `NeoXArgs.model_shape` reads that fix a saved tensor's shape or tensor-parallel shard: a checkpoint
 # records them (its neox_config.yml) and loads only into a run where they are equal (training/checkpoint.py).
+# Keys that fix the shapes of the saved tensors: a checkpoint only loads into the same model. Its layout (TP, PP,
+# DP sizes) may differ: the trainer converts it (training/layout_change.py).
 SHAPE_KEYS = ("num_layers", "hidden_size", "num_attention_heads", "intermediate_size", "attention_config",
-              "no_weight_tying", "norm", "model_parallel_size", "metala_conv_kernel_size",
-              "metala_self_augmentation", "metala_short_conv")
+              "no_weight_tying", "norm", "metala_conv_kernel_size", "metala_self_augmentation", "metala_short_conv")
 DICT_SOURCE = "<resolved config>"
 
 

@@ -15,6 +15,7 @@ was skipped never deletes the good checkpoints before it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -258,7 +259,7 @@ def check_same_model(load_dir: str, tag: str, config: dict, source_of, tokenizer
                        "%s; token ids may mean other tokens", step_dir, config.get("vocab_file"))
 
 
-def load_newest_sound(engine, load_dir: str, tag: str) -> tuple[str, dict]:
+def load_newest_sound(engine, load_dir: str, tag: str, parts: LoadParts | None = None) -> tuple[str, dict]:
     """Collective: load `tag`, or the newest complete step before it, whose files match their digests and whose
     weights and optimizer state are finite; every step refused is logged with the reason (file names)."""
     while tag is not None:
@@ -267,7 +268,7 @@ def load_newest_sound(engine, load_dir: str, tag: str) -> tuple[str, dict]:
         if corrupted:
             problem = f"{', '.join(corrupted)} differ from the digests recorded when it was saved"
         else:
-            client_state = load(engine, load_dir, tag)
+            client_state = load(engine, load_dir, tag, parts)
             bad = non_finite_tensors(engine)
             if not bad:
                 return tag, client_state
@@ -284,12 +285,31 @@ def _previous_complete(load_dir: str, before: int) -> str | None:
     return older[-1] if older else None
 
 
-def load(engine, load_dir: str, tag: str) -> dict:
+@dataclasses.dataclass(frozen=True)
+class LoadParts:
+    """What a load restores beyond the weights (GPT-NeoX's finetune / no_load_optim / no_load_rng)."""
+
+    optimizer: bool = True  # AdamW state and the LR schedule (fresh: the master weights are the loaded weights)
+    rng: bool = True
+    counters: bool = True  # DeepSpeed's step counters; False for a fine-tuning run, which starts at 0
+
+    @classmethod
+    def of(cls, checkpoint_config) -> LoadParts:
+        finetune = checkpoint_config.finetune
+        return cls(optimizer=not (finetune or checkpoint_config.no_load_optim),
+                   rng=not (finetune or checkpoint_config.no_load_rng), counters=not finetune)
+
+
+def load(engine, load_dir: str, tag: str, parts: LoadParts | None = None) -> dict:
     """Restore model, optimizer, LR schedule (DeepSpeed) and this rank's RNG; returns the client state."""
-    path, client_state = engine.load_checkpoint(load_dir, tag=tag, load_optimizer_states=True,
-                                                load_lr_scheduler_states=True)
+    parts = parts or LoadParts()
+    path, client_state = engine.load_checkpoint(load_dir, tag=tag, load_optimizer_states=parts.optimizer,
+                                                load_lr_scheduler_states=parts.optimizer,
+                                                load_module_only=not parts.counters)
     if path is None:
         raise CheckpointError(f"DeepSpeed could not load {os.path.join(load_dir, tag)}")
+    if not parts.rng:
+        return client_state
     rng_path = os.path.join(load_dir, tag, f"rng_state_rank{dist.get_rank():05d}.pt")
     if os.path.exists(rng_path):
         set_rng_state(torch.load(rng_path, weights_only=False))

@@ -96,6 +96,24 @@ def single_rank_model(settings: BlockSettings, layer_types: list[str], padded_vo
         return gpt.SequentialModel(gpt.layer_specs(settings, layer_types, padded_vocab, tied))
 
 
+def full_parameter_layouts(settings: BlockSettings, layer_types: list[str], padded_vocab: int,
+                           tied: bool) -> dict[str, tuple[torch.Size, tuple]]:
+    """{single-rank name: (full shape, TP layout)} of every parameter. The model is built on the meta device in
+    whatever model-parallel state this process has (a run converting a checkpoint has its own TP size), and the
+    local shapes are scaled back to full ones."""
+    from .. import parallel
+
+    tp = parallel.tensor_parallel_size()
+    expected = {}
+    for name, param in single_rank_model(settings, layer_types, padded_vocab, tied, device="meta").named_parameters():
+        layout = tp_layout(param)
+        shape = list(param.shape)
+        if layout[0] is not None:
+            shape[layout[0]] *= tp
+        expected[name] = (torch.Size(shape), layout)
+    return expected
+
+
 def read_full_state(step_dir: str, settings: BlockSettings, layer_types: list[str],
                     tied: bool) -> dict[str, torch.Tensor]:
     """The full (TP-merged) weights of a checkpoint of any TP / PP layout, in the checkpoint's dtype."""
@@ -105,8 +123,7 @@ def read_full_state(step_dir: str, settings: BlockSettings, layer_types: list[st
     if embedding_key not in shards[0]:
         raise CheckpointFormatError(f"{step_dir}: no {embedding_key}; is it a checkpoint of this project?")
     padded_vocab = sum(shard[embedding_key].shape[0] for shard in shards)
-    reference = single_rank_model(settings, layer_types, padded_vocab, tied, device="meta")
-    expected = dict(reference.named_parameters())
+    expected = full_parameter_layouts(settings, layer_types, padded_vocab, tied)
     unexpected = sorted(set(shards[0]) - set(expected))
     missing = sorted(set(expected) - set(shards[0]))
     if missing or unexpected:
@@ -114,11 +131,11 @@ def read_full_state(step_dir: str, settings: BlockSettings, layer_types: list[st
             f"{step_dir} does not match the model of its neox_config.yml ({len(layer_types)} layers "
             f"{layer_types}, tied head {tied}): missing {missing[:4]}, unexpected {unexpected[:4]}")
     full = {}
-    for name, param in expected.items():
-        merged = merge_tp_shards([shard[name] for shard in shards], *tp_layout(param))
-        if merged.shape != param.shape:
+    for name, (shape, layout) in expected.items():
+        merged = merge_tp_shards([shard[name] for shard in shards], *layout)
+        if merged.shape != shape:
             raise CheckpointFormatError(f"{step_dir}: {name} merges to {tuple(merged.shape)} over {len(shards)} TP "
-                                        f"ranks, expected {tuple(param.shape)}")
+                                        f"ranks, expected {tuple(shape)}")
         full[name] = merged
     return full
 

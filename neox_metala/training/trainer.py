@@ -20,10 +20,12 @@ from ..data.tokenizers import load_tokenizer
 from ..launch.train_args import parse_train_args
 from ..model.gpt import cross_entropy_loss
 from ..model.sizes import flops_per_token
-from . import checkpoint
+from . import checkpoint, layout_change
+from .checkpoint_files import CheckpointFormatError
 from .batches import BatchStream, build_run_datasets, stream_device
 from .engine import build_model, initialize_engine
 from .metrics import build_metrics
+from .neutral_checkpoint import NeutralCheckpoint, layout_of
 from .signals import StopConditions
 from .wandb_sink import WandBSettings
 
@@ -59,6 +61,12 @@ class Trainer:
                                   args.parallel.model_parallel_size)
         self.tokenizer_record = {"vocab_size": tokenizer.vocab_size, "padded_vocab_size": vocab,
                                  "fingerprint": tokenizer.fingerprint}
+        load = args.checkpoint.load
+        self.resume_tag = checkpoint.find_resume_tag(load) if load else None
+        if self.resume_tag:  # a checkpoint of another TP size may pad the vocabulary otherwise: keep its rows
+            vocab = layout_change.padded_vocab_for_resume(os.path.join(load, self.resume_tag), tokenizer.vocab_size,
+                                                          vocab, args.parallel.model_parallel_size)
+            self.tokenizer_record["padded_vocab_size"] = vocab
         self._warm_up_kernels(kernel_cache)
         self.engine = initialize_engine(args, build_model(args, self.layout, vocab))
         self.is_pipeline = args.parallel.is_pipe_parallel
@@ -106,17 +114,52 @@ class Trainer:
                            stream_device(self.engine), self.args.data.num_workers)
 
     def _resume(self) -> str | None:
-        load = self.args.checkpoint.load
-        tag = checkpoint.find_resume_tag(load)
+        load, options = self.args.checkpoint.load, self.args.checkpoint
+        tag = self.resume_tag
         if tag is None:
             logger.warning("no checkpoint in load=%s: starting from scratch", load)
             return None
         checkpoint.check_same_model(load, tag, self.args.to_dict(), self.args.source_of, self.tokenizer_record)
-        tag, client_state = checkpoint.load_newest_sound(self.engine, load, tag)
+        parts = checkpoint.LoadParts.of(options)
+        saved_layout = layout_change.needs_conversion(os.path.join(load, tag), self.args)
+        load_dir = self._convert_layout(load, tag, saved_layout, parts) if saved_layout else load
+        tag, client_state = checkpoint.load_newest_sound(self.engine, load_dir, tag, parts)
+        if options.finetune:
+            logger.info("finetune: loaded the weights of %s; starting at iteration 0 with a fresh optimizer",
+                        os.path.join(load_dir, tag))
+            return tag
         self.state = TrainState(**client_state["train_state"])
-        logger.info("resumed from %s at iteration %d", os.path.join(self.args.checkpoint.load, tag),
-                    self.state.iteration)
+        logger.info("resumed from %s at iteration %d%s", os.path.join(load_dir, tag), self.state.iteration,
+                    "" if parts.optimizer else " (no_load_optim: fresh optimizer and LR schedule)")
         return tag
+
+    def _convert_layout(self, load: str, tag: str, saved_layout, parts: checkpoint.LoadParts) -> str:
+        """Collective: convert `load`/`tag` into this run's layout (once: a restart reuses the conversion);
+        returns the folder of the converted checkpoint."""
+        layout = layout_of(self.args)
+        out = layout_change.converted_dir(self.args.checkpoint.save or load, layout, parts.optimizer)
+        step_dir = os.path.join(load, tag)
+        if checkpoint.incompleteness(os.path.join(out, tag)) is None:
+            logger.info("%s was written in layout %s; this run (%s) loads its conversion %s", step_dir, saved_layout,
+                        layout, os.path.join(out, tag))
+            return out
+        corrupted = checkpoint.corrupted_files(step_dir)
+        if corrupted:
+            raise checkpoint.CheckpointError(
+                f"{step_dir}: {', '.join(corrupted)} differ from the digests recorded when it was saved, so it cannot "
+                f"be converted into this run's layout; restore them, or remove the folder to use the previous step")
+        logger.info("%s was written in layout %s; this run is %s: converting it into %s", step_dir, saved_layout,
+                    layout, out)
+        source = NeutralCheckpoint(step_dir)
+        saved_batch, batch = source.args.training.train_batch_size, self.args.training.train_batch_size
+        if saved_batch != batch:
+            logger.warning("train_batch_size was %d in %s and is %d now: the data continues after the samples "
+                           "consumed, but each iteration takes other samples than in the saved run; keep "
+                           "train_batch_size and let gradient_accumulation_steps follow the data-parallel size to "
+                           "continue the same batches", saved_batch, step_dir, batch)
+        layout_change.convert_into(self.engine, source, layout, out, self.args.to_yaml(), self.tokenizer_record,
+                                   with_optimizer=parts.optimizer)
+        return out
 
     def train(self) -> int:
         """Returns the process exit code: 0 when done or stopped on request, 3 after repeated non-finite steps."""
@@ -266,7 +309,7 @@ def main(argv=None) -> int:
             return trainer.train()
         finally:
             trainer.train_stream.close()  # its workers would otherwise outlive training (see BatchStream)
-    except (ConfigError, checkpoint.CheckpointError) as error:  # a user's mistake: one line, not a traceback
+    except (ConfigError, checkpoint.CheckpointError, CheckpointFormatError) as error:  # one line, not a traceback
         rank = f" (rank {dist.get_rank()})" if dist.is_initialized() and dist.get_world_size() > 1 else ""
         print(f"train.py: error{rank}: {error}", file=sys.stderr, flush=True)
         return 2

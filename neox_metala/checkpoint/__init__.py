@@ -1,0 +1,1 @@
+"""Checkpoint tools: `python -m neox_metala.checkpoint convert` (a checkpoint into another parallel layout)."""
