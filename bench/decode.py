@@ -31,8 +31,14 @@ VOCAB = 50304
 
 
 def metala_model(hidden, layers, heads, width, device):
-    settings = BlockSettings(hidden_size=hidden, num_attention_heads=heads, num_layers=layers,
-                             intermediate_size=width, norm="rmsnorm", params_dtype=torch.bfloat16)
+    settings = BlockSettings(
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        num_layers=layers,
+        intermediate_size=width,
+        norm="rmsnorm",
+        params_dtype=torch.bfloat16,
+    )
     # Built where megatron-core allocates (the initialiser draws each full tensor on the CPU), then moved.
     model = gpt.SequentialModel(gpt.layer_specs(settings, ["metala"] * layers, VOCAB, tied=True))
     return model.to(device, torch.bfloat16).eval()
@@ -41,9 +47,17 @@ def metala_model(hidden, layers, heads, width, device):
 def llama_model(hidden, layers, heads, width, device):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=VOCAB, hidden_size=hidden, intermediate_size=width, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=1 << 17,
-                         tie_word_embeddings=True, attn_implementation="sdpa")
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=hidden,
+        intermediate_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=1 << 17,
+        tie_word_embeddings=True,
+        attn_implementation="sdpa",
+    )
     with torch.device(device):
         return LlamaForCausalLM(config).to(torch.bfloat16).eval()
 
@@ -56,8 +70,9 @@ class MetaLARunner:
     def prefill(self, tokens):
         self.cache = self.model.new_cache()
         for start in range(0, tokens.shape[1], self.prefill_chunk):
-            logits = self.model((tokens[:, start:start + self.prefill_chunk], gpt.no_padding_mask(self.device)),
-                                cache=self.cache)
+            logits = self.model(
+                (tokens[:, start : start + self.prefill_chunk], gpt.no_padding_mask(self.device)), cache=self.cache
+            )
         return logits[-1].argmax(-1)
 
     def step(self, token):
@@ -99,8 +114,10 @@ def measure(runner, context, batch, new_tokens, warmup, device):
     seconds = time.perf_counter() - start
     row = {"tokens_per_s": batch * new_tokens / seconds, "ms_per_step": 1000 * seconds / new_tokens}
     if cuda:  # decode-phase peak above what the weights and the prefilled state already hold
-        row.update(decode_peak_extra_gib=(torch.cuda.max_memory_allocated() - before) / 2**30,
-                   held_after_prefill_gib=before / 2**30)
+        row.update(
+            decode_peak_extra_gib=(torch.cuda.max_memory_allocated() - before) / 2**30,
+            held_after_prefill_gib=before / 2**30,
+        )
     return row
 
 
@@ -129,8 +146,12 @@ def main(argv=None) -> int:
         runner = MetaLARunner(model, options.prefill_chunk) if name == "metala" else LlamaRunner(model)
         for batch in options.batch:
             for context in options.context:
-                row = {"model": name, "batch": batch, "context": context,
-                       **measure(runner, context, batch, options.new_tokens, options.warmup, options.device)}
+                row = {
+                    "model": name,
+                    "batch": batch,
+                    "context": context,
+                    **measure(runner, context, batch, options.new_tokens, options.warmup, options.device),
+                }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 runner.cache = None
@@ -142,8 +163,10 @@ def main(argv=None) -> int:
     for name in options.models:  # flatness: tokens/s at the longest context over the shortest
         for batch in options.batch:
             mine = [r for r in rows if r["model"] == name and r["batch"] == batch]
-            print(f"{name} batch {batch}: tokens/s at {mine[-1]['context']} / at {mine[0]['context']} = "
-                  f"{mine[-1]['tokens_per_s'] / mine[0]['tokens_per_s']:.2f}")
+            print(
+                f"{name} batch {batch}: tokens/s at {mine[-1]['context']} / at {mine[0]['context']} = "
+                f"{mine[-1]['tokens_per_s'] / mine[0]['tokens_per_s']:.2f}"
+            )
     if options.out:
         with open(options.out, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)

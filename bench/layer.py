@@ -35,18 +35,26 @@ CORE_MARKERS = ("chunk_gla", "chunk_fwd", "chunk_bwd", "chunk_local_cumsum", "gl
 
 
 def settings_for(hidden: int) -> BlockSettings:
-    return BlockSettings(hidden_size=hidden, num_attention_heads=hidden // (2 * HEAD_K_DIM), num_layers=24,
-                         norm="rmsnorm", params_dtype=torch.bfloat16)
+    return BlockSettings(
+        hidden_size=hidden,
+        num_attention_heads=hidden // (2 * HEAD_K_DIM),
+        num_layers=24,
+        norm="rmsnorm",
+        params_dtype=torch.bfloat16,
+    )
 
 
 def build(kind: str, hidden: int):
     settings = settings_for(hidden)
     if kind in ("metala", "metala_layer"):  # the fused path (metala_fused_kernels: true)
         settings = dataclasses.replace(settings, metala=MetaLAOptions(fused_kernels=True))
-    module = {"metala": lambda: MetaLAMixer(settings, 0), "metala_unfused": lambda: MetaLAMixer(settings, 0),
-              "attention": lambda: ParallelSelfAttention(settings, 0),
-              "metala_layer": lambda: ParallelBlock(settings, 0, "metala"),
-              "attention_layer": lambda: ParallelBlock(settings, 0, "attention")}[kind]()
+    module = {
+        "metala": lambda: MetaLAMixer(settings, 0),
+        "metala_unfused": lambda: MetaLAMixer(settings, 0),
+        "attention": lambda: ParallelSelfAttention(settings, 0),
+        "metala_layer": lambda: ParallelBlock(settings, 0, "metala"),
+        "attention_layer": lambda: ParallelBlock(settings, 0, "attention"),
+    }[kind]()
     return module.cuda().to(torch.bfloat16)
 
 
@@ -58,8 +66,13 @@ class Timer:
         self.flush = torch.empty(512 * 2**20, dtype=torch.uint8, device="cuda")  # > H100/H200 L2 (50-60 MB)
 
     def inputs(self, seq, batch, hidden):
-        return [(torch.randn(seq, batch, hidden, device="cuda", dtype=torch.bfloat16).requires_grad_(),
-                 torch.randn(seq, batch, hidden, device="cuda", dtype=torch.bfloat16)) for _ in range(INPUT_SETS)]
+        return [
+            (
+                torch.randn(seq, batch, hidden, device="cuda", dtype=torch.bfloat16).requires_grad_(),
+                torch.randn(seq, batch, hidden, device="cuda", dtype=torch.bfloat16),
+            )
+            for _ in range(INPUT_SETS)
+        ]
 
     @staticmethod
     def step(module, x, grad):
@@ -91,8 +104,12 @@ class Timer:
         self.step(module, *sets[0])
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
-        return {"ms": statistics.median(times), "spread_ms": max(times) - min(times), "peak_gb": peak / 1e9,
-                "tokens_per_s": seq * batch / (statistics.median(times) / 1e3)}
+        return {
+            "ms": statistics.median(times),
+            "spread_ms": max(times) - min(times),
+            "peak_gb": peak / 1e9,
+            "tokens_per_s": seq * batch / (statistics.median(times) / 1e3),
+        }
 
 
 def copy_bandwidth() -> float:
@@ -134,7 +151,7 @@ def core_floor(seq, batch, hidden, timer: Timer, bandwidth: float) -> dict:
     do = torch.randn(batch, seq, heads, 2 * HEAD_K_DIM, device="cuda", dtype=torch.bfloat16)
 
     def run(i):
-        o, _ = chunk_gla(*sets[i % INPUT_SETS], scale=HEAD_K_DIM ** -0.5)
+        o, _ = chunk_gla(*sets[i % INPUT_SETS], scale=HEAD_K_DIM**-0.5)
         o.backward(do)
 
     for i in range(timer.warmup):
@@ -169,14 +186,22 @@ def kernel_breakdown(module, seq, batch, hidden, timer: Timer) -> dict:
         if device_us <= 0 or event.key.startswith("ProfilerStep"):
             continue
         key = event.key.lower()
-        kind = ("gemm" if any(m in key for m in GEMM_MARKERS) else
-                "core" if any(m in key for m in CORE_MARKERS) else "elementwise")
+        kind = (
+            "gemm"
+            if any(m in key for m in GEMM_MARKERS)
+            else "core"
+            if any(m in key for m in CORE_MARKERS)
+            else "elementwise"
+        )
         totals[kind] += device_us
         names[event.key] = (kind, device_us / 5 / 1e3)
     total = sum(totals.values())
     top = sorted(names.items(), key=lambda item: -item[1][1])[:25]
-    return {"share": {k: v / total for k, v in totals.items()}, "ms_per_step": total / 5 / 1e3,
-            "top_kernels": [(name, kind, round(ms, 3)) for name, (kind, ms) in top]}
+    return {
+        "share": {k: v / total for k, v in totals.items()},
+        "ms_per_step": total / 5 / 1e3,
+        "top_kernels": [(name, kind, round(ms, 3)) for name, (kind, ms) in top],
+    }
 
 
 def main() -> None:
@@ -186,8 +211,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=65536)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--kinds", nargs="+",
-                        default=["metala", "metala_unfused", "attention", "metala_layer", "attention_layer"])
+    parser.add_argument(
+        "--kinds", nargs="+", default=["metala", "metala_unfused", "attention", "metala_layer", "attention_layer"]
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     parallel.initialize(1, 1)
@@ -217,19 +243,27 @@ def report(hidden, seq, batch, row) -> None:
     print(f"\n== hidden {hidden}, T {seq}, batch {batch} ({seq * batch} tokens), forward+backward")
     for kind, r in row.items():
         if "ms" in r:
-            print(f"  {kind:<16} {r['ms']:8.2f} ms (spread {r['spread_ms']:.2f})  "
-                  f"{r['tokens_per_s'] / 1e6:6.2f} M tok/s  peak +{r['peak_gb']:.2f} GB")
+            print(
+                f"  {kind:<16} {r['ms']:8.2f} ms (spread {r['spread_ms']:.2f})  "
+                f"{r['tokens_per_s'] / 1e6:6.2f} M tok/s  peak +{r['peak_gb']:.2f} GB"
+            )
     for mixer, base in (("metala", "attention"), ("metala_unfused", "attention"), ("metala_layer", "attention_layer")):
         if mixer in row and base in row:
-            print(f"  ratio {mixer}/{base}: time {row[mixer]['ms'] / row[base]['ms']:.3f}, "
-                  f"memory {row[mixer]['peak_gb'] / row[base]['peak_gb']:.3f}")
+            print(
+                f"  ratio {mixer}/{base}: time {row[mixer]['ms'] / row[base]['ms']:.3f}, "
+                f"memory {row[mixer]['peak_gb'] / row[base]['peak_gb']:.3f}"
+            )
     if "breakdown" in row:
         share = row["breakdown"]["share"]
-        print(f"  metala block kernel time: gemm {share['gemm']:.1%}, core {share['core']:.1%}, "
-              f"elementwise {share['elementwise']:.1%}")
+        print(
+            f"  metala block kernel time: gemm {share['gemm']:.1%}, core {share['core']:.1%}, "
+            f"elementwise {share['elementwise']:.1%}"
+        )
     core = row["core"]
-    print(f"  chunk_gla f+b alone {core['core_ms']:.2f} ms, byte floor {core['core_floor_ms']:.2f} ms "
-          f"({core['core_over_floor']:.1f}x)")
+    print(
+        f"  chunk_gla f+b alone {core['core_ms']:.2f} ms, byte floor {core['core_floor_ms']:.2f} ms "
+        f"({core['core_over_floor']:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

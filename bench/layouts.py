@@ -28,8 +28,15 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 # name -> (model_parallel_size, pipe_parallel_size, GPUs); pipe_parallel_size 1 is the config's own engine
-LAYOUTS = {"1gpu": (1, 1, 1), "tp2": (2, 1, 2), "pp2": (1, 2, 2), "dp2": (1, 1, 2),
-           "tp2pp2": (2, 2, 4), "tp2dp2": (2, 1, 4), "pp2dp2": (1, 2, 4)}
+LAYOUTS = {
+    "1gpu": (1, 1, 1),
+    "tp2": (2, 1, 2),
+    "pp2": (1, 2, 2),
+    "dp2": (1, 1, 2),
+    "tp2pp2": (2, 2, 4),
+    "tp2dp2": (2, 1, 4),
+    "pp2dp2": (1, 2, 4),
+}
 GLOBAL_BATCH, MICRO_BATCH = 16, 8  # sequences of 2048 tokens: 32,768 tokens per step on every layout
 
 
@@ -51,20 +58,37 @@ BASE_CONFIG = "metala-380M.yml"
 EXTRA_MODEL_KEYS: dict = {}  # --warmup sets one here
 
 
-def write_configs(run_dir: Path, layout: str, steps: int, data: dict, kernel_cache: str, port: int,
-                  extra: dict | None = None) -> list[str]:
+def write_configs(
+    run_dir: Path, layout: str, steps: int, data: dict, kernel_cache: str, port: int, extra: dict | None = None
+) -> list[str]:
     """model.yml (the base config with this layout and a short run), data.yml, run.yml (paths, GPUs, port)."""
     tp, pp, gpus = LAYOUTS[layout]
     model = yaml.safe_load((REPO / "configs" / BASE_CONFIG).read_text())
     # The first `steps` steps of the config's own run: its LR schedule (warmup over 1% of its train_iters), not
     # one squeezed into `steps` (which would reach the peak LR at once and amplify bf16 rounding step by step).
-    model.update(lr_decay_iters=model.get("lr_decay_iters") or model["train_iters"], train_iters=steps,
-                 train_batch_size=GLOBAL_BATCH, train_micro_batch_size_per_gpu=MICRO_BATCH, model_parallel_size=tp,
-                 pipe_parallel_size=pp, log_interval=1, eval_interval=10**6, eval_iters=0, checkpoint_factor=10**6)
+    model.update(
+        lr_decay_iters=model.get("lr_decay_iters") or model["train_iters"],
+        train_iters=steps,
+        train_batch_size=GLOBAL_BATCH,
+        train_micro_batch_size_per_gpu=MICRO_BATCH,
+        model_parallel_size=tp,
+        pipe_parallel_size=pp,
+        log_interval=1,
+        eval_interval=10**6,
+        eval_iters=0,
+        checkpoint_factor=10**6,
+    )
     model.pop("gradient_accumulation_steps", None)
     model.update(EXTRA_MODEL_KEYS, **(extra or {}))
-    run = {"num_gpus": gpus, "master_port": port, "save": str(run_dir / "ckpt"), "load": str(run_dir / "ckpt"),
-           "log_dir": str(run_dir / "log"), "kernel_cache_dir": kernel_cache, "num_workers": 2}
+    run = {
+        "num_gpus": gpus,
+        "master_port": port,
+        "save": str(run_dir / "ckpt"),
+        "load": str(run_dir / "ckpt"),
+        "log_dir": str(run_dir / "log"),
+        "kernel_cache_dir": kernel_cache,
+        "num_workers": 2,
+    }
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, values in (("model", model), ("data", data), ("run", run)):
         (run_dir / f"{name}.yml").write_text(yaml.safe_dump(values))
@@ -75,16 +99,28 @@ class Launch:
     """One deepy.py command, its output time-stamped line by line (for launch -> first iteration)."""
 
     def __init__(self, run_dir: Path, files: list[str], visible_gpus: list[int], limit_s: float):
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(map(str, visible_gpus)), "PYTHONUNBUFFERED": "1",
-               "WANDB_MODE": "offline", "NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
-               "NVSHMEM_DISABLE_NVLS": "1"}
+        env = {
+            **os.environ,
+            "CUDA_VISIBLE_DEVICES": ",".join(map(str, visible_gpus)),
+            "PYTHONUNBUFFERED": "1",
+            "WANDB_MODE": "offline",
+            "NCCL_NVLS_ENABLE": "0",
+            "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+            "NVSHMEM_DISABLE_NVLS": "1",
+        }
         self.started = time.monotonic()
         self.limit_s = limit_s
         self.lines: list[tuple[float, str]] = []
         self.log_path = run_dir / "deepy.log"
-        self.process = subprocess.Popen([sys.executable, "deepy.py", "train.py", "-d", str(run_dir), *files],
-                                        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "deepy.py", "train.py", "-d", str(run_dir), *files],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -120,8 +156,11 @@ def finish(name: str, launch: Launch, run_dir: Path, gpus: int) -> RunResult:
     if iterations:
         result.launch_to_first_iteration_s = iterations[0][0] - launch.started
         result.last_iteration_to_exit_s = ended - iterations[-1][0]
-    records = [json.loads(line) for line in (run_dir / "log" / "metrics.jsonl").read_text().splitlines()
-               if line.strip()] if (run_dir / "log" / "metrics.jsonl").exists() else []
+    records = (
+        [json.loads(line) for line in (run_dir / "log" / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        if (run_dir / "log" / "metrics.jsonl").exists()
+        else []
+    )
     train = [r for r in records if "loss" in r]
     result.losses = {r["iteration"]: r["loss"] for r in train}
     result.grad_norms = {r["iteration"]: r.get("grad_norm") for r in train}
@@ -134,8 +173,16 @@ def finish(name: str, launch: Launch, run_dir: Path, gpus: int) -> RunResult:
     return result
 
 
-def run_waves(names: list[str], total_gpus: int, steps: int, data: dict, kernel_cache: str, work: Path,
-              limit_s: float, port: int = 29600) -> dict[str, RunResult]:
+def run_waves(
+    names: list[str],
+    total_gpus: int,
+    steps: int,
+    data: dict,
+    kernel_cache: str,
+    work: Path,
+    limit_s: float,
+    port: int = 29600,
+) -> dict[str, RunResult]:
     """Start as many runs at once as fit on the GPUs (in the order given), each on its own GPUs."""
     results, pending = {}, list(names)
     while pending:
@@ -155,8 +202,9 @@ def run_waves(names: list[str], total_gpus: int, steps: int, data: dict, kernel_
     return results
 
 
-def resume_check(layout: str, steps: int, stop_at: int, data: dict, kernel_cache: str, work: Path,
-                 limit_s: float, port: int = 29700) -> tuple[RunResult, RunResult]:
+def resume_check(
+    layout: str, steps: int, stop_at: int, data: dict, kernel_cache: str, work: Path, limit_s: float, port: int = 29700
+) -> tuple[RunResult, RunResult]:
     """`layout` trained to `stop_at` (exit_interval: it saves and exits), then resumed to `steps`."""
     run_dir = work / f"{layout}-resume"
     gpus = LAYOUTS[layout][2]
@@ -171,9 +219,14 @@ def resume_check(layout: str, steps: int, stop_at: int, data: dict, kernel_cache
 
 def relative_differences(result: RunResult, reference: RunResult, steps) -> tuple[float, float]:
     """Largest relative difference of the loss and of the grad norm over `steps` (inf where a step is missing)."""
+
     def worst(ours: dict, theirs: dict) -> float:
-        diffs = [abs(ours[s] - theirs[s]) / abs(theirs[s]) if s in ours and s in theirs and ours[s] is not None
-                 else float("inf") for s in steps]
+        diffs = [
+            abs(ours[s] - theirs[s]) / abs(theirs[s])
+            if s in ours and s in theirs and ours[s] is not None
+            else float("inf")
+            for s in steps
+        ]
         return max(diffs) if diffs else float("inf")
 
     return worst(result.losses, reference.losses), worst(result.grad_norms, reference.grad_norms)
@@ -183,18 +236,22 @@ def summary_line(r: RunResult) -> str:
     def fmt(value, spec):
         return "-" if value is None else format(value, spec)
 
-    return (f"{r.name:>14} | exit {r.exit_code} | launch->first iteration {fmt(r.launch_to_first_iteration_s, '.1f')} s"
-            f" | last iteration->exit {fmt(r.last_iteration_to_exit_s, '.1f')} s | "
-            f"{fmt(r.tokens_per_second_per_gpu, ',.0f')} tok/s/GPU | {fmt(r.memory_gib, '.1f')} GiB | "
-            f"steps {len(r.losses)}")
+    return (
+        f"{r.name:>14} | exit {r.exit_code} | launch->first iteration {fmt(r.launch_to_first_iteration_s, '.1f')} s"
+        f" | last iteration->exit {fmt(r.last_iteration_to_exit_s, '.1f')} s | "
+        f"{fmt(r.tokens_per_second_per_gpu, ',.0f')} tok/s/GPU | {fmt(r.memory_gib, '.1f')} GiB | "
+        f"steps {len(r.losses)}"
+    )
 
 
 def sample_data(work: Path) -> dict:
     from neox_metala.data_prep.sample import prepare_sample
 
     prepared = prepare_sample(work / "sample")
-    return {key: prepared[key] for key in ("train_data_paths", "valid_data_paths", "test_data_paths",
-                                           "tokenizer_type", "vocab_file")}
+    return {
+        key: prepared[key]
+        for key in ("train_data_paths", "valid_data_paths", "test_data_paths", "tokenizer_type", "vocab_file")
+    }
 
 
 def main(argv=None) -> int:
@@ -207,9 +264,13 @@ def main(argv=None) -> int:
     parser.add_argument("--kernel-cache", default=None)
     parser.add_argument("--limit", type=float, default=300, help="seconds before a run is killed (a defect)")
     parser.add_argument("--config", default=BASE_CONFIG, help="model config in configs/ (tiny.yml: a CPU smoke run)")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="warmup fraction of a schedule squeezed into --steps (lr_decay_iters = steps) instead "
-                        "of the config's own schedule; 0.1 reaches the peak LR after 2 of 20 steps")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="warmup fraction of a schedule squeezed into --steps (lr_decay_iters = steps) instead "
+        "of the config's own schedule; 0.1 reaches the peak LR after 2 of 20 steps",
+    )
     parser.add_argument("--out", default=None)
     options = parser.parse_args(argv)
     import torch
@@ -228,19 +289,29 @@ def main(argv=None) -> int:
     for name, result in results.items():
         if reference is not None and name != "1gpu":
             loss_diff, norm_diff = relative_differences(result, reference, steps)
-            report["comparisons"][name] = {"loss_rel_max": loss_diff, "grad_norm_rel_max": norm_diff,
-                                           "scaling_efficiency": (result.tokens_per_second_per_gpu or 0)
-                                           / (reference.tokens_per_second_per_gpu or float("nan"))}
+            report["comparisons"][name] = {
+                "loss_rel_max": loss_diff,
+                "grad_norm_rel_max": norm_diff,
+                "scaling_efficiency": (result.tokens_per_second_per_gpu or 0)
+                / (reference.tokens_per_second_per_gpu or float("nan")),
+            }
             print(f"{name:>14} vs 1gpu: loss rel max {loss_diff:.2e} | grad norm rel max {norm_diff:.2e}")
     if options.resume_at:
         layout = options.layouts[-1]
         first, second = resume_check(layout, options.steps, options.resume_at, data, cache, work, options.limit)
         resumed_steps = range(options.resume_at + 1, options.steps + 1)
         loss_diff, norm_diff = relative_differences(second, results[layout], resumed_steps)
-        report["resume"] = {"layout": layout, "first": first.__dict__, "second": second.__dict__,
-                            "loss_rel_max": loss_diff, "grad_norm_rel_max": norm_diff}
-        print(f"{layout} resumed at {options.resume_at} vs uninterrupted: loss rel max {loss_diff:.2e} | "
-              f"grad norm rel max {norm_diff:.2e}")
+        report["resume"] = {
+            "layout": layout,
+            "first": first.__dict__,
+            "second": second.__dict__,
+            "loss_rel_max": loss_diff,
+            "grad_norm_rel_max": norm_diff,
+        }
+        print(
+            f"{layout} resumed at {options.resume_at} vs uninterrupted: loss rel max {loss_diff:.2e} | "
+            f"grad norm rel max {norm_diff:.2e}"
+        )
     if options.out:
         Path(options.out).write_text(json.dumps(report, indent=1, default=str))
     return 0

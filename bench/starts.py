@@ -46,12 +46,20 @@ def main(argv=None) -> int:
             run_dir = work / "tp2-warmup"
             files = layouts.write_configs(run_dir, "tp2", 3, data, options.kernel_cache, 29950)
             began = time.monotonic()
-            done = subprocess.run([sys.executable, "-m", "neox_metala.warmup", "-d", str(run_dir), *files],
-                                  cwd=layouts.REPO, capture_output=True, text=True)
-            report["tp2-warmup-command"] = {"exit_code": done.returncode, "seconds": time.monotonic() - began,
-                                            "output": (done.stdout + done.stderr)[-3000:]}
-            print(f"warmup command (tp2 shapes): exit {done.returncode} in {time.monotonic() - began:.1f} s",
-                  flush=True)
+            done = subprocess.run(
+                [sys.executable, "-m", "neox_metala.warmup", "-d", str(run_dir), *files],
+                cwd=layouts.REPO,
+                capture_output=True,
+                text=True,
+            )
+            report["tp2-warmup-command"] = {
+                "exit_code": done.returncode,
+                "seconds": time.monotonic() - began,
+                "output": (done.stdout + done.stderr)[-3000:],
+            }
+            print(
+                f"warmup command (tp2 shapes): exit {done.returncode} in {time.monotonic() - began:.1f} s", flush=True
+            )
             start("tp2-after-warmup", "tp2")
         else:
             layout = step.split("-")[0]

@@ -15,7 +15,6 @@ import argparse
 import importlib.util
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -88,19 +87,30 @@ def profile_kind(kind, options, directory) -> dict:
         per_kernel[e.name] = per_kernel.get(e.name, 0.0) + us
         intervals.append((e.time_range.start, e.time_range.end))
     busy_ms = busy_union(intervals) / 1e3 / options.steps
-    syncs = sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CPU
-                and e.name in ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize"))
-    cpu_ops = sorted(((e.key, e.self_cpu_time_total, e.count) for e in prof.key_averages()
-                      if e.self_cpu_time_total > 0), key=lambda kv: -kv[1])[:options.top]
+    syncs = sum(
+        1
+        for e in prof.events()
+        if e.device_type == torch.autograd.DeviceType.CPU
+        and e.name in ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
+    )
+    cpu_ops = sorted(
+        ((e.key, e.self_cpu_time_total, e.count) for e in prof.key_averages() if e.self_cpu_time_total > 0),
+        key=lambda kv: -kv[1],
+    )[: options.top]
     table = {label: us / 1e3 / options.steps for label, us in sorted(per_class.items(), key=lambda kv: -kv[1])}
-    top = sorted(per_kernel.items(), key=lambda kv: -kv[1])[:options.top]
-    result = {"wall_ms_per_step": wall * 1e3, "kernel_ms_per_step": table,
-              "idle_ms_per_step": max(0.0, wall * 1e3 - busy_ms), "host_syncs_per_step": syncs / options.steps,
-              "tokens_per_step": args.training.train_batch_size * seq,
-              "top_kernels_ms_per_step": [(name[:90], us / 1e3 / options.steps) for name, us in top],
-              # where the host's time goes (a GPU left idle waits for it): op, self ms and calls per step
-              "top_cpu_ms_per_step": [(name[:90], us / 1e3 / options.steps, count / options.steps)
-                                      for name, us, count in cpu_ops]}
+    top = sorted(per_kernel.items(), key=lambda kv: -kv[1])[: options.top]
+    result = {
+        "wall_ms_per_step": wall * 1e3,
+        "kernel_ms_per_step": table,
+        "idle_ms_per_step": max(0.0, wall * 1e3 - busy_ms),
+        "host_syncs_per_step": syncs / options.steps,
+        "tokens_per_step": args.training.train_batch_size * seq,
+        "top_kernels_ms_per_step": [(name[:90], us / 1e3 / options.steps) for name, us in top],
+        # where the host's time goes (a GPU left idle waits for it): op, self ms and calls per step
+        "top_cpu_ms_per_step": [
+            (name[:90], us / 1e3 / options.steps, count / options.steps) for name, us, count in cpu_ops
+        ],
+    }
     del trainer
     torch.cuda.empty_cache()
     return result
@@ -120,14 +130,19 @@ def main() -> None:
     options = parser.parse_args()
     options.log_interval = 1000
     os.environ.setdefault("WANDB_MODE", "disabled")
-    results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-               "torch": torch.__version__, "seq": options.seq}
+    results = {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "torch": torch.__version__,
+        "seq": options.seq,
+    }
     with tempfile.TemporaryDirectory() as directory:
         for kind in options.kinds:
             r = results[kind] = profile_kind(kind, options, directory)
             wall = r["wall_ms_per_step"]
-            print(f"== {kind} T={options.seq}: {wall:.1f} ms/step, {r['tokens_per_step'] / wall * 1e3 / 1e3:.1f} k "
-                  f"tok/s, host syncs/step {r['host_syncs_per_step']:.0f}")
+            print(
+                f"== {kind} T={options.seq}: {wall:.1f} ms/step, {r['tokens_per_step'] / wall * 1e3 / 1e3:.1f} k "
+                f"tok/s, host syncs/step {r['host_syncs_per_step']:.0f}"
+            )
             for label, ms in [*r["kernel_ms_per_step"].items(), ("idle", r["idle_ms_per_step"])]:
                 print(f"   {label:<14} {ms:8.1f} ms  {100 * ms / wall:5.1f}%")
             for name, ms in r["top_kernels_ms_per_step"]:

@@ -67,15 +67,28 @@ def config_file(directory, kind, seq, data, options) -> str:
     layers = SMOKE["num_layers"] if options.smoke else options.layers
     settings.update(SMOKE if options.smoke else {"num_layers": layers})
     mixer = "metala" if kind.startswith("metala") else "attention"
-    settings.update({
-        "attention_config": [[[mixer], layers]], "pos_emb": "rotary" if mixer == "attention" else "none",
-        "seq_length": seq, "train_micro_batch_size_per_gpu": micro_batch,
-        "train_batch_size": micro_batch * options.accumulation, "train_iters": options.iters,
-        "warmup": 0.01, "eval_iters": 0, "log_interval": options.log_interval, "checkpoint_factor": None,
-        "train_data_paths": [data[0]], "valid_data_paths": [data[0]], "test_data_paths": [data[0]],
-        "tokenizer_type": "HFTokenizer", "vocab_file": data[1], "num_workers": 2,
-        "log_dir": os.path.join(directory, f"run-{kind}-{seq}"), "use_wandb": False,
-    })
+    settings.update(
+        {
+            "attention_config": [[[mixer], layers]],
+            "pos_emb": "rotary" if mixer == "attention" else "none",
+            "seq_length": seq,
+            "train_micro_batch_size_per_gpu": micro_batch,
+            "train_batch_size": micro_batch * options.accumulation,
+            "train_iters": options.iters,
+            "warmup": 0.01,
+            "eval_iters": 0,
+            "log_interval": options.log_interval,
+            "checkpoint_factor": None,
+            "train_data_paths": [data[0]],
+            "valid_data_paths": [data[0]],
+            "test_data_paths": [data[0]],
+            "tokenizer_type": "HFTokenizer",
+            "vocab_file": data[1],
+            "num_workers": 2,
+            "log_dir": os.path.join(directory, f"run-{kind}-{seq}"),
+            "use_wandb": False,
+        }
+    )
     if kind == "metala-fused":
         settings["metala_fused_kernels"] = True
     path = os.path.join(directory, f"{kind}-{seq}.yml")
@@ -93,12 +106,14 @@ def measure_ours(kind, seq, directory, data, options) -> dict:
         trainer.train_stream.close()
     rows = [json.loads(line) for line in open(os.path.join(args.logging.log_dir, "metrics.jsonl"))]
     steady = [r for r in rows if "tokens_per_second" in r][1:]  # the first interval holds compile + warm-up
-    result = {"tokens_per_s": float(np.mean([r["tokens_per_second"] for r in steady])),
-              "model_tflops": float(np.mean([r.get("tflops_per_gpu", float("nan")) for r in steady])),
-              "mfu_percent": float(np.mean([r.get("mfu_percent", float("nan")) for r in steady])),
-              # the trainer's own per-interval peaks (it resets the counters at every log)
-              "peak_memory_gib": max((r.get("memory_max_allocated_gib", 0.0) for r in rows), default=0.0),
-              "final_loss": steady[-1].get("loss")}
+    result = {
+        "tokens_per_s": float(np.mean([r["tokens_per_second"] for r in steady])),
+        "model_tflops": float(np.mean([r.get("tflops_per_gpu", float("nan")) for r in steady])),
+        "mfu_percent": float(np.mean([r.get("mfu_percent", float("nan")) for r in steady])),
+        # the trainer's own per-interval peaks (it resets the counters at every log)
+        "peak_memory_gib": max((r.get("memory_max_allocated_gib", 0.0) for r in rows), default=0.0),
+        "final_loss": steady[-1].get("loss"),
+    }
     del trainer
     gc.collect()
     torch.cuda.empty_cache()
@@ -107,8 +122,18 @@ def measure_ours(kind, seq, directory, data, options) -> dict:
 
 def measure_baseline(seq, options) -> dict:
     micro_batch = TOKENS_PER_MICRO_BATCH // seq
-    command = [sys.executable, options.baseline, "--seq", str(seq), "--micro-batch", str(micro_batch),
-               "--layers", str(options.layers), "--iters", str(options.baseline_iters)]
+    command = [
+        sys.executable,
+        options.baseline,
+        "--seq",
+        str(seq),
+        "--micro-batch",
+        str(micro_batch),
+        "--layers",
+        str(options.layers),
+        "--iters",
+        str(options.baseline_iters),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["mfu_percent"] = 100 * result["model_tflops"] / options.peak_tflops
@@ -118,12 +143,20 @@ def measure_baseline(seq, options) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seqs", nargs="+", type=int, default=[2048, 8192])
-    parser.add_argument("--kinds", nargs="+", default=["baseline", "attention", "metala"],
-                        help="baseline, attention, metala, metala-fused (metala_fused_kernels: true)")
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        default=["baseline", "attention", "metala"],
+        help="baseline, attention, metala, metala-fused (metala_fused_kernels: true)",
+    )
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--iters", type=int, default=12)
-    parser.add_argument("--accumulation", type=int, default=4, help="micro batches per step (the config's "
-                        "gradient accumulation on 8 GPUs)")
+    parser.add_argument(
+        "--accumulation",
+        type=int,
+        default=4,
+        help="micro batches per step (the config's gradient accumulation on 8 GPUs)",
+    )
     parser.add_argument("--log-interval", type=int, default=2)
     parser.add_argument("--baseline", default=BASELINE, help="path of plain_transformer.py")
     parser.add_argument("--baseline-iters", type=int, default=30)
@@ -135,22 +168,33 @@ def main() -> None:
         options.seqs, options.kinds = [128], [k for k in options.kinds if k != "baseline"]
     os.environ.setdefault("WANDB_MODE", "disabled")
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    results = {"device": device, "torch": torch.__version__, "layers": options.layers,
-               "accumulation": options.accumulation, "tokens_per_micro_batch": TOKENS_PER_MICRO_BATCH}
+    results = {
+        "device": device,
+        "torch": torch.__version__,
+        "layers": options.layers,
+        "accumulation": options.accumulation,
+        "tokens_per_micro_batch": TOKENS_PER_MICRO_BATCH,
+    }
     with tempfile.TemporaryDirectory() as directory:
         for seq in options.seqs:
             tokens = (options.iters + 2) * TOKENS_PER_MICRO_BATCH * options.accumulation
             data = synthetic_data(directory, tokens, seq) if set(options.kinds) - {"baseline"} else None
             row = results.setdefault(str(seq), {})
             for kind in options.kinds:
-                row[kind] = (measure_baseline(seq, options) if kind == "baseline"
-                             else measure_ours(kind, seq, directory, data, options))
+                row[kind] = (
+                    measure_baseline(seq, options)
+                    if kind == "baseline"
+                    else measure_ours(kind, seq, directory, data, options)
+                )
                 r = row[kind]
                 ratio = r["tokens_per_s"] / row["baseline"]["tokens_per_s"] if "baseline" in row else float("nan")
                 r["vs_baseline"] = ratio
-                print(f"T={seq:<5} {kind:<13} {r['tokens_per_s'] / 1e3:8.1f} k tok/s/GPU  "
-                      f"{r['model_tflops']:6.1f} TFLOP/s  MFU {r['mfu_percent']:5.1f}%  "
-                      f"peak {r['peak_memory_gib']:5.1f} GiB  ratio vs baseline {ratio:.3f}", flush=True)
+                print(
+                    f"T={seq:<5} {kind:<13} {r['tokens_per_s'] / 1e3:8.1f} k tok/s/GPU  "
+                    f"{r['model_tflops']:6.1f} TFLOP/s  MFU {r['mfu_percent']:5.1f}%  "
+                    f"peak {r['peak_memory_gib']:5.1f} GiB  ratio vs baseline {ratio:.3f}",
+                    flush=True,
+                )
     if options.out:
         with open(options.out, "w") as f:
             json.dump(results, f, indent=1)

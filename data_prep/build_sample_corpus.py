@@ -49,8 +49,9 @@ def fetch_packages(work: Path) -> Path:
 def kjv_chapters(unpacked: Path) -> list[str]:
     program = unpacked / "bible-kjv/usr/bin/bible"
     data_dir = unpacked / "bible-kjv-text/usr/lib"
-    listing = subprocess.run([str(program), "-p", str(data_dir), "gen1:1-rev22:21"], check=True,
-                             capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        [str(program), "-p", str(data_dir), "gen1:1-rev22:21"], check=True, capture_output=True, text=True
+    ).stdout
     chapters, verses, heading = [], [], None
     for line in listing.splitlines():
         if re.fullmatch(r"(\d )?[A-Z][A-Za-z ]+ \d+", line):
@@ -67,6 +68,7 @@ def kjv_chapters(unpacked: Path) -> list[str]:
 
 def dictd_entries(index_file: Path, dict_file: Path) -> list[str]:
     """The entries of a dictd dictionary in file order, its 00-database-* metadata left out."""
+
     def b64_number(text: str) -> int:
         value = 0
         for char in text:
@@ -79,13 +81,16 @@ def dictd_entries(index_file: Path, dict_file: Path) -> list[str]:
         headword, offset, length = line.split("\t")[:3]
         if not headword.startswith("00database"):
             spans.add((b64_number(offset), b64_number(length)))
-    return [textwrap.dedent(content[start:start + length].decode("utf-8")).strip() + "\n"
-            for start, length in sorted(spans)]
+    return [
+        textwrap.dedent(content[start : start + length].decode("utf-8")).strip() + "\n"
+        for start, length in sorted(spans)
+    ]
 
 
 def devil_letters(unpacked: Path) -> list[str]:
-    entries = dictd_entries(unpacked / "dict-devil/usr/share/dictd/devil.index",
-                            unpacked / "dict-devil/usr/share/dictd/devil.dict.dz")
+    entries = dictd_entries(
+        unpacked / "dict-devil/usr/share/dictd/devil.index", unpacked / "dict-devil/usr/share/dictd/devil.dict.dz"
+    )
     letters: dict[str, list[str]] = {}
     for entry in entries:
         letters.setdefault(entry[0].upper(), []).append(entry)
@@ -93,8 +98,9 @@ def devil_letters(unpacked: Path) -> list[str]:
 
 
 def jargon_entries(unpacked: Path) -> list[str]:
-    return dictd_entries(unpacked / "dict-jargon/usr/share/dictd/jargon.index",
-                         unpacked / "dict-jargon/usr/share/dictd/jargon.dict.dz")
+    return dictd_entries(
+        unpacked / "dict-jargon/usr/share/dictd/jargon.index", unpacked / "dict-jargon/usr/share/dictd/jargon.dict.dz"
+    )
 
 
 def sqlite_pieces(unpacked: Path) -> list[str]:
@@ -114,6 +120,7 @@ def sqlite_pieces(unpacked: Path) -> list[str]:
 
 def dm_mathematics(count: int, rng: random.Random) -> list[str]:
     """Documents of 40 question/answer line pairs from one module each, as in DeepMind's dataset."""
+
     def linear(r):
         x, a, b = r.randint(-20, 20), r.choice([i for i in range(-9, 10) if i]), r.randint(-50, 50)
         var = r.choice("abcdfghjklmnpqrstuvwxyz")
@@ -125,6 +132,7 @@ def dm_mathematics(count: int, rng: random.Random) -> list[str]:
 
     def gcd(r):
         from math import gcd as greatest
+
         factor = r.randint(2, 60)
         p, q = factor * r.randint(2, 90), factor * r.randint(2, 90)
         return f"Calculate the greatest common divisor of {p} and {q}.", str(greatest(p, q))
@@ -156,8 +164,12 @@ def build_corpus(unpacked: Path, out: Path) -> dict[str, int]:
         "Github": sqlite_pieces(unpacked),
         "DM Mathematics": dm_mathematics(160, rng),
     }
-    records = [{"text": text, "meta": {"pile_set_name": name}}
-               for name, texts in subsets.items() for text in texts if text.strip()]
+    records = [
+        {"text": text, "meta": {"pile_set_name": name}}
+        for name, texts in subsets.items()
+        for text in texts
+        if text.strip()
+    ]
     rng.shuffle(records)
     val_count = int(len(records) * VAL_FRACTION)
     write_jsonl_zst(out / "val.jsonl.zst", records[:val_count])

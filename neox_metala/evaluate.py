@@ -51,7 +51,7 @@ class MetaLALM(_lm_base()):
         if not context:
             return [self.tokenizer.eod_id], self.tokenizer.encode(continuation)
         whole, context_ids = self.tokenizer.encode(context + continuation), self.tokenizer.encode(context)
-        return context_ids, whole[len(context_ids):]
+        return context_ids, whole[len(context_ids) :]
 
     @torch.no_grad()
     def _score(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
@@ -61,17 +61,17 @@ class MetaLALM(_lm_base()):
         order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
         results: list[tuple[float, bool] | None] = [None] * len(pairs)
         for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            rows = [(pairs[i][0] + pairs[i][1])[-(self.max_length + 1):][:-1] for i in batch]
+            batch = order[start : start + self.batch_size]
+            rows = [(pairs[i][0] + pairs[i][1])[-(self.max_length + 1) :][:-1] for i in batch]
             tokens = torch.full((len(rows), max(map(len, rows))), self.tokenizer.pad_id, dtype=torch.long)
             for r, row in enumerate(rows):
-                tokens[r, :len(row)] = torch.tensor(row)
+                tokens[r, : len(row)] = torch.tensor(row)
             logits = self.model((tokens.to(self._device), gpt.no_padding_mask(self._device))).transpose(0, 1)
             log_probs = F.log_softmax(logits.float(), dim=-1)  # over the padded vocabulary, as the HF export does
             for r, i in enumerate(batch):
                 continuation = torch.tensor(pairs[i][1], device=self._device)
                 end = len(rows[r])
-                scores = log_probs[r, end - len(continuation):end]  # (len(continuation), vocab)
+                scores = log_probs[r, end - len(continuation) : end]  # (len(continuation), vocab)
                 total = scores.gather(-1, continuation[:, None]).sum().item()
                 results[i] = (total, bool((scores.argmax(-1) == continuation).all()))
         return results
@@ -85,8 +85,12 @@ class MetaLALM(_lm_base()):
 
         totals = []
         for request in requests:
-            windows = [make_disjoint_window(w) for w in get_rolling_token_windows(
-                self.tokenizer.encode(request.args[0]), self.tokenizer.eod_id, self.max_length, 1)]
+            windows = [
+                make_disjoint_window(w)
+                for w in get_rolling_token_windows(
+                    self.tokenizer.encode(request.args[0]), self.tokenizer.eod_id, self.max_length, 1
+                )
+            ]
             totals.append(sum(score for score, _ in self._score(windows)))
         return totals
 
@@ -98,9 +102,14 @@ class MetaLALM(_lm_base()):
             context, options = request.args
             until = options.get("until") or []
             until = [until] if isinstance(until, str) else until
-            ids = generate_tokens(self.model, [self.tokenizer.encode(context)[-self.max_length:]],
-                                  options.get("max_gen_toks", 256), self.tokenizer.pad_id, self.tokenizer.eod_id,
-                                  self.tokenizer.vocab_size)[0]
+            ids = generate_tokens(
+                self.model,
+                [self.tokenizer.encode(context)[-self.max_length :]],
+                options.get("max_gen_toks", 256),
+                self.tokenizer.pad_id,
+                self.tokenizer.eod_id,
+                self.tokenizer.vocab_size,
+            )[0]
             text = self.tokenizer.decode([i for i in ids if i != self.tokenizer.eod_id])
             for stop in until:
                 text = text.split(stop)[0]
@@ -114,8 +123,15 @@ def run_tasks(lm: MetaLALM, tasks: list[str], include_path=None, num_fewshot=Non
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=include_path) if include_path else None
-    return simple_evaluate(model=lm, tasks=tasks, num_fewshot=num_fewshot, limit=limit, task_manager=manager,
-                           log_samples=False, bootstrap_iters=0)
+    return simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        num_fewshot=num_fewshot,
+        limit=limit,
+        task_manager=manager,
+        log_samples=False,
+        bootstrap_iters=0,
+    )
 
 
 def scores(results: dict) -> dict[str, float]:
@@ -132,9 +148,15 @@ def log_to_wandb(flat_scores: dict[str, float], args, iteration: int) -> None:
     import wandb
 
     cfg = args.logging
-    run = wandb.init(project=cfg.wandb_project, group=cfg.wandb_group, entity=cfg.wandb_team,
-                     name=f"{cfg.wandb_run_name or 'neox-metala'}-eval", dir=cfg.log_dir, config=args.to_dict(),
-                     job_type="eval")
+    run = wandb.init(
+        project=cfg.wandb_project,
+        group=cfg.wandb_group,
+        entity=cfg.wandb_team,
+        name=f"{cfg.wandb_run_name or 'neox-metala'}-eval",
+        dir=cfg.log_dir,
+        config=args.to_dict(),
+        job_type="eval",
+    )
     run.log({f"eval/{key}": value for key, value in flat_scores.items()}, step=iteration)
     run.finish()
 
@@ -150,8 +172,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-fewshot", type=int, default=None)
     parser.add_argument("--limit", type=float, default=None, help="documents per task (testing only)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="default: the config's max_position_embeddings (seq_length unless set)")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="default: the config's max_position_embeddings (seq_length unless set)",
+    )
     parser.add_argument("--output", default=None, help="write lm-eval's results JSON here")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None)
     return parser
@@ -163,8 +189,9 @@ def main(argv=None) -> int:
     from .data.tokenizers import load_tokenizer
     from .generate import load_for_inference
 
-    model, args = load_for_inference(options.conf_files, options.conf_dir, options.load, options.iteration,
-                                     options.dtype)
+    model, args = load_for_inference(
+        options.conf_files, options.conf_dir, options.load, options.iteration, options.dtype
+    )
     tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
     lm = MetaLALM(model, tokenizer, options.max_length or args.model.max_position_embeddings, options.batch_size)
     results = run_tasks(lm, options.tasks.split(","), options.include_path, options.num_fewshot, options.limit)

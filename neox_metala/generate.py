@@ -41,8 +41,8 @@ def left_padded_batch(prompts: list[list[int]], pad_id: int, device=None) -> tup
     tokens = torch.full((len(prompts), longest), pad_id, dtype=torch.long)
     mask = torch.zeros(len(prompts), longest, dtype=torch.bool)
     for row, prompt in enumerate(prompts):
-        tokens[row, longest - len(prompt):] = torch.tensor(prompt)
-        mask[row, longest - len(prompt):] = True
+        tokens[row, longest - len(prompt) :] = torch.tensor(prompt)
+        mask[row, longest - len(prompt) :] = True
     return tokens.to(device), mask.to(device)
 
 
@@ -63,9 +63,18 @@ def next_tokens(logits, temperature=0.0, top_k=0, top_p=1.0, generator=None):
 
 
 @torch.no_grad()
-def generate_tokens(model: gpt.SequentialModel, prompts: list[list[int]], max_new_tokens: int, pad_id: int,
-                    eos_id: int | None = None, vocab_limit: int | None = None, temperature: float = 0.0,
-                    top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None) -> list[list[int]]:
+def generate_tokens(
+    model: gpt.SequentialModel,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    pad_id: int,
+    eos_id: int | None = None,
+    vocab_limit: int | None = None,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
     """New tokens per prompt (up to and including EOS). `vocab_limit`: ids at or past it (the vocab padding of the
     embedding) are never chosen."""
     device = next(model.parameters()).device
@@ -105,8 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
-                        help="default: bfloat16 on a GPU, float32 on CPU")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default=None,
+        help="default: bfloat16 on a GPU, float32 on CPU",
+    )
     return parser
 
 
@@ -140,17 +153,27 @@ def main(argv=None) -> int:
         raise SystemExit("nothing to generate from: pass --prompt TEXT or --input FILE")
     from .data.tokenizers import load_tokenizer
 
-    model, args = load_for_inference(options.conf_files, options.conf_dir, options.load, options.iteration,
-                                     options.dtype)
+    model, args = load_for_inference(
+        options.conf_files, options.conf_dir, options.load, options.iteration, options.dtype
+    )
     tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(options.seed)
     out = open(options.output, "w") if options.output else sys.stdout
     try:
         for start in range(0, len(prompts), options.batch_size):
-            batch = prompts[start:start + options.batch_size]
-            completions = generate_tokens(model, tokenizer.encode_batch(batch), options.max_new_tokens,
-                                          tokenizer.pad_id, tokenizer.eod_id, tokenizer.vocab_size,
-                                          options.temperature, options.top_k, options.top_p, generator)
+            batch = prompts[start : start + options.batch_size]
+            completions = generate_tokens(
+                model,
+                tokenizer.encode_batch(batch),
+                options.max_new_tokens,
+                tokenizer.pad_id,
+                tokenizer.eod_id,
+                tokenizer.vocab_size,
+                options.temperature,
+                options.top_k,
+                options.top_p,
+                generator,
+            )
             for prompt, ids in zip(batch, completions):
                 print(json.dumps({"prompt": prompt, "completion": tokenizer.decode(ids)}), file=out, flush=True)
     finally:

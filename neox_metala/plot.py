@@ -27,8 +27,9 @@ class MetricsFileError(Exception):
 def load_metrics(path: Path) -> list[dict]:
     """The file's records; a line cut short by a crash is skipped."""
     if not path.is_file():
-        raise MetricsFileError(f"no metrics file at {path}: is this a run directory, and has the run logged "
-                               f"at least one interval?")
+        raise MetricsFileError(
+            f"no metrics file at {path}: is this a run directory, and has the run logged at least one interval?"
+        )
     records = []
     for line in path.read_text().splitlines():
         try:

@@ -42,8 +42,10 @@ class ModelShape:
         if self.norm not in NORM_PARAMS_PER_CHANNEL:
             raise ValueError(f"unknown norm {self.norm!r}; choose from {tuple(NORM_PARAMS_PER_CHANNEL)}")
         if self.hidden_size % (2 * self.num_attention_heads):
-            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by 2 * num_attention_heads "
-                             f"= {2 * self.num_attention_heads} (MetaLA's head_k_dim is hidden_size / (2·heads))")
+            raise ValueError(
+                f"hidden_size {self.hidden_size} must be divisible by 2 * num_attention_heads "
+                f"= {2 * self.num_attention_heads} (MetaLA's head_k_dim is hidden_size / (2·heads))"
+            )
 
     @property
     def head_k_dim(self) -> int:  # q / decay / key width per head (D/2H)

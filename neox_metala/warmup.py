@@ -53,8 +53,10 @@ def use_kernel_cache(configured: str | None) -> str:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
-        raise OSError(f"kernel cache folder {folder} cannot be created ({error}); set kernel_cache_dir or "
-                      f"{FOLDER_VARIABLE} to a writable folder") from None
+        raise OSError(
+            f"kernel cache folder {folder} cannot be created ({error}); set kernel_cache_dir or "
+            f"{FOLDER_VARIABLE} to a writable folder"
+        ) from None
     os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(folder, "triton"))
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(folder, "inductor"))
     return folder
@@ -78,9 +80,15 @@ class MixerShapes:
         if "metala" not in layer_types(args):
             return None
         model, metala, tp = args.model, args.metala, args.parallel.model_parallel_size
-        return cls(args.training.train_micro_batch_size_per_gpu, model.seq_length, model.hidden_size,
-                   model.num_attention_heads // tp, tp, DTYPES[args.training.precision],
-                   metala.options())
+        return cls(
+            args.training.train_micro_batch_size_per_gpu,
+            model.seq_length,
+            model.hidden_size,
+            model.num_attention_heads // tp,
+            tp,
+            DTYPES[args.training.precision],
+            metala.options(),
+        )
 
     def to_json(self) -> str:
         return json.dumps({**dataclasses.asdict(self), "dtype": str(self.dtype).removeprefix("torch.")})
@@ -111,16 +119,22 @@ def run_mixer_kernels(shapes: MixerShapes, device: torch.device) -> None:
     options = shapes.metala
     if options.short_conv:
         hidden_states = random(seq, batch, hidden)  # the layer's (seq, batch, hidden), seen batch-first
-        conv_out, _ = ops.short_conv(hidden_states.transpose(0, 1), random(hidden, options.conv_kernel_size, scale=0.5),
-                                     backend=options.backend)
+        conv_out, _ = ops.short_conv(
+            hidden_states.transpose(0, 1), random(hidden, options.conv_kernel_size, scale=0.5), backend=options.backend
+        )
         total = total + conv_out.float().sum()
     projected = random(batch, seq, 3 * width)  # (batch, seq, 3 W): [q | decay logits | v | gate]
     aug_balance = random(width // 2, scale=0.1) if options.self_augmentation else None
     mixed = ops.metala_mix(projected, random(width, scale=0.1), aug_balance, shapes.heads_per_rank, options)
     (total + mixed.float().sum()).backward()
     with torch.no_grad():  # evaluation runs the forward kernels without autograd
-        ops.metala_mix(projected, torch.zeros(width, device=device, dtype=shapes.dtype), aug_balance,
-                       shapes.heads_per_rank, options)
+        ops.metala_mix(
+            projected,
+            torch.zeros(width, device=device, dtype=shapes.dtype),
+            aug_balance,
+            shapes.heads_per_rank,
+            options,
+        )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -158,14 +172,33 @@ def compile_in_parallel(shapes: MixerShapes, device: torch.device) -> None:
     processes = min(MAX_COMPILE_PROCESSES, len(os.sched_getaffinity(0)))
     env = {**os.environ, "FLA_CACHE_RESULTS": "0", "TRITON_CACHE_AUTOTUNING": "0"}
     logs = [tempfile.TemporaryFile("w+") for _ in range(processes)]
-    started = [subprocess.Popen([sys.executable, "-m", "neox_metala.warmup", _SHARE_FLAG, f"{share}/{processes}",
-                                 shapes.to_json(), str(device.index or 0)], env=env, stdout=log, stderr=log)
-               for share, log in enumerate(logs)]
+    started = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "neox_metala.warmup",
+                _SHARE_FLAG,
+                f"{share}/{processes}",
+                shapes.to_json(),
+                str(device.index or 0),
+            ],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        for share, log in enumerate(logs)
+    ]
     for share, (process, log) in enumerate(zip(started, logs)):
         if process.wait():
             log.seek(0)
-            logger.warning("kernel compilation share %d/%d failed (exit %d): %s", share, processes,
-                           process.returncode, log.read()[-2000:])
+            logger.warning(
+                "kernel compilation share %d/%d failed (exit %d): %s",
+                share,
+                processes,
+                process.returncode,
+                log.read()[-2000:],
+            )
         log.close()
 
 
@@ -208,13 +241,19 @@ def warm_up_node(shapes: MixerShapes | None, device: torch.device) -> float | No
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m neox_metala.warmup", description="Compile and autotune the GPU kernels a config's "
-        "training needs, on this machine's first GPU, into the kernel cache that its runs then load from.")
+        prog="python -m neox_metala.warmup",
+        description="Compile and autotune the GPU kernels a config's "
+        "training needs, on this machine's first GPU, into the kernel cache that its runs then load from.",
+    )
     parser.add_argument("conf_files", nargs="+", help="the run's YAML files")
     parser.add_argument("-d", "--conf_dir", "--conf-dir", default=None, help="directory the YAML files are in")
-    parser.add_argument("--world-size", type=int, default=None,
-                        help="GPUs of the run, when the micro batch is derived from it (default: the smallest "
-                        "world the parallel layout allows)")
+    parser.add_argument(
+        "--world-size",
+        type=int,
+        default=None,
+        help="GPUs of the run, when the micro batch is derived from it (default: the smallest "
+        "world the parallel layout allows)",
+    )
     return parser
 
 
@@ -238,8 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     shapes = MixerShapes.of(args)
     device = torch.device("cuda", 0)
     if shapes is None or not shapes.compiles_kernels(device):
-        print(f"warmup: nothing to compile for this config (precision {args.training.precision}, backend "
-              f"{args.metala.metala_backend}, layers {sorted(set(layer_types(args)))})")
+        print(
+            f"warmup: nothing to compile for this config (precision {args.training.precision}, backend "
+            f"{args.metala.metala_backend}, layers {sorted(set(layer_types(args)))})"
+        )
         return 0
     print(f"warmup: kernel cache {folder} (Triton: {os.environ['TRITON_CACHE_DIR']}); shapes {shapes}", flush=True)
     start = time.perf_counter()

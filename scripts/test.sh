@@ -9,4 +9,7 @@ workers=${PYTEST_WORKERS:-2}
 if [ -z "${PYTEST_WORKERS:-}" ] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     workers=0
 fi
+# Lint and formatting first (seconds): a violation fails the run as a test would.
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest -q -n "$workers" --dist loadfile tests "$@"

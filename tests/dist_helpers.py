@@ -17,8 +17,15 @@ def free_port() -> int:
 
 
 def _entry(rank, world_size, port, result_dir, worker, kwargs):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1")
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        DS_ACCELERATOR="cpu",
+        OMP_NUM_THREADS="1",
+    )
     torch.set_num_threads(1)
     try:
         result = worker(rank=rank, world_size=world_size, **kwargs)
@@ -29,6 +36,7 @@ def _entry(rank, world_size, port, result_dir, worker, kwargs):
         raise
     finally:
         from neox_metala import parallel
+
         parallel.destroy()
 
 
@@ -37,8 +45,9 @@ def run_workers(worker, world_size: int, result_dir, **kwargs) -> list:
     result_dir = str(result_dir)
     os.makedirs(result_dir, exist_ok=True)
     try:
-        mp.start_processes(_entry, args=(world_size, free_port(), result_dir, worker, kwargs), nprocs=world_size,
-                           start_method="spawn")
+        mp.start_processes(
+            _entry, args=(world_size, free_port(), result_dir, worker, kwargs), nprocs=world_size, start_method="spawn"
+        )
     except mp.ProcessRaisedException as error:
         raise AssertionError(f"a worker failed:\n{error}") from None
     return [torch.load(os.path.join(result_dir, f"rank{r}.pt"), weights_only=False) for r in range(world_size)]

@@ -23,7 +23,7 @@ def spec_mixer(x, w_q, w_decay, w_v, w_gate, b_gate, w_out, conv_w, aug, heads):
     out = []
     for t in range(seq):
         state = a[:, t, :, :, None] * state + k[:, t, :, :, None] * v[:, t, :, None, :]
-        o = (dk ** -0.5) * torch.einsum("bhk,bhkv->bhv", q[:, t], state)
+        o = (dk**-0.5) * torch.einsum("bhk,bhkv->bhv", q[:, t], state)
         if aug is not None:
             w = (q[:, t] * k[:, t] * aug.view(heads, dk)).sum(-1, keepdim=True)
             o = o + torch.sigmoid(w * v[:, t])

@@ -24,7 +24,7 @@ def _imported_modules(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = package_parts[:len(package_parts) - node.level + 1] if node.level else []
+            base = package_parts[: len(package_parts) - node.level + 1] if node.level else []
             target = ".".join([*base, node.module] if node.module else base)
             found.add(target)
             found.update(f"{target}.{alias.name}" for alias in node.names)  # `from . import ops` names a package
@@ -41,8 +41,11 @@ def import_graph() -> dict[str, set[str]]:
             continue
         for module in _imported_modules(path):
             target = _unit(module)
-            if target is not None and target != source and (PACKAGE / target).exists() | (
-                    PACKAGE / f"{target}.py").exists():
+            if (
+                target is not None
+                and target != source
+                and (PACKAGE / target).exists() | (PACKAGE / f"{target}.py").exists()
+            ):
                 graph.setdefault(source, set()).add(target)
     return graph
 
@@ -56,7 +59,7 @@ def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         state[node] = "done"
@@ -77,6 +80,9 @@ def test_packages_import_each_other_without_cycles():
 
 
 def test_no_file_over_the_house_limit():
-    long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
-            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(path.relative_to(PACKAGE)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
     assert not long, f"files over {MAX_LINES} lines: {long}"

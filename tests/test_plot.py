@@ -12,8 +12,14 @@ def write_metrics(run_dir, with_eval=True):
     run_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     for iteration in range(10, 201, 10):
-        lines.append({"iteration": iteration, "loss": 10.0 / (1 + iteration / 50), "lr": 3e-4,
-                      "tokens_per_second": 14_000 + iteration})
+        lines.append(
+            {
+                "iteration": iteration,
+                "loss": 10.0 / (1 + iteration / 50),
+                "lr": 3e-4,
+                "tokens_per_second": 14_000 + iteration,
+            }
+        )
         if with_eval and iteration % 50 == 0:
             lines.append({"iteration": iteration, "eval/loss": 11.0 / (1 + iteration / 50), "eval/perplexity": 1.0})
     text = "".join(json.dumps(line) + "\n" for line in lines)

@@ -1,5 +1,5 @@
 """python -m neox_metala.checkpoint convert --load A --save B --model-parallel-size N [--pipe-parallel-size M]
-                                            [--data-parallel-size K] [--iteration I]"""
+[--data-parallel-size K] [--iteration I]"""
 
 from __future__ import annotations
 
@@ -25,13 +25,19 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     options = _parser().parse_args(argv)
     from ..config import ConfigError
-    from ..training.checkpoint_files import CheckpointFormatError
     from ..training.checkpoint import CheckpointError
+    from ..training.checkpoint_files import CheckpointFormatError
     from .convert import convert
 
     try:
-        out = convert(options.load, options.save, options.model_parallel_size, options.pipe_parallel_size,
-                      options.data_parallel_size, options.iteration)
+        out = convert(
+            options.load,
+            options.save,
+            options.model_parallel_size,
+            options.pipe_parallel_size,
+            options.data_parallel_size,
+            options.iteration,
+        )
     except (CheckpointError, CheckpointFormatError, ConfigError) as error:
         raise SystemExit(f"python -m neox_metala.checkpoint convert: error: {error}") from None
     print(out)

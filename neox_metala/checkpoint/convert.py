@@ -26,16 +26,22 @@ def target_config(step_dir: str, tp: int, pp: int, dp: int, save_dir: str):
     from ..training.checkpoint import CONFIG_FILE
     from ..training.neutral_checkpoint import resolved_checkpoint_config
 
-    values = {key: value for key, value in resolved_checkpoint_config(step_dir).to_dict().items()
-              if key not in DERIVED_KEYS and key not in DERIVED_ON_RESOLVE}
+    values = {
+        key: value
+        for key, value in resolved_checkpoint_config(step_dir).to_dict().items()
+        if key not in DERIVED_KEYS and key not in DERIVED_ON_RESOLVE
+    }
     values.update(model_parallel_size=tp, pipe_parallel_size=pp, save=save_dir, load=save_dir)
     source = os.path.join(step_dir, CONFIG_FILE)
     args = NeoXArgs.from_flat(values, {key: source for key in values})
     world_size = tp * max(pp, 1) * dp
     args.resolve(world_size)
     if args.derived.data_parallel_size != dp:
-        raise ConfigError(f"{tp} x {max(pp, 1)} x {dp} ranks give data-parallel size {args.derived.data_parallel_size}",
-                          source, "model_parallel_size")
+        raise ConfigError(
+            f"{tp} x {max(pp, 1)} x {dp} ranks give data-parallel size {args.derived.data_parallel_size}",
+            source,
+            "model_parallel_size",
+        )
     return args
 
 
@@ -55,9 +61,9 @@ class ConversionPlan:
 def plan(load_dir: str, save_dir: str, tp: int, pp: int, dp: int, iteration: int | None = None) -> ConversionPlan:
     """Step `iteration` (default: the one a resume would load) of `load_dir`, to be written into `save_dir` in
     the layout (tp, pp, dp)."""
-    from ..training.checkpoint_files import find_step_dir
     from ..model.sizes import padded_vocab_size
     from ..training.checkpoint import read_marker
+    from ..training.checkpoint_files import find_step_dir
     from ..training.layout_change import padded_vocab_for_resume
 
     step_dir = find_step_dir(load_dir, iteration)
@@ -66,8 +72,10 @@ def plan(load_dir: str, save_dir: str, tp: int, pp: int, dp: int, iteration: int
     args = target_config(step_dir, tp, pp, dp, os.path.abspath(save_dir))
     record = read_marker(step_dir).get("tokenizer") or {}
     if "padded_vocab_size" not in record:
-        raise ConfigError(f"{step_dir}/complete.json records no tokenizer (a checkpoint of an older version); resume "
-                          f"it once in its own layout and convert the checkpoint that run saves")
+        raise ConfigError(
+            f"{step_dir}/complete.json records no tokenizer (a checkpoint of an older version); resume "
+            f"it once in its own layout and convert the checkpoint that run saves"
+        )
     computed = padded_vocab_size(record["vocab_size"], args.model.make_vocab_size_divisible_by, tp)
     padded_vocab = padded_vocab_for_resume(step_dir, record["vocab_size"], computed, tp)
     return ConversionPlan(args.to_dict(), step_dir, padded_vocab)
@@ -85,8 +93,9 @@ def convert_rank(conversion: ConversionPlan) -> str:
     layout = parallel.initialize(args.parallel.model_parallel_size, args.parallel.pipeline_stages, backend="gloo")
     engine = initialize_engine(args, build_model(args, layout, conversion.padded_vocab))
     tokenizer = checkpoint.read_marker(conversion.step_dir).get("tokenizer")
-    return layout_change.convert_into(engine, NeutralCheckpoint(conversion.step_dir), layout_of(args),
-                                      args.checkpoint.save, args.to_yaml(), tokenizer)
+    return layout_change.convert_into(
+        engine, NeutralCheckpoint(conversion.step_dir), layout_of(args), args.checkpoint.save, args.to_yaml(), tokenizer
+    )
 
 
 def _free_port() -> int:
@@ -96,8 +105,15 @@ def _free_port() -> int:
 
 
 def _convert_worker(rank: int, world_size: int, port: int, conversion: ConversionPlan):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="")
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        DS_ACCELERATOR="cpu",
+        CUDA_VISIBLE_DEVICES="",
+    )
     from .. import parallel
 
     try:
@@ -113,6 +129,10 @@ def convert(load_dir: str, save_dir: str, tp: int, pp: int, dp: int, iteration: 
 
     conversion = plan(load_dir, save_dir, tp, pp, dp, iteration)
     os.makedirs(save_dir, exist_ok=True)
-    mp.start_processes(_convert_worker, args=(conversion.world_size, _free_port(), conversion),
-                       nprocs=conversion.world_size, start_method="spawn")
+    mp.start_processes(
+        _convert_worker,
+        args=(conversion.world_size, _free_port(), conversion),
+        nprocs=conversion.world_size,
+        start_method="spawn",
+    )
     return os.path.join(save_dir, os.path.basename(conversion.step_dir))

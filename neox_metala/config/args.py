@@ -34,9 +34,16 @@ from .training import TrainingConfig
 logger = logging.getLogger("neox_metala.config")
 
 SECTIONS: dict[str, type] = {
-    "model": ModelConfig, "parallel": ParallelConfig, "optimizer": OptimizerConfig, "training": TrainingConfig,
-    "data": DataConfig, "checkpoint": CheckpointConfig, "logging": LoggingConfig, "launcher": LauncherConfig,
-    "metala": MetaLAConfig, "derived": DerivedConfig,
+    "model": ModelConfig,
+    "parallel": ParallelConfig,
+    "optimizer": OptimizerConfig,
+    "training": TrainingConfig,
+    "data": DataConfig,
+    "checkpoint": CheckpointConfig,
+    "logging": LoggingConfig,
+    "launcher": LauncherConfig,
+    "metala": MetaLAConfig,
+    "derived": DerivedConfig,
 }
 KEY_TO_SECTION: dict[str, str] = {}
 for _section_name, _section_class in SECTIONS.items():
@@ -48,8 +55,18 @@ DERIVED_KEYS = frozenset(DerivedConfig.field_names())
 # records them (its neox_config.yml) and loads only into a run where they are equal (training/checkpoint.py).
 # Keys that fix the shapes of the saved tensors: a checkpoint only loads into the same model. Its layout (TP, PP,
 # DP sizes) may differ: the trainer converts it (training/layout_change.py).
-SHAPE_KEYS = ("num_layers", "hidden_size", "num_attention_heads", "intermediate_size", "attention_config",
-              "no_weight_tying", "norm", "metala_conv_kernel_size", "metala_self_augmentation", "metala_short_conv")
+SHAPE_KEYS = (
+    "num_layers",
+    "hidden_size",
+    "num_attention_heads",
+    "intermediate_size",
+    "attention_config",
+    "no_weight_tying",
+    "norm",
+    "metala_conv_kernel_size",
+    "metala_self_augmentation",
+    "metala_short_conv",
+)
 DICT_SOURCE = "<resolved config>"
 
 
@@ -94,8 +111,10 @@ class NeoXArgs:
             else:
                 raise ConfigError(f"unknown key '{key}'{did_you_mean(key, KEY_TO_SECTION)}", source, key)
         if ignored:
-            logger.warning("ignoring GPT-NeoX keys that have no effect in neox-metala: %s",
-                           ", ".join(f"{key} ({sources.get(key, DICT_SOURCE)})" for key in ignored))
+            logger.warning(
+                "ignoring GPT-NeoX keys that have no effect in neox-metala: %s",
+                ", ".join(f"{key} ({sources.get(key, DICT_SOURCE)})" for key in ignored),
+            )
         args.validate()
         return args
 
@@ -110,8 +129,11 @@ class NeoXArgs:
             carried = dataclasses.asdict(args.derived)
             args.resolve(args.derived.world_size)
             if dataclasses.asdict(args.derived) != carried:
-                raise ConfigError(f"derived values {carried} do not match the ones recomputed from the config "
-                                  f"({dataclasses.asdict(args.derived)})", DICT_SOURCE)
+                raise ConfigError(
+                    f"derived values {carried} do not match the ones recomputed from the config "
+                    f"({dataclasses.asdict(args.derived)})",
+                    DICT_SOURCE,
+                )
         return args
 
     # ---- validation ---------------------------------------------------------------------------------------
@@ -124,15 +146,22 @@ class NeoXArgs:
         values that do not need the world size)."""
         for name in SECTIONS:
             getattr(self, name).check_values(self.source_of)
-        require(self.model.num_attention_heads % self.parallel.model_parallel_size == 0,
-                f"num_attention_heads ({self.model.num_attention_heads}) is not divisible by model_parallel_size "
-                f"({self.parallel.model_parallel_size})", "model_parallel_size", self.source_of)
+        require(
+            self.model.num_attention_heads % self.parallel.model_parallel_size == 0,
+            f"num_attention_heads ({self.model.num_attention_heads}) is not divisible by model_parallel_size "
+            f"({self.parallel.model_parallel_size})",
+            "model_parallel_size",
+            self.source_of,
+        )
         for section in (self.model, self.optimizer, self.training, self.launcher):
             section.derive(self.source_of)
-        require(self.model.num_layers >= self.parallel.pipeline_stages,
-                f"num_layers ({self.model.num_layers}) is smaller than pipe_parallel_size "
-                f"({self.parallel.pipe_parallel_size}); every stage needs a layer", "pipe_parallel_size",
-                self.source_of)
+        require(
+            self.model.num_layers >= self.parallel.pipeline_stages,
+            f"num_layers ({self.model.num_layers}) is smaller than pipe_parallel_size "
+            f"({self.parallel.pipe_parallel_size}); every stage needs a layer",
+            "pipe_parallel_size",
+            self.source_of,
+        )
         if self.optimizer.lr_decay_iters is None:
             self.optimizer.lr_decay_iters = self.training.train_iters
 
@@ -144,10 +173,16 @@ class NeoXArgs:
             raise ConfigError(str(error), self.source_of("model_parallel_size"), "model_parallel_size") from None
         training = self.training
         try:
-            (training.train_micro_batch_size_per_gpu, training.gradient_accumulation_steps,
-             training.train_batch_size) = batch_sizes(training.train_micro_batch_size_per_gpu,
-                                                      training.gradient_accumulation_steps,
-                                                      training.train_batch_size, dp)
+            (
+                training.train_micro_batch_size_per_gpu,
+                training.gradient_accumulation_steps,
+                training.train_batch_size,
+            ) = batch_sizes(
+                training.train_micro_batch_size_per_gpu,
+                training.gradient_accumulation_steps,
+                training.train_batch_size,
+                dp,
+            )
         except ValueError as error:
             batch_key = "train_batch_size" if self.source_of("train_batch_size") else "train_micro_batch_size_per_gpu"
             raise ConfigError(str(error), self.source_of(batch_key), batch_key) from None
@@ -159,11 +194,18 @@ class NeoXArgs:
     def model_shape(self, padded_vocab_size: int) -> ModelShape:
         """The model these settings build, with the embedding's (padded) vocabulary size."""
         model = self.model
-        return ModelShape(num_layers=model.num_layers, hidden_size=model.hidden_size,
-                          num_attention_heads=model.num_attention_heads, vocab_size=padded_vocab_size,
-                          seq_length=model.seq_length, intermediate_size=model.intermediate_size,
-                          layer_types=tuple(layer_types(self)), tied_embeddings=not model.no_weight_tying,
-                          norm=model.norm, metala=self.metala.options())
+        return ModelShape(
+            num_layers=model.num_layers,
+            hidden_size=model.hidden_size,
+            num_attention_heads=model.num_attention_heads,
+            vocab_size=padded_vocab_size,
+            seq_length=model.seq_length,
+            intermediate_size=model.intermediate_size,
+            layer_types=tuple(layer_types(self)),
+            tied_embeddings=not model.no_weight_tying,
+            norm=model.norm,
+            metala=self.metala.options(),
+        )
 
     def check_world_size(self, actual_world_size: int) -> None:
         """Raise when train.py runs with a different process count than deepy.py resolved for."""

@@ -55,12 +55,14 @@ class DataConfig(Section):
         if self.data_path is not None and self.train_data_paths is not None:
             raise ConfigError(
                 f"data_path and train_data_paths (from {source_of('train_data_paths')}) are both set; use "
-                f"data_path with split, or train/valid/test_data_paths", source_of("data_path"), "data_path")
+                f"data_path with split, or train/valid/test_data_paths",
+                source_of("data_path"),
+                "data_path",
+            )
         for split in SPLITS:
             self._check_weights(split, source_of)
         split_fractions(self.split, source_of("split"))
-        require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}", "num_workers",
-                source_of)
+        require(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}", "num_workers", source_of)
 
     def _check_weights(self, split: str, source_of: SourceOf) -> None:
         paths_key, weights_key = f"{split}_data_paths", f"{split}_data_weights"
@@ -69,11 +71,18 @@ class DataConfig(Section):
         if weights is None:
             return
         require(paths is not None, f"{weights_key} is set but {paths_key} is not", weights_key, source_of)
-        require(len(weights) == len(paths),
-                f"{weights_key} has {len(weights)} entries but {paths_key} has {len(paths)}; give one weight "
-                f"per path", weights_key, source_of)
-        require(all(w >= 0 for w in weights) and sum(weights) > 0,
-                f"{weights_key} must be >= 0 and not all 0, got {weights}", weights_key, source_of)
+        require(
+            len(weights) == len(paths),
+            f"{weights_key} has {len(weights)} entries but {paths_key} has {len(paths)}; give one weight per path",
+            weights_key,
+            source_of,
+        )
+        require(
+            all(w >= 0 for w in weights) and sum(weights) > 0,
+            f"{weights_key} must be >= 0 and not all 0, got {weights}",
+            weights_key,
+            source_of,
+        )
 
     def data_prefixes(self) -> list[tuple[str, str]]:
         """(key, prefix) for every dataset prefix the config names, in key order."""
@@ -85,14 +94,15 @@ class DataConfig(Section):
 
 
 def split_fractions(split: str, source: str | None = None) -> tuple[float, float, float]:
-    """"969,30,1" -> (0.969, 0.03, 0.001); missing trailing parts are 0, as in NeoX."""
+    """ "969,30,1" -> (0.969, 0.03, 0.001); missing trailing parts are 0, as in NeoX."""
     try:
         parts = [float(part) for part in split.replace("/", ",").split(",") if part.strip()]
     except ValueError:
         parts = []
     if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or sum(parts) <= 0:
-        raise ConfigError(f"split: expected up to three non-negative proportions like \"969,30,1\", got {split!r}",
-                          source, "split")
+        raise ConfigError(
+            f'split: expected up to three non-negative proportions like "969,30,1", got {split!r}', source, "split"
+        )
     parts += [0.0] * (3 - len(parts))
     total = sum(parts)
     return tuple(p / total for p in parts)

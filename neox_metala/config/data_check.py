@@ -22,11 +22,17 @@ def check_data_settings(args: NeoXArgs) -> None:
     if not data.data_path and not data.train_data_paths:
         given = [key for key in ("valid_data_paths", "test_data_paths") if getattr(data, key)]
         where = f" ({', '.join(f'{key} from {args.source_of(key)}' for key in given)} without it)" if given else ""
-        raise ConfigError(f"no training data{where}: set data_path (with split) or train_data_paths",
-                          args.source_of(given[0]) if given else None, given[0] if given else "data_path")
+        raise ConfigError(
+            f"no training data{where}: set data_path (with split) or train_data_paths",
+            args.source_of(given[0]) if given else None,
+            given[0] if given else "data_path",
+        )
     if data.vocab_file is None:
-        raise ConfigError(f"vocab_file is required for tokenizer_type {data.tokenizer_type!r}",
-                          args.source_of("tokenizer_type"), "vocab_file")
+        raise ConfigError(
+            f"vocab_file is required for tokenizer_type {data.tokenizer_type!r}",
+            args.source_of("tokenizer_type"),
+            "vocab_file",
+        )
 
 
 def check_data_paths(args: NeoXArgs) -> None:
@@ -38,12 +44,19 @@ def check_data_paths(args: NeoXArgs) -> None:
         if missing:
             raise ConfigError(
                 f"{key}: dataset prefix {prefix!r} has no {' and no '.join(missing)}; give the prefix without "
-                f".bin/.idx, or tokenize the data first (neox-metala-prep)", args.source_of(key), key)
+                f".bin/.idx, or tokenize the data first (neox-metala-prep)",
+                args.source_of(key),
+                key,
+            )
         problem = shard_size_problem(prefix)
         if problem:
-            raise ConfigError(f"{key}: {problem}; the shard is damaged (an interrupted copy?): copy or tokenize "
-                              f"it again (python -m neox_metala.data_prep validate --prefix {prefix} checks all of "
-                              f"it)", args.source_of(key), key)
+            raise ConfigError(
+                f"{key}: {problem}; the shard is damaged (an interrupted copy?): copy or tokenize "
+                f"it again (python -m neox_metala.data_prep validate --prefix {prefix} checks all of "
+                f"it)",
+                args.source_of(key),
+                key,
+            )
     for key in ("vocab_file", "merge_file"):
         path = getattr(data, key)
         if path is not None and not os.path.isfile(path):
@@ -77,5 +90,8 @@ def check_save_writable(args: NeoXArgs, rank: int) -> None:
             f.write("probe")
         os.remove(probe)
     except OSError as error:
-        raise ConfigError(f"save: cannot write checkpoints to {save!r} ({error.strerror or error}); point save at "
-                          f"a writable folder", args.source_of("save"), "save") from None
+        raise ConfigError(
+            f"save: cannot write checkpoints to {save!r} ({error.strerror or error}); point save at a writable folder",
+            args.source_of("save"),
+            "save",
+        ) from None

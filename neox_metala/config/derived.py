@@ -29,12 +29,12 @@ def data_parallel_size(world_size: int, model_parallel_size: int, pipe_parallel_
         raise ValueError(
             f"world size {world_size} is not divisible by model_parallel_size ({model_parallel_size}) x "
             f"max(pipe_parallel_size, 1) ({max(pipe_parallel_size, 1)}) = {model_ranks}; change the GPU count "
-            f"or the parallel sizes")
+            f"or the parallel sizes"
+        )
     return world_size // model_ranks
 
 
-def batch_sizes(micro: int | None, accumulation: int | None, global_batch: int | None,
-                dp: int) -> tuple[int, int, int]:
+def batch_sizes(micro: int | None, accumulation: int | None, global_batch: int | None, dp: int) -> tuple[int, int, int]:
     """(micro, accumulation, global) with global = micro * accumulation * dp, deriving what is missing.
 
     As in NeoX: any two determine the third; global alone means accumulation 1; micro alone means
@@ -53,12 +53,17 @@ def batch_sizes(micro: int | None, accumulation: int | None, global_batch: int |
         raise ValueError(
             f"train_batch_size ({global_batch}) must equal train_micro_batch_size_per_gpu ({micro}) x "
             f"gradient_accumulation_steps ({accumulation}) x data-parallel size ({dp}) = {expected}; change "
-            f"one of them, or drop train_batch_size to derive it")
+            f"one of them, or drop train_batch_size to derive it"
+        )
     return micro, accumulation, global_batch
 
 
 def check_world_size_matches(expected: int | None, actual: int, where: str) -> None:
     """train.py's guard: the process count it finds must be the one deepy.py resolved the batch sizes for."""
     if expected is not None and expected != actual:
-        raise ConfigError(f"the config was resolved for world_size {expected} but {actual} processes were "
-                          f"started; launch it with deepy.py again", where, "world_size")
+        raise ConfigError(
+            f"the config was resolved for world_size {expected} but {actual} processes were "
+            f"started; launch it with deepy.py again",
+            where,
+            "world_size",
+        )

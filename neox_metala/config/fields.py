@@ -36,8 +36,15 @@ def type_hints(section_class: type) -> dict[str, Any]:
 
 
 def _type_name(annotation: Any) -> str:
-    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-             dict: "a mapping", list: "a list", type(None): "null"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+        dict: "a mapping",
+        list: "a list",
+        type(None): "null",
+    }
     if annotation in names:
         return names[annotation]
     origin = typing.get_origin(annotation)
@@ -126,9 +133,10 @@ def check_type(section_class: type, key: str, value: Any, source: str | None) ->
         raise ConfigError(
             f"{key}: {value!r} is not one of {choices_text(literal_choices)}"
             f"{did_you_mean(value, [c for c in literal_choices if isinstance(c, str)])}",
-            source, key)
-    raise ConfigError(
-        f"{key}: expected {_type_name(annotation)}, got {value!r} ({type(value).__name__})", source, key)
+            source,
+            key,
+        )
+    raise ConfigError(f"{key}: expected {_type_name(annotation)}, got {value!r} ({type(value).__name__})", source, key)
 
 
 def _literal_choices(annotation: Any) -> tuple:

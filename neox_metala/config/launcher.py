@@ -56,32 +56,61 @@ class LauncherConfig(Section):
     """Passed to srun as --comment (launcher slurm), as some clusters require. NeoX default None."""
 
     def check_values(self, source_of: SourceOf) -> None:
-        require(not (self.include and self.exclude), "include and exclude cannot both be set; use one",
-                "exclude", source_of)
+        require(
+            not (self.include and self.exclude), "include and exclude cannot both be set; use one", "exclude", source_of
+        )
         if self.include or self.exclude:
             filter_key = "include" if self.include else "exclude"
             for key, unset in (("num_nodes", self.num_nodes == -1), ("num_gpus", self.num_gpus is None)):
-                require(unset, f"{key} cannot be combined with {filter_key} (from {source_of(filter_key)}); "
-                        f"name the hosts and slots in {filter_key} instead", key, source_of)
-        require(self.num_gpus is None or self.num_gpus >= 1, f"num_gpus must be >= 1, got {self.num_gpus}",
-                "num_gpus", source_of)
-        require(self.num_nodes == -1 or self.num_nodes >= 1, f"num_nodes must be -1 (all) or >= 1, got "
-                f"{self.num_nodes}", "num_nodes", source_of)
-        require(0 < self.master_port < 65536, f"master_port must be in 1..65535, got {self.master_port}",
-                "master_port", source_of)
+                require(
+                    unset,
+                    f"{key} cannot be combined with {filter_key} (from {source_of(filter_key)}); "
+                    f"name the hosts and slots in {filter_key} instead",
+                    key,
+                    source_of,
+                )
+        require(
+            self.num_gpus is None or self.num_gpus >= 1,
+            f"num_gpus must be >= 1, got {self.num_gpus}",
+            "num_gpus",
+            source_of,
+        )
+        require(
+            self.num_nodes == -1 or self.num_nodes >= 1,
+            f"num_nodes must be -1 (all) or >= 1, got {self.num_nodes}",
+            "num_nodes",
+            source_of,
+        )
+        require(
+            0 < self.master_port < 65536,
+            f"master_port must be in 1..65535, got {self.master_port}",
+            "master_port",
+            source_of,
+        )
 
     def derive(self, source_of: SourceOf) -> None:
         if self.deepspeed_slurm and self.launcher != "slurm":
             if source_of("launcher") is not None:
-                raise ConfigError(f"deepspeed_slurm is true but launcher is {self.launcher!r} (from "
-                                  f"{source_of('launcher')}); set launcher: slurm or drop one",
-                                  source_of("deepspeed_slurm"), "deepspeed_slurm")
+                raise ConfigError(
+                    f"deepspeed_slurm is true but launcher is {self.launcher!r} (from "
+                    f"{source_of('launcher')}); set launcher: slurm or drop one",
+                    source_of("deepspeed_slurm"),
+                    "deepspeed_slurm",
+                )
             self.launcher = "slurm"
         if self.launcher in MPI_LAUNCHERS:
             # DeepSpeed's MPI backends launch every slot of the hostfile and refuse these filters.
             for key in ("include", "exclude", "num_gpus"):
-                require(getattr(self, key) is None, f"{key} is not supported with launcher {self.launcher!r} "
-                        f"(DeepSpeed's MPI backends run every hostfile slot); edit the hostfile instead",
-                        key, source_of)
-            require(self.num_nodes == -1, f"num_nodes is not supported with launcher {self.launcher!r}; edit the "
-                    f"hostfile instead", "num_nodes", source_of)
+                require(
+                    getattr(self, key) is None,
+                    f"{key} is not supported with launcher {self.launcher!r} "
+                    f"(DeepSpeed's MPI backends run every hostfile slot); edit the hostfile instead",
+                    key,
+                    source_of,
+                )
+            require(
+                self.num_nodes == -1,
+                f"num_nodes is not supported with launcher {self.launcher!r}; edit the hostfile instead",
+                "num_nodes",
+                source_of,
+            )

@@ -21,8 +21,9 @@ def _construct_mapping_without_duplicates(loader: _StrictLoader, node: yaml.Mapp
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             line = key_node.start_mark.line + 1
-            raise ConfigError(f"key {key!r} appears twice (second time on line {line}); keep one",
-                              key_node.start_mark.name, str(key))
+            raise ConfigError(
+                f"key {key!r} appears twice (second time on line {line}); keep one", key_node.start_mark.name, str(key)
+            )
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -57,15 +58,13 @@ def read_config_file(path: str) -> dict[str, Any]:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(f"expected a mapping of key: value at the top level, got a {type(loaded).__name__}",
-                          path)
+        raise ConfigError(f"expected a mapping of key: value at the top level, got a {type(loaded).__name__}", path)
     flat: dict[str, Any] = {}
     spelled: dict[str, str] = {}
     for raw_key, value in loaded.items():
         key = normalize_key(str(raw_key))
         if key in flat:
-            raise ConfigError(f"key '{key}' is given twice, as '{spelled[key]}' and '{raw_key}'; keep one", path,
-                              key)
+            raise ConfigError(f"key '{key}' is given twice, as '{spelled[key]}' and '{raw_key}'; keep one", path, key)
         flat[key], spelled[key] = value, str(raw_key)
     return flat
 
@@ -80,8 +79,9 @@ def merge_config_files(paths: list[str]) -> tuple[dict[str, Any], dict[str, str]
     for path in paths:
         for key, value in read_config_file(path).items():
             if key in values:
-                raise ConfigError(f"key '{key}' is set in both {sources[key]} and {path}; keep it in one file",
-                                  path, key)
+                raise ConfigError(
+                    f"key '{key}' is set in both {sources[key]} and {path}; keep it in one file", path, key
+                )
             values[key] = value
             sources[key] = path
     return values, sources

@@ -41,8 +41,10 @@ class LoggingConfig(Section):
     """Peak dense TFLOP/s of one GPU at the training precision, for MFU; None looks it up by device name."""
 
     def check_values(self, source_of: SourceOf) -> None:
-        require(self.log_interval > 0, f"log_interval must be > 0, got {self.log_interval}", "log_interval",
-                source_of)
-        require(self.peak_tflops_per_gpu is None or self.peak_tflops_per_gpu > 0,
-                f"peak_tflops_per_gpu must be > 0, got {self.peak_tflops_per_gpu}", "peak_tflops_per_gpu",
-                source_of)
+        require(self.log_interval > 0, f"log_interval must be > 0, got {self.log_interval}", "log_interval", source_of)
+        require(
+            self.peak_tflops_per_gpu is None or self.peak_tflops_per_gpu > 0,
+            f"peak_tflops_per_gpu must be > 0, got {self.peak_tflops_per_gpu}",
+            "peak_tflops_per_gpu",
+            source_of,
+        )

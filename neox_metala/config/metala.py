@@ -43,14 +43,24 @@ class MetaLAConfig(Section):
     the GPU, against <= 5e-3 for the default path (tests/ops/test_fused_gpu.py; under investigation)."""
 
     def check_values(self, source_of: SourceOf) -> None:
-        require(self.metala_chunk_size > 0, f"metala_chunk_size must be > 0, got {self.metala_chunk_size}",
-                "metala_chunk_size", source_of)
-        require(self.metala_decay_normalizer > 0,
-                f"metala_decay_normalizer must be > 0, got {self.metala_decay_normalizer}",
-                "metala_decay_normalizer", source_of)
-        require(self.metala_conv_kernel_size >= 1,
-                f"metala_conv_kernel_size must be >= 1, got {self.metala_conv_kernel_size}",
-                "metala_conv_kernel_size", source_of)
+        require(
+            self.metala_chunk_size > 0,
+            f"metala_chunk_size must be > 0, got {self.metala_chunk_size}",
+            "metala_chunk_size",
+            source_of,
+        )
+        require(
+            self.metala_decay_normalizer > 0,
+            f"metala_decay_normalizer must be > 0, got {self.metala_decay_normalizer}",
+            "metala_decay_normalizer",
+            source_of,
+        )
+        require(
+            self.metala_conv_kernel_size >= 1,
+            f"metala_conv_kernel_size must be >= 1, got {self.metala_conv_kernel_size}",
+            "metala_conv_kernel_size",
+            source_of,
+        )
 
     def options(self) -> MetaLAOptions:
         """These keys as the layers and kernels take them."""
@@ -59,4 +69,5 @@ class MetaLAConfig(Section):
 
 _OPTION_NAMES = [f.name for f in dataclasses.fields(MetaLAOptions)]
 assert [PREFIX + name for name in _OPTION_NAMES] == MetaLAConfig.field_names(), (
-    "config/metala.py must declare one metala_<name> key per ops.MetaLAOptions field, in the same order")
+    "config/metala.py must declare one metala_<name> key per ops.MetaLAOptions field, in the same order"
+)

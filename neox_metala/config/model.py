@@ -92,8 +92,14 @@ class ModelConfig(Section):
     def check_values(self, source_of: SourceOf) -> None:
         for key in REQUIRED_MODEL_KEYS:
             require(getattr(self, key) is not None, f"missing required key '{key}'", key, source_of)
-        for key in ("num_layers", "hidden_size", "num_attention_heads", "seq_length", "make_vocab_size_divisible_by",
-                    "rotary_emb_base"):
+        for key in (
+            "num_layers",
+            "hidden_size",
+            "num_attention_heads",
+            "seq_length",
+            "make_vocab_size_divisible_by",
+            "rotary_emb_base",
+        ):
             require(getattr(self, key) > 0, f"{key} must be > 0, got {getattr(self, key)}", key, source_of)
         for key in ("max_position_embeddings", "intermediate_size"):
             value = getattr(self, key)
@@ -105,8 +111,12 @@ class ModelConfig(Section):
             value = getattr(self, key)
             require(value > 0, f"{key} must be > 0, got {value}", key, source_of)
         _check_pos_emb(self.pos_emb, source_of)
-        require(0.0 < self.rotary_pct <= 1.0, f"rotary_pct must be in (0, 1], got {self.rotary_pct}",
-                "rotary_pct", source_of)
+        require(
+            0.0 < self.rotary_pct <= 1.0,
+            f"rotary_pct must be in (0, 1], got {self.rotary_pct}",
+            "rotary_pct",
+            source_of,
+        )
         if self.attention_config is not None:
             expand_attention_config(self.attention_config, source_of("attention_config"))
 
@@ -114,25 +124,39 @@ class ModelConfig(Section):
         """Stage three: fill the defaults that depend on other keys, then check the layer count."""
         if self.max_position_embeddings is None:
             self.max_position_embeddings = self.seq_length
-        require(self.max_position_embeddings >= self.seq_length,
-                f"max_position_embeddings ({self.max_position_embeddings}) is smaller than seq_length "
-                f"({self.seq_length}); raise it or drop it to default to seq_length",
-                "max_position_embeddings", source_of)
+        require(
+            self.max_position_embeddings >= self.seq_length,
+            f"max_position_embeddings ({self.max_position_embeddings}) is smaller than seq_length "
+            f"({self.seq_length}); raise it or drop it to default to seq_length",
+            "max_position_embeddings",
+            source_of,
+        )
         if self.intermediate_size is None:
             self.intermediate_size = default_intermediate_size(self.hidden_size)
         if self.attention_config is None:
             self.attention_config = [[["metala"], self.num_layers]]
         expanded = expand_attention_config(self.attention_config, source_of("attention_config"))
-        require(len(expanded) == self.num_layers,
-                f"attention_config expands to {len(expanded)} layers but num_layers is {self.num_layers}; "
-                f"make the repeats add up to num_layers", "attention_config", source_of)
-        require(self.hidden_size % self.num_attention_heads == 0,
-                f"hidden_size ({self.hidden_size}) is not divisible by num_attention_heads "
-                f"({self.num_attention_heads})", "num_attention_heads", source_of)
+        require(
+            len(expanded) == self.num_layers,
+            f"attention_config expands to {len(expanded)} layers but num_layers is {self.num_layers}; "
+            f"make the repeats add up to num_layers",
+            "attention_config",
+            source_of,
+        )
+        require(
+            self.hidden_size % self.num_attention_heads == 0,
+            f"hidden_size ({self.hidden_size}) is not divisible by num_attention_heads ({self.num_attention_heads})",
+            "num_attention_heads",
+            source_of,
+        )
         head_width = self.hidden_size // self.num_attention_heads
-        require("metala" not in expanded or head_width % 2 == 0,
-                f"hidden_size / num_attention_heads = {head_width} must be even for MetaLA layers (queries and "
-                f"keys use half of each head)", "num_attention_heads", source_of)
+        require(
+            "metala" not in expanded or head_width % 2 == 0,
+            f"hidden_size / num_attention_heads = {head_width} must be even for MetaLA layers (queries and "
+            f"keys use half of each head)",
+            "num_attention_heads",
+            source_of,
+        )
 
     @property
     def norm_epsilon(self) -> float:
@@ -147,26 +171,42 @@ def _check_pos_emb(pos_emb: str, source_of: SourceOf) -> None:
         problem = f"pos_emb: {pos_emb!r} is a GPT-NeoX position encoding that neox-metala does not implement"
     else:
         problem = f"pos_emb: unknown value {pos_emb!r}{did_you_mean(pos_emb, POS_EMBS + NEOX_ONLY_POS_EMBS)}"
-    raise ConfigError(f"{problem}; supported: {choices_text(POS_EMBS)} (RoPE or nothing in attention layers; "
-                      f"MetaLA layers use no position encoding)", source_of("pos_emb"), "pos_emb")
+    raise ConfigError(
+        f"{problem}; supported: {choices_text(POS_EMBS)} (RoPE or nothing in attention layers; "
+        f"MetaLA layers use no position encoding)",
+        source_of("pos_emb"),
+        "pos_emb",
+    )
 
 
 def expand_attention_config(attention_config: list, source: str | None = None) -> list[str]:
     """[[["metala", "attention"], 2], [["metala"], 1]] -> ["metala", "attention", "metala", "attention", "metala"]."""
     layers: list[str] = []
     for item in attention_config:
-        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], (list, tuple))
-                and isinstance(item[1], int) and not isinstance(item[1], bool) and item[1] > 0):
+        if not (
+            isinstance(item, (list, tuple))
+            and len(item) == 2
+            and isinstance(item[0], (list, tuple))
+            and isinstance(item[1], int)
+            and not isinstance(item[1], bool)
+            and item[1] > 0
+        ):
             raise ConfigError(
                 f"attention_config: each item must be [[layer types...], repeat > 0] as in "
-                f"[[[\"metala\"], 24]], got {item!r}", source, "attention_config")
+                f'[[["metala"], 24]], got {item!r}',
+                source,
+                "attention_config",
+            )
         pattern, repeat = item
         for layer_type in pattern:
             if layer_type not in LAYER_TYPES:
                 raise ConfigError(
                     f"attention_config: unknown layer type {layer_type!r}; allowed: {choices_text(LAYER_TYPES)}"
-                    f"{did_you_mean(str(layer_type), LAYER_TYPES)}", source, "attention_config")
+                    f"{did_you_mean(str(layer_type), LAYER_TYPES)}",
+                    source,
+                    "attention_config",
+                )
         layers.extend(list(pattern) * repeat)
     if not layers:
-        raise ConfigError("attention_config: is empty; e.g. [[[\"metala\"], 24]]", source, "attention_config")
+        raise ConfigError('attention_config: is empty; e.g. [[["metala"], 24]]', source, "attention_config")
     return layers

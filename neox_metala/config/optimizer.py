@@ -13,9 +13,22 @@ ADAM_PARAMS = ("lr", "betas", "eps", "weight_decay")
 NEOX_DEFAULT_WEIGHT_DECAY = 0.1
 
 # ZeRO keys that mean something at stages 0 and 1 (DeepSpeed names); passed through to DeepSpeed unchanged.
-ZERO_KEYS = ("stage", "allgather_partitions", "allgather_bucket_size", "overlap_comm", "reduce_scatter",
-             "reduce_bucket_size", "contiguous_gradients", "round_robin_gradients", "load_from_fp32_weights",
-             "elastic_checkpoint", "ignore_unused_parameters", "cpu_offload", "offload_optimizer", "offload_param")
+ZERO_KEYS = (
+    "stage",
+    "allgather_partitions",
+    "allgather_bucket_size",
+    "overlap_comm",
+    "reduce_scatter",
+    "reduce_bucket_size",
+    "contiguous_gradients",
+    "round_robin_gradients",
+    "load_from_fp32_weights",
+    "elastic_checkpoint",
+    "ignore_unused_parameters",
+    "cpu_offload",
+    "offload_optimizer",
+    "offload_param",
+)
 SUPPORTED_ZERO_STAGES = (0, 1)
 DEFAULT_ZERO_STAGE = 1
 
@@ -53,21 +66,45 @@ class OptimizerConfig(Section):
     def check_values(self, source_of: SourceOf) -> None:
         source = source_of("optimizer")
         if self.optimizer is None:
-            raise ConfigError("missing required key 'optimizer'; e.g. optimizer: {type: AdamW, params: "
-                              "{lr: 3.0e-4, betas: [0.9, 0.95], eps: 1.0e-8}}", source, "optimizer")
+            raise ConfigError(
+                "missing required key 'optimizer'; e.g. optimizer: {type: AdamW, params: "
+                "{lr: 3.0e-4, betas: [0.9, 0.95], eps: 1.0e-8}}",
+                source,
+                "optimizer",
+            )
         self.optimizer = _checked_optimizer(self.optimizer, source)
         if self.zero_optimization is not None:
             self.zero_optimization = _checked_zero(self.zero_optimization, source_of("zero_optimization"))
-        require(self.lr_decay_iters is None or self.lr_decay_iters > 0,
-                f"lr_decay_iters must be > 0, got {self.lr_decay_iters}", "lr_decay_iters", source_of)
-        require(0.0 <= self.warmup <= 1.0, f"warmup is a fraction of lr_decay_iters in [0, 1], got "
-                f"{self.warmup}", "warmup", source_of)
-        require(0.0 <= self.min_lr <= self.lr, f"min_lr must be in [0, lr = {self.lr}], got {self.min_lr}",
-                "min_lr", source_of)
-        require(self.weight_decay is None or self.weight_decay >= 0,
-                f"weight_decay must be >= 0, got {self.weight_decay}", "weight_decay", source_of)
-        require(self.gradient_clipping >= 0, f"gradient_clipping must be >= 0 (0 = off), got "
-                f"{self.gradient_clipping}", "gradient_clipping", source_of)
+        require(
+            self.lr_decay_iters is None or self.lr_decay_iters > 0,
+            f"lr_decay_iters must be > 0, got {self.lr_decay_iters}",
+            "lr_decay_iters",
+            source_of,
+        )
+        require(
+            0.0 <= self.warmup <= 1.0,
+            f"warmup is a fraction of lr_decay_iters in [0, 1], got {self.warmup}",
+            "warmup",
+            source_of,
+        )
+        require(
+            0.0 <= self.min_lr <= self.lr,
+            f"min_lr must be in [0, lr = {self.lr}], got {self.min_lr}",
+            "min_lr",
+            source_of,
+        )
+        require(
+            self.weight_decay is None or self.weight_decay >= 0,
+            f"weight_decay must be >= 0, got {self.weight_decay}",
+            "weight_decay",
+            source_of,
+        )
+        require(
+            self.gradient_clipping >= 0,
+            f"gradient_clipping must be >= 0 (0 = off), got {self.gradient_clipping}",
+            "gradient_clipping",
+            source_of,
+        )
 
     def derive(self, source_of: SourceOf) -> None:
         """Reconcile the two places NeoX lets weight decay be given."""
@@ -77,11 +114,14 @@ class OptimizerConfig(Section):
         elif in_params is not None and in_params != self.weight_decay:
             raise ConfigError(
                 f"weight_decay is {self.weight_decay} but optimizer.params.weight_decay is {in_params} (from "
-                f"{source_of('optimizer')}); give it in one place", source_of("weight_decay"), "weight_decay")
+                f"{source_of('optimizer')}); give it in one place",
+                source_of("weight_decay"),
+                "weight_decay",
+            )
 
     @property
     def optimizer_type(self) -> str:
-        """"Adam" or "AdamW"."""
+        """ "Adam" or "AdamW"."""
         return self.optimizer["type"]
 
     @property
@@ -118,13 +158,15 @@ def _checked_optimizer(optimizer: dict, source: str | None) -> dict:
             raise fail(f"unknown key {key!r}; it takes 'type' and 'params'{did_you_mean(key, ('type', 'params'))}")
     type_name = str(optimizer.get("type", ""))
     if type_name.lower() not in OPTIMIZER_TYPES:
-        raise fail(f"type {optimizer.get('type')!r} is not supported; allowed: "
-                   f"{choices_text(OPTIMIZER_TYPES.values())}")
+        raise fail(
+            f"type {optimizer.get('type')!r} is not supported; allowed: {choices_text(OPTIMIZER_TYPES.values())}"
+        )
     params = _underscored(optimizer.get("params") or {})
     for key in params:
         if key not in ADAM_PARAMS:
-            raise fail(f"unknown params key {key!r}; allowed: {choices_text(ADAM_PARAMS)}"
-                       f"{did_you_mean(key, ADAM_PARAMS)}")
+            raise fail(
+                f"unknown params key {key!r}; allowed: {choices_text(ADAM_PARAMS)}{did_you_mean(key, ADAM_PARAMS)}"
+            )
     if "lr" not in params:
         raise fail("params.lr is required, e.g. params: {lr: 3.0e-4}")
     params = {key: _checked_param(key, value, fail) for key, value in params.items()}
@@ -157,13 +199,21 @@ def _checked_zero(zero: dict, source: str | None) -> dict:
     zero = _underscored(zero)
     for key, value in zero.items():
         if key not in ZERO_KEYS:
-            raise ConfigError(f"zero_optimization: unknown key {key!r}{did_you_mean(key, ZERO_KEYS)}", source,
-                              "zero_optimization")
+            raise ConfigError(
+                f"zero_optimization: unknown key {key!r}{did_you_mean(key, ZERO_KEYS)}", source, "zero_optimization"
+            )
         if "offload" in key and value not in (False, None, {}):
-            raise ConfigError(f"zero_optimization.{key} is not supported (offload needs ZeRO stage 2 or 3, which "
-                              f"neox-metala does not support); remove it", source, "zero_optimization")
+            raise ConfigError(
+                f"zero_optimization.{key} is not supported (offload needs ZeRO stage 2 or 3, which "
+                f"neox-metala does not support); remove it",
+                source,
+                "zero_optimization",
+            )
     stage = zero.get("stage", 0)
     if stage not in SUPPORTED_ZERO_STAGES or isinstance(stage, bool):
-        raise ConfigError(f"zero_optimization.stage {stage!r} is not supported; allowed: "
-                          f"{choices_text(SUPPORTED_ZERO_STAGES)}", source, "zero_optimization")
+        raise ConfigError(
+            f"zero_optimization.stage {stage!r} is not supported; allowed: {choices_text(SUPPORTED_ZERO_STAGES)}",
+            source,
+            "zero_optimization",
+        )
     return zero

@@ -17,11 +17,18 @@ class ParallelConfig(Section):
     """Tensor-parallel ways (megatron-core). Must divide num_attention_heads. NeoX default 1."""
 
     def check_values(self, source_of: SourceOf) -> None:
-        require(self.pipe_parallel_size >= 0, f"pipe_parallel_size must be >= 0, got {self.pipe_parallel_size}",
-                "pipe_parallel_size", source_of)
-        require(self.model_parallel_size >= 1,
-                f"model_parallel_size must be >= 1, got {self.model_parallel_size}", "model_parallel_size",
-                source_of)
+        require(
+            self.pipe_parallel_size >= 0,
+            f"pipe_parallel_size must be >= 0, got {self.pipe_parallel_size}",
+            "pipe_parallel_size",
+            source_of,
+        )
+        require(
+            self.model_parallel_size >= 1,
+            f"model_parallel_size must be >= 1, got {self.model_parallel_size}",
+            "model_parallel_size",
+            source_of,
+        )
 
     @property
     def pipeline_stages(self) -> int:

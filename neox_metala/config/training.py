@@ -10,8 +10,17 @@ from .fields import Section, SourceOf, require
 
 Precision = Literal["fp32", "fp16", "bfloat16"]
 # Keys DeepSpeed reads from its fp16 / bf16 blocks; NeoX files put loss-scaling settings there.
-FP16_KEYS = ("enabled", "type", "auto_cast", "loss_scale", "initial_scale_power", "loss_scale_window",
-             "hysteresis", "consecutive_hysteresis", "min_loss_scale")
+FP16_KEYS = (
+    "enabled",
+    "type",
+    "auto_cast",
+    "loss_scale",
+    "initial_scale_power",
+    "loss_scale_window",
+    "hysteresis",
+    "consecutive_hysteresis",
+    "min_loss_scale",
+)
 BF16_KEYS = ("enabled",)
 BATCH_KEYS = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size")
 
@@ -82,9 +91,12 @@ class TrainingConfig(Section):
         for key in ("train_iters", "eval_interval", *BATCH_KEYS):
             value = getattr(self, key)
             require(value is None or value > 0, f"{key} must be > 0, got {value}", key, source_of)
-        require(self.train_micro_batch_size_per_gpu is not None or self.train_batch_size is not None,
-                "give train_micro_batch_size_per_gpu (and optionally gradient_accumulation_steps) or "
-                "train_batch_size", "train_micro_batch_size_per_gpu", source_of)
+        require(
+            self.train_micro_batch_size_per_gpu is not None or self.train_batch_size is not None,
+            "give train_micro_batch_size_per_gpu (and optionally gradient_accumulation_steps) or train_batch_size",
+            "train_micro_batch_size_per_gpu",
+            source_of,
+        )
         for key in ("eval_iters", "max_consecutive_nonfinite"):
             require(getattr(self, key) >= 0, f"{key} must be >= 0, got {getattr(self, key)}", key, source_of)
         for key in ("exit_interval", "exit_duration_in_mins"):
@@ -97,10 +109,17 @@ class TrainingConfig(Section):
         """Reconcile precision with NeoX's fp16/bf16 blocks."""
         # NeoX's older bf16 spelling is fp16: {enabled: true, type: bfloat16}.
         fp16_means = (self.fp16 or {}).get("type", "fp16")
-        require(fp16_means in ("fp16", "bfloat16"), f"fp16.type must be 'fp16' or 'bfloat16', got {fp16_means!r}",
-                "fp16", source_of)
-        enabled = [name for name, block in ((fp16_means, self.fp16), ("bfloat16", self.bf16))
-                   if block and block.get("enabled", False)]
+        require(
+            fp16_means in ("fp16", "bfloat16"),
+            f"fp16.type must be 'fp16' or 'bfloat16', got {fp16_means!r}",
+            "fp16",
+            source_of,
+        )
+        enabled = [
+            name
+            for name, block in ((fp16_means, self.fp16), ("bfloat16", self.bf16))
+            if block and block.get("enabled", False)
+        ]
         if len(enabled) == 2:
             raise ConfigError("fp16.enabled and bf16.enabled are both true; enable one", source_of("bf16"), "bf16")
         from_blocks = enabled[0] if enabled else None
@@ -111,13 +130,19 @@ class TrainingConfig(Section):
             block_key = "fp16" if self.fp16 and self.fp16.get("enabled") else "bf16"
             raise ConfigError(
                 f"precision is {self.precision!r} but {block_key}.enabled is true (from "
-                f"{source_of(block_key)}); make them agree or drop one", source_of("precision"), "precision")
+                f"{source_of(block_key)}); make them agree or drop one",
+                source_of("precision"),
+                "precision",
+            )
         for name, block_key in ((fp16_means, "fp16"), ("bfloat16", "bf16")):
             block = getattr(self, block_key)
             if self.precision == name and block is not None and block.get("enabled") is False:
                 raise ConfigError(
                     f"precision is {name!r} but {block_key}.enabled is false (from {source_of(block_key)}); "
-                    f"make them agree or drop one", source_of("precision"), "precision")
+                    f"make them agree or drop one",
+                    source_of("precision"),
+                    "precision",
+                )
 
 
 def _check_block_keys(name: str, block: dict | None, allowed: tuple[str, ...], source_of: SourceOf) -> None:

@@ -44,7 +44,10 @@ class ChecksumMismatch(DamagedInputError):
         super().__init__(
             f"sha256 differs from {expected.checksum_file} (it gives {expected.sha256}, the file has {actual}): the "
             "file is cut, damaged or another version, and nothing says where, so none of its documents is used; "
-            "get a complete copy (or pass --no-checksums to prepare the file as it is)", None, path)
+            "get a complete copy (or pass --no-checksums to prepare the file as it is)",
+            None,
+            path,
+        )
         self.expected, self.actual = expected, actual
 
     def located(self, path: str) -> ChecksumMismatch:
@@ -69,13 +72,16 @@ def read_checksum_file(path: str) -> dict[str, str]:
                 continue
             name, digest = _parse_line(line)
             if name is None:
-                raise ValueError(f"{path}, line {number}: {line[:100]!r} is not a sha256sum line; expected "
-                                 "'<64 hex digits>  <file name>' as `sha256sum FILES > SHA256SUMS` writes it "
-                                 "(an MD5 or SHA-1 list will not do)")
+                raise ValueError(
+                    f"{path}, line {number}: {line[:100]!r} is not a sha256sum line; expected "
+                    "'<64 hex digits>  <file name>' as `sha256sum FILES > SHA256SUMS` writes it "
+                    "(an MD5 or SHA-1 list will not do)"
+                )
             full = os.path.realpath(os.path.join(folder, name))
             if digests.setdefault(full, digest) != digest:
-                raise ValueError(f"{path}, line {number}: {name} is listed a second time with another sha256; "
-                                 "keep the right line")
+                raise ValueError(
+                    f"{path}, line {number}: {name} is listed a second time with another sha256; keep the right line"
+                )
     return digests
 
 
@@ -96,8 +102,9 @@ def find_checksum_files(inputs: list[str]) -> list[str]:
     """The first of CHECKSUM_FILE_NAMES in each input's own folder, where there is one."""
     found = []
     for folder in sorted({os.path.dirname(path) for path in inputs}):
-        found += [os.path.join(folder, name) for name in CHECKSUM_FILE_NAMES
-                  if os.path.isfile(os.path.join(folder, name))][:1]
+        found += [
+            os.path.join(folder, name) for name in CHECKSUM_FILE_NAMES if os.path.isfile(os.path.join(folder, name))
+        ][:1]
     return found
 
 
@@ -118,28 +125,38 @@ def expected_digests(inputs: list[str], explicit: list[str] | None, log=sys.stde
                 continue  # the corpus's other files (val/test next to train, say)
             earlier = expected.setdefault(path, Expected(digest, source))
             if earlier.sha256 != digest:
-                raise ValueError(f"{path}: {earlier.checksum_file} gives sha256 {earlier.sha256}, {source} gives "
-                                 f"{digest}; pass the right one with --checksums")
-        print(f"data_prep: checking inputs against {source} ({len(wanted & set(listed))} of the {len(listed)} "
-              "files it lists are inputs of this run)", file=log)
+                raise ValueError(
+                    f"{path}: {earlier.checksum_file} gives sha256 {earlier.sha256}, {source} gives "
+                    f"{digest}; pass the right one with --checksums"
+                )
+        print(
+            f"data_prep: checking inputs against {source} ({len(wanted & set(listed))} of the {len(listed)} "
+            "files it lists are inputs of this run)",
+            file=log,
+        )
     if explicit and not expected:
-        raise ValueError(f"--checksums {' '.join(explicit)}: none of the files listed is an input of this run (names "
-                         "are read relative to the checksum file's folder); pass the checksum file of these inputs")
+        raise ValueError(
+            f"--checksums {' '.join(explicit)}: none of the files listed is an input of this run (names "
+            "are read relative to the checksum file's folder); pass the checksum file of these inputs"
+        )
     return expected
 
 
-def check_recorded(manifest_file: str, records: dict, files: list[str], mine: list[int],
-                   expected: dict[str, Expected] | None) -> None:
+def check_recorded(
+    manifest_file: str, records: dict, files: list[str], mine: list[int], expected: dict[str, Expected] | None
+) -> None:
     """Refuse to resume when a checksum file now gives another digest for an input this prefix verified: the
     input, or its checksum file, changed since the shards were made from it."""
     for file_index in mine if expected is not None else []:
         recorded = (records.get(str(file_index)) or {}).get("checksum") or {}
         now = expected.get(os.path.realpath(files[file_index]))
         if recorded.get("status") == "verified" and now is not None and now.sha256 != recorded["sha256"]:
-            raise ValueError(f"{manifest_file}: {files[file_index]} was prepared when its sha256 was "
-                             f"{recorded['sha256']} ({recorded['checksum_file']}); {now.checksum_file} now gives "
-                             f"{now.sha256}: the file or its checksum changed, so prepare into a fresh "
-                             "--output-prefix (or pass --overwrite)")
+            raise ValueError(
+                f"{manifest_file}: {files[file_index]} was prepared when its sha256 was "
+                f"{recorded['sha256']} ({recorded['checksum_file']}); {now.checksum_file} now gives "
+                f"{now.sha256}: the file or its checksum changed, so prepare into a fresh "
+                "--output-prefix (or pass --overwrite)"
+            )
 
 
 def _verified_as(record: dict | None, expected: Expected | None) -> bool:
@@ -154,8 +171,15 @@ class Verifier:
     `expected` None means --no-checksums. `records` are the manifest's file records: an input verified by an
     earlier run is not hashed again."""
 
-    def __init__(self, expected: dict[str, Expected] | None, files: list[str], pending: list[int], records: dict,
-                 lookahead: int, log=sys.stderr):
+    def __init__(
+        self,
+        expected: dict[str, Expected] | None,
+        files: list[str],
+        pending: list[int],
+        records: dict,
+        lookahead: int,
+        log=sys.stderr,
+    ):
         self._expected, self._files, self._records = expected, files, records
         self._lookahead = max(1, lookahead)
         self._submit = None  # executor.submit, given by use()
@@ -163,11 +187,17 @@ class Verifier:
         verified_before = [i for i in pending if _verified_as(records.get(str(i)), self._expected_for(i))]
         self._to_hash = [i for i in pending if self._expected_for(i) is not None and i not in verified_before]
         if verified_before:
-            print(f"data_prep: {len(verified_before)} input file(s) verified by an earlier run of this prefix (sha256 "
-                  "in the manifest): not hashed again", file=log)
+            print(
+                f"data_prep: {len(verified_before)} input file(s) verified by an earlier run of this prefix (sha256 "
+                "in the manifest): not hashed again",
+                file=log,
+            )
         if self._to_hash:
-            print(f"data_prep: hashing {len(self._to_hash)} input file(s) before their documents are used "
-                  f"({min(self._lookahead, len(self._to_hash))} at a time, in the workers)", file=log)
+            print(
+                f"data_prep: hashing {len(self._to_hash)} input file(s) before their documents are used "
+                f"({min(self._lookahead, len(self._to_hash))} at a time, in the workers)",
+                file=log,
+            )
 
     def use(self, executor) -> None:
         self._submit = executor.submit

@@ -23,45 +23,74 @@ def parse_size(text: str, binary: bool = True) -> int:
 
 def _tokenizer_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--tokenizer-type", choices=TOKENIZER_TYPES, required=required)
-    parser.add_argument("--vocab-file", required=required,
-                        help="HF tokenizer JSON, sentencepiece .model, or GPT-2 vocab.json")
+    parser.add_argument(
+        "--vocab-file", required=required, help="HF tokenizer JSON, sentencepiece .model, or GPT-2 vocab.json"
+    )
     parser.add_argument("--merge-file", help="GPT-2 merges.txt (GPT2BPETokenizer only)")
 
 
 def _add_tokenize_command(commands) -> None:
     tok = commands.add_parser("tokenize", help="input files -> .bin/.idx shards + manifest (resumable)")
-    tok.add_argument("--input", nargs="+", required=True,
-                     help="files, globs or folders (jsonl[.zst|.gz], txt, parquet)")
+    tok.add_argument(
+        "--input", nargs="+", required=True, help="files, globs or folders (jsonl[.zst|.gz], txt, parquet)"
+    )
     tok.add_argument("--output-prefix", required=True, help="shards are <prefix>[-<subset>]-fNNNNN-pNNNN.bin/.idx")
     _tokenizer_arguments(tok, required=True)
-    tok.add_argument("--tokenizer-engine", choices=ENGINES, default="auto",
-                     help="BPE engine for HF byte-level BPE: auto = tiktoken where exact, else HF")
+    tok.add_argument(
+        "--tokenizer-engine",
+        choices=ENGINES,
+        default="auto",
+        help="BPE engine for HF byte-level BPE: auto = tiktoken where exact, else HF",
+    )
     tok.add_argument("--json-key", default="text", help="key (dotted path) or parquet column of the text")
     tok.add_argument("--split-by", help="one output stream per value of this key, e.g. pile_set_name")
     tok.add_argument("--no-append-eod", dest="append_eod", action="store_false")
-    tok.add_argument("--text-mode", choices=("document", "lines"), default="document",
-                     help=".txt inputs: each file is one document, or each line is one")
-    tok.add_argument("--shard-tokens", type=lambda s: parse_size(s, binary=False), default=parse_size("1G", False),
-                     help="close a shard once it holds this many tokens (default 1G; 2 bytes each for uint16)")
-    tok.add_argument("--batch-bytes", type=parse_size, default=parse_size("1M"),
-                     help="uncompressed input per worker task (default 1M)")
+    tok.add_argument(
+        "--text-mode",
+        choices=("document", "lines"),
+        default="document",
+        help=".txt inputs: each file is one document, or each line is one",
+    )
+    tok.add_argument(
+        "--shard-tokens",
+        type=lambda s: parse_size(s, binary=False),
+        default=parse_size("1G", False),
+        help="close a shard once it holds this many tokens (default 1G; 2 bytes each for uint16)",
+    )
+    tok.add_argument(
+        "--batch-bytes",
+        type=parse_size,
+        default=parse_size("1M"),
+        help="uncompressed input per worker task (default 1M)",
+    )
     tok.add_argument("--parquet-rows", type=int, default=1024, help="parquet rows per worker task")
     tok.add_argument("--workers", type=int, help="worker processes (default: the usable cores)")
     tok.add_argument("--shard-index", type=int, default=0, help="this job's index in an array of --num-shards")
     tok.add_argument("--num-shards", type=int, default=1, help="jobs that split the input files between them")
     damage = tok.add_mutually_exclusive_group()
-    damage.add_argument("--strict", action="store_true",
-                        help="stop at the first bad record or cut/damaged input file instead of counting it")
-    damage.add_argument("--allow-partial-input", action="store_true",
-                        help="exit 0 although input files were cut or damaged (their documents before the damage "
-                             "are kept; the files are still reported and marked incomplete in the manifest)")
+    damage.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first bad record or cut/damaged input file instead of counting it",
+    )
+    damage.add_argument(
+        "--allow-partial-input",
+        action="store_true",
+        help="exit 0 although input files were cut or damaged (their documents before the damage "
+        "are kept; the files are still reported and marked incomplete in the manifest)",
+    )
     sums = tok.add_mutually_exclusive_group()
-    sums.add_argument("--checksums", nargs="+", metavar="FILE",
-                      help="sha256sum-format files ('<hex>  <name>' lines, names relative to the file's folder): "
-                           "each input listed is hashed before use, and one that differs is damaged input "
-                           "(default: SHA256SUMS, SHA256SUMS.txt or sha256sums.txt in each input's folder)")
-    sums.add_argument("--no-checksums", dest="use_checksums", action="store_false",
-                      help="do not look for or use checksum files")
+    sums.add_argument(
+        "--checksums",
+        nargs="+",
+        metavar="FILE",
+        help="sha256sum-format files ('<hex>  <name>' lines, names relative to the file's folder): "
+        "each input listed is hashed before use, and one that differs is damaged input "
+        "(default: SHA256SUMS, SHA256SUMS.txt or sha256sums.txt in each input's folder)",
+    )
+    sums.add_argument(
+        "--no-checksums", dest="use_checksums", action="store_false", help="do not look for or use checksum files"
+    )
     tok.add_argument("--rejects", action="store_true", help="write bad records to <prefix>.rejects/fNNNNN.jsonl")
     tok.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     tok.add_argument("--merge", action="store_true", help="merge the shards per stream when done")
@@ -114,13 +143,28 @@ def _run_tokenize(args) -> int:
     from .report import print_summary
 
     options = TokenizeOptions(
-        inputs=args.input, output_prefix=args.output_prefix, tokenizer_type=args.tokenizer_type,
-        vocab_file=args.vocab_file, merge_file=args.merge_file, tokenizer_engine=args.tokenizer_engine,
-        json_key=args.json_key, split_by=args.split_by, append_eod=args.append_eod, text_mode=args.text_mode,
-        batch_bytes=args.batch_bytes, parquet_rows=args.parquet_rows, shard_tokens=args.shard_tokens,
-        shard_index=args.shard_index, num_shards=args.num_shards, strict=args.strict,
-        allow_partial_input=args.allow_partial_input, write_rejects=args.rejects, overwrite=args.overwrite,
-        progress=args.progress, checksum_files=args.checksums, use_checksums=args.use_checksums,
+        inputs=args.input,
+        output_prefix=args.output_prefix,
+        tokenizer_type=args.tokenizer_type,
+        vocab_file=args.vocab_file,
+        merge_file=args.merge_file,
+        tokenizer_engine=args.tokenizer_engine,
+        json_key=args.json_key,
+        split_by=args.split_by,
+        append_eod=args.append_eod,
+        text_mode=args.text_mode,
+        batch_bytes=args.batch_bytes,
+        parquet_rows=args.parquet_rows,
+        shard_tokens=args.shard_tokens,
+        shard_index=args.shard_index,
+        num_shards=args.num_shards,
+        strict=args.strict,
+        allow_partial_input=args.allow_partial_input,
+        write_rejects=args.rejects,
+        overwrite=args.overwrite,
+        progress=args.progress,
+        checksum_files=args.checksums,
+        use_checksums=args.use_checksums,
     )
     if args.workers is not None:
         options.workers = args.workers
@@ -140,8 +184,10 @@ def _run_merge(args) -> int:
     from .tools import merge
 
     for dataset in merge(args.prefix, args.output_prefix):
-        print(f"{dataset['prefix']}: {dataset['documents']:,} documents, {dataset['tokens']:,} tokens "
-              f"from {dataset['shards']} shards")
+        print(
+            f"{dataset['prefix']}: {dataset['documents']:,} documents, {dataset['tokens']:,} tokens "
+            f"from {dataset['shards']} shards"
+        )
     return 0
 
 
@@ -196,12 +242,20 @@ def _run_train_tokenizer(args) -> int:
     from .train_tokenizer import train_hf_byte_level_bpe, train_sentencepiece
 
     if args.kind == "hf-bpe":
-        path = train_hf_byte_level_bpe(args.input, args.output, args.vocab_size, tuple(args.special_tokens),
-                                       args.json_key, args.sample_bytes)
+        path = train_hf_byte_level_bpe(
+            args.input, args.output, args.vocab_size, tuple(args.special_tokens), args.json_key, args.sample_bytes
+        )
     else:
-        path = train_sentencepiece(args.input, args.output, args.vocab_size, args.kind.split("-")[1],
-                                   tuple(args.special_tokens), args.json_key, args.sample_bytes,
-                                   args.character_coverage)
+        path = train_sentencepiece(
+            args.input,
+            args.output,
+            args.vocab_size,
+            args.kind.split("-")[1],
+            tuple(args.special_tokens),
+            args.json_key,
+            args.sample_bytes,
+            args.character_coverage,
+        )
     print(f"wrote {path}")
     return 0
 
@@ -213,9 +267,16 @@ def _run_sample(args) -> int:
     return 0
 
 
-COMMANDS = {"tokenize": _run_tokenize, "merge": _run_merge, "list": _run_list, "inspect": _run_inspect,
-            "count": _run_inspect, "validate": _run_validate, "train-tokenizer": _run_train_tokenizer,
-            "sample": _run_sample}
+COMMANDS = {
+    "tokenize": _run_tokenize,
+    "merge": _run_merge,
+    "list": _run_list,
+    "inspect": _run_inspect,
+    "count": _run_inspect,
+    "validate": _run_validate,
+    "train-tokenizer": _run_train_tokenizer,
+    "sample": _run_sample,
+}
 
 
 def main(argv=None) -> int:

@@ -127,7 +127,9 @@ class CheckedFrames:
             end = self._consumed + len(piece)
             raise DamagedInputError(
                 f"{self._describe_frame()} does not decode ({error}): the damage lies between byte "
-                f"{self.frame_start} and byte {end}", offset=end) from None
+                f"{self.frame_start} and byte {end}",
+                offset=end,
+            ) from None
         if self._decoder.eof:
             self._input = self._decoder.unused_data
             self._consumed += len(piece) - len(self._input)
@@ -142,8 +144,13 @@ class CheckedFrames:
 
     def _check_clean_end(self) -> None:
         if self._decoder is not None:
-            raise DamagedInputError(f"the file ends inside {self._describe_frame()}: it was cut short (an "
-                                    "interrupted download or copy?)", offset=self._consumed)
+            raise DamagedInputError(
+                f"the file ends inside {self._describe_frame()}: it was cut short (an interrupted download or copy?)",
+                offset=self._consumed,
+            )
         if self.frames == 0:
-            raise DamagedInputError(f"the file holds no complete {self._codec.name} {self._codec.unit}: it is "
-                                    "empty or not compressed with " + self._codec.name, offset=self._consumed)
+            raise DamagedInputError(
+                f"the file holds no complete {self._codec.name} {self._codec.unit}: it is "
+                "empty or not compressed with " + self._codec.name,
+                offset=self._consumed,
+            )

@@ -25,8 +25,9 @@ from .manifest import save_manifest, shard_prefix, stream_slug
 from .worker import BAD_KINDS
 
 TRUNCATED_INPUT = "truncated_input"  # the file was cut or damaged (counted once per file, not per record)
-COUNT_KEYS = ("documents", "tokens", "blank_lines", "missing_split_key", "rejects_bytes") + BAD_KINDS + (
-    TRUNCATED_INPUT,)
+COUNT_KEYS = (
+    ("documents", "tokens", "blank_lines", "missing_split_key", "rejects_bytes") + BAD_KINDS + (TRUNCATED_INPUT,)
+)
 FINISHED_STATUSES = ("done", "incomplete")  # a rerun reads these files no more
 
 
@@ -37,15 +38,30 @@ def zero_counts() -> dict:
 class FileJob:
     """The manifest record of input file `file_index` and the open shards of its streams."""
 
-    def __init__(self, manifest: dict, manifest_file: str, file_index: int, path: str, settings: dict,
-                 output_prefix: str, rejects_dir: str | None):
+    def __init__(
+        self,
+        manifest: dict,
+        manifest_file: str,
+        file_index: int,
+        path: str,
+        settings: dict,
+        output_prefix: str,
+        rejects_dir: str | None,
+    ):
         self.manifest, self.manifest_file = manifest, manifest_file
         self.file_index, self.path, self.settings = file_index, path, settings
         self.output_prefix = output_prefix
-        self.record = manifest["files"].setdefault(str(file_index), {
-            "path": path, "status": "in_progress", "resume_position": 0, "counts_at_resume": zero_counts(),
-            "streams": {}, "subset_names": {},
-        })
+        self.record = manifest["files"].setdefault(
+            str(file_index),
+            {
+                "path": path,
+                "status": "in_progress",
+                "resume_position": 0,
+                "counts_at_resume": zero_counts(),
+                "streams": {},
+                "subset_names": {},
+            },
+        )
         self.counts = {**zero_counts(), **self.record["counts_at_resume"]}  # manifests older than a count lack it
         self.open: dict[str, tuple[ShardWriter, int]] = {}  # stream -> (writer, position of its first batch)
         self.snapshots = {self.record["resume_position"]: dict(self.counts)}  # batch end -> counts there
@@ -105,8 +121,11 @@ class FileJob:
             self.record["frames"] = frames
         if damage is not None:
             self.counts[TRUNCATED_INPUT] += 1
-            self.record["damage"] = {"offset": damage.offset, "detail": damage.detail,
-                                     "kept_through_position": end_position}
+            self.record["damage"] = {
+                "offset": damage.offset,
+                "detail": damage.detail,
+                "kept_through_position": end_position,
+            }
             if isinstance(damage, ChecksumMismatch):
                 self.record["damage"]["kind"] = "checksum"
         self.record["status"] = "done" if damage is None else "incomplete"
@@ -149,8 +168,10 @@ class FileJob:
         names = sorted(set(slugs))
         codes = np.fromiter((names.index(slug) for slug in slugs), dtype=np.int32, count=len(slugs))
         token_codes = np.repeat(codes, encoded.lengths)  # [tokens] the stream of each token's document
-        return [(name, encoded.tokens[token_codes == code], encoded.lengths[codes == code])
-                for code, name in enumerate(names)]
+        return [
+            (name, encoded.tokens[token_codes == code], encoded.lengths[codes == code])
+            for code, name in enumerate(names)
+        ]
 
     def _write_rejects(self, rejects: list) -> None:
         if self.rejects is None or not rejects:
@@ -164,8 +185,15 @@ class FileJob:
         writer, opened_at = self.open.pop(stream)
         shard = writer.commit()
         state = self.record["streams"][stream]
-        shard.update({"name": os.path.basename(writer.prefix), "stream": stream, "file_index": self.file_index,
-                      "part": state["parts"], "positions": [opened_at, end_position]})
+        shard.update(
+            {
+                "name": os.path.basename(writer.prefix),
+                "stream": stream,
+                "file_index": self.file_index,
+                "part": state["parts"],
+                "positions": [opened_at, end_position],
+            }
+        )
         self.manifest["shards"].append(shard)
         state["parts"] += 1
         state["committed_through"] = end_position

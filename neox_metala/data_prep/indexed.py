@@ -18,8 +18,16 @@ import numpy as np
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 HEADER_BYTES = len(INDEX_HEADER) + 8 + 1 + 8 + 8  # = 34
-DTYPE_CODES = {np.dtype(np.uint8): 1, np.dtype(np.int8): 2, np.dtype(np.int16): 3, np.dtype(np.int32): 4,
-               np.dtype(np.int64): 5, np.dtype(np.float64): 6, np.dtype(np.float32): 7, np.dtype(np.uint16): 8}
+DTYPE_CODES = {
+    np.dtype(np.uint8): 1,
+    np.dtype(np.int8): 2,
+    np.dtype(np.int16): 3,
+    np.dtype(np.int32): 4,
+    np.dtype(np.int64): 5,
+    np.dtype(np.float64): 6,
+    np.dtype(np.float32): 7,
+    np.dtype(np.uint16): 8,
+}
 CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
 COPY_BUFFER = 16 << 20
 
@@ -80,8 +88,7 @@ class ShardWriter:
         os.replace(self.prefix + ".bin.tmp", self.prefix + ".bin")
         os.replace(self.prefix + ".idx.tmp", self.prefix + ".idx")
         fsync_path(os.path.dirname(os.path.abspath(self.prefix)))
-        return {"documents": self.documents, "tokens": self.tokens,
-                "bin_bytes": self.tokens * self.dtype.itemsize}
+        return {"documents": self.documents, "tokens": self.tokens, "bin_bytes": self.tokens * self.dtype.itemsize}
 
     def abandon(self) -> None:
         self._bin.close()
@@ -103,8 +110,11 @@ def read_index(prefix: str) -> dict:
     raw = np.memmap(path, dtype=np.uint8, mode="r")
     offset = HEADER_BYTES
     fields = {"dtype": CODE_DTYPES[code], "sequences": sequences, "documents": documents, "idx_bytes": raw.size}
-    for name, dtype, count in (("lengths", np.int32, sequences), ("pointers", np.int64, sequences),
-                               ("document_indices", np.int64, documents)):
+    for name, dtype, count in (
+        ("lengths", np.int32, sequences),
+        ("pointers", np.int64, sequences),
+        ("document_indices", np.int64, documents),
+    ):
         end = offset + count * np.dtype(dtype).itemsize
         if end > raw.size:
             raise ValueError(f"{path}: truncated: {name} needs bytes up to {end}, the file has {raw.size}")
@@ -148,7 +158,7 @@ def check_shard(prefix: str, vocab_size: int | None = None) -> list[str]:
 def _largest_token(bin_path: str, dtype: np.dtype) -> int:
     tokens = np.memmap(bin_path, dtype=dtype, mode="r")
     step = COPY_BUFFER // dtype.itemsize  # scan in slices so memory stays flat on a many-GB shard
-    return max(int(tokens[i:i + step].max()) for i in range(0, tokens.size, step))
+    return max(int(tokens[i : i + step].max()) for i in range(0, tokens.size, step))
 
 
 def merge_shards(prefixes: list[str], output_prefix: str) -> dict:

@@ -17,8 +17,16 @@ import re
 FORMAT = "neox-metala-data-prep-manifest"
 FORMAT_VERSION = 1
 # Settings that change the output bytes: a rerun with any of them different must not resume into the same prefix.
-OUTPUT_SETTINGS = ("json_key", "split_by", "append_eod", "text_mode", "batch_bytes", "parquet_rows",
-                   "shard_tokens", "dtype")
+OUTPUT_SETTINGS = (
+    "json_key",
+    "split_by",
+    "append_eod",
+    "text_mode",
+    "batch_bytes",
+    "parquet_rows",
+    "shard_tokens",
+    "dtype",
+)
 
 
 def manifest_path(output_prefix: str, shard_index: int = 0, num_shards: int = 1) -> str:
@@ -29,12 +37,19 @@ def manifest_path(output_prefix: str, shard_index: int = 0, num_shards: int = 1)
 
 def new_manifest(settings: dict, tokenizer: dict, inputs: list[str], shard_index: int, num_shards: int) -> dict:
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
         "settings": {key: settings[key] for key in OUTPUT_SETTINGS},
         "tokenizer": tokenizer,
-        "job": {"shard_index": shard_index, "num_shards": num_shards, "inputs": inputs,
-                "input_sizes": [os.path.getsize(path) for path in inputs]},
-        "files": {}, "shards": [], "complete": False,
+        "job": {
+            "shard_index": shard_index,
+            "num_shards": num_shards,
+            "inputs": inputs,
+            "input_sizes": [os.path.getsize(path) for path in inputs],
+        },
+        "files": {},
+        "shards": [],
+        "complete": False,
     }
 
 
@@ -44,8 +59,10 @@ def load_manifest(path: str) -> dict:
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{path}: not a neox-metala data-prep manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: manifest version {manifest.get('format_version')}, this code reads "
-                         f"{FORMAT_VERSION}; prepare into a fresh --output-prefix")
+        raise ValueError(
+            f"{path}: manifest version {manifest.get('format_version')}, this code reads "
+            f"{FORMAT_VERSION}; prepare into a fresh --output-prefix"
+        )
     return manifest
 
 
@@ -61,18 +78,22 @@ def save_manifest(path: str, manifest: dict) -> None:
 def check_resumable(path: str, manifest: dict, settings: dict, tokenizer: dict, inputs: list[str]) -> None:
     """Refuse to resume into outputs made with other settings, another tokenizer or another input list."""
     old = manifest["settings"]
-    changed = [f"{key}: {old.get(key)!r} -> {settings[key]!r}" for key in OUTPUT_SETTINGS
-               if old.get(key) != settings[key]]
+    changed = [
+        f"{key}: {old.get(key)!r} -> {settings[key]!r}" for key in OUTPUT_SETTINGS if old.get(key) != settings[key]
+    ]
     if manifest["tokenizer"]["fingerprint"] != tokenizer["fingerprint"]:
-        changed.append(f"tokenizer fingerprint {manifest['tokenizer']['fingerprint'][:12]} -> "
-                       f"{tokenizer['fingerprint'][:12]}")
+        changed.append(
+            f"tokenizer fingerprint {manifest['tokenizer']['fingerprint'][:12]} -> {tokenizer['fingerprint'][:12]}"
+        )
     if manifest["job"]["inputs"] != inputs:
         changed.append("the list of input files")
     elif manifest["job"].get("input_sizes") != [os.path.getsize(path) for path in inputs]:
         changed.append("the size of an input file")
     if changed:
-        raise ValueError(f"{path} was made with different settings ({'; '.join(changed)}); resume with the "
-                         "original ones, or prepare into a fresh --output-prefix (or pass --overwrite)")
+        raise ValueError(
+            f"{path} was made with different settings ({'; '.join(changed)}); resume with the "
+            "original ones, or prepare into a fresh --output-prefix (or pass --overwrite)"
+        )
 
 
 def find_manifests(output_prefix: str) -> list[str]:
@@ -82,8 +103,10 @@ def find_manifests(output_prefix: str) -> list[str]:
     paths = glob.glob(glob.escape(output_prefix) + ".manifest.json")
     paths += glob.glob(glob.escape(output_prefix) + ".job*-of-*.manifest.json")
     if not paths:
-        raise FileNotFoundError(f"no manifest {output_prefix}.manifest.json (or .jobNNNN-of-NNNN.manifest.json): "
-                                "pass the --output-prefix given to `tokenize`")
+        raise FileNotFoundError(
+            f"no manifest {output_prefix}.manifest.json (or .jobNNNN-of-NNNN.manifest.json): "
+            "pass the --output-prefix given to `tokenize`"
+        )
     return sorted(paths)
 
 
@@ -92,8 +115,10 @@ def load_all(output_prefix: str) -> list[dict]:
     manifests = [load_manifest(path) for path in find_manifests(output_prefix)]
     first = manifests[0]
     for manifest in manifests[1:]:
-        if manifest["tokenizer"]["fingerprint"] != first["tokenizer"]["fingerprint"] or \
-                manifest["settings"] != first["settings"]:
+        if (
+            manifest["tokenizer"]["fingerprint"] != first["tokenizer"]["fingerprint"]
+            or manifest["settings"] != first["settings"]
+        ):
             raise ValueError(f"manifests under {output_prefix} disagree on settings or tokenizer")
     jobs = {manifest["job"]["shard_index"] for manifest in manifests}
     expected = first["job"]["num_shards"]

@@ -79,10 +79,11 @@ class IncompleteInputError(RuntimeError):
         damaged = incomplete_files(manifest)
         super().__init__(
             f"{len(damaged)} input file(s) are cut or damaged; the documents before the damage were prepared and "
-            "counted (none of a file whose sha256 differs), the rest of each file is missing:\n" +
-            "\n".join(f"  {line}" for line in damaged) +
-            "\nreplace them with complete copies and prepare again (--overwrite, or a fresh --output-prefix), or "
-            "rerun this command with --allow-partial-input to use what was read")
+            "counted (none of a file whose sha256 differs), the rest of each file is missing:\n"
+            + "\n".join(f"  {line}" for line in damaged)
+            + "\nreplace them with complete copies and prepare again (--overwrite, or a fresh --output-prefix), or "
+            "rerun this command with --allow-partial-input to use what was read"
+        )
 
 
 def usable_cores() -> int:
@@ -109,8 +110,10 @@ def _exclusive(manifest_file: str):
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"another process is preparing {manifest_file} right now; wait for it to end "
-                               "(or stop it) before running this job again") from None
+            raise RuntimeError(
+                f"another process is preparing {manifest_file} right now; wait for it to end "
+                "(or stop it) before running this job again"
+            ) from None
         except OSError:
             pass  # a file system without flock (some network mounts): run unguarded, as before locks existed
         yield
@@ -119,20 +122,30 @@ def _exclusive(manifest_file: str):
 def _warn_if_many_small_files(paths: list[str]) -> None:
     sizes = [os.path.getsize(path) for path in paths]
     if len(sizes) > MANY_SMALL_FILES and sum(sizes) / len(sizes) < SMALL_FILE_BYTES:
-        print(f"data_prep: {len(sizes)} input files averaging {sum(sizes) / len(sizes) / 1e6:.1f} MB: shards never "
-              "span input files, so this makes many small shards and manifest updates; pack the documents into "
-              "fewer, larger jsonl(.zst) files first for speed", file=sys.stderr)
+        print(
+            f"data_prep: {len(sizes)} input files averaging {sum(sizes) / len(sizes) / 1e6:.1f} MB: shards never "
+            "span input files, so this makes many small shards and manifest updates; pack the documents into "
+            "fewer, larger jsonl(.zst) files first for speed",
+            file=sys.stderr,
+        )
 
 
-def _run_locked(options: TokenizeOptions, files: list[str], mine: list[int], manifest_file: str,
-                expected: dict | None) -> dict:
-    tokenizer = load_tokenizer(options.tokenizer_type, options.vocab_file, options.merge_file,
-                               engine=options.tokenizer_engine)
+def _run_locked(
+    options: TokenizeOptions, files: list[str], mine: list[int], manifest_file: str, expected: dict | None
+) -> dict:
+    tokenizer = load_tokenizer(
+        options.tokenizer_type, options.vocab_file, options.merge_file, engine=options.tokenizer_engine
+    )
     settings = _settings(options, tokenizer)
-    tokenizer_record = {"type": options.tokenizer_type, "vocab_file": os.path.abspath(options.vocab_file),
-                        "merge_file": options.merge_file and os.path.abspath(options.merge_file),
-                        "fingerprint": tokenizer.fingerprint, "vocab_size": tokenizer.vocab_size,
-                        "eod_id": tokenizer.eod_id, "pad_id": tokenizer.pad_id}
+    tokenizer_record = {
+        "type": options.tokenizer_type,
+        "vocab_file": os.path.abspath(options.vocab_file),
+        "merge_file": options.merge_file and os.path.abspath(options.merge_file),
+        "fingerprint": tokenizer.fingerprint,
+        "vocab_size": tokenizer.vocab_size,
+        "eod_id": tokenizer.eod_id,
+        "pad_id": tokenizer.pad_id,
+    }
     manifest = _open_manifest(manifest_file, options, settings, tokenizer_record, files)
     _remove_leftovers(manifest, options.output_prefix, mine)
     check_recorded(manifest_file, manifest["files"], files, mine, expected)
@@ -145,8 +158,7 @@ def _run_locked(options: TokenizeOptions, files: list[str], mine: list[int], man
     workers = _useful_workers(options.workers, [files[i] for i in pending], options.batch_bytes)
     verifier = Verifier(expected, files, pending, manifest["files"], lookahead=workers)
     with Progress(sum(os.path.getsize(files[i]) for i in pending), options.progress) as progress:
-        _tokenize_files(files, pending, manifest, manifest_file, settings, spec, workers, options, progress,
-                        verifier)
+        _tokenize_files(files, pending, manifest, manifest_file, settings, spec, workers, options, progress, verifier)
     manifest["complete"] = True
     manifest["partial_input_allowed"] = options.allow_partial_input  # merge and validate read this
     manifest["last_run_seconds"] = round(time.time() - started, 3)
@@ -159,8 +171,7 @@ def _run_locked(options: TokenizeOptions, files: list[str], mine: list[int], man
 def _useful_workers(workers: int, paths: list[str], batch_bytes: int) -> int:
     """No more worker processes than there are batches to share (about two each): starting a process costs
     more than encoding a small input in this one."""
-    estimate = sum(os.path.getsize(p) * (COMPRESSION_RATIO_GUESS if p.endswith((".zst", ".gz")) else 1)
-                   for p in paths)
+    estimate = sum(os.path.getsize(p) * (COMPRESSION_RATIO_GUESS if p.endswith((".zst", ".gz")) else 1) for p in paths)
     return max(1, min(workers, estimate // (2 * batch_bytes)))
 
 
@@ -169,11 +180,19 @@ def _settings(options: TokenizeOptions, tokenizer) -> dict:
         raise ValueError(f"--text-mode {options.text_mode!r}: use 'document' or 'lines'")
     if options.shard_tokens < 1 or options.batch_bytes < 1 or options.parquet_rows < 1:
         raise ValueError("--shard-tokens, --batch-bytes and --parquet-rows must be positive")
-    return {"json_key": options.json_key, "split_by": options.split_by, "append_eod": options.append_eod,
-            "text_mode": options.text_mode, "batch_bytes": options.batch_bytes, "parquet_rows": options.parquet_rows,
-            "shard_tokens": options.shard_tokens, "dtype": token_dtype(tokenizer.vocab_size).name,
-            "strict": options.strict, "keep_rejects": options.write_rejects,
-            "spot_check_every": options.spot_check_every}
+    return {
+        "json_key": options.json_key,
+        "split_by": options.split_by,
+        "append_eod": options.append_eod,
+        "text_mode": options.text_mode,
+        "batch_bytes": options.batch_bytes,
+        "parquet_rows": options.parquet_rows,
+        "shard_tokens": options.shard_tokens,
+        "dtype": token_dtype(tokenizer.vocab_size).name,
+        "strict": options.strict,
+        "keep_rejects": options.write_rejects,
+        "spot_check_every": options.spot_check_every,
+    }
 
 
 def _open_manifest(path: str, options, settings: dict, tokenizer_record: dict, files: list[str]) -> dict:
@@ -228,14 +247,18 @@ def _probe_engine(tokenizer, files: list[str], pending: list[int], settings: dic
     for text in texts:
         text = text[:PROBE_CHARACTERS]
         if tokenizer.encode(text) != tokenizer.reference_encode(text):
-            print(f"data_prep: the fast BPE engine differs from HF tokenizers on a document of {files[pending[0]]};"
-                  " using HF tokenizers", file=sys.stderr)
+            print(
+                f"data_prep: the fast BPE engine differs from HF tokenizers on a document of {files[pending[0]]};"
+                " using HF tokenizers",
+                file=sys.stderr,
+            )
             return "hf"
     return tokenizer.engine
 
 
-def _tokenize_files(files, pending, manifest, manifest_file, settings, spec, workers, options, progress,
-                    verifier) -> None:
+def _tokenize_files(
+    files, pending, manifest, manifest_file, settings, spec, workers, options, progress, verifier
+) -> None:
     rejects_dir = options.output_prefix + ".rejects" if options.write_rejects else None
     job = None
     with _executor(workers, spec, settings) as executor:
@@ -245,11 +268,21 @@ def _tokenize_files(files, pending, manifest, manifest_file, settings, spec, wor
             for item in _work_items(files, pending, manifest, settings, progress, verifier):
                 in_flight.append(executor.submit(worker.encode_raw_batch, item[1]) if item[0] == "batch" else item)
                 while len(in_flight) > 2 * workers + 1:
-                    job = _handle(in_flight.popleft(), job, files, manifest, manifest_file, settings, options,
-                                  rejects_dir, progress)
+                    job = _handle(
+                        in_flight.popleft(),
+                        job,
+                        files,
+                        manifest,
+                        manifest_file,
+                        settings,
+                        options,
+                        rejects_dir,
+                        progress,
+                    )
             while in_flight:
-                job = _handle(in_flight.popleft(), job, files, manifest, manifest_file, settings, options,
-                              rejects_dir, progress)
+                job = _handle(
+                    in_flight.popleft(), job, files, manifest, manifest_file, settings, options, rejects_dir, progress
+                )
         except BaseException:
             verifier.cancel()
             for future in in_flight:
@@ -292,20 +325,33 @@ def _handle(item, job, files, manifest, manifest_file, settings, options, reject
         try:
             encoded = item.result()
         except worker.BadInputError as error:
-            raise worker.BadInputError(f"{job.path}: {error} (--strict stops at the first bad record; "
-                                       "leave it out to count, skip and report them)") from None
+            raise worker.BadInputError(
+                f"{job.path}: {error} (--strict stops at the first bad record; "
+                "leave it out to count, skip and report them)"
+            ) from None
         job.add_batch(encoded)
         progress.advance_work(int(encoded.lengths.size), int(encoded.tokens.size))
         return job
     if item[0] == "start":
-        job = FileJob(manifest, manifest_file, item[1], files[item[1]], settings,
-                      os.path.abspath(options.output_prefix), rejects_dir)
+        job = FileJob(
+            manifest,
+            manifest_file,
+            item[1],
+            files[item[1]],
+            settings,
+            os.path.abspath(options.output_prefix),
+            rejects_dir,
+        )
         job.record_checksum(item[3])
         return job
     damage = item[3]["damage"]
     if damage is not None and settings["strict"]:
-        raise DamagedInputError(f"{damage.detail} (--strict stops at the first damaged input or bad record; leave "
-                                "it out to keep the documents before the damage and go on)", damage.offset, job.path)
+        raise DamagedInputError(
+            f"{damage.detail} (--strict stops at the first damaged input or bad record; leave "
+            "it out to keep the documents before the damage and go on)",
+            damage.offset,
+            job.path,
+        )
     job.finish(item[2], item[3]["frames"], damage)
     return None
 
@@ -335,5 +381,9 @@ def _executor(workers: int, spec: dict, settings: dict):
     if workers <= 1:
         return _InlineExecutor(spec, settings)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread per worker process
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=worker.init_worker, initargs=(spec, settings))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=worker.init_worker,
+        initargs=(spec, settings),
+    )

@@ -19,8 +19,15 @@ class Progress:
         if self.enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
-                             desc="tokenize", file=sys.stderr, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=self.total_bytes,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc="tokenize",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
         self._started = time.time()
         return self
 
@@ -45,5 +52,7 @@ class Progress:
 
     def _show_rates(self) -> None:
         self._shown = time.time()
-        self._bar.set_postfix_str(f"{self.documents / self.seconds:,.0f} docs/s, "
-                                  f"{self.tokens / self.seconds / 1e6:.2f}M tokens/s", refresh=False)
+        self._bar.set_postfix_str(
+            f"{self.documents / self.seconds:,.0f} docs/s, {self.tokens / self.seconds / 1e6:.2f}M tokens/s",
+            refresh=False,
+        )

@@ -8,8 +8,12 @@ from .file_job import TRUNCATED_INPUT
 from .worker import BAD_KINDS
 
 # How an input was checked against its checksum file (checksums.Verifier.check), in the words the reports use.
-CHECKSUM_WORDS = {"verified": "checksum verified", "differs": "sha256 differs",
-                  "not_listed": "not listed in a checksum file", "not_checked": "checksum not checked"}
+CHECKSUM_WORDS = {
+    "verified": "checksum verified",
+    "differs": "sha256 differs",
+    "not_listed": "not listed in a checksum file",
+    "not_checked": "checksum not checked",
+}
 
 
 def damage_line(record: dict) -> str:
@@ -18,8 +22,10 @@ def damage_line(record: dict) -> str:
     where = f" at byte {damage['offset']}" if damage.get("offset") is not None else ""
     if damage.get("kind") == "checksum":
         return f"{record['path']}: cut or damaged: {damage['detail']}"  # which says that nothing of it is used
-    return (f"{record['path']}: cut or damaged{where}: {damage['detail']}; "
-            f"{record['counts_at_resume']['documents']:,} documents before it kept")
+    return (
+        f"{record['path']}: cut or damaged{where}: {damage['detail']}; "
+        f"{record['counts_at_resume']['documents']:,} documents before it kept"
+    )
 
 
 def checksum_status(record: dict) -> str:
@@ -30,9 +36,11 @@ def checksum_status(record: dict) -> str:
 def checksum_line(record: dict) -> str:
     """'<path>: checksum verified (sha256 from <checksum file>)' and the like, one input file's record."""
     entry, status = record.get("checksum") or {}, checksum_status(record)
-    detail = {"verified": f" (sha256 from {entry.get('checksum_file')})",
-              "differs": f" from {entry.get('checksum_file')}: no document of it used",
-              "not_checked": " (--no-checksums, or prepared before checksums were checked)"}.get(status, "")
+    detail = {
+        "verified": f" (sha256 from {entry.get('checksum_file')})",
+        "differs": f" from {entry.get('checksum_file')}: no document of it used",
+        "not_checked": " (--no-checksums, or prepared before checksums were checked)",
+    }.get(status, "")
     return f"{record['path']}: {CHECKSUM_WORDS[status]}{detail}"
 
 
@@ -55,8 +63,11 @@ def print_summary(manifest: dict, rejects_prefix: str | None = None, stream=sys.
     tokens = sum(record["counts_at_resume"]["tokens"] for record in files.values())
     seconds = manifest.get("last_run_seconds") or 0.0
     rate = f" in {seconds:.1f} s this run" if seconds else ""
-    print(f"tokenize: {len(files)} input files, {documents:,} documents, {tokens:,} tokens, "
-          f"{len(manifest['shards'])} shards{rate} (engine: {manifest['tokenizer'].get('engine')})", file=stream)
+    print(
+        f"tokenize: {len(files)} input files, {documents:,} documents, {tokens:,} tokens, "
+        f"{len(manifest['shards'])} shards{rate} (engine: {manifest['tokenizer'].get('engine')})",
+        file=stream,
+    )
     for _, record in sorted(files.items(), key=lambda item: int(item[0])):
         counts = record["counts_at_resume"]
         bad = {kind: counts.get(kind, 0) for kind in BAD_KINDS + (TRUNCATED_INPUT,) if counts.get(kind, 0)}
@@ -66,14 +77,18 @@ def print_summary(manifest: dict, rejects_prefix: str | None = None, stream=sys.
     for line in incomplete_files(manifest):
         print(f"  INCOMPLETE {line}", file=stream)
     print(f"  {checksum_totals(files.values())}", file=stream)
-    multi_frame = sum(1 for record in files.values()
-                      if (record.get("frames") or 0) > 1 and checksum_status(record) != "verified")
+    multi_frame = sum(
+        1 for record in files.values() if (record.get("frames") or 0) > 1 and checksum_status(record) != "verified"
+    )
     if multi_frame:
         # The one cut no reader can see (compressed.py), in files no checksum verified: say so where the user looks.
-        print(f"  note: {multi_frame} input file(s) hold several zstd frames or gzip members and were not checked "
-              "against a checksum; a copy cut exactly between two of them reads as complete, so check them against "
-              "the corpus's published checksums (`tokenize` does it when a SHA256SUMS lies beside them or "
-              "--checksums FILE names one)", file=stream)
+        print(
+            f"  note: {multi_frame} input file(s) hold several zstd frames or gzip members and were not checked "
+            "against a checksum; a copy cut exactly between two of them reads as complete, so check them against "
+            "the corpus's published checksums (`tokenize` does it when a SHA256SUMS lies beside them or "
+            "--checksums FILE names one)",
+            file=stream,
+        )
     if rejects_prefix:
         print(f"  rejected records: {rejects_prefix}.rejects/", file=stream)
 
@@ -82,10 +97,13 @@ def print_counts(counts: dict, stream=sys.stdout) -> None:
     width = max([len(row["shard"]) for row in counts["shards"]] + [5])
     print(f"{'shard':<{width}}  {'stream':<24} {'documents':>12} {'tokens':>15}", file=stream)
     for row in counts["shards"]:
-        print(f"{row['shard']:<{width}}  {row['stream']:<24} {row['documents']:>12,} {row['tokens']:>15,}",
-              file=stream)
+        print(f"{row['shard']:<{width}}  {row['stream']:<24} {row['documents']:>12,} {row['tokens']:>15,}", file=stream)
     for name, totals in sorted(counts["streams"].items()):
-        print(f"stream {name}: {totals['shards']} shards, {totals['documents']:,} documents, "
-              f"{totals['tokens']:,} tokens", file=stream)
-    print(f"total: {len(counts['shards'])} shards, {counts['documents']:,} documents, {counts['tokens']:,} tokens",
-          file=stream)
+        print(
+            f"stream {name}: {totals['shards']} shards, {totals['documents']:,} documents, {totals['tokens']:,} tokens",
+            file=stream,
+        )
+    print(
+        f"total: {len(counts['shards'])} shards, {counts['documents']:,} documents, {counts['tokens']:,} tokens",
+        file=stream,
+    )

@@ -11,13 +11,16 @@ SPLITS = {"train": "train/*.jsonl.zst", "valid": "val.jsonl.zst"}
 
 def sample_dir() -> Path:
     if not (SAMPLE_DIR / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"{SAMPLE_DIR}: the bundled sample corpus is missing; it lives in the repository "
-                                "(data/sample/), so use an editable install (pip install -e .) of a checkout")
+        raise FileNotFoundError(
+            f"{SAMPLE_DIR}: the bundled sample corpus is missing; it lives in the repository "
+            "(data/sample/), so use an editable install (pip install -e .) of a checkout"
+        )
     return SAMPLE_DIR
 
 
-def prepare_sample(out_dir: str | os.PathLike | None = None, *, workers: int | None = None,
-                   progress: bool = False) -> dict:
+def prepare_sample(
+    out_dir: str | os.PathLike | None = None, *, workers: int | None = None, progress: bool = False
+) -> dict:
     """Tokenize data/sample/ into `out_dir` (default data/sample/tokenized/) and merge each split into one dataset.
 
     Returns {"train_data_paths": [<out>/sample_train], "valid_data_paths": [<out>/sample_valid],
@@ -36,8 +39,14 @@ def prepare_sample(out_dir: str | os.PathLike | None = None, *, workers: int | N
     for split, pattern in SPLITS.items():
         prefix = str(out_dir / f"sample_{split}")
         if not _is_complete(prefix, vocab_file):
-            options = TokenizeOptions(inputs=[str(root / pattern)], output_prefix=prefix, tokenizer_type="HFTokenizer",
-                                      vocab_file=vocab_file, progress=progress, split_by=None)
+            options = TokenizeOptions(
+                inputs=[str(root / pattern)],
+                output_prefix=prefix,
+                tokenizer_type="HFTokenizer",
+                vocab_file=vocab_file,
+                progress=progress,
+                split_by=None,
+            )
             if workers is not None:
                 options.workers = workers
             try:

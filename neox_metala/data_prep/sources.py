@@ -166,12 +166,15 @@ def iter_line_batches(stream, start: int, batch_bytes: int, complete_record=None
             if chunk:
                 pending += chunk
                 continue
-            tail = bytes(pending[pending.rfind(b"\n") + 1:])
+            tail = bytes(pending[pending.rfind(b"\n") + 1 :])
             if tail and complete_record is not None and not complete_record(tail):
                 yield from _whole_lines(pending, position)
-                raise DamagedInputError(f"the file ends inside a record: its last line (at uncompressed position "
-                                        f"{position + len(pending) - len(tail)}) has no newline and is not "
-                                        "complete JSON", offset=getattr(stream, "bytes_read", None))
+                raise DamagedInputError(
+                    f"the file ends inside a record: its last line (at uncompressed position "
+                    f"{position + len(pending) - len(tail)}) has no newline and is not "
+                    "complete JSON",
+                    offset=getattr(stream, "bytes_read", None),
+                )
             if pending:
                 yield position, position + len(pending), bytes(pending)
             return
@@ -268,8 +271,9 @@ def iter_raw_batches(path: str, file_index: int, start: int, settings: dict):
     kind = input_kind(path)
     if kind == "parquet":
         source = _NothingCounted()  # parquet is read by row groups; progress jumps when the file is done
-        batches = iter_parquet_batches(path, start, settings["parquet_rows"], settings["json_key"],
-                                       settings["split_by"])
+        batches = iter_parquet_batches(
+            path, start, settings["parquet_rows"], settings["json_key"], settings["split_by"]
+        )
         return _located(path, (RawBatch(file_index, a, b, "records", records) for a, b, records in batches)), source
     stream = open_decompressed(path)
     if kind == "text" and settings["text_mode"] == "document":

@@ -39,8 +39,12 @@ def subset_names(prefix: str) -> dict[str, str]:
 
 def unaccepted_incomplete_inputs(manifests: list[dict]) -> list[str]:
     """Cut or damaged input files of jobs whose last run did not pass --allow-partial-input."""
-    return [line for manifest in manifests if not manifest.get("partial_input_allowed")
-            for line in incomplete_files(manifest)]
+    return [
+        line
+        for manifest in manifests
+        if not manifest.get("partial_input_allowed")
+        for line in incomplete_files(manifest)
+    ]
 
 
 def merge(prefix: str, output_prefix: str | None = None) -> list[dict]:
@@ -52,9 +56,12 @@ def merge(prefix: str, output_prefix: str | None = None) -> list[dict]:
         raise RuntimeError(f"{prefix}: jobs {unfinished} have not finished; rerun them (they resume) before merging")
     damaged = unaccepted_incomplete_inputs(manifests)
     if damaged:
-        raise RuntimeError(f"{prefix}: input files were cut or damaged:\n  " + "\n  ".join(damaged) +
-                           "\nreplace them and prepare again, or rerun `tokenize` with --allow-partial-input to merge "
-                           "what was read")
+        raise RuntimeError(
+            f"{prefix}: input files were cut or damaged:\n  "
+            + "\n  ".join(damaged)
+            + "\nreplace them and prepare again, or rerun `tokenize` with --allow-partial-input to merge "
+            "what was read"
+        )
     output_prefix = output_prefix or prefix
     names = subset_names(prefix)
     merged = []
@@ -78,8 +85,10 @@ def dataset_list(prefix: str) -> dict:
     else:
         datasets = [(shard["prefix"], shard["tokens"]) for shard in shard_table(prefix)]
     total = sum(tokens for _, tokens in datasets) or 1
-    return {"train_data_paths": [path for path, _ in datasets],
-            "train_data_weights": [round(tokens / total, 6) for _, tokens in datasets]}
+    return {
+        "train_data_paths": [path for path, _ in datasets],
+        "train_data_weights": [round(tokens / total, 6) for _, tokens in datasets],
+    }
 
 
 def count(prefix: str) -> dict:
@@ -87,16 +96,26 @@ def count(prefix: str) -> dict:
     rows = []
     for shard in shard_table(prefix):
         index = read_index(shard["prefix"])
-        rows.append({"shard": shard["name"], "stream": shard["stream"] or "-",
-                     "documents": int(index["sequences"]), "tokens": int(index["lengths"].sum(dtype="int64"))})
+        rows.append(
+            {
+                "shard": shard["name"],
+                "stream": shard["stream"] or "-",
+                "documents": int(index["sequences"]),
+                "tokens": int(index["lengths"].sum(dtype="int64")),
+            }
+        )
     per_stream: dict[str, dict] = {}
     for row in rows:
         totals = per_stream.setdefault(row["stream"], {"shards": 0, "documents": 0, "tokens": 0})
         totals["shards"] += 1
         totals["documents"] += row["documents"]
         totals["tokens"] += row["tokens"]
-    return {"shards": rows, "streams": per_stream,
-            "documents": sum(r["documents"] for r in rows), "tokens": sum(r["tokens"] for r in rows)}
+    return {
+        "shards": rows,
+        "streams": per_stream,
+        "documents": sum(r["documents"] for r in rows),
+        "tokens": sum(r["tokens"] for r in rows),
+    }
 
 
 def decode_samples(prefix: str, how_many: int = 3, max_characters: int = 400, tokenizer=None) -> list[str]:
@@ -116,7 +135,7 @@ def decode_samples(prefix: str, how_many: int = 3, max_characters: int = 400, to
     samples = []
     for pointer, length in list(zip(index["pointers"], index["lengths"]))[:how_many]:
         start = int(pointer) // index["dtype"].itemsize
-        text = tokenizer.decode(tokens[start:start + int(length)])
+        text = tokenizer.decode(tokens[start : start + int(length)])
         samples.append(text if len(text) <= max_characters else text[:max_characters] + " [...]")
     return samples
 
@@ -126,10 +145,15 @@ def validate(prefix: str, check_token_range: bool = True) -> list[str]:
     documents/tokens against the manifest, and shards the manifest lists but the disk lacks."""
     manifests = load_all(prefix)
     vocab_size = manifests[0]["tokenizer"]["vocab_size"] if check_token_range else None
-    problems = [f"job {m['job']['shard_index']} of {m['job']['num_shards']} has not finished (rerun it to resume)"
-                for m in manifests if not m.get("complete")]
-    problems += [f"input file cut or damaged (rerun `tokenize` with --allow-partial-input to accept): {line}"
-                 for line in unaccepted_incomplete_inputs(manifests)]
+    problems = [
+        f"job {m['job']['shard_index']} of {m['job']['num_shards']} has not finished (rerun it to resume)"
+        for m in manifests
+        if not m.get("complete")
+    ]
+    problems += [
+        f"input file cut or damaged (rerun `tokenize` with --allow-partial-input to accept): {line}"
+        for line in unaccepted_incomplete_inputs(manifests)
+    ]
     for shard in shard_table(prefix):
         shard_problems = check_shard(shard["prefix"], vocab_size)
         problems += shard_problems
@@ -138,8 +162,10 @@ def validate(prefix: str, check_token_range: bool = True) -> list[str]:
         index = read_index(shard["prefix"])
         tokens = int(index["lengths"].sum(dtype="int64"))
         if (int(index["sequences"]), tokens) != (shard["documents"], shard["tokens"]):
-            problems.append(f"{shard['prefix']}: {index['sequences']} documents / {tokens} tokens on disk, the "
-                            f"manifest says {shard['documents']} / {shard['tokens']}")
+            problems.append(
+                f"{shard['prefix']}: {index['sequences']} documents / {tokens} tokens on disk, the "
+                f"manifest says {shard['documents']} / {shard['tokens']}"
+            )
     return problems
 
 
@@ -150,8 +176,11 @@ def validate_prefixes(prefixes: list[str], vocab_size: int | None = None) -> lis
 
 def input_records(prefix: str) -> list[dict]:
     """The manifest record of every input file of every job under a prefix, in input order per job."""
-    return [record for manifest in load_all(prefix)
-            for _, record in sorted(manifest["files"].items(), key=lambda item: int(item[0]))]
+    return [
+        record
+        for manifest in load_all(prefix)
+        for _, record in sorted(manifest["files"].items(), key=lambda item: int(item[0]))
+    ]
 
 
 def file_reports(prefix: str) -> list[dict]:
@@ -163,7 +192,14 @@ def file_reports(prefix: str) -> list[dict]:
     for manifest in load_all(prefix):
         for _, record in sorted(manifest["files"].items(), key=lambda item: int(item[0])):
             counts = record["counts_at_resume"]
-            reports.append({"file": record["path"], "status": record["status"], "frames": record.get("frames"),
-                            "damage": record.get("damage"), "checksum": record.get("checksum"),
-                            **{k: v for k, v in counts.items() if k != "rejects_bytes"}})
+            reports.append(
+                {
+                    "file": record["path"],
+                    "status": record["status"],
+                    "frames": record.get("frames"),
+                    "damage": record.get("damage"),
+                    "checksum": record.get("checksum"),
+                    **{k: v for k, v in counts.items() if k != "rejects_bytes"},
+                }
+            )
     return reports

@@ -18,8 +18,15 @@ SPM_MAX_LINE_BYTES = 16384
 
 def iter_corpus_texts(inputs: list[str], json_key: str = "text", sample_bytes: int = 100 << 20):
     """Documents of the inputs in order until `sample_bytes` of text have been given."""
-    settings = {"json_key": json_key, "split_by": None, "text_mode": "document", "batch_bytes": 1 << 20,
-                "parquet_rows": 1024, "strict": False, "keep_rejects": False}
+    settings = {
+        "json_key": json_key,
+        "split_by": None,
+        "text_mode": "document",
+        "batch_bytes": 1 << 20,
+        "parquet_rows": 1024,
+        "strict": False,
+        "keep_rejects": False,
+    }
     given = 0
     for file_index, path in enumerate(discover_inputs(inputs)):
         batches, counter = iter_raw_batches(path, file_index, 0, settings)
@@ -34,8 +41,14 @@ def iter_corpus_texts(inputs: list[str], json_key: str = "text", sample_bytes: i
             counter.close()
 
 
-def train_hf_byte_level_bpe(inputs: list[str], output_json: str, vocab_size: int = 8192,
-                            special_tokens: tuple = (), json_key: str = "text", sample_bytes: int = 100 << 20) -> str:
+def train_hf_byte_level_bpe(
+    inputs: list[str],
+    output_json: str,
+    vocab_size: int = 8192,
+    special_tokens: tuple = (),
+    json_key: str = "text",
+    sample_bytes: int = 100 << 20,
+) -> str:
     """A GPT-2-style byte-level BPE (no normalizer, GPT-2 split regex); ids 0 and 1 are EOD and padding."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
@@ -44,7 +57,9 @@ def train_hf_byte_level_bpe(inputs: list[str], output_json: str, vocab_size: int
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=2, show_progress=False,
+        vocab_size=vocab_size,
+        min_frequency=2,
+        show_progress=False,
         special_tokens=[EOD_TOKEN, PAD_TOKEN, *special_tokens],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
@@ -54,9 +69,17 @@ def train_hf_byte_level_bpe(inputs: list[str], output_json: str, vocab_size: int
     return output_json
 
 
-def train_sentencepiece(inputs: list[str], model_prefix: str, vocab_size: int = 32000, model_type: str = "bpe",
-                        special_tokens: tuple = (), json_key: str = "text", sample_bytes: int = 100 << 20,
-                        character_coverage: float = 0.9999, byte_fallback: bool = True) -> str:
+def train_sentencepiece(
+    inputs: list[str],
+    model_prefix: str,
+    vocab_size: int = 32000,
+    model_type: str = "bpe",
+    special_tokens: tuple = (),
+    json_key: str = "text",
+    sample_bytes: int = 100 << 20,
+    character_coverage: float = 0.9999,
+    byte_fallback: bool = True,
+) -> str:
     """A sentencepiece model at `<model_prefix>.model`: unk=0, EOD `<|endoftext|>`=1 (its eos), `<|padding|>`=2,
     no BOS, identity normalization and whitespace kept as is (lossless on code), unknown bytes as <0x..> pieces."""
     import sentencepiece
@@ -70,13 +93,28 @@ def train_sentencepiece(inputs: list[str], model_prefix: str, vocab_size: int = 
                     lines.write(line + "\n")
     try:
         sentencepiece.SentencePieceTrainer.train(
-            input=lines.name, model_prefix=model_prefix, vocab_size=vocab_size, model_type=model_type,
-            character_coverage=character_coverage, byte_fallback=byte_fallback,
-            unk_id=0, eos_id=1, eos_piece=EOD_TOKEN, pad_id=2, pad_piece=PAD_TOKEN, bos_id=-1,
-            user_defined_symbols=list(special_tokens), normalization_rule_name="identity",
-            remove_extra_whitespaces=False, split_digits=True, allow_whitespace_only_pieces=True,
-            max_sentence_length=SPM_MAX_LINE_BYTES, input_sentence_size=2_000_000, shuffle_input_sentence=True,
-            num_threads=os.cpu_count() or 1, minloglevel=2,
+            input=lines.name,
+            model_prefix=model_prefix,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            byte_fallback=byte_fallback,
+            unk_id=0,
+            eos_id=1,
+            eos_piece=EOD_TOKEN,
+            pad_id=2,
+            pad_piece=PAD_TOKEN,
+            bos_id=-1,
+            user_defined_symbols=list(special_tokens),
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            split_digits=True,
+            allow_whitespace_only_pieces=True,
+            max_sentence_length=SPM_MAX_LINE_BYTES,
+            input_sentence_size=2_000_000,
+            shuffle_input_sentence=True,
+            num_threads=os.cpu_count() or 1,
+            minloglevel=2,
         )
     finally:
         os.remove(lines.name)

@@ -45,8 +45,12 @@ class BadInputError(ValueError):
 
 def init_worker(tokenizer_spec: dict, settings: dict) -> None:
     global _tokenizer, _settings
-    _tokenizer = load_tokenizer(tokenizer_spec["type"], tokenizer_spec["vocab_file"],
-                                tokenizer_spec.get("merge_file"), engine=tokenizer_spec.get("engine", "auto"))
+    _tokenizer = load_tokenizer(
+        tokenizer_spec["type"],
+        tokenizer_spec["vocab_file"],
+        tokenizer_spec.get("merge_file"),
+        engine=tokenizer_spec.get("engine", "auto"),
+    )
     if _tokenizer.fingerprint != tokenizer_spec["fingerprint"]:
         raise RuntimeError(f"tokenizer file {tokenizer_spec['vocab_file']} changed while preparing data")
     _settings = settings
@@ -58,8 +62,16 @@ def encode_raw_batch(batch) -> EncodedBatch:
     tokens, lengths = encode_texts(_tokenizer, parsed.texts, _settings)
     if _tokenizer.engine == "tiktoken":
         _spot_check(parsed.texts, batch, _settings["spot_check_every"])
-    return EncodedBatch(batch.file_index, batch.start, batch.end, tokens, lengths,
-                        parsed.split_values if _settings["split_by"] else [], parsed.counts, parsed.rejects)
+    return EncodedBatch(
+        batch.file_index,
+        batch.start,
+        batch.end,
+        tokens,
+        lengths,
+        parsed.split_values if _settings["split_by"] else [],
+        parsed.counts,
+        parsed.rejects,
+    )
 
 
 def encode_texts(tokenizer, texts: list[str], settings: dict):

@@ -1,6 +1,6 @@
 """python -m neox_metala.export hf   --load CHECKPOINT_DIR [--iteration N] --out HF_DIR
-   python -m neox_metala.export neox --hf HF_DIR --out CHECKPOINT_DIR --model-parallel-size N --pipe-parallel-size M
-                                     [--data-parallel-size K] [-d CONF_DIR run.yml ...]"""
+python -m neox_metala.export neox --hf HF_DIR --out CHECKPOINT_DIR --model-parallel-size N --pipe-parallel-size M
+                                  [--data-parallel-size K] [-d CONF_DIR run.yml ...]"""
 
 from __future__ import annotations
 
@@ -22,8 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     neox.add_argument("--out", required=True, help="checkpoint folder to write (use it as `load`)")
     neox.add_argument("--model-parallel-size", type=int, default=1)
     neox.add_argument("--pipe-parallel-size", type=int, default=0, help="0: plain engine; >= 1: pipeline stages")
-    neox.add_argument("--data-parallel-size", type=int, default=1,
-                      help="DP size of the run that will load it (DeepSpeed ties ZeRO state to it)")
+    neox.add_argument(
+        "--data-parallel-size",
+        type=int,
+        default=1,
+        help="DP size of the run that will load it (DeepSpeed ties ZeRO state to it)",
+    )
     neox.add_argument("--vocab-file", default=None, help="HF tokenizer JSON, if the folder has no tokenizer.json")
     neox.add_argument("conf_files", nargs="*", help="the run's YAML files (optimizer, precision, ZeRO)")
     neox.add_argument("-d", "--conf_dir", "--conf-dir", default=None, help="directory of the YAML files")
@@ -45,8 +49,16 @@ def main(argv=None) -> int:
         else:
             from .neox import import_hf
 
-            out = import_hf(options.hf, options.out, options.model_parallel_size, options.pipe_parallel_size,
-                            options.data_parallel_size, options.conf_files, options.conf_dir, options.vocab_file)
+            out = import_hf(
+                options.hf,
+                options.out,
+                options.model_parallel_size,
+                options.pipe_parallel_size,
+                options.data_parallel_size,
+                options.conf_files,
+                options.conf_dir,
+                options.vocab_file,
+            )
     except (ConversionError, CheckpointFormatError, ConfigError) as error:
         raise SystemExit(f"python -m neox_metala.export {options.command}: error: {error}") from None
     print(out)

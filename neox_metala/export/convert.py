@@ -36,8 +36,10 @@ def _block_pairs(layer_type: str, norm: str, ours: str, theirs: str, state_keys)
     """(our key, HF key) of the parameters that map one to one."""
     pairs = _norm_pairs(norm, f"{ours}.input_norm", f"{theirs}.token_norm")
     pairs += _norm_pairs(norm, f"{ours}.post_mixer_norm", f"{theirs}.channel_norm")
-    pairs += [(f"{ours}.mixer.out_proj.weight", f"{theirs}.token_mixer.out_proj.weight"),
-              (f"{ours}.mlp.w2.weight", f"{theirs}.channel_mixer.l3.weight")]
+    pairs += [
+        (f"{ours}.mixer.out_proj.weight", f"{theirs}.token_mixer.out_proj.weight"),
+        (f"{ours}.mlp.w2.weight", f"{theirs}.channel_mixer.l3.weight"),
+    ]
     if layer_type == "metala":
         pairs.append((f"{ours}.mixer.gate_bias", f"{theirs}.token_mixer.g_proj.bias"))
         if f"{ours}.mixer.aug_balance" in state_keys:
@@ -50,13 +52,19 @@ def _fused_parts(layer_type: str, ours: str, theirs: str, hidden: int, width: in
     mixer = f"{theirs}.token_mixer"
     if layer_type == "metala":
         # our part names are the official model's module names
-        in_proj = [(f"{mixer}.{name}.weight", rows)
-                   for name, rows in zip(PROJECTION_PARTS, projection_widths(hidden), strict=True)]
+        in_proj = [
+            (f"{mixer}.{name}.weight", rows)
+            for name, rows in zip(PROJECTION_PARTS, projection_widths(hidden), strict=True)
+        ]
         fused = [(f"{ours}.mixer.in_proj.weight", in_proj)]
     else:
         fused = [(f"{ours}.mixer.qkv_proj.weight", [(f"{mixer}.{n}_proj.weight", hidden) for n in "qkv"])]
-    fused.append((f"{ours}.mlp.w1_w3.weight", [(f"{theirs}.channel_mixer.l1.weight", width),
-                                                (f"{theirs}.channel_mixer.l2.weight", width)]))
+    fused.append(
+        (
+            f"{ours}.mlp.w1_w3.weight",
+            [(f"{theirs}.channel_mixer.l1.weight", width), (f"{theirs}.channel_mixer.l2.weight", width)],
+        )
+    )
     return fused
 
 
@@ -85,8 +93,9 @@ def to_hf(state: dict, layer_types: list[str], norm: str, tied: bool) -> dict[st
     return {key: value.contiguous().clone() for key, value in hf.items()}
 
 
-def from_hf(hf: dict, layer_types: list[str], norm: str, tied: bool,
-            expected_keys: set[str]) -> dict[str, torch.Tensor]:
+def from_hf(
+    hf: dict, layer_types: list[str], norm: str, tied: bool, expected_keys: set[str]
+) -> dict[str, torch.Tensor]:
     """HF keys -> our single-rank state dict; `expected_keys` (our model's parameter names) decides which optional
     parameters (conv, aug_balance) exist. Every HF tensor must be used exactly once."""
     _check_hf_keys(hf, tied)
@@ -95,8 +104,10 @@ def from_hf(hf: dict, layer_types: list[str], norm: str, tied: bool,
 
     def take(key):
         if key not in hf:
-            raise ConversionError(f"the Hugging Face checkpoint has no {key}, which this model needs (its config: "
-                                  f"{len(layer_types)} layers {layer_types}, norm {norm})")
+            raise ConversionError(
+                f"the Hugging Face checkpoint has no {key}, which this model needs (its config: "
+                f"{len(layer_types)} layers {layer_types}, norm {norm})"
+            )
         used.add(key)
         return hf[key]
 
@@ -112,15 +123,19 @@ def from_hf(hf: dict, layer_types: list[str], norm: str, tied: bool,
             ours_state[f"{ours}.mixer.conv_weight"] = take(f"{theirs}.token_mixer.conv1d.weight").squeeze(1)
     unused = sorted(set(hf) - used - {"lm_head.weight"})
     if unused:
-        raise ConversionError(f"the Hugging Face checkpoint has tensors this model has no place for: {unused[:5]}; "
-                              f"check norm_type / metala_layer_types / conv_kernel_size in its config.json")
+        raise ConversionError(
+            f"the Hugging Face checkpoint has tensors this model has no place for: {unused[:5]}; "
+            f"check norm_type / metala_layer_types / conv_kernel_size in its config.json"
+        )
     return {key: value.contiguous().clone() for key, value in ours_state.items()}
 
 
 def _check_hf_keys(hf: dict, tied: bool) -> None:
     if tied and "lm_head.weight" in hf and not torch.equal(hf["lm_head.weight"], hf["model.embed_tokens.weight"]):
-        raise ConversionError("config.json says tie_word_embeddings but lm_head.weight differs from "
-                              "model.embed_tokens.weight; set tie_word_embeddings: false in config.json")
+        raise ConversionError(
+            "config.json says tie_word_embeddings but lm_head.weight differs from "
+            "model.embed_tokens.weight; set tie_word_embeddings: false in config.json"
+        )
 
 
 def hf_config(args, padded_vocab: int, tokenizer, dtype: torch.dtype) -> dict:
@@ -130,22 +145,40 @@ def hf_config(args, padded_vocab: int, tokenizer, dtype: torch.dtype) -> dict:
     model, metala = args.model, args.metala.options()
     eos = tokenizer.eod_id
     return {
-        "architectures": ["MetaLAForCausalLM"], "model_type": "metala",
-        "auto_map": {"AutoConfig": "configuration_metala.MetaLAConfig",
-                     "AutoModel": "modeling_metala.MetaLAModel",
-                     "AutoModelForCausalLM": "modeling_metala.MetaLAForCausalLM"},
-        "vocab_size": padded_vocab, "decoder_embed_dim": model.hidden_size, "decoder_layers": model.num_layers,
-        "decoder_attention_heads": model.num_attention_heads, "glu_dim": model.intermediate_size,
-        "glu_act": "silu", "bias": False, "norm_type": NORM_TYPES[model.norm], "norm_eps": model.norm_epsilon,
-        "no_scale_embedding": True, "init_std": model.init_method_std, "use_cache": True,
-        "pad_token_id": tokenizer.pad_id, "bos_token_id": eos, "eos_token_id": eos, "add_bos_token": False,
-        "causal": True, "tie_word_embeddings": not model.no_weight_tying,
+        "architectures": ["MetaLAForCausalLM"],
+        "model_type": "metala",
+        "auto_map": {
+            "AutoConfig": "configuration_metala.MetaLAConfig",
+            "AutoModel": "modeling_metala.MetaLAModel",
+            "AutoModelForCausalLM": "modeling_metala.MetaLAForCausalLM",
+        },
+        "vocab_size": padded_vocab,
+        "decoder_embed_dim": model.hidden_size,
+        "decoder_layers": model.num_layers,
+        "decoder_attention_heads": model.num_attention_heads,
+        "glu_dim": model.intermediate_size,
+        "glu_act": "silu",
+        "bias": False,
+        "norm_type": NORM_TYPES[model.norm],
+        "norm_eps": model.norm_epsilon,
+        "no_scale_embedding": True,
+        "init_std": model.init_method_std,
+        "use_cache": True,
+        "pad_token_id": tokenizer.pad_id,
+        "bos_token_id": eos,
+        "eos_token_id": eos,
+        "add_bos_token": False,
+        "causal": True,
+        "tie_word_embeddings": not model.no_weight_tying,
         "metala_layer_types": layer_types(args),
         "conv_kernel_size": metala.conv_width,
-        "self_augmentation": metala.self_augmentation, "decay_normalizer": metala.decay_normalizer,
-        "chunk_size": metala.chunk_size, "rotary_pct": model.rotary_pct if model.pos_emb == "rotary" else 0.0,
+        "self_augmentation": metala.self_augmentation,
+        "decay_normalizer": metala.decay_normalizer,
+        "chunk_size": metala.chunk_size,
+        "rotary_pct": model.rotary_pct if model.pos_emb == "rotary" else 0.0,
         "max_position_embeddings": model.max_position_embeddings,
-        "rotary_emb_base": model.rotary_emb_base, "torch_dtype": str(dtype).removeprefix("torch."),
+        "rotary_emb_base": model.rotary_emb_base,
+        "torch_dtype": str(dtype).removeprefix("torch."),
     }
 
 
@@ -157,22 +190,30 @@ def neox_model_keys(config: dict) -> dict:
     norm = {"simplermsnorm": "simple_rmsnorm", "rmsnorm": "rmsnorm"}.get(norm_type, "layernorm")
     layers = config.get("metala_layer_types") or ["metala"] * config["decoder_layers"]
     if len(layers) != config["decoder_layers"]:
-        raise ConversionError(f"config.json: metala_layer_types has {len(layers)} entries but decoder_layers is "
-                              f"{config['decoder_layers']}")
+        raise ConversionError(
+            f"config.json: metala_layer_types has {len(layers)} entries but decoder_layers is "
+            f"{config['decoder_layers']}"
+        )
     official_only = (config.get("glu_act", "silu"), config.get("bias", False), config.get("no_scale_embedding", True))
     if official_only != ("silu", False, True):
-        raise ConversionError("config.json: only glu_act 'silu', bias false and no_scale_embedding true (the "
-                              "official defaults) have an equivalent here")
+        raise ConversionError(
+            "config.json: only glu_act 'silu', bias false and no_scale_embedding true (the "
+            "official defaults) have an equivalent here"
+        )
     defaults = MetaLAOptions()
     kernel = config.get("conv_kernel_size", defaults.conv_kernel_size)
     keys = {
-        "num_layers": config["decoder_layers"], "hidden_size": hidden,
+        "num_layers": config["decoder_layers"],
+        "hidden_size": hidden,
         "num_attention_heads": config["decoder_attention_heads"],
-        "intermediate_size": hidden if glu_dim == -1 else glu_dim, "norm": norm,
+        "intermediate_size": hidden if glu_dim == -1 else glu_dim,
+        "norm": norm,
         "no_weight_tying": not config.get("tie_word_embeddings", True),
-        "attention_config": ([[[layers[0]], len(layers)]] if len(set(layers)) == 1
-                             else [[[layer], 1] for layer in layers]),
-        "metala_short_conv": kernel > 0, "metala_self_augmentation": config.get("self_augmentation", True),
+        "attention_config": (
+            [[[layers[0]], len(layers)]] if len(set(layers)) == 1 else [[[layer], 1] for layer in layers]
+        ),
+        "metala_short_conv": kernel > 0,
+        "metala_self_augmentation": config.get("self_augmentation", True),
         "metala_decay_normalizer": config.get("decay_normalizer", defaults.decay_normalizer),
         "init_method_std": config.get("init_std", 0.02),
     }
@@ -185,6 +226,9 @@ def neox_model_keys(config: dict) -> dict:
     if "attention" in layers and config.get("rotary_pct", 1.0) == 0:
         keys.update(pos_emb="none")
     elif "attention" in layers:
-        keys.update(pos_emb="rotary", rotary_pct=config.get("rotary_pct", 1.0),
-                    rotary_emb_base=config.get("rotary_emb_base", 10000))
+        keys.update(
+            pos_emb="rotary",
+            rotary_pct=config.get("rotary_pct", 1.0),
+            rotary_emb_base=config.get("rotary_emb_base", 10000),
+        )
     return keys

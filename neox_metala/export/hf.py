@@ -24,8 +24,11 @@ from .convert import ConversionError, hf_config, to_hf
 HF_MODEL_DIR = os.path.join(os.path.dirname(__file__), "hf_model")
 OPS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "ops")
 # Shipped beside modeling_metala.py, which imports them relatively (transformers copies them with it).
-SHIPPED_OPS = {"reference.py": "metala_reference.py", "chunked.py": "metala_chunked.py",
-               "causal_conv.py": "metala_short_conv.py"}
+SHIPPED_OPS = {
+    "reference.py": "metala_reference.py",
+    "chunked.py": "metala_chunked.py",
+    "causal_conv.py": "metala_short_conv.py",
+}
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -48,14 +51,23 @@ def write_tokenizer(tokenizer, out_dir: str) -> None:
     """tokenizer.json + a PreTrainedTokenizerFast config; padding on the left, as batched generation needs."""
     backend = getattr(tokenizer, "_hf", None)  # HFTokenizer / GPT2BPETokenizer keep a `tokenizers.Tokenizer`
     if backend is None:
-        raise ConversionError(f"{tokenizer.name} cannot be exported as tokenizer.json yet; convert the tokenizer to "
-                              f"an HF tokenizers JSON (tokenizer_type: HFTokenizer) and pass it as --vocab-file")
+        raise ConversionError(
+            f"{tokenizer.name} cannot be exported as tokenizer.json yet; convert the tokenizer to "
+            f"an HF tokenizers JSON (tokenizer_type: HFTokenizer) and pass it as --vocab-file"
+        )
     backend.save(os.path.join(out_dir, "tokenizer.json"))
     eos = backend.id_to_token(tokenizer.eod_id)
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": eos, "bos_token": eos,
-              "pad_token": backend.id_to_token(tokenizer.pad_id), "padding_side": "left",
-              "add_bos_token": False, "add_eos_token": False, "clean_up_tokenization_spaces": False,
-              "model_max_length": 1 << 30}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "eos_token": eos,
+        "bos_token": eos,
+        "pad_token": backend.id_to_token(tokenizer.pad_id),
+        "padding_side": "left",
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": 1 << 30,
+    }
     _write_json(os.path.join(out_dir, "tokenizer_config.json"), config)
 
 
@@ -84,8 +96,10 @@ def export_hf(load_dir: str, out_dir: str, iteration: int | None = None, vocab_f
     tokenizer = tokenizer_of(args, vocab_file)
     padded_vocab = state["layers.0.word_embeddings.weight"].shape[0]
     if tokenizer.vocab_size > padded_vocab:
-        raise ConversionError(f"the tokenizer has {tokenizer.vocab_size} tokens but the checkpoint's embedding only "
-                              f"{padded_vocab} rows; pass the run's tokenizer as --vocab-file")
+        raise ConversionError(
+            f"the tokenizer has {tokenizer.vocab_size} tokens but the checkpoint's embedding only "
+            f"{padded_vocab} rows; pass the run's tokenizer as --vocab-file"
+        )
     weights = to_hf(state, layer_types, args.model.norm, tied)
     dtype = weights["model.embed_tokens.weight"].dtype
     os.makedirs(out_dir, exist_ok=True)

@@ -29,8 +29,16 @@ IMPORTED_TOKENIZER = "tokenizer.json"
 IMPORT_DEFAULTS = {"seq_length": 2048, "train_iters": 1, "optimizer": {"type": "AdamW", "params": {"lr": 1.0e-4}}}
 
 
-def import_config(hf_config: dict, out_dir: str, tp: int, pp: int, dp: int, conf_files=None, conf_dir=None,
-                  tokenizer_file: str | None = None):
+def import_config(
+    hf_config: dict,
+    out_dir: str,
+    tp: int,
+    pp: int,
+    dp: int,
+    conf_files=None,
+    conf_dir=None,
+    tokenizer_file: str | None = None,
+):
     """The run config of the imported model: the user's files (optimizer, precision, ...) with the model keys
     from config.json; a model key the files set differently is an error."""
     from ..config import NeoXArgs, expand_attention_config
@@ -39,11 +47,16 @@ def import_config(hf_config: dict, out_dir: str, tp: int, pp: int, dp: int, conf
     values, sources = merge_config_files(config_file_paths(conf_files, conf_dir)) if conf_files else ({}, {})
     model_keys = neox_model_keys(hf_config)
     for key, value in model_keys.items():
-        same = (expand_attention_config(values[key]) == expand_attention_config(value) if key == "attention_config"
-                and key in values else values.get(key, value) == value)
+        same = (
+            expand_attention_config(values[key]) == expand_attention_config(value)
+            if key == "attention_config" and key in values
+            else values.get(key, value) == value
+        )
         if not same:
-            raise ConversionError(f"{sources.get(key)}: {key} is {values[key]!r} but the Hugging Face model has "
-                                  f"{value!r}; remove the key from the config files")
+            raise ConversionError(
+                f"{sources.get(key)}: {key} is {values[key]!r} but the Hugging Face model has "
+                f"{value!r}; remove the key from the config files"
+            )
     if "attention_config" in values:  # same layers (checked above); check_same_model compares the spelling
         model_keys["attention_config"] = values["attention_config"]
     values.update(model_keys)
@@ -61,14 +74,17 @@ def padded_state(state: dict, args, tokenizer_vocab: int, tied: bool) -> tuple[d
     """Pad the embedding (and untied head) with zero rows to the vocab size training computes from the tokenizer."""
     from ..config import padded_vocab_size
 
-    padded = padded_vocab_size(tokenizer_vocab, args.model.make_vocab_size_divisible_by,
-                               args.parallel.model_parallel_size)
+    padded = padded_vocab_size(
+        tokenizer_vocab, args.model.make_vocab_size_divisible_by, args.parallel.model_parallel_size
+    )
     keys = ["layers.0.word_embeddings.weight"] + ([] if tied else [f"layers.{args.model.num_layers + 2}.proj.weight"])
     rows = state[keys[0]].shape[0]
     if rows > padded:
-        raise ConversionError(f"the model has {rows} vocabulary rows but training pads the tokenizer's "
-                              f"{tokenizer_vocab} tokens only to {padded}; raise make_vocab_size_divisible_by in "
-                              f"the config files")
+        raise ConversionError(
+            f"the model has {rows} vocabulary rows but training pads the tokenizer's "
+            f"{tokenizer_vocab} tokens only to {padded}; raise make_vocab_size_divisible_by in "
+            f"the config files"
+        )
     for key in keys:
         state[key] = torch.cat([state[key], state[key].new_zeros(padded - rows, state[key].shape[1])])
     return state, padded
@@ -81,8 +97,15 @@ def _free_port() -> int:
 
 
 def _save_worker(rank: int, world_size: int, port: int, config_dict: dict, state_path: str, tokenizer_record: dict):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), DS_ACCELERATOR="cpu", CUDA_VISIBLE_DEVICES="")
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        DS_ACCELERATOR="cpu",
+        CUDA_VISIBLE_DEVICES="",
+    )
     from .. import parallel
     from ..config import NeoXArgs
     from ..model.reshard import split_tp_shard, tp_layout
@@ -100,14 +123,28 @@ def _save_worker(rank: int, world_size: int, port: int, config_dict: dict, state
             for name, param in model.named_parameters():
                 param.copy_(split_tp_shard(full[canonical_name(name)], tp, tp_rank, *tp_layout(param)))
         engine = initialize_engine(args, model)
-        checkpoint.save(engine, args.checkpoint.save, 0, {"train_state": dataclasses.asdict(TrainState())},
-                        args.to_yaml(), marker={"tokenizer": tokenizer_record})
+        checkpoint.save(
+            engine,
+            args.checkpoint.save,
+            0,
+            {"train_state": dataclasses.asdict(TrainState())},
+            args.to_yaml(),
+            marker={"tokenizer": tokenizer_record},
+        )
     finally:
         parallel.destroy()
 
 
-def import_hf(hf_dir: str, out_dir: str, tp: int = 1, pp: int = 0, dp: int = 1, conf_files=None, conf_dir=None,
-              vocab_file: str | None = None) -> str:
+def import_hf(
+    hf_dir: str,
+    out_dir: str,
+    tp: int = 1,
+    pp: int = 0,
+    dp: int = 1,
+    conf_files=None,
+    conf_dir=None,
+    vocab_file: str | None = None,
+) -> str:
     """Write `out_dir/global_step0` (and `latest`) from the HF folder; returns the step folder."""
     import torch.multiprocessing as mp
 
@@ -120,23 +157,33 @@ def import_hf(hf_dir: str, out_dir: str, tp: int = 1, pp: int = 0, dp: int = 1, 
     if vocab_file is None and os.path.exists(os.path.join(hf_dir, IMPORTED_TOKENIZER)):
         tokenizer_file = os.path.abspath(os.path.join(out_dir, IMPORTED_TOKENIZER))
         shutil.copyfile(os.path.join(hf_dir, IMPORTED_TOKENIZER), tokenizer_file)
-    args = import_config(hf_config, os.path.abspath(out_dir), tp, pp, dp, conf_files, conf_dir,
-                         vocab_file or tokenizer_file)
+    args = import_config(
+        hf_config, os.path.abspath(out_dir), tp, pp, dp, conf_files, conf_dir, vocab_file or tokenizer_file
+    )
     if args.data.vocab_file is None:
-        raise ConversionError(f"{hf_dir} has no tokenizer.json: pass --vocab-file (or set tokenizer_type and "
-                              f"vocab_file in the config files)")
+        raise ConversionError(
+            f"{hf_dir} has no tokenizer.json: pass --vocab-file (or set tokenizer_type and "
+            f"vocab_file in the config files)"
+        )
     tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
     settings, layer_types, tied = model_description(args)
     vocab = weights["model.embed_tokens.weight"].shape[0]
     expected = {name for name, _ in single_rank_model(settings, layer_types, vocab, tied, "meta").named_parameters()}
     state = from_hf(weights, layer_types, args.model.norm, tied, expected)
     state, padded_vocab = padded_state(state, args, tokenizer.vocab_size, tied)
-    tokenizer_record = {"vocab_size": tokenizer.vocab_size, "padded_vocab_size": padded_vocab,
-                        "fingerprint": tokenizer.fingerprint}  # as the trainer records it
+    tokenizer_record = {
+        "vocab_size": tokenizer.vocab_size,
+        "padded_vocab_size": padded_vocab,
+        "fingerprint": tokenizer.fingerprint,
+    }  # as the trainer records it
     with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
         state_path = os.path.join(scratch, "full_state.pt")
         torch.save(state, state_path)
         world_size = args.derived.world_size
-        mp.start_processes(_save_worker, args=(world_size, _free_port(), args.to_dict(), state_path, tokenizer_record),
-                           nprocs=world_size, start_method="spawn")
+        mp.start_processes(
+            _save_worker,
+            args=(world_size, _free_port(), args.to_dict(), state_path, tokenizer_record),
+            nprocs=world_size,
+            start_method="spawn",
+        )
     return os.path.join(out_dir, "global_step0")

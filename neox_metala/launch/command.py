@@ -72,5 +72,7 @@ def describe(resources: LaunchResources) -> str:
     per_node = sorted(set(resources.gpus_per_node))
     unit = "CPU processes" if resources.use_cpu else "GPUs"
     per_node_text = str(per_node[0]) if len(per_node) == 1 else "/".join(map(str, resources.gpus_per_node))
-    return (f"world_size={resources.world_size} nodes={resources.num_nodes} {unit.replace(' ', '_').lower()}"
-            f"_per_node={per_node_text} hosts={','.join(resources.hosts)}")
+    return (
+        f"world_size={resources.world_size} nodes={resources.num_nodes} {unit.replace(' ', '_').lower()}"
+        f"_per_node={per_node_text} hosts={','.join(resources.hosts)}"
+    )

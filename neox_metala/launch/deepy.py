@@ -23,22 +23,33 @@ from .train_args import CONFIG_ARGUMENT, encode_config
 
 def _deepy_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="deepy.py", description="Validate NeoX-style YAML configs and launch USER_SCRIPT on every rank: "
+        prog="deepy.py",
+        description="Validate NeoX-style YAML configs and launch USER_SCRIPT on every rank: "
         "local processes on one machine (CPU processes with gloo when no GPU is visible), DeepSpeed's runner "
-        "(pdsh/slurm/MPI) on several.")
+        "(pdsh/slurm/MPI) on several.",
+    )
     parser.add_argument("user_script", help="script every rank runs, e.g. train.py")
     parser.add_argument("conf_files", nargs="+", help="YAML files, merged as a union (a key in two is an error)")
     parser.add_argument("-d", "--conf_dir", "--conf-dir", default=None, help="directory the YAML files are in")
-    parser.add_argument("--dry-run", "--dry_run", action="store_true",
-                        help="print the resolved world and the launch command, and exit without launching")
+    parser.add_argument(
+        "--dry-run",
+        "--dry_run",
+        action="store_true",
+        help="print the resolved world and the launch command, and exit without launching",
+    )
     return parser
 
 
 def local_ranks(args: NeoXArgs, resources: LaunchResources, user_script: str) -> LocalRanks:
     (slots,) = resources.hosts.values()
-    return LocalRanks(user_script, [CONFIG_ARGUMENT, encode_config(args)], resources.world_size,
-                      args.launcher.master_addr or "127.0.0.1", args.launcher.master_port,
-                      None if resources.use_cpu else slots)
+    return LocalRanks(
+        user_script,
+        [CONFIG_ARGUMENT, encode_config(args)],
+        resources.world_size,
+        args.launcher.master_addr or "127.0.0.1",
+        args.launcher.master_port,
+        None if resources.use_cpu else slots,
+    )
 
 
 def deepy_main(argv: list[str] | None = None) -> int:
@@ -54,14 +65,19 @@ def deepy_main(argv: list[str] | None = None) -> int:
         print(f"deepy.py: error: {error}", file=sys.stderr)
         return 2
     env = launch_environment(args, resources, dict(os.environ))
-    print(f"deepy.py: {describe(resources)} data_parallel_size={args.derived.data_parallel_size} "
-          f"train_batch_size={args.training.train_batch_size}", flush=True)
+    print(
+        f"deepy.py: {describe(resources)} data_parallel_size={args.derived.data_parallel_size} "
+        f"train_batch_size={args.training.train_batch_size}",
+        flush=True,
+    )
     env_note = "DS_ACCELERATOR=cpu " if resources.use_cpu else ""
     if resources.num_nodes == 1:
         ranks = local_ranks(args, resources, options.user_script)
         if options.dry_run:
-            print(f"deepy.py: rank command (local ranks 0..{ranks.world_size - 1}): {env_note}"
-                  f"{shlex.join(ranks.rank_command(0)).replace('--local_rank=0', '--local_rank=N')}")
+            print(
+                f"deepy.py: rank command (local ranks 0..{ranks.world_size - 1}): {env_note}"
+                f"{shlex.join(ranks.rank_command(0)).replace('--local_rank=0', '--local_rank=N')}"
+            )
             return 0
         return ranks.run(env)
     command = runner_command(args, resources, options.user_script)

@@ -46,18 +46,30 @@ class LocalRanks:
         return [sys.executable, "-u", self.script, f"--local_rank={rank}", *self.script_args]
 
     def rank_environment(self, rank: int, environ: dict[str, str]) -> dict[str, str]:
-        env = {**environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(self.world_size),
-               "LOCAL_WORLD_SIZE": str(self.world_size), "MASTER_ADDR": self.master_addr,
-               "MASTER_PORT": str(self.master_port)}
+        env = {
+            **environ,
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(self.world_size),
+            "LOCAL_WORLD_SIZE": str(self.world_size),
+            "MASTER_ADDR": self.master_addr,
+            "MASTER_PORT": str(self.master_port),
+        }
         if self.gpu_slots is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpu_slots))  # LOCAL_RANK indexes into these
         return env
 
     def run(self, environ: dict[str, str]) -> int:
         """Start every rank, pass signals on, and return the run's exit status once every rank has ended."""
-        processes = [subprocess.Popen(self.rank_command(rank), env=self.rank_environment(rank, environ),
-                                      start_new_session=True, preexec_fn=_die_with_parent)
-                     for rank in range(self.world_size)]
+        processes = [
+            subprocess.Popen(
+                self.rank_command(rank),
+                env=self.rank_environment(rank, environ),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+            for rank in range(self.world_size)
+        ]
         return _Supervisor(processes).wait()
 
 
@@ -74,8 +86,11 @@ class _Supervisor:
             print("deepy.py: second interrupt: killing every rank", file=sys.stderr, flush=True)
             self._kill_all()
             return
-        print(f"deepy.py: {signal.Signals(signum).name}: passed to every rank (they save and stop)",
-              file=sys.stderr, flush=True)
+        print(
+            f"deepy.py: {signal.Signals(signum).name}: passed to every rank (they save and stop)",
+            file=sys.stderr,
+            flush=True,
+        )
         for process in self._running():
             _signal_quietly(process.pid, signum)
 
@@ -95,11 +110,17 @@ class _Supervisor:
         while True:
             running = self._running()
             if failed is None:
-                failed = next(((rank, p.returncode) for rank, p in enumerate(self.processes)
-                               if p.returncode not in (None, 0)), None)
+                failed = next(
+                    ((rank, p.returncode) for rank, p in enumerate(self.processes) if p.returncode not in (None, 0)),
+                    None,
+                )
                 if failed is not None:
-                    print(f"deepy.py: rank {failed[0]} exited with {_describe(failed[1])}"
-                          + ("; stopping the other ranks" if running else ""), file=sys.stderr, flush=True)
+                    print(
+                        f"deepy.py: rank {failed[0]} exited with {_describe(failed[1])}"
+                        + ("; stopping the other ranks" if running else ""),
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     deadline = time.monotonic() + FAILURE_GRACE_SECONDS
             if not running:
                 return 0 if failed is None else _exit_status(failed[1])

@@ -59,12 +59,12 @@ def parse_hostfile(path: str, source: str | None) -> OrderedDict[str, int]:
                 continue
             match = _HOSTFILE_LINE.match(line)
             if not match:
-                raise ConfigError(f"hostfile {path}, line {number}: expected 'hostname slots=N', got {line!r}",
-                                  source, "hostfile")
+                raise ConfigError(
+                    f"hostfile {path}, line {number}: expected 'hostname slots=N', got {line!r}", source, "hostfile"
+                )
             host, slots = match.group(1), int(match.group(2))
             if host in pool:
-                raise ConfigError(f"hostfile {path}, line {number}: host {host!r} is listed twice", source,
-                                  "hostfile")
+                raise ConfigError(f"hostfile {path}, line {number}: host {host!r} is listed twice", source, "hostfile")
             pool[host] = slots
     if not pool:
         raise ConfigError(f"hostfile {path} lists no hosts", source, "hostfile")
@@ -78,14 +78,16 @@ def _parse_node_specs(spec: str, key: str, source: str | None) -> dict[str, list
         try:
             slot_ids = [int(slot) for slot in slots.split(",")] if slots else []
         except ValueError:
-            raise ConfigError(f"{key}: bad slot list in {node_spec!r}; the form is NAME[:SLOT[,SLOT...]]"
-                              f"[@NAME...]", source, key) from None
+            raise ConfigError(
+                f"{key}: bad slot list in {node_spec!r}; the form is NAME[:SLOT[,SLOT...]][@NAME...]", source, key
+            ) from None
         nodes[host] = sorted(set(nodes.get(host, []) + slot_ids))
     return nodes
 
 
-def filter_hosts(pool: dict[str, int], include: str | None, exclude: str | None,
-                 source_of: SourceOf) -> dict[str, list[int]]:
+def filter_hosts(
+    pool: dict[str, int], include: str | None, exclude: str | None, source_of: SourceOf
+) -> dict[str, list[int]]:
     """Apply DeepSpeed's include / exclude strings to a host -> slot-count pool."""
     available = {host: list(range(count)) for host, count in pool.items()}
     key, spec = ("include", include) if include else ("exclude", exclude)
@@ -98,8 +100,9 @@ def filter_hosts(pool: dict[str, int], include: str | None, exclude: str | None,
             raise ConfigError(f"{key}: host {host!r} is not in the hostfile ({', '.join(available)})", source, key)
         unknown = [slot for slot in slots if slot not in available[host]]
         if unknown:
-            raise ConfigError(f"{key}: host {host!r} has no slot {unknown[0]} (it has {len(available[host])})",
-                              source, key)
+            raise ConfigError(
+                f"{key}: host {host!r} has no slot {unknown[0]} (it has {len(available[host])})", source, key
+            )
         if include:
             chosen[host] = slots or available[host]
         else:
@@ -107,25 +110,33 @@ def filter_hosts(pool: dict[str, int], include: str | None, exclude: str | None,
     return OrderedDict((host, chosen[host]) for host in available if chosen.get(host))
 
 
-def limit_hosts(hosts: dict[str, list[int]], num_nodes: int, num_gpus: int | None, check_slots: bool,
-                source_of: SourceOf) -> dict[str, list[int]]:
+def limit_hosts(
+    hosts: dict[str, list[int]], num_nodes: int, num_gpus: int | None, check_slots: bool, source_of: SourceOf
+) -> dict[str, list[int]]:
     """num_nodes keeps the first N hosts; num_gpus uses slots 0..num_gpus-1 on each, as DeepSpeed does."""
     if num_nodes != -1:
         if num_nodes > len(hosts):
-            raise ConfigError(f"num_nodes is {num_nodes} but only {len(hosts)} host(s) are available "
-                              f"({', '.join(hosts)})", source_of("num_nodes"), "num_nodes")
+            raise ConfigError(
+                f"num_nodes is {num_nodes} but only {len(hosts)} host(s) are available ({', '.join(hosts)})",
+                source_of("num_nodes"),
+                "num_nodes",
+            )
         hosts = OrderedDict(list(hosts.items())[:num_nodes])
     if num_gpus is not None:
         for host, slots in hosts.items():
             if check_slots and num_gpus > len(slots):
-                raise ConfigError(f"num_gpus is {num_gpus} but host {host!r} has {len(slots)} GPU(s)",
-                                  source_of("num_gpus"), "num_gpus")
+                raise ConfigError(
+                    f"num_gpus is {num_gpus} but host {host!r} has {len(slots)} GPU(s)",
+                    source_of("num_gpus"),
+                    "num_gpus",
+                )
         hosts = OrderedDict((host, list(range(num_gpus))) for host in hosts)
     return hosts
 
 
-def plan_resources(launcher: LauncherConfig, source_of: SourceOf,
-                   local_gpu_count: Callable[[], int] | None = None) -> LaunchResources:
+def plan_resources(
+    launcher: LauncherConfig, source_of: SourceOf, local_gpu_count: Callable[[], int] | None = None
+) -> LaunchResources:
     """The hosts and slots a launch with these settings uses. `local_gpu_count` is only called for a
     single-machine run without a hostfile (it imports torch); tests pass a stub."""
     hostfile = launcher.hostfile
@@ -137,8 +148,12 @@ def plan_resources(launcher: LauncherConfig, source_of: SourceOf,
         hosts = limit_hosts(hosts, launcher.num_nodes, launcher.num_gpus, True, source_of)
         return LaunchResources(dict(hosts), hostfile, use_cpu=False)
     if launcher.num_nodes not in (-1, 1):
-        raise ConfigError(f"num_nodes is {launcher.num_nodes} but no hostfile is set; add hostfile: with one "
-                          f"'hostname slots=N' line per node", source_of("num_nodes"), "num_nodes")
+        raise ConfigError(
+            f"num_nodes is {launcher.num_nodes} but no hostfile is set; add hostfile: with one "
+            f"'hostname slots=N' line per node",
+            source_of("num_nodes"),
+            "num_nodes",
+        )
     gpus = (local_gpu_count or visible_gpu_count)()
     use_cpu = gpus == 0
     # On CPU, DeepSpeed's runner starts num_gpus processes whatever the core count; default to one.

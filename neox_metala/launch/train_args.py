@@ -33,10 +33,18 @@ def decode_config(encoded: str) -> NeoXArgs:
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train.py", description="Train a neox-metala model; started by "
-                                     "deepy.py (which passes the resolved config) or with -d DIR a.yml ...")
-    parser.add_argument(CONFIG_ARGUMENT, "--neox_config_b64", dest="config_b64", default=None,
-                        help="the config resolved by deepy.py (base64 of its JSON)")
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train a neox-metala model; started by "
+        "deepy.py (which passes the resolved config) or with -d DIR a.yml ...",
+    )
+    parser.add_argument(
+        CONFIG_ARGUMENT,
+        "--neox_config_b64",
+        dest="config_b64",
+        default=None,
+        help="the config resolved by deepy.py (base64 of its JSON)",
+    )
     parser.add_argument("conf_files", nargs="*", help="YAML files, when not started by deepy.py")
     parser.add_argument("-d", "--conf_dir", "--conf-dir", default=None, help="directory the YAML files are in")
     # Appended by DeepSpeed's launcher; the rank comes from the environment (LOCAL_RANK) instead.
@@ -72,8 +80,11 @@ def slurm_rank_environment(environ: Mapping[str, str], master_port: int) -> dict
     backend); {} when not under srun or when a launcher already set RANK."""
     if "RANK" in environ or "SLURM_PROCID" not in environ:
         return {}
-    updates = {"RANK": environ["SLURM_PROCID"], "LOCAL_RANK": environ.get("SLURM_LOCALID", "0"),
-               "WORLD_SIZE": environ.get("WORLD_SIZE", environ.get("SLURM_NTASKS", "1"))}
+    updates = {
+        "RANK": environ["SLURM_PROCID"],
+        "LOCAL_RANK": environ.get("SLURM_LOCALID", "0"),
+        "WORLD_SIZE": environ.get("WORLD_SIZE", environ.get("SLURM_NTASKS", "1")),
+    }
     if "MASTER_ADDR" not in environ and "SLURM_JOB_NODELIST" in environ:
         updates["MASTER_ADDR"] = _first_slurm_host(environ["SLURM_JOB_NODELIST"])
     if "MASTER_PORT" not in environ:
@@ -87,6 +98,7 @@ def apply_slurm_environment(args: NeoXArgs, environ: MutableMapping[str, str]) -
 
 
 def _first_slurm_host(nodelist: str) -> str:
-    hostnames = subprocess.run(["scontrol", "show", "hostnames", nodelist], check=True, capture_output=True,
-                               text=True).stdout.split()
+    hostnames = subprocess.run(
+        ["scontrol", "show", "hostnames", nodelist], check=True, capture_output=True, text=True
+    ).stdout.split()
     return hostnames[0]

@@ -47,7 +47,7 @@ class RotaryEmbedding(nn.Module):
         cos, sin = self._cos_sin(x.shape[1], x.device, x.dtype, offset)
         if self.rotary_dim == x.shape[-1]:
             return x * cos + rotate_half(x) * sin
-        rotary, passthrough = x[..., :self.rotary_dim], x[..., self.rotary_dim:]
+        rotary, passthrough = x[..., : self.rotary_dim], x[..., self.rotary_dim :]
         return torch.cat([rotary * cos + rotate_half(rotary) * sin, passthrough], dim=-1)
 
 
@@ -65,21 +65,32 @@ class ParallelSelfAttention(nn.Module):
         self.rotary = RotaryEmbedding(rotary_dim, settings.rotary_emb_base) if rotary_dim else None
         self.attention_dropout = settings.attention_dropout
         config = parallel.linear_config(settings.params_dtype)
-        self.qkv_proj = tensor_parallel.ColumnParallelLinear(hidden, 3 * hidden, config=config, bias=False,
-                                                             init_method=init.allocate_only, gather_output=False)
-        self.out_proj = tensor_parallel.RowParallelLinear(hidden, hidden, config=config, bias=False,
-                                                          init_method=init.allocate_only, input_is_parallel=True,
-                                                          skip_bias_add=False)
+        self.qkv_proj = tensor_parallel.ColumnParallelLinear(
+            hidden, 3 * hidden, config=config, bias=False, init_method=init.allocate_only, gather_output=False
+        )
+        self.out_proj = tensor_parallel.RowParallelLinear(
+            hidden,
+            hidden,
+            config=config,
+            bias=False,
+            init_method=init.allocate_only,
+            input_is_parallel=True,
+            skip_bias_add=False,
+        )
         self._initialize(settings, layer_number)
 
     def _initialize(self, s: BlockSettings, layer_number: int) -> None:
         std, out_std = init.stds(s)
         full = (s.hidden_size, s.hidden_size)
-        shards = [init.local_shard(full, 0, init.normal(std), s.seed, layer_number, "attention", name)
-                  for name in ("q_proj", "k_proj", "v_proj")]
+        shards = [
+            init.local_shard(full, 0, init.normal(std), s.seed, layer_number, "attention", name)
+            for name in ("q_proj", "k_proj", "v_proj")
+        ]
         init.fill_(self.qkv_proj.weight, torch.cat(shards))
-        init.fill_(self.out_proj.weight, init.local_shard(full, 1, init.normal(out_std), s.seed, layer_number,
-                                                          "attention", "out_proj"))
+        init.fill_(
+            self.out_proj.weight,
+            init.local_shard(full, 1, init.normal(out_std), s.seed, layer_number, "attention", "out_proj"),
+        )
         init.mark_tensor_parallel(self.qkv_proj.weight, 0, (s.hidden_size,) * 3)
         init.mark_tensor_parallel(self.out_proj.weight, 1)
 
@@ -87,8 +98,9 @@ class ParallelSelfAttention(nn.Module):
         """hidden: (seq, batch, hidden); padding_mask: (batch, seq) or None. With `cache`, attends to the cached
         keys and values too and appends this chunk's to it."""
         qkv, _ = self.qkv_proj(hidden.transpose(0, 1))  # (batch, seq, 3 * hidden / tp)
-        q, k, v = (t.unflatten(-1, (self.heads_per_rank, self.head_dim))
-                   for t in qkv.split(self.local_width, dim=-1))  # (batch, seq, heads/tp, head_dim)
+        q, k, v = (
+            t.unflatten(-1, (self.heads_per_rank, self.head_dim)) for t in qkv.split(self.local_width, dim=-1)
+        )  # (batch, seq, heads/tp, head_dim)
         offset = 0 if cache is None else cache.seen
         if self.rotary is not None:
             q, k = self.rotary(q, offset), self.rotary(k, offset)
@@ -116,10 +128,16 @@ class ParallelSelfAttention(nn.Module):
         if cache.keys is not None:
             k, v = torch.cat([cache.keys, k], dim=2), torch.cat([cache.values, v], dim=2)
         if padding_mask is not None or cache.key_mask is not None:
-            new_mask = (torch.ones(q.shape[0], seq, dtype=torch.bool, device=q.device) if padding_mask is None
-                        else padding_mask.bool())
-            old_mask = (torch.ones(q.shape[0], past, dtype=torch.bool, device=q.device) if cache.key_mask is None
-                        else cache.key_mask)
+            new_mask = (
+                torch.ones(q.shape[0], seq, dtype=torch.bool, device=q.device)
+                if padding_mask is None
+                else padding_mask.bool()
+            )
+            old_mask = (
+                torch.ones(q.shape[0], past, dtype=torch.bool, device=q.device)
+                if cache.key_mask is None
+                else cache.key_mask
+            )
             cache.key_mask = torch.cat([old_mask, new_mask], dim=1)  # (batch, past + seq)
         cache.keys, cache.values, cache.seen = k, v, past + seq
         positions = torch.arange(past + seq, device=q.device)

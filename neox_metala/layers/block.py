@@ -1,7 +1,7 @@
 """The pre-norm residual block and its pipeline form (spec §3.1):
 
-    h   = x + Dropout(Mixer(Norm(x)))       Mixer: MetaLA, or the attention baseline, by layer type
-    out = h + SwiGLU(Norm(h))
+h   = x + Dropout(Mixer(Norm(x)))       Mixer: MetaLA, or the attention baseline, by layer type
+out = h + SwiGLU(Norm(h))
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ class ParallelBlock(nn.Module):
     def __init__(self, settings: BlockSettings, layer_number: int, layer_type: str = "metala"):
         super().__init__()
         if layer_type not in MIXER_TYPES:
-            raise ValueError(f"unknown layer type {layer_type!r} in attention_config; "
-                             f"choose one of {', '.join(MIXER_TYPES)}")
+            raise ValueError(
+                f"unknown layer type {layer_type!r} in attention_config; choose one of {', '.join(MIXER_TYPES)}"
+            )
         self.checkpoint_activations = settings.checkpoint_activations
         self.input_norm = build_norm(settings.norm, settings.hidden_size, settings.norm_eps)
         self.mixer = MIXER_TYPES[layer_type](settings, layer_number)

@@ -31,9 +31,12 @@ def init_std(method: str, base_std: float, num_layers: int, hidden_size: int) ->
 
 def stds(settings) -> tuple[float, float]:
     """(init_method std, output_layer_init_method std) of a block's settings."""
-    return (init_std(settings.init_method, settings.init_method_std, settings.num_layers, settings.hidden_size),
-            init_std(settings.output_layer_init_method, settings.init_method_std, settings.num_layers,
-                     settings.hidden_size))
+    return (
+        init_std(settings.init_method, settings.init_method_std, settings.num_layers, settings.hidden_size),
+        init_std(
+            settings.output_layer_init_method, settings.init_method_std, settings.num_layers, settings.hidden_size
+        ),
+    )
 
 
 def allocate_only(tensor):
@@ -71,8 +74,9 @@ def fill_(param: torch.Tensor, shard: torch.Tensor) -> None:
     if param.is_meta:  # size accounting builds on the meta device: nothing to draw
         return
     if param.shape != shard.shape:
-        raise ValueError(f"initialiser made a shard of shape {tuple(shard.shape)} for a parameter of shape "
-                         f"{tuple(param.shape)}")
+        raise ValueError(
+            f"initialiser made a shard of shape {tuple(shard.shape)} for a parameter of shape {tuple(param.shape)}"
+        )
     param.copy_(shard)
 
 

@@ -23,7 +23,6 @@ from .settings import BlockSettings, check_head_split
 CONV_INIT_BOUND = 0.5  # PyTorch's Conv1d default for fan_in = kernel 4: U(-1/sqrt(4), 1/sqrt(4))
 
 
-
 def padding_mask_or_none(mask):
     """Pipeline stages pass a (batch, seq) bool padding mask, or a one-element placeholder for 'no padding'."""
     return mask if mask is not None and mask.dim() == 2 else None
@@ -46,30 +45,45 @@ class MetaLAMixer(nn.Module):
         self.options = settings.metala
 
         config = parallel.linear_config(settings.params_dtype)
-        self.in_proj = tensor_parallel.ColumnParallelLinear(hidden, 3 * hidden, config=config, bias=False,
-                                                            init_method=init.allocate_only, gather_output=False)
-        self.out_proj = tensor_parallel.RowParallelLinear(hidden, hidden, config=config, bias=False,
-                                                          init_method=init.allocate_only, input_is_parallel=True,
-                                                          skip_bias_add=False)
+        self.in_proj = tensor_parallel.ColumnParallelLinear(
+            hidden, 3 * hidden, config=config, bias=False, init_method=init.allocate_only, gather_output=False
+        )
+        self.out_proj = tensor_parallel.RowParallelLinear(
+            hidden,
+            hidden,
+            config=config,
+            bias=False,
+            init_method=init.allocate_only,
+            input_is_parallel=True,
+            skip_bias_add=False,
+        )
         device, dtype = self.in_proj.weight.device, settings.params_dtype
         self.gate_bias = nn.Parameter(torch.empty(value_width, device=device, dtype=dtype))
-        self.aug_balance = (nn.Parameter(torch.empty(key_width, device=device, dtype=dtype))
-                            if self.options.self_augmentation else None)
-        self.conv_weight = (nn.Parameter(torch.empty(hidden, self.options.conv_kernel_size, device=device,
-                                                     dtype=dtype))
-                            if self.options.short_conv else None)
+        self.aug_balance = (
+            nn.Parameter(torch.empty(key_width, device=device, dtype=dtype)) if self.options.self_augmentation else None
+        )
+        self.conv_weight = (
+            nn.Parameter(torch.empty(hidden, self.options.conv_kernel_size, device=device, dtype=dtype))
+            if self.options.short_conv
+            else None
+        )
         self._initialize(settings, layer_number)
 
     def _initialize(self, s: BlockSettings, layer_number: int) -> None:
         std, out_std = init.stds(s)
         hidden = s.hidden_size
-        full_shapes = {name: (rows, hidden)
-                       for name, rows in zip(ops.PROJECTION_PARTS, ops.projection_widths(hidden), strict=True)}
-        shards = [init.local_shard(shape, 0, init.normal(std), s.seed, layer_number, "mixer", name)
-                  for name, shape in full_shapes.items()]
+        full_shapes = {
+            name: (rows, hidden) for name, rows in zip(ops.PROJECTION_PARTS, ops.projection_widths(hidden), strict=True)
+        }
+        shards = [
+            init.local_shard(shape, 0, init.normal(std), s.seed, layer_number, "mixer", name)
+            for name, shape in full_shapes.items()
+        ]
         init.fill_(self.in_proj.weight, torch.cat(shards))
-        init.fill_(self.out_proj.weight, init.local_shard((hidden, hidden), 1, init.normal(out_std), s.seed,
-                                                          layer_number, "mixer", "out_proj"))
+        init.fill_(
+            self.out_proj.weight,
+            init.local_shard((hidden, hidden), 1, init.normal(out_std), s.seed, layer_number, "mixer", "out_proj"),
+        )
         init.mark_tensor_parallel(self.in_proj.weight, 0, [shape[0] for shape in full_shapes.values()])
         init.mark_tensor_parallel(self.out_proj.weight, 1)
         for param in (self.gate_bias, self.aug_balance):  # aug_balance = 0: the term starts as a no-op
@@ -77,9 +91,12 @@ class MetaLAMixer(nn.Module):
                 init.fill_(param, torch.zeros(param.shape))
                 init.mark_tensor_parallel(param, 0)
         if self.conv_weight is not None:  # replicated: drawn in full, identically on every rank
-            init.fill_(self.conv_weight, init.local_shard(self.conv_weight.shape, None,
-                                                          init.uniform(CONV_INIT_BOUND), s.seed, layer_number,
-                                                          "mixer", "conv"))
+            init.fill_(
+                self.conv_weight,
+                init.local_shard(
+                    self.conv_weight.shape, None, init.uniform(CONV_INIT_BOUND), s.seed, layer_number, "mixer", "conv"
+                ),
+            )
 
     def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None):
         """hidden: (seq, batch, hidden); padding_mask: (batch, seq), 1 for real tokens, or None.
@@ -91,8 +108,13 @@ class MetaLAMixer(nn.Module):
         if padding_mask is not None:  # as the official HF model: pads write nothing into conv or state
             x = x * padding_mask.unsqueeze(-1).to(x.dtype)
         if self.conv_weight is not None:
-            x, conv_state = ops.short_conv(x, self.conv_weight, None if cache is None else cache.conv_state,
-                                           output_final_state=cache is not None, backend=self.options.backend)
+            x, conv_state = ops.short_conv(
+                x,
+                self.conv_weight,
+                None if cache is None else cache.conv_state,
+                output_final_state=cache is not None,
+                backend=self.options.backend,
+            )
             if cache is not None:
                 cache.conv_state = conv_state
         projected, _ = self.in_proj(x)  # (batch, seq, 3 * hidden / tp): [q | decay logits | v | gate]
@@ -101,8 +123,9 @@ class MetaLAMixer(nn.Module):
             q_and_logits, v, gate = projected.split([2 * key_width, value_width, value_width], dim=-1)
             projected = torch.cat([q_and_logits, v * padding_mask.unsqueeze(-1).to(v.dtype), gate], dim=-1)
         if cache is None:
-            mixed = ops.metala_mix(projected, self.gate_bias, self.aug_balance, self.heads_per_rank,
-                                   self.options)  # (seq, batch, hidden / tp)
+            mixed = ops.metala_mix(
+                projected, self.gate_bias, self.aug_balance, self.heads_per_rank, self.options
+            )  # (seq, batch, hidden / tp)
         else:
             mixed = self._mix_from_state(projected, cache)
         out, _ = self.out_proj(mixed)  # (seq, batch, hidden)
@@ -118,8 +141,15 @@ class MetaLAMixer(nn.Module):
         # that is chunk_size times the work of the recurrence itself.
         chunk_size = min(self.options.chunk_size, q.shape[1])
         mixed, cache.recurrent_state = ops.token_mix(
-            ops.split_heads(q, heads), ops.split_heads(decay_logits, heads), ops.split_heads(v, heads),
-            ops.split_heads(gate + self.gate_bias, heads), self.aug_balance, initial_state=cache.recurrent_state,
-            output_final_state=True, backend=self.options.backend, chunk_size=chunk_size,
-            normalizer=self.options.decay_normalizer)
+            ops.split_heads(q, heads),
+            ops.split_heads(decay_logits, heads),
+            ops.split_heads(v, heads),
+            ops.split_heads(gate + self.gate_bias, heads),
+            self.aug_balance,
+            initial_state=cache.recurrent_state,
+            output_final_state=True,
+            backend=self.options.backend,
+            chunk_size=chunk_size,
+            normalizer=self.options.decay_normalizer,
+        )
         return mixed.flatten(-2).transpose(0, 1)  # (seq, batch, hidden / tp)

@@ -24,20 +24,30 @@ class ParallelSwiGLU(nn.Module):
         self.width_per_rank = width // tp
         config = parallel.linear_config(settings.params_dtype)
         # W1 and W3 in one GEMM; each rank holds [W1 shard; W3 shard].
-        self.w1_w3 = tensor_parallel.ColumnParallelLinear(hidden, 2 * width, config=config, init_method=init.allocate_only,
-                                                          bias=False, gather_output=False)
-        self.w2 = tensor_parallel.RowParallelLinear(width, hidden, config=config, init_method=init.allocate_only, bias=False,
-                                                    input_is_parallel=True, skip_bias_add=False)
+        self.w1_w3 = tensor_parallel.ColumnParallelLinear(
+            hidden, 2 * width, config=config, init_method=init.allocate_only, bias=False, gather_output=False
+        )
+        self.w2 = tensor_parallel.RowParallelLinear(
+            width,
+            hidden,
+            config=config,
+            init_method=init.allocate_only,
+            bias=False,
+            input_is_parallel=True,
+            skip_bias_add=False,
+        )
         self._initialize(settings, layer_number)
 
     def _initialize(self, s: BlockSettings, layer_number: int) -> None:
         std, out_std = init.stds(s)
         full = (s.mlp_width, s.hidden_size)
-        shards = [init.local_shard(full, 0, init.normal(std), s.seed, layer_number, "mlp", name)
-                  for name in ("w1", "w3")]
+        shards = [
+            init.local_shard(full, 0, init.normal(std), s.seed, layer_number, "mlp", name) for name in ("w1", "w3")
+        ]
         init.fill_(self.w1_w3.weight, torch.cat(shards))
-        init.fill_(self.w2.weight, init.local_shard(full[::-1], 1, init.normal(out_std), s.seed, layer_number,
-                                                    "mlp", "w2"))
+        init.fill_(
+            self.w2.weight, init.local_shard(full[::-1], 1, init.normal(out_std), s.seed, layer_number, "mlp", "w2")
+        )
         init.mark_tensor_parallel(self.w1_w3.weight, 0, (s.mlp_width, s.mlp_width))
         init.mark_tensor_parallel(self.w2.weight, 1)
 

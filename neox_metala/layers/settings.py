@@ -44,8 +44,12 @@ def check_head_split(hidden_size: int, heads: int, tensor_parallel: int, min_hea
     if hidden_size % heads:
         raise ValueError(f"hidden_size {hidden_size} is not divisible by num_attention_heads {heads}")
     if (hidden_size // heads) % min_head_width:
-        raise ValueError(f"hidden_size {hidden_size} / num_attention_heads {heads} = {hidden_size // heads} "
-                         f"per head must be divisible by {min_head_width}")
+        raise ValueError(
+            f"hidden_size {hidden_size} / num_attention_heads {heads} = {hidden_size // heads} "
+            f"per head must be divisible by {min_head_width}"
+        )
     if heads % tensor_parallel:
-        raise ValueError(f"num_attention_heads {heads} is not divisible by model_parallel_size "
-                         f"{tensor_parallel}: every tensor-parallel rank must own whole heads")
+        raise ValueError(
+            f"num_attention_heads {heads} is not divisible by model_parallel_size "
+            f"{tensor_parallel}: every tensor-parallel rank must own whole heads"
+        )

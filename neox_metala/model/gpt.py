@@ -28,7 +28,6 @@ TIED_KEY = "embed"
 TIED_WEIGHT = "word_embeddings.weight"
 
 
-
 def no_padding_mask(device=None) -> torch.Tensor:
     return torch.ones(1, dtype=torch.bool, device=device)
 
@@ -40,11 +39,20 @@ class EmbeddingPipe(nn.Module):
         super().__init__()
         config = parallel.linear_config(settings.params_dtype)
         self.word_embeddings = tensor_parallel.VocabParallelEmbedding(
-            padded_vocab_size, settings.hidden_size, init_method=init.allocate_only, config=config)
+            padded_vocab_size, settings.hidden_size, init_method=init.allocate_only, config=config
+        )
         std, _ = init.stds(settings)
-        init.fill_(self.word_embeddings.weight,
-                   init.local_shard((padded_vocab_size, settings.hidden_size), 0, init.normal(std), settings.seed,
-                                    "embedding", "word_embeddings"))
+        init.fill_(
+            self.word_embeddings.weight,
+            init.local_shard(
+                (padded_vocab_size, settings.hidden_size),
+                0,
+                init.normal(std),
+                settings.seed,
+                "embedding",
+                "word_embeddings",
+            ),
+        )
         init.mark_tensor_parallel(self.word_embeddings.weight, 0)
         self.dropout = nn.Dropout(settings.hidden_dropout)
         self.loss_input = False  # as a tied head: return (hidden, weight) for the loss instead of logits
@@ -90,11 +98,21 @@ class ParallelHead(nn.Module):
     def __init__(self, settings: BlockSettings, padded_vocab_size: int):
         super().__init__()
         config = parallel.linear_config(settings.params_dtype)
-        self.proj = tensor_parallel.ColumnParallelLinear(settings.hidden_size, padded_vocab_size, config=config,
-                                                         init_method=init.allocate_only, bias=False, gather_output=False)
+        self.proj = tensor_parallel.ColumnParallelLinear(
+            settings.hidden_size,
+            padded_vocab_size,
+            config=config,
+            init_method=init.allocate_only,
+            bias=False,
+            gather_output=False,
+        )
         std, _ = init.stds(settings)
-        init.fill_(self.proj.weight, init.local_shard((padded_vocab_size, settings.hidden_size), 0,
-                                                      init.normal(std), settings.seed, "head", "final_linear"))
+        init.fill_(
+            self.proj.weight,
+            init.local_shard(
+                (padded_vocab_size, settings.hidden_size), 0, init.normal(std), settings.seed, "head", "final_linear"
+            ),
+        )
         init.mark_tensor_parallel(self.proj.weight, 0)
         self.loss_input = False
 
@@ -104,8 +122,8 @@ class ParallelHead(nn.Module):
 
 def use_fused_loss(model: nn.Module) -> None:
     """In training mode the heads of `model` return (hidden, weight) and `cross_entropy_loss` forms the logits
-    chunk by chunk (model/loss.py); in eval mode (generation, evaluation) they return logits. Not for fp16, whose loss scaling must reach the logits' gradient
-    before it is cast to half precision."""
+    chunk by chunk (model/loss.py); in eval mode (generation, evaluation) they return logits. Not for fp16,
+    whose loss scaling must reach the logits' gradient before it is cast to half precision."""
     for module in model.modules():
         if isinstance(module, (EmbeddingPipe, ParallelHead)):
             module.loss_input = True
@@ -113,18 +131,28 @@ def use_fused_loss(model: nn.Module) -> None:
 
 def layer_specs(settings: BlockSettings, layer_types: list[str], padded_vocab_size: int, tied: bool):
     if len(layer_types) != settings.num_layers:
-        raise ValueError(f"attention_config expands to {len(layer_types)} layers but num_layers is "
-                         f"{settings.num_layers}")
+        raise ValueError(
+            f"attention_config expands to {len(layer_types)} layers but num_layers is {settings.num_layers}"
+        )
     if tied:
         specs = [TiedLayerSpec(TIED_KEY, EmbeddingPipe, settings, padded_vocab_size, tied_weight_attr=TIED_WEIGHT)]
     else:
         specs = [LayerSpec(EmbeddingPipe, settings, padded_vocab_size)]
-    specs += [LayerSpec(ParallelBlockPipe, settings, number, layer_type)
-              for number, layer_type in enumerate(layer_types)]
+    specs += [
+        LayerSpec(ParallelBlockPipe, settings, number, layer_type) for number, layer_type in enumerate(layer_types)
+    ]
     specs.append(LayerSpec(FinalNormPipe, settings))
     if tied:
-        specs.append(TiedLayerSpec(TIED_KEY, EmbeddingPipe, settings, padded_vocab_size,
-                                   forward_fn=tied_head_forward, tied_weight_attr=TIED_WEIGHT))
+        specs.append(
+            TiedLayerSpec(
+                TIED_KEY,
+                EmbeddingPipe,
+                settings,
+                padded_vocab_size,
+                forward_fn=tied_head_forward,
+                tied_weight_attr=TIED_WEIGHT,
+            )
+        )
     else:
         specs.append(LayerSpec(ParallelHead, settings, padded_vocab_size))
     return specs
@@ -135,8 +163,12 @@ def build_pipeline_model(specs, layout: parallel.ParallelLayout) -> PipelineModu
 
     Activation checkpointing is done inside each block (torch.utils.checkpoint), the same for both engines.
     """
-    return PipelineModule(layers=specs, loss_fn=cross_entropy_loss, topology=parallel.pipeline_topology(layout),
-                          partition_method="type:ParallelBlockPipe")
+    return PipelineModule(
+        layers=specs,
+        loss_fn=cross_entropy_loss,
+        topology=parallel.pipeline_topology(layout),
+        partition_method="type:ParallelBlockPipe",
+    )
 
 
 class SequentialModel(nn.Module):

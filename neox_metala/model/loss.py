@@ -54,19 +54,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
         steps = _steps(hidden.is_cuda)
         total = torch.zeros((), dtype=wide, device=hidden.device)
         for start in range(0, hidden.shape[0], CHUNK_TOKENS):
-            h = hidden[start:start + CHUNK_TOKENS]
+            h = hidden[start : start + CHUNK_TOKENS]
             logits = F.linear(h, weight)
-            local = labels[start:start + CHUNK_TOKENS] - vocab_start
+            local = labels[start : start + CHUNK_TOKENS] - vocab_start
             maxes = logits.amax(-1).to(wide)
             _all_reduce(maxes, group, dist.ReduceOp.MAX)
             partials = torch.stack(steps.partials(logits, maxes, local))
             _all_reduce(partials, group, dist.ReduceOp.SUM)
             target, sum_exp = partials
-            w = token_weights[start:start + CHUNK_TOKENS]
+            w = token_weights[start : start + CHUNK_TOKENS]
             total += steps.loss(target, sum_exp, maxes, w)
             if want_grads:
                 grad_logits = steps.grad_logits(logits, maxes, sum_exp, local, w)
-                grad_hidden[start:start + CHUNK_TOKENS] = grad_logits @ weight
+                grad_hidden[start : start + CHUNK_TOKENS] = grad_logits @ weight
                 grad_weight += grad_logits.t() @ h
         if want_grads:
             _all_reduce(grad_hidden, group, dist.ReduceOp.SUM)  # hidden feeds every rank's vocab slice
@@ -76,8 +76,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_total):
         grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_total.to(grad_hidden.dtype), grad_weight * grad_total.to(grad_weight.dtype), \
-            None, None, None
+        return (
+            grad_hidden * grad_total.to(grad_hidden.dtype),
+            grad_weight * grad_total.to(grad_weight.dtype),
+            None,
+            None,
+            None,
+        )
 
 
 def _wide(dtype):

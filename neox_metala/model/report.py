@@ -1,7 +1,7 @@
 """`python -m neox_metala.model.report`: parameters, FLOPs per token and memory per GPU of a run, before launching it.
 
-    python -m neox_metala.model.report -d configs metala-1B.yml pile_data.yml local_setup_wandb.yml
-    python -m neox_metala.model.report --num-layers 24 --hidden-size 2048 --tp 2 --dp 4
+python -m neox_metala.model.report -d configs metala-1B.yml pile_data.yml local_setup_wandb.yml
+python -m neox_metala.model.report --num-layers 24 --hidden-size 2048 --tp 2 --dp 4
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def format_report(shape: ModelShape, parallel: dict) -> str:
     params = count_parameters(shape)
     flops = flops_per_token(shape, training=True)
     memory = memory_estimate(shape, **parallel)
-    gib = 2 ** 30
+    gib = 2**30
     rows = [
         ("parameters total", f"{params['total']:,}  ({_human(params['total'])})"),
         ("  embedding", f"{params['embedding']:,}"),
@@ -56,27 +56,37 @@ def _parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m neox_metala.model.report",
         description="Parameters, FLOPs per token and memory per GPU, from a NeoX config (-d configs a.yml ...) "
-                    "or from explicit shape numbers.")
+        "or from explicit shape numbers.",
+    )
     parser.add_argument("conf_files", nargs="*", help="NeoX YAML files (as deepy.py takes them)")
     parser.add_argument("-d", "--conf-dir", default=None, help="directory of the YAML files")
-    parser.add_argument("--gpus", type=int, default=None,
-                        help="world size for the memory estimate (default: the config's num_gpus x num_nodes, "
-                             "else one 8-GPU node)")
+    parser.add_argument(
+        "--gpus",
+        type=int,
+        default=None,
+        help="world size for the memory estimate (default: the config's num_gpus x num_nodes, else one 8-GPU node)",
+    )
     model = parser.add_argument_group("model (without a config)")
     model.add_argument("--num-layers", type=int)
     model.add_argument("--hidden-size", type=int)
     model.add_argument("--num-attention-heads", type=int, default=8)
-    model.add_argument("--vocab-size", type=int, default=None,
-                       help=f"vocabulary size before padding (default: the config's tokenizer, else "
-                            f"{GPT_NEOX_20B_VOCAB}, GPT-NeoX-20B's)")
+    model.add_argument(
+        "--vocab-size",
+        type=int,
+        default=None,
+        help=f"vocabulary size before padding (default: the config's tokenizer, else "
+        f"{GPT_NEOX_20B_VOCAB}, GPT-NeoX-20B's)",
+    )
     model.add_argument("--seq-length", type=int, default=2048)
     model.add_argument("--intermediate-size", type=int, default=None, help="default: 256·ceil(int(8D/3)/256)")
-    model.add_argument("--layer-types", default="metala",
-                       help="one type for all layers, or a comma list with one entry per layer")
+    model.add_argument(
+        "--layer-types", default="metala", help="one type for all layers, or a comma list with one entry per layer"
+    )
     model.add_argument("--no-weight-tying", action="store_true", help="untied output head")
     model.add_argument("--norm", default="rmsnorm", choices=tuple(NORM_PARAMS_PER_CHANNEL))
-    model.add_argument("--conv-kernel-size", type=int, default=MetaLAOptions.conv_kernel_size,
-                       help="0: no short convolution")
+    model.add_argument(
+        "--conv-kernel-size", type=int, default=MetaLAOptions.conv_kernel_size, help="0: no short convolution"
+    )
     run = parser.add_argument_group("parallelism (without a config)")
     run.add_argument("--tp", type=int, default=1)
     run.add_argument("--pp", type=int, default=1)
@@ -96,15 +106,26 @@ def shape_and_parallel_from_args(args: argparse.Namespace) -> tuple[ModelShape, 
     if len(layer_types) == 1:
         layer_types = layer_types * args.num_layers
     shape = ModelShape(
-        num_layers=args.num_layers, hidden_size=args.hidden_size, num_attention_heads=args.num_attention_heads,
+        num_layers=args.num_layers,
+        hidden_size=args.hidden_size,
+        num_attention_heads=args.num_attention_heads,
         vocab_size=padded_vocab_size(args.vocab_size or GPT_NEOX_20B_VOCAB, 128, args.tp),
         seq_length=args.seq_length,
         intermediate_size=args.intermediate_size or default_intermediate_size(args.hidden_size),
-        layer_types=layer_types, tied_embeddings=not args.no_weight_tying, norm=args.norm,
-        metala=MetaLAOptions(conv_kernel_size=args.conv_kernel_size or 1, short_conv=args.conv_kernel_size > 0))
-    parallel = {"tp": args.tp, "pp": args.pp, "dp": args.dp, "zero_stage": args.zero_stage,
-                "precision": args.precision, "micro_batch": args.micro_batch_size,
-                "checkpoint_activations": args.checkpoint_activations}
+        layer_types=layer_types,
+        tied_embeddings=not args.no_weight_tying,
+        norm=args.norm,
+        metala=MetaLAOptions(conv_kernel_size=args.conv_kernel_size or 1, short_conv=args.conv_kernel_size > 0),
+    )
+    parallel = {
+        "tp": args.tp,
+        "pp": args.pp,
+        "dp": args.dp,
+        "zero_stage": args.zero_stage,
+        "precision": args.precision,
+        "micro_batch": args.micro_batch_size,
+        "checkpoint_activations": args.checkpoint_activations,
+    }
     return shape, parallel
 
 
@@ -127,12 +148,18 @@ def shape_and_parallel_from_config(args: argparse.Namespace) -> tuple[ModelShape
     world = args.gpus or (launcher.num_gpus or 8) * (launcher.num_nodes if launcher.num_nodes > 0 else 1)  # -1: all
     config.resolve(world)
     tp = config.parallel.model_parallel_size
-    vocab = padded_vocab_size(_config_vocab_size(config, args.vocab_size), config.model.make_vocab_size_divisible_by,
-                              tp)
-    parallel = {"tp": tp, "pp": config.parallel.pipeline_stages, "dp": config.derived.data_parallel_size,
-                "zero_stage": config.optimizer.zero_stage, "precision": config.training.precision,
-                "micro_batch": config.training.train_micro_batch_size_per_gpu,
-                "checkpoint_activations": config.training.checkpoint_activations}
+    vocab = padded_vocab_size(
+        _config_vocab_size(config, args.vocab_size), config.model.make_vocab_size_divisible_by, tp
+    )
+    parallel = {
+        "tp": tp,
+        "pp": config.parallel.pipeline_stages,
+        "dp": config.derived.data_parallel_size,
+        "zero_stage": config.optimizer.zero_stage,
+        "precision": config.training.precision,
+        "micro_batch": config.training.train_micro_batch_size_per_gpu,
+        "checkpoint_activations": config.training.checkpoint_activations,
+    }
     return config.model_shape(vocab), parallel
 
 

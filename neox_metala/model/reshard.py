@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 
 
-def merge_tp_shards(shards: list[torch.Tensor], partition_dim: int | None,
-                    fused_part_sizes: tuple[int, ...] | None = None) -> torch.Tensor:
+def merge_tp_shards(
+    shards: list[torch.Tensor], partition_dim: int | None, fused_part_sizes: tuple[int, ...] | None = None
+) -> torch.Tensor:
     """Rebuild the full tensor from every TP rank's shard (partition_dim None: replicated, take rank 0)."""
     if partition_dim is None:
         return shards[0]
@@ -22,8 +23,10 @@ def merge_tp_shards(shards: list[torch.Tensor], partition_dim: int | None,
     tp = len(shards)
     local_sizes = [size // tp for size in fused_part_sizes]
     per_rank_parts = [shard.split(local_sizes, dim=partition_dim) for shard in shards]
-    return torch.cat([torch.cat([parts[i] for parts in per_rank_parts], dim=partition_dim)
-                      for i in range(len(local_sizes))], dim=partition_dim)
+    return torch.cat(
+        [torch.cat([parts[i] for parts in per_rank_parts], dim=partition_dim) for i in range(len(local_sizes))],
+        dim=partition_dim,
+    )
 
 
 def tp_layout(param) -> tuple[int | None, tuple[int, ...] | None]:
@@ -33,8 +36,9 @@ def tp_layout(param) -> tuple[int | None, tuple[int, ...] | None]:
     return param.partition_dim, getattr(param, "fused_part_sizes", None)
 
 
-def split_tp_shard(full: torch.Tensor, tp: int, rank: int, partition_dim: int | None,
-                   fused_part_sizes: tuple[int, ...] | None = None) -> torch.Tensor:
+def split_tp_shard(
+    full: torch.Tensor, tp: int, rank: int, partition_dim: int | None, fused_part_sizes: tuple[int, ...] | None = None
+) -> torch.Tensor:
     """Rank `rank`'s shard of a full tensor: the inverse of `merge_tp_shards` (replicated: the whole tensor)."""
     if partition_dim is None:
         return full

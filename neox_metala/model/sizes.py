@@ -121,8 +121,7 @@ def normalize_precision(precision: str) -> str:
     """bf16, fp16 or fp32; NeoX spellings (`precision: bfloat16`) are accepted."""
     precision = PRECISION_ALIASES.get(precision, precision)
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS} "
-                         f"or {tuple(PRECISION_ALIASES)}")
+        raise ValueError(f"unknown precision {precision!r}; choose from {PRECISIONS} or {tuple(PRECISION_ALIASES)}")
     return precision
 
 
@@ -147,7 +146,7 @@ def _stage_layer_types(shape: ModelShape, pp: int) -> list[tuple[str, ...]]:
     stages, start = [], 0
     for stage in range(pp):
         count = base + (1 if stage < extra else 0)
-        stages.append(shape.layer_types[start:start + count])
+        stages.append(shape.layer_types[start : start + count])
         start += count
     return stages
 
@@ -169,9 +168,17 @@ def _stage_parameters(shape: ModelShape, layer_types: tuple[str, ...], stage: in
     return total
 
 
-def memory_estimate(shape: ModelShape, tp: int = 1, pp: int = 1, dp: int = 1, zero_stage: int = 1,
-                    precision: str = "bf16", micro_batch: int = 1, seq_length: int | None = None,
-                    checkpoint_activations: bool = False) -> dict:
+def memory_estimate(
+    shape: ModelShape,
+    tp: int = 1,
+    pp: int = 1,
+    dp: int = 1,
+    zero_stage: int = 1,
+    precision: str = "bf16",
+    micro_batch: int = 1,
+    seq_length: int | None = None,
+    checkpoint_activations: bool = False,
+) -> dict:
     """Bytes per GPU on the worst pipeline stage: weights, gradients, optimizer states and activations.
 
     Returns the worst stage's entry (`stage`, `parameters_per_gpu`, the four byte counts and `total`) plus
@@ -202,14 +209,16 @@ def memory_estimate(shape: ModelShape, tp: int = 1, pp: int = 1, dp: int = 1, ze
         activations = (pp - stage) * tokens * layer_values * activation_bytes
         if stage == pp - 1:
             activations += tokens * shape.vocab_size / tp * 4
-        stages.append({
-            "stage": stage,
-            "parameters_per_gpu": params,
-            "weights": params * weight_bytes / (dp if zero_stage >= 3 else 1),
-            "gradients": params * grad_bytes / (dp if zero_stage >= 2 else 1),
-            "optimizer_states": params * optimizer_bytes / (dp if zero_stage >= 1 else 1),
-            "activations": activations,
-        })
+        stages.append(
+            {
+                "stage": stage,
+                "parameters_per_gpu": params,
+                "weights": params * weight_bytes / (dp if zero_stage >= 3 else 1),
+                "gradients": params * grad_bytes / (dp if zero_stage >= 2 else 1),
+                "optimizer_states": params * optimizer_bytes / (dp if zero_stage >= 1 else 1),
+                "activations": activations,
+            }
+        )
     for entry in stages:
         entry["total"] = entry["weights"] + entry["gradients"] + entry["optimizer_states"] + entry["activations"]
     return {**max(stages, key=lambda entry: entry["total"]), "per_stage": stages}

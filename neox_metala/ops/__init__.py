@@ -6,11 +6,19 @@ load on first use of one of their names.
 
 from .options import BACKENDS, DEFAULT_CHUNK_SIZE, PROJECTION_PARTS, MetaLAOptions, projection_widths
 
-_KERNEL_NAMES = ("augment_norm_gate", "choose_backend", "decay_and_key", "fla_available", "gla_recurrence",
-                 "metala_mix", "short_conv", "split_heads", "token_mix")
+_KERNEL_NAMES = (
+    "augment_norm_gate",
+    "choose_backend",
+    "decay_and_key",
+    "fla_available",
+    "gla_recurrence",
+    "metala_mix",
+    "short_conv",
+    "split_heads",
+    "token_mix",
+)
 
-__all__ = ["BACKENDS", "DEFAULT_CHUNK_SIZE", "PROJECTION_PARTS", "MetaLAOptions", "projection_widths",
-           *_KERNEL_NAMES]
+__all__ = ["BACKENDS", "DEFAULT_CHUNK_SIZE", "PROJECTION_PARTS", "MetaLAOptions", "projection_widths", *_KERNEL_NAMES]
 
 
 def __getattr__(name: str):

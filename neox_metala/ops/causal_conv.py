@@ -16,12 +16,14 @@ def check_conv_inputs(x, weight, conv_state):
     if x.dim() != 3:
         raise ValueError(f"short_conv: x must be (batch, seq, channels), got shape {tuple(x.shape)}")
     if weight.dim() != 2 or weight.shape[0] != x.shape[-1]:
-        raise ValueError(f"short_conv: weight must be (channels={x.shape[-1]}, kernel_size), "
-                         f"got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"short_conv: weight must be (channels={x.shape[-1]}, kernel_size), got shape {tuple(weight.shape)}"
+        )
     expected = (x.shape[0], x.shape[-1], weight.shape[-1])
     if conv_state is not None and tuple(conv_state.shape) != expected:
-        raise ValueError(f"short_conv: conv_state must be (batch, channels, kernel_size) = {expected}, "
-                         f"got {tuple(conv_state.shape)}")
+        raise ValueError(
+            f"short_conv: conv_state must be (batch, channels, kernel_size) = {expected}, got {tuple(conv_state.shape)}"
+        )
 
 
 def short_conv_torch(x, weight, conv_state=None, output_final_state=False):
@@ -46,7 +48,7 @@ def short_conv_shifted(x, weight):
     seq, kernel_size = x.shape[1], weight.shape[-1]
     padded = F.pad(x, (0, 0, kernel_size - 1, 0))  # (B, W-1+T, C): zero history before the first token
     wide = weight.to(torch.promote_types(x.dtype, torch.float32))
-    y = sum(padded[:, j:j + seq].to(wide.dtype) * wide[:, j] for j in range(kernel_size))
+    y = sum(padded[:, j : j + seq].to(wide.dtype) * wide[:, j] for j in range(kernel_size))
     return F.silu(y).to(x.dtype)
 
 
@@ -59,5 +61,11 @@ def short_conv_fla(x, weight, conv_state=None, output_final_state=False):
         cache = conv_state.clone()  # fla updates the cache in place; our API returns a new state
         y, cache = causal_conv1d_update(x, cache, weight=weight, activation="silu")
         return y, (cache if output_final_state else None)
-    return causal_conv1d(x, weight=weight, initial_state=conv_state, output_final_state=output_final_state,
-                         activation="silu", backend="triton")
+    return causal_conv1d(
+        x,
+        weight=weight,
+        initial_state=conv_state,
+        output_final_state=output_final_state,
+        activation="silu",
+        backend="triton",
+    )

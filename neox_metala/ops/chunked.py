@@ -35,8 +35,9 @@ def chunked_gla(q, key, v, log_decay, scale, initial_state=None, output_final_st
     compute_dtype = torch.promote_types(q.dtype, torch.float32)
     padded_seq = -(-seq // chunk_size) * chunk_size
     # Padding is harmless: key = v = 0 adds nothing and log α = 0 keeps the state.
-    q_c, key_c, v_c, log_decay_c = (_to_chunks(t, padded_seq, chunk_size, compute_dtype)
-                                    for t in (q, key, v, log_decay))
+    q_c, key_c, v_c, log_decay_c = (
+        _to_chunks(t, padded_seq, chunk_size, compute_dtype) for t in (q, key, v, log_decay)
+    )
     cum_decay = log_decay_c.cumsum(dim=-2)  # (B, H, N, C, dk): A_t within each chunk
 
     causal = torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device).tril()

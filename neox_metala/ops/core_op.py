@@ -22,16 +22,25 @@ def fla_chunk_size(seq: int) -> int:
 
 
 @torch.library.custom_op("neox_metala::gla_forward", mutates_args=(), device_types="cuda")
-def gla_forward(q: torch.Tensor, key: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor,
-                scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gla_forward(
+    q: torch.Tensor, key: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """q, key (B, T, H, K) and v (B, T, H, V) in one dtype, log_decay (B, T, H, K) fp32 -> (o (B, T, H, V),
     scores (B, T, H, chunk) fp32, what the backward reads)."""
     from fla.ops.gla.chunk import chunk_gla_fwd
 
     q, key, v, log_decay = (t.contiguous() for t in (q, key, v, log_decay))
-    _, scores, _, _, output = chunk_gla_fwd(q=q, k=key, v=v, g=log_decay, g_cumsum=None, scale=scale,
-                                            initial_state=None, output_final_state=False,
-                                            chunk_size=fla_chunk_size(q.shape[1]))
+    _, scores, _, _, output = chunk_gla_fwd(
+        q=q,
+        k=key,
+        v=v,
+        g=log_decay,
+        g_cumsum=None,
+        scale=scale,
+        initial_state=None,
+        output_final_state=False,
+        chunk_size=fla_chunk_size(q.shape[1]),
+    )
     return output, scores
 
 
@@ -51,15 +60,32 @@ def _(q, key, v, log_decay, scale):
 
 
 @torch.library.custom_op("neox_metala::gla_backward", mutates_args=(), device_types="cuda")
-def gla_backward(q: torch.Tensor, key: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor,
-                 scores: torch.Tensor, d_output: torch.Tensor,
-                 scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def gla_backward(
+    q: torch.Tensor,
+    key: torch.Tensor,
+    v: torch.Tensor,
+    log_decay: torch.Tensor,
+    scores: torch.Tensor,
+    d_output: torch.Tensor,
+    scale: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     from fla.ops.gla.chunk import chunk_gla_bwd
 
     q, key, v, log_decay, d_output = (t.contiguous() for t in (q, key, v, log_decay, d_output))
-    dq, dkey, dv, dlog_decay, _ = chunk_gla_bwd(q=q, k=key, v=v, g=log_decay, g_cumsum=None, scale=scale,
-                                                initial_state=None, h=None, A=scores, do=d_output, dht=None,
-                                                chunk_size=fla_chunk_size(q.shape[1]))
+    dq, dkey, dv, dlog_decay, _ = chunk_gla_bwd(
+        q=q,
+        k=key,
+        v=v,
+        g=log_decay,
+        g_cumsum=None,
+        scale=scale,
+        initial_state=None,
+        h=None,
+        A=scores,
+        do=d_output,
+        dht=None,
+        chunk_size=fla_chunk_size(q.shape[1]),
+    )
     return dq.to(q.dtype), dkey.to(key.dtype), dv.to(v.dtype), dlog_decay.to(log_decay.dtype)
 
 
@@ -73,8 +99,9 @@ def _(q, key, v, log_decay, scores, d_output, scale):
     from .chunked import chunked_gla
 
     # torch.func, not autograd: an op's kernel runs below the autograd dispatch key
-    _, vjp = torch.func.vjp(lambda *inputs: chunked_gla(*inputs, scale, chunk_size=DEFAULT_CHUNK_SIZE)[0],
-                            q, key, v, log_decay)
+    _, vjp = torch.func.vjp(
+        lambda *inputs: chunked_gla(*inputs, scale, chunk_size=DEFAULT_CHUNK_SIZE)[0], q, key, v, log_decay
+    )
     return tuple(g.to(t.dtype).contiguous() for g, t in zip(vjp(d_output.to(v.dtype)), (q, key, v, log_decay)))
 
 

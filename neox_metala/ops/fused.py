@@ -37,8 +37,7 @@ def _aug_terms(q, logits, v, aug_balance, heads: int, normalizer: float):
 
 def _split_wide(projected, heads: int):
     width, wide = projected.shape[-1] // 3, _wide(projected.dtype)
-    return (t.to(wide).unflatten(-1, (heads, -1))
-            for t in projected.split(projection_widths(width), dim=-1))
+    return (t.to(wide).unflatten(-1, (heads, -1)) for t in projected.split(projection_widths(width), dim=-1))
 
 
 def prologue(projected, heads: int, normalizer: float):
@@ -59,8 +58,9 @@ def epilogue(o, projected, gate_bias, aug_balance, heads: int, normalizer: float
     return y.transpose(0, 1).contiguous() if seq_first else y
 
 
-def epilogue_backward(dy, o, projected, gate_bias, aug_balance, heads: int, normalizer: float, eps: float,
-                      seq_first: bool):
+def epilogue_backward(
+    dy, o, projected, gate_bias, aug_balance, heads: int, normalizer: float, eps: float, seq_first: bool
+):
     """Gradients of `epilogue` for o (in o's dtype: what the core's backward reads), the gate (pre-activation,
     in the input dtype: a slice of the final gradient), and the summed d b and d w. Per head vector:
         dn = dy ⊙ s;  dz = r (dn − mean(dn) − n·mean(dn ⊙ n))      (LayerNorm without affine)
@@ -139,17 +139,36 @@ class FlaCore:
     def forward(self, q, key, v, log_decay, scale):
         from fla.ops.gla.chunk import chunk_gla_fwd
 
-        _, scores, _, _, output = chunk_gla_fwd(q=q, k=key, v=v, g=log_decay, g_cumsum=None, scale=scale,
-                                                initial_state=None, output_final_state=False,
-                                                chunk_size=fla_chunk_size(q.shape[1]))
+        _, scores, _, _, output = chunk_gla_fwd(
+            q=q,
+            k=key,
+            v=v,
+            g=log_decay,
+            g_cumsum=None,
+            scale=scale,
+            initial_state=None,
+            output_final_state=False,
+            chunk_size=fla_chunk_size(q.shape[1]),
+        )
         return output, scores
 
     def backward(self, q, key, v, log_decay, scale, scores, d_output):
         from fla.ops.gla.chunk import chunk_gla_bwd
 
-        dq, dkey, dv, dlog_decay, _ = chunk_gla_bwd(q=q, k=key, v=v, g=log_decay, g_cumsum=None, scale=scale,
-                                                    initial_state=None, h=None, A=scores, do=d_output, dht=None,
-                                                    chunk_size=fla_chunk_size(q.shape[1]))
+        dq, dkey, dv, dlog_decay, _ = chunk_gla_bwd(
+            q=q,
+            k=key,
+            v=v,
+            g=log_decay,
+            g_cumsum=None,
+            scale=scale,
+            initial_state=None,
+            h=None,
+            A=scores,
+            do=d_output,
+            dht=None,
+            chunk_size=fla_chunk_size(q.shape[1]),
+        )
         return dq, dkey, dv, dlog_decay
 
 
@@ -183,7 +202,8 @@ class FusedTokenMix(torch.autograd.Function):
         projected, gate_bias, aug_balance, output, saved = ctx.saved_tensors
         heads, normalizer, eps, seq_first, core, kernels, scale = ctx.settings
         d_output, d_gate, d_gate_bias, d_aug = kernels.epilogue_backward(
-            dy.contiguous(), output, projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first)
+            dy.contiguous(), output, projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first
+        )
         q, key, log_decay, v = kernels.prologue(projected, heads, normalizer)
         core_grads = core.backward(q, key, v, log_decay, scale, saved, d_output)
         del q, key, log_decay, v
@@ -201,8 +221,18 @@ EAGER_KERNELS = Kernels(compile_them=False)
 
 
 @torch.compiler.disable  # has its own compiled steps around fla's kernels; a block's graph ends here
-def fused_token_mix(projected, gate_bias, aug_balance, heads: int, *, normalizer: float, eps: float,
-                    seq_first: bool, core=None, kernels: Kernels | None = None):
+def fused_token_mix(
+    projected,
+    gate_bias,
+    aug_balance,
+    heads: int,
+    *,
+    normalizer: float,
+    eps: float,
+    seq_first: bool,
+    core=None,
+    kernels: Kernels | None = None,
+):
     """projected (B, T, 3W) = [q | decay logits | v | gate] of this rank's heads -> y (B, T, W), or (T, B, W).
 
     Default: fla's core and compiled kernels (CUDA). Tests pass `TorchCore()` and `EAGER_KERNELS`.

@@ -43,11 +43,13 @@ def choose_backend(requested: str, tensor: torch.Tensor) -> str:
         raise ValueError(f"unknown MetaLA backend {requested!r}; choose one of {', '.join(BACKENDS)}")
     if requested == "fla":
         if not tensor.is_cuda:
-            raise ValueError("MetaLA backend 'fla' needs CUDA tensors; use 'auto' or 'chunked' on "
-                             f"{tensor.device.type}")
+            raise ValueError(
+                f"MetaLA backend 'fla' needs CUDA tensors; use 'auto' or 'chunked' on {tensor.device.type}"
+            )
         if not fla_available():
-            raise ValueError("MetaLA backend 'fla' needs flash-linear-attention and triton: "
-                             "pip install 'neox-metala[gpu]'")
+            raise ValueError(
+                "MetaLA backend 'fla' needs flash-linear-attention and triton: pip install 'neox-metala[gpu]'"
+            )
     if requested == "fla" and tensor.dtype == torch.float32:
         _log_choice("fp32 inputs", "fla's TF32 dot products (~1e-3 relative error)", tensor, logging.WARNING)
     if requested != "auto":
@@ -80,12 +82,16 @@ def _check_gla_inputs(q, key, v, log_decay, initial_state):
         if t.shape != q.shape:
             raise ValueError(f"{name} shape {tuple(t.shape)} does not match q shape {tuple(q.shape)}")
     if v.dim() != 4 or v.shape[:3] != q.shape[:3]:
-        raise ValueError(f"v must be (batch, seq, heads, head_v_dim) with batch, seq, heads = "
-                         f"{tuple(q.shape[:3])}, got shape {tuple(v.shape)}")
+        raise ValueError(
+            f"v must be (batch, seq, heads, head_v_dim) with batch, seq, heads = "
+            f"{tuple(q.shape[:3])}, got shape {tuple(v.shape)}"
+        )
     expected = (q.shape[0], q.shape[2], q.shape[3], v.shape[3])
     if initial_state is not None and tuple(initial_state.shape) != expected:
-        raise ValueError(f"initial_state must be (batch, heads, head_k_dim, head_v_dim) = {expected}, "
-                         f"got {tuple(initial_state.shape)}")
+        raise ValueError(
+            f"initial_state must be (batch, heads, head_k_dim, head_v_dim) = {expected}, "
+            f"got {tuple(initial_state.shape)}"
+        )
 
 
 @torch.compiler.disable  # fla's Triton autograd Functions run between compiled graphs (layers/block.py)
@@ -97,14 +103,26 @@ def _fla_gla(q, key, v, log_decay, scale, initial_state, output_final_state):
     if initial_state is not None:
         initial_state = initial_state.float()
     if q.shape[1] == 1 and not torch.is_grad_enabled():
-        return fused_recurrent_gla(q, key, v, gk=log_decay, scale=scale, initial_state=initial_state,
-                                   output_final_state=output_final_state)
-    return chunk_gla(q, key, v, log_decay, scale=scale, initial_state=initial_state,
-                     output_final_state=output_final_state)
+        return fused_recurrent_gla(
+            q, key, v, gk=log_decay, scale=scale, initial_state=initial_state, output_final_state=output_final_state
+        )
+    return chunk_gla(
+        q, key, v, log_decay, scale=scale, initial_state=initial_state, output_final_state=output_final_state
+    )
 
 
-def gla_recurrence(q, key, v, log_decay, *, scale=None, initial_state=None, output_final_state=False,
-                   backend="auto", chunk_size=DEFAULT_CHUNK_SIZE):
+def gla_recurrence(
+    q,
+    key,
+    v,
+    log_decay,
+    *,
+    scale=None,
+    initial_state=None,
+    output_final_state=False,
+    backend="auto",
+    chunk_size=DEFAULT_CHUNK_SIZE,
+):
     """Gated linear attention with per-channel decay, the core of MetaLA.
 
     q, key, log_decay: [B, T, H, K]; v: [B, T, H, V]; initial_state: [B, H, K, V] (kept in fp32 or wider).
@@ -150,8 +168,9 @@ def augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps=reference
     if aug_balance is not None:
         heads, head_k_dim = q.shape[-2], q.shape[-1]
         if aug_balance.numel() != heads * head_k_dim:
-            raise ValueError(f"aug_balance has {aug_balance.numel()} entries, expected heads * head_k_dim = "
-                             f"{heads} * {head_k_dim}")
+            raise ValueError(
+                f"aug_balance has {aug_balance.numel()} entries, expected heads * head_k_dim = {heads} * {head_k_dim}"
+            )
         balance = aug_balance.to(wide).view(heads, head_k_dim)
         aug_weight = (q.to(wide) * key.to(wide) * balance).sum(-1, keepdim=True)  # (B, T, H, 1)
         augmented = augmented + torch.sigmoid(aug_weight * v.to(wide))
@@ -159,26 +178,54 @@ def augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps=reference
     return (F.silu(gate.to(wide)) * normed).to(gate.dtype)
 
 
-def token_mix(q, gate_logits, v, gate, aug_balance, *, initial_state=None, output_final_state=False,
-              backend="auto", chunk_size=DEFAULT_CHUNK_SIZE,
-              normalizer=DEFAULT_OPTIONS.decay_normalizer, eps=reference.HEAD_NORM_EPS):
+def token_mix(
+    q,
+    gate_logits,
+    v,
+    gate,
+    aug_balance,
+    *,
+    initial_state=None,
+    output_final_state=False,
+    backend="auto",
+    chunk_size=DEFAULT_CHUNK_SIZE,
+    normalizer=DEFAULT_OPTIONS.decay_normalizer,
+    eps=reference.HEAD_NORM_EPS,
+):
     """MetaLA between the input projections and the output projection (spec §2.4–2.9), for local heads.
 
     q, gate_logits: [B, T, H, K]; v, gate: [B, T, H, V]; aug_balance: [H*K] or None.
     Returns (y [B, T, H, V], final state or None).
     """
     if gate_logits.shape != q.shape or gate.shape != v.shape:
-        raise ValueError(f"gate_logits {tuple(gate_logits.shape)} must match q {tuple(q.shape)} and "
-                         f"gate {tuple(gate.shape)} must match v {tuple(v.shape)}")
+        raise ValueError(
+            f"gate_logits {tuple(gate_logits.shape)} must match q {tuple(q.shape)} and "
+            f"gate {tuple(gate.shape)} must match v {tuple(v.shape)}"
+        )
     log_decay, key = decay_and_key(gate_logits, normalizer)
-    recurrent_out, state = gla_recurrence(q, key, v, log_decay, initial_state=initial_state,
-                                          output_final_state=output_final_state, backend=backend,
-                                          chunk_size=chunk_size)
+    recurrent_out, state = gla_recurrence(
+        q,
+        key,
+        v,
+        log_decay,
+        initial_state=initial_state,
+        output_final_state=output_final_state,
+        backend=backend,
+        chunk_size=chunk_size,
+    )
     return augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps), state
 
 
-def metala_mix(projected, gate_bias, aug_balance, heads: int, options: MetaLAOptions = DEFAULT_OPTIONS, *,
-               eps=reference.HEAD_NORM_EPS, seq_first=True):
+def metala_mix(
+    projected,
+    gate_bias,
+    aug_balance,
+    heads: int,
+    options: MetaLAOptions = DEFAULT_OPTIONS,
+    *,
+    eps=reference.HEAD_NORM_EPS,
+    seq_first=True,
+):
     """What a layer calls between its projections, for training and prefill without carried state.
 
     projected: [B, T, 3W] = [q | decay logits | v | gate] of `heads` heads (W = heads * head_v_dim; widths from
@@ -189,19 +236,29 @@ def metala_mix(projected, gate_bias, aug_balance, heads: int, options: MetaLAOpt
     """
     width = projected.shape[-1] // 3
     if projected.shape[-1] % 3 or width % (2 * heads):
-        raise ValueError(f"projected width {projected.shape[-1]} must be 3 * heads ({heads}) * head_v_dim with "
-                         f"an even head_v_dim")
+        raise ValueError(
+            f"projected width {projected.shape[-1]} must be 3 * heads ({heads}) * head_v_dim with an even head_v_dim"
+        )
     kernel = choose_backend(options.backend, projected)
     if kernel == "fla" and options.fused_kernels:
         _log_choice("metala_mix", "fla + fused epilogue", projected)
         from .fused import fused_token_mix
 
-        return fused_token_mix(projected, gate_bias, aug_balance, heads, normalizer=options.decay_normalizer,
-                               eps=eps, seq_first=seq_first)
+        return fused_token_mix(
+            projected, gate_bias, aug_balance, heads, normalizer=options.decay_normalizer, eps=eps, seq_first=seq_first
+        )
     q, decay_logits, v, gate = projected.split(projection_widths(width), dim=-1)
-    mixed, _ = token_mix(split_heads(q, heads), split_heads(decay_logits, heads), split_heads(v, heads),
-                         split_heads(gate + gate_bias, heads), aug_balance, backend=kernel,
-                         chunk_size=options.chunk_size, normalizer=options.decay_normalizer, eps=eps)
+    mixed, _ = token_mix(
+        split_heads(q, heads),
+        split_heads(decay_logits, heads),
+        split_heads(v, heads),
+        split_heads(gate + gate_bias, heads),
+        aug_balance,
+        backend=kernel,
+        chunk_size=options.chunk_size,
+        normalizer=options.decay_normalizer,
+        eps=eps,
+    )
     mixed = mixed.flatten(-2)  # (B, T, W)
     return mixed.transpose(0, 1) if seq_first else mixed
 

@@ -49,8 +49,8 @@ def decay_and_key_reference(gate_logits, normalizer=LOG_DECAY_NORMALIZER):
 def augment_norm_gate_reference(recurrent_out, q, key, v, aug_balance, gate, eps=HEAD_NORM_EPS):
     """Self-augmentation, per-head LayerNorm (no affine) and SiLU output gate, exactly as the official code:
 
-        o ← o + sigmoid((Σ_i q_i (1−α_i) w_i) · v)       (unscaled q, sigmoid elementwise over dv)
-        y  = SiLU(gate) ⊙ LayerNorm_dv(o)
+    o ← o + sigmoid((Σ_i q_i (1−α_i) w_i) · v)       (unscaled q, sigmoid elementwise over dv)
+    y  = SiLU(gate) ⊙ LayerNorm_dv(o)
     """
     heads, head_k_dim = q.shape[-2], q.shape[-1]
     aug_weight = (q * key * aug_balance.view(heads, head_k_dim)).sum(-1, keepdim=True)  # (B,T,H,1)
@@ -78,8 +78,9 @@ def short_conv_reference(x, weight, conv_state=None):
     return torch.stack(outputs, dim=1), window
 
 
-def token_mix_reference(q, gate_logits, v, gate, aug_balance, initial_state=None,
-                        normalizer=LOG_DECAY_NORMALIZER, eps=HEAD_NORM_EPS):
+def token_mix_reference(
+    q, gate_logits, v, gate, aug_balance, initial_state=None, normalizer=LOG_DECAY_NORMALIZER, eps=HEAD_NORM_EPS
+):
     """Everything between the input projections and the output projection, for one rank's heads.
 
     q, gate_logits: (B,T,H,dk); v, gate: (B,T,H,dv); aug_balance: (H*dk,). Returns (y (B,T,H,dv), state).

@@ -16,7 +16,18 @@ from .state import (
     tensor_parallel_size,
 )
 
-__all__ = ["MegatronMPU", "ParallelLayout", "data_parallel_group", "data_parallel_rank", "data_parallel_size",
-           "default_backend", "destroy", "initialize", "linear_config", "pipeline_topology", "tensor_parallel_group",
-           "tensor_parallel_rank",
-           "tensor_parallel_size"]
+__all__ = [
+    "MegatronMPU",
+    "ParallelLayout",
+    "data_parallel_group",
+    "data_parallel_rank",
+    "data_parallel_size",
+    "default_backend",
+    "destroy",
+    "initialize",
+    "linear_config",
+    "pipeline_topology",
+    "tensor_parallel_group",
+    "tensor_parallel_rank",
+    "tensor_parallel_size",
+]

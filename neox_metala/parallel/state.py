@@ -54,14 +54,18 @@ def initialize(tensor_parallel: int = 1, pipeline_parallel: int = 1, backend: st
     world_size = dist.get_world_size()
     model_parallel = tensor_parallel * pipeline_parallel
     if world_size % model_parallel:
-        raise ValueError(f"world size {world_size} is not divisible by model_parallel_size {tensor_parallel} "
-                         f"x pipeline stages {pipeline_parallel}")
+        raise ValueError(
+            f"world size {world_size} is not divisible by model_parallel_size {tensor_parallel} "
+            f"x pipeline stages {pipeline_parallel}"
+        )
     if parallel_state.model_parallel_is_initialized():
         parallel_state.destroy_model_parallel()
     # No extra gloo copies of every group: nothing here needs them, and they cost start-up time at scale.
-    parallel_state.initialize_model_parallel(tensor_model_parallel_size=tensor_parallel,
-                                             pipeline_model_parallel_size=pipeline_parallel,
-                                             create_gloo_process_groups=False)
+    parallel_state.initialize_model_parallel(
+        tensor_model_parallel_size=tensor_parallel,
+        pipeline_model_parallel_size=pipeline_parallel,
+        create_gloo_process_groups=False,
+    )
     return ParallelLayout(world_size, tensor_parallel, pipeline_parallel, world_size // model_parallel)
 
 
@@ -105,16 +109,22 @@ def linear_config(params_dtype: torch.dtype = torch.float32, on_gpu: bool | None
     so megatron-core only allocates. CPU allocation is also what building on the meta device needs.
     """
     on_gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
-    return ModelParallelConfig(tensor_model_parallel_size=tensor_parallel_size(), params_dtype=params_dtype,
-                               use_cpu_initialization=not on_gpu, perform_initialization=False,
-                               gradient_accumulation_fusion=False, sequence_parallel=False)
+    return ModelParallelConfig(
+        tensor_model_parallel_size=tensor_parallel_size(),
+        params_dtype=params_dtype,
+        use_cpu_initialization=not on_gpu,
+        perform_initialization=False,
+        gradient_accumulation_fusion=False,
+        sequence_parallel=False,
+    )
 
 
 def pipeline_topology(layout: ParallelLayout):
     from deepspeed.runtime.pipe.topology import PipeModelDataParallelTopology
 
-    return PipeModelDataParallelTopology(num_pp=layout.pipeline_parallel, num_mp=layout.tensor_parallel,
-                                         num_dp=layout.data_parallel)
+    return PipeModelDataParallelTopology(
+        num_pp=layout.pipeline_parallel, num_mp=layout.tensor_parallel, num_dp=layout.data_parallel
+    )
 
 
 class MegatronMPU:

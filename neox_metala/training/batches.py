@@ -21,19 +21,29 @@ def split_sample_counts(args: NeoXArgs) -> tuple[int, int, int]:
     training = args.training
     global_batch = training.train_batch_size
     evaluations = training.train_iters // training.eval_interval + 1
-    return (training.train_iters * global_batch, evaluations * training.eval_iters * global_batch,
-            training.eval_iters * global_batch)
+    return (
+        training.train_iters * global_batch,
+        evaluations * training.eval_iters * global_batch,
+        training.eval_iters * global_batch,
+    )
 
 
 def build_run_datasets(args: NeoXArgs, tokenizer, cache_dir: str | None):
     data = args.data
-    sources = DataSources(data_path=[data.data_path] if data.data_path else None, split=data.split,
-                          train_paths=data.train_data_paths, train_weights=data.train_data_weights,
-                          valid_paths=data.valid_data_paths, valid_weights=data.valid_data_weights,
-                          test_paths=data.test_data_paths, test_weights=data.test_data_weights)
+    sources = DataSources(
+        data_path=[data.data_path] if data.data_path else None,
+        split=data.split,
+        train_paths=data.train_data_paths,
+        train_weights=data.train_data_weights,
+        valid_paths=data.valid_data_paths,
+        valid_weights=data.valid_data_weights,
+        test_paths=data.test_data_paths,
+        test_weights=data.test_data_weights,
+    )
     info = DatasetTokenizerInfo(tokenizer.vocab_size, tokenizer.eod_id, tokenizer.fingerprint)
-    return build_datasets(sources, args.model.seq_length, args.training.seed, split_sample_counts(args), info,
-                          cache_dir)
+    return build_datasets(
+        sources, args.model.seq_length, args.training.seed, split_sample_counts(args), info, cache_dir
+    )
 
 
 class BatchStream:
@@ -47,8 +57,14 @@ class BatchStream:
 
     def __init__(self, dataset, consumed_samples: int, micro_batch: int, device, num_workers: int):
         with preemption_signals_blocked():  # inherited by the DataLoader workers started here
-            self.iterator = micro_batches(dataset, consumed_samples, micro_batch, parallel.data_parallel_rank(),
-                                          parallel.data_parallel_size(), num_workers)
+            self.iterator = micro_batches(
+                dataset,
+                consumed_samples,
+                micro_batch,
+                parallel.data_parallel_rank(),
+                parallel.data_parallel_size(),
+                num_workers,
+            )
         _OPEN_STREAMS.add(self)
         self.device = device
         self.wait_seconds = 0.0

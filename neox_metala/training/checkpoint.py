@@ -79,8 +79,15 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def save(engine, save_dir: str, iteration: int, client_state: dict, config_yaml: str,
-         keep_last: int | None = None, marker: dict | None = None) -> str:
+def save(
+    engine,
+    save_dir: str,
+    iteration: int,
+    client_state: dict,
+    config_yaml: str,
+    keep_last: int | None = None,
+    marker: dict | None = None,
+) -> str:
     """Write global_step{iteration} on every rank; returns its path once it is complete everywhere. `marker`
     adds entries to complete.json (`tokenizer`; `only_skipped_updates` keeps the step out of pruning counts)."""
     tag = step_tag(iteration)
@@ -88,8 +95,10 @@ def save(engine, save_dir: str, iteration: int, client_state: dict, config_yaml:
     rank = dist.get_rank()
     bad = non_finite_tensors(engine, weights_only=True)
     if bad:
-        raise CheckpointError(f"refusing to save iteration {iteration} to {save_dir}: non-finite weights in "
-                              f"{', '.join(bad[:5])}; the last complete checkpoint there stays the newest")
+        raise CheckpointError(
+            f"refusing to save iteration {iteration} to {save_dir}: non-finite weights in "
+            f"{', '.join(bad[:5])}; the last complete checkpoint there stays the newest"
+        )
     engine.save_checkpoint(save_dir, tag=tag, client_state=client_state, save_latest=False)
     if after_engine_files is not None:
         after_engine_files(iteration)
@@ -103,8 +112,13 @@ def save(engine, save_dir: str, iteration: int, client_state: dict, config_yaml:
     dist.barrier()
     files = _gather_file_records(step_dir)
     if rank == 0:
-        record = {"iteration": iteration, "world_size": dist.get_world_size(), "time": time.time(), "files": files,
-                  **(marker or {})}
+        record = {
+            "iteration": iteration,
+            "world_size": dist.get_world_size(),
+            "time": time.time(),
+            "files": files,
+            **(marker or {}),
+        }
         _write_atomically(os.path.join(step_dir, COMPLETE_MARKER), json.dumps(record, indent=1))
         _write_atomically(os.path.join(save_dir, LATEST), tag)
         if keep_last:
@@ -116,9 +130,13 @@ def save(engine, save_dir: str, iteration: int, client_state: dict, config_yaml:
 def _gather_file_records(step_dir: str) -> dict:
     """{name: {"bytes", "sha256"}} of every file in the step folder, each rank hashing a share of them."""
     names = sorted(os.listdir(step_dir))
-    mine = {name: {"bytes": os.path.getsize(os.path.join(step_dir, name)),
-                   "sha256": file_digest(os.path.join(step_dir, name))}
-            for name in names[dist.get_rank()::dist.get_world_size()]}
+    mine = {
+        name: {
+            "bytes": os.path.getsize(os.path.join(step_dir, name)),
+            "sha256": file_digest(os.path.join(step_dir, name)),
+        }
+        for name in names[dist.get_rank() :: dist.get_world_size()]
+    }
     shares = [None] * dist.get_world_size()
     dist.all_gather_object(shares, mine)
     return {name: record for share in shares for name, record in sorted(share.items())}
@@ -165,8 +183,11 @@ def corrupted_files(step_dir: str) -> list[str]:
     (each rank hashes a share); [] for a step saved before digests were recorded."""
     files = read_marker(step_dir)["files"]
     names = [name for name, record in sorted(files.items()) if isinstance(record, dict)]
-    mine = [name for name in names[dist.get_rank()::dist.get_world_size()]
-            if file_digest(os.path.join(step_dir, name)) != files[name]["sha256"]]
+    mine = [
+        name
+        for name in names[dist.get_rank() :: dist.get_world_size()]
+        if file_digest(os.path.join(step_dir, name)) != files[name]["sha256"]
+    ]
     shares = [None] * dist.get_world_size()
     dist.all_gather_object(shares, mine)
     return sorted(name for share in shares for name in share)
@@ -184,8 +205,11 @@ def non_finite_tensors(engine, weights_only: bool = False) -> list[str]:
             for param_index, param in enumerate(group["params"]):
                 state = optimizer.state.get(param, {})
                 tensors = {"master weight": param, **{k: v for k, v in state.items() if torch.is_tensor(v)}}
-                mine += [f"optimizer group {group_index} param {param_index} {name}" for name, value in
-                         tensors.items() if value.is_floating_point() and not torch.isfinite(value.detach()).all()]
+                mine += [
+                    f"optimizer group {group_index} param {param_index} {name}"
+                    for name, value in tensors.items()
+                    if value.is_floating_point() and not torch.isfinite(value.detach()).all()
+                ]
     shares = [None] * dist.get_world_size()
     dist.all_gather_object(shares, [f"{name} (rank {dist.get_rank()})" for name in mine])
     return [name for share in shares for name in share]
@@ -195,8 +219,9 @@ def prune(save_dir: str, keep_last: int) -> None:
     """Remove all but the newest `keep_last` complete checkpoints that followed an applied update, and anything
     older than them. Steps saved after skipped updates only are never counted, so they never push out a good one."""
     complete = [(i, name) for i, name in step_dirs(save_dir) if incompleteness(os.path.join(save_dir, name)) is None]
-    good = [(i, name) for i, name in complete
-            if not read_marker(os.path.join(save_dir, name)).get("only_skipped_updates")]
+    good = [
+        (i, name) for i, name in complete if not read_marker(os.path.join(save_dir, name)).get("only_skipped_updates")
+    ]
     kept = good[-keep_last:] or complete[-keep_last:]
     oldest_kept = min((i for i, _ in kept), default=0)
     for iteration, name in step_dirs(save_dir):
@@ -223,9 +248,11 @@ def find_resume_tag(load_dir: str) -> str | None:
         if incompleteness(os.path.join(load_dir, name)) is None:
             logger.warning("resuming from %s, the newest complete checkpoint in %s", name, load_dir)
             return name
-    raise CheckpointError(f"{load_dir} has checkpoint folders ({', '.join(n for _, n in steps)}) but none is "
-                          f"complete; point `load` at a folder with a complete checkpoint, or remove them to "
-                          f"start from scratch")
+    raise CheckpointError(
+        f"{load_dir} has checkpoint folders ({', '.join(n for _, n in steps)}) but none is "
+        f"complete; point `load` at a folder with a complete checkpoint, or remove them to "
+        f"start from scratch"
+    )
 
 
 def check_same_model(load_dir: str, tag: str, config: dict, source_of, tokenizer: dict | None = None) -> None:
@@ -243,9 +270,11 @@ def check_same_model(load_dir: str, tag: str, config: dict, source_of, tokenizer
                 raise CheckpointError(
                     f"{step_dir} was written for {key} {saved[key]!r} but this run has {config.get(key)!r} (from "
                     f"{source_of(key) or 'the defaults'}); point `load` at a checkpoint of this model, or at an "
-                    f"empty folder to start from scratch")
-    saved_tokenizer = read_marker(step_dir).get("tokenizer") if os.path.exists(
-        os.path.join(step_dir, COMPLETE_MARKER)) else None
+                    f"empty folder to start from scratch"
+                )
+    saved_tokenizer = (
+        read_marker(step_dir).get("tokenizer") if os.path.exists(os.path.join(step_dir, COMPLETE_MARKER)) else None
+    )
     if tokenizer is None or saved_tokenizer is None:
         return
     if saved_tokenizer["padded_vocab_size"] != tokenizer["padded_vocab_size"]:
@@ -253,10 +282,15 @@ def check_same_model(load_dir: str, tag: str, config: dict, source_of, tokenizer
             f"{step_dir} was trained with a vocabulary of {saved_tokenizer['vocab_size']} tokens (padded "
             f"{saved_tokenizer['padded_vocab_size']}) but vocab_file {config.get('vocab_file')!r} (from "
             f"{source_of('vocab_file')}) has {tokenizer['vocab_size']} (padded {tokenizer['padded_vocab_size']}); "
-            f"use the checkpoint's tokenizer, or an empty `load` folder to start from scratch")
+            f"use the checkpoint's tokenizer, or an empty `load` folder to start from scratch"
+        )
     if saved_tokenizer.get("fingerprint") != tokenizer.get("fingerprint"):
-        logger.warning("%s was trained with a different tokenizer file of the same vocabulary size than vocab_file "
-                       "%s; token ids may mean other tokens", step_dir, config.get("vocab_file"))
+        logger.warning(
+            "%s was trained with a different tokenizer file of the same vocabulary size than vocab_file "
+            "%s; token ids may mean other tokens",
+            step_dir,
+            config.get("vocab_file"),
+        )
 
 
 def load_newest_sound(engine, load_dir: str, tag: str, parts: LoadParts | None = None) -> tuple[str, dict]:
@@ -275,13 +309,18 @@ def load_newest_sound(engine, load_dir: str, tag: str, parts: LoadParts | None =
             problem = f"non-finite values after loading it, in {', '.join(bad[:5])}"
         logger.error("checkpoint %s is unusable: %s; trying the previous complete checkpoint", step_dir, problem)
         tag = _previous_complete(load_dir, int(STEP_DIR.match(tag).group(1)))
-    raise CheckpointError(f"{load_dir}: no complete checkpoint passes the integrity checks (errors above); restore "
-                          f"the files from a copy, or point `load` at an empty folder to start from scratch")
+    raise CheckpointError(
+        f"{load_dir}: no complete checkpoint passes the integrity checks (errors above); restore "
+        f"the files from a copy, or point `load` at an empty folder to start from scratch"
+    )
 
 
 def _previous_complete(load_dir: str, before: int) -> str | None:
-    older = [name for iteration, name in step_dirs(load_dir)
-             if iteration < before and incompleteness(os.path.join(load_dir, name)) is None]
+    older = [
+        name
+        for iteration, name in step_dirs(load_dir)
+        if iteration < before and incompleteness(os.path.join(load_dir, name)) is None
+    ]
     return older[-1] if older else None
 
 
@@ -296,16 +335,23 @@ class LoadParts:
     @classmethod
     def of(cls, checkpoint_config) -> LoadParts:
         finetune = checkpoint_config.finetune
-        return cls(optimizer=not (finetune or checkpoint_config.no_load_optim),
-                   rng=not (finetune or checkpoint_config.no_load_rng), counters=not finetune)
+        return cls(
+            optimizer=not (finetune or checkpoint_config.no_load_optim),
+            rng=not (finetune or checkpoint_config.no_load_rng),
+            counters=not finetune,
+        )
 
 
 def load(engine, load_dir: str, tag: str, parts: LoadParts | None = None) -> dict:
     """Restore model, optimizer, LR schedule (DeepSpeed) and this rank's RNG; returns the client state."""
     parts = parts or LoadParts()
-    path, client_state = engine.load_checkpoint(load_dir, tag=tag, load_optimizer_states=parts.optimizer,
-                                                load_lr_scheduler_states=parts.optimizer,
-                                                load_module_only=not parts.counters)
+    path, client_state = engine.load_checkpoint(
+        load_dir,
+        tag=tag,
+        load_optimizer_states=parts.optimizer,
+        load_lr_scheduler_states=parts.optimizer,
+        load_module_only=not parts.counters,
+    )
     if path is None:
         raise CheckpointError(f"DeepSpeed could not load {os.path.join(load_dir, tag)}")
     if not parts.rng:

@@ -38,8 +38,10 @@ def find_step_dir(load_dir: str, iteration: int | None = None) -> str:
     else:
         tag = checkpoint.find_resume_tag(load_dir)
         if tag is None:
-            raise CheckpointFormatError(f"{load_dir} holds no checkpoint (no global_stepN folder); point --load at "
-                                        f"the folder a run saved to (its `save` key)")
+            raise CheckpointFormatError(
+                f"{load_dir} holds no checkpoint (no global_stepN folder); point --load at "
+                f"the folder a run saved to (its `save` key)"
+            )
         step_dir = os.path.join(load_dir, tag)
     reason = checkpoint.incompleteness(step_dir)
     if reason is not None:
@@ -58,8 +60,10 @@ def _shard_files(step_dir: str) -> tuple[bool, dict[int, dict[int, str]]]:
         return True, layers
     whole = {int(m.group(1)): os.path.join(step_dir, n) for n in names if (m := MP_RANK_FILE.match(n))}
     if not whole:
-        raise CheckpointFormatError(f"{step_dir} has neither layer_*-model_states.pt nor mp_rank_*_model_states.pt "
-                                    f"files; it is not a checkpoint of this project")
+        raise CheckpointFormatError(
+            f"{step_dir} has neither layer_*-model_states.pt nor mp_rank_*_model_states.pt "
+            f"files; it is not a checkpoint of this project"
+        )
     return False, {-1: whole}
 
 
@@ -75,8 +79,9 @@ def _load_shards(is_pipeline: bool, files: dict[int, dict[int, str]]) -> list[di
             if not is_pipeline:
                 state = state["module"]
             prefix = f"layers.{index}." if is_pipeline else ""
-            per_rank[rank].update({prefix + key: value for key, value in state.items()
-                                   if not key.endswith("_extra_state")})
+            per_rank[rank].update(
+                {prefix + key: value for key, value in state.items() if not key.endswith("_extra_state")}
+            )
     return per_rank
 
 
@@ -89,15 +94,17 @@ def canonical_name(name: str) -> str:
     return name
 
 
-def single_rank_model(settings: BlockSettings, layer_types: list[str], padded_vocab: int, tied: bool,
-                      device: str | torch.device = "cpu") -> gpt.SequentialModel:
+def single_rank_model(
+    settings: BlockSettings, layer_types: list[str], padded_vocab: int, tied: bool, device: str | torch.device = "cpu"
+) -> gpt.SequentialModel:
     """The model as one process builds it (TP=1), on `device` ("meta": shapes and TP layouts only, no memory)."""
     with torch.device(device):
         return gpt.SequentialModel(gpt.layer_specs(settings, layer_types, padded_vocab, tied))
 
 
-def full_parameter_layouts(settings: BlockSettings, layer_types: list[str], padded_vocab: int,
-                           tied: bool) -> dict[str, tuple[torch.Size, tuple]]:
+def full_parameter_layouts(
+    settings: BlockSettings, layer_types: list[str], padded_vocab: int, tied: bool
+) -> dict[str, tuple[torch.Size, tuple]]:
     """{single-rank name: (full shape, TP layout)} of every parameter. The model is built on the meta device in
     whatever model-parallel state this process has (a run converting a checkpoint has its own TP size), and the
     local shapes are scaled back to full ones."""
@@ -114,8 +121,9 @@ def full_parameter_layouts(settings: BlockSettings, layer_types: list[str], padd
     return expected
 
 
-def read_full_state(step_dir: str, settings: BlockSettings, layer_types: list[str],
-                    tied: bool) -> dict[str, torch.Tensor]:
+def read_full_state(
+    step_dir: str, settings: BlockSettings, layer_types: list[str], tied: bool
+) -> dict[str, torch.Tensor]:
     """The full (TP-merged) weights of a checkpoint of any TP / PP layout, in the checkpoint's dtype."""
     is_pipeline, files = _shard_files(step_dir)
     shards = _load_shards(is_pipeline, files)
@@ -129,13 +137,16 @@ def read_full_state(step_dir: str, settings: BlockSettings, layer_types: list[st
     if missing or unexpected:
         raise CheckpointFormatError(
             f"{step_dir} does not match the model of its neox_config.yml ({len(layer_types)} layers "
-            f"{layer_types}, tied head {tied}): missing {missing[:4]}, unexpected {unexpected[:4]}")
+            f"{layer_types}, tied head {tied}): missing {missing[:4]}, unexpected {unexpected[:4]}"
+        )
     full = {}
     for name, (shape, layout) in expected.items():
         merged = merge_tp_shards([shard[name] for shard in shards], *layout)
         if merged.shape != shape:
-            raise CheckpointFormatError(f"{step_dir}: {name} merges to {tuple(merged.shape)} over {len(shards)} TP "
-                                        f"ranks, expected {tuple(shape)}")
+            raise CheckpointFormatError(
+                f"{step_dir}: {name} merges to {tuple(merged.shape)} over {len(shards)} TP "
+                f"ranks, expected {tuple(shape)}"
+            )
         full[name] = merged
     return full
 
@@ -147,8 +158,10 @@ def checkpoint_config(step_dir: str):
 
     path = os.path.join(step_dir, checkpoint.CONFIG_FILE)
     if not os.path.exists(path):
-        raise CheckpointFormatError(f"{step_dir} has no {checkpoint.CONFIG_FILE}; it was not saved by this project's "
-                                    f"trainer (or the save did not finish)")
+        raise CheckpointFormatError(
+            f"{step_dir} has no {checkpoint.CONFIG_FILE}; it was not saved by this project's "
+            f"trainer (or the save did not finish)"
+        )
     return load_config([path])
 
 

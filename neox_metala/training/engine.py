@@ -21,14 +21,23 @@ logger = logging.getLogger(__name__)
 def block_settings(args: NeoXArgs) -> BlockSettings:
     model = args.model
     return BlockSettings(
-        hidden_size=model.hidden_size, num_attention_heads=model.num_attention_heads, num_layers=model.num_layers,
-        intermediate_size=model.intermediate_size, norm=model.norm, norm_eps=model.norm_epsilon,
-        hidden_dropout=model.hidden_dropout, init_method=model.init_method,
-        output_layer_init_method=model.output_layer_init_method, init_method_std=model.init_method_std,
-        seed=args.training.seed, checkpoint_activations=args.training.checkpoint_activations,
+        hidden_size=model.hidden_size,
+        num_attention_heads=model.num_attention_heads,
+        num_layers=model.num_layers,
+        intermediate_size=model.intermediate_size,
+        norm=model.norm,
+        norm_eps=model.norm_epsilon,
+        hidden_dropout=model.hidden_dropout,
+        init_method=model.init_method,
+        output_layer_init_method=model.output_layer_init_method,
+        init_method_std=model.init_method_std,
+        seed=args.training.seed,
+        checkpoint_activations=args.training.checkpoint_activations,
         metala=args.metala.options(),
-        rotary_pct=model.rotary_pct if model.pos_emb == "rotary" else 0.0, rotary_emb_base=model.rotary_emb_base,
-        attention_dropout=model.attention_dropout)
+        rotary_pct=model.rotary_pct if model.pos_emb == "rotary" else 0.0,
+        rotary_emb_base=model.rotary_emb_base,
+        attention_dropout=model.attention_dropout,
+    )
 
 
 def deepspeed_config(args: NeoXArgs) -> dict:
@@ -61,17 +70,19 @@ def build_optimizer(model: torch.nn.Module, args: NeoXArgs) -> torch.optim.Optim
     avoids DeepSpeed's JIT-built fused Adam (and its compile step on every new machine).
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.optimizer.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": args.optimizer.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     opt = args.optimizer
-    return torch.optim.AdamW(groups, lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps,
-                             fused=torch.cuda.is_available())
+    return torch.optim.AdamW(groups, lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps, fused=torch.cuda.is_available())
 
 
 def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_size: int) -> torch.nn.Module:
     """The model in its training form: fused loss input (not fp16) and, by default on GPUs, compiled blocks."""
-    specs = gpt.layer_specs(block_settings(args), layer_types(args), padded_vocab_size,
-                            tied=not args.model.no_weight_tying)
+    specs = gpt.layer_specs(
+        block_settings(args), layer_types(args), padded_vocab_size, tied=not args.model.no_weight_tying
+    )
     model = gpt.build_pipeline_model(specs, layout) if args.parallel.is_pipe_parallel else gpt.SequentialModel(specs)
     if args.training.precision != "fp16":
         gpt.use_fused_loss(model)
@@ -88,10 +99,16 @@ def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_si
 def initialize_engine(args: NeoXArgs, model: torch.nn.Module):
     """Returns the DeepSpeed engine (PipelineEngine when pipe_parallel_size >= 1) with our optimizer and schedule."""
     optimizer = build_optimizer(model, args)
-    schedule = WarmupDecaySchedule(optimizer, max_lr=args.optimizer.lr, min_lr=args.optimizer.min_lr,
-                                   warmup_iters=args.derived.warmup_iters, decay_iters=args.optimizer.lr_decay_iters,
-                                   decay_style=args.optimizer.lr_decay_style)
+    schedule = WarmupDecaySchedule(
+        optimizer,
+        max_lr=args.optimizer.lr,
+        min_lr=args.optimizer.min_lr,
+        warmup_iters=args.derived.warmup_iters,
+        decay_iters=args.optimizer.lr_decay_iters,
+        decay_style=args.optimizer.lr_decay_style,
+    )
     mpu = None if args.parallel.is_pipe_parallel else parallel.MegatronMPU()
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule,
-                                           config=deepspeed_config(args), mpu=mpu)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(args), mpu=mpu
+    )
     return engine

@@ -26,9 +26,9 @@ import torch
 import torch.distributed as dist
 
 from .. import parallel
-from .checkpoint_files import canonical_name
 from ..model.reshard import split_tp_shard, tp_layout
 from . import checkpoint
+from .checkpoint_files import canonical_name
 from .neutral_checkpoint import MASTER, MOMENTS, Layout, NeutralCheckpoint, checkpoint_layout, layout_of
 
 CONVERTED_DIR = "layouts"
@@ -80,7 +80,7 @@ def fill_engine(engine, source: NeutralCheckpoint, with_optimizer: bool = True) 
             name = canonical_name(engine_name)
             layout = tp_layout(param)
 
-            def shard(full):
+            def shard(full, layout=layout):
                 return split_tp_shard(full, tp, tp_rank, *layout)
 
             param.copy_(shard(source.weight(name)))
@@ -106,8 +106,15 @@ def source_rng_rank(source: Layout, target: Layout, rank: int) -> int:
     return source.rank(stage, 0, 0)
 
 
-def convert_into(engine, source: NeutralCheckpoint, target: Layout, save_dir: str, config_yaml: str,
-                 tokenizer_record: dict | None, with_optimizer: bool = True) -> str:
+def convert_into(
+    engine,
+    source: NeutralCheckpoint,
+    target: Layout,
+    save_dir: str,
+    config_yaml: str,
+    tokenizer_record: dict | None,
+    with_optimizer: bool = True,
+) -> str:
     """Collective: write `source` as a checkpoint of the engine's layout to `save_dir`; returns its step folder.
     The engine keeps the converted state; this process's random streams are left as they were."""
     fill_engine(engine, source, with_optimizer)
@@ -123,8 +130,9 @@ def convert_into(engine, source: NeutralCheckpoint, target: Layout, save_dir: st
     if tokenizer_record:
         marker["tokenizer"] = tokenizer_record
     try:
-        return checkpoint.save(engine, save_dir, source.iteration, {"train_state": state["train_state"]},
-                               config_yaml, marker=marker)
+        return checkpoint.save(
+            engine, save_dir, source.iteration, {"train_state": state["train_state"]}, config_yaml, marker=marker
+        )
     finally:
         checkpoint.set_rng_state(own_rng)
 
@@ -145,7 +153,13 @@ def padded_vocab_for_resume(step_dir: str, vocab_size: int, computed: int, tenso
     if saved % tensor_parallel:
         raise checkpoint.CheckpointError(
             f"{step_dir} pads the vocabulary to {saved} rows, which model_parallel_size {tensor_parallel} does not "
-            f"divide; choose a model_parallel_size that divides {saved}")
-    logger.info("keeping the %d vocabulary rows of %s (model_parallel_size %d alone would pad to %d)", saved,
-                step_dir, tensor_parallel, computed)
+            f"divide; choose a model_parallel_size that divides {saved}"
+        )
+    logger.info(
+        "keeping the %d vocabulary rows of %s (model_parallel_size %d alone would pad to %d)",
+        saved,
+        step_dir,
+        tensor_parallel,
+        computed,
+    )
     return saved

@@ -245,8 +245,15 @@ class MetricsProcessor:
     peak_tflops_per_gpu: overrides the device table (and then MFU is reported on any device).
     """
 
-    def __init__(self, loggers: BaseLogger, flops_per_token: float | None, world_size: int, precision: str,
-                 peak_tflops_per_gpu: float | None = None, clock=time.perf_counter):
+    def __init__(
+        self,
+        loggers: BaseLogger,
+        flops_per_token: float | None,
+        world_size: int,
+        precision: str,
+        peak_tflops_per_gpu: float | None = None,
+        clock=time.perf_counter,
+    ):
         self.loggers = loggers
         self.flops_per_token = flops_per_token
         self.world_size = world_size
@@ -269,8 +276,18 @@ class MetricsProcessor:
         wandb_logger = self.loggers.find(WandBLogger) if isinstance(self.loggers, LoggerContainer) else None
         return wandb_logger.run_id if wandb_logger else None
 
-    def step_done(self, iteration: int, loss, lr: float, grad_norm=None, loss_scale=None, tokens: int = 0,
-                  samples: int = 0, data_wait_seconds: float = 0.0, skipped: bool = False) -> None:
+    def step_done(
+        self,
+        iteration: int,
+        loss,
+        lr: float,
+        grad_norm=None,
+        loss_scale=None,
+        tokens: int = 0,
+        samples: int = 0,
+        data_wait_seconds: float = 0.0,
+        skipped: bool = False,
+    ) -> None:
         """Record one optimizer step. `loss`/`grad_norm` may be GPU tensors: they are read only at `log`.
 
         iteration: the step's number; not needed for the numbers, taken so call sites read clearly.
@@ -341,8 +358,10 @@ class MetricsProcessor:
     def _memory() -> dict:
         if not torch.cuda.is_available() or not torch.cuda.is_initialized():
             return {}
-        memory = {"memory_max_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
-                  "memory_max_reserved_gib": torch.cuda.max_memory_reserved() / 2**30}
+        memory = {
+            "memory_max_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
+            "memory_max_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
+        }
         torch.cuda.reset_peak_memory_stats()  # peaks per log interval
         return memory
 
@@ -356,11 +375,22 @@ class MetricsProcessor:
         self.loggers.close()
 
 
-def build_metrics(run_dir: str | os.PathLike, rank: int, world_size: int, flops_per_token: float | None,
-                  precision: str, train_iters: int | None = None, *, resume_iteration: int | None = None,
-                  console: bool = True, wandb: WandBSettings | None = None,
-                  tensorboard_dir: str | os.PathLike | None = None, peak_tflops_per_gpu: float | None = None,
-                  console_stream=None, clock=time.perf_counter) -> MetricsProcessor:
+def build_metrics(
+    run_dir: str | os.PathLike,
+    rank: int,
+    world_size: int,
+    flops_per_token: float | None,
+    precision: str,
+    train_iters: int | None = None,
+    *,
+    resume_iteration: int | None = None,
+    console: bool = True,
+    wandb: WandBSettings | None = None,
+    tensorboard_dir: str | os.PathLike | None = None,
+    peak_tflops_per_gpu: float | None = None,
+    console_stream=None,
+    clock=time.perf_counter,
+) -> MetricsProcessor:
     """The trainer's one constructor. Rank 0 writes RUN_DIR/metrics.jsonl, the console line, and W&B (if
     `wandb`) and TensorBoard (if `tensorboard_dir`); other ranks get no sinks.
 
@@ -378,13 +408,22 @@ def build_metrics(run_dir: str | os.PathLike, rank: int, world_size: int, flops_
         if console:
             loggers.append(ConsoleLogger(train_iters, console_stream))
         if wandb:
-            loggers.append(WandBLogger(wandb, os.environ.get("WANDB_DIR", str(run_dir)),
-                                       history=jsonl.records() if wandb.run_id else None))
+            loggers.append(
+                WandBLogger(
+                    wandb, os.environ.get("WANDB_DIR", str(run_dir)), history=jsonl.records() if wandb.run_id else None
+                )
+            )
         if tensorboard_dir:
             purge_step = resume_iteration + 1 if resume_iteration is not None else None
             loggers.append(TensorBoardLogger(tensorboard_dir, purge_step=purge_step))
         # The JSONL file last: a record there means every other sink was handed that step (W&B may still lose
         # it in a kill: wandb_sink refills W&B from this file).
         loggers.append(jsonl)
-    return MetricsProcessor(LoggerContainer(loggers), flops_per_token, world_size, precision,
-                            peak_tflops_per_gpu=peak_tflops_per_gpu, clock=clock)
+    return MetricsProcessor(
+        LoggerContainer(loggers),
+        flops_per_token,
+        world_size,
+        precision,
+        peak_tflops_per_gpu=peak_tflops_per_gpu,
+        clock=clock,
+    )

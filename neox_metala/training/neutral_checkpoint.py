@@ -26,9 +26,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .checkpoint_files import (CheckpointFormatError, canonical_name, checkpoint_config,
-                                      full_parameter_layouts, model_description, read_full_state)
 from ..model.reshard import merge_tp_shards
+from .checkpoint_files import (
+    CheckpointFormatError,
+    canonical_name,
+    checkpoint_config,
+    full_parameter_layouts,
+    model_description,
+    read_full_state,
+)
 
 OPTIMIZER_FILE = re.compile(r"^(bf16_)?zero_pp_rank_(\d+)_mp_rank_(\d+)_optim_states\.pt$")
 MASTER = "fp32"  # the key of the fp32 master weights beside the AdamW moments
@@ -55,14 +61,21 @@ class Layout:
         return (stage * self.data_parallel + data) * self.tensor_parallel + tensor
 
     def __str__(self) -> str:
-        return (f"TP={self.tensor_parallel} PP={self.pipe_parallel_size} DP={self.data_parallel} "
-                f"(ZeRO stage {self.zero_stage}, {self.precision})")
+        return (
+            f"TP={self.tensor_parallel} PP={self.pipe_parallel_size} DP={self.data_parallel} "
+            f"(ZeRO stage {self.zero_stage}, {self.precision})"
+        )
 
 
 def layout_of(args) -> Layout:
     """The layout of a resolved config (NeoXArgs)."""
-    return Layout(args.parallel.model_parallel_size, args.parallel.pipe_parallel_size, args.derived.data_parallel_size,
-                  args.optimizer.zero_stage, args.training.precision)
+    return Layout(
+        args.parallel.model_parallel_size,
+        args.parallel.pipe_parallel_size,
+        args.derived.data_parallel_size,
+        args.optimizer.zero_stage,
+        args.training.precision,
+    )
 
 
 def resolved_checkpoint_config(step_dir: str):
@@ -90,8 +103,9 @@ class NeutralCheckpoint:
         expected = full_parameter_layouts(settings, layer_types, self.padded_vocab, tied)
         self.tp_layouts = {name: layout for name, (_, layout) in expected.items()}
         self.shapes = {name: shape for name, (shape, _) in expected.items()}
-        self.engine_state = torch.load(os.path.join(step_dir, "mp_rank_00_model_states.pt"), map_location="cpu",
-                                       weights_only=False, mmap=True)
+        self.engine_state = torch.load(
+            os.path.join(step_dir, "mp_rank_00_model_states.pt"), map_location="cpu", weights_only=False, mmap=True
+        )
         self._optimizer_files: dict[str, dict] = {}
         self._index: dict[str, dict[int, list]] | None = None  # read when first needed: finetune does not
 
@@ -115,19 +129,24 @@ class NeutralCheckpoint:
 
     def _optimizer_state(self, path: str) -> dict:
         if path not in self._optimizer_files:
-            self._optimizer_files[path] = torch.load(path, map_location="cpu", weights_only=False,
-                                                     mmap=True)["optimizer_state_dict"]
+            self._optimizer_files[path] = torch.load(path, map_location="cpu", weights_only=False, mmap=True)[
+                "optimizer_state_dict"
+            ]
         return self._optimizer_files[path]
 
     def _index_optimizer_files(self) -> dict[str, dict[int, list]]:
         """{name: {tp rank: [(file, group, start, numel) in DP order]}} from every optimizer file's slice map."""
-        files = sorted((int(m.group(3)), int(m.group(2)), name) for name in os.listdir(self.step_dir)
-                       if (m := OPTIMIZER_FILE.match(name)))
+        files = sorted(
+            (int(m.group(3)), int(m.group(2)), name)
+            for name in os.listdir(self.step_dir)
+            if (m := OPTIMIZER_FILE.match(name))
+        )
         if not files:
             raise CheckpointFormatError(
                 f"{self.step_dir} has no zero_pp_rank_*_optim_states.pt files (a ZeRO stage 0 checkpoint?); changing "
                 f"the layout needs the partitioned optimizer state of zero_optimization stage 1 or 2. Resume it in "
-                f"its own layout, or load only its weights in another layout with finetune or no_load_optim: true")
+                f"its own layout, or load only its weights in another layout with finetune or no_load_optim: true"
+            )
         tp = self.layout.tensor_parallel
         fragments: dict[str, dict[int, list]] = {}
         for mp_rank, _dp_rank, file_name in files:  # DP ranks in order within each model-parallel rank
@@ -139,8 +158,10 @@ class NeutralCheckpoint:
         unknown = sorted(set(fragments) - set(self.shapes))
         missing = sorted(set(self.shapes) - set(fragments))
         if unknown or missing:
-            raise CheckpointFormatError(f"{self.step_dir}: the optimizer files do not match the model of its "
-                                        f"neox_config.yml: missing {missing[:4]}, unexpected {unknown[:4]}")
+            raise CheckpointFormatError(
+                f"{self.step_dir}: the optimizer files do not match the model of its "
+                f"neox_config.yml: missing {missing[:4]}, unexpected {unknown[:4]}"
+            )
         return fragments
 
     def _tp_local(self, name: str, tp_rank: int, key: str) -> torch.Tensor:
@@ -148,8 +169,9 @@ class NeutralCheckpoint:
         A tied embedding held by the first and the last pipeline stage appears twice: the copies are equal (their
         gradients are summed over the tied group), so the first stage's is read."""
         pieces = []
-        numel = self.shapes[name].numel() // (self.layout.tensor_parallel if self.tp_layouts[name][0] is not None
-                                              else 1)
+        numel = self.shapes[name].numel() // (
+            self.layout.tensor_parallel if self.tp_layouts[name][0] is not None else 1
+        )
         for path, group, start, count in self._fragments[name][tp_rank]:
             if sum(piece.numel() for piece in pieces) >= numel:
                 break
@@ -162,8 +184,10 @@ class NeutralCheckpoint:
             pieces.append(flat.narrow(0, start, count))
         local = torch.cat(pieces)
         if local.numel() != numel:
-            raise CheckpointFormatError(f"{self.step_dir}: {name} ({key}) has {local.numel()} elements in the "
-                                        f"optimizer files of TP rank {tp_rank}, expected {numel}")
+            raise CheckpointFormatError(
+                f"{self.step_dir}: {name} ({key}) has {local.numel()} elements in the "
+                f"optimizer files of TP rank {tp_rank}, expected {numel}"
+            )
         return local
 
     def optimizer_tensor(self, name: str, key: str) -> torch.Tensor:

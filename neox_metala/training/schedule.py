@@ -7,8 +7,9 @@ import math
 
 
 class WarmupDecaySchedule:
-    def __init__(self, optimizer, max_lr: float, min_lr: float, warmup_iters: int, decay_iters: int,
-                 decay_style: str = "cosine"):
+    def __init__(
+        self, optimizer, max_lr: float, min_lr: float, warmup_iters: int, decay_iters: int, decay_style: str = "cosine"
+    ):
         if decay_style not in ("cosine", "linear", "constant"):
             raise ValueError(f"unknown lr_decay_style {decay_style!r}; choose cosine, linear or constant")
         self.optimizer = optimizer

@@ -21,8 +21,8 @@ from ..launch.train_args import parse_train_args
 from ..model.gpt import cross_entropy_loss
 from ..model.sizes import flops_per_token
 from . import checkpoint, layout_change
-from .checkpoint_files import CheckpointFormatError
 from .batches import BatchStream, build_run_datasets, stream_device
+from .checkpoint_files import CheckpointFormatError
 from .engine import build_model, initialize_engine
 from .metrics import build_metrics
 from .neutral_checkpoint import NeutralCheckpoint, layout_of
@@ -57,15 +57,20 @@ class Trainer:
         check_save_writable(args, dist.get_rank())
         torch.manual_seed(args.training.seed)
         tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
-        vocab = padded_vocab_size(tokenizer.vocab_size, args.model.make_vocab_size_divisible_by,
-                                  args.parallel.model_parallel_size)
-        self.tokenizer_record = {"vocab_size": tokenizer.vocab_size, "padded_vocab_size": vocab,
-                                 "fingerprint": tokenizer.fingerprint}
+        vocab = padded_vocab_size(
+            tokenizer.vocab_size, args.model.make_vocab_size_divisible_by, args.parallel.model_parallel_size
+        )
+        self.tokenizer_record = {
+            "vocab_size": tokenizer.vocab_size,
+            "padded_vocab_size": vocab,
+            "fingerprint": tokenizer.fingerprint,
+        }
         load = args.checkpoint.load
         self.resume_tag = checkpoint.find_resume_tag(load) if load else None
         if self.resume_tag:  # a checkpoint of another TP size may pad the vocabulary otherwise: keep its rows
-            vocab = layout_change.padded_vocab_for_resume(os.path.join(load, self.resume_tag), tokenizer.vocab_size,
-                                                          vocab, args.parallel.model_parallel_size)
+            vocab = layout_change.padded_vocab_for_resume(
+                os.path.join(load, self.resume_tag), tokenizer.vocab_size, vocab, args.parallel.model_parallel_size
+            )
             self.tokenizer_record["padded_vocab_size"] = vocab
         self._warm_up_kernels(kernel_cache)
         self.engine = initialize_engine(args, build_model(args, self.layout, vocab))
@@ -87,19 +92,40 @@ class Trainer:
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
         seconds = warmup.warm_up_node(warmup.MixerShapes.of(self.args), device)
         if seconds is not None and dist.get_rank() == 0:
-            logger.info("MetaLA kernels compiled or loaded in %.1f s on local rank 0 of each node (kernel cache %s)",
-                        seconds, kernel_cache)
+            logger.info(
+                "MetaLA kernels compiled or loaded in %.1f s on local rank 0 of each node (kernel cache %s)",
+                seconds,
+                kernel_cache,
+            )
 
     def _build_metrics(self, padded_vocab: int):
         args, logging_cfg = self.args, self.args.logging
         flops = flops_per_token(args.model_shape(padded_vocab))["total"]
-        wandb = WandBSettings(logging_cfg.wandb_project, logging_cfg.wandb_group, logging_cfg.wandb_team,
-                              logging_cfg.wandb_run_name, logging_cfg.wandb_host, self.state.wandb_run_id,
-                              args.to_dict()) if logging_cfg.use_wandb else None
-        return build_metrics(self.run_dir, dist.get_rank(), self.layout.world_size, flops, args.training.precision,
-                             args.training.train_iters, resume_iteration=self._metrics_resume_iteration(),
-                             tensorboard_dir=logging_cfg.tensorboard_dir,
-                             peak_tflops_per_gpu=logging_cfg.peak_tflops_per_gpu, wandb=wandb)
+        wandb = (
+            WandBSettings(
+                logging_cfg.wandb_project,
+                logging_cfg.wandb_group,
+                logging_cfg.wandb_team,
+                logging_cfg.wandb_run_name,
+                logging_cfg.wandb_host,
+                self.state.wandb_run_id,
+                args.to_dict(),
+            )
+            if logging_cfg.use_wandb
+            else None
+        )
+        return build_metrics(
+            self.run_dir,
+            dist.get_rank(),
+            self.layout.world_size,
+            flops,
+            args.training.precision,
+            args.training.train_iters,
+            resume_iteration=self._metrics_resume_iteration(),
+            tensorboard_dir=logging_cfg.tensorboard_dir,
+            peak_tflops_per_gpu=logging_cfg.peak_tflops_per_gpu,
+            wandb=wandb,
+        )
 
     def _metrics_resume_iteration(self) -> int | None:
         """Where the metrics files restart. A resumable job (`load` set) that found no checkpoint starts at 0: the
@@ -110,8 +136,13 @@ class Trainer:
         dataset = self.datasets[split]
         if dataset is None:
             return None
-        return BatchStream(dataset, consumed, self.args.training.train_micro_batch_size_per_gpu,
-                           stream_device(self.engine), self.args.data.num_workers)
+        return BatchStream(
+            dataset,
+            consumed,
+            self.args.training.train_micro_batch_size_per_gpu,
+            stream_device(self.engine),
+            self.args.data.num_workers,
+        )
 
     def _resume(self) -> str | None:
         load, options = self.args.checkpoint.load, self.args.checkpoint
@@ -125,12 +156,18 @@ class Trainer:
         load_dir = self._convert_layout(load, tag, saved_layout, parts) if saved_layout else load
         tag, client_state = checkpoint.load_newest_sound(self.engine, load_dir, tag, parts)
         if options.finetune:
-            logger.info("finetune: loaded the weights of %s; starting at iteration 0 with a fresh optimizer",
-                        os.path.join(load_dir, tag))
+            logger.info(
+                "finetune: loaded the weights of %s; starting at iteration 0 with a fresh optimizer",
+                os.path.join(load_dir, tag),
+            )
             return tag
         self.state = TrainState(**client_state["train_state"])
-        logger.info("resumed from %s at iteration %d%s", os.path.join(load_dir, tag), self.state.iteration,
-                    "" if parts.optimizer else " (no_load_optim: fresh optimizer and LR schedule)")
+        logger.info(
+            "resumed from %s at iteration %d%s",
+            os.path.join(load_dir, tag),
+            self.state.iteration,
+            "" if parts.optimizer else " (no_load_optim: fresh optimizer and LR schedule)",
+        )
         return tag
 
     def _convert_layout(self, load: str, tag: str, saved_layout, parts: checkpoint.LoadParts) -> str:
@@ -140,25 +177,38 @@ class Trainer:
         out = layout_change.converted_dir(self.args.checkpoint.save or load, layout, parts.optimizer)
         step_dir = os.path.join(load, tag)
         if checkpoint.incompleteness(os.path.join(out, tag)) is None:
-            logger.info("%s was written in layout %s; this run (%s) loads its conversion %s", step_dir, saved_layout,
-                        layout, os.path.join(out, tag))
+            logger.info(
+                "%s was written in layout %s; this run (%s) loads its conversion %s",
+                step_dir,
+                saved_layout,
+                layout,
+                os.path.join(out, tag),
+            )
             return out
         corrupted = checkpoint.corrupted_files(step_dir)
         if corrupted:
             raise checkpoint.CheckpointError(
                 f"{step_dir}: {', '.join(corrupted)} differ from the digests recorded when it was saved, so it cannot "
-                f"be converted into this run's layout; restore them, or remove the folder to use the previous step")
-        logger.info("%s was written in layout %s; this run is %s: converting it into %s", step_dir, saved_layout,
-                    layout, out)
+                f"be converted into this run's layout; restore them, or remove the folder to use the previous step"
+            )
+        logger.info(
+            "%s was written in layout %s; this run is %s: converting it into %s", step_dir, saved_layout, layout, out
+        )
         source = NeutralCheckpoint(step_dir)
         saved_batch, batch = source.args.training.train_batch_size, self.args.training.train_batch_size
         if saved_batch != batch:
-            logger.warning("train_batch_size was %d in %s and is %d now: the data continues after the samples "
-                           "consumed, but each iteration takes other samples than in the saved run; keep "
-                           "train_batch_size and let gradient_accumulation_steps follow the data-parallel size to "
-                           "continue the same batches", saved_batch, step_dir, batch)
-        layout_change.convert_into(self.engine, source, layout, out, self.args.to_yaml(), self.tokenizer_record,
-                                   with_optimizer=parts.optimizer)
+            logger.warning(
+                "train_batch_size was %d in %s and is %d now: the data continues after the samples "
+                "consumed, but each iteration takes other samples than in the saved run; keep "
+                "train_batch_size and let gradient_accumulation_steps follow the data-parallel size to "
+                "continue the same batches",
+                saved_batch,
+                step_dir,
+                batch,
+            )
+        layout_change.convert_into(
+            self.engine, source, layout, out, self.args.to_yaml(), self.tokenizer_record, with_optimizer=parts.optimizer
+        )
         return out
 
     def train(self) -> int:
@@ -197,17 +247,24 @@ class Trainer:
         self.updates_since_save += not skipped
         self.state.iteration += 1
         self.state.consumed_train_samples += self.args.training.train_batch_size
-        self.metrics.step_done(self.state.iteration, loss, self.engine.get_lr()[0],
-                               grad_norm=self.engine.get_global_grad_norm(), loss_scale=self._loss_scale(),
-                               tokens=self.args.training.train_batch_size * self.args.model.seq_length,
-                               samples=self.args.training.train_batch_size,
-                               data_wait_seconds=self.train_stream.take_wait_seconds(), skipped=skipped)
+        self.metrics.step_done(
+            self.state.iteration,
+            loss,
+            self.engine.get_lr()[0],
+            grad_norm=self.engine.get_global_grad_norm(),
+            loss_scale=self._loss_scale(),
+            tokens=self.args.training.train_batch_size * self.args.model.seq_length,
+            samples=self.args.training.train_batch_size,
+            data_wait_seconds=self.train_stream.take_wait_seconds(),
+            skipped=skipped,
+        )
         if not self.engine_skips_non_finite and not math.isfinite(loss.item()):  # item(): a sync, only here
             raise NonFiniteStop(
                 f"stopping: iteration {self.state.iteration} had a non-finite loss and its update was applied "
                 f"(zero_optimization stage 0 in {self.args.training.precision} does not skip such steps), so the "
                 f"weights are no longer usable; resume from the last checkpoint in {self.args.checkpoint.save} "
-                f"with zero_optimization stage 1, which skips non-finite steps")
+                f"with zero_optimization stage 1, which skips non-finite steps"
+            )
         self._guard_non_finite(skipped)
 
     def _plain_step(self, poison: bool) -> torch.Tensor:
@@ -240,7 +297,8 @@ class Trainer:
             raise NonFiniteStop(
                 f"stopping: {self.consecutive_skips} consecutive steps (up to iteration {self.state.iteration}) "
                 f"had a non-finite loss or gradient norm; resume from the last checkpoint in "
-                f"{self.args.checkpoint.save} (load) after fixing the cause, e.g. a lower learning rate")
+                f"{self.args.checkpoint.save} (load) after fixing the cause, e.g. a lower learning rate"
+            )
 
     def evaluate(self, split: Split = Split.VALID) -> float | None:
         consumed = self.state.consumed_valid_samples if split == Split.VALID else 0
@@ -284,10 +342,15 @@ class Trainer:
             return None
         self.state.wandb_run_id = self.metrics.wandb_run_id
         with self.metrics.untimed():
-            checkpoint.save(self.engine, self.args.checkpoint.save, self.state.iteration,
-                            {"train_state": dataclasses.asdict(self.state)}, self.args.to_yaml(),
-                            self.args.checkpoint.keep_last_n_checkpoints,
-                            {"tokenizer": self.tokenizer_record, "only_skipped_updates": self.updates_since_save == 0})
+            checkpoint.save(
+                self.engine,
+                self.args.checkpoint.save,
+                self.state.iteration,
+                {"train_state": dataclasses.asdict(self.state)},
+                self.args.to_yaml(),
+                self.args.checkpoint.keep_last_n_checkpoints,
+                {"tokenizer": self.tokenizer_record, "only_skipped_updates": self.updates_since_save == 0},
+            )
         self.updates_since_save = 0
         logger.info("saved checkpoint at iteration %d to %s", self.state.iteration, self.args.checkpoint.save)
         return self.state.iteration

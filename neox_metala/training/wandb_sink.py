@@ -43,8 +43,8 @@ def read_transaction_log(path: str | os.PathLike, strict: bool = False):
         if left_in_block < RECORD_HEADER:  # the block's tail is zero padding
             position += left_in_block
             continue
-        checksum, length, kind = struct.unpack("<IHB", data[position:position + RECORD_HEADER])
-        payload = data[position + RECORD_HEADER:position + RECORD_HEADER + length]
+        checksum, length, kind = struct.unpack("<IHB", data[position : position + RECORD_HEADER])
+        payload = data[position + RECORD_HEADER : position + RECORD_HEADER + length]
         position += RECORD_HEADER + length
         if len(payload) < length or zlib.crc32(bytes([kind]) + payload) & 0xFFFFFFFF != checksum:
             if strict:
@@ -97,9 +97,16 @@ class WandBLogger:
             os.environ["WANDB_BASE_URL"] = settings.host
         if wandb_dir:
             Path(wandb_dir).mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(project=settings.project, group=settings.group, entity=settings.team,
-                              name=settings.run_name, id=settings.run_id, resume="allow", dir=wandb_dir,
-                              config=settings.config or {})
+        self.run = wandb.init(
+            project=settings.project,
+            group=settings.group,
+            entity=settings.team,
+            name=settings.run_name,
+            id=settings.run_id,
+            resume="allow",
+            dir=wandb_dir,
+            config=settings.config or {},
+        )
         self.last_step_of_previous_jobs = self._last_step_held() if settings.run_id else -1
         for record in history or []:
             self.log({key: value for key, value in record.items() if key != "iteration"}, record["iteration"])

@@ -91,26 +91,36 @@ def test_missing_file_and_bad_yaml(write_yaml, tmp_path):
 
 
 def test_ignored_neox_keys_load_with_one_warning(tiny_yaml, write_yaml, caplog):
-    extra = write_yaml("neox.yml", "bias_gelu_fusion: true\nscaled-upper-triang-masked-softmax-fusion: true\n"
-                                   "partition_activations: false\ngpt_j_residual: false\n")
+    extra = write_yaml(
+        "neox.yml",
+        "bias_gelu_fusion: true\nscaled-upper-triang-masked-softmax-fusion: true\n"
+        "partition_activations: false\ngpt_j_residual: false\n",
+    )
     with caplog.at_level(logging.WARNING, logger="neox_metala.config"):
         load_config([tiny_yaml, extra])
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    for key in ("bias_gelu_fusion", "scaled_upper_triang_masked_softmax_fusion", "partition_activations",
-                "gpt_j_residual"):
+    for key in (
+        "bias_gelu_fusion",
+        "scaled_upper_triang_masked_softmax_fusion",
+        "partition_activations",
+        "gpt_j_residual",
+    ):
         assert key in warnings[0]
 
 
-@pytest.mark.parametrize("line, key", [
-    ("gpt_j_residual: true", "gpt_j_residual"),
-    ("sequence_parallel: true", "sequence_parallel"),
-    ("zero_optimization: {stage: 3}", "zero_optimization.stage"),
-    ("zero_optimization: {stage: 1, offload_optimizer: {device: cpu}}", "offload_optimizer"),
-    ("activation: gelu", "activation"),
-    ("pos_emb: alibi", "pos_emb"),
-    ("launcher: jsrun", "launcher"),
-])
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ("gpt_j_residual: true", "gpt_j_residual"),
+        ("sequence_parallel: true", "sequence_parallel"),
+        ("zero_optimization: {stage: 3}", "zero_optimization.stage"),
+        ("zero_optimization: {stage: 1, offload_optimizer: {device: cpu}}", "offload_optimizer"),
+        ("activation: gelu", "activation"),
+        ("pos_emb: alibi", "pos_emb"),
+        ("launcher: jsrun", "launcher"),
+    ],
+)
 def test_semantics_we_do_not_implement_are_errors(tiny_yaml, write_yaml, line, key):
     extra = write_yaml("extra.yml", line + "\n")
     message = load_error(tiny_yaml, extra)
@@ -123,9 +133,12 @@ def test_derived_keys_cannot_be_set_in_files(tiny_yaml, write_yaml):
 
 
 def test_round_trip_through_dict_and_json(tiny_yaml, write_yaml):
-    extra = write_yaml("extra.yml", "fp16: {enabled: true, loss_scale: 0, initial_scale_power: 12}\n"
-                                    "zero_optimization: {stage: 1, overlap_comm: true}\nnum_gpus: 2\n"
-                                    "train_data_paths: [a, b]\ntrain_data_weights: [1, 3]\n")
+    extra = write_yaml(
+        "extra.yml",
+        "fp16: {enabled: true, loss_scale: 0, initial_scale_power: 12}\n"
+        "zero_optimization: {stage: 1, overlap_comm: true}\nnum_gpus: 2\n"
+        "train_data_paths: [a, b]\ntrain_data_weights: [1, 3]\n",
+    )
     args = load_config([tiny_yaml, extra]).resolve(world_size=2)
     flat = args.to_dict()
     assert flat["hidden_size"] == 64 and flat["data_parallel_size"] == 2 and flat["precision"] == "fp16"

@@ -29,14 +29,17 @@ def with_extra(write_yaml, tiny_yaml, text):
     return [tiny_yaml, write_yaml("extra.yml", text)]
 
 
-@pytest.mark.parametrize("micro, accumulation, global_batch, dp, expected", [
-    (2, 2, None, 4, (2, 2, 16)),     # the usual: micro and accumulation given
-    (2, None, 16, 4, (2, 2, 16)),    # micro and global: accumulation derived
-    (None, 2, 16, 4, (2, 2, 16)),    # accumulation and global: micro derived
-    (None, None, 16, 4, (4, 1, 16)),  # global alone: accumulation 1
-    (3, None, None, 4, (3, 1, 12)),   # micro alone: accumulation 1
-    (2, 2, 16, 4, (2, 2, 16)),       # all three, consistent
-])
+@pytest.mark.parametrize(
+    "micro, accumulation, global_batch, dp, expected",
+    [
+        (2, 2, None, 4, (2, 2, 16)),  # the usual: micro and accumulation given
+        (2, None, 16, 4, (2, 2, 16)),  # micro and global: accumulation derived
+        (None, 2, 16, 4, (2, 2, 16)),  # accumulation and global: micro derived
+        (None, None, 16, 4, (4, 1, 16)),  # global alone: accumulation 1
+        (3, None, None, 4, (3, 1, 12)),  # micro alone: accumulation 1
+        (2, 2, 16, 4, (2, 2, 16)),  # all three, consistent
+    ],
+)
 def test_batch_sizes_derive_the_missing_ones(micro, accumulation, global_batch, dp, expected):
     assert batch_sizes(micro, accumulation, global_batch, dp) == expected
 
@@ -45,8 +48,13 @@ def test_train_batch_size_mismatch_names_all_four_numbers(write_yaml, tiny_yaml)
     paths = with_extra(write_yaml, tiny_yaml, "train_batch_size: 12\n")
     message = config_error(lambda: load_config(paths).resolve(world_size=4))
     assert message.startswith(paths[1])
-    for text in ("train_batch_size (12)", "train_micro_batch_size_per_gpu (2)", "gradient_accumulation_steps (2)",
-                 "data-parallel size (4)", "= 16"):
+    for text in (
+        "train_batch_size (12)",
+        "train_micro_batch_size_per_gpu (2)",
+        "gradient_accumulation_steps (2)",
+        "data-parallel size (4)",
+        "= 16",
+    ):
         assert text in message
 
 
@@ -72,8 +80,11 @@ def test_num_layers_must_match_attention_config(write_yaml, tiny_yaml):
 
 def test_attention_config_expansion_and_default(write_yaml, tiny_yaml):
     assert layer_types(load_config([tiny_yaml])) == ["metala", "metala", "attention", "metala"]
-    text = pathlib.Path(tiny_yaml).read_text().replace('attention_config: [[["metala", "metala", "attention"], 1], '
-                                          '[["metala"], 1]]\n', "")
+    text = (
+        pathlib.Path(tiny_yaml)
+        .read_text()
+        .replace('attention_config: [[["metala", "metala", "attention"], 1], [["metala"], 1]]\n', "")
+    )
     assert layer_types(load_config([write_yaml("plain.yml", text)])) == ["metala"] * 4
     bad = text + 'attention_config: [[["global"], 4]]\n'
     message = config_error(lambda: load_config([write_yaml("global.yml", bad)]))
@@ -94,12 +105,15 @@ def test_missing_required_key(write_yaml, tiny_yaml):
     assert "missing required key 'seq_length'" in config_error(lambda: load_config([write_yaml("x.yml", text)]))
 
 
-@pytest.mark.parametrize("extra, expected", [
-    ("bf16: {enabled: true}", "bfloat16"),
-    ("fp16: {enabled: true, type: bfloat16}", "bfloat16"),
-    ("precision: fp16\nfp16: {enabled: true, loss_scale: 0}", "fp16"),
-    ("fp16: {enabled: false}", "fp32"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ("bf16: {enabled: true}", "bfloat16"),
+        ("fp16: {enabled: true, type: bfloat16}", "bfloat16"),
+        ("precision: fp16\nfp16: {enabled: true, loss_scale: 0}", "fp16"),
+        ("fp16: {enabled: false}", "fp32"),
+    ],
+)
 def test_precision_from_neox_blocks(write_yaml, tiny_yaml, extra, expected):
     assert load_config(with_extra(write_yaml, tiny_yaml, extra + "\n")).training.precision == expected
 
@@ -110,14 +124,22 @@ def test_precision_contradiction_is_an_error(write_yaml, tiny_yaml):
     assert "precision is 'fp16'" in message and "bf16.enabled" in message
 
 
-@pytest.mark.parametrize("optimizer, fragment", [
-    ("{type: Lion, params: {lr: 1.0e-4}}", "'Adam', 'AdamW'"),
-    ("{type: Adam, params: {betas: [0.9, 0.95]}}", "params.lr is required"),
-    ("{type: Adam, params: {lr: 1.0e-4, beta: [0.9, 0.95]}}", "did you mean 'betas'"),
-])
+@pytest.mark.parametrize(
+    "optimizer, fragment",
+    [
+        ("{type: Lion, params: {lr: 1.0e-4}}", "'Adam', 'AdamW'"),
+        ("{type: Adam, params: {betas: [0.9, 0.95]}}", "params.lr is required"),
+        ("{type: Adam, params: {lr: 1.0e-4, beta: [0.9, 0.95]}}", "did you mean 'betas'"),
+    ],
+)
 def test_optimizer_block_errors(write_yaml, tiny_yaml, optimizer, fragment):
-    text = pathlib.Path(tiny_yaml).read_text().replace(
-        "optimizer: {type: AdamW, params: {lr: 6.0e-4, betas: [0.9, 0.95], eps: 1.0e-8}}", f"optimizer: {optimizer}")
+    text = (
+        pathlib.Path(tiny_yaml)
+        .read_text()
+        .replace(
+            "optimizer: {type: AdamW, params: {lr: 6.0e-4, betas: [0.9, 0.95], eps: 1.0e-8}}", f"optimizer: {optimizer}"
+        )
+    )
     assert fragment in config_error(lambda: load_config([write_yaml("opt.yml", text)]))
 
 

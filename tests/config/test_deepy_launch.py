@@ -52,12 +52,15 @@ def test_launch_scripts_parse(script):
     subprocess.run(["bash", "-n", str(REPO / "launch" / script)], check=True)
 
 
-@pytest.mark.parametrize("launch_keys, world, per_node, nodes", [
-    ("", 16, "gpus_per_node=8", 2),
-    ('include: "node-a@node-b:0,1"\n', 10, "gpus_per_node=8/2", 2),
-    ('exclude: "node-b"\n', 8, "gpus_per_node=8", 1),
-    ("num_nodes: 1\nnum_gpus: 4\n", 4, "gpus_per_node=4", 1),
-])
+@pytest.mark.parametrize(
+    "launch_keys, world, per_node, nodes",
+    [
+        ("", 16, "gpus_per_node=8", 2),
+        ('include: "node-a@node-b:0,1"\n', 10, "gpus_per_node=8/2", 2),
+        ('exclude: "node-b"\n', 8, "gpus_per_node=8", 1),
+        ("num_nodes: 1\nnum_gpus: 4\n", 4, "gpus_per_node=4", 1),
+    ],
+)
 def test_dry_run_with_a_two_node_hostfile(capsys, tiny_yaml, write_yaml, launch_keys, world, per_node, nodes):
     hostfile = write_yaml("hostfile", HOSTFILE_2x8)
     launch = write_yaml("launch.yml", f"hostfile: {hostfile}\n" + launch_keys)
@@ -79,8 +82,14 @@ def test_our_host_selection_matches_deepspeeds(tiny_yaml, write_yaml):
     from deepspeed.launcher import runner  # imports DeepSpeed: a few seconds
 
     hostfile = write_yaml("hostfile", HOSTFILE_2x8)
-    cases = [{}, {"include": "node-b@node-a:3,1"}, {"exclude": "node-a:0,7@node-b"}, {"num_nodes": 1},
-             {"num_gpus": 2}, {"include": "node-a:1,1,2"}]
+    cases = [
+        {},
+        {"include": "node-b@node-a:3,1"},
+        {"exclude": "node-a:0,7@node-b"},
+        {"num_nodes": 1},
+        {"num_gpus": 2},
+        {"include": "node-a:1,1,2"},
+    ]
     for keys in cases:
         launch = write_yaml("launch.yml", f"hostfile: {hostfile}\n" + "".join(f"{k}: {v!r}\n" for k, v in keys.items()))
         args = load_config([tiny_yaml, launch])
@@ -91,13 +100,16 @@ def test_our_host_selection_matches_deepspeeds(tiny_yaml, write_yaml):
         assert list(ours.items()) == list(theirs.items()), keys
 
 
-@pytest.mark.parametrize("launch_keys, fragment", [
-    ('include: "node-c"\n', "include: host 'node-c' is not in the hostfile"),
-    ('include: "node-a:9"\n', "has no slot 9"),
-    ("num_nodes: 3\n", "num_nodes is 3 but only 2 host(s)"),
-    ("num_gpus: 9\n", "num_gpus is 9 but host 'node-a' has 8"),
-    ('include: "node-a"\nnum_gpus: 2\n', "num_gpus cannot be combined with include"),
-])
+@pytest.mark.parametrize(
+    "launch_keys, fragment",
+    [
+        ('include: "node-c"\n', "include: host 'node-c' is not in the hostfile"),
+        ('include: "node-a:9"\n', "has no slot 9"),
+        ("num_nodes: 3\n", "num_nodes is 3 but only 2 host(s)"),
+        ("num_gpus: 9\n", "num_gpus is 9 but host 'node-a' has 8"),
+        ('include: "node-a"\nnum_gpus: 2\n', "num_gpus cannot be combined with include"),
+    ],
+)
 def test_launcher_mistakes_are_config_errors(tiny_yaml, write_yaml, launch_keys, fragment):
     hostfile = write_yaml("hostfile", HOSTFILE_2x8)
     launch = write_yaml("launch.yml", f"hostfile: {hostfile}\n" + launch_keys)
@@ -116,8 +128,10 @@ def test_missing_hostfile_is_an_error_not_a_silent_single_node_run(tiny_yaml, wr
 
 def test_slurm_command_and_environment(tiny_yaml, write_yaml):
     hostfile = write_yaml("hostfile", HOSTFILE_2x8)
-    launch = write_yaml("launch.yml", f"hostfile: {hostfile}\ndeepspeed_slurm: true\nnum_gpus: 8\n"
-                                      "comment: 'project x'\nmaster_port: 29555\n")
+    launch = write_yaml(
+        "launch.yml",
+        f"hostfile: {hostfile}\ndeepspeed_slurm: true\nnum_gpus: 8\ncomment: 'project x'\nmaster_port: 29555\n",
+    )
     args = load_config([tiny_yaml, launch])
     assert args.launcher.launcher == "slurm"  # implied by deepspeed_slurm
     resources = plan_resources(args.launcher, args.source_of)
@@ -155,8 +169,12 @@ def test_parse_train_args_from_deepy_and_from_files(tiny_yaml, tmp_path):
 
 def test_slurm_ranks_take_srun_variables():
     environ = {"SLURM_PROCID": "11", "SLURM_LOCALID": "3", "SLURM_NTASKS": "16", "MASTER_ADDR": "node-a"}
-    assert slurm_rank_environment(environ, 29500) == {"RANK": "11", "LOCAL_RANK": "3", "WORLD_SIZE": "16",
-                                                      "MASTER_PORT": "29500"}
+    assert slurm_rank_environment(environ, 29500) == {
+        "RANK": "11",
+        "LOCAL_RANK": "3",
+        "WORLD_SIZE": "16",
+        "MASTER_PORT": "29500",
+    }
     assert slurm_rank_environment({**environ, "RANK": "11"}, 29500) == {}  # a launcher already set it
 
 
@@ -172,10 +190,18 @@ def test_deepy_starts_two_cpu_ranks(tiny_yaml, write_yaml, tmp_path):
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "deepy.py", "tests/config/print_rank.py", "-d", str(tmp_path), "tiny.yml", "local.yml"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    reports = [json.loads(line.split("RANK_REPORT ", 1)[1]) for line in result.stdout.splitlines()
-               if line.startswith("RANK_REPORT ")]
+    reports = [
+        json.loads(line.split("RANK_REPORT ", 1)[1])
+        for line in result.stdout.splitlines()
+        if line.startswith("RANK_REPORT ")
+    ]
     assert sorted(r["rank"] for r in reports) == [0, 1]
     for report in reports:
         assert report["world_size"] == 2 and report["all_reduce"] == 1 + 2

@@ -26,8 +26,9 @@ CARRIED_BY = {
 
 
 def _sources_outside_config() -> str:
-    return "\n".join(path.read_text() for path in PACKAGE.rglob("*.py") if "config" not in path.relative_to(
-        PACKAGE).parts)
+    return "\n".join(
+        path.read_text() for path in PACKAGE.rglob("*.py") if "config" not in path.relative_to(PACKAGE).parts
+    )
 
 
 def test_every_config_key_is_read_outside_the_config_package():
@@ -76,8 +77,11 @@ def test_neox_position_encodings_we_do_not_implement_are_refused(write_yaml, tin
     from neox_metala.config import ConfigError
 
     Path(tiny_yaml).write_text(Path(tiny_yaml).read_text().replace("pos_emb: rotary\n", f"pos_emb: {value}\n"))
-    with pytest.raises(ConfigError, match=rf"{tiny_yaml}: pos_emb: '{value}' is a GPT-NeoX position encoding .* "
-                                          r"supported: 'rotary', 'none'"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"{tiny_yaml}: pos_emb: '{value}' is a GPT-NeoX position encoding .* "
+        r"supported: 'rotary', 'none'",
+    ):
         load_config([tiny_yaml])
 
 

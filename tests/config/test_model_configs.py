@@ -26,8 +26,11 @@ CONFIG_DIR = REPO / "configs"
 SIZE_CONFIGS = sorted(path.name for path in CONFIG_DIR.glob("metala-*.yml"))
 RUN_FILES = ("pile_data.yml", "local_setup_wandb.yml")  # data, then run paths and W&B
 GPT_NEOX_20B_VOCAB = 50277  # pile_data.yml's tokenizer; the file itself is the user's to supply
-CLUSTER_LINE = re.compile(r"^# Cluster: (\d+) nodes? x (\d+) GPUs \(80 GB each\) -> data_parallel_size (\d+), "
-                          r"gradient_accumulation_steps (\d+)$", re.MULTILINE)
+CLUSTER_LINE = re.compile(
+    r"^# Cluster: (\d+) nodes? x (\d+) GPUs \(80 GB each\) -> data_parallel_size (\d+), "
+    r"gradient_accumulation_steps (\d+)$",
+    re.MULTILINE,
+)
 MiB = 2**20
 # metala-spec §8.1: 0.5M-token batches at 360M and 2M at 1.4B (M = 2^20, GPT-NeoX's convention: 2M = 1024 x 2048);
 # token budgets 15B (360M) and 300B (1.4B); 1B (100B) and 3B (300B) are our choice, stated in the files.
@@ -66,11 +69,15 @@ def test_batch_arithmetic_on_the_stated_cluster(config):
     assert gpus_per_node == 8
     args = load(config).resolve(nodes * gpus_per_node)
     training, parallel, derived = args.training, args.parallel, args.derived
-    assert derived.data_parallel_size == nodes * gpus_per_node // (
-        parallel.model_parallel_size * parallel.pipeline_stages) == stated_dp
+    assert (
+        derived.data_parallel_size
+        == nodes * gpus_per_node // (parallel.model_parallel_size * parallel.pipeline_stages)
+        == stated_dp
+    )
     assert training.gradient_accumulation_steps == stated_accumulation
-    assert training.train_batch_size == (training.train_micro_batch_size_per_gpu
-                                         * training.gradient_accumulation_steps * derived.data_parallel_size)
+    assert training.train_batch_size == (
+        training.train_micro_batch_size_per_gpu * training.gradient_accumulation_steps * derived.data_parallel_size
+    )
     tokens = training.train_batch_size * args.model.seq_length
     assert abs(tokens - TOKENS_PER_BATCH[size_name(config)]) < args.model.seq_length  # within one sequence
     # The same files also resolve on one 8-GPU node (the smoke test), with the global batch kept.
@@ -120,8 +127,9 @@ def test_meta_device_model_has_the_size_in_its_name(config, single_rank):
     assert vocab == 50304
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     with torch.device("meta"):
-        model = gpt.SequentialModel(gpt.layer_specs(block_settings(args), layer_types(args), vocab,
-                                                    tied=not args.model.no_weight_tying))
+        model = gpt.SequentialModel(
+            gpt.layer_specs(block_settings(args), layer_types(args), vocab, tied=not args.model.no_weight_tying)
+        )
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
     parameters = list(model.parameters())  # each shared (tied) tensor once
     assert all(p.is_meta for p in parameters) and all(b.is_meta for b in model.buffers())
@@ -139,10 +147,17 @@ def test_meta_device_model_has_the_size_in_its_name(config, single_rank):
 # the cluster each file states. tests/config/test_deepy_launch.py covers `bash -n` and the launcher keys.
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def run_script(script: str, configs: list[str], env: dict) -> tuple[str, list[str]]:
     environment = {**os.environ, "PYTHON": sys.executable, **env}
-    result = subprocess.run(["bash", str(REPO / "launch" / script), *configs], cwd=REPO, env=environment,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(REPO / "launch" / script), *configs],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     lines = [line for line in result.stdout.splitlines() if line.startswith("deepy.py: ")]
     return lines[0], lines[-1].split(" command", 1)[1].split(": ", 1)[1].split()  # launcher or rank command
@@ -170,8 +185,9 @@ def test_hostfile_script_dry_run_shows_the_stated_cluster(config, tmp_path):
     nodes, gpus_per_node, _, _ = stated_cluster(config)
     hostfile = tmp_path / "hostfile"
     hostfile.write_text("".join(f"gpu-node-{i:02d} slots={gpus_per_node}\n" for i in range(1, nodes + 1)))
-    summary, command = run_script("multi_node_hostfile.sh", [config, *RUN_FILES],
-                                  {"HOSTFILE": str(hostfile), "DRY_RUN": "1"})
+    summary, command = run_script(
+        "multi_node_hostfile.sh", [config, *RUN_FILES], {"HOSTFILE": str(hostfile), "DRY_RUN": "1"}
+    )
     check_launch(config, summary, command)
     if nodes == 1:  # one machine: deepy.py starts the ranks itself (DeepSpeed's runner would run them locally too)
         assert command[2:4] == ["train.py", "--local_rank=N"]
@@ -191,9 +207,14 @@ def test_slurm_script_dry_run_shows_the_stated_cluster(config, tmp_path):
     scontrol.write_text('#!/usr/bin/env bash\n[ "$1 $2" = "show hostnames" ] && tr "," "\\n" <<< "$3"\n')
     scontrol.chmod(0o755)
     hosts = ",".join(f"gpu-node-{i:02d}" for i in range(1, nodes + 1))
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "SLURM_JOB_NODELIST": hosts,
-           "SLURM_GPUS_ON_NODE": str(gpus_per_node), "SLURM_JOB_ID": "4242", "SLURM_SUBMIT_DIR": str(REPO),
-           "TMPDIR": str(tmp_path)}
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "SLURM_JOB_NODELIST": hosts,
+        "SLURM_GPUS_ON_NODE": str(gpus_per_node),
+        "SLURM_JOB_ID": "4242",
+        "SLURM_SUBMIT_DIR": str(REPO),
+        "TMPDIR": str(tmp_path),
+    }
     summary, command = run_script("slurm.sbatch", [config, *RUN_FILES, "--dry-run"], env)
     check_launch(config, summary, command)
     if nodes == 1:  # a one-node allocation: deepy.py starts the node's ranks itself

@@ -44,8 +44,13 @@ def megatron_dtype(prefix):
 
 
 def run_cli(*args, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "neox_metala.data_prep", *map(str, args)], cwd=REPO,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "neox_metala.data_prep", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"CLI {args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -54,8 +59,9 @@ def run_cli(*args, check: bool = True, timeout: float = 120) -> subprocess.Compl
 def shard_files(prefix) -> dict[str, bytes]:
     """name -> bytes of every .bin/.idx shard written under an output prefix."""
     prefix = Path(prefix)
-    return {p.name: p.read_bytes() for p in sorted(prefix.parent.glob(prefix.name + "-*"))
-            if p.suffix in (".bin", ".idx")}
+    return {
+        p.name: p.read_bytes() for p in sorted(prefix.parent.glob(prefix.name + "-*")) if p.suffix in (".bin", ".idx")
+    }
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +86,11 @@ def spm_model(tmp_path_factory) -> Path:
     from neox_metala.data_prep.train_tokenizer import train_sentencepiece
 
     folder = tmp_path_factory.mktemp("spm")
-    return Path(train_sentencepiece([str(SAMPLE / "train/00.jsonl.zst")], str(folder / "spm"), vocab_size=1000,
-                                    sample_bytes=1 << 20))
+    return Path(
+        train_sentencepiece(
+            [str(SAMPLE / "train/00.jsonl.zst")], str(folder / "spm"), vocab_size=1000, sample_bytes=1 << 20
+        )
+    )
 
 
 EDGE_TEXTS = [

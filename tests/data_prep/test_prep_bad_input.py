@@ -48,8 +48,22 @@ def test_every_bad_case_is_counted_per_file_and_rejected(tmp_path, hf_reference)
     tokenizer, eod = hf_reference
     inputs = _inputs(tmp_path / "in")
     prefix = str(tmp_path / "out/ds")
-    result = run_cli("tokenize", "--input", *inputs, "--output-prefix", prefix, "--tokenizer-type", "HFTokenizer",
-                     "--vocab-file", SAMPLE_TOKENIZER, "--rejects", "--workers", "2", "--merge", "--no-progress")
+    result = run_cli(
+        "tokenize",
+        "--input",
+        *inputs,
+        "--output-prefix",
+        prefix,
+        "--tokenizer-type",
+        "HFTokenizer",
+        "--vocab-file",
+        SAMPLE_TOKENIZER,
+        "--rejects",
+        "--workers",
+        "2",
+        "--merge",
+        "--no-progress",
+    )
     reports = {Path(r["file"]).name: r for r in tools.file_reports(prefix)}
     assert set(reports) == {"plain.jsonl", "packed.jsonl.zst"}
     for name, report in reports.items():
@@ -62,8 +76,9 @@ def test_every_bad_case_is_counted_per_file_and_rejected(tmp_path, hf_reference)
         assert [r["reason"] for r in rejects] == [kind for _, kind in BAD]
         assert all(r["file"] == inputs[index] for r in rejects)
         lines = _bad_jsonl().split(b"\n")
-        assert [lines[0:].index(line) for line, _ in BAD] == [_line_number(_bad_jsonl(), r["position"])
-                                                             for r in rejects]
+        assert [lines[0:].index(line) for line, _ in BAD] == [
+            _line_number(_bad_jsonl(), r["position"]) for r in rejects
+        ]
 
 
 def _line_number(data: bytes, position: int) -> int:
@@ -72,9 +87,22 @@ def _line_number(data: bytes, position: int) -> int:
 
 def test_strict_stops_at_the_first_bad_record_naming_file_and_reason(tmp_path):
     inputs = _inputs(tmp_path / "in")
-    result = run_cli("tokenize", "--input", inputs[1], "--output-prefix", tmp_path / "out/ds", "--tokenizer-type",
-                     "HFTokenizer", "--vocab-file", SAMPLE_TOKENIZER, "--strict", "--workers", "1", "--no-progress",
-                     check=False)
+    result = run_cli(
+        "tokenize",
+        "--input",
+        inputs[1],
+        "--output-prefix",
+        tmp_path / "out/ds",
+        "--tokenizer-type",
+        "HFTokenizer",
+        "--vocab-file",
+        SAMPLE_TOKENIZER,
+        "--strict",
+        "--workers",
+        "1",
+        "--no-progress",
+        check=False,
+    )
     assert result.returncode != 0
     assert "plain.jsonl" in result.stderr and "malformed_json" in result.stderr and "--strict" in result.stderr
     assert not json.loads((tmp_path / "out/ds.manifest.json").read_text())["complete"]
@@ -87,9 +115,16 @@ def test_bad_text_and_parquet_records_are_counted(tmp_path):
     (tmp_path / "txt/empty.txt").write_text("  \n")
     pq.write_table(pa.table({"text": ["ok", None, "", "also ok"]}), tmp_path / "rows.parquet")
     prefix = str(tmp_path / "ds")
-    run_tokenize(TokenizeOptions(inputs=[str(tmp_path / "txt"), str(tmp_path / "rows.parquet")],
-                                 output_prefix=prefix, tokenizer_type="HFTokenizer", vocab_file=str(SAMPLE_TOKENIZER),
-                                 workers=1, progress=False))
+    run_tokenize(
+        TokenizeOptions(
+            inputs=[str(tmp_path / "txt"), str(tmp_path / "rows.parquet")],
+            output_prefix=prefix,
+            tokenizer_type="HFTokenizer",
+            vocab_file=str(SAMPLE_TOKENIZER),
+            workers=1,
+            progress=False,
+        )
+    )
     reports = {Path(r["file"]).name: r for r in tools.file_reports(prefix)}
     assert reports["bad.txt"]["invalid_utf8"] == 1 and reports["bad.txt"]["documents"] == 0
     assert reports["empty.txt"]["empty_document"] == 1

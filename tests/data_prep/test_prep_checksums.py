@@ -29,7 +29,7 @@ def _aligned_frames(records: list[dict]) -> list[bytes]:
     """One zstd frame per 50 documents: every frame ends at a line end, as a writer that closes a frame every
     N documents makes them (and `cat a.zst b.zst`)."""
     compressor = zstandard.ZstdCompressor(level=3)
-    return [compressor.compress(_jsonl(records[at: at + 50])) for at in range(0, len(records), 50)]
+    return [compressor.compress(_jsonl(records[at : at + 50])) for at in range(0, len(records), 50)]
 
 
 def _sha256(data: bytes) -> str:
@@ -48,9 +48,26 @@ def _cut_with_sums(folder: Path, records: list[dict]) -> tuple[Path, Path]:
 
 
 def _tokenize(inputs, prefix: Path, *extra) -> object:
-    return run_cli("tokenize", "--input", inputs, "--output-prefix", prefix, "--tokenizer-type", "HFTokenizer",
-                   "--vocab-file", SAMPLE_TOKENIZER, "--workers", "2", "--batch-bytes", "16K", "--shard-tokens",
-                   "20K", "--no-progress", *extra, check=False)
+    return run_cli(
+        "tokenize",
+        "--input",
+        inputs,
+        "--output-prefix",
+        prefix,
+        "--tokenizer-type",
+        "HFTokenizer",
+        "--vocab-file",
+        SAMPLE_TOKENIZER,
+        "--workers",
+        "2",
+        "--batch-bytes",
+        "16K",
+        "--shard-tokens",
+        "20K",
+        "--no-progress",
+        *extra,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("mode", ["default", "strict", "allow-partial"])
@@ -74,8 +91,12 @@ def test_cut_between_line_aligned_frames_is_caught_by_the_checksum_beside_it(tmp
     [report] = tools.file_reports(str(prefix))
     assert (report["status"], report["documents"], report["truncated_input"]) == ("incomplete", 0, 1)
     assert report["damage"]["kind"] == "checksum" and report["damage"]["offset"] is None
-    assert report["checksum"] == {"status": "differs", "sha256": _sha256(path.read_bytes()),
-                                  "expected": sums.read_text().split()[0], "checksum_file": str(sums)}
+    assert report["checksum"] == {
+        "status": "differs",
+        "sha256": _sha256(path.read_bytes()),
+        "expected": sums.read_text().split()[0],
+        "checksum_file": str(sums),
+    }
     assert tools.count(str(prefix))["documents"] == 0
 
 
@@ -86,8 +107,9 @@ def test_intact_file_with_its_checksum_is_verified(tmp_path, sample_records, hf_
     path.parent.mkdir()
     path.write_bytes(data)
     # sha256sum -b's binary marker, a comment, a file of the corpus that is not an input, CRLF line ends
-    (tmp_path / "in/SHA256SUMS").write_bytes(f"# the corpus\r\n{_sha256(b'other')} *val.jsonl.zst\r\n"
-                                             f"{_sha256(data)} *whole.jsonl.zst\r\n".encode())
+    (tmp_path / "in/SHA256SUMS").write_bytes(
+        f"# the corpus\r\n{_sha256(b'other')} *val.jsonl.zst\r\n{_sha256(data)} *whole.jsonl.zst\r\n".encode()
+    )
     prefix = tmp_path / "out/ds"
     result = _tokenize(path, prefix, "--merge")
     assert result.returncode == 0, result.stderr
@@ -96,8 +118,11 @@ def test_intact_file_with_its_checksum_is_verified(tmp_path, sample_records, hf_
     assert "hold several zstd frames" not in result.stdout  # verified: the invisible cut is ruled out
     [report] = tools.file_reports(str(prefix))
     assert (report["status"], report["frames"], report["documents"]) == ("done", 4, DOCUMENTS)
-    assert report["checksum"] == {"status": "verified", "sha256": _sha256(data),
-                                  "checksum_file": str(tmp_path / "in/SHA256SUMS")}
+    assert report["checksum"] == {
+        "status": "verified",
+        "sha256": _sha256(data),
+        "checksum_file": str(tmp_path / "in/SHA256SUMS"),
+    }
     tokenizer, eod = hf_reference
     assert megatron_documents(prefix) == [tokenizer.encode(r["text"]).ids + [eod] for r in records]
     checked = run_cli("validate", "--prefix", prefix)
@@ -167,7 +192,7 @@ def test_several_inputs_each_meet_their_own_digest(tmp_path, sample_records):
     folder.mkdir()
     sums = []
     for number, name in enumerate(["a", "b", "c", "d"]):
-        data = b"".join(_aligned_frames(sample_records[number * 100: number * 100 + 100]))
+        data = b"".join(_aligned_frames(sample_records[number * 100 : number * 100 + 100]))
         (folder / f"{name}.jsonl.zst").write_bytes(data)
         sums.append(f"{_sha256(data if name != 'c' else data[:-1])}  {name}.jsonl.zst\n")
     (folder / "SHA256SUMS").write_text("".join(sums[:3]))  # d is not listed; c's digest is another file's
@@ -177,8 +202,12 @@ def test_several_inputs_each_meet_their_own_digest(tmp_path, sample_records):
     assert "hashing 3 input file(s) before their documents are used (2 at a time" in result.stderr
     reports = {Path(r["file"]).name: r for r in tools.file_reports(str(prefix))}
     verdicts = {name: (r["status"], r["checksum"]["status"], r["documents"]) for name, r in reports.items()}
-    assert verdicts == {"a.jsonl.zst": ("done", "verified", 100), "b.jsonl.zst": ("done", "verified", 100),
-                        "c.jsonl.zst": ("incomplete", "differs", 0), "d.jsonl.zst": ("done", "not_listed", 100)}
+    assert verdicts == {
+        "a.jsonl.zst": ("done", "verified", 100),
+        "b.jsonl.zst": ("done", "verified", 100),
+        "c.jsonl.zst": ("incomplete", "differs", 0),
+        "d.jsonl.zst": ("done", "not_listed", 100),
+    }
     assert tools.count(str(prefix))["documents"] == 300
 
 
@@ -205,7 +234,7 @@ def test_resume_does_not_hash_a_verified_file_again(tmp_path, sample_records):
     # (resume already refuses a changed size), which is what saves the rerun from hashing it again.
     data = path.read_bytes()
     letter = data.index(b"e", data.index(b'"text"'))  # in the first document
-    path.write_bytes(data[:letter] + b"E" + data[letter + 1:])
+    path.write_bytes(data[:letter] + b"E" + data[letter + 1 :])
     assert path.stat().st_size == len(data) and _sha256(path.read_bytes()) != digest
     again = _tokenize(path, prefix)
     assert again.returncode == 0, again.stderr
@@ -246,7 +275,8 @@ def test_checksum_file_formats(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "SUMS").write_text(
         f"{digest}  plain name.jsonl\n{digest.upper()} *sub/binary.jsonl.zst\n"
-        f"SHA256 (tagged.jsonl) = {digest}\n\\{digest}  new\\nline.jsonl\n\n")
+        f"SHA256 (tagged.jsonl) = {digest}\n\\{digest}  new\\nline.jsonl\n\n"
+    )
     listed = read_checksum_file(str(tmp_path / "SUMS"))
     names = ["plain name.jsonl", "sub/binary.jsonl.zst", "tagged.jsonl", "new\nline.jsonl"]
     assert listed == {os.path.realpath(tmp_path / name): digest for name in names}

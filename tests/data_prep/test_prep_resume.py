@@ -36,16 +36,37 @@ def _corpus(tmp_path: Path, sample_records: list[dict]) -> list[str]:
 
 
 def _command(inputs: list[str], prefix: str) -> list[str]:
-    return [sys.executable, "-m", "neox_metala.data_prep", "tokenize", "--input", *inputs,
-            "--output-prefix", prefix, "--tokenizer-type", "HFTokenizer", "--vocab-file", str(SAMPLE_TOKENIZER),
-            "--split-by", "pile_set_name", "--shard-tokens", "150K", "--batch-bytes", "128K", "--workers", "2",
-            "--rejects", "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "neox_metala.data_prep",
+        "tokenize",
+        "--input",
+        *inputs,
+        "--output-prefix",
+        prefix,
+        "--tokenizer-type",
+        "HFTokenizer",
+        "--vocab-file",
+        str(SAMPLE_TOKENIZER),
+        "--split-by",
+        "pile_set_name",
+        "--shard-tokens",
+        "150K",
+        "--batch-bytes",
+        "128K",
+        "--workers",
+        "2",
+        "--rejects",
+        "--no-progress",
+    ]
 
 
 def _kill_after_shards(command: list[str], manifest: Path, shards: int) -> int:
     """Start the prep, SIGKILL its whole process group once `shards` shards are committed; returns that count."""
-    process = subprocess.Popen(command, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     committed, deadline = 0, time.time() + 60
     try:
         while time.time() < deadline and process.poll() is None:
@@ -71,8 +92,12 @@ def _state(prefix: str) -> dict:
     shards = [{k: s[k] for k in ("name", "documents", "tokens", "positions")} for s in manifest["shards"]]
     files = {i: {k: v for k, v in r.items() if k != "path"} for i, r in manifest["files"].items()}
     rejects = sorted(p.read_bytes() for p in Path(prefix + ".rejects").glob("*.jsonl"))
-    return {"shards": sorted(shards, key=lambda s: s["name"]), "files": files, "rejects": rejects,
-            "bytes": {name.split("-", 1)[1]: data for name, data in shard_files(prefix).items()}}
+    return {
+        "shards": sorted(shards, key=lambda s: s["name"]),
+        "files": files,
+        "rejects": rejects,
+        "bytes": {name.split("-", 1)[1]: data for name, data in shard_files(prefix).items()},
+    }
 
 
 @pytest.mark.timeout(240)
@@ -116,6 +141,13 @@ def test_a_second_process_on_the_same_job_is_refused(tmp_path):
     with open(prefix + ".manifest.json.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # as a still-running first process would
         with pytest.raises(RuntimeError, match="another process is preparing"):
-            run_tokenize(TokenizeOptions(inputs=[str(tmp_path / "in.jsonl")], output_prefix=prefix,
-                                         tokenizer_type="HFTokenizer", vocab_file=str(SAMPLE_TOKENIZER),
-                                         workers=1, progress=False))
+            run_tokenize(
+                TokenizeOptions(
+                    inputs=[str(tmp_path / "in.jsonl")],
+                    output_prefix=prefix,
+                    tokenizer_type="HFTokenizer",
+                    vocab_file=str(SAMPLE_TOKENIZER),
+                    workers=1,
+                    progress=False,
+                )
+            )

@@ -33,9 +33,18 @@ def test_round_trip_through_megatron_reader(tmp_path, kind, spm_model, sample_re
     write_jsonl_zst(tmp_path / "in/b.jsonl.zst", records[150:])
     encode, eod, vocab_file = _reference(kind, spm_model)
     prefix = str(tmp_path / "out/ds")
-    manifest = run_tokenize(TokenizeOptions(inputs=[str(tmp_path / "in")], output_prefix=prefix, tokenizer_type=kind,
-                                            vocab_file=str(vocab_file), shard_tokens=20_000, batch_bytes=32 << 10,
-                                            workers=2, progress=False))
+    manifest = run_tokenize(
+        TokenizeOptions(
+            inputs=[str(tmp_path / "in")],
+            output_prefix=prefix,
+            tokenizer_type=kind,
+            vocab_file=str(vocab_file),
+            shard_tokens=20_000,
+            batch_bytes=32 << 10,
+            workers=2,
+            progress=False,
+        )
+    )
     assert len(manifest["shards"]) > 4, "small shards so that shard boundaries are exercised"
     tools.merge(prefix)
     expected = [encode(record["text"]) + [eod] for record in records]
@@ -55,9 +64,16 @@ def test_int32_when_the_vocabulary_is_too_large_for_uint16(tmp_path):
     texts = [" ".join(words[j] for j in rng.integers(0, len(words), size=50)) for _ in range(40)]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     prefix = str(tmp_path / "big")
-    run_tokenize(TokenizeOptions(inputs=[str(tmp_path / "in.jsonl")], output_prefix=prefix,
-                                 tokenizer_type="HFTokenizer", vocab_file=str(tmp_path / "big.json"),
-                                 workers=1, progress=False))
+    run_tokenize(
+        TokenizeOptions(
+            inputs=[str(tmp_path / "in.jsonl")],
+            output_prefix=prefix,
+            tokenizer_type="HFTokenizer",
+            vocab_file=str(tmp_path / "big.json"),
+            workers=1,
+            progress=False,
+        )
+    )
     tools.merge(prefix)
     assert megatron_dtype(prefix) == np.int32
     assert megatron_documents(prefix) == [tokenizer.encode(t).ids + [0] for t in texts]
@@ -72,12 +88,23 @@ def test_text_and_parquet_inputs(tmp_path, hf_reference):
         (tmp_path / f"txt/{i}.txt").write_text(text, encoding="utf-8")
     table = pa.table({"content": texts, "meta": [{"pile_set_name": "A"}, {"pile_set_name": "B"}]})
     pq.write_table(table, tmp_path / "docs.parquet", row_group_size=1)
-    for name, inputs, extra in (("txt", [str(tmp_path / "txt")], {}),
-                                ("lines", [str(tmp_path / "txt/0.txt")], {"text_mode": "lines"}),
-                                ("pq", [str(tmp_path / "docs.parquet")], {"json_key": "content"})):
+    for name, inputs, extra in (
+        ("txt", [str(tmp_path / "txt")], {}),
+        ("lines", [str(tmp_path / "txt/0.txt")], {"text_mode": "lines"}),
+        ("pq", [str(tmp_path / "docs.parquet")], {"json_key": "content"}),
+    ):
         prefix = str(tmp_path / name)
-        run_tokenize(TokenizeOptions(inputs=inputs, output_prefix=prefix, tokenizer_type="HFTokenizer",
-                                     vocab_file=str(SAMPLE_TOKENIZER), workers=1, progress=False, **extra))
+        run_tokenize(
+            TokenizeOptions(
+                inputs=inputs,
+                output_prefix=prefix,
+                tokenizer_type="HFTokenizer",
+                vocab_file=str(SAMPLE_TOKENIZER),
+                workers=1,
+                progress=False,
+                **extra,
+            )
+        )
         tools.merge(prefix)
         wanted = texts if name != "lines" else texts[0].splitlines()
         assert megatron_documents(prefix) == [tokenizer.encode(t).ids + [eod] for t in wanted], name
@@ -88,10 +115,19 @@ def test_output_is_byte_identical_whatever_the_worker_count(tmp_path, sample_rec
     outputs = []
     for workers in (1, 2):
         prefix = str(tmp_path / f"w{workers}/ds")
-        run_tokenize(TokenizeOptions(inputs=[str(tmp_path / "in.jsonl.zst")], output_prefix=prefix,
-                                     tokenizer_type="HFTokenizer", vocab_file=str(SAMPLE_TOKENIZER),
-                                     shard_tokens=50_000, batch_bytes=64 << 10, workers=workers,
-                                     split_by="pile_set_name", progress=False))
+        run_tokenize(
+            TokenizeOptions(
+                inputs=[str(tmp_path / "in.jsonl.zst")],
+                output_prefix=prefix,
+                tokenizer_type="HFTokenizer",
+                vocab_file=str(SAMPLE_TOKENIZER),
+                shard_tokens=50_000,
+                batch_bytes=64 << 10,
+                workers=workers,
+                split_by="pile_set_name",
+                progress=False,
+            )
+        )
         outputs.append({name.split("/")[-1]: data for name, data in shard_files(prefix).items()})
     assert len(outputs[0]) > 8 and outputs[0] == outputs[1]
 
@@ -104,8 +140,15 @@ def test_multi_frame_zst_is_read_to_the_end(tmp_path, sample_records, hf_referen
     second = write_jsonl_zst(tmp_path / "b.jsonl.zst", records[10:]).read_bytes()
     (tmp_path / "both.jsonl.zst").write_bytes(first + second)
     prefix = str(tmp_path / "ds")
-    run_tokenize(TokenizeOptions(inputs=[str(tmp_path / "both.jsonl.zst")], output_prefix=prefix,
-                                 tokenizer_type="HFTokenizer", vocab_file=str(SAMPLE_TOKENIZER), workers=1,
-                                 progress=False))
+    run_tokenize(
+        TokenizeOptions(
+            inputs=[str(tmp_path / "both.jsonl.zst")],
+            output_prefix=prefix,
+            tokenizer_type="HFTokenizer",
+            vocab_file=str(SAMPLE_TOKENIZER),
+            workers=1,
+            progress=False,
+        )
+    )
     tools.merge(prefix)
     assert megatron_documents(prefix) == [tokenizer.encode(r["text"]).ids + [eod] for r in records]

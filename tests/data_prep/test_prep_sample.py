@@ -12,8 +12,11 @@ from prep_helpers import SAMPLE, megatron_documents, read_jsonl_zst
 
 def test_sample_corpus_is_pile_layout_with_several_subsets():
     files = sorted(SAMPLE.rglob("*.jsonl.zst"))
-    assert [p.relative_to(SAMPLE).as_posix() for p in files] == ["train/00.jsonl.zst", "train/01.jsonl.zst",
-                                                                  "val.jsonl.zst"]
+    assert [p.relative_to(SAMPLE).as_posix() for p in files] == [
+        "train/00.jsonl.zst",
+        "train/01.jsonl.zst",
+        "val.jsonl.zst",
+    ]
     records = [r for path in files for r in read_jsonl_zst(path)]
     assert all(set(r) == {"text", "meta"} and r["text"].strip() for r in records)
     subsets = {r["meta"]["pile_set_name"] for r in records}

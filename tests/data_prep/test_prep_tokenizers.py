@@ -33,8 +33,17 @@ def _neox20b_like(tmp_path):
     spec["normalizer"] = {"type": "NFC"}
     next_id = max(spec["model"]["vocab"].values()) + 1
     for width in (24, 8, 4, 2):
-        spec["added_tokens"].append({"id": next_id, "content": " " * width, "single_word": False, "lstrip": False,
-                                     "rstrip": False, "normalized": True, "special": False})
+        spec["added_tokens"].append(
+            {
+                "id": next_id,
+                "content": " " * width,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": True,
+                "special": False,
+            }
+        )
         next_id += 1
     path = tmp_path / "neox20b_like.json"
     path.write_text(json.dumps(spec))
@@ -106,6 +115,8 @@ def test_attributes_errors_and_fingerprint(tmp_path):
 
 
 def test_workers_import_no_torch():
-    code = ("import sys, neox_metala.data.tokenizers, neox_metala.data_prep.worker, neox_metala.data_prep.pipeline;"
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, neox_metala.data.tokenizers, neox_metala.data_prep.worker, neox_metala.data_prep.pipeline;"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

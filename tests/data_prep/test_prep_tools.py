@@ -14,14 +14,32 @@ from neox_metala.data_prep.sources import partition_files
 
 from prep_helpers import REPO, SAMPLE, SAMPLE_TOKENIZER, megatron_documents, read_jsonl_zst, run_cli
 
-SUBSETS = {"Gutenberg (PG-19)": "Gutenberg_PG-19", "Wikipedia (en)": "Wikipedia_en", "Github": "Github",
-           "DM Mathematics": "DM_Mathematics"}
+SUBSETS = {
+    "Gutenberg (PG-19)": "Gutenberg_PG-19",
+    "Wikipedia (en)": "Wikipedia_en",
+    "Github": "Github",
+    "DM Mathematics": "DM_Mathematics",
+}
 
 
 def _tokenize_sample(prefix: Path, *extra) -> None:
-    run_cli("tokenize", "--input", SAMPLE / "train", "--output-prefix", prefix, "--tokenizer-type", "HFTokenizer",
-            "--vocab-file", SAMPLE_TOKENIZER, "--split-by", "pile_set_name", "--shard-tokens", "200K",
-            "--no-progress", *extra)
+    run_cli(
+        "tokenize",
+        "--input",
+        SAMPLE / "train",
+        "--output-prefix",
+        prefix,
+        "--tokenizer-type",
+        "HFTokenizer",
+        "--vocab-file",
+        SAMPLE_TOKENIZER,
+        "--split-by",
+        "pile_set_name",
+        "--shard-tokens",
+        "200K",
+        "--no-progress",
+        *extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +91,7 @@ def test_validate_catches_a_truncated_bin_and_a_corrupt_index(tmp_path, split_sa
     bin_path.write_bytes(bin_path.read_bytes()[:-2])
     idx_path = Path(shards[1]["prefix"] + ".idx")
     data = bytearray(idx_path.read_bytes())
-    data[34 + 4 * 3: 34 + 4 * 4] = (10**6).to_bytes(4, "little")  # the fourth document's length
+    data[34 + 4 * 3 : 34 + 4 * 4] = (10**6).to_bytes(4, "little")  # the fourth document's length
     idx_path.write_bytes(bytes(data))
     result = run_cli("validate", "--prefix", prefix, check=False)
     assert result.returncode == 1
@@ -100,9 +118,18 @@ def test_slurm_array_script_equals_a_single_job(tmp_path, split_sample):
     for path in split_sample.parent.iterdir():
         shutil.copy(path, single.parent / path.name)
     tools.merge(str(single))
-    env = dict(os.environ, INPUT=str(SAMPLE / "train/*.jsonl.zst"), PREFIX=str(tmp_path / "array/pile"),
-               VOCAB_FILE=str(SAMPLE_TOKENIZER), EXTRA_ARGS="--shard-tokens 200K", REPO_DIR=str(REPO),
-               VENV=str(REPO / ".venv"), SLURM_ARRAY_TASK_COUNT="2", SLURM_ARRAY_TASK_MIN="0", SLURM_CPUS_PER_TASK="1")
+    env = dict(
+        os.environ,
+        INPUT=str(SAMPLE / "train/*.jsonl.zst"),
+        PREFIX=str(tmp_path / "array/pile"),
+        VOCAB_FILE=str(SAMPLE_TOKENIZER),
+        EXTRA_ARGS="--shard-tokens 200K",
+        REPO_DIR=str(REPO),
+        VENV=str(REPO / ".venv"),
+        SLURM_ARRAY_TASK_COUNT="2",
+        SLURM_ARRAY_TASK_MIN="0",
+        SLURM_CPUS_PER_TASK="1",
+    )
     script = str(REPO / "launch/data_prep_array.sbatch")
     for task in ("0", "1"):
         subprocess.run(["bash", script], env=dict(env, SLURM_ARRAY_TASK_ID=task), check=True, capture_output=True)

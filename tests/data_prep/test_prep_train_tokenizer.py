@@ -16,8 +16,14 @@ from prep_helpers import SAMPLE, run_cli
 
 @pytest.mark.parametrize("model_type", ["bpe", "unigram"])
 def test_sentencepiece_training(tmp_path, model_type):
-    model = train_sentencepiece([str(SAMPLE / "val.jsonl.zst")], str(tmp_path / "spm"), vocab_size=800,
-                                model_type=model_type, special_tokens=("<|sep|>",), sample_bytes=400_000)
+    model = train_sentencepiece(
+        [str(SAMPLE / "val.jsonl.zst")],
+        str(tmp_path / "spm"),
+        vocab_size=800,
+        model_type=model_type,
+        special_tokens=("<|sep|>",),
+        sample_bytes=400_000,
+    )
     processor = sentencepiece.SentencePieceProcessor(model_file=model)
     assert processor.get_piece_size() == 800
     assert processor.id_to_piece(1) == "<|endoftext|>" and processor.id_to_piece(2) == "<|padding|>"
@@ -31,8 +37,19 @@ def test_sentencepiece_training(tmp_path, model_type):
 
 def test_hf_byte_level_bpe_training_via_cli(tmp_path):
     output = tmp_path / "tok.json"
-    run_cli("train-tokenizer", "--kind", "hf-bpe", "--input", SAMPLE / "val.jsonl.zst", "--output", output,
-            "--vocab-size", "600", "--special-tokens", "<|sep|>")
+    run_cli(
+        "train-tokenizer",
+        "--kind",
+        "hf-bpe",
+        "--input",
+        SAMPLE / "val.jsonl.zst",
+        "--output",
+        output,
+        "--vocab-size",
+        "600",
+        "--special-tokens",
+        "<|sep|>",
+    )
     spec = json.loads(output.read_text())
     assert [t["content"] for t in spec["added_tokens"]] == ["<|endoftext|>", "<|padding|>", "<|sep|>"]
     assert Tokenizer.from_file(str(output)).get_vocab_size() == 600

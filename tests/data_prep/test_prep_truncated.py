@@ -59,7 +59,7 @@ def _inside_a_frame(folder: Path, records: list[dict]) -> Cut:
 def _between_frames(folder: Path, records: list[dict]) -> Cut:
     """pzstd-style frames of 32 KiB of text each, whatever the line ends: cut right after frame 3."""
     data = _jsonl(records)
-    frames = _zst_frames([data[at: at + (32 << 10)] for at in range(0, len(data), 32 << 10)])
+    frames = _zst_frames([data[at : at + (32 << 10)] for at in range(0, len(data), 32 << 10)])
     assert not data[: 3 * (32 << 10)].endswith(b"\n"), "frame 3 must end inside a document"
     cut = sum(map(len, frames[:3]))
     path = folder / "between.jsonl.zst"
@@ -85,14 +85,30 @@ def _plain(folder: Path, records: list[dict]) -> Cut:
     return Cut(path, data[:cut].count(b"\n"), cut, "ends inside a record")
 
 
-CUTS = {"zst-inside-a-frame": _inside_a_frame, "zst-between-frames": _between_frames, "gz": _gzip,
-        "jsonl": _plain}
+CUTS = {"zst-inside-a-frame": _inside_a_frame, "zst-between-frames": _between_frames, "gz": _gzip, "jsonl": _plain}
 
 
 def _tokenize(path: Path, prefix: Path, *extra) -> object:
-    return run_cli("tokenize", "--input", path, "--output-prefix", prefix, "--tokenizer-type", "HFTokenizer",
-                   "--vocab-file", SAMPLE_TOKENIZER, "--workers", "2", "--batch-bytes", "16K", "--shard-tokens",
-                   "20K", "--no-progress", *extra, check=False)
+    return run_cli(
+        "tokenize",
+        "--input",
+        path,
+        "--output-prefix",
+        prefix,
+        "--tokenizer-type",
+        "HFTokenizer",
+        "--vocab-file",
+        SAMPLE_TOKENIZER,
+        "--workers",
+        "2",
+        "--batch-bytes",
+        "16K",
+        "--shard-tokens",
+        "20K",
+        "--no-progress",
+        *extra,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("mode", ["default", "strict", "allow-partial"])
@@ -125,10 +141,10 @@ def test_cut_input_is_an_error_naming_file_and_offset(tmp_path, sample_records, 
 
 def test_damaged_zst_frame_keeps_the_frames_before_it(tmp_path, sample_records):
     records = sample_records[:60]
-    frames = _zst_frames([_jsonl(records[at: at + 20]) for at in (0, 20, 40)])
+    frames = _zst_frames([_jsonl(records[at : at + 20]) for at in (0, 20, 40)])
     start = len(frames[0]) + len(frames[1])
     damaged = bytearray(b"".join(frames))
-    damaged[start: start + 4] = b"JUNK"  # frame 3's magic number
+    damaged[start : start + 4] = b"JUNK"  # frame 3's magic number
     (tmp_path / "damaged.jsonl.zst").write_bytes(bytes(damaged))
     result = _tokenize(tmp_path / "damaged.jsonl.zst", tmp_path / "out/ds")
     assert result.returncode == 1
@@ -144,8 +160,10 @@ def test_cut_parquet_is_reported(tmp_path):
     (tmp_path / "rows.parquet").write_bytes(whole[: len(whole) // 2])
     result = _tokenize(tmp_path / "rows.parquet", tmp_path / "out/ds")
     assert result.returncode == 1
-    assert f"{tmp_path / 'rows.parquet'}: cut or damaged at byte {len(whole) // 2}: not a complete parquet" \
+    assert (
+        f"{tmp_path / 'rows.parquet'}: cut or damaged at byte {len(whole) // 2}: not a complete parquet"
         in result.stderr
+    )
 
 
 def test_rerun_keeps_failing_until_partial_input_is_accepted(tmp_path, sample_records):
@@ -173,7 +191,7 @@ def test_cut_between_line_aligned_frames_cannot_be_seen_but_is_pointed_at(tmp_pa
     complete smaller file (no format marks the last frame). The run succeeds; the summary points at the
     multi-frame file and at checksums (test_prep_checksums.py: with a SHA256SUMS beside it, the cut is caught)."""
     records = sample_records[:DOCUMENTS]
-    frames = _zst_frames([_jsonl(records[at: at + 50]) for at in range(0, DOCUMENTS, 50)])
+    frames = _zst_frames([_jsonl(records[at : at + 50]) for at in range(0, DOCUMENTS, 50)])
     (tmp_path / "aligned.jsonl.zst").write_bytes(b"".join(frames[:2]))
     result = _tokenize(tmp_path / "aligned.jsonl.zst", tmp_path / "out/ds")
     assert result.returncode == 0 and "1 input file(s) hold several zstd frames" in result.stdout

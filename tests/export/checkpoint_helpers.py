@@ -14,18 +14,37 @@ REPO = Path(__file__).resolve().parents[2]
 TOKENIZER = str(REPO / "data/sample/tokenizer.json")  # 8192 tokens: no vocab padding at TP 1 and 2
 VOCAB = 8192
 SEQ = 11
-STACKS = {"metala": ["metala", "metala"], "attention": ["attention", "attention"],
-          "hybrid": ["metala", "attention", "metala"]}
+STACKS = {
+    "metala": ["metala", "metala"],
+    "attention": ["attention", "attention"],
+    "hybrid": ["metala", "attention", "metala"],
+}
 
 
 def flat_config(layer_types, save_dir, tp=1, pp=0, **overrides) -> dict:
-    return {"num_layers": len(layer_types), "hidden_size": 32, "num_attention_heads": 4, "seq_length": 16,
-            "intermediate_size": 96, "attention_config": [[[t], 1] for t in layer_types], "norm": "rmsnorm",
-            "metala_chunk_size": 4, "model_parallel_size": tp, "pipe_parallel_size": pp,
-            "optimizer": {"type": "AdamW", "params": {"lr": 1e-3}}, "zero_optimization": {"stage": 1},
-            "precision": "fp32", "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1,
-            "train_iters": 10, "tokenizer_type": "HFTokenizer", "vocab_file": TOKENIZER, "save": str(save_dir),
-            "seed": 11, **overrides}
+    return {
+        "num_layers": len(layer_types),
+        "hidden_size": 32,
+        "num_attention_heads": 4,
+        "seq_length": 16,
+        "intermediate_size": 96,
+        "attention_config": [[[t], 1] for t in layer_types],
+        "norm": "rmsnorm",
+        "metala_chunk_size": 4,
+        "model_parallel_size": tp,
+        "pipe_parallel_size": pp,
+        "optimizer": {"type": "AdamW", "params": {"lr": 1e-3}},
+        "zero_optimization": {"stage": 1},
+        "precision": "fp32",
+        "train_micro_batch_size_per_gpu": 2,
+        "gradient_accumulation_steps": 1,
+        "train_iters": 10,
+        "tokenizer_type": "HFTokenizer",
+        "vocab_file": TOKENIZER,
+        "save": str(save_dir),
+        "seed": 11,
+        **overrides,
+    }
 
 
 def randomize_(model) -> None:

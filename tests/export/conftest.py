@@ -24,11 +24,12 @@ def checkpoints(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("checkpoints")
     single = {name: flat_config(types, root / name) for name, types in STACKS.items()}
-    single["official"] = flat_config(STACKS["metala"], root / "official", norm="simple_rmsnorm",
-                                     no_weight_tying=True)
+    single["official"] = flat_config(STACKS["metala"], root / "official", norm="simple_rmsnorm", no_weight_tying=True)
     logits = run_workers(save_worker, 1, root / "r1", runs=[(values, 5) for values in single.values()])
-    layouts = {"hybrid-tp2": flat_config(STACKS["hybrid"], root / "hybrid-tp2", tp=2),
-               "hybrid-pp2": flat_config(STACKS["hybrid"], root / "hybrid-pp2", pp=2)}
+    layouts = {
+        "hybrid-tp2": flat_config(STACKS["hybrid"], root / "hybrid-tp2", tp=2),
+        "hybrid-pp2": flat_config(STACKS["hybrid"], root / "hybrid-pp2", pp=2),
+    }
     run_workers(save_worker, 2, root / "r2", runs=[(values, 5) for values in layouts.values()])
     found = {name: (root / name, reference) for name, reference in zip(single, logits[0])}
     found.update({name: (root / name, None) for name in layouts})

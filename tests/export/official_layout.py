@@ -14,11 +14,26 @@ from torch import nn
 
 from spec_reference import spec_mixer
 
-OFFICIAL_CONFIG = {"model_type": "metala", "vocab_size": 8192, "decoder_embed_dim": 32, "decoder_layers": 2,
-                   "decoder_attention_heads": 4, "glu_dim": 96, "glu_act": "silu", "bias": False,
-                   "norm_type": "simplermsnorm", "no_scale_embedding": True, "init_std": 0.02, "use_cache": True,
-                   "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 0, "add_bos_token": False, "causal": True,
-                   "tie_word_embeddings": True}
+OFFICIAL_CONFIG = {
+    "model_type": "metala",
+    "vocab_size": 8192,
+    "decoder_embed_dim": 32,
+    "decoder_layers": 2,
+    "decoder_attention_heads": 4,
+    "glu_dim": 96,
+    "glu_act": "silu",
+    "bias": False,
+    "norm_type": "simplermsnorm",
+    "no_scale_embedding": True,
+    "init_std": 0.02,
+    "use_cache": True,
+    "pad_token_id": 1,
+    "bos_token_id": 0,
+    "eos_token_id": 0,
+    "add_bos_token": False,
+    "causal": True,
+    "tie_word_embeddings": True,
+}
 
 
 class SimpleRMSNorm(nn.Module):
@@ -41,9 +56,18 @@ class TokenMixer(nn.Module):
         self.conv1d = nn.Conv1d(d, d, 4, groups=d, bias=False, padding=3)
 
     def forward(self, x):  # spec §2.12, line by line
-        return spec_mixer(x, self.q_proj.weight, self.k_gate.weight, self.v_proj.weight, self.g_proj.weight,
-                          self.g_proj.bias, self.out_proj.weight, self.conv1d.weight[:, 0, :], self.aug_balance,
-                          self.heads)
+        return spec_mixer(
+            x,
+            self.q_proj.weight,
+            self.k_gate.weight,
+            self.v_proj.weight,
+            self.g_proj.weight,
+            self.g_proj.bias,
+            self.out_proj.weight,
+            self.conv1d.weight[:, 0, :],
+            self.aug_balance,
+            self.heads,
+        )
 
 
 class GLU(nn.Module):

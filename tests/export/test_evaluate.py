@@ -42,11 +42,11 @@ def direct_log_likelihood(model, tokenizer, context, continuation):
     from neox_metala.model import gpt
 
     context_ids = tokenizer.encode(context)
-    continuation_ids = tokenizer.encode(context + continuation)[len(context_ids):]
+    continuation_ids = tokenizer.encode(context + continuation)[len(context_ids) :]
     tokens = torch.tensor([context_ids + continuation_ids])
     with torch.no_grad():
         logits = model((tokens[:, :-1], gpt.no_padding_mask())).transpose(0, 1)[0]
-    log_probs = F.log_softmax(logits.float(), dim=-1)[len(context_ids) - 1:]
+    log_probs = F.log_softmax(logits.float(), dim=-1)[len(context_ids) - 1 :]
     return log_probs.gather(-1, torch.tensor(continuation_ids)[:, None]).sum().item()
 
 
@@ -57,8 +57,9 @@ def wandb_history(log_dir):
     for log_file in log_dir.glob("wandb/offline-run-*/*.wandb"):
         for record in read_transaction_log(log_file):
             if record.HasField("history"):
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                             for item in record.history.item})
+                rows.append(
+                    {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+                )
     return rows
 
 
@@ -74,12 +75,29 @@ def test_evaluate_on_a_local_task_equals_direct_computation(checkpoints, tmp_pat
     load_dir = str(checkpoints["metala"][0])
     step_dir = find_step_dir(load_dir)
     config = yaml.safe_load(open(f"{step_dir}/neox_config.yml"))
-    config.update(load=load_dir, use_wandb=True, wandb_project="eval-test", wandb_run_name="tiny",
-                  log_dir=str(tmp_path / "run"))
+    config.update(
+        load=load_dir, use_wandb=True, wandb_project="eval-test", wandb_run_name="tiny", log_dir=str(tmp_path / "run")
+    )
     (tmp_path / "run.yml").write_text(yaml.safe_dump(config))
 
-    assert main(["-d", str(tmp_path), "run.yml", "--tasks", "local_mc", "--include-path", str(tmp_path / "tasks"),
-                 "--batch-size", "4", "--output", str(tmp_path / "results.json")]) == 0
+    assert (
+        main(
+            [
+                "-d",
+                str(tmp_path),
+                "run.yml",
+                "--tasks",
+                "local_mc",
+                "--include-path",
+                str(tmp_path / "tasks"),
+                "--batch-size",
+                "4",
+                "--output",
+                str(tmp_path / "results.json"),
+            ]
+        )
+        == 0
+    )
     got = json.load(open(tmp_path / "results.json"))["scores"]
 
     model, args = load_single_rank_model(step_dir)

@@ -9,8 +9,12 @@ pytestmark = pytest.mark.multiproc
 
 
 def cache_bytes(cache):
-    return sum(t.numel() * t.element_size() for c in cache for t in (c.conv_state, c.recurrent_state, c.keys,
-                                                                    c.values) if t is not None)
+    return sum(
+        t.numel() * t.element_size()
+        for c in cache
+        for t in (c.conv_state, c.recurrent_state, c.keys, c.values)
+        if t is not None
+    )
 
 
 def test_generate_command_line_matches_the_library(checkpoints, tmp_path, single_rank):
@@ -20,15 +24,34 @@ def test_generate_command_line_matches_the_library(checkpoints, tmp_path, single
 
     load_dir = str(checkpoints["metala"][0])
     (tmp_path / "prompts.txt").write_text("Once upon a time\nThe capital of\n")
-    assert main(["--load", load_dir, "--input", str(tmp_path / "prompts.txt"), "--max-new-tokens", "6",
-                 "--output", str(tmp_path / "out.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "--load",
+                load_dir,
+                "--input",
+                str(tmp_path / "prompts.txt"),
+                "--max-new-tokens",
+                "6",
+                "--output",
+                str(tmp_path / "out.jsonl"),
+            ]
+        )
+        == 0
+    )
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [line["prompt"] for line in lines] == ["Once upon a time", "The capital of"]
 
     model, args = load_single_rank_model(find_step_dir(load_dir))
     tokenizer = load_tokenizer("HFTokenizer", args.data.vocab_file)
-    ids = generate_tokens(model, tokenizer.encode_batch(["Once upon a time", "The capital of"]), 6,
-                          tokenizer.pad_id, tokenizer.eod_id, tokenizer.vocab_size)
+    ids = generate_tokens(
+        model,
+        tokenizer.encode_batch(["Once upon a time", "The capital of"]),
+        6,
+        tokenizer.pad_id,
+        tokenizer.eod_id,
+        tokenizer.vocab_size,
+    )
     assert [line["completion"] for line in lines] == [tokenizer.decode(i) for i in ids]
 
 

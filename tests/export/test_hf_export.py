@@ -51,16 +51,35 @@ def test_exported_folder_has_official_keys_and_config(exported):
     from safetensors.torch import load_file
 
     config = json.load(open(f"{exported['official']}/config.json"))
-    for key, value in {"model_type": "metala", "decoder_embed_dim": 32, "decoder_layers": 2,
-                       "decoder_attention_heads": 4, "glu_dim": 96, "norm_type": "simplermsnorm",
-                       "tie_word_embeddings": False, "vocab_size": VOCAB}.items():
+    for key, value in {
+        "model_type": "metala",
+        "decoder_embed_dim": 32,
+        "decoder_layers": 2,
+        "decoder_attention_heads": 4,
+        "glu_dim": 96,
+        "norm_type": "simplermsnorm",
+        "tie_word_embeddings": False,
+        "vocab_size": VOCAB,
+    }.items():
         assert config[key] == value, key
     keys = set(load_file(f"{exported['official']}/model.safetensors"))
     layer = "model.layers.1."
-    assert {layer + k for k in ("token_mixer.q_proj.weight", "token_mixer.k_gate.weight", "token_mixer.v_proj.weight",
-                                "token_mixer.g_proj.weight", "token_mixer.g_proj.bias", "token_mixer.out_proj.weight",
-                                "token_mixer.aug_balance", "token_mixer.conv1d.weight", "channel_mixer.l1.weight",
-                                "channel_mixer.l2.weight", "channel_mixer.l3.weight")} <= keys
+    assert {
+        layer + k
+        for k in (
+            "token_mixer.q_proj.weight",
+            "token_mixer.k_gate.weight",
+            "token_mixer.v_proj.weight",
+            "token_mixer.g_proj.weight",
+            "token_mixer.g_proj.bias",
+            "token_mixer.out_proj.weight",
+            "token_mixer.aug_balance",
+            "token_mixer.conv1d.weight",
+            "channel_mixer.l1.weight",
+            "channel_mixer.l2.weight",
+            "channel_mixer.l3.weight",
+        )
+    } <= keys
     assert {"model.embed_tokens.weight", "lm_head.weight"} <= keys
     assert not any("norm" in key for key in keys), "simplermsnorm has no parameters"
     tied = set(load_file(f"{exported['metala']}/model.safetensors"))
@@ -80,9 +99,10 @@ def test_hf_greedy_generation_equals_ours_with_left_padding(checkpoints, exporte
     batch = tokenizer(prompts, return_tensors="pt", padding=True)
     assert tokenizer.padding_side == "left" and batch["attention_mask"][1, 0] == 0
     hf = load_hf(exported[stack])
-    generated = hf.generate(**batch, do_sample=False, max_new_tokens=8)[:, batch["input_ids"].shape[1]:]
-    expected = generate_tokens(ours, [tokenizer(p)["input_ids"] for p in prompts], 8, tokenizer.pad_token_id,
-                               tokenizer.eos_token_id, VOCAB)
+    generated = hf.generate(**batch, do_sample=False, max_new_tokens=8)[:, batch["input_ids"].shape[1] :]
+    expected = generate_tokens(
+        ours, [tokenizer(p)["input_ids"] for p in prompts], 8, tokenizer.pad_token_id, tokenizer.eos_token_id, VOCAB
+    )
     assert generated.tolist() == expected
     alone = hf.generate(**tokenizer(prompts[1:], return_tensors="pt"), do_sample=False, max_new_tokens=8)
     assert alone[0, -8:].tolist() == expected[1], "left padding changed the padded row's generation"

@@ -51,12 +51,15 @@ def resume_worker(rank, world_size, load_dir):
     assert TrainState(**client_state["train_state"]).iteration == 0
     weights = {canonical_name(n): p.detach().clone() for n, p in engine.module.named_parameters()}
     tokens = torch.randint(0, 8192, (1, 9), generator=torch.Generator().manual_seed(0))
-    loss = gpt.cross_entropy_loss(engine((tokens[:, :-1], gpt.no_padding_mask())),
-                                  (tokens[:, 1:], torch.ones(1, 8)))
+    loss = gpt.cross_entropy_loss(engine((tokens[:, :-1], gpt.no_padding_mask())), (tokens[:, 1:], torch.ones(1, 8)))
     engine.backward(loss)
     engine.step()
-    return {"train_state": client_state["train_state"], "weights": weights, "loss": loss.item(),
-            "optimizer_steps": engine.global_steps}
+    return {
+        "train_state": client_state["train_state"],
+        "weights": weights,
+        "loss": loss.item(),
+        "optimizer_steps": engine.global_steps,
+    }
 
 
 def test_official_checkpoint_imports_into_tp2_and_resumes(tmp_path, single_rank):

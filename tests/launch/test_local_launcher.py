@@ -27,18 +27,26 @@ LAUNCHER = textwrap.dedent("""
 
 def start_launcher(script, world_size: int, *args: str) -> subprocess.Popen:
     code = LAUNCHER.format(port=free_port())
-    return subprocess.Popen([sys.executable, "-c", code, str(script), str(world_size), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(script), str(world_size), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def write_rank_script(tmp_path, body: str):
     script = tmp_path / "rank.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import os, pathlib, signal, subprocess, sys, time
         rank = int(os.environ["RANK"])
         out = pathlib.Path(sys.argv[-1])
         (out / f"started{rank}").write_text(str(os.getpid()))
-    """) + textwrap.dedent(body))
+    """)
+        + textwrap.dedent(body)
+    )
     return script
 
 
@@ -62,14 +70,17 @@ def gone(pid: int) -> bool:
 
 def test_sigterm_reaches_every_rank_and_the_launcher_waits_for_their_save(tmp_path):
     # Each rank "saves" for 3 s after SIGTERM, then exits 0; the launcher must neither kill them nor fail.
-    script = write_rank_script(tmp_path, """
+    script = write_rank_script(
+        tmp_path,
+        """
         stop = []
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
         while not stop:
             time.sleep(0.05)
         time.sleep(3)
         (out / f"saved{rank}").write_text("ok")
-    """)
+    """,
+    )
     launcher = start_launcher(script, 2, str(tmp_path))
     wait_for_files([tmp_path / "started0", tmp_path / "started1"])
     launcher.send_signal(signal.SIGTERM)
@@ -82,7 +93,9 @@ def test_sigterm_reaches_every_rank_and_the_launcher_waits_for_their_save(tmp_pa
 def test_a_failed_rank_ends_the_run_and_its_stuck_peer_is_killed(tmp_path):
     # Rank 1 fails; rank 0 ignores SIGTERM and would wait forever (as an NCCL peer in a collective), with a child
     # process of its own (as a DataLoader worker): both must be gone soon after the grace period.
-    script = write_rank_script(tmp_path, """
+    script = write_rank_script(
+        tmp_path,
+        """
         if rank == 1:
             time.sleep(0.5)
             sys.exit(7)
@@ -91,7 +104,8 @@ def test_a_failed_rank_ends_the_run_and_its_stuck_peer_is_killed(tmp_path):
                                   "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
         (out / "child").write_text(str(child.pid))
         time.sleep(600)
-    """)
+    """,
+    )
     started = time.monotonic()
     launcher = start_launcher(script, 2, str(tmp_path))
     output, _ = launcher.communicate(timeout=60)
@@ -108,10 +122,13 @@ def test_a_failed_rank_ends_the_run_and_its_stuck_peer_is_killed(tmp_path):
 
 
 def test_a_rank_killed_by_a_signal_gives_the_shell_status(tmp_path):
-    script = write_rank_script(tmp_path, """
+    script = write_rank_script(
+        tmp_path,
+        """
         if rank == 0:
             os.kill(os.getpid(), signal.SIGKILL)
-    """)
+    """,
+    )
     launcher = start_launcher(script, 2, str(tmp_path))
     output, _ = launcher.communicate(timeout=60)
     assert launcher.returncode == 128 + signal.SIGKILL, output
@@ -120,10 +137,13 @@ def test_a_rank_killed_by_a_signal_gives_the_shell_status(tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_no_rank_outlives_a_killed_launcher(tmp_path):
-    script = write_rank_script(tmp_path, """
+    script = write_rank_script(
+        tmp_path,
+        """
         signal.signal(signal.SIGTERM, lambda *_: ((out / f"stopped{rank}").write_text("ok"), sys.exit(0)))
         time.sleep(600)
-    """)
+    """,
+    )
     launcher = start_launcher(script, 2, str(tmp_path))
     wait_for_files([tmp_path / "started0", tmp_path / "started1"])
     launcher.kill()

@@ -62,6 +62,10 @@ def test_warm_up_runs_a_layers_ops_forward_and_backward(tiny_yaml):
 
 
 def test_command_without_a_gpu_says_so(tiny_yaml, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "neox_metala.warmup", "-d", str(tmp_path), "tiny.yml"],
-                            capture_output=True, text=True, env={"DS_ACCELERATOR": "cpu", "PATH": "/usr/bin"})
+    result = subprocess.run(
+        [sys.executable, "-m", "neox_metala.warmup", "-d", str(tmp_path), "tiny.yml"],
+        capture_output=True,
+        text=True,
+        env={"DS_ACCELERATOR": "cpu", "PATH": "/usr/bin"},
+    )
     assert result.returncode == 2 and "no CUDA GPU is visible" in result.stderr, result.stderr[-2000:]

@@ -9,13 +9,22 @@ from neox_metala.model import gpt
 from neox_metala.ops.options import MetaLAOptions
 
 VOCAB, TOLERANCE = 64, 1e-5
-STACKS = {"metala": ["metala", "metala"], "attention": ["attention", "attention"],
-          "hybrid": ["metala", "attention", "metala"]}
+STACKS = {
+    "metala": ["metala", "metala"],
+    "attention": ["attention", "attention"],
+    "hybrid": ["metala", "attention", "metala"],
+}
 
 
 def randomized_model(layer_types, seed=3):
-    settings = BlockSettings(hidden_size=32, num_attention_heads=4, num_layers=len(layer_types), norm="rmsnorm",
-                             metala=MetaLAOptions(chunk_size=4), seed=seed)
+    settings = BlockSettings(
+        hidden_size=32,
+        num_attention_heads=4,
+        num_layers=len(layer_types),
+        norm="rmsnorm",
+        metala=MetaLAOptions(chunk_size=4),
+        seed=seed,
+    )
     model = gpt.SequentialModel(gpt.layer_specs(settings, layer_types, VOCAB, tied=True)).eval()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # everything random, the parts that start at zero or one included
@@ -38,7 +47,7 @@ def rel_err(actual, expected):
 def decode_in_chunks(model, tokens, chunk_lengths):
     cache, pieces, start = model.new_cache(), [], 0
     for length in chunk_lengths:
-        pieces.append(logits_of(model, tokens[:, start:start + length], cache=cache))
+        pieces.append(logits_of(model, tokens[:, start : start + length], cache=cache))
         start += length
     return torch.cat(pieces, dim=1), cache
 
@@ -89,8 +98,9 @@ def test_left_padded_batch_decodes_each_row_as_if_alone(models, stack):
     gen = torch.Generator().manual_seed(7)
     lengths, total, steps = [7, 4], 7, 4
     rows = [torch.randint(0, VOCAB, (1, n + steps), generator=gen) for n in lengths]
-    prompts = torch.stack([torch.cat([torch.zeros(total - n, dtype=torch.long), r[0, :n]])
-                           for r, n in zip(rows, lengths)])
+    prompts = torch.stack(
+        [torch.cat([torch.zeros(total - n, dtype=torch.long), r[0, :n]]) for r, n in zip(rows, lengths)]
+    )
     mask = torch.arange(total)[None, :] >= torch.tensor([total - n for n in lengths])[:, None]  # (batch, seq)
     cache = model.new_cache()
     batch_logits = [logits_of(model, prompts, mask, cache)[:, -1]]
@@ -98,7 +108,7 @@ def test_left_padded_batch_decodes_each_row_as_if_alone(models, stack):
         next_tokens = torch.stack([r[0, n + step] for r, n in zip(rows, lengths)])[:, None]
         batch_logits.append(logits_of(model, next_tokens, cache=cache)[:, -1])
     for index, (row, n) in enumerate(zip(rows, lengths)):
-        alone = logits_of(model, row)[0, n - 1:]  # the prompt's last position, then each step
+        alone = logits_of(model, row)[0, n - 1 :]  # the prompt's last position, then each step
         assert rel_err(torch.stack([b[index] for b in batch_logits]), alone) <= TOLERANCE
 
 

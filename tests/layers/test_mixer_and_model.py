@@ -15,8 +15,7 @@ F64 = torch.float64
 
 
 def randomized_mixer(width, heads, **overrides):
-    settings = BlockSettings(hidden_size=width, num_attention_heads=heads, num_layers=2, params_dtype=F64,
-                             **overrides)
+    settings = BlockSettings(hidden_size=width, num_attention_heads=heads, num_layers=2, params_dtype=F64, **overrides)
     mixer = MetaLAMixer(settings, layer_number=0)
     gen = torch.Generator().manual_seed(11)
     with torch.no_grad():  # random everything, including the parts that start at zero
@@ -27,15 +26,26 @@ def randomized_mixer(width, heads, **overrides):
 
 def spec_weights(mixer, width):
     w_q, w_decay, w_v, w_gate = mixer.in_proj.weight.split([width // 2, width // 2, width, width])
-    return dict(w_q=w_q, w_decay=w_decay, w_v=w_v, w_gate=w_gate, b_gate=mixer.gate_bias,
-                w_out=mixer.out_proj.weight, conv_w=mixer.conv_weight, aug=mixer.aug_balance)
+    return dict(
+        w_q=w_q,
+        w_decay=w_decay,
+        w_v=w_v,
+        w_gate=w_gate,
+        b_gate=mixer.gate_bias,
+        w_out=mixer.out_proj.weight,
+        conv_w=mixer.conv_weight,
+        aug=mixer.aug_balance,
+    )
 
 
-@pytest.mark.parametrize("overrides", [
-    pytest.param({}, id="full"),
-    pytest.param({"self_augmentation": False}, id="without-self-augmentation"),
-    pytest.param({"short_conv": False}, id="without-short-conv"),
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="full"),
+        pytest.param({"self_augmentation": False}, id="without-self-augmentation"),
+        pytest.param({"short_conv": False}, id="without-short-conv"),
+    ],
+)
 def test_mixer_equals_spec_equations_fp64(single_rank, overrides):
     width, heads = 24, 3
     mixer = randomized_mixer(width, heads, metala=MetaLAOptions(chunk_size=8, **overrides))

@@ -28,8 +28,10 @@ def test_bf16_fast_kernels_match_cpu_fp32(single_rank):
 
     assert ops.choose_backend("auto", torch.zeros(1, device="cuda", dtype=torch.bfloat16)) == "fla"
     loss_err = abs(gpu_loss.item() - cpu_loss.item()) / abs(cpu_loss.item())
-    grad_errs = {name: ((p_gpu.grad.float().cpu() - p.grad).norm() / p.grad.norm()).item()
-                 for (name, p), (_, p_gpu) in zip(model.named_parameters(), gpu_model.named_parameters())}
+    grad_errs = {
+        name: ((p_gpu.grad.float().cpu() - p.grad).norm() / p.grad.norm()).item()
+        for (name, p), (_, p_gpu) in zip(model.named_parameters(), gpu_model.named_parameters())
+    }
     print(f"GPU-ERR model-loss cpu={cpu_loss.item():.6f} gpu_bf16={gpu_loss.item():.6f} rel={loss_err:.2e}")
     print("GPU-ERR model-grads max rel", max(grad_errs.values()), max(grad_errs, key=grad_errs.get))
     assert torch.isfinite(gpu_loss) and loss_err <= 2e-2

@@ -16,8 +16,17 @@ from neox_metala.shape import ModelShape
 
 
 def make_shape(**overrides):
-    fields = dict(num_layers=24, hidden_size=1024, num_attention_heads=8, vocab_size=50304, seq_length=2048,
-                  intermediate_size=2816, layer_types=("metala",) * 24, tied_embeddings=True, norm="rmsnorm")
+    fields = dict(
+        num_layers=24,
+        hidden_size=1024,
+        num_attention_heads=8,
+        vocab_size=50304,
+        seq_length=2048,
+        intermediate_size=2816,
+        layer_types=("metala",) * 24,
+        tied_embeddings=True,
+        norm="rmsnorm",
+    )
     fields.update(overrides)
     if "num_layers" in overrides and "layer_types" not in overrides:
         fields["layer_types"] = ("metala",) * overrides["num_layers"]
@@ -49,9 +58,12 @@ SPEC_SHAPES = {  # name: (hidden, ffn, tied, quoted total, decimals in the quote
 @pytest.mark.parametrize("name", SPEC_SHAPES)
 def test_spec_parameter_counts_match_with_rmsnorm_only(name):
     hidden, ffn, tied, quoted, decimals, unit, exact = SPEC_SHAPES[name]
-    totals = {norm: count_parameters(make_shape(hidden_size=hidden, intermediate_size=ffn, tied_embeddings=tied,
-                                                norm=norm))["total"]
-              for norm in sizes.NORM_PARAMS_PER_CHANNEL}
+    totals = {
+        norm: count_parameters(make_shape(hidden_size=hidden, intermediate_size=ffn, tied_embeddings=tied, norm=norm))[
+            "total"
+        ]
+        for norm in sizes.NORM_PARAMS_PER_CHANNEL
+    }
     assert totals["rmsnorm"] == exact
     assert round(totals["rmsnorm"] / unit, decimals) == quoted
     for norm in ("layernorm", "simple_rmsnorm"):  # the other assumptions miss the quote in its last digit
@@ -101,8 +113,9 @@ class PlainBlock(nn.Module):
     def __init__(self, layer_type, d, f, norm, kernel_size, self_augmentation):
         super().__init__()
         self.norm1, self.norm2 = plain_norm(norm, d), plain_norm(norm, d)
-        self.mixer = (PlainMetaLAMixer(d, kernel_size, self_augmentation) if layer_type == "metala"
-                      else PlainAttention(d))
+        self.mixer = (
+            PlainMetaLAMixer(d, kernel_size, self_augmentation) if layer_type == "metala" else PlainAttention(d)
+        )
         self.w1, self.w3 = nn.Linear(d, f, bias=False), nn.Linear(d, f, bias=False)
         self.w2 = nn.Linear(f, d, bias=False)
 
@@ -112,8 +125,12 @@ class PlainModel(nn.Module):
         super().__init__()
         d = shape.hidden_size
         self.embed = nn.Embedding(shape.vocab_size, d)
-        self.blocks = nn.ModuleList(PlainBlock(t, d, shape.intermediate_size, shape.norm, shape.metala.conv_width,
-                                               shape.metala.self_augmentation) for t in shape.layer_types)
+        self.blocks = nn.ModuleList(
+            PlainBlock(
+                t, d, shape.intermediate_size, shape.norm, shape.metala.conv_width, shape.metala.self_augmentation
+            )
+            for t in shape.layer_types
+        )
         self.final_norm = plain_norm(shape.norm, d)
         self.head = nn.Linear(d, shape.vocab_size, bias=False)
         if shape.tied_embeddings:
@@ -123,16 +140,26 @@ class PlainModel(nn.Module):
 SMALL_SHAPES = {
     "metala-rmsnorm-tied": dict(norm="rmsnorm"),
     "metala-layernorm-untied": dict(norm="layernorm", tied_embeddings=False),
-    "hybrid-simple-untied": dict(norm="simple_rmsnorm", tied_embeddings=False,
-                                 layer_types=("metala", "attention", "metala")),
+    "hybrid-simple-untied": dict(
+        norm="simple_rmsnorm", tied_embeddings=False, layer_types=("metala", "attention", "metala")
+    ),
     "attention-only-k2": dict(layer_types=("attention",) * 3, metala=MetaLAOptions(conv_kernel_size=2)),
     "metala-no-conv-no-aug": dict(metala=MetaLAOptions(short_conv=False, self_augmentation=False)),  # ablations
 }
 
 
 def small_shape(**overrides):
-    fields = dict(num_layers=3, hidden_size=48, num_attention_heads=4, vocab_size=136, seq_length=40,
-                  intermediate_size=80, layer_types=("metala",) * 3, tied_embeddings=True, norm="rmsnorm")
+    fields = dict(
+        num_layers=3,
+        hidden_size=48,
+        num_attention_heads=4,
+        vocab_size=136,
+        seq_length=40,
+        intermediate_size=80,
+        layer_types=("metala",) * 3,
+        tied_embeddings=True,
+        norm="rmsnorm",
+    )
     fields.update(overrides)
     return ModelShape(**fields)
 
@@ -188,8 +215,13 @@ def test_weight_flops_match_torch_flop_counter_on_plain_model(name):
 @pytest.mark.parametrize("chunk_size", [16, 64])
 def test_metala_core_flops_match_counted_chunk_form(chunk_size):
     """Count one chunk's four matmuls (fla chunk_gla form) with torch, then halve the causal intra part."""
-    shape = small_shape(num_layers=1, layer_types=("metala",), hidden_size=64, num_attention_heads=4,
-                        metala=MetaLAOptions(chunk_size=chunk_size))
+    shape = small_shape(
+        num_layers=1,
+        layer_types=("metala",),
+        hidden_size=64,
+        num_attention_heads=4,
+        metala=MetaLAOptions(chunk_size=chunk_size),
+    )
     dk, dv, c = shape.head_k_dim, shape.head_v_dim, chunk_size
     q, k, v, state = torch.randn(c, dk), torch.randn(c, dk), torch.randn(c, dv), torch.randn(dk, dv)
     with FlopCounterMode(display=False) as intra:
@@ -295,7 +327,12 @@ def test_shape_validation_names_the_values():
 
 def test_helpers_follow_neox_rules():
     assert [shapes.default_intermediate_size(d) for d in (768, 1024, 1536, 2048, 2560)] == [
-        2048, 2816, 4096, 5632, 6912]  # spec §3.1
+        2048,
+        2816,
+        4096,
+        5632,
+        6912,
+    ]  # spec §3.1
     assert shapes.padded_vocab_size(50277) == 50304
     assert shapes.padded_vocab_size(50277, tp=4) == 50688
 

@@ -3,7 +3,6 @@ checked by torch.library.opcheck, its values and gradients against the recurrent
 and a block compiled with the GPU dispatch (core op + shifted-sum conv) is one graph whose outputs and
 gradients equal the eager block's."""
 
-import pytest
 import torch
 
 from neox_metala.ops import core_op, reference
@@ -45,7 +44,6 @@ def test_shifted_conv_equals_conv1d():
     x, weight = torch.randn(2, 9, 5, dtype=F64, generator=gen), torch.randn(5, 4, dtype=F64, generator=gen)
     expected, _ = short_conv_torch(x, weight)
     assert torch.allclose(short_conv_shifted(x, weight), expected, rtol=1e-12, atol=1e-12)
-
 
 
 def test_compiled_block_with_gpu_dispatch_is_one_graph_and_equals_eager(single_rank, monkeypatch):

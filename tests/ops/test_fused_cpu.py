@@ -16,8 +16,9 @@ def rel_err(actual, expected):
 
 def reference_mix(projected, gate_bias, aug_balance, heads, seq_first):
     width = projected.shape[-1] // 3
-    q, logits, v, gate = (t.unflatten(-1, (heads, -1))
-                          for t in projected.split([width // 2, width // 2, width, width], dim=-1))
+    q, logits, v, gate = (
+        t.unflatten(-1, (heads, -1)) for t in projected.split([width // 2, width // 2, width, width], dim=-1)
+    )
     if aug_balance is None:  # no self-augmentation: the same as a zero balance, minus LN's removal of 0.5
         aug_balance = torch.zeros(width // 2, dtype=projected.dtype)
     y, _ = reference.token_mix_reference(q, logits, v, gate + gate_bias.view(heads, -1), aug_balance)
@@ -27,22 +28,34 @@ def reference_mix(projected, gate_bias, aug_balance, heads, seq_first):
 
 @pytest.mark.parametrize("with_aug", [True, False], ids=["self-aug", "no-self-aug"])
 @pytest.mark.parametrize("seq_first", [True, False], ids=["seq-first", "batch-first"])
-@pytest.mark.parametrize("batch,seq,heads,head_k_dim,chunk", [
-    pytest.param(2, 37, 3, 4, 8, id="B2-T37-H3"),
-    pytest.param(1, 1, 2, 2, 16, id="T1"),
-    pytest.param(3, 20, 1, 3, 16, id="B3-T20-odd-dk"),
-])
+@pytest.mark.parametrize(
+    "batch,seq,heads,head_k_dim,chunk",
+    [
+        pytest.param(2, 37, 3, 4, 8, id="B2-T37-H3"),
+        pytest.param(1, 1, 2, 2, 16, id="T1"),
+        pytest.param(3, 20, 1, 3, 16, id="B3-T20-odd-dk"),
+    ],
+)
 def test_fused_function_equals_reference_with_grads(batch, seq, heads, head_k_dim, chunk, with_aug, seq_first):
     gen = torch.Generator().manual_seed(seq + heads)
     width = heads * 2 * head_k_dim
     projected = torch.randn(batch, seq, 3 * width, dtype=F64, generator=gen)
-    projected[..., width // 2:width] *= 3  # decay logits over a wide range
+    projected[..., width // 2 : width] *= 3  # decay logits over a wide range
     projected.requires_grad_()
     gate_bias = torch.randn(width, dtype=F64, generator=gen, requires_grad=True)
     aug = torch.randn(width // 2, dtype=F64, generator=gen, requires_grad=True) if with_aug else None
 
-    ours = fused_token_mix(projected, gate_bias, aug, heads, normalizer=16.0, eps=1e-5, seq_first=seq_first,
-                           core=TorchCore(chunk), kernels=EAGER_KERNELS)
+    ours = fused_token_mix(
+        projected,
+        gate_bias,
+        aug,
+        heads,
+        normalizer=16.0,
+        eps=1e-5,
+        seq_first=seq_first,
+        core=TorchCore(chunk),
+        kernels=EAGER_KERNELS,
+    )
     expected = reference_mix(projected, gate_bias, aug, heads, seq_first)
     assert rel_err(ours, expected) <= 1e-10
 

@@ -19,22 +19,31 @@ def make_inputs(batch, seq, heads, head_k_dim, dtype, with_aug, seed=0):
     gen = torch.Generator(device="cuda").manual_seed(seed)
     width = heads * 2 * head_k_dim
     projected = torch.randn(batch, seq, 3 * width, device="cuda", generator=gen)
-    projected[..., width // 2:width] *= 3
+    projected[..., width // 2 : width] *= 3
     gate_bias = torch.randn(width, device="cuda", generator=gen) * 0.5
     aug = torch.randn(width // 2, device="cuda", generator=gen) * 0.5 if with_aug else None
     fast = [t.to(dtype) if i == 0 else t for i, t in enumerate((projected, gate_bias, aug))]
-    exact = [t.to(dtype).double() if i == 0 else (t.double() if t is not None else None)
-             for i, t in enumerate((projected, gate_bias, aug))]
-    return ([t.requires_grad_() if t is not None else None for t in fast],
-            [t.requires_grad_() if t is not None else None for t in exact])
+    exact = [
+        t.to(dtype).double() if i == 0 else (t.double() if t is not None else None)
+        for i, t in enumerate((projected, gate_bias, aug))
+    ]
+    return (
+        [t.requires_grad_() if t is not None else None for t in fast],
+        [t.requires_grad_() if t is not None else None for t in exact],
+    )
 
 
 @pytest.mark.parametrize("with_aug", [True, False], ids=["self-aug", "no-self-aug"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
-@pytest.mark.parametrize("batch,seq,heads,head_k_dim", [
-    pytest.param(2, 63, 4, 64, id="T63"), pytest.param(1, 1, 2, 64, id="T1"),
-    pytest.param(2, 2048, 4, 64, id="T2048"), pytest.param(3, 100, 3, 64, id="B3-T100-H3"),
-])
+@pytest.mark.parametrize(
+    "batch,seq,heads,head_k_dim",
+    [
+        pytest.param(2, 63, 4, 64, id="T63"),
+        pytest.param(1, 1, 2, 64, id="T1"),
+        pytest.param(2, 2048, 4, 64, id="T2048"),
+        pytest.param(3, 100, 3, 64, id="B3-T100-H3"),
+    ],
+)
 def test_fused_path_equals_reference(batch, seq, heads, head_k_dim, dtype, with_aug):
     fast, exact = make_inputs(batch, seq, heads, head_k_dim, dtype, with_aug)
     ours = ops.metala_mix(*fast, heads, seq_first=True)

@@ -23,8 +23,12 @@ def random_gla_inputs(batch, seq, heads, head_k_dim, head_v_dim, with_state, gen
 
     gate_logits = rand(batch, seq, heads, head_k_dim) * 3 + logit_shift
     log_decay, key = reference.decay_and_key_reference(gate_logits)
-    inputs = {"q": rand(batch, seq, heads, head_k_dim), "key": key, "v": rand(batch, seq, heads, head_v_dim),
-              "log_decay": log_decay}
+    inputs = {
+        "q": rand(batch, seq, heads, head_k_dim),
+        "key": key,
+        "v": rand(batch, seq, heads, head_v_dim),
+        "log_decay": log_decay,
+    }
     inputs["initial_state"] = rand(batch, heads, head_k_dim, head_v_dim) if with_state else None
     return {name: t.detach().requires_grad_() if t is not None else None for name, t in inputs.items()}
 
@@ -46,18 +50,18 @@ GLA_CASES = [
 
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "initial-state"])
 @pytest.mark.parametrize("batch,seq,heads,head_k_dim,head_v_dim,chunk_size", GLA_CASES)
-def test_chunked_equals_reference_outputs_state_and_grads(batch, seq, heads, head_k_dim, head_v_dim,
-                                                          chunk_size, with_state):
+def test_chunked_equals_reference_outputs_state_and_grads(
+    batch, seq, heads, head_k_dim, head_v_dim, chunk_size, with_state
+):
     gen = torch.Generator().manual_seed(seq * 7 + heads)
     inputs = random_gla_inputs(batch, seq, heads, head_k_dim, head_v_dim, with_state, gen)
-    scale = head_k_dim ** -0.5
+    scale = head_k_dim**-0.5
     out, state = chunked_gla(**inputs, scale=scale, output_final_state=True, chunk_size=chunk_size)
     ref_out, ref_state = reference.recurrent_gla_reference(**inputs, scale=scale)
     assert rel_err(out, ref_out) <= 1e-10
     assert rel_err(state, ref_state) <= 1e-10
 
-    cotangents = (torch.randn(out.shape, dtype=F64, generator=gen),
-                  torch.randn(state.shape, dtype=F64, generator=gen))
+    cotangents = (torch.randn(out.shape, dtype=F64, generator=gen), torch.randn(state.shape, dtype=F64, generator=gen))
     grads = grads_of((out, state), inputs, cotangents)
     ref_grads = grads_of((ref_out, ref_state), inputs, cotangents)
     for name, grad, ref_grad in zip([n for n, t in inputs.items() if t is not None], grads, ref_grads):
@@ -80,27 +84,33 @@ def random_token_mix_inputs(batch, seq, heads, head_k_dim, gen, logit_shift=0.0)
     def rand(*shape, scale=1.0):
         return (torch.randn(*shape, dtype=F64, generator=gen) * scale).requires_grad_()
 
-    return dict(q=rand(batch, seq, heads, head_k_dim),
-                gate_logits=(torch.randn(batch, seq, heads, head_k_dim, dtype=F64, generator=gen) * 3
-                             + logit_shift).requires_grad_(),
-                v=rand(batch, seq, heads, head_v_dim), gate=rand(batch, seq, heads, head_v_dim),
-                aug_balance=rand(heads * head_k_dim, scale=0.5),
-                initial_state=rand(batch, heads, head_k_dim, head_v_dim))
+    return dict(
+        q=rand(batch, seq, heads, head_k_dim),
+        gate_logits=(
+            torch.randn(batch, seq, heads, head_k_dim, dtype=F64, generator=gen) * 3 + logit_shift
+        ).requires_grad_(),
+        v=rand(batch, seq, heads, head_v_dim),
+        gate=rand(batch, seq, heads, head_v_dim),
+        aug_balance=rand(heads * head_k_dim, scale=0.5),
+        initial_state=rand(batch, heads, head_k_dim, head_v_dim),
+    )
 
 
-@pytest.mark.parametrize("batch,seq,heads,head_k_dim,chunk_size", [
-    pytest.param(2, 29, 3, 4, 8, id="B2-T29-H3"),
-    pytest.param(1, 1, 2, 4, 64, id="T1"),
-    pytest.param(2, 70, 2, 3, 16, id="B2-T70-odd-dk"),
-])
+@pytest.mark.parametrize(
+    "batch,seq,heads,head_k_dim,chunk_size",
+    [
+        pytest.param(2, 29, 3, 4, 8, id="B2-T29-H3"),
+        pytest.param(1, 1, 2, 4, 64, id="T1"),
+        pytest.param(2, 70, 2, 3, 16, id="B2-T70-odd-dk"),
+    ],
+)
 def test_token_mix_equals_reference_with_grads(batch, seq, heads, head_k_dim, chunk_size):
     gen = torch.Generator().manual_seed(1)
     inputs = random_token_mix_inputs(batch, seq, heads, head_k_dim, gen)
     out, state = ops.token_mix(**inputs, output_final_state=True, backend="chunked", chunk_size=chunk_size)
     ref_out, ref_state = reference.token_mix_reference(**inputs)
     assert rel_err(out, ref_out) <= 1e-10 and rel_err(state, ref_state) <= 1e-10
-    cotangents = (torch.randn(out.shape, dtype=F64, generator=gen),
-                  torch.randn(state.shape, dtype=F64, generator=gen))
+    cotangents = (torch.randn(out.shape, dtype=F64, generator=gen), torch.randn(state.shape, dtype=F64, generator=gen))
     grads = grads_of((out, state), inputs, cotangents)
     ref_grads = grads_of((ref_out, ref_state), inputs, cotangents)
     for name, grad, ref_grad in zip(inputs, grads, ref_grads):
@@ -112,8 +122,7 @@ def test_token_mix_gradcheck():
     inputs = random_token_mix_inputs(1, 5, 2, 2, gen)
 
     def mix(*args):
-        return ops.token_mix(*args[:5], initial_state=args[5], output_final_state=True, backend="chunked",
-                             chunk_size=2)
+        return ops.token_mix(*args[:5], initial_state=args[5], output_final_state=True, backend="chunked", chunk_size=2)
 
     assert torch.autograd.gradcheck(mix, tuple(inputs.values()))
 
@@ -137,8 +146,16 @@ def mixer_core(x, weight, projections, heads, conv_state=None, recurrent_state=N
     """conv -> four projections -> token_mix, carrying both states (what a layer does, minus TP)."""
     xc, conv_state = ops.short_conv(x, weight, conv_state, output_final_state=True)
     q, gate_logits, v, gate = (ops.split_heads(xc @ w, heads) for w in projections)
-    y, recurrent_state = ops.token_mix(q, gate_logits, v, gate, projections[0].new_ones(q.shape[-1] * heads),
-                                       initial_state=recurrent_state, output_final_state=True, chunk_size=8)
+    y, recurrent_state = ops.token_mix(
+        q,
+        gate_logits,
+        v,
+        gate,
+        projections[0].new_ones(q.shape[-1] * heads),
+        initial_state=recurrent_state,
+        output_final_state=True,
+        chunk_size=8,
+    )
     return y, conv_state, recurrent_state
 
 
@@ -148,8 +165,10 @@ def test_split_sequence_carrying_states_equals_one_pass(split_at):
     channels, heads = 8, 2
     x = torch.randn(2, 21, channels, dtype=F64, generator=gen)
     weight = torch.randn(channels, 4, dtype=F64, generator=gen)
-    projections = [torch.randn(channels, width, dtype=F64, generator=gen) * 0.3
-                   for width in (channels // 2, channels // 2, channels, channels)]
+    projections = [
+        torch.randn(channels, width, dtype=F64, generator=gen) * 0.3
+        for width in (channels // 2, channels // 2, channels, channels)
+    ]
     full, _, _ = mixer_core(x, weight, projections, heads)
     first, conv_state, recurrent_state = mixer_core(x[:, :split_at], weight, projections, heads)
     second, _, _ = mixer_core(x[:, split_at:], weight, projections, heads, conv_state, recurrent_state)

@@ -32,12 +32,14 @@ def make_inputs(seq, dtype, with_state, batch=2, heads=4, head_k_dim=64, seed=0)
 
     head_v_dim = 2 * head_k_dim
     # Round once to the kernel dtype; the fp64 reference sees exactly the same values.
-    values = dict(q=rand(batch, seq, heads, head_k_dim).to(dtype),
-                  gate_logits=rand(batch, seq, heads, head_k_dim, scale=3.0).to(dtype),
-                  v=rand(batch, seq, heads, head_v_dim).to(dtype),
-                  gate=rand(batch, seq, heads, head_v_dim).to(dtype),
-                  aug_balance=rand(heads * head_k_dim, scale=0.5).float(),
-                  initial_state=rand(batch, heads, head_k_dim, head_v_dim, scale=0.1) if with_state else None)
+    values = dict(
+        q=rand(batch, seq, heads, head_k_dim).to(dtype),
+        gate_logits=rand(batch, seq, heads, head_k_dim, scale=3.0).to(dtype),
+        v=rand(batch, seq, heads, head_v_dim).to(dtype),
+        gate=rand(batch, seq, heads, head_v_dim).to(dtype),
+        aug_balance=rand(heads * head_k_dim, scale=0.5).float(),
+        initial_state=rand(batch, heads, head_k_dim, head_v_dim, scale=0.1) if with_state else None,
+    )
     fast = {k: (t.clone().requires_grad_() if t is not None else None) for k, t in values.items()}
     ref = {k: (t.double().requires_grad_() if t is not None else None) for k, t in values.items()}
     return fast, ref
@@ -48,11 +50,19 @@ def make_inputs(seq, dtype, with_state, batch=2, heads=4, head_k_dim=64, seed=0)
 def test_fla_recurrence_equals_reference(seq, dtype):
     fast, ref = make_inputs(seq, dtype, with_state=seq != 2048)
     log_decay, key = ops.decay_and_key(fast["gate_logits"])
-    out, state = ops.gla_recurrence(fast["q"], key.to(dtype), fast["v"], log_decay, backend="fla",
-                                    initial_state=fast["initial_state"], output_final_state=True)
+    out, state = ops.gla_recurrence(
+        fast["q"],
+        key.to(dtype),
+        fast["v"],
+        log_decay,
+        backend="fla",
+        initial_state=fast["initial_state"],
+        output_final_state=True,
+    )
     ref_log_decay, ref_key = reference.decay_and_key_reference(ref["gate_logits"])
-    ref_out, ref_state = reference.recurrent_gla_reference(ref["q"], ref_key, ref["v"], ref_log_decay,
-                                                           64 ** -0.5, ref["initial_state"])
+    ref_out, ref_state = reference.recurrent_gla_reference(
+        ref["q"], ref_key, ref["v"], ref_log_decay, 64**-0.5, ref["initial_state"]
+    )
     name = f"fla-recurrence-T{seq}-{dtype}".replace("torch.", "")
     tolerance = FLA_FP32_TOLERANCE if dtype == torch.float32 else None
     report(f"{name}-output", rel_err(out, ref_out), dtype, tolerance)
@@ -63,8 +73,7 @@ def test_fla_recurrence_equals_reference(seq, dtype):
     d_state = torch.randn(state.shape, device="cuda", generator=gen)
     names = [n for n in ("q", "gate_logits", "v", "initial_state") if fast[n] is not None]
     grads = torch.autograd.grad((out, state), [fast[n] for n in names], (d_out, d_state))
-    ref_grads = torch.autograd.grad((ref_out, ref_state), [ref[n] for n in names],
-                                    (d_out.double(), d_state.double()))
+    ref_grads = torch.autograd.grad((ref_out, ref_state), [ref[n] for n in names], (d_out.double(), d_state.double()))
     for n, grad, ref_grad in zip(names, grads, ref_grads):
         report(f"{name}-grad-{n}", rel_err(grad, ref_grad), dtype, tolerance)
 

@@ -29,17 +29,24 @@ def batch(step: int, micro_batch=MICRO_BATCH):
 
 def ds_config(micro_batch, accumulation, zero_stage=1):
     # A small clipping threshold keeps clipping active, so a wrong global grad norm changes the updates.
-    return {"train_micro_batch_size_per_gpu": micro_batch, "gradient_accumulation_steps": accumulation,
-            "optimizer": {"type": "AdamW", "params": {"lr": 3e-3, "weight_decay": 0.01, "torch_adam": True}},
-            "gradient_clipping": 0.05, "zero_optimization": {"stage": zero_stage}, "steps_per_print": 10**9,
-            "wall_clock_breakdown": False}
+    return {
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": accumulation,
+        "optimizer": {"type": "AdamW", "params": {"lr": 3e-3, "weight_decay": 0.01, "torch_adam": True}},
+        "gradient_clipping": 0.05,
+        "zero_optimization": {"stage": zero_stage},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
 
 
 def shard_record(model, with_grads=True):
     from neox_metala.model.reshard import tp_layout
 
-    return {name: (p.detach().clone(), p.grad.detach().clone() if with_grads else None, *tp_layout(p))
-            for name, p in model.named_parameters()}
+    return {
+        name: (p.detach().clone(), p.grad.detach().clone() if with_grads else None, *tp_layout(p))
+        for name, p in model.named_parameters()
+    }
 
 
 def tp_worker(rank, world_size, steps):
@@ -64,8 +71,9 @@ def tp_worker(rank, world_size, steps):
     for name, p in model.named_parameters():
         if "norm" in name or "conv_weight" in name:
             p.register_hook(lambda grad: grad * 1000.0)
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
-                                      mpu=parallel.MegatronMPU(), config=ds_config(MICRO_BATCH, 1))
+    engine, *_ = deepspeed.initialize(
+        model=model, model_parameters=model.parameters(), mpu=parallel.MegatronMPU(), config=ds_config(MICRO_BATCH, 1)
+    )
     record["losses"], record["grad_norms"] = [], []
     for step in range(steps):
         inputs, labels = batch(step + 1)
@@ -118,8 +126,9 @@ def pp_worker(rank, world_size, steps, accumulation):
 
     layout = parallel.initialize(tensor_parallel=1, pipeline_parallel=world_size)
     model = gpt.build_pipeline_model(gpt.layer_specs(settings(), LAYER_TYPES, VOCAB, tied=True), layout)
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=[p for p in model.parameters()],
-                                      config=ds_config(MICRO_BATCH, accumulation))
+    engine, *_ = deepspeed.initialize(
+        model=model, model_parameters=[p for p in model.parameters()], config=ds_config(MICRO_BATCH, accumulation)
+    )
     losses = []
     for step in range(steps):
         micro_batches = iter([batch(step * accumulation + i) for i in range(accumulation)])
@@ -151,8 +160,9 @@ def pp_gradient_worker(rank, world_size):
 
     layout = parallel.initialize(tensor_parallel=1, pipeline_parallel=world_size)
     model = gpt.build_pipeline_model(gpt.layer_specs(settings(), LAYER_TYPES, VOCAB, tied=True), layout)
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=[p for p in model.parameters()],
-                                      config=ds_config(MICRO_BATCH, 2, zero_stage=0))
+    engine, *_ = deepspeed.initialize(
+        model=model, model_parameters=[p for p in model.parameters()], config=ds_config(MICRO_BATCH, 2, zero_stage=0)
+    )
     grads = {}
     optimizer_step = PipelineEngine._INSTRUCTION_MAP[schedule.OptimizerStep]
 

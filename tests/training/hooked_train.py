@@ -38,10 +38,12 @@ def install_hooks() -> None:
         trainer.Trainer.__init__ = init_with_poison
     held = _iterations(SAVE_PAUSE_TEST_HOOK)
     if held:
+
         def pause(iteration: int) -> None:
             if iteration in held:
-                logging.getLogger(__name__).warning("%s: holding the save of iteration %d for 60 s",
-                                                    SAVE_PAUSE_TEST_HOOK, iteration)
+                logging.getLogger(__name__).warning(
+                    "%s: holding the save of iteration %d for 60 s", SAVE_PAUSE_TEST_HOOK, iteration
+                )
                 time.sleep(60)
 
         checkpoint.after_engine_files = pause

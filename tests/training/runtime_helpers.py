@@ -13,20 +13,39 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 SMALL_MODEL = {
-    "num_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "seq_length": 32,
-    "attention_config": [[["metala"], 2]], "norm": "rmsnorm", "metala_chunk_size": 16,
+    "num_layers": 2,
+    "hidden_size": 32,
+    "num_attention_heads": 2,
+    "seq_length": 32,
+    "attention_config": [[["metala"], 2]],
+    "norm": "rmsnorm",
+    "metala_chunk_size": 16,
     "optimizer": {"type": "AdamW", "params": {"lr": 0.003, "betas": [0.9, 0.95], "eps": 1.0e-8}},
-    "lr_decay_style": "cosine", "warmup": 0.1, "min_lr": 0.0003, "gradient_clipping": 1.0,
-    "zero_optimization": {"stage": 1}, "precision": "fp32", "hidden_dropout": 0.1,
-    "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 2, "seed": 4321,
-    "eval_interval": 4, "eval_iters": 1, "log_interval": 1, "num_workers": 0,
+    "lr_decay_style": "cosine",
+    "warmup": 0.1,
+    "min_lr": 0.0003,
+    "gradient_clipping": 1.0,
+    "zero_optimization": {"stage": 1},
+    "precision": "fp32",
+    "hidden_dropout": 0.1,
+    "train_micro_batch_size_per_gpu": 2,
+    "gradient_accumulation_steps": 2,
+    "seed": 4321,
+    "eval_interval": 4,
+    "eval_iters": 1,
+    "log_interval": 1,
+    "num_workers": 0,
 }
 
 
 def sample_data_settings(sample: dict) -> dict:
-    return {"train_data_paths": sample["train_data_paths"], "valid_data_paths": sample["valid_data_paths"],
-            "test_data_paths": sample["test_data_paths"], "tokenizer_type": sample["tokenizer_type"],
-            "vocab_file": sample["vocab_file"]}
+    return {
+        "train_data_paths": sample["train_data_paths"],
+        "valid_data_paths": sample["valid_data_paths"],
+        "test_data_paths": sample["test_data_paths"],
+        "tokenizer_type": sample["tokenizer_type"],
+        "vocab_file": sample["vocab_file"],
+    }
 
 
 def write_configs(directory: Path, **files: dict) -> list[str]:
@@ -41,8 +60,12 @@ def setup_yaml(tmp: Path, name: str) -> dict:
     """save / load / log_dir under tmp/name, and a free port (tests may run side by side: pytest -n 2)."""
     from dist_helpers import free_port
 
-    return {"save": str(tmp / name / "ckpt"), "load": str(tmp / name / "ckpt"), "log_dir": str(tmp / name / "run"),
-            "master_port": free_port()}
+    return {
+        "save": str(tmp / name / "ckpt"),
+        "load": str(tmp / name / "ckpt"),
+        "log_dir": str(tmp / name / "run"),
+        "master_port": free_port(),
+    }
 
 
 def train_worker(rank, world_size, argv, environ=None):

@@ -68,11 +68,11 @@ def test_prune_keeps_the_newest_complete_steps(tmp_path):
 def test_checkpoint_of_another_model_is_refused_with_both_values(tmp_path):
     make_step(tmp_path, 10)
     (tmp_path / "global_step10" / checkpoint.CONFIG_FILE).write_text("hidden_size: 128\nnum_layers: 4\n")
-    checkpoint.check_same_model(str(tmp_path), "global_step10", {"hidden_size": 128, "num_layers": 4},
-                                lambda key: None)
+    checkpoint.check_same_model(str(tmp_path), "global_step10", {"hidden_size": 128, "num_layers": 4}, lambda key: None)
     with pytest.raises(checkpoint.CheckpointError, match=r"hidden_size 128 but this run has 2048 \(from a\.yml\)"):
-        checkpoint.check_same_model(str(tmp_path), "global_step10", {"hidden_size": 2048, "num_layers": 4},
-                                    lambda key: "a.yml")
+        checkpoint.check_same_model(
+            str(tmp_path), "global_step10", {"hidden_size": 2048, "num_layers": 4}, lambda key: "a.yml"
+        )
 
 
 def test_index_cache_is_renamed_into_place_only_when_complete(tmp_path, sample_data, single_rank):
@@ -82,8 +82,11 @@ def test_index_cache_is_renamed_into_place_only_when_complete(tmp_path, sample_d
 
     tokenizer = load_tokenizer(sample_data["tokenizer_type"], sample_data["vocab_file"])
     info = DatasetTokenizerInfo(tokenizer.vocab_size, tokenizer.eod_id, tokenizer.fingerprint)
-    sources = DataSources(train_paths=sample_data["train_data_paths"], valid_paths=sample_data["valid_data_paths"],
-                          test_paths=sample_data["test_data_paths"])
+    sources = DataSources(
+        train_paths=sample_data["train_data_paths"],
+        valid_paths=sample_data["valid_data_paths"],
+        test_paths=sample_data["test_data_paths"],
+    )
     args = (sources, 32, 1, (64, 16, 16), info)
     reference = build_datasets(*args, None)[0]
     first = build_datasets(*args, str(tmp_path))[0]

@@ -10,8 +10,9 @@ pytestmark = pytest.mark.multiproc
 
 def test_embedded_default_loss_falls_by_30_percent(tmp_path, sample_data):
     """configs/tiny.yml as the README's main job runs it, through deepy.py."""
-    files = write_configs(tmp_path, setup={**sample_data_settings(sample_data), **setup_yaml(tmp_path, "tiny"),
-                                           "num_workers": 1})
+    files = write_configs(
+        tmp_path, setup={**sample_data_settings(sample_data), **setup_yaml(tmp_path, "tiny"), "num_workers": 1}
+    )
     # One process: both cores, as the quickstart runs it (the 2-process tests keep one thread each).
     result = run_deepy(tmp_path, [str(REPO / "configs/tiny.yml"), *files], env={"OMP_NUM_THREADS": "2"})
     assert result.returncode == 0, result.stderr[-3000:]

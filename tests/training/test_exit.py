@@ -36,13 +36,22 @@ class DeepyRun:
 
     def __init__(self, tmp_path: Path, model: dict, data: dict, run: dict):
         self.log_path = tmp_path / "deepy.log"
-        files = write_configs(tmp_path / "configs", model={**SMALL_MODEL, "num_workers": 2, **model}, data=data,
-                              run={"num_gpus": 2, "master_port": free_port(), **run})
+        files = write_configs(
+            tmp_path / "configs",
+            model={**SMALL_MODEL, "num_workers": 2, **model},
+            data=data,
+            run={"num_gpus": 2, "master_port": free_port(), **run},
+        )
         env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "DS_ACCELERATOR": "cpu"}
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "deepy.py", "train.py", "-d", str(tmp_path / "configs"), *files], cwd=REPO,
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [sys.executable, "deepy.py", "train.py", "-d", str(tmp_path / "configs"), *files],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.descendants: set[int] = set()
 
     def log(self) -> str:
@@ -104,8 +113,12 @@ def data(sample_data):
 
 
 def test_normal_end_with_the_pipeline_engine_exits_promptly(tmp_path, data):
-    run = DeepyRun(tmp_path, {"pipe_parallel_size": 1, "train_iters": 6, "eval_interval": 3, "checkpoint_factor": 3},
-                   data, {"save": str(tmp_path / "ckpt"), "log_dir": str(tmp_path / "run")})
+    run = DeepyRun(
+        tmp_path,
+        {"pipe_parallel_size": 1, "train_iters": 6, "eval_interval": 3, "checkpoint_factor": 3},
+        data,
+        {"save": str(tmp_path / "ckpt"), "log_dir": str(tmp_path / "run")},
+    )
     last_iteration = run.wait_for(r"iteration 6/6")
     assert run.wait_exit(last_iteration) == 0, run.log()[-4000:]
     assert (tmp_path / "ckpt" / "global_step6" / "complete.json").exists()
@@ -115,8 +128,12 @@ def test_save_that_became_unwritable_mid_run_exits_non_zero_promptly(tmp_path, d
     """`save` is checked at start; here it turns into a file after the first step (a full or lost filesystem
     would do the same), so the first checkpoint, at iteration 12, fails with the workers running."""
     save = tmp_path / "ckpt"
-    run = DeepyRun(tmp_path, {"train_iters": 14, "checkpoint_factor": 12, "eval_interval": 1000},
-                   data, {"save": str(save), "log_dir": str(tmp_path / "run")})
+    run = DeepyRun(
+        tmp_path,
+        {"train_iters": 14, "checkpoint_factor": 12, "eval_interval": 1000},
+        data,
+        {"save": str(save), "log_dir": str(tmp_path / "run")},
+    )
     run.wait_for(r"iteration 1/14")
     shutil.rmtree(save)
     save.write_text("no longer a folder")
@@ -142,15 +159,23 @@ def out_of_vocabulary_copy(prefix: str, directory: Path) -> str:
 
 def test_bad_shard_on_the_first_pipeline_stage_exits_every_rank_promptly(tmp_path, data):
     bad = out_of_vocabulary_copy(data["train_data_paths"][0], tmp_path / "bad")
-    run = DeepyRun(tmp_path, {"pipe_parallel_size": 2, "train_iters": 8},
-                   {**data, "train_data_paths": [bad]}, {"log_dir": str(tmp_path / "run")})
+    run = DeepyRun(
+        tmp_path,
+        {"pipe_parallel_size": 2, "train_iters": 8},
+        {**data, "train_data_paths": [bad]},
+        {"log_dir": str(tmp_path / "run")},
+    )
     failed = run.wait_for(r"IndexError|index out of range")
     assert run.wait_exit(failed) != 0
 
 
 def test_sigterm_to_deepy_saves_and_exits_zero(tmp_path, data):
-    run = DeepyRun(tmp_path, {"train_iters": 1000, "checkpoint_factor": 1000, "eval_interval": 1000},
-                   data, {"save": str(tmp_path / "ckpt"), "log_dir": str(tmp_path / "run")})
+    run = DeepyRun(
+        tmp_path,
+        {"train_iters": 1000, "checkpoint_factor": 1000, "eval_interval": 1000},
+        data,
+        {"save": str(tmp_path / "ckpt"), "log_dir": str(tmp_path / "run")},
+    )
     run.wait_for(r"iteration 3/1000")
     signalled = time.monotonic()
     run.process.send_signal(signal.SIGTERM)

@@ -61,16 +61,27 @@ class Job:
     process group, as Slurm sends one), its output in `log_path`."""
 
     def __init__(self, config_dir: Path, files: list[str], log_path: Path, env: dict | None = None):
-        environment = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-                       "MASTER_PORT": str(free_port()), **(env or {})}
+        environment = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "WANDB_MODE": "offline",
+            "WANDB_SILENT": "true",
+            "MASTER_PORT": str(free_port()),
+            **(env or {}),
+        }
         for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "WANDB_DIR", NAN_TEST_HOOK, SAVE_PAUSE_TEST_HOOK):
             if key not in (env or {}):
                 environment.pop(key, None)
         self.log_path = log_path
         with open(log_path, "w") as log:
-            self.process = subprocess.Popen([sys.executable, str(SCRIPT), "-d", str(config_dir), *files],
-                                            cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, str(SCRIPT), "-d", str(config_dir), *files],
+                cwd=REPO,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.started, self.started_wall = time.monotonic(), time.time()
         STARTED.append(self)
 
@@ -116,7 +127,9 @@ def last_logged(run_dir: Path) -> int:
 
 
 def complete_steps(ckpt: Path) -> list[int]:
-    return sorted(int(d.name[len("global_step"):]) for d in ckpt.glob("global_step*") if (d / COMPLETE_MARKER).exists())
+    return sorted(
+        int(d.name[len("global_step") :]) for d in ckpt.glob("global_step*") if (d / COMPLETE_MARKER).exists()
+    )
 
 
 def expected_resume(ckpt: Path) -> int:
@@ -125,7 +138,7 @@ def expected_resume(ckpt: Path) -> int:
     steps = complete_steps(ckpt)
     latest = ckpt / "latest"
     if latest.exists() and steps and f"global_step{steps[-1]}" != latest.read_text().strip():
-        return int(latest.read_text().strip()[len("global_step"):])
+        return int(latest.read_text().strip()[len("global_step") :])
     return steps[-1] if steps else 0
 
 
@@ -146,8 +159,9 @@ def assert_bitwise_equal(got: dict, expected: dict) -> float:
 def configs(tmp: Path, name: str, sample_data: dict, **settings) -> tuple[Path, list[str]]:
     """Config files for job `name`: the shared small model, the sample corpus, and checkpoints + metrics in tmp."""
     setup = {"save": str(tmp / name / "ckpt"), "load": str(tmp / name / "ckpt"), "log_dir": str(tmp / name / "run")}
-    files = write_configs(tmp / name / "configs", model={**MODEL, **settings}, data=sample_data_settings(sample_data),
-                          setup=setup)
+    files = write_configs(
+        tmp / name / "configs", model={**MODEL, **settings}, data=sample_data_settings(sample_data), setup=setup
+    )
     return tmp / name / "configs", files
 
 
@@ -181,6 +195,7 @@ def kill_in_training(job, run_dir, ckpt, rng):
 def kill_in_deepspeed_write(job, run_dir, ckpt, rng):
     """As soon as this job writes a model file into a step folder without a marker: DeepSpeed is saving. (A folder
     an earlier kill left unfinished is rewritten in place, hence the file's time, not the folder's existence.)"""
+
     def saving():
         for model_file in ckpt.glob("global_step*/mp_rank_00_model_states.pt"):
             try:
@@ -190,6 +205,7 @@ def kill_in_deepspeed_write(job, run_dir, ckpt, rng):
             except FileNotFoundError:  # pruned meanwhile
                 pass
         return False
+
     job.wait_until(saving, "a checkpoint save in progress")
     return "as this job wrote a model file into a step folder without a marker (checkpoint save in progress)"
 
@@ -205,8 +221,14 @@ def kill_in_startup(job, run_dir, ckpt, rng):
     return f"{delay:.2f} s after the job started (imports, engine, checkpoint load)"
 
 
-KILL_MOMENTS = [kill_after_first_step, kill_in_training, kill_in_deepspeed_write, kill_in_held_save,
-                kill_in_startup, kill_in_training]
+KILL_MOMENTS = [
+    kill_after_first_step,
+    kill_in_training,
+    kill_in_deepspeed_write,
+    kill_in_held_save,
+    kill_in_startup,
+    kill_in_training,
+]
 
 
 def test_sigkill_at_six_moments_resumes_to_the_uninterrupted_weights(tmp_path, sample_data, uninterrupted):
@@ -231,10 +253,15 @@ def test_sigkill_at_six_moments_resumes_to_the_uninterrupted_weights(tmp_path, s
                 held = {f.name for f in (ckpt / f"global_step{env[SAVE_PAUSE_TEST_HOOK]}").iterdir()}
                 assert {"mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"} <= held
                 assert COMPLETE_MARKER not in held, held
-            unfinished = {d.name: {f.name: f.stat().st_size for f in d.iterdir()} for d in ckpt.glob("global_step*")
-                          if not (d / COMPLETE_MARKER).exists()}
-            kills.append(f"{moment.__name__}: {description}; iteration {last_logged(run_dir)} logged; "
-                         f"complete steps {complete_steps(ckpt)}; unfinished folders (file sizes) {unfinished}")
+            unfinished = {
+                d.name: {f.name: f.stat().st_size for f in d.iterdir()}
+                for d in ckpt.glob("global_step*")
+                if not (d / COMPLETE_MARKER).exists()
+            }
+            kills.append(
+                f"{moment.__name__}: {description}; iteration {last_logged(run_dir)} logged; "
+                f"complete steps {complete_steps(ckpt)}; unfinished folders (file sizes) {unfinished}"
+            )
         context = f"seed {seed}, kills so far:\n" + "\n".join(kills)
         resumed = job.resumed_iteration()
         if expected:  # the job logs its resume at once after loading; a kill in start-up may come before
@@ -261,12 +288,14 @@ def test_sigkill_at_six_moments_resumes_to_the_uninterrupted_weights(tmp_path, s
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", [
-    pytest.param("process", id="trainer"),
-    pytest.param("group", id="process-group-with-dataloader-worker"),  # as Slurm signals a job step
-])
-def test_sigterm_saves_within_one_step_and_the_resume_continues_exactly(tmp_path, sample_data, uninterrupted,
-                                                                         target):
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("process", id="trainer"),
+        pytest.param("group", id="process-group-with-dataloader-worker"),  # as Slurm signals a job step
+    ],
+)
+def test_sigterm_saves_within_one_step_and_the_resume_continues_exactly(tmp_path, sample_data, uninterrupted, target):
     workers = 1 if target == "group" else 0
     config_dir, files = configs(tmp_path, "job", sample_data, checkpoint_factor=1000, num_workers=workers)
     run_dir, ckpt = tmp_path / "job/run", tmp_path / "job/ckpt"
@@ -285,8 +314,10 @@ def test_sigterm_saves_within_one_step_and_the_resume_continues_exactly(tmp_path
     assert signalled_after <= stop <= signalled_after + 1, (signalled_after, stop)  # the step in progress only
     assert (ckpt / "latest").read_text() == f"global_step{stop}"
     assert complete_steps(ckpt) == [stop]
-    print(f"SIGTERM ({target}) after iteration {signalled_after} was logged: saved and stopped at {stop}, "
-          f"exit 0 after {seconds_to_exit:.2f} s")
+    print(
+        f"SIGTERM ({target}) after iteration {signalled_after} was logged: saved and stopped at {stop}, "
+        f"exit 0 after {seconds_to_exit:.2f} s"
+    )
 
     resumed = Job(config_dir, files, tmp_path / "job1.log")
     assert resumed.wait() == 0, resumed.log()[-3000:]
@@ -306,8 +337,16 @@ def test_sigterm_saves_within_one_step_and_the_resume_continues_exactly(tmp_path
 def test_a_nan_step_is_skipped_and_consecutive_nans_stop_the_run(tmp_path, sample_data):
     """Iteration 3 poisoned: skipped (step 3's weights are step 2's), then training goes on; 6, 7, 8 poisoned with
     max_consecutive_nonfinite 3: exit code 3 at iteration 8 with a message that says what to do."""
-    config_dir, files = configs(tmp_path, "job", sample_data, train_iters=12, checkpoint_factor=1,
-                                keep_last_n_checkpoints=None, max_consecutive_nonfinite=3, eval_iters=0)
+    config_dir, files = configs(
+        tmp_path,
+        "job",
+        sample_data,
+        train_iters=12,
+        checkpoint_factor=1,
+        keep_last_n_checkpoints=None,
+        max_consecutive_nonfinite=3,
+        eval_iters=0,
+    )
     job = Job(config_dir, files, tmp_path / "job.log", {NAN_TEST_HOOK: "3,6,7,8"})
     assert job.wait() == 3, job.log()[-3000:]
     assert "stopping: 3 consecutive steps (up to iteration 8) had a non-finite loss or gradient norm" in job.log()
@@ -331,8 +370,16 @@ def test_a_nan_step_is_skipped_and_consecutive_nans_stop_the_run(tmp_path, sampl
 
 
 def test_zero_stage_0_cannot_skip_so_a_nan_stops_the_run_before_it_is_saved(tmp_path, sample_data):
-    config_dir, files = configs(tmp_path, "job", sample_data, train_iters=6, checkpoint_factor=1,
-                                keep_last_n_checkpoints=None, zero_optimization={"stage": 0}, eval_iters=0)
+    config_dir, files = configs(
+        tmp_path,
+        "job",
+        sample_data,
+        train_iters=6,
+        checkpoint_factor=1,
+        keep_last_n_checkpoints=None,
+        zero_optimization={"stage": 0},
+        eval_iters=0,
+    )
     job = Job(config_dir, files, tmp_path / "job.log", {NAN_TEST_HOOK: "3"})
     assert job.wait() == 3, job.log()[-3000:]
     assert "iteration 3 had a non-finite loss and its update was applied (zero_optimization stage 0" in job.log()
@@ -344,10 +391,13 @@ def test_zero_stage_0_cannot_skip_so_a_nan_stops_the_run_before_it_is_saved(tmp_
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flush_interval", [
-    pytest.param(None, id="killed-job-history-lost"),  # wandb's default, 15 s: the killed job's file stays empty
-    pytest.param("0.1", id="killed-job-history-partly-written"),
-])
+@pytest.mark.parametrize(
+    "flush_interval",
+    [
+        pytest.param(None, id="killed-job-history-lost"),  # wandb's default, 15 s: the killed job's file stays empty
+        pytest.param("0.1", id="killed-job-history-partly-written"),
+    ],
+)
 def test_wandb_offline_run_continues_across_a_sigkill(tmp_path, sample_data, uninterrupted, flush_interval):
     config_dir, files = configs(tmp_path, "job", sample_data, use_wandb=True, wandb_project="neox-metala-test")
     run_dir, ckpt = tmp_path / "job/run", tmp_path / "job/ckpt"
@@ -375,9 +425,11 @@ def test_wandb_offline_run_continues_across_a_sigkill(tmp_path, sample_data, uni
         assert all(key in row for key in TRAIN_KEYS), row
         assert row["loss"] == expected[row["_step"]], row["_step"]
     assert flush_interval is None or held_by_killed_job > 0  # the other case: some steps came from the killed job
-    print(f"W&B ({flush_interval or 'default'} s flushes): killed after iteration {killed_at} was logged, resumed "
-          f"from {checkpoint_at}; the killed job's offline file held steps up to {held_by_killed_job} "
-          f"({killed_file.stat().st_size} bytes)")
+    print(
+        f"W&B ({flush_interval or 'default'} s flushes): killed after iteration {killed_at} was logged, resumed "
+        f"from {checkpoint_at}; the killed job's offline file held steps up to {held_by_killed_job} "
+        f"({killed_file.stat().st_size} bytes)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -393,8 +445,13 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def test_plot_of_a_real_run_has_both_panels(tmp_path, uninterrupted):
     output = tmp_path / "curves.png"
-    result = subprocess.run([sys.executable, "-m", "neox_metala.plot", str(uninterrupted / "run"), "-o", str(output)],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "neox_metala.plot", str(uninterrupted / "run"), "-o", str(output)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and result.stdout.strip() == str(output), result.stderr
     assert png_size(output) == (1000, 700) and output.stat().st_size > 20_000
     figure = plot.make_figure(plot.load_metrics(uninterrupted / "run" / "metrics.jsonl"))

@@ -64,8 +64,10 @@ def test_every_layout_exits_zero_soon_after_its_last_iteration(runs):
 @pytest.mark.parametrize("name", [name for name in layouts.LAYOUTS if name != "1gpu"])
 def test_layout_computes_what_one_gpu_computes(runs, name):
     if name not in runs or "1gpu" not in runs:
-        pytest.skip(f"{name} or 1gpu not run (needs {layouts.LAYOUTS[name][2]} GPUs, this machine has {GPUS}; "
-                    f"or not in NEOX_METALA_GPU_LAYOUTS)")
+        pytest.skip(
+            f"{name} or 1gpu not run (needs {layouts.LAYOUTS[name][2]} GPUs, this machine has {GPUS}; "
+            f"or not in NEOX_METALA_GPU_LAYOUTS)"
+        )
     loss_diff, norm_diff = layouts.relative_differences(runs[name], runs["1gpu"], range(1, STEPS + 1))
     assert loss_diff <= LOSS_BOUND, f"{name}: loss differs by {loss_diff:.2e} relative"
     assert norm_diff <= GRAD_NORM_BOUND, f"{name}: grad norm differs by {norm_diff:.2e} relative"
@@ -77,8 +79,10 @@ def test_tp2_pp2_resumed_at_step_10_continues_as_uninterrupted(runs, work):
     directory, data, cache = work
     first, second = layouts.resume_check("tp2pp2", STEPS, RESUME_AT, data, cache, directory, RUN_LIMIT_S)
     loss_diff, norm_diff = layouts.relative_differences(second, runs["tp2pp2"], range(RESUME_AT + 1, STEPS + 1))
-    _report("resume", {"first": first.__dict__, "second": second.__dict__, "loss_rel_max": loss_diff,
-                       "grad_norm_rel_max": norm_diff})
+    _report(
+        "resume",
+        {"first": first.__dict__, "second": second.__dict__, "loss_rel_max": loss_diff, "grad_norm_rel_max": norm_diff},
+    )
     assert first.exit_code == 0 and second.exit_code == 0, first.log + second.log
     assert min(second.losses) == 1 and len(second.losses) == STEPS  # 1..10 from the first job, 11..20 resumed
     assert loss_diff <= LOSS_BOUND and norm_diff <= GRAD_NORM_BOUND, (loss_diff, norm_diff)

@@ -35,13 +35,25 @@ STARTUP_LIMIT_S = 60  # imports and process-group start-up on 2 CI cores; the ch
 
 
 def run_train(config_dir: Path, files: list[str], env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "MASTER_PORT": str(free_port()),
-                   "DS_ACCELERATOR": "cpu", **(env or {})}
+    environment = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "offline",
+        "MASTER_PORT": str(free_port()),
+        "DS_ACCELERATOR": "cpu",
+        **(env or {}),
+    }
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         environment.pop(key, None)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(SCRIPT), "-d", str(config_dir), *files], cwd=REPO, env=environment,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "-d", str(config_dir), *files],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return result, time.monotonic() - started
 
 
@@ -49,8 +61,12 @@ def run_train(config_dir: Path, files: list[str], env: dict | None = None) -> tu
 def trained(tmp_path_factory, sample_data):
     """A run of 6 steps with complete checkpoints at 2, 4 and 6 (copied by each test before it changes them)."""
     work = tmp_path_factory.mktemp("trained")
-    files = write_configs(work / "configs", model=MODEL, data=sample_data_settings(sample_data),
-                          run={"save": str(work / "ckpt"), "load": str(work / "ckpt"), "log_dir": str(work / "run")})
+    files = write_configs(
+        work / "configs",
+        model=MODEL,
+        data=sample_data_settings(sample_data),
+        run={"save": str(work / "ckpt"), "load": str(work / "ckpt"), "log_dir": str(work / "run")},
+    )
     result, _ = run_train(work / "configs", files)
     assert result.returncode == 0, result.stderr[-3000:]
     return work, sample_data_settings(sample_data)
@@ -59,9 +75,12 @@ def trained(tmp_path_factory, sample_data):
 def resume_copy(trained, tmp_path: Path, **model) -> tuple[Path, list[str]]:
     work, data = trained
     shutil.copytree(work / "ckpt", tmp_path / "ckpt")
-    files = write_configs(tmp_path / "configs", model={**MODEL, **model}, data=data,
-                          run={"save": str(tmp_path / "ckpt"), "load": str(tmp_path / "ckpt"),
-                               "log_dir": str(tmp_path / "run")})
+    files = write_configs(
+        tmp_path / "configs",
+        model={**MODEL, **model},
+        data=data,
+        run={"save": str(tmp_path / "ckpt"), "load": str(tmp_path / "ckpt"), "log_dir": str(tmp_path / "run")},
+    )
     return tmp_path / "ckpt", files
 
 
@@ -96,8 +115,10 @@ def test_finite_weights_are_checked_after_loading(trained, tmp_path):
     state["module"][name].view(-1)[0] = float("nan")
     torch.save(state, weights_file)
     marker = json.loads((step_dir / checkpoint.COMPLETE_MARKER).read_text())
-    marker["files"][weights_file.name] = {"bytes": weights_file.stat().st_size,
-                                          "sha256": checkpoint.file_digest(str(weights_file))}
+    marker["files"][weights_file.name] = {
+        "bytes": weights_file.stat().st_size,
+        "sha256": checkpoint.file_digest(str(weights_file)),
+    }
     (step_dir / checkpoint.COMPLETE_MARKER).write_text(json.dumps(marker))
     result, _ = run_train(tmp_path / "configs", files)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -113,9 +134,16 @@ def test_non_finite_weights_are_never_saved_as_complete(single_rank, tmp_path):
 
     settings = BlockSettings(hidden_size=16, num_attention_heads=2, num_layers=1)
     model = gpt.SequentialModel(gpt.layer_specs(settings, ["metala"], 64, tied=True))
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config={
-        "train_micro_batch_size_per_gpu": 1, "steps_per_print": 10**9, "zero_optimization": {"stage": 1},
-        "optimizer": {"type": "AdamW", "params": {"lr": 1e-3, "torch_adam": True}}})
+    engine, *_ = deepspeed.initialize(
+        model=model,
+        model_parameters=model.parameters(),
+        config={
+            "train_micro_batch_size_per_gpu": 1,
+            "steps_per_print": 10**9,
+            "zero_optimization": {"stage": 1},
+            "optimizer": {"type": "AdamW", "params": {"lr": 1e-3, "torch_adam": True}},
+        },
+    )
     with torch.no_grad():
         next(engine.module.parameters()).view(-1)[0] = float("inf")
     with pytest.raises(checkpoint.CheckpointError, match="refusing to save iteration 3 .* non-finite weights"):
@@ -127,15 +155,14 @@ def test_non_finite_weights_are_never_saved_as_complete(single_rank, tmp_path):
 def test_steps_after_skipped_updates_only_do_not_prune_good_checkpoints(trained, tmp_path):
     """keep_last_n_checkpoints 2 and every step after 6 skipped (non-finite): 2 and 4 were pushed out before;
     now the newest good ones (4 and 6) stay, and the skipped-only steps 8 and 10 are marked."""
-    ckpt, files = resume_copy(trained, tmp_path, train_iters=10, keep_last_n_checkpoints=2,
-                              max_consecutive_nonfinite=0)
+    ckpt, files = resume_copy(trained, tmp_path, train_iters=10, keep_last_n_checkpoints=2, max_consecutive_nonfinite=0)
     result, _ = run_train(tmp_path / "configs", files, {NAN_TEST_HOOK: "7,8,9,10"})
     assert result.returncode == 0, result.stderr[-3000:]
-    complete = [i for i, name in checkpoint.step_dirs(str(ckpt))
-                if checkpoint.incompleteness(str(ckpt / name)) is None]
+    complete = [i for i, name in checkpoint.step_dirs(str(ckpt)) if checkpoint.incompleteness(str(ckpt / name)) is None]
     assert complete == [4, 6, 8, 10]
-    only_skipped = {i: checkpoint.read_marker(str(ckpt / f"global_step{i}")).get("only_skipped_updates")
-                    for i in complete}
+    only_skipped = {
+        i: checkpoint.read_marker(str(ckpt / f"global_step{i}")).get("only_skipped_updates") for i in complete
+    }
     assert only_skipped == {4: False, 6: False, 8: True, 10: True}
 
 
@@ -152,12 +179,21 @@ def truncated_copy(prefix: str, directory: Path, suffix: str, cut: int) -> str:
 def test_a_damaged_shard_is_refused_at_start_naming_the_yaml_file_through_deepy(trained, tmp_path):
     _, data = trained
     bad = truncated_copy(data["train_data_paths"][0], tmp_path / "bad", ".bin", 1000)
-    files = write_configs(tmp_path / "configs", model=MODEL, data={**data, "train_data_paths": [bad]},
-                          run={"save": str(tmp_path / "ckpt"), "master_port": free_port()})
+    files = write_configs(
+        tmp_path / "configs",
+        model=MODEL,
+        data={**data, "train_data_paths": [bad]},
+        run={"save": str(tmp_path / "ckpt"), "master_port": free_port()},
+    )
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "deepy.py", "train.py", "-d", str(tmp_path / "configs"), *files],
-                            cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"},
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "deepy.py", "train.py", "-d", str(tmp_path / "configs"), *files],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     assert time.monotonic() - started < STARTUP_LIMIT_S
     error = next(line for line in result.stderr.splitlines() if line.startswith("train.py: error"))
@@ -169,12 +205,17 @@ def test_another_tokenizer_than_the_checkpoints_is_refused_at_start(trained, tmp
     from tokenizers import Tokenizer, models
 
     vocab_file = tmp_path / "small-tokenizer.json"
-    Tokenizer(models.WordLevel({"<|endoftext|>": 0, **{f"t{i}": i for i in range(1, 300)}},
-                               unk_token="<|endoftext|>")).save(str(vocab_file))
+    Tokenizer(
+        models.WordLevel({"<|endoftext|>": 0, **{f"t{i}": i for i in range(1, 300)}}, unk_token="<|endoftext|>")
+    ).save(str(vocab_file))
     _, data = trained
     shutil.copytree(trained[0] / "ckpt", tmp_path / "ckpt")
-    files = write_configs(tmp_path / "configs", model=MODEL, data={**data, "vocab_file": str(vocab_file)},
-                          run={"load": str(tmp_path / "ckpt")})
+    files = write_configs(
+        tmp_path / "configs",
+        model=MODEL,
+        data={**data, "vocab_file": str(vocab_file)},
+        run={"load": str(tmp_path / "ckpt")},
+    )
     result, elapsed = run_train(tmp_path / "configs", files)
     assert result.returncode == 2 and elapsed < STARTUP_LIMIT_S, result.stderr[-3000:]
     error = next(line for line in result.stderr.splitlines() if line.startswith("train.py: error"))

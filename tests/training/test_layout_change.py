@@ -15,19 +15,38 @@ import numpy as np
 import pytest
 import torch
 
-from dist_helpers import run_workers
 from neox_metala.checkpoint.convert import plan
+
+from dist_helpers import run_workers
 from runtime_helpers import SMALL_MODEL, sample_data_settings, setup_yaml, train_losses, write_configs
 
 pytestmark = pytest.mark.multiproc
 N = 4
-MODEL = {**SMALL_MODEL, "train_iters": 2 * N, "checkpoint_factor": N, "hidden_dropout": 0.0, "eval_iters": 0,
-         "train_batch_size": 4}
+MODEL = {
+    **SMALL_MODEL,
+    "train_iters": 2 * N,
+    "checkpoint_factor": N,
+    "hidden_dropout": 0.0,
+    "eval_iters": 0,
+    "train_batch_size": 4,
+}
 del MODEL["gradient_accumulation_steps"]  # it follows from the batch size and the data-parallel size
-LAYOUTS = {"tp2": {"model_parallel_size": 2}, "pp2": {"pipe_parallel_size": 2}, "dp2": {},
-           "tp2pp2": {"model_parallel_size": 2, "pipe_parallel_size": 2}, "tp1": {}, "pp1": {"pipe_parallel_size": 1}}
-CONVERTED = {"tp2": "tp2-pp0-dp1", "pp2": "tp1-pp2-dp1", "dp2": "tp1-pp0-dp2", "tp2pp2": "tp2-pp2-dp1",
-             "tp1": "tp1-pp0-dp1", "pp1": "tp1-pp1-dp1"}
+LAYOUTS = {
+    "tp2": {"model_parallel_size": 2},
+    "pp2": {"pipe_parallel_size": 2},
+    "dp2": {},
+    "tp2pp2": {"model_parallel_size": 2, "pipe_parallel_size": 2},
+    "tp1": {},
+    "pp1": {"pipe_parallel_size": 1},
+}
+CONVERTED = {
+    "tp2": "tp2-pp0-dp1",
+    "pp2": "tp1-pp2-dp1",
+    "dp2": "tp1-pp0-dp2",
+    "tp2pp2": "tp2-pp2-dp1",
+    "tp1": "tp1-pp0-dp1",
+    "pp1": "tp1-pp1-dp1",
+}
 LOADING_KEYS = ("finetune", "no_load_optim", "no_load_rng")
 
 
@@ -56,17 +75,24 @@ def sequential_runs(rank, world_size, runs):
 def _state_after_load(trainer) -> dict:
     optimizer = trainer.engine.optimizer.optimizer  # ZeRO-1's torch AdamW over the flat fp32 partitions
     states = [optimizer.state.get(group["params"][0], {}) for group in optimizer.param_groups]
-    return {"iteration": trainer.state.iteration, "consumed": trainer.state.consumed_train_samples,
-            "lr_iteration": trainer.engine.lr_scheduler.iteration,
-            "adam_steps": [float(state["step"]) for state in states if "step" in state],
-            "exp_avg_sq_sum": sum(float(state["exp_avg_sq"].sum()) for state in states if "exp_avg_sq" in state),
-            "torch_rng": torch.get_rng_state(),
-            "weights": {name: p.detach().clone() for name, p in trainer.engine.module.named_parameters()}}
+    return {
+        "iteration": trainer.state.iteration,
+        "consumed": trainer.state.consumed_train_samples,
+        "lr_iteration": trainer.engine.lr_scheduler.iteration,
+        "adam_steps": [float(state["step"]) for state in states if "step" in state],
+        "exp_avg_sq_sum": sum(float(state["exp_avg_sq"].sum()) for state in states if "exp_avg_sq" in state),
+        "torch_rng": torch.get_rng_state(),
+        "weights": {name: p.detach().clone() for name, p in trainer.engine.module.named_parameters()},
+    }
 
 
 def _config(tmp_path, data, name, load, **extra):
-    files = write_configs(tmp_path / name, model={**MODEL, **LAYOUTS.get(name, {}), **extra}, data=data,
-                          setup={**setup_yaml(tmp_path, name), "load": load})
+    files = write_configs(
+        tmp_path / name,
+        model={**MODEL, **LAYOUTS.get(name, {}), **extra},
+        data=data,
+        setup={**setup_yaml(tmp_path, name), "load": load},
+    )
     return ["-d", str(tmp_path / name), *files]
 
 
@@ -87,8 +113,10 @@ def runs(tmp_path_factory, sample_data):
     tp2_conversion = str(tmp / "tp2/ckpt/layouts" / CONVERTED["tp2"])
     loads = [("train", _config(tmp, data, "tp1", tp2_conversion)), ("train", _config(tmp, data, "pp1", str(source)))]
     # Another seed: random streams that start from it differ from the saved ones (no dropout draws nothing).
-    loads += [("load", _config(tmp, data, key, tp2_conversion if key == "finetune" else str(source), seed=99,
-                               **{key: True})) for key in LOADING_KEYS]
+    loads += [
+        ("load", _config(tmp, data, key, tp2_conversion if key == "finetune" else str(source), seed=99, **{key: True}))
+        for key in LOADING_KEYS
+    ]
     back = ("convert", plan(str(tmp / "offline_tp2"), str(tmp / "offline_back"), tp=1, pp=0, dp=1))
     loaded = run_workers(sequential_runs, 1, tmp / "r1", runs=[*loads, back])[0][2:-1]
     return tmp, dict(zip(LOADING_KEYS, loaded))
@@ -101,7 +129,8 @@ def test_resumed_layout_continues_the_uninterrupted_run(runs, name):
     assert sorted(got) == list(range(N + 1, 2 * N + 1)), f"{name} must log iterations {N + 1}..{2 * N} once"
     for iteration in range(N + 1, 2 * N + 1):
         assert abs(got[iteration] - expected[iteration]) <= 1e-5 * abs(expected[iteration]), (
-            f"{name} iteration {iteration}: {got[iteration]} != {expected[iteration]}")
+            f"{name} iteration {iteration}: {got[iteration]} != {expected[iteration]}"
+        )
     assert expected[N + 1] != expected[2 * N]  # it trained
 
 
@@ -154,8 +183,9 @@ def test_a_checkpoint_without_zero_partitions_names_the_fix(runs, single_rank, t
 
     tmp, _ = runs
     step_dir = tmp_path / f"global_step{N}"  # as ZeRO stage 0 saves: no zero_pp_rank_* files
-    shutil.copytree(tmp / f"source/global_step{N}", step_dir,
-                    ignore=shutil.ignore_patterns("zero_pp_rank_*_optim_states.pt"))
+    shutil.copytree(
+        tmp / f"source/global_step{N}", step_dir, ignore=shutil.ignore_patterns("zero_pp_rank_*_optim_states.pt")
+    )
     with pytest.raises(CheckpointFormatError, match="zero_optimization stage 1 or 2.*finetune or no_load_optim"):
         NeutralCheckpoint(str(step_dir)).optimizer_step()
 

@@ -33,8 +33,9 @@ def read_tensorboard(log_dir: Path):
 
     accumulator = EventAccumulator(str(log_dir))
     accumulator.Reload()
-    return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)]
-            for tag in accumulator.Tags()["scalars"]}
+    return {
+        tag: [(event.step, event.value) for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]
+    }
 
 
 def read_jsonl(path: Path):
@@ -53,16 +54,36 @@ TRAIN_KEYS = ("loss", "lr", "grad_norm", "tokens_per_second", "tflops_per_gpu", 
 def run_job(run_dir, first, last, job, resume_iteration=None, wandb_run_id=None):
     """Iterations first..last, one second each; the loss encodes the job so the sinks' values can be told apart."""
     clock = FakeClock()
-    metrics = build_metrics(run_dir, rank=0, world_size=WORLD_SIZE, flops_per_token=FLOPS_PER_TOKEN,
-                            precision="bf16", train_iters=100, resume_iteration=resume_iteration,
-                            wandb=WandBSettings("neox-metala-test", group="g", run_name="resume-test",
-                                                run_id=wandb_run_id, config={"hidden_size": 64, "lr": 3e-4}),
-                            tensorboard_dir=run_dir / "tensorboard", peak_tflops_per_gpu=PEAK,
-                            console_stream=io.StringIO(), clock=clock)
+    metrics = build_metrics(
+        run_dir,
+        rank=0,
+        world_size=WORLD_SIZE,
+        flops_per_token=FLOPS_PER_TOKEN,
+        precision="bf16",
+        train_iters=100,
+        resume_iteration=resume_iteration,
+        wandb=WandBSettings(
+            "neox-metala-test",
+            group="g",
+            run_name="resume-test",
+            run_id=wandb_run_id,
+            config={"hidden_size": 64, "lr": 3e-4},
+        ),
+        tensorboard_dir=run_dir / "tensorboard",
+        peak_tflops_per_gpu=PEAK,
+        console_stream=io.StringIO(),
+        clock=clock,
+    )
     for iteration in range(first, last + 1):
         clock.now += 1.0
-        metrics.step_done(iteration, loss=torch.tensor(job + iteration / 1000), lr=1e-4 * iteration,
-                          grad_norm=0.5, tokens=TOKENS_PER_STEP, samples=SAMPLES_PER_STEP)
+        metrics.step_done(
+            iteration,
+            loss=torch.tensor(job + iteration / 1000),
+            lr=1e-4 * iteration,
+            grad_norm=0.5,
+            tokens=TOKENS_PER_STEP,
+            samples=SAMPLES_PER_STEP,
+        )
         if iteration % LOG_INTERVAL == 0:
             metrics.log(iteration)
         if iteration % 50 == 0:
@@ -131,8 +152,9 @@ def test_resume_truncates_jsonl_and_purges_tensorboard(resumed_run):
 
 
 def make_processor(tmp_path, clock, **overrides):
-    arguments = dict(rank=0, world_size=8, flops_per_token=6.0e9, precision="bf16",
-                     console_stream=io.StringIO(), clock=clock)
+    arguments = dict(
+        rank=0, world_size=8, flops_per_token=6.0e9, precision="bf16", console_stream=io.StringIO(), clock=clock
+    )
     arguments.update(overrides)
     return build_metrics(tmp_path, **arguments)
 
@@ -142,8 +164,17 @@ def test_interval_numbers_match_hand_computation(tmp_path):
     metrics = make_processor(tmp_path, clock, precision="float16", peak_tflops_per_gpu=312.0)  # NeoX's spelling
     for step in range(10):
         clock.now += 0.5
-        metrics.step_done(step + 1, loss=3.0 + step, lr=2e-4, grad_norm=1.0 + step, loss_scale=2.0**15,
-                          tokens=4 * 2048, samples=4, data_wait_seconds=0.05, skipped=(step == 9))
+        metrics.step_done(
+            step + 1,
+            loss=3.0 + step,
+            lr=2e-4,
+            grad_norm=1.0 + step,
+            loss_scale=2.0**15,
+            tokens=4 * 2048,
+            samples=4,
+            data_wait_seconds=0.05,
+            skipped=(step == 9),
+        )
     with metrics.untimed():  # an evaluation: its 7 s must not count
         clock.now += 7.0
     result = metrics.log(10)
@@ -185,12 +216,27 @@ def test_eval_perplexity_and_console_lines(tmp_path):
     metrics = make_processor(tmp_path, clock, train_iters=1000, console_stream=stream, peak_tflops_per_gpu=989.5)
     assert metrics.log_eval(120, torch.tensor(2.0)) == {"eval/loss": 2.0, "eval/perplexity": math.exp(2.0)}
     assert stream.getvalue() == "iteration 120/1000 | eval loss 2 | eval ppl 7.389\n"
-    line = format_console_line({"loss": 4.3214, "lr": 2.9e-4, "grad_norm": 0.8712, "tokens_per_second": 14_200,
-                                "tflops_per_gpu": 2.1, "mfu_percent": 41.23, "memory_max_allocated_gib": 31.2,
-                                "memory_max_reserved_gib": 35.0, "data_wait_fraction": 0.003,
-                                "seconds_per_iteration": 1.25, "skipped_steps": 0}, 120, 1000)
-    assert line == ("iteration 120/1000 | loss 4.321 | lr 0.00029 | grad norm 0.871 | 14.2k tok/s | "
-                    "2.1 TFLOP/s/GPU | MFU 41.2% | mem 31.2/35.0 GiB | data wait 0.3% | 1.25 s/it")
+    line = format_console_line(
+        {
+            "loss": 4.3214,
+            "lr": 2.9e-4,
+            "grad_norm": 0.8712,
+            "tokens_per_second": 14_200,
+            "tflops_per_gpu": 2.1,
+            "mfu_percent": 41.23,
+            "memory_max_allocated_gib": 31.2,
+            "memory_max_reserved_gib": 35.0,
+            "data_wait_fraction": 0.003,
+            "seconds_per_iteration": 1.25,
+            "skipped_steps": 0,
+        },
+        120,
+        1000,
+    )
+    assert line == (
+        "iteration 120/1000 | loss 4.321 | lr 0.00029 | grad norm 0.871 | 14.2k tok/s | "
+        "2.1 TFLOP/s/GPU | MFU 41.2% | mem 31.2/35.0 GiB | data wait 0.3% | 1.25 s/it"
+    )
 
 
 def test_other_ranks_write_nothing(tmp_path):
@@ -206,8 +252,9 @@ def test_other_ranks_write_nothing(tmp_path):
 
 def test_jsonl_truncate_drops_later_and_partial_lines(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    path.write_text("".join(json.dumps({"iteration": i, "loss": i}) + "\n" for i in (10, 20, 30, 40))
-                    + '{"iteration": 50, "lo')  # the crash cut the last line short
+    path.write_text(
+        "".join(json.dumps({"iteration": i, "loss": i}) + "\n" for i in (10, 20, 30, 40)) + '{"iteration": 50, "lo'
+    )  # the crash cut the last line short
     logger = metrics_module.JsonlLogger(path)
     assert logger.truncate_after(20) == 40
     assert [r["iteration"] for r in read_jsonl(path)] == [10, 20]
@@ -215,13 +262,24 @@ def test_jsonl_truncate_drops_later_and_partial_lines(tmp_path):
     assert read_jsonl(path)[-1] == {"iteration": 30, "loss": 1.5}
 
 
-@pytest.mark.parametrize("name, precision, expected", [
-    ("NVIDIA H100 80GB HBM3", "bf16", 989.5), ("NVIDIA H100 PCIe", "bf16", 756.5),
-    ("NVIDIA H100 NVL", "fp16", 835.5), ("NVIDIA H200", "bf16", 989.5), ("NVIDIA GH200 480GB", "bf16", 989.5),
-    ("NVIDIA A100-SXM4-80GB", "bf16", 312.0), ("NVIDIA A800-SXM4-80GB", "tf32", 156.0),
-    ("NVIDIA L40S", "bf16", 362.0), ("NVIDIA L4", "bf16", 121.0), ("NVIDIA H20", "bf16", 148.0),
-    ("NVIDIA A100 80GB PCIe", "fp32", 19.5), ("Tesla V100-SXM2-32GB", "bf16", None), ("Some GPU", "bf16", None),
-])
+@pytest.mark.parametrize(
+    "name, precision, expected",
+    [
+        ("NVIDIA H100 80GB HBM3", "bf16", 989.5),
+        ("NVIDIA H100 PCIe", "bf16", 756.5),
+        ("NVIDIA H100 NVL", "fp16", 835.5),
+        ("NVIDIA H200", "bf16", 989.5),
+        ("NVIDIA GH200 480GB", "bf16", 989.5),
+        ("NVIDIA A100-SXM4-80GB", "bf16", 312.0),
+        ("NVIDIA A800-SXM4-80GB", "tf32", 156.0),
+        ("NVIDIA L40S", "bf16", 362.0),
+        ("NVIDIA L4", "bf16", 121.0),
+        ("NVIDIA H20", "bf16", 148.0),
+        ("NVIDIA A100 80GB PCIe", "fp32", 19.5),
+        ("Tesla V100-SXM2-32GB", "bf16", None),
+        ("Some GPU", "bf16", None),
+    ],
+)
 def test_device_peak_table(name, precision, expected):
     assert peak_tflops_for_device(name, precision) == expected
 
@@ -237,8 +295,14 @@ def test_cuda_memory_peaks_and_mfu_of_real_matmuls(tmp_path):
         a @ b
     torch.cuda.synchronize()
     start = time.perf_counter()
-    metrics = build_metrics(tmp_path, rank=0, world_size=1, flops_per_token=2.0 * size * size,
-                            precision="bf16", console_stream=io.StringIO())  # a "token" = one row of a @ b
+    metrics = build_metrics(
+        tmp_path,
+        rank=0,
+        world_size=1,
+        flops_per_token=2.0 * size * size,
+        precision="bf16",
+        console_stream=io.StringIO(),
+    )  # a "token" = one row of a @ b
     for step in range(steps):
         product = a @ b
         metrics.step_done(step + 1, loss=product[0, 0].float(), lr=1.0, tokens=size)

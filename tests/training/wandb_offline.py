@@ -36,6 +36,7 @@ def read_wandb_history(wandb_dir: Path):
             if record.HasField("run"):
                 run_ids.append(record.run.run_id)
             if record.HasField("history"):
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                             for item in record.history.item})
+                rows.append(
+                    {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+                )
     return run_ids, rows

@@ -12,15 +12,41 @@ from transformers import PretrainedConfig
 class MetaLAConfig(PretrainedConfig):
     model_type = "metala"
     keys_to_ignore_at_inference = ["metala_cache"]
-    attribute_map = {"hidden_size": "decoder_embed_dim", "num_hidden_layers": "decoder_layers",
-                     "num_attention_heads": "decoder_attention_heads"}
+    attribute_map = {
+        "hidden_size": "decoder_embed_dim",
+        "num_hidden_layers": "decoder_layers",
+        "num_attention_heads": "decoder_attention_heads",
+    }
 
-    def __init__(self, pad_token_id=2, bos_token_id=1, eos_token_id=2, vocab_size=32000, use_cache=True,
-                 init_std=0.02, decoder_embed_dim=1024, decoder_layers=24, decoder_attention_heads=8,
-                 add_bos_token=False, causal=True, glu_act="silu", glu_dim=5632, bias=False,
-                 norm_type="simplermsnorm", no_scale_embedding=True, tie_word_embeddings=True, norm_eps=None,
-                 metala_layer_types=None, conv_kernel_size=4, self_augmentation=True, decay_normalizer=16.0,
-                 chunk_size=64, rotary_pct=1.0, rotary_emb_base=10000, **kwargs):
+    def __init__(
+        self,
+        pad_token_id=2,
+        bos_token_id=1,
+        eos_token_id=2,
+        vocab_size=32000,
+        use_cache=True,
+        init_std=0.02,
+        decoder_embed_dim=1024,
+        decoder_layers=24,
+        decoder_attention_heads=8,
+        add_bos_token=False,
+        causal=True,
+        glu_act="silu",
+        glu_dim=5632,
+        bias=False,
+        norm_type="simplermsnorm",
+        no_scale_embedding=True,
+        tie_word_embeddings=True,
+        norm_eps=None,
+        metala_layer_types=None,
+        conv_kernel_size=4,
+        self_augmentation=True,
+        decay_normalizer=16.0,
+        chunk_size=64,
+        rotary_pct=1.0,
+        rotary_emb_base=10000,
+        **kwargs,
+    ):
         self.vocab_size = vocab_size
         self.use_cache = use_cache
         self.init_std = init_std
@@ -44,8 +70,15 @@ class MetaLAConfig(PretrainedConfig):
         self.rotary_emb_base = rotary_emb_base
         # transformers 5 no longer defaults this to True; the official model relied on that default.
         self.tie_word_embeddings = tie_word_embeddings
-        super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id,
-                         tie_word_embeddings=tie_word_embeddings, **kwargs)
+        super().__init__(
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            **kwargs,
+        )
         if len(self.metala_layer_types) != decoder_layers:
-            raise ValueError(f"config.json: metala_layer_types has {len(self.metala_layer_types)} entries but "
-                             f"decoder_layers is {decoder_layers}")
+            raise ValueError(
+                f"config.json: metala_layer_types has {len(self.metala_layer_types)} entries but "
+                f"decoder_layers is {decoder_layers}"
+            )

@@ -114,8 +114,9 @@ def _gla(q, key, v, log_decay, scale, initial_state, chunk_size, kernel_dtype=No
         q, key, v = q.to(kernel_dtype), key.to(kernel_dtype), v.to(kernel_dtype)
         state = None if initial_state is None else initial_state.float()
         if q.shape[1] == 1 and not torch.is_grad_enabled():
-            return gla.fused_recurrent_gla(q, key, v, gk=log_decay, scale=scale, initial_state=state,
-                                           output_final_state=True)
+            return gla.fused_recurrent_gla(
+                q, key, v, gk=log_decay, scale=scale, initial_state=state, output_final_state=True
+            )
         return gla.chunk_gla(q, key, v, log_decay, scale=scale, initial_state=state, output_final_state=True)
     # A chunk shorter than chunk_size would be zero-padded up to it (chunk_size times the work of one step).
     return chunked_gla(q, key, v, log_decay, scale, initial_state, True, chunk_size=min(chunk_size, q.shape[1]))
@@ -135,7 +136,7 @@ class MetaLATokenMixer(nn.Module):
         self.out_proj = nn.Linear(dim, dim, bias=False)
         self.aug_balance = nn.Parameter(torch.zeros(dim // 2)) if config.self_augmentation else None
         kernel = config.conv_kernel_size
-        self.conv1d = (nn.Conv1d(dim, dim, kernel, groups=dim, bias=False, padding=kernel - 1) if kernel else None)
+        self.conv1d = nn.Conv1d(dim, dim, kernel, groups=dim, bias=False, padding=kernel - 1) if kernel else None
 
     def forward(self, x, mask=None, state: LayerState | None = None):
         """x: (batch, seq, dim); mask: (batch, seq), 0 at padding; state: continued and updated."""
@@ -143,8 +144,9 @@ class MetaLATokenMixer(nn.Module):
             x = x * mask.unsqueeze(-1).to(x.dtype)
         if self.conv1d is not None:
             conv = short_conv_fla if _use_fla(x) else short_conv_torch
-            x, conv_state = conv(x, self.conv1d.weight.squeeze(1), None if state is None else state.conv_state,
-                                 state is not None)
+            x, conv_state = conv(
+                x, self.conv1d.weight.squeeze(1), None if state is None else state.conv_state, state is not None
+            )
             if state is not None:
                 state.conv_state = conv_state
         v = self.v_proj(x)
@@ -157,9 +159,16 @@ class MetaLATokenMixer(nn.Module):
 
         q, gate, v = heads(self.q_proj(x)), heads(self.g_proj(x)), heads(v)
         log_decay, key = decay_and_key_reference(heads(self.k_gate(x)), self.normalizer)
-        out, new_state = _gla(q, key, v, log_decay, q.shape[-1] ** -0.5,
-                              None if state is None else state.recurrent_state, self.chunk_size,
-                              x.dtype if _use_fla(x) else None)
+        out, new_state = _gla(
+            q,
+            key,
+            v,
+            log_decay,
+            q.shape[-1] ** -0.5,
+            None if state is None else state.recurrent_state,
+            self.chunk_size,
+            x.dtype if _use_fla(x) else None,
+        )
         out = out.to(wide)
         if self.aug_balance is None:
             mixed = F.silu(gate) * F.layer_norm(out, (out.shape[-1],), eps=HEAD_NORM_EPS)
@@ -190,18 +199,21 @@ class AttentionTokenMixer(nn.Module):
         """x: (batch, seq, heads, head_dim) at positions offset, offset + 1, ..."""
         if not self.rotary_dim:
             return x
-        inv_freq = 1.0 / (self.rotary_base ** (torch.arange(0, self.rotary_dim, 2, dtype=torch.float32,
-                                                            device=x.device) / self.rotary_dim))
+        inv_freq = 1.0 / (
+            self.rotary_base
+            ** (torch.arange(0, self.rotary_dim, 2, dtype=torch.float32, device=x.device) / self.rotary_dim)
+        )
         positions = torch.arange(offset, offset + x.shape[1], device=x.device, dtype=torch.float32)
         angles = torch.outer(positions, inv_freq)
         angles = torch.cat([angles, angles], dim=-1)[None, :, None, :]
         cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-        rotary, passthrough = x[..., :self.rotary_dim], x[..., self.rotary_dim:]
+        rotary, passthrough = x[..., : self.rotary_dim], x[..., self.rotary_dim :]
         return torch.cat([rotary * cos + _rotate_half(rotary) * sin, passthrough], dim=-1)
 
     def forward(self, x, mask=None, state: LayerState | None = None):
-        q, k, v = (proj(x).unflatten(-1, (self.num_heads, self.head_dim)) for proj in
-                   (self.q_proj, self.k_proj, self.v_proj))  # (batch, seq, heads, head_dim)
+        q, k, v = (
+            proj(x).unflatten(-1, (self.num_heads, self.head_dim)) for proj in (self.q_proj, self.k_proj, self.v_proj)
+        )  # (batch, seq, heads, head_dim)
         past = 0 if state is None else state.seen
         q, k = self._rotary(q, past), self._rotary(k, past)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (batch, heads, seq, head_dim)
@@ -245,8 +257,9 @@ class MetaLADecoderLayer(nn.Module):
         mixers = {"metala": MetaLATokenMixer, "attention": AttentionTokenMixer}
         layer_type = config.metala_layer_types[layer_idx]
         if layer_type not in mixers:
-            raise ValueError(f"config.json: metala_layer_types[{layer_idx}] is {layer_type!r}; "
-                             f"known: {', '.join(mixers)}")
+            raise ValueError(
+                f"config.json: metala_layer_types[{layer_idx}] is {layer_type!r}; known: {', '.join(mixers)}"
+            )
         width = config.decoder_embed_dim if config.glu_dim == -1 else config.glu_dim
         self.token_norm, self.token_mixer = build_norm(config), mixers[layer_type](config)
         self.channel_norm, self.channel_mixer = build_norm(config), GLU(config.decoder_embed_dim, width, config.bias)
@@ -300,8 +313,16 @@ class MetaLAModel(MetaLAPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embed_tokens = value
 
-    def forward(self, input_ids=None, attention_mask=None, metala_cache=None, inputs_embeds=None, use_cache=None,
-                return_dict=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        metala_cache=None,
+        inputs_embeds=None,
+        use_cache=None,
+        return_dict=None,
+        **kwargs,
+    ):
         """attention_mask: (batch, seen + seq) as `generate` keeps it, or (batch, seq); 0 at (left) padding."""
         hidden = self.embed_scale * self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         use_cache = self.config.use_cache if use_cache is None else use_cache
@@ -309,12 +330,13 @@ class MetaLAModel(MetaLAPreTrainedModel):
             metala_cache = MetaLACache(len(self.layers))
         mask = None
         if attention_mask is not None:
-            mask = attention_mask[:, -hidden.shape[1]:]
+            mask = attention_mask[:, -hidden.shape[1] :]
             mask = None if bool(mask.all()) else mask
         for index, layer in enumerate(self.layers):
             hidden = layer(hidden, mask, metala_cache.layers[index] if use_cache else None)
-        return MetaLAModelOutput(last_hidden_state=self.final_norm(hidden),
-                                 metala_cache=metala_cache if use_cache else None)
+        return MetaLAModelOutput(
+            last_hidden_state=self.final_norm(hidden), metala_cache=metala_cache if use_cache else None
+        )
 
 
 _TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
@@ -322,8 +344,9 @@ _TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
 
 class MetaLAForCausalLM(MetaLAPreTrainedModel, GenerationMixin):
     # transformers 5 maps tied parameters target -> source; 4.x lists the tied targets.
-    _tied_weights_keys = ({"lm_head.weight": "model.embed_tokens.weight"} if _TRANSFORMERS_MAJOR >= 5
-                          else ["lm_head.weight"])
+    _tied_weights_keys = (
+        {"lm_head.weight": "model.embed_tokens.weight"} if _TRANSFORMERS_MAJOR >= 5 else ["lm_head.weight"]
+    )
     _is_stateful = True
 
     def __init__(self, config: MetaLAConfig):
@@ -344,8 +367,17 @@ class MetaLAForCausalLM(MetaLAPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
-    def forward(self, input_ids=None, attention_mask=None, metala_cache=None, inputs_embeds=None, labels=None,
-                use_cache=None, return_dict=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        metala_cache=None,
+        inputs_embeds=None,
+        labels=None,
+        use_cache=None,
+        return_dict=None,
+        **kwargs,
+    ):
         outputs = self.model(input_ids, attention_mask, metala_cache, inputs_embeds, use_cache)
         logits = self.lm_head(outputs.last_hidden_state)
         loss = None
@@ -357,14 +389,19 @@ class MetaLAForCausalLM(MetaLAPreTrainedModel, GenerationMixin):
     def _supports_default_dynamic_cache(cls) -> bool:
         return False  # the state lives in `metala_cache`, not in a transformers Cache
 
-    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, metala_cache=None, inputs_embeds=None,
-                                      use_cache=True, **kwargs):
+    def prepare_inputs_for_generation(
+        self, input_ids, attention_mask=None, metala_cache=None, inputs_embeds=None, use_cache=True, **kwargs
+    ):
         if metala_cache is not None:  # only the tokens the cache has not seen yet
-            input_ids = input_ids[:, metala_cache.seen:]
+            input_ids = input_ids[:, metala_cache.seen :]
         elif inputs_embeds is not None:
             return {"inputs_embeds": inputs_embeds, "attention_mask": attention_mask, "use_cache": use_cache}
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "metala_cache": metala_cache,
-                "use_cache": use_cache}
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "metala_cache": metala_cache,
+            "use_cache": use_cache,
+        }
 
     def _update_model_kwargs_for_generation(self, outputs, model_kwargs, *args, **kwargs):
         model_kwargs = super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
@@ -374,6 +411,7 @@ class MetaLAForCausalLM(MetaLAPreTrainedModel, GenerationMixin):
     def generate(self, *args, **kwargs):
         config = kwargs.get("generation_config") or self.generation_config
         if max(kwargs.get("num_beams") or 1, getattr(config, "num_beams", 1) or 1) > 1:
-            raise ValueError("MetaLA's recurrent cache is not reordered between beams: use greedy search or "
-                             "sampling (num_beams=1)")
+            raise ValueError(
+                "MetaLA's recurrent cache is not reordered between beams: use greedy search or sampling (num_beams=1)"
+            )
         return super().generate(*args, **kwargs)
