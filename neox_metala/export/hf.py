@@ -41,7 +41,7 @@ def tokenizer_of(args, vocab_file: str | None = None):
 
 
 def write_model_code(out_dir: str) -> None:
-    for name in ("configuration_metala.py", "modeling_metala.py"):
+    for name in ("configuration_metala.py", "modeling_metala.py", "cache_metala.py"):
         shutil.copyfile(os.path.join(HF_MODEL_DIR, name), os.path.join(out_dir, name))
     for source, target in SHIPPED_OPS.items():
         shutil.copyfile(os.path.join(OPS_DIR, source), os.path.join(out_dir, target))

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from neox_metala.training import metrics as metrics_module
-from neox_metala.training.metrics import build_metrics, format_console_line, peak_tflops_for_device
+from neox_metala.training.metric_sinks import format_console_line
+from neox_metala.training.metrics import build_metrics, peak_tflops_for_device
 from neox_metala.training.wandb_sink import WandBSettings
 
 from wandb_offline import read_wandb_history

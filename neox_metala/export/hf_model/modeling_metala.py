@@ -25,6 +25,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .cache_metala import LayerState, MetaLACache
 from .configuration_metala import MetaLAConfig
 from .metala_chunked import chunked_gla
 from .metala_reference import HEAD_NORM_EPS, augment_norm_gate_reference, decay_and_key_reference
@@ -73,36 +74,6 @@ def build_norm(config: MetaLAConfig) -> nn.Module:
     if config.norm_type == "rmsnorm":
         return RMSNorm(dim, config.norm_eps if config.norm_eps is not None else 1e-8)
     return nn.LayerNorm(dim, eps=config.norm_eps if config.norm_eps is not None else 1e-5)  # as the official
-
-
-class LayerState:
-    """One layer's decode state: conv history and recurrent state (MetaLA), or keys/values (attention)."""
-
-    def __init__(self):
-        self.conv_state = self.recurrent_state = self.keys = self.values = self.key_mask = None
-        self.seen = 0
-
-    def select(self, index):
-        picked = LayerState()
-        for name, value in vars(self).items():
-            setattr(picked, name, value.index_select(0, index) if isinstance(value, torch.Tensor) else value)
-        return picked
-
-
-class MetaLACache:
-    """Every layer's `LayerState`. MetaLA layers: constant size; attention layers: grows with the sequence."""
-
-    def __init__(self, num_layers: int):
-        self.layers = [LayerState() for _ in range(num_layers)]
-
-    @property
-    def seen(self) -> int:
-        return self.layers[0].seen
-
-    def select(self, index: torch.Tensor) -> MetaLACache:
-        picked = MetaLACache(0)
-        picked.layers = [layer.select(index) for layer in self.layers]
-        return picked
 
 
 def _gla(q, key, v, log_decay, scale, initial_state, chunk_size, kernel_dtype=None):
