@@ -61,7 +61,7 @@ class ConversionPlan:
 def plan(load_dir: str, save_dir: str, tp: int, pp: int, dp: int, iteration: int | None = None) -> ConversionPlan:
     """Step `iteration` (default: the one a resume would load) of `load_dir`, to be written into `save_dir` in
     the layout (tp, pp, dp)."""
-    from ..model.sizes import padded_vocab_size
+    from ..shape import padded_vocab_size
     from ..training.checkpoint import read_marker
     from ..training.checkpoint_files import find_step_dir
     from ..training.layout_change import padded_vocab_for_resume
