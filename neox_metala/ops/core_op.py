@@ -21,15 +21,11 @@ def fla_chunk_size(seq: int) -> int:
     return min(64, max(16, 1 << (seq - 1).bit_length()))  # what fla's own chunk_gla picks
 
 
-@torch.library.custom_op("neox_metala::gla_forward", mutates_args=(), device_types="cuda")
-def gla_forward(
-    q: torch.Tensor, key: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """q, key (B, T, H, K) and v (B, T, H, V) in one dtype, log_decay (B, T, H, K) fp32 -> (o (B, T, H, V),
-    scores (B, T, H, chunk) fp32, what the backward reads)."""
+def fla_chunk_forward(q, key, v, log_decay, scale):
+    """fla's chunk_gla forward from a zero state (internal API of fla 0.6, pinned in pyproject.toml), called
+    directly so that only the intra-chunk scores A are kept: (o, scores)."""
     from fla.ops.gla.chunk import chunk_gla_fwd
 
-    q, key, v, log_decay = (t.contiguous() for t in (q, key, v, log_decay))
     _, scores, _, _, output = chunk_gla_fwd(
         q=q,
         k=key,
@@ -42,6 +38,37 @@ def gla_forward(
         chunk_size=fla_chunk_size(q.shape[1]),
     )
     return output, scores
+
+
+def fla_chunk_backward(q, key, v, log_decay, scale, scores, d_output):
+    """fla's chunk_gla backward for `fla_chunk_forward`: (dq, dkey, dv, dlog_decay) as fla returns them."""
+    from fla.ops.gla.chunk import chunk_gla_bwd
+
+    dq, dkey, dv, dlog_decay, _ = chunk_gla_bwd(
+        q=q,
+        k=key,
+        v=v,
+        g=log_decay,
+        g_cumsum=None,
+        scale=scale,
+        initial_state=None,
+        h=None,
+        A=scores,
+        do=d_output,
+        dht=None,
+        chunk_size=fla_chunk_size(q.shape[1]),
+    )
+    return dq, dkey, dv, dlog_decay
+
+
+@torch.library.custom_op("neox_metala::gla_forward", mutates_args=(), device_types="cuda")
+def gla_forward(
+    q: torch.Tensor, key: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """q, key (B, T, H, K) and v (B, T, H, V) in one dtype, log_decay (B, T, H, K) fp32 -> (o (B, T, H, V),
+    scores (B, T, H, chunk) fp32, what the backward reads)."""
+    q, key, v, log_decay = (t.contiguous() for t in (q, key, v, log_decay))
+    return fla_chunk_forward(q, key, v, log_decay, scale)
 
 
 @gla_forward.register_fake
@@ -69,23 +96,8 @@ def gla_backward(
     d_output: torch.Tensor,
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    from fla.ops.gla.chunk import chunk_gla_bwd
-
     q, key, v, log_decay, d_output = (t.contiguous() for t in (q, key, v, log_decay, d_output))
-    dq, dkey, dv, dlog_decay, _ = chunk_gla_bwd(
-        q=q,
-        k=key,
-        v=v,
-        g=log_decay,
-        g_cumsum=None,
-        scale=scale,
-        initial_state=None,
-        h=None,
-        A=scores,
-        do=d_output,
-        dht=None,
-        chunk_size=fla_chunk_size(q.shape[1]),
-    )
+    dq, dkey, dv, dlog_decay = fla_chunk_backward(q, key, v, log_decay, scale, scores, d_output)
     return dq.to(q.dtype), dkey.to(key.dtype), dv.to(v.dtype), dlog_decay.to(log_decay.dtype)
 
 

@@ -18,7 +18,7 @@ import functools
 
 import torch
 
-from .core_op import fla_chunk_size
+from .core_op import fla_chunk_backward, fla_chunk_forward
 from .metala import augment_norm_gate, decay_and_key
 from .options import DEFAULT_CHUNK_SIZE, projection_widths
 
@@ -133,43 +133,13 @@ class TorchCore:
 
 
 class FlaCore:
-    """fla's chunk_gla forward and backward kernels (internal API of fla 0.6, pinned in pyproject.toml), called
-    directly so that only the intra-chunk scores A are kept for the backward."""
+    """fla's chunk_gla kernels, keeping only the intra-chunk scores for the backward (ops/core_op.py)."""
 
     def forward(self, q, key, v, log_decay, scale):
-        from fla.ops.gla.chunk import chunk_gla_fwd
-
-        _, scores, _, _, output = chunk_gla_fwd(
-            q=q,
-            k=key,
-            v=v,
-            g=log_decay,
-            g_cumsum=None,
-            scale=scale,
-            initial_state=None,
-            output_final_state=False,
-            chunk_size=fla_chunk_size(q.shape[1]),
-        )
-        return output, scores
+        return fla_chunk_forward(q, key, v, log_decay, scale)
 
     def backward(self, q, key, v, log_decay, scale, scores, d_output):
-        from fla.ops.gla.chunk import chunk_gla_bwd
-
-        dq, dkey, dv, dlog_decay, _ = chunk_gla_bwd(
-            q=q,
-            k=key,
-            v=v,
-            g=log_decay,
-            g_cumsum=None,
-            scale=scale,
-            initial_state=None,
-            h=None,
-            A=scores,
-            do=d_output,
-            dht=None,
-            chunk_size=fla_chunk_size(q.shape[1]),
-        )
-        return dq, dkey, dv, dlog_decay
+        return fla_chunk_backward(q, key, v, log_decay, scale, scores, d_output)
 
 
 class Kernels:
