@@ -230,11 +230,22 @@ def prune(save_dir: str, keep_last: int) -> None:
 
 
 def find_resume_tag(load_dir: str) -> str | None:
-    """The step to resume from, None when `load_dir` holds no checkpoint at all; raises if none is usable."""
+    """The step to resume from; None when `load_dir` holds no checkpoint at all, or only the unfinished folders of
+    a first save that never completed; raises if a completed checkpoint existed and none is usable now."""
     steps = step_dirs(load_dir)
     latest_path = os.path.join(load_dir, LATEST)
     latest = open(latest_path).read().strip() if os.path.exists(latest_path) else None
     if not steps and latest is None:
+        return None
+    if latest is None and all(incompleteness(os.path.join(load_dir, name)) is not None for _, name in steps):
+        # `latest` is written only after a step completes: these folders are a first save that never finished
+        # (a job killed in it), not a checkpoint that was lost. Nothing complete exists, so nothing is lost.
+        logger.warning(
+            "%s holds only unfinished checkpoint folders (%s) and no `latest`: a first save that never "
+            "completed; starting from scratch",
+            load_dir,
+            ", ".join(name for _, name in steps),
+        )
         return None
     if latest is not None:
         reason = incompleteness(os.path.join(load_dir, latest))

@@ -1,5 +1,6 @@
 """Which checkpoint a resume uses: `latest` when complete, else the newest complete one before it, and an
-error (never a silent fresh start) when checkpoints exist but none is complete."""
+error (never a silent fresh start) when a checkpoint was completed (`latest` written) but none is usable now;
+unfinished folders of a first save that never completed start afresh, with a warning."""
 
 import json
 import logging
@@ -50,6 +51,13 @@ def test_checkpoints_but_none_complete_is_an_error(tmp_path):
     (tmp_path / "latest").write_text("global_step10")
     with pytest.raises(checkpoint.CheckpointError, match="none is complete"):
         checkpoint.find_resume_tag(str(tmp_path))
+
+
+def test_a_first_save_that_never_completed_means_fresh_start(tmp_path, caplog):
+    make_step(tmp_path, 2, complete=False)  # killed in its first save: no marker, and `latest` never written
+    with caplog.at_level(logging.WARNING):
+        assert checkpoint.find_resume_tag(str(tmp_path)) is None
+    assert "global_step2" in caplog.text and "never completed" in caplog.text
 
 
 def test_empty_or_missing_folder_means_fresh_start(tmp_path):
