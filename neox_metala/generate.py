@@ -24,12 +24,7 @@ def init_single_process() -> None:
     """A 1-process gloo group and TP=1 model-parallel state (the parallel layers need them even alone)."""
     from . import parallel
 
-    if "MASTER_PORT" not in os.environ:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
+    os.environ.setdefault("MASTER_PORT", str(parallel.free_port()))
     parallel.initialize(tensor_parallel=1, pipeline_parallel=1, backend="gloo")
 
 

@@ -9,7 +9,6 @@ gradient accumulation steps follow from it and the new data-parallel size), so t
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 
 from ..config import ConfigError
@@ -98,22 +97,7 @@ def convert_rank(conversion: ConversionPlan) -> str:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _convert_worker(rank: int, world_size: int, port: int, conversion: ConversionPlan):
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        DS_ACCELERATOR="cpu",
-        CUDA_VISIBLE_DEVICES="",
-    )
+def _convert_worker(rank: int, world_size: int, conversion: ConversionPlan):
     from .. import parallel
 
     try:
@@ -125,14 +109,9 @@ def _convert_worker(rank: int, world_size: int, port: int, conversion: Conversio
 def convert(load_dir: str, save_dir: str, tp: int, pp: int, dp: int, iteration: int | None = None) -> str:
     """Write step `iteration` of `load_dir` into `save_dir` in the layout (tp, pp, dp), in as many processes on
     CPU; returns the new step folder."""
-    import torch.multiprocessing as mp
+    from .. import parallel
 
     conversion = plan(load_dir, save_dir, tp, pp, dp, iteration)
     os.makedirs(save_dir, exist_ok=True)
-    mp.start_processes(
-        _convert_worker,
-        args=(conversion.world_size, _free_port(), conversion),
-        nprocs=conversion.world_size,
-        start_method="spawn",
-    )
+    parallel.run_cpu_ranks(_convert_worker, conversion.world_size, conversion)
     return os.path.join(save_dir, os.path.basename(conversion.step_dir))

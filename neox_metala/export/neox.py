@@ -14,11 +14,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import socket
 import tempfile
 
 import torch
 
+from .. import parallel
 from ..training.checkpoint_files import canonical_name, single_rank_model
 from .convert import ConversionError, from_hf, neox_model_keys
 from .hf import read_hf_folder
@@ -90,23 +90,7 @@ def padded_state(state: dict, args, tokenizer_vocab: int, tied: bool) -> tuple[d
     return state, padded
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _save_worker(rank: int, world_size: int, port: int, config_dict: dict, state_path: str, tokenizer_record: dict):
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        DS_ACCELERATOR="cpu",
-        CUDA_VISIBLE_DEVICES="",
-    )
-    from .. import parallel
+def _save_worker(rank: int, world_size: int, config_dict: dict, state_path: str, tokenizer_record: dict):
     from ..config import NeoXArgs
     from ..model.reshard import split_tp_shard, tp_layout
     from ..training import checkpoint
@@ -146,7 +130,6 @@ def import_hf(
     vocab_file: str | None = None,
 ) -> str:
     """Write `out_dir/global_step0` (and `latest`) from the HF folder; returns the step folder."""
-    import torch.multiprocessing as mp
 
     from ..data.tokenizers import load_tokenizer
     from ..training.checkpoint_files import model_description
@@ -180,10 +163,5 @@ def import_hf(
         state_path = os.path.join(scratch, "full_state.pt")
         torch.save(state, state_path)
         world_size = args.derived.world_size
-        mp.start_processes(
-            _save_worker,
-            args=(world_size, _free_port(), args.to_dict(), state_path, tokenizer_record),
-            nprocs=world_size,
-            start_method="spawn",
-        )
+        parallel.run_cpu_ranks(_save_worker, world_size, args.to_dict(), state_path, tokenizer_record)
     return os.path.join(out_dir, "global_step0")

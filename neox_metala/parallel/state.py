@@ -9,6 +9,7 @@ Works on CUDA/NCCL and on CPU/gloo (tests and the embedded default).
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from dataclasses import dataclass
 
@@ -142,3 +143,31 @@ class MegatronMPU:
     get_pipeline_model_parallel_rank = staticmethod(parallel_state.get_pipeline_model_parallel_rank)
     get_pipeline_model_parallel_world_size = staticmethod(parallel_state.get_pipeline_model_parallel_world_size)
     get_pipeline_model_parallel_group = staticmethod(parallel_state.get_pipeline_model_parallel_group)
+
+
+def free_port() -> int:
+    """An unused local TCP port for a process group's rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_cpu_ranks(worker, world_size: int, *args) -> None:
+    """`worker(rank, world_size, *args)` in `world_size` spawned CPU processes that can join one gloo group
+    (the offline tools: checkpoint conversion, checkpoint import)."""
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_cpu_rank, args=(worker, world_size, free_port(), args), nprocs=world_size, start_method="spawn")
+
+
+def _cpu_rank(rank: int, worker, world_size: int, port: int, args: tuple) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        DS_ACCELERATOR="cpu",
+        CUDA_VISIBLE_DEVICES="",
+    )
+    worker(rank, world_size, *args)
