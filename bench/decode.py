@@ -1,7 +1,7 @@
 """Decode throughput against context length: MetaLA on its recurrent path vs a same-size attention model with a KV
 cache in transformers (Llama: RoPE, SwiGLU, SDPA), both in bf16 on one GPU.
 
-    python bench/decode.py [--context 1024 4096 16384 32768] [--batch 1 8] [--new-tokens 128] [--out decode.json]
+    python bench/decode.py [--context 1024 4096 16384 32768] [--batch 1 64] [--new-tokens 128] [--out decode.json]
 
 For each context length: prefill the context (random ids; MetaLA in chunks of --prefill-chunk tokens, which the
 decode state makes exact), then time --new-tokens one-token steps (CUDA-synchronised wall clock, after warm-up
@@ -124,7 +124,7 @@ def measure(runner, context, batch, new_tokens, warmup, device):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--context", type=int, nargs="+", default=[1024, 2048, 4096, 8192, 16384, 32768])
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--warmup", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=2048)
@@ -146,12 +146,11 @@ def main(argv=None) -> int:
         runner = MetaLARunner(model, options.prefill_chunk) if name == "metala" else LlamaRunner(model)
         for batch in options.batch:
             for context in options.context:
-                row = {
-                    "model": name,
-                    "batch": batch,
-                    "context": context,
-                    **measure(runner, context, batch, options.new_tokens, options.warmup, options.device),
-                }
+                row = {"model": name, "batch": batch, "context": context}
+                try:
+                    row.update(measure(runner, context, batch, options.new_tokens, options.warmup, options.device))
+                except torch.OutOfMemoryError:  # the attention model's KV cache at long contexts and big batches
+                    row["out_of_memory"] = True
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 runner.cache = None
@@ -162,7 +161,9 @@ def main(argv=None) -> int:
             torch.cuda.empty_cache()
     for name in options.models:  # flatness: tokens/s at the longest context over the shortest
         for batch in options.batch:
-            mine = [r for r in rows if r["model"] == name and r["batch"] == batch]
+            mine = [r for r in rows if r["model"] == name and r["batch"] == batch and "tokens_per_s" in r]
+            if len(mine) < 2:
+                continue
             print(
                 f"{name} batch {batch}: tokens/s at {mine[-1]['context']} / at {mine[0]['context']} = "
                 f"{mine[-1]['tokens_per_s'] / mine[0]['tokens_per_s']:.2f}"

@@ -69,7 +69,7 @@ for s in "$@"; do
                        -p no:cacheprovider ${GPU_SUITE_K:+-k "$GPU_SUITE_K"} tests/training/test_gpu_runs.py ;;
         tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
                        NEOX_METALA_FAST_AUTOTUNE=1
-                step gpu-tests 540 python3 -m pytest -q -s -p no:cacheprovider tests/ops/test_ops_gpu.py \
+                step gpu-tests ${TESTS_LIMIT:-540} python3 -m pytest -q -s -p no:cacheprovider tests/ops/test_ops_gpu.py \
                     tests/ops/test_fused_gpu.py tests/layers/test_model_gpu.py) ;;
         layer-quick) step layer-quick 200 python3 bench/layer.py --hidden 2048 --seq 2048 --out "$OUT/layer-quick.json" ;;
         layer-main) step layer-main 200 python3 bench/layer.py --hidden 2048 --seq 2048 8192 --out "$OUT/layer-main.json" ;;
@@ -85,6 +85,11 @@ for s in "$@"; do
                              NEOX_METALA_FAST_AUTOTUNE=1
                       step fused-tests 300 python3 -m pytest -q -s -p no:cacheprovider tests/ops/test_fused_gpu.py \
                           -k "bf16") ;;
+        diag) step diag 200 python3 .gpu/diag.py ;;
+        decode) ls .gpu/wheels/hf/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index \
+                    --find-links .gpu/wheels/hf transformers 2>&1 | grep -v "^WARNING" | tail -2
+                (export NEOX_METALA_FAST_AUTOTUNE=1
+                 step decode ${DECODE_LIMIT:-300} python3 bench/decode.py --out "$OUT/decode.jsonl" ${DECODE_ARGS:-}) ;;
         *) echo "unknown step $s" ;;
     esac
 done

@@ -208,15 +208,14 @@ def _compile_share(argv: list[str]) -> int:
     index, count = map(int, share.split("/"))
     from triton.runtime import autotuner
 
-    original_init = autotuner.Autotuner.__init__
+    original_prune = autotuner.Autotuner.prune_configs
 
-    def init_with_share(self, fn, arg_names, configs, *args, **kwargs):
-        mine = configs[index::count] if configs else configs
-        if configs and not mine:  # more processes than candidates: compile one of them again
-            mine = [configs[index % len(configs)]]
-        original_init(self, fn, arg_names, mine, *args, **kwargs)
+    def prune_to_share(self, kwargs):
+        # After the kernel's own pruning: a share taken before it could be pruned to nothing (an error).
+        candidates = original_prune(self, kwargs)
+        return candidates[index::count] or [candidates[index % len(candidates)]]
 
-    autotuner.Autotuner.__init__ = init_with_share
+    autotuner.Autotuner.prune_configs = prune_to_share
     # compile and run each candidate once instead of timing it
     autotuner.Autotuner.do_bench = property(lambda self: lambda fn, quantiles=None, **_: (fn(), [1.0, 1.0, 1.0])[1])
     run_mixer_kernels(MixerShapes.from_json(argv[1]), torch.device("cuda", device_index))

@@ -13,7 +13,6 @@ fla is imported only when chosen, so this package imports on machines without tr
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
 
@@ -31,10 +30,13 @@ _logger = logging.getLogger(__name__)
 _logged_choices: set = set()
 
 
-@torch.compiler.assume_constant_result  # a compiled block (layers/block.py) must not stop at this call
-@functools.cache
+# Looked up once at import (find_spec does not import fla): torch.compile cannot trace find_spec, and a call in
+# a compiled block (layers/block.py) split its graph at every dispatch, ten times per MetaLA block.
+_FLA_FOUND = importlib.util.find_spec("fla") is not None and importlib.util.find_spec("triton") is not None
+
+
 def fla_available() -> bool:
-    return importlib.util.find_spec("fla") is not None and importlib.util.find_spec("triton") is not None
+    return _FLA_FOUND
 
 
 def choose_backend(requested: str, tensor: torch.Tensor) -> str:
