@@ -91,6 +91,7 @@ def config_file(directory, kind, seq, data, options) -> str:
     )
     if kind == "metala-fused":
         settings["metala_fused_kernels"] = True
+    settings.update(options.set)
     path = os.path.join(directory, f"{kind}-{seq}.yml")
     with open(path, "w") as f:
         yaml.safe_dump(settings, f)
@@ -158,6 +159,13 @@ def main() -> None:
         help="micro batches per step (the config's gradient accumulation on 8 GPUs)",
     )
     parser.add_argument("--log-interval", type=int, default=2)
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        type=lambda item: (item.split("=", 1)[0], yaml.safe_load(item.split("=", 1)[1])),
+        help="KEY=VALUE config overrides for our runs (YAML values), e.g. torch_compile_memory_budget=0.8",
+    )
     parser.add_argument("--baseline", default=BASELINE, help="path of plain_transformer.py")
     parser.add_argument("--baseline-iters", type=int, default=30)
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU (H100/H200)")

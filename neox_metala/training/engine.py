@@ -16,6 +16,7 @@ from ..model import gpt
 from .schedule import WarmupDecaySchedule
 
 logger = logging.getLogger(__name__)
+METALA_MEMORY_BUDGET = 0.8  # torch_compile_memory_budget's default with MetaLA layers (see the key)
 
 
 def block_settings(args: NeoXArgs) -> BlockSettings:
@@ -90,6 +91,11 @@ def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_si
     if compile_blocks is None:
         compile_blocks = torch.cuda.is_available()
     if compile_blocks:
+        # read when each compiled graph is first partitioned into forward and backward (one setting per process)
+        budget = args.training.torch_compile_memory_budget
+        if budget is None:
+            budget = METALA_MEMORY_BUDGET if "metala" in layer_types(args) else 1.0
+        torch._functorch.config.activation_memory_budget = budget
         for module in model.modules():
             if isinstance(module, ParallelBlock):
                 module.compile()
