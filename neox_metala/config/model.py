@@ -89,6 +89,19 @@ class ModelConfig(Section):
     rotary_emb_base: int = 10000
     """Base of the rotary frequencies. NeoX default 10000."""
 
+    reset_attention_mask: bool = False
+    """Packed documents do not see each other: after each EOD token of a training sample, MetaLA layers restart
+    their recurrent state and short convolution (exactly as if each document ran alone) and attention layers
+    attend only within the document (block-diagonal causal mask). Megatron-LM's key and meaning (GPT-NeoX has no
+    such key); model-wide, so hybrid stacks stay consistent. Training and evaluation batches only: generation
+    and exported models run their input as one sequence. Default False (documents run into each other, as in
+    NeoX)."""
+
+    reset_position_ids: bool = False
+    """Megatron-LM's companion key (positions restart after each EOD). Accepted only together with
+    reset_attention_mask, where it changes nothing here: MetaLA has no positions and RoPE is relative, so a
+    document masked apart scores the same wherever it sits. Default False."""
+
     def check_values(self, source_of: SourceOf) -> None:
         for key in REQUIRED_MODEL_KEYS:
             require(getattr(self, key) is not None, f"missing required key '{key}'", key, source_of)
@@ -111,6 +124,13 @@ class ModelConfig(Section):
             value = getattr(self, key)
             require(value > 0, f"{key} must be > 0, got {value}", key, source_of)
         _check_pos_emb(self.pos_emb, source_of)
+        require(
+            self.reset_attention_mask or not self.reset_position_ids,
+            "reset_position_ids: true needs reset_attention_mask: true (documents masked apart; RoPE is relative, "
+            "so restarting positions alone is not implemented); set both, or drop reset_position_ids",
+            "reset_position_ids",
+            source_of,
+        )
         require(
             0.0 < self.rotary_pct <= 1.0,
             f"rotary_pct must be in (0, 1], got {self.rotary_pct}",

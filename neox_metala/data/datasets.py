@@ -124,6 +124,15 @@ class DataParallelSampler:
             start += chunk
 
 
+def document_starts(tokens: torch.Tensor, eod_id: int) -> torch.Tensor:
+    """(batch, seq) token ids -> (batch, seq) bool, True where a packed document begins: at the token after each
+    EOD (every document of the indexed data ends with the tokenizer's EOD, data_prep's default). The EOD belongs
+    to the document it ends, as in Megatron-LM's reset_attention_mask; nothing precedes position 0."""
+    starts = torch.zeros_like(tokens, dtype=torch.bool)
+    starts[:, 1:] = tokens[:, :-1] == eod_id
+    return starts
+
+
 def _collate(samples):
     tokens = torch.stack([torch.as_tensor(s["tokens"]) for s in samples]).long()  # (micro_batch, seq)
     labels = torch.stack([torch.as_tensor(s["labels"]) for s in samples]).long()

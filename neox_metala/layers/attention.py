@@ -94,9 +94,10 @@ class ParallelSelfAttention(nn.Module):
         init.mark_tensor_parallel(self.qkv_proj.weight, 0, (s.hidden_size,) * 3)
         init.mark_tensor_parallel(self.out_proj.weight, 1)
 
-    def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None):
-        """hidden: (seq, batch, hidden); padding_mask: (batch, seq) or None. With `cache`, attends to the cached
-        keys and values too and appends this chunk's to it."""
+    def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None, document_starts=None):
+        """hidden: (seq, batch, hidden); padding_mask: (batch, seq) or None; document_starts: (batch, seq) bool,
+        True where a packed document begins: each token attends only within its document. With `cache`, attends
+        to the cached keys and values too and appends this chunk's to it."""
         qkv, _ = self.qkv_proj(hidden.transpose(0, 1))  # (batch, seq, 3 * hidden / tp)
         q, k, v = (
             t.unflatten(-1, (self.heads_per_rank, self.head_dim)) for t in qkv.split(self.local_width, dim=-1)
@@ -106,20 +107,32 @@ class ParallelSelfAttention(nn.Module):
             q, k = self.rotary(q, offset), self.rotary(k, offset)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (batch, heads/tp, seq, head_dim)
         if cache is not None:
+            if document_starts is not None:
+                raise ValueError("document_starts (packed documents) is for training, not for decoding with a cache")
             attended = self._attend_with_cache(q, k, v, padding_mask, cache)
-        elif padding_mask is None:
+        elif padding_mask is None and document_starts is None:
             attended = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self._dropout_p())
         else:
-            seq = q.shape[2]
-            causal = torch.ones(seq, seq, dtype=torch.bool, device=q.device).tril()
-            allowed = causal[None, None] & padding_mask.bool()[:, None, None, :]
-            allowed = allowed | torch.eye(seq, dtype=torch.bool, device=q.device)  # pads attend to themselves
+            allowed = self._allowed(q.shape[2], padding_mask, document_starts, q.device)
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=self._dropout_p())
         out, _ = self.out_proj(attended.permute(2, 0, 1, 3).flatten(-2))  # (seq, batch, hidden)
         return out
 
     def _dropout_p(self) -> float:
         return self.attention_dropout if self.training else 0.0
+
+    @staticmethod
+    def _allowed(seq, padding_mask, document_starts, device):
+        """(batch or 1, 1, seq, seq) bool: causal, within one packed document, and never onto a pad. RoPE positions
+        stay those of the whole sample: it is relative, so a document's scores do not depend on where it sits."""
+        allowed = torch.ones(seq, seq, dtype=torch.bool, device=device).tril()[None, None]
+        if document_starts is not None:  # block-diagonal, as Megatron-LM's reset_attention_mask
+            document = document_starts.long().cumsum(1)  # (batch, seq)
+            allowed = allowed & (document[:, None, :, None] == document[:, None, None, :])
+        if padding_mask is not None:
+            allowed = allowed & padding_mask.bool()[:, None, None, :]
+            allowed = allowed | torch.eye(seq, dtype=torch.bool, device=device)  # pads attend to themselves
+        return allowed
 
     @staticmethod
     def _attend_with_cache(q, k, v, padding_mask, cache: LayerCache):

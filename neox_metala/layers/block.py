@@ -52,24 +52,28 @@ class ParallelBlock(nn.Module):
         torch._dynamo.config.suppress_errors = True
         self._compiled_forward = torch.compile(self._forward, dynamic=False)
 
-    def _forward(self, hidden, padding_mask, cache=None):
-        hidden = hidden + self.dropout(self.mixer(self.input_norm(hidden), padding_mask, cache=cache))
+    def _forward(self, hidden, padding_mask, document_starts=None, cache=None):
+        mixed = self.mixer(self.input_norm(hidden), padding_mask, cache=cache, document_starts=document_starts)
+        hidden = hidden + self.dropout(mixed)
         return hidden + self.mlp(self.post_mixer_norm(hidden))
 
-    def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None):
-        """hidden: (seq, batch, hidden) -> same shape. `cache`: decode state, continued and updated."""
+    def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None, document_starts=None):
+        """hidden: (seq, batch, hidden) -> same shape. `cache`: decode state, continued and updated.
+        document_starts: (batch, seq) bool, where packed documents begin (`reset_attention_mask`), or None."""
         if cache is not None:  # decoding: changing lengths and a mutable cache; eager
-            return self._forward(hidden, padding_mask, cache)
+            return self._forward(hidden, padding_mask, document_starts, cache)
         run = self._compiled_forward or self._forward
         if self.checkpoint_activations and self.training:
             # Recompute the block in backward; RNG state is replayed so dropout masks agree.
-            return checkpoint(run, hidden, padding_mask, use_reentrant=False)
-        return run(hidden, padding_mask)
+            return checkpoint(run, hidden, padding_mask, document_starts, use_reentrant=False)
+        return run(hidden, padding_mask, document_starts)
 
 
 class ParallelBlockPipe(ParallelBlock):
-    """Pipeline stage form: (hidden [seq, batch, hidden], mask) -> (hidden, mask), as GPT-NeoX's *Pipe layers."""
+    """Pipeline stage form: (hidden [seq, batch, hidden], mask[, document_starts]) -> the same tuple with the new
+    hidden, as GPT-NeoX's *Pipe layers; document_starts travels only when documents are kept apart."""
 
     def forward(self, args, cache: LayerCache | None = None):
-        hidden, mask = args
-        return super().forward(hidden, padding_mask_or_none(mask), cache), mask
+        hidden, mask, *document_starts = args
+        starts = document_starts[0] if document_starts else None
+        return super().forward(hidden, padding_mask_or_none(mask), cache, starts), mask, *document_starts

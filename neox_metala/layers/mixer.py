@@ -98,8 +98,9 @@ class MetaLAMixer(nn.Module):
                 ),
             )
 
-    def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None):
-        """hidden: (seq, batch, hidden); padding_mask: (batch, seq), 1 for real tokens, or None.
+    def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None, document_starts=None):
+        """hidden: (seq, batch, hidden); padding_mask: (batch, seq), 1 for real tokens, or None; document_starts:
+        (batch, seq) bool, True where a packed document begins (conv and recurrent state restart there), or None.
 
         With `cache`, the sequence continues from the cache's conv and recurrent state (any chunk length, one
         token included) and the cache is updated to the end of this chunk.
@@ -114,6 +115,7 @@ class MetaLAMixer(nn.Module):
                 None if cache is None else cache.conv_state,
                 output_final_state=cache is not None,
                 backend=self.options.backend,
+                document_starts=document_starts,
             )
             if cache is not None:
                 cache.conv_state = conv_state
@@ -124,9 +126,16 @@ class MetaLAMixer(nn.Module):
             projected = torch.cat([q_and_logits, v * padding_mask.unsqueeze(-1).to(v.dtype), gate], dim=-1)
         if cache is None:
             mixed = ops.metala_mix(
-                projected, self.gate_bias, self.aug_balance, self.heads_per_rank, self.options
+                projected,
+                self.gate_bias,
+                self.aug_balance,
+                self.heads_per_rank,
+                self.options,
+                document_starts=document_starts,
             )  # (seq, batch, hidden / tp)
         else:
+            if document_starts is not None:  # (without a short conv, nothing else would refuse it)
+                raise ValueError("document_starts (packed documents) is for training, not for decoding with a cache")
             mixed = self._mix_from_state(projected, cache)
         out, _ = self.out_proj(mixed)  # (seq, batch, hidden)
         if cache is not None:

@@ -5,7 +5,9 @@
           (hidden, weight) instead of logits (`use_fused_loss`), so that the logits are formed chunk by chunk
 
 Between stages flows `(hidden [seq, batch, hidden], mask)`, GPT-NeoX's pipe interface; `mask` is a bool
-(batch, seq) padding mask or a one-element placeholder for packed pretraining data (nothing padded).
+(batch, seq) padding mask or a one-element placeholder for packed pretraining data (nothing padded). With
+`reset_attention_mask`, a third element follows: `document_starts`, a bool (batch, seq) tensor, True where a
+packed document begins (data/datasets.py), computed once per micro batch and read by every block.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def no_padding_mask(device=None) -> torch.Tensor:
 
 
 class EmbeddingPipe(nn.Module):
-    """Vocab-parallel embedding: (tokens (batch, seq), mask) -> (hidden (seq, batch, hidden), mask)."""
+    """Vocab-parallel embedding: (tokens (batch, seq), mask[, document_starts]) -> (hidden (seq, batch, hidden),
+    mask[, document_starts])."""
 
     def __init__(self, settings: BlockSettings, padded_vocab_size: int):
         super().__init__()
@@ -58,9 +61,9 @@ class EmbeddingPipe(nn.Module):
         self.loss_input = False  # as a tied head: return (hidden, weight) for the loss instead of logits
 
     def forward(self, inputs):
-        tokens, mask = inputs  # tokens: (batch, seq)
+        tokens, mask, *document_starts = inputs  # tokens: (batch, seq)
         hidden = self.word_embeddings(tokens).transpose(0, 1).contiguous()  # (seq, batch, hidden)
-        return self.dropout(hidden), mask
+        return self.dropout(hidden), mask, *document_starts
 
 
 def parallel_logits(hidden, weight):
@@ -81,15 +84,14 @@ def tied_head_forward(embedding: EmbeddingPipe, hidden):
 
 
 class FinalNormPipe(nn.Module):
-    """(hidden (seq, batch, hidden), mask) -> normed hidden (seq, batch, hidden)."""
+    """(hidden (seq, batch, hidden), mask[, document_starts]) -> normed hidden (seq, batch, hidden)."""
 
     def __init__(self, settings: BlockSettings):
         super().__init__()
         self.norm = build_norm(settings.norm, settings.hidden_size, settings.norm_eps)
 
     def forward(self, args):
-        hidden, _mask = args
-        return self.norm(hidden)
+        return self.norm(args[0])
 
 
 class ParallelHead(nn.Module):
@@ -193,7 +195,7 @@ class SequentialModel(nn.Module):
         return new_cache(sum(isinstance(layer, ParallelBlockPipe) for layer in self.layers))
 
     def forward(self, inputs, cache: list[LayerCache] | None = None):
-        """inputs: (tokens (batch, seq), mask) -> logits (seq, batch, vocab / tp).
+        """inputs: (tokens (batch, seq), mask[, document_starts]) -> logits (seq, batch, vocab / tp).
 
         `cache` (from new_cache) continues a sequence and is updated: a prefill then one-token steps give the
         logits of one full forward."""

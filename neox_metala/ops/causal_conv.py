@@ -42,14 +42,21 @@ def short_conv_torch(x, weight, conv_state=None, output_final_state=False):
     return y, new_state
 
 
-def short_conv_shifted(x, weight):
+def short_conv_shifted(x, weight, document_starts=None):
     """The same as short_conv_torch from a zero state, as a sum of shifted copies (fp32 sums): a form that
-    torch.compile fuses with the SiLU into one elementwise kernel, forward and backward."""
+    torch.compile fuses with the SiLU into one elementwise kernel, forward and backward.
+
+    document_starts (B, T) bool, for packed documents: a token's window holds only inputs of its own document
+    (zero history at each document start), so documents do not mix. Fixed shapes, exact, on any device."""
     seq, kernel_size = x.shape[1], weight.shape[-1]
     padded = F.pad(x, (0, 0, kernel_size - 1, 0))  # (B, W-1+T, C): zero history before the first token
     wide = weight.to(torch.promote_types(x.dtype, torch.float32))
-    y = sum(padded[:, j : j + seq].to(wide.dtype) * wide[:, j] for j in range(kernel_size))
-    return F.silu(y).to(x.dtype)
+    terms = [padded[:, j : j + seq].to(wide.dtype) * wide[:, j] for j in range(kernel_size)]
+    if document_starts is not None:
+        document = document_starts.long().cumsum(1)  # (B, T): each token's document
+        shifted = F.pad(document, (kernel_size - 1, 0))  # the zero history belongs to no document; its x is 0
+        terms = [term * (shifted[:, j : j + seq] == document)[..., None] for j, term in enumerate(terms)]
+    return F.silu(sum(terms)).to(x.dtype)
 
 
 @torch.compiler.disable  # fla's Triton autograd Function runs between compiled graphs (layers/block.py)

@@ -117,29 +117,31 @@ class TorchCore:
     def __init__(self, chunk_size: int = DEFAULT_CHUNK_SIZE):
         self.chunk_size = chunk_size
 
-    def forward(self, q, key, v, log_decay, scale):
+    def forward(self, q, key, v, log_decay, scale, document_starts=None):
         from .chunked import chunked_gla
 
-        output, _ = chunked_gla(q, key, v, log_decay, scale, chunk_size=self.chunk_size)
+        output, _ = chunked_gla(
+            q, key, v, log_decay, scale, chunk_size=self.chunk_size, document_starts=document_starts
+        )
         return output, None
 
-    def backward(self, q, key, v, log_decay, scale, saved, d_output):
+    def backward(self, q, key, v, log_decay, scale, saved, d_output, document_starts=None):
         from .chunked import chunked_gla
 
         with torch.enable_grad():
             inputs = [t.detach().requires_grad_() for t in (q, key, v, log_decay)]
-            output, _ = chunked_gla(*inputs, scale, chunk_size=self.chunk_size)
+            output, _ = chunked_gla(*inputs, scale, chunk_size=self.chunk_size, document_starts=document_starts)
             return torch.autograd.grad(output, inputs, d_output)
 
 
 class FlaCore:
     """fla's chunk_gla kernels, keeping only the intra-chunk scores for the backward (ops/core_op.py)."""
 
-    def forward(self, q, key, v, log_decay, scale):
-        return fla_chunk_forward(q, key, v, log_decay, scale)
+    def forward(self, q, key, v, log_decay, scale, document_starts=None):
+        return fla_chunk_forward(q, key, v, log_decay, scale, document_starts)
 
-    def backward(self, q, key, v, log_decay, scale, scores, d_output):
-        return fla_chunk_backward(q, key, v, log_decay, scale, scores, d_output)
+    def backward(self, q, key, v, log_decay, scale, scores, d_output, document_starts=None):
+        return fla_chunk_backward(q, key, v, log_decay, scale, scores, d_output, document_starts)
 
 
 class Kernels:
@@ -158,28 +160,28 @@ class Kernels:
 
 class FusedTokenMix(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, core, kernels):
+    def forward(ctx, projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, core, kernels, starts):
         q, key, log_decay, v = kernels.prologue(projected, heads, normalizer)
         scale = q.shape[-1] ** -0.5  # fla's default, which the official code relies on (spec §2.6)
-        output, saved = core.forward(q, key, v, log_decay, scale)
+        output, saved = core.forward(q, key, v, log_decay, scale, starts)
         y = kernels.epilogue(output, projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first)
-        ctx.save_for_backward(projected, gate_bias, aug_balance, output, saved)
+        ctx.save_for_backward(projected, gate_bias, aug_balance, output, saved, starts)
         ctx.settings = (heads, normalizer, eps, seq_first, core, kernels, scale)
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        projected, gate_bias, aug_balance, output, saved = ctx.saved_tensors
+        projected, gate_bias, aug_balance, output, saved, starts = ctx.saved_tensors
         heads, normalizer, eps, seq_first, core, kernels, scale = ctx.settings
         d_output, d_gate, d_gate_bias, d_aug = kernels.epilogue_backward(
             dy.contiguous(), output, projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first
         )
         q, key, log_decay, v = kernels.prologue(projected, heads, normalizer)
-        core_grads = core.backward(q, key, v, log_decay, scale, saved, d_output)
+        core_grads = core.backward(q, key, v, log_decay, scale, saved, d_output, starts)
         del q, key, log_decay, v
         d_projected = kernels.combine(projected, core_grads, d_output, d_gate, aug_balance, heads, normalizer)
         d_aug = d_aug.to(aug_balance.dtype) if aug_balance is not None else None
-        return d_projected, d_gate_bias.to(gate_bias.dtype), d_aug, None, None, None, None, None, None
+        return d_projected, d_gate_bias.to(gate_bias.dtype), d_aug, None, None, None, None, None, None, None
 
 
 @functools.cache
@@ -202,11 +204,15 @@ def fused_token_mix(
     seq_first: bool,
     core=None,
     kernels: Kernels | None = None,
+    document_starts=None,
 ):
     """projected (B, T, 3W) = [q | decay logits | v | gate] of this rank's heads -> y (B, T, W), or (T, B, W).
+    document_starts (B, T) bool or None: the core restarts from a zero state there (packed documents).
 
     Default: fla's core and compiled kernels (CUDA). Tests pass `TorchCore()` and `EAGER_KERNELS`.
     """
     core = core or FlaCore()
     kernels = kernels or _compiled_kernels()
-    return FusedTokenMix.apply(projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, core, kernels)
+    return FusedTokenMix.apply(
+        projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, core, kernels, document_starts
+    )

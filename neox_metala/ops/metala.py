@@ -9,6 +9,11 @@ Dispatch rule (backend="auto"), logged once per (op, kernel, device, dtype):
     tests/ops/test_ops_gpu.py); backend="fla" still forces them for fp32, with a warning.
 `backend` may force "fla", "chunked" or "reference" (the step-by-step recurrence; slow, tests only).
 fla is imported only when chosen, so this package imports on machines without triton.
+
+Packed documents (`document_starts`, a (batch, seq) bool tensor, True where a document begins; training and
+prefill only): the recurrent state and the short convolution restart there, on every backend, exactly as if
+each document ran alone. fla: its varlen form (`cu_seqlens`, ops/core_op.py); PyTorch: masks (ops/chunked.py);
+the short convolution: the masked shifted sum on every backend but "reference" (ops/causal_conv.py).
 """
 
 from __future__ import annotations
@@ -77,6 +82,20 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.unflatten(-1, (heads, x.shape[-1] // heads))
 
 
+def check_document_starts(document_starts, x, carries_state: bool) -> None:
+    """document_starts must be (batch, seq) bool like x's first two dims, and comes without carried state."""
+    if document_starts.dtype != torch.bool or tuple(document_starts.shape) != tuple(x.shape[:2]):
+        raise ValueError(
+            f"document_starts must be a bool (batch, seq) = {tuple(x.shape[:2])} tensor, got "
+            f"{document_starts.dtype} {tuple(document_starts.shape)}"
+        )
+    if carries_state:
+        raise ValueError(
+            "document_starts (packed documents) is for training and prefill from an empty state; "
+            "a carried or returned state (decoding) has no document boundaries"
+        )
+
+
 def _check_gla_inputs(q, key, v, log_decay, initial_state):
     if q.dim() != 4:
         raise ValueError(f"q must be (batch, seq, heads, head_k_dim), got shape {tuple(q.shape)}")
@@ -124,16 +143,20 @@ def gla_recurrence(
     output_final_state=False,
     backend="auto",
     chunk_size=DEFAULT_CHUNK_SIZE,
+    document_starts=None,
 ):
     """Gated linear attention with per-channel decay, the core of MetaLA.
 
     q, key, log_decay: [B, T, H, K]; v: [B, T, H, V]; initial_state: [B, H, K, V] (kept in fp32 or wider).
-    scale defaults to K ** -0.5. Returns (output [B, T, H, V] in v's dtype, final state or None).
+    scale defaults to K ** -0.5. document_starts: [B, T] bool, the state is emptied before those tokens (packed
+    documents; no initial or final state then). Returns (output [B, T, H, V] in v's dtype, final state or None).
 
     Example:
         >>> o, state = gla_recurrence(q, key, v, log_decay, output_final_state=True)
     """
     _check_gla_inputs(q, key, v, log_decay, initial_state)
+    if document_starts is not None:
+        check_document_starts(document_starts, q, initial_state is not None or output_final_state)
     if scale is None:
         scale = q.shape[-1] ** -0.5
     kernel = choose_backend(backend, q)
@@ -141,14 +164,24 @@ def gla_recurrence(
     if kernel == "fla" and initial_state is None and not output_final_state:  # training and plain prefill
         from .core_op import gla_core
 
-        return gla_core(q, key.to(q.dtype), v.to(q.dtype), log_decay, scale).to(v.dtype), None
+        return gla_core(q, key.to(q.dtype), v.to(q.dtype), log_decay, scale, document_starts).to(v.dtype), None
     if kernel == "fla":
         output, state = _fla_gla(q, key, v, log_decay, scale, initial_state, output_final_state)
         return output.to(v.dtype), state
     if kernel == "reference":
-        output, state = reference.recurrent_gla_reference(q, key, v, log_decay, scale, initial_state)
+        output, state = reference.recurrent_gla_reference(q, key, v, log_decay, scale, initial_state, document_starts)
         return output.to(v.dtype), (state if output_final_state else None)
-    return chunked_gla(q, key, v, log_decay, scale, initial_state, output_final_state, chunk_size=chunk_size)
+    return chunked_gla(
+        q,
+        key,
+        v,
+        log_decay,
+        scale,
+        initial_state,
+        output_final_state,
+        chunk_size=chunk_size,
+        document_starts=document_starts,
+    )
 
 
 def decay_and_key(gate_logits, normalizer=DEFAULT_OPTIONS.decay_normalizer):
@@ -193,11 +226,12 @@ def token_mix(
     chunk_size=DEFAULT_CHUNK_SIZE,
     normalizer=DEFAULT_OPTIONS.decay_normalizer,
     eps=reference.HEAD_NORM_EPS,
+    document_starts=None,
 ):
     """MetaLA between the input projections and the output projection (spec §2.4–2.9), for local heads.
 
-    q, gate_logits: [B, T, H, K]; v, gate: [B, T, H, V]; aug_balance: [H*K] or None.
-    Returns (y [B, T, H, V], final state or None).
+    q, gate_logits: [B, T, H, K]; v, gate: [B, T, H, V]; aug_balance: [H*K] or None; document_starts: [B, T]
+    bool or None (gla_recurrence). Returns (y [B, T, H, V], final state or None).
     """
     if gate_logits.shape != q.shape or gate.shape != v.shape:
         raise ValueError(
@@ -214,6 +248,7 @@ def token_mix(
         output_final_state=output_final_state,
         backend=backend,
         chunk_size=chunk_size,
+        document_starts=document_starts,
     )
     return augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps), state
 
@@ -227,11 +262,13 @@ def metala_mix(
     *,
     eps=reference.HEAD_NORM_EPS,
     seq_first=True,
+    document_starts=None,
 ):
     """What a layer calls between its projections, for training and prefill without carried state.
 
     projected: [B, T, 3W] = [q | decay logits | v | gate] of `heads` heads (W = heads * head_v_dim; widths from
-    `projection_widths`); gate_bias: [W]; aug_balance: [W/2] or None. Returns y [T, B, W] (seq_first) or [B, T, W].
+    `projection_widths`); gate_bias: [W]; aug_balance: [W/2] or None; document_starts: [B, T] bool or None (the
+    recurrence restarts there: packed documents). Returns y [T, B, W] (seq_first) or [B, T, W].
     `options.fused_kernels` runs `ops.fused` on the fla backend (faster; its self-augmentation gradients are less
     accurate, see config key metala_fused_kernels); otherwise separate kernels (fla's chunk_gla + PyTorch
     elementwise).
@@ -247,7 +284,14 @@ def metala_mix(
         from .fused import fused_token_mix
 
         return fused_token_mix(
-            projected, gate_bias, aug_balance, heads, normalizer=options.decay_normalizer, eps=eps, seq_first=seq_first
+            projected,
+            gate_bias,
+            aug_balance,
+            heads,
+            normalizer=options.decay_normalizer,
+            eps=eps,
+            seq_first=seq_first,
+            document_starts=document_starts,
         )
     q, decay_logits, v, gate = projected.split(projection_widths(width), dim=-1)
     mixed, _ = token_mix(
@@ -260,15 +304,26 @@ def metala_mix(
         chunk_size=options.chunk_size,
         normalizer=options.decay_normalizer,
         eps=eps,
+        document_starts=document_starts,
     )
     mixed = mixed.flatten(-2)  # (B, T, W)
     return mixed.transpose(0, 1) if seq_first else mixed
 
 
-def short_conv(x, weight, conv_state=None, output_final_state=False, backend="auto"):
-    """SiLU(causal depthwise conv): x [B, T, C], weight [C, W], conv_state [B, C, W] -> (y, new state or None)."""
+def short_conv(x, weight, conv_state=None, output_final_state=False, backend="auto", document_starts=None):
+    """SiLU(causal depthwise conv): x [B, T, C], weight [C, W], conv_state [B, C, W] -> (y, new state or None).
+
+    document_starts [B, T] bool: each document's window starts empty (packed documents; no conv state then)."""
     check_conv_inputs(x, weight, conv_state)
     kernel = choose_backend(backend, x)
+    if document_starts is not None:
+        check_document_starts(document_starts, x, conv_state is not None or output_final_state)
+        if kernel == "reference":
+            return reference.short_conv_reference(x, weight, document_starts=document_starts)[0], None
+        # fla's causal_conv1d has a varlen form too, but the masked shifted sum is exact with fixed shapes, is
+        # what compiled blocks run anyway, and is the form the CPU tests check
+        _log_choice("short_conv", "the masked shifted sum (packed documents)", x)
+        return short_conv_shifted(x, weight, document_starts), None
     _log_choice("short_conv", kernel, x)
     if kernel == "fla" and torch.compiler.is_compiling() and conv_state is None and not output_final_state:
         # Inside a compiled block: fla's kernel is an autograd Function that would end the graph; the

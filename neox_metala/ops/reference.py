@@ -19,9 +19,11 @@ LOG_DECAY_NORMALIZER = 16.0  # τ in the paper: α = sigmoid(logit) ** (1/16)
 HEAD_NORM_EPS = 1e-5
 
 
-def recurrent_gla_reference(q, key, v, log_decay, scale, initial_state=None):
+def recurrent_gla_reference(q, key, v, log_decay, scale, initial_state=None, document_starts=None):
     """S_t = diag(α_t) S_{t-1} + key_tᵀ v_t ;  o_t = scale · q_t S_t  (the current token sees itself).
 
+    document_starts (B,T) bool, for packed documents (not in the official code): S_{t-1} is emptied before each
+    token where it is True, so no document sees the one before it.
     Returns (output (B,T,H,dv), final_state (B,H,dk,dv)). Runs in the dtype of its inputs.
     """
     batch, seq, heads, head_k_dim = q.shape
@@ -31,6 +33,8 @@ def recurrent_gla_reference(q, key, v, log_decay, scale, initial_state=None):
         state = state + initial_state.to(q.dtype)
     outputs = []
     for t in range(seq):
+        if document_starts is not None:
+            state = state * (~document_starts[:, t]).to(state.dtype)[:, None, None, None]
         decay = log_decay[:, t].exp()  # (batch, heads, head_k_dim)
         state = decay[..., None] * state + key[:, t, :, :, None] * v[:, t, :, None, :]
         outputs.append(scale * torch.einsum("bhk,bhkv->bhv", q[:, t], state))
@@ -59,12 +63,13 @@ def augment_norm_gate_reference(recurrent_out, q, key, v, aug_balance, gate, eps
     return F.silu(gate) * normed
 
 
-def short_conv_reference(x, weight, conv_state=None):
+def short_conv_reference(x, weight, conv_state=None, document_starts=None):
     """Causal depthwise convolution with SiLU, one time step at a time.
 
     x: (batch, seq, channels); weight: (channels, kernel_size); conv_state: (batch, channels, kernel_size), the
     last kernel_size inputs before this chunk, oldest first (zeros at a sequence start; the oldest column is
-    not used, the layout is fla's and the official HF cache's). Returns (y, new_conv_state).
+    not used, the layout is fla's and the official HF cache's). document_starts (batch, seq) bool: the window is
+    emptied before those tokens (packed documents). Returns (y, new_conv_state).
     """
     batch, seq, channels = x.shape
     kernel_size = weight.shape[-1]
@@ -73,6 +78,8 @@ def short_conv_reference(x, weight, conv_state=None):
         window = window + conv_state.to(x.dtype)
     outputs = []
     for t in range(seq):
+        if document_starts is not None:
+            window = window * (~document_starts[:, t]).to(window.dtype)[:, None, None]
         window = torch.cat([window[..., 1:], x[:, t, :, None]], dim=-1)  # (batch, channels, kernel_size)
         outputs.append(F.silu((window * weight).sum(-1)))
     return torch.stack(outputs, dim=1), window

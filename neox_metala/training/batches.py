@@ -11,7 +11,7 @@ import torch.utils.data  # noqa: F401  (its at-exit hook must be registered befo
 
 from .. import parallel
 from ..config import NeoXArgs
-from ..data.datasets import DatasetTokenizerInfo, DataSources, build_datasets, micro_batches
+from ..data.datasets import DatasetTokenizerInfo, DataSources, build_datasets, document_starts, micro_batches
 from ..model.gpt import no_padding_mask
 from .signals import preemption_signals_blocked
 
@@ -49,13 +49,14 @@ def build_run_datasets(args: NeoXArgs, tokenizer, cache_dir: str | None):
 class BatchStream:
     """Micro batches of one split for this data-parallel rank, moved to the device, with the wait measured.
 
-    Yields ((tokens, mask), (labels, loss_mask)): the pipeline engine's (inputs, labels) form.
+    Yields ((tokens, mask), (labels, loss_mask)): the pipeline engine's (inputs, labels) form; with `eod_id` (the
+    config's reset_attention_mask), ((tokens, mask, document_starts), ...): where each packed document begins.
     Owns its DataLoader workers and must be closed (`close`, or at the latest at interpreter exit): the workers
     run with the preemption signals blocked, so neither multiprocessing's at-exit `terminate()` nor a launcher's
     SIGTERM can end them, and a process that exits with a stream open would wait for them forever.
     """
 
-    def __init__(self, dataset, consumed_samples: int, micro_batch: int, device, num_workers: int):
+    def __init__(self, dataset, consumed_samples: int, micro_batch: int, device, num_workers: int, eod_id=None):
         with preemption_signals_blocked():  # inherited by the DataLoader workers started here
             self.iterator = micro_batches(
                 dataset,
@@ -69,6 +70,7 @@ class BatchStream:
         self.device = device
         self.wait_seconds = 0.0
         self.mask = no_padding_mask(device)
+        self.eod_id = eod_id
 
     def __iter__(self):
         return self
@@ -78,7 +80,11 @@ class BatchStream:
         tokens, labels, loss_mask = next(self.iterator)
         self.wait_seconds += time.perf_counter() - start
         to_device = lambda t: t.to(self.device, non_blocking=True)  # noqa: E731
-        return (to_device(tokens), self.mask), (to_device(labels), to_device(loss_mask))
+        tokens = to_device(tokens)
+        inputs = (
+            (tokens, self.mask) if self.eod_id is None else (tokens, self.mask, document_starts(tokens, self.eod_id))
+        )
+        return inputs, (to_device(labels), to_device(loss_mask))
 
     def take_wait_seconds(self) -> float:
         waited, self.wait_seconds = self.wait_seconds, 0.0

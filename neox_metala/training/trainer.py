@@ -60,6 +60,8 @@ class Trainer:
         vocab = padded_vocab_size(
             tokenizer.vocab_size, args.model.make_vocab_size_divisible_by, args.parallel.model_parallel_size
         )
+        # reset_attention_mask: each micro batch carries where its packed documents begin (after each EOD)
+        self.eod_id = tokenizer.eod_id if args.model.reset_attention_mask else None
         self.tokenizer_record = {
             "vocab_size": tokenizer.vocab_size,
             "padded_vocab_size": vocab,
@@ -142,6 +144,7 @@ class Trainer:
             self.args.training.train_micro_batch_size_per_gpu,
             stream_device(self.engine),
             self.args.data.num_workers,
+            self.eod_id,
         )
 
     def _resume(self) -> str | None:

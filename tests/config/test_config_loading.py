@@ -119,12 +119,20 @@ def test_ignored_neox_keys_load_with_one_warning(tiny_yaml, write_yaml, caplog):
         ("activation: gelu", "activation"),
         ("pos_emb: alibi", "pos_emb"),
         ("launcher: jsrun", "launcher"),
+        ("reset_position_ids: true", "reset_position_ids"),
     ],
 )
 def test_semantics_we_do_not_implement_are_errors(tiny_yaml, write_yaml, line, key):
     extra = write_yaml("extra.yml", line + "\n")
     message = load_error(tiny_yaml, extra)
     assert message.startswith(extra) and key in message
+
+
+def test_reset_attention_mask_keeps_packed_documents_apart_and_implies_reset_position_ids(tiny_yaml, write_yaml):
+    assert not load_config([tiny_yaml]).model.reset_attention_mask  # off by default, as in Megatron-LM
+    extra = write_yaml("extra.yml", "reset_attention_mask: true\nreset-position-ids: true\n")
+    model = load_config([tiny_yaml, extra]).model
+    assert model.reset_attention_mask and model.reset_position_ids
 
 
 def test_derived_keys_cannot_be_set_in_files(tiny_yaml, write_yaml):

@@ -22,6 +22,7 @@ CARRIED_BY = {
     "rms_norm_epsilon": "norm_epsilon",
     "attention_config": "layer_types",
     "bf16": "precision",
+    "reset_position_ids": "reset_attention_mask",  # only valid with it, and then implied (config/model.py)
 }
 
 

@@ -27,6 +27,27 @@ def batch(step: int, micro_batch=MICRO_BATCH):
     return (tokens[:, :-1], no_padding_mask()), (tokens[:, 1:], loss_mask)
 
 
+EOD = 0
+
+
+def packed_batch(step: int, micro_batch=MICRO_BATCH):
+    """`batch` with EOD tokens placed so that packed documents of lengths 1, 2, 9, ... start inside the sample, and
+    their starts as the third input (what the trainer's BatchStream yields with reset_attention_mask)."""
+    from neox_metala.data.datasets import document_starts
+
+    (tokens, mask), labels = batch(step, micro_batch)
+    tokens = tokens.masked_fill(tokens == EOD, 1)
+    tokens[:, [0, 2, 11, 12]] = EOD
+    tokens[0, 20] = EOD
+    return (tokens, mask, document_starts(tokens, EOD)), labels
+
+
+def packed_tokens_together(step: int):
+    """`packed_batch`'s tokens without their document starts: the documents run into each other."""
+    inputs, labels = packed_batch(step)
+    return inputs[:2], labels
+
+
 def ds_config(micro_batch, accumulation, zero_stage=1):
     # A small clipping threshold keeps clipping active, so a wrong global grad norm changes the updates.
     return {
@@ -118,7 +139,35 @@ def test_tensor_parallel_two_equals_single_rank(tmp_path):
     assert "num_attention_heads 3 is not divisible by model_parallel_size 2" in ranks[0]["head_split_error"]
 
 
-def pp_worker(rank, world_size, steps, accumulation):
+def packed_tp_worker(rank, world_size):
+    """Logits and gradients of one packed batch (documents kept apart) at this TP size."""
+    from neox_metala import parallel
+    from neox_metala.model import gpt
+
+    parallel.initialize(tensor_parallel=world_size, pipeline_parallel=1)
+    model = gpt.SequentialModel(gpt.layer_specs(settings(), LAYER_TYPES, VOCAB, tied=True))
+    inputs, labels = packed_batch(0)
+    logits = model(inputs)
+    loss = gpt.cross_entropy_loss(logits, labels)
+    loss.backward()
+    with torch.no_grad():
+        together = model(inputs[:2])  # the same tokens, documents running into each other
+    return {"logits": logits.detach(), "together": together, "params": shard_record(model)}
+
+
+def test_packed_documents_tensor_parallel_two_equals_single_rank(tmp_path):
+    from neox_metala.model.reshard import merge_tp_shards
+
+    single = run_workers(packed_tp_worker, 1, tmp_path / "tp1")[0]
+    ranks = run_workers(packed_tp_worker, 2, tmp_path / "tp2")
+    assert rel_err(single["together"], single["logits"]) > 1e-2  # the document starts change the function
+    assert rel_err(torch.cat([r["logits"] for r in ranks], dim=-1), single["logits"]) <= 1e-5
+    for name, (_, grad, _, _) in single["params"].items():
+        shards = [r["params"][name] for r in ranks]
+        assert rel_err(merge_tp_shards([s[1] for s in shards], shards[0][2], shards[0][3]), grad) <= 1e-5, name
+
+
+def pp_worker(rank, world_size, steps, accumulation, make_batch=batch):
     import deepspeed
 
     from neox_metala import parallel
@@ -131,7 +180,7 @@ def pp_worker(rank, world_size, steps, accumulation):
     )
     losses = []
     for step in range(steps):
-        micro_batches = iter([batch(step * accumulation + i) for i in range(accumulation)])
+        micro_batches = iter([make_batch(step * accumulation + i) for i in range(accumulation)])
         losses.append(engine.train_batch(data_iter=micro_batches).item())
     tied = {k: [n for n, _ in m.named_parameters()] for k, m in model.tied_modules.items()}
     return {"losses": losses, "stage": engine.stage_id, "tied": tied}
@@ -142,6 +191,19 @@ def test_pipeline_two_stages_equals_one_stage_with_tied_embeddings(tmp_path):
     stages = run_workers(pp_worker, 2, tmp_path / "pp2", steps=3, accumulation=2)
     assert [s["stage"] for s in stages] == [0, 1]
     assert all(s["tied"] == {"embed": ["word_embeddings.weight"]} for s in stages), "embedding not tied"
+    for got, want in zip(stages[-1]["losses"], single["losses"]):
+        assert abs(got - want) <= 1e-5 * abs(want)
+
+
+def test_packed_documents_pipeline_two_stages_equal_one_stage(tmp_path):
+    """The document starts travel with the activations from stage to stage: dropped or misread on the second
+    stage, its blocks would mix the documents and the losses would differ from one stage's."""
+    single = run_workers(pp_worker, 1, tmp_path / "pp1", steps=2, accumulation=2, make_batch=packed_batch)[0]
+    stages = run_workers(pp_worker, 2, tmp_path / "pp2", steps=2, accumulation=2, make_batch=packed_batch)
+    together = run_workers(
+        pp_worker, 1, tmp_path / "together", steps=1, accumulation=2, make_batch=packed_tokens_together
+    )[0]
+    assert abs(together["losses"][0] - single["losses"][0]) > 1e-4  # the starts reach the blocks and matter
     for got, want in zip(stages[-1]["losses"], single["losses"]):
         assert abs(got - want) <= 1e-5 * abs(want)
 

@@ -1,0 +1,34 @@
+"""The trainer's micro-batch stream: with reset_attention_mask (an EOD id) each micro batch carries its document
+starts as a third input, computed once from its tokens; without, the inputs are exactly (tokens, mask) as before."""
+
+import numpy as np
+import torch
+
+from neox_metala.training.batches import BatchStream
+
+EOD = 0
+
+
+def samples(seq=8):
+    tokens = [np.array([5, EOD, 7, 7, EOD, EOD, 3, 4, 9]), np.array([1, 2, 3, EOD, 4, 5, 6, 7, 8])]
+    return [{"tokens": t[:seq], "labels": t[1:], "loss_mask": np.ones(seq, dtype=np.float32)} for t in tokens]
+
+
+def first_inputs(eod_id):
+    stream = BatchStream(samples(), 0, 2, torch.device("cpu"), num_workers=0, eod_id=eod_id)
+    try:
+        inputs, _labels = next(stream)
+    finally:
+        stream.close()
+    return inputs
+
+
+def test_without_eod_id_the_inputs_are_tokens_and_mask():
+    tokens, mask = first_inputs(None)
+    assert tokens.shape == (2, 8) and mask.numel() == 1
+
+
+def test_with_eod_id_the_inputs_carry_the_document_starts():
+    tokens, mask, starts = first_inputs(EOD)
+    expected = torch.tensor([[0, 0, 1, 0, 0, 1, 1, 0], [0, 0, 0, 0, 1, 0, 0, 0]], dtype=torch.bool)
+    assert mask.numel() == 1 and torch.equal(starts, expected)
