@@ -22,6 +22,7 @@ CARRIED_BY = {
     "rms_norm_epsilon": "norm_epsilon",
     "attention_config": "layer_types",
     "bf16": "precision",
+    "eval_tasks_include_path": "eval_task_manager",
 }
 
 
