@@ -18,7 +18,6 @@ import torch.distributed as dist
 
 from .. import parallel
 from ..config import ConfigError, NeoXArgs
-from ..config.evaluation import eval_task_manager
 from ..harness import LogLikelihoodLM, continuation_scores, run_tasks, scores
 from ..model.gpt import no_padding_mask
 from .checkpoint import rng_state, set_rng_state
@@ -97,22 +96,15 @@ def check_task_data(manager, names: list[str], source: str | None) -> None:
 
 
 class TaskEvaluation:
-    """`eval_tasks` of a run: checked at start (`prepare`), scored on the engine by `run`."""
+    """`eval_tasks` of a run, scored on the engine by `run`. Built at start (collective): a ConfigError for task
+    data that cannot be loaded or a task that generates text. `manager`: `config.evaluation.eval_task_manager`."""
 
     def __init__(self, args: NeoXArgs, tokenizer, manager):
         self.names, self.manager, self.tokenizer = args.evaluation.eval_tasks, manager, tokenizer
         self.max_length = args.model.max_position_embeddings
         self.batch_size = args.training.train_micro_batch_size_per_gpu
         self.is_pipeline = args.parallel.is_pipe_parallel
-
-    @classmethod
-    def prepare(cls, args: NeoXArgs, tokenizer) -> TaskEvaluation | None:
-        """None without eval_tasks; a ConfigError for an unknown task, missing data or a text-generating task."""
-        manager = eval_task_manager(args)
-        if manager is None:
-            return None
-        check_task_data(manager, args.evaluation.eval_tasks, args.source_of("eval_tasks"))
-        return cls(args, tokenizer, manager)
+        check_task_data(manager, self.names, args.source_of("eval_tasks"))
 
     def run(self, engine) -> dict[str, float]:
         """{"task/metric": value} on rank 0 (lm-eval hands its results to each node's local rank 0 only; {} on the

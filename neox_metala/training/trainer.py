@@ -15,6 +15,7 @@ import torch.distributed as dist
 from .. import parallel, warmup
 from ..config import ConfigError, NeoXArgs, check_data_paths, padded_vocab_size
 from ..config.data_check import check_save_writable
+from ..config.evaluation import eval_task_manager
 from ..data.datasets import Split
 from ..data.tokenizers import load_tokenizer
 from ..launch.train_args import parse_train_args
@@ -57,11 +58,12 @@ class Trainer:
         check_save_writable(args, dist.get_rank())
         torch.manual_seed(args.training.seed)
         tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
-        self.task_evaluation = None  # eval_tasks: names and task data checked now, not at the first evaluation
-        if args.evaluation.eval_tasks:
-            from .eval_tasks import TaskEvaluation  # lm-eval is an optional dependency
+        task_manager = eval_task_manager(args)  # None without eval_tasks; ConfigError: no lm-eval, an unknown task
+        self.task_evaluation = None
+        if task_manager is not None:
+            from .eval_tasks import TaskEvaluation  # needs lm-eval, an optional dependency
 
-            self.task_evaluation = TaskEvaluation.prepare(args, tokenizer)
+            self.task_evaluation = TaskEvaluation(args, tokenizer, task_manager)  # loads and checks the task data
         vocab = padded_vocab_size(
             tokenizer.vocab_size, args.model.make_vocab_size_divisible_by, args.parallel.model_parallel_size
         )

@@ -81,13 +81,14 @@ def test_scoring_on_the_engine_leaves_training_alone(tmp_path, sample_data, sing
     import torch
 
     from neox_metala import parallel
+    from neox_metala.config.evaluation import eval_task_manager
     from neox_metala.data.tokenizers import load_tokenizer
     from neox_metala.training.engine import build_model, initialize_engine
     from neox_metala.training.eval_tasks import TaskEvaluation
 
     args = one_rank_args(sample_data, write_local_tasks(tmp_path), TASKS)
     tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file)
-    evaluation = TaskEvaluation.prepare(args, tokenizer)
+    evaluation = TaskEvaluation(args, tokenizer, eval_task_manager(args))
     engine = initialize_engine(args, build_model(args, parallel.initialize(1, 1), 8192))
     torch.manual_seed(7)
     random.seed(7)
@@ -103,6 +104,7 @@ def test_scoring_on_the_engine_leaves_training_alone(tmp_path, sample_data, sing
 
 def test_tasks_that_generate_text_are_refused_at_start(tmp_path, sample_data, single_rank):
     from neox_metala.config import ConfigError
+    from neox_metala.config.evaluation import eval_task_manager
     from neox_metala.data.tokenizers import load_tokenizer
     from neox_metala.training.eval_tasks import TaskEvaluation
 
@@ -112,4 +114,4 @@ def test_tasks_that_generate_text_are_refused_at_start(tmp_path, sample_data, si
     (tmp_path / "tasks/local_gen.yaml").write_text(generating.split("metric_list:")[0])
     args = one_rank_args(sample_data, include_path, ["local_mc", "local_gen"])
     with pytest.raises(ConfigError, match="eval_tasks: 'local_gen' generates text .* python -m neox_metala.evaluate"):
-        TaskEvaluation.prepare(args, load_tokenizer(args.data.tokenizer_type, args.data.vocab_file))
+        TaskEvaluation(args, load_tokenizer(args.data.tokenizer_type, args.data.vocab_file), eval_task_manager(args))
