@@ -16,83 +16,24 @@ import json
 import logging
 import sys
 
-import torch
-import torch.nn.functional as F
-
+from .harness import LogLikelihoodLM, continuation_scores, run_tasks, scores
 from .model import gpt
 
 logger = logging.getLogger("neox_metala.evaluate")
 PAPER_METRICS = {"hellaswag": "acc_norm", "arc_challenge": "acc_norm", "openbookqa": "acc_norm"}  # else acc
 
 
-def _lm_base():
-    try:
-        from lm_eval.api.model import LM
-    except ImportError:
-        raise SystemExit("evaluation needs lm-evaluation-harness: pip install 'neox-metala[eval]'") from None
-    return LM
-
-
-class MetaLALM(_lm_base()):
+class MetaLALM(LogLikelihoodLM):
     """lm-eval's `LM` over a single-process model of ours: batched log-likelihoods from full forward passes."""
 
     def __init__(self, model: gpt.SequentialModel, tokenizer, max_length: int, batch_size: int = 16):
-        super().__init__()
-        self.model, self.tokenizer = model, tokenizer
-        self.max_length, self.batch_size = max_length, batch_size
+        super().__init__(tokenizer, max_length, batch_size)
+        self.model = model
         self._device = next(model.parameters()).device
 
-    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        """As lm-eval's HF model: trailing spaces move to the continuation, and the continuation's tokens are
-        those of context + continuation past the context's, so merges across the boundary are scored."""
-        spaces = len(context) - len(context.rstrip())
-        if spaces:
-            context, continuation = context[:-spaces], context[-spaces:] + continuation
-        if not context:
-            return [self.tokenizer.eod_id], self.tokenizer.encode(continuation)
-        whole, context_ids = self.tokenizer.encode(context + continuation), self.tokenizer.encode(context)
-        return context_ids, whole[len(context_ids) :]
-
-    @torch.no_grad()
-    def _score(self, pairs: list[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
-        """(sum of log p(continuation | context), continuation is the greedy choice) per pair, in batches.
-
-        Sequences are padded on the right: causal layers never see what follows a position, so no mask."""
-        order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i][0]) - len(pairs[i][1]))
-        results: list[tuple[float, bool] | None] = [None] * len(pairs)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            rows = [(pairs[i][0] + pairs[i][1])[-(self.max_length + 1) :][:-1] for i in batch]
-            tokens = torch.full((len(rows), max(map(len, rows))), self.tokenizer.pad_id, dtype=torch.long)
-            for r, row in enumerate(rows):
-                tokens[r, : len(row)] = torch.tensor(row)
-            logits = self.model((tokens.to(self._device), gpt.no_padding_mask(self._device))).transpose(0, 1)
-            log_probs = F.log_softmax(logits.float(), dim=-1)  # over the padded vocabulary, as the HF export does
-            for r, i in enumerate(batch):
-                continuation = torch.tensor(pairs[i][1], device=self._device)
-                end = len(rows[r])
-                scores = log_probs[r, end - len(continuation) : end]  # (len(continuation), vocab)
-                total = scores.gather(-1, continuation[:, None]).sum().item()
-                results[i] = (total, bool((scores.argmax(-1) == continuation).all()))
-        return results
-
-    def loglikelihood(self, requests):
-        return self._score([self._encode_pair(*request.args) for request in requests])
-
-    def loglikelihood_rolling(self, requests):
-        """Each text in windows of max_length tokens, every token predicted once (lm-eval's rolling windows)."""
-        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
-
-        totals = []
-        for request in requests:
-            windows = [
-                make_disjoint_window(w)
-                for w in get_rolling_token_windows(
-                    self.tokenizer.encode(request.args[0]), self.tokenizer.eod_id, self.max_length, 1
-                )
-            ]
-            totals.append(sum(score for score, _ in self._score(windows)))
-        return totals
+    def _batch_scores(self, tokens, lengths, continuations):
+        logits = self.model((tokens.to(self._device), gpt.no_padding_mask(self._device))).transpose(0, 1)
+        return continuation_scores(logits, lengths, continuations)
 
     def generate_until(self, requests):
         from .generate import generate_tokens
@@ -115,33 +56,6 @@ class MetaLALM(_lm_base()):
                 text = text.split(stop)[0]
             outputs.append(text)
         return outputs
-
-
-def run_tasks(lm: MetaLALM, tasks: list[str], include_path=None, num_fewshot=None, limit=None) -> dict:
-    """lm-eval's results dict ({"results": {task: {"acc,none": ...}}, ...})."""
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
-
-    manager = TaskManager(include_path=include_path) if include_path else None
-    return simple_evaluate(
-        model=lm,
-        tasks=tasks,
-        num_fewshot=num_fewshot,
-        limit=limit,
-        task_manager=manager,
-        log_samples=False,
-        bootstrap_iters=0,
-    )
-
-
-def scores(results: dict) -> dict[str, float]:
-    """{"task/metric": value} of every numeric metric (filter suffix ",none" dropped)."""
-    flat = {}
-    for task, metrics in results["results"].items():
-        for name, value in metrics.items():
-            if isinstance(value, (int, float)) and "_stderr" not in name and name != "alias":
-                flat[f"{task}/{name.split(',')[0]}"] = float(value)
-    return flat
 
 
 def log_to_wandb(flat_scores: dict[str, float], args, iteration: int) -> None:
@@ -186,15 +100,24 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     options = _parser().parse_intermixed_args(argv)
+    from .config.evaluation import find_tasks
     from .data.tokenizers import load_tokenizer
     from .generate import load_for_inference
+
+    tasks = options.tasks.split(",")
+    task_manager, unknown = find_tasks(tasks, options.include_path)  # before the model: a typo fails at once
+    if unknown:
+        raise SystemExit(
+            f"--tasks: {unknown[0]!r} is not an lm-evaluation-harness task (`lm-eval ls tasks` lists them; "
+            f"--include-path DIR adds a folder of local task YAMLs)"
+        )
 
     model, args = load_for_inference(
         options.conf_files, options.conf_dir, options.load, options.iteration, options.dtype
     )
     tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
     lm = MetaLALM(model, tokenizer, options.max_length or args.model.max_position_embeddings, options.batch_size)
-    results = run_tasks(lm, options.tasks.split(","), options.include_path, options.num_fewshot, options.limit)
+    results = run_tasks(lm, tasks, task_manager, options.num_fewshot, options.limit)
     flat = scores(results)
     for task in results["results"]:
         paper = PAPER_METRICS.get(task, "acc")

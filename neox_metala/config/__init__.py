@@ -14,6 +14,7 @@ from .data import DataConfig, split_fractions
 from .data_check import check_data_paths
 from .derived import DerivedConfig
 from .errors import ConfigError
+from .evaluation import EvaluationConfig
 from .launcher import LauncherConfig
 from .logging import LoggingConfig
 from .metala import MetaLAConfig
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "DerivedConfig",
+    "EvaluationConfig",
     "LauncherConfig",
     "LoggingConfig",
     "MetaLAConfig",

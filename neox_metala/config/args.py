@@ -20,6 +20,7 @@ from .checkpoint import CheckpointConfig
 from .data import DataConfig
 from .derived import DerivedConfig, batch_sizes, check_world_size_matches, data_parallel_size
 from .errors import ConfigError, did_you_mean
+from .evaluation import EvaluationConfig
 from .fields import check_type, require
 from .launcher import LauncherConfig
 from .loader import config_file_paths, merge_config_files, normalize_key
@@ -41,6 +42,7 @@ SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "checkpoint": CheckpointConfig,
     "logging": LoggingConfig,
+    "evaluation": EvaluationConfig,
     "launcher": LauncherConfig,
     "metala": MetaLAConfig,
     "derived": DerivedConfig,
@@ -81,6 +83,7 @@ class NeoXArgs:
     data: DataConfig = field(default_factory=DataConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     metala: MetaLAConfig = field(default_factory=MetaLAConfig)
     derived: DerivedConfig = field(default_factory=DerivedConfig)

@@ -15,6 +15,7 @@ import sys
 
 from ..config import ConfigError, NeoXArgs, load_config
 from ..config.data_check import check_data_settings
+from ..config.evaluation import eval_task_manager
 from .command import describe, launch_environment, runner_command
 from .local import LocalRanks
 from .resources import LaunchResources, plan_resources
@@ -59,6 +60,7 @@ def deepy_main(argv: list[str] | None = None) -> int:
         args = load_config(options.conf_files, options.conf_dir)
         if os.path.basename(options.user_script) == "train.py":  # generation/evaluation scripts read no data
             check_data_settings(args)  # the config-only part; the files are checked where they are read
+            eval_task_manager(args)  # the eval_tasks names (their data is loaded where training runs)
         resources = plan_resources(args.launcher, args.source_of)
         args.resolve(resources.world_size)
     except ConfigError as error:

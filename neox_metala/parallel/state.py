@@ -91,6 +91,17 @@ def tensor_parallel_group():
     return parallel_state.get_tensor_model_parallel_group()
 
 
+def gather_tensor_parallel(tensor: torch.Tensor) -> torch.Tensor:
+    """Each tensor-parallel rank's `tensor`, concatenated along the last dimension in rank order (no autograd),
+    on every rank of the group: e.g. vocab-parallel logits (seq, batch, vocab / tp) -> (seq, batch, vocab)."""
+    size = tensor_parallel_size()
+    if size == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(size)]
+    dist.all_gather(parts, tensor.contiguous(), group=tensor_parallel_group())
+    return torch.cat(parts, dim=-1)
+
+
 def data_parallel_rank() -> int:
     return parallel_state.get_data_parallel_rank()
 

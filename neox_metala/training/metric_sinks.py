@@ -54,6 +54,7 @@ def format_console_line(metrics: dict, step: int, train_iters: int | None = None
         parts.append(f"skipped {get('skipped_steps')} (total {get('skipped_steps_total')})")
     if "eval/loss" in metrics:
         parts.append(f"eval loss {get('eval/loss'):.4g} | eval ppl {get('eval/perplexity'):.4g}")
+    parts += [f"{key} {value:.4g}" for key, value in metrics.items() if key.startswith("eval_tasks/")]
     return " | ".join(parts)
 
 

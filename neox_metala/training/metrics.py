@@ -8,6 +8,7 @@ Design after torchtitan's `components/metrics.py` (BaseLogger -> W&B / TensorBoa
     metrics.log(iteration)                                     # every log_interval: computes and writes
     with metrics.untimed(): evaluate / save a checkpoint       # keeps that time out of tokens/s
     metrics.log_eval(iteration, eval_loss)
+    metrics.log_eval_tasks(iteration, {"piqa/acc": 0.61})      # lm-eval scores (eval_tasks)
     checkpoint["wandb_run_id"] = metrics.wandb_run_id          # rank 0 knows it; store it for the resume
     metrics.close()
 
@@ -15,7 +16,7 @@ Only rank 0 gets sinks; other ranks compute and drop the numbers. Metric keys (a
 loss, lr, grad_norm, loss_scale (fp16 only), tokens_per_second, samples_per_second (global, all ranks),
 tflops_per_gpu, mfu_percent (needs a known device peak), seconds_per_iteration, data_wait_seconds,
 data_wait_fraction, skipped_steps, skipped_steps_total, memory_max_allocated_gib, memory_max_reserved_gib
-(CUDA only); eval/loss, eval/perplexity.
+(CUDA only); eval/loss, eval/perplexity; eval_tasks/<task>/<metric> (lm-eval scores, `log_eval_tasks`).
 """
 
 from __future__ import annotations
@@ -237,6 +238,12 @@ class MetricsProcessor:
     def log_eval(self, iteration: int, loss) -> dict:
         loss = float(loss)
         metrics = {"eval/loss": loss, "eval/perplexity": math.exp(min(loss, 700.0))}  # 700: no float overflow
+        self.loggers.log(metrics, iteration)
+        return metrics
+
+    def log_eval_tasks(self, iteration: int, task_scores: dict[str, float]) -> dict:
+        """lm-eval scores ({"task/metric": value}, `harness.scores`) as eval_tasks/<task>/<metric>."""
+        metrics = {f"eval_tasks/{name}": float(value) for name, value in task_scores.items()}
         self.loggers.log(metrics, iteration)
         return metrics
 

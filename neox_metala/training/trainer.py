@@ -15,6 +15,7 @@ import torch.distributed as dist
 from .. import parallel, warmup
 from ..config import ConfigError, NeoXArgs, check_data_paths, padded_vocab_size
 from ..config.data_check import check_save_writable
+from ..config.evaluation import eval_task_manager
 from ..data.datasets import Split
 from ..data.tokenizers import load_tokenizer
 from ..launch.train_args import parse_train_args
@@ -57,6 +58,12 @@ class Trainer:
         check_save_writable(args, dist.get_rank())
         torch.manual_seed(args.training.seed)
         tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
+        task_manager = eval_task_manager(args)  # None without eval_tasks; ConfigError: no lm-eval, an unknown task
+        self.task_evaluation = None
+        if task_manager is not None:
+            from .eval_tasks import TaskEvaluation  # needs lm-eval, an optional dependency
+
+            self.task_evaluation = TaskEvaluation(args, tokenizer, task_manager)  # loads and checks the task data
         vocab = padded_vocab_size(
             tokenizer.vocab_size, args.model.make_vocab_size_divisible_by, args.parallel.model_parallel_size
         )
@@ -218,6 +225,7 @@ class Trainer:
         """Returns the process exit code: 0 when done or stopped on request, 3 after repeated non-finite steps."""
         training = self.args.training
         saved_at = self.state.iteration if self.resumed_from else None  # never rewrite the step just loaded
+        tasks_at = self.state.iteration  # the last iteration whose eval_tasks were scored (or that had no steps)
         try:
             while self.state.iteration < training.train_iters:
                 self.train_step()
@@ -226,12 +234,17 @@ class Trainer:
                     self.metrics.log(iteration)
                 if training.eval_iters and iteration % training.eval_interval == 0:
                     self.evaluate()
+                if self.task_evaluation and iteration % training.eval_interval == 0:
+                    tasks_at = self.evaluate_tasks()
                 if self.args.checkpoint.checkpoint_factor and iteration % self.args.checkpoint.checkpoint_factor == 0:
                     saved_at = self.save()
                 reason = self.stop.reason_to_stop(iteration)
                 if reason:
                     logger.info("stopping at iteration %d: %s", iteration, reason)
                     break
+            finished = self.state.iteration == training.train_iters  # not stopped early
+            if self.task_evaluation and finished and tasks_at != self.state.iteration:
+                self.evaluate_tasks()  # the end of training
             if saved_at != self.state.iteration:
                 self.save()
             return 0
@@ -339,6 +352,12 @@ class Trainer:
             dist.all_reduce(loss, group=parallel.data_parallel_group())
             loss = loss / parallel.data_parallel_size()
         return loss
+
+    def evaluate_tasks(self) -> int:
+        """Score `eval_tasks` with the current weights and log them at this iteration; returns the iteration."""
+        with self.metrics.untimed():
+            self.metrics.log_eval_tasks(self.state.iteration, self.task_evaluation.run(self.engine))
+        return self.state.iteration
 
     def save(self) -> int | None:
         if not self.args.checkpoint.save:

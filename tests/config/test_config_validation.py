@@ -204,3 +204,17 @@ def test_damaged_shards_and_an_unwritable_save_are_named(write_yaml, tiny_yaml, 
     message = config_error(lambda: check_save_writable(args, rank=0))
     assert message.startswith(f"{paths[1]}: save: cannot write checkpoints to {str(blocker / 'ckpt')!r}")
     check_save_writable(load_config([tiny_yaml]), rank=0)  # no save: nothing to check
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("eval_tasks: piqa\n", "eval_tasks: expected a list of strings or null, got 'piqa'"),
+        ("eval_tasks: [piqa, ' ']\n", "eval_tasks: a task name is empty"),
+        ("eval_tasks_include_path: tasks\n", "eval_tasks_include_path is set but eval_tasks is not"),
+    ],
+)
+def test_eval_tasks_values(write_yaml, tiny_yaml, text, fragment):
+    paths = with_extra(write_yaml, tiny_yaml, text)
+    message = config_error(lambda: load_config(paths))
+    assert message.startswith(f"{paths[1]}: {fragment}"), message

@@ -47,6 +47,28 @@ def test_dry_run_reports_config_only_mistakes(capsys, tiny_yaml, write_yaml):
     assert "vocab_file is required for tokenizer_type 'HFTokenizer'" in capsys.readouterr().err
 
 
+def test_dry_run_checks_the_eval_tasks_names(capsys, tiny_yaml, write_yaml, tmp_path):
+    """An unknown lm-eval task is refused before launching, naming the key and the fix; known ones pass (a local
+    task folder holding every name is all that is indexed)."""
+    from lm_eval_tasks import write_local_tasks
+
+    include_path = write_local_tasks(tmp_path)
+    data = write_yaml("data.yml", "train_data_paths: [corpus/train]\nvocab_file: tokenizer.json\n")
+    tasks = write_yaml("tasks.yml", f"eval_tasks: [local_mc, local_text]\neval_tasks_include_path: {include_path}\n")
+    assert deepy_main(["train.py", tiny_yaml, data, tasks, "--dry-run"]) == 0
+    capsys.readouterr()
+    tasks = write_yaml("tasks.yml", f"eval_tasks: [local_mc, local_mcq]\neval_tasks_include_path: {include_path}\n")
+    assert deepy_main(["train.py", tiny_yaml, data, tasks, "--dry-run"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"deepy.py: error: {tasks}: eval_tasks: 'local_mcq' is not an lm-evaluation-harness task; did you mean "
+        f"'local_mc'? (`lm-eval ls tasks` lists them; set eval_tasks_include_path to the folder of your own task YAMLs)"
+    )
+    tasks = write_yaml("tasks.yml", f"eval_tasks: [local_mc]\neval_tasks_include_path: {tmp_path / 'none'}\n")
+    assert deepy_main(["train.py", tiny_yaml, data, tasks, "--dry-run"]) == 2
+    assert f"eval_tasks_include_path: '{tmp_path / 'none'}' is not a folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("script", ["single_node.sh", "multi_node_hostfile.sh", "slurm.sbatch"])
 def test_launch_scripts_parse(script):
     subprocess.run(["bash", "-n", str(REPO / "launch" / script)], check=True)

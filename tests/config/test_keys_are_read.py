@@ -23,6 +23,7 @@ CARRIED_BY = {
     "attention_config": "layer_types",
     "bf16": "precision",
     "reset_position_ids": "reset_attention_mask",  # only valid with it, and then implied (config/model.py)
+    "eval_tasks_include_path": "eval_task_manager",
 }
 
 

@@ -319,3 +319,14 @@ def test_cuda_memory_peaks_and_mfu_of_real_matmuls(tmp_path):
     del product
     metrics.step_done(steps + 1, loss=0.0, lr=1.0, tokens=1)
     assert metrics.log(steps + 1)["memory_max_allocated_gib"] < result["memory_max_allocated_gib"]  # reset
+
+
+def test_eval_tasks_scores_reach_the_console_line(tmp_path):
+    stream = io.StringIO()
+    metrics = build_metrics(
+        tmp_path, rank=0, world_size=1, flops_per_token=None, precision="fp32", console_stream=stream
+    )
+    logged = metrics.log_eval_tasks(40, {"piqa/acc": 0.61234, "piqa/acc_norm": 0.5})
+    assert logged == {"eval_tasks/piqa/acc": 0.61234, "eval_tasks/piqa/acc_norm": 0.5}
+    assert stream.getvalue() == "iteration 40 | eval_tasks/piqa/acc 0.6123 | eval_tasks/piqa/acc_norm 0.5\n"
+    assert read_jsonl(tmp_path / "metrics.jsonl") == [{"iteration": 40, **logged}]
