@@ -58,17 +58,15 @@ class Trainer:
         check_save_writable(args, dist.get_rank())
         torch.manual_seed(args.training.seed)
         tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file, args.data.merge_file)
-        task_manager = eval_task_manager(args)  # None without eval_tasks; ConfigError: no lm-eval, an unknown task
         self.task_evaluation = None
-        if task_manager is not None:
+        if (task_manager := eval_task_manager(args)) is not None:  # ConfigError: no lm-eval, an unknown task
             from .eval_tasks import TaskEvaluation  # needs lm-eval, an optional dependency
 
             self.task_evaluation = TaskEvaluation(args, tokenizer, task_manager)  # loads and checks the task data
         vocab = padded_vocab_size(
             tokenizer.vocab_size, args.model.make_vocab_size_divisible_by, args.parallel.model_parallel_size
         )
-        # reset_attention_mask: each micro batch carries where its packed documents begin (after each EOD)
-        self.eod_id = tokenizer.eod_id if args.model.reset_attention_mask else None
+        self.eod_id = tokenizer.eod_id if args.model.reset_attention_mask else None  # batches mark document starts
         self.tokenizer_record = {
             "vocab_size": tokenizer.vocab_size,
             "padded_vocab_size": vocab,
