@@ -91,6 +91,13 @@ def _add_tokenize_command(commands) -> None:
     sums.add_argument(
         "--no-checksums", dest="use_checksums", action="store_false", help="do not look for or use checksum files"
     )
+    tok.add_argument(
+        "--allow-unverified-frames",
+        action="store_true",
+        help="exit 0 although multi-frame .zst / multi-member .gz inputs were not verified by a checksum (a copy "
+        "cut exactly between two frames reads as complete; by default such a run exits 1 naming the files; "
+        "--allow-partial-input implies this)",
+    )
     tok.add_argument("--rejects", action="store_true", help="write bad records to <prefix>.rejects/fNNNNN.jsonl")
     tok.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     tok.add_argument("--merge", action="store_true", help="merge the shards per stream when done")
@@ -140,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_tokenize(args) -> int:
     from .pipeline import IncompleteInputError, TokenizeOptions, run_tokenize
-    from .report import print_summary
+    from .report import UNVERIFIED_FRAMES, print_summary, unverified_multi_frame
 
     options = TokenizeOptions(
         inputs=args.input,
@@ -175,6 +182,14 @@ def _run_tokenize(args) -> int:
         print(f"neox-metala-prep tokenize: error: {error}", file=sys.stderr)
         return 1  # the run finished (nothing to resume) but its output lacks part of the input
     print_summary(manifest, options.output_prefix if args.rejects else None)
+    unverified = unverified_multi_frame(manifest["files"].values())
+    if unverified and not (args.allow_unverified_frames or args.allow_partial_input):
+        print(
+            f"neox-metala-prep tokenize: error: {UNVERIFIED_FRAMES.format(count=len(unverified))}: "
+            f"{', '.join(unverified)}; or pass --allow-unverified-frames to accept them as they are",
+            file=sys.stderr,
+        )
+        return 1  # the shards are written and complete for what was read; the inputs may not be
     if args.merge:
         return _run_merge(argparse.Namespace(prefix=args.output_prefix, output_prefix=None))
     return 0

@@ -57,6 +57,23 @@ def incomplete_files(manifest: dict) -> list[str]:
     return [damage_line(record) for _, record in records if record["status"] == "incomplete"]
 
 
+UNVERIFIED_FRAMES = (
+    "{count} input file(s) hold several zstd frames or gzip members and were not checked against a checksum; a "
+    "copy cut exactly between two of them reads as complete, so check them against the corpus's published "
+    "checksums (`tokenize` does it when a SHA256SUMS lies beside them or --checksums FILE names one)"
+)
+
+
+def unverified_multi_frame(records) -> list[str]:
+    """Paths of the multi-frame inputs read to their end that no checksum verified: a cut between their frames
+    would not show (inputs found cut or damaged are reported as incomplete instead)."""
+    return [
+        record["path"]
+        for record in records
+        if (record.get("frames") or 0) > 1 and checksum_status(record) != "verified" and record["status"] == "done"
+    ]
+
+
 def print_summary(manifest: dict, rejects_prefix: str | None = None, stream=sys.stdout) -> None:
     files = manifest["files"]
     documents = sum(record["counts_at_resume"]["documents"] for record in files.values())
@@ -77,18 +94,10 @@ def print_summary(manifest: dict, rejects_prefix: str | None = None, stream=sys.
     for line in incomplete_files(manifest):
         print(f"  INCOMPLETE {line}", file=stream)
     print(f"  {checksum_totals(files.values())}", file=stream)
-    multi_frame = sum(
-        1 for record in files.values() if (record.get("frames") or 0) > 1 and checksum_status(record) != "verified"
-    )
+    multi_frame = unverified_multi_frame(files.values())
     if multi_frame:
         # The one cut no reader can see (compressed.py), in files no checksum verified: say so where the user looks.
-        print(
-            f"  note: {multi_frame} input file(s) hold several zstd frames or gzip members and were not checked "
-            "against a checksum; a copy cut exactly between two of them reads as complete, so check them against "
-            "the corpus's published checksums (`tokenize` does it when a SHA256SUMS lies beside them or "
-            "--checksums FILE names one)",
-            file=stream,
-        )
+        print(f"  note: {UNVERIFIED_FRAMES.format(count=len(multi_frame))}", file=stream)
     if rejects_prefix:
         print(f"  rejected records: {rejects_prefix}.rejects/", file=stream)
 

@@ -162,6 +162,8 @@ def test_no_checksums_keeps_the_old_behaviour(tmp_path, sample_records):
     path, _ = _cut_with_sums(tmp_path, sample_records[:DOCUMENTS])
     prefix = tmp_path / "out/ds"
     result = _tokenize(path, prefix, "--no-checksums")
+    assert result.returncode == 1 and "--allow-unverified-frames" in result.stderr  # multi-frame, unverified
+    result = _tokenize(path, prefix, "--no-checksums", "--allow-unverified-frames")
     assert result.returncode == 0, result.stderr
     assert "checking inputs against" not in result.stderr and "hashing" not in result.stderr
     assert "1 input file(s) hold several zstd frames" in result.stdout

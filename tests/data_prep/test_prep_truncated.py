@@ -186,16 +186,20 @@ def test_rerun_keeps_failing_until_partial_input_is_accepted(tmp_path, sample_re
     run_cli("validate", "--prefix", prefix)
 
 
-def test_cut_between_line_aligned_frames_cannot_be_seen_but_is_pointed_at(tmp_path, sample_records):
-    """The documented limit without a checksum file: frames that end at line ends, cut between two, read as a
-    complete smaller file (no format marks the last frame). The run succeeds; the summary points at the
-    multi-frame file and at checksums (test_prep_checksums.py: with a SHA256SUMS beside it, the cut is caught)."""
+def test_cut_between_line_aligned_frames_is_an_error_unless_accepted(tmp_path, sample_records):
+    """Frames that end at line ends, cut between two, read as a complete smaller file (no format marks the last
+    frame), so no reader sees the cut: a multi-frame input that no checksum verified fails the run (exit 1,
+    naming it and the fixes) unless --allow-unverified-frames accepts it (test_prep_checksums.py: with a
+    SHA256SUMS beside it, the cut is caught; an intact verified file passes)."""
     records = sample_records[:DOCUMENTS]
     frames = _zst_frames([_jsonl(records[at : at + 50]) for at in range(0, DOCUMENTS, 50)])
     (tmp_path / "aligned.jsonl.zst").write_bytes(b"".join(frames[:2]))
     result = _tokenize(tmp_path / "aligned.jsonl.zst", tmp_path / "out/ds")
-    assert result.returncode == 0 and "1 input file(s) hold several zstd frames" in result.stdout
-    assert "not listed in a checksum file" in result.stdout and "--checksums FILE" in result.stdout
+    assert result.returncode == 1 and "1 input file(s) hold several zstd frames" in result.stdout
+    assert "aligned.jsonl.zst" in result.stderr and "--allow-unverified-frames" in result.stderr
+    assert "--checksums FILE" in result.stderr
+    result = _tokenize(tmp_path / "aligned.jsonl.zst", tmp_path / "out/ds", "--allow-unverified-frames")
+    assert result.returncode == 0 and "not listed in a checksum file" in result.stdout
     [report] = tools.file_reports(str(tmp_path / "out/ds"))
     assert (report["status"], report["frames"], report["documents"]) == ("done", 2, 100)
     assert report["checksum"] == {"status": "not_listed"}
