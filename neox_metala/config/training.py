@@ -23,6 +23,7 @@ FP16_KEYS = (
 )
 BF16_KEYS = ("enabled",)
 BATCH_KEYS = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 @dataclass
@@ -62,6 +63,11 @@ class TrainingConfig(Section):
     """Compile each layer with torch.compile (regional compilation: norms, residuals, activations and the
     mixer's elementwise steps fused; GEMMs and the MetaLA core kernels unchanged). Default: on when training on
     a GPU, off on CPU (where compilation takes longer than short runs). Not a NeoX key."""
+
+    torch_compile_mode: str = "default"
+    """torch.compile's mode for the compiled layers: "default", or "reduce-overhead" (CUDA graphs: each layer's
+    kernels replayed as one graph, removing the host's per-kernel launch cost), "max-autotune",
+    "max-autotune-no-cudagraphs". Not a NeoX key."""
 
     torch_compile_memory_budget: float | None = None
     """With torch_compile: the share of the activations a compiled layer keeps for backward, between what must be
@@ -109,6 +115,12 @@ class TrainingConfig(Section):
         for key in ("exit_interval", "exit_duration_in_mins"):
             value = getattr(self, key)
             require(value is None or value > 0, f"{key} must be > 0, got {value}", key, source_of)
+        require(
+            self.torch_compile_mode in COMPILE_MODES,
+            f"torch_compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.torch_compile_mode!r}",
+            "torch_compile_mode",
+            source_of,
+        )
         budget = self.torch_compile_memory_budget
         require(
             budget is None or 0.0 < budget <= 1.0,

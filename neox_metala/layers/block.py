@@ -39,18 +39,19 @@ class ParallelBlock(nn.Module):
         self.mlp = ParallelSwiGLU(settings, layer_number)
         self._compiled_forward = None
 
-    def compile(self) -> None:
-        """Regional compilation (torch.compile of this block's forward, one graph before and one after the MetaLA
-        core): norms, residual adds, RoPE, the SwiGLU activation and the mixer's elementwise steps become a few
-        fused Triton kernels instead of dozens of eager ones, GEMMs stay cuBLAS and the core stays fla's kernels.
-        Every block reuses the same compiled code (modules are inlined; their parameters are graph inputs)."""
+    def compile(self, mode: str = "default") -> None:
+        """Regional compilation (torch.compile of this block's forward, one graph per direction, the MetaLA core
+        inside it as a custom op): norms, residual adds, RoPE, the SwiGLU activation and the mixer's elementwise
+        steps become a few fused Triton kernels instead of dozens of eager ones, GEMMs stay cuBLAS and the core
+        stays fla's kernels. Every block reuses the same compiled code (modules are inlined; their parameters are
+        graph inputs). `mode`: torch.compile's (config key torch_compile_mode)."""
         # megatron-core's RowParallelLinear warns (DeprecationWarning, filtered) on every call; a warn call
         # would end the graph there
         torch._dynamo.config.ignore_logging_functions.add(warnings.warn)
         # A block that fails to compile (a new torch or fla version) runs eagerly, slower, with dynamo's warning,
         # instead of stopping a run for a speed feature.
         torch._dynamo.config.suppress_errors = True
-        self._compiled_forward = torch.compile(self._forward, dynamic=False)
+        self._compiled_forward = torch.compile(self._forward, dynamic=False, mode=mode)
 
     def _forward(self, hidden, padding_mask, document_starts=None, cache=None):
         mixed = self.mixer(self.input_norm(hidden), padding_mask, cache=cache, document_starts=document_starts)

@@ -98,7 +98,7 @@ def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_si
         torch._functorch.config.activation_memory_budget = budget
         for module in model.modules():
             if isinstance(module, ParallelBlock):
-                module.compile()
+                module.compile(args.training.torch_compile_mode)
     return model
 
 

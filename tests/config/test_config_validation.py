@@ -218,3 +218,17 @@ def test_eval_tasks_values(write_yaml, tiny_yaml, text, fragment):
     paths = with_extra(write_yaml, tiny_yaml, text)
     message = config_error(lambda: load_config(paths))
     assert message.startswith(f"{paths[1]}: {fragment}"), message
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        ("torch_compile_mode: fast", "torch_compile_mode must be one of default, reduce-overhead"),
+        ("torch_compile_memory_budget: 0", "torch_compile_memory_budget must be in (0, 1], got 0"),
+        ("torch_compile_memory_budget: 1.5", "torch_compile_memory_budget must be in (0, 1], got 1.5"),
+    ],
+)
+def test_compile_keys_are_checked(write_yaml, tiny_yaml, extra, fragment):
+    paths = with_extra(write_yaml, tiny_yaml, extra + "\n")
+    message = config_error(lambda: load_config(paths))
+    assert fragment in message and message.startswith(paths[-1]), message
