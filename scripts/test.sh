@@ -12,4 +12,9 @@ fi
 # Lint and formatting first (seconds): a violation fails the run as a test would.
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest -q -n "$workers" --dist loadfile tests "$@"
+# Every test process imports torch, DeepSpeed and megatron-core; uv installs them without bytecode, so with
+# PYTHONDONTWRITEBYTECODE set (as in many containers) each of the suite's ~100 processes would compile their sources
+# again. Let the first one write the .pyc files (into .venv and the ignored __pycache__ folders).
+unset PYTHONDONTWRITEBYTECODE
+# Files in the order tests/conftest.py gives them (longest first), not xdist's most-tests-first.
+exec .venv/bin/python -m pytest -q -n "$workers" --dist loadfile --no-loadscope-reorder tests "$@"

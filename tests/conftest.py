@@ -25,7 +25,34 @@ elif os.environ.get("NEOX_METALA_FAST_AUTOTUNE") == "1":
     _autotuner.Autotuner.__init__ = _one_config_init
 
 
+# The longest files (minutes each on 2 CI cores), longest first. scripts/test.sh gives each pytest worker a whole
+# file (--dist loadfile) in collection order (--no-loadscope-reorder): starting these first and leaving the short
+# files to fill in at the end keeps both workers busy until the last minute. Other multi-process files follow them.
+SLOWEST_FILES = [
+    "training/test_fault_tolerance.py",
+    "training/test_embedded_default.py",
+    "training/test_exit.py",
+    "training/test_integrity.py",
+    "export/test_hf_import.py",
+    "training/test_runtime.py",
+    "export/test_evaluate.py",
+]
+
+
+def _file(item) -> str:
+    return item.path.relative_to(item.session.path).as_posix().removeprefix("tests/")
+
+
 def pytest_collection_modifyitems(config, items):
+    multiproc_files = {_file(item) for item in items if "multiproc" in item.keywords}
+
+    def run_order(item) -> tuple[int, int]:
+        path = _file(item)
+        if path in SLOWEST_FILES:
+            return 0, SLOWEST_FILES.index(path)
+        return (1 if path in multiproc_files else 2), 0
+
+    items.sort(key=run_order)  # stable: each file's tests stay together and in their order
     if torch.cuda.is_available():
         return
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
+
+from neox_metala.training.checkpoint import COMPLETE_MARKER
+
+from dist_helpers import free_port
+from hooked_train import NAN_TEST_HOOK, SAVE_PAUSE_TEST_HOOK, SCRIPT
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,8 +68,6 @@ def write_configs(directory: Path, **files: dict) -> list[str]:
 
 def setup_yaml(tmp: Path, name: str) -> dict:
     """save / load / log_dir under tmp/name, and a free port (tests may run side by side: pytest -n 2)."""
-    from dist_helpers import free_port
-
     return {
         "save": str(tmp / name / "ckpt"),
         "load": str(tmp / name / "ckpt"),
@@ -90,3 +98,134 @@ def run_deepy(config_dir: Path, files: list[str], timeout: int = 600, env: dict 
     command = [sys.executable, str(REPO / "deepy.py"), str(REPO / "train.py"), "-d", str(config_dir), *files]
     environment = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The fault-tolerance tests' jobs (test_fault_tolerance.py, test_nonfinite_steps.py): `python
+# tests/training/hooked_train.py -d DIR files` (train.py with the test hooks) as real processes of their own, one
+# rank as torchrun would start it, and what they leave on disk.
+# ---------------------------------------------------------------------------------------------------------------
+
+TRAIN_ITERS = 40  # a job of JOB_MODEL runs to this iteration
+JOB_MODEL = {**SMALL_MODEL, "train_iters": TRAIN_ITERS, "checkpoint_factor": 2, "keep_last_n_checkpoints": 2}
+RESUMED = re.compile(r"resumed from \S*global_step(\d+) at iteration (\d+)")
+STARTED: list[Job] = []  # every job, so that a failed test leaves none running
+
+
+@pytest.fixture(autouse=True)
+def no_job_outlives_its_test():
+    yield
+    while STARTED:
+        job = STARTED.pop()
+        if job.process.poll() is None:
+            job.kill_group(signal.SIGKILL)
+            job.process.wait()
+
+
+class Job:
+    """One `python train.py -d DIR files` process, in a session of its own (so that a signal can go to its
+    process group, as Slurm sends one), its output in `log_path`."""
+
+    def __init__(self, config_dir: Path, files: list[str], log_path: Path, env: dict | None = None):
+        environment = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "WANDB_MODE": "offline",
+            "WANDB_SILENT": "true",
+            "MASTER_PORT": str(free_port()),
+            **(env or {}),
+        }
+        for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "WANDB_DIR", NAN_TEST_HOOK, SAVE_PAUSE_TEST_HOOK):
+            if key not in (env or {}):
+                environment.pop(key, None)
+        self.log_path = log_path
+        with open(log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(SCRIPT), "-d", str(config_dir), *files],
+                cwd=REPO,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started, self.started_wall = time.monotonic(), time.time()
+        STARTED.append(self)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait(self, timeout: float = 120) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_group(signal.SIGKILL)
+            raise AssertionError(f"{self.log_path} did not end in {timeout} s:\n{self.log()[-3000:]}") from None
+
+    def kill_group(self, sig: int) -> None:
+        """`sig` to the trainer and its children (wandb-core, DataLoader workers), as a node failure or Slurm."""
+        os.killpg(self.process.pid, sig)
+
+    def wait_until(self, condition, what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.process.poll() is not None:
+                raise AssertionError(f"the job ended ({self.process.returncode}) before {what}:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what} after {timeout} s:\n{self.log()[-3000:]}")
+            time.sleep(0.002)
+
+    def resumed_iteration(self) -> int | None:
+        """The iteration this job resumed from, None if it has not logged a resume (yet)."""
+        found = RESUMED.search(self.log())
+        return int(found.group(1)) if found else None
+
+
+def last_logged(run_dir: Path) -> int:
+    """The newest iteration in metrics.jsonl (0 if none); a line being written is skipped."""
+    path = run_dir / "metrics.jsonl"
+    iterations = [0]
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            iterations.append(json.loads(line)["iteration"])
+        except json.JSONDecodeError:
+            pass
+    return max(iterations)
+
+
+def complete_steps(ckpt: Path) -> list[int]:
+    return sorted(
+        int(d.name[len("global_step") :]) for d in ckpt.glob("global_step*") if (d / COMPLETE_MARKER).exists()
+    )
+
+
+def expected_resume(ckpt: Path) -> int:
+    """The last complete checkpoint (0: none, a fresh start). A kill between a step's marker and the rename of
+    `latest` leaves a newer complete step that is not yet published: then `latest` is the last complete one."""
+    steps = complete_steps(ckpt)
+    latest = ckpt / "latest"
+    if latest.exists() and steps and f"global_step{steps[-1]}" != latest.read_text().strip():
+        return int(latest.read_text().strip()[len("global_step") :])
+    return steps[-1] if steps else 0
+
+
+def model_weights(ckpt: Path, iteration: int) -> dict[str, torch.Tensor]:
+    path = ckpt / f"global_step{iteration}" / "mp_rank_00_model_states.pt"
+    module = torch.load(path, map_location="cpu", weights_only=False)["module"]
+    return {name: value for name, value in module.items() if isinstance(value, torch.Tensor)}  # not _extra_state
+
+
+def assert_bitwise_equal(got: dict, expected: dict) -> float:
+    assert got.keys() == expected.keys()
+    max_difference = max((got[k].float() - expected[k].float()).abs().max().item() for k in got)
+    for key in got:
+        assert torch.equal(got[key], expected[key]), f"{key}: max |difference| {max_difference}"
+    return max_difference
+
+
+def job_configs(tmp: Path, name: str, sample_data: dict, **settings) -> tuple[Path, list[str]]:
+    """Config files for job `name`: the shared small model, the sample corpus, and checkpoints + metrics in tmp."""
+    setup = {"save": str(tmp / name / "ckpt"), "load": str(tmp / name / "ckpt"), "log_dir": str(tmp / name / "run")}
+    files = write_configs(
+        tmp / name / "configs", model={**JOB_MODEL, **settings}, data=sample_data_settings(sample_data), setup=setup
+    )
+    return tmp / name / "configs", files

@@ -1,8 +1,8 @@
 """A run ends when its work ends, through the user's command (deepy.py -> its ranks -> train.py) with DataLoader
 workers (num_workers 2, which start with the preemption signals blocked and cannot be SIGTERMed):
 
-- normal end with the pipeline engine (which keeps a reference to the last data stream): exit 0 within seconds
-  of the last iteration, every process of the run gone;
+- normal end of a two-stage pipeline (the pipeline engine keeps a reference to the last data stream): it trains,
+  saves each stage's layers, and exits 0 within seconds of the last iteration, every process of the run gone;
 - an exception mid-run (a `save` folder that became unwritable, a shard with out-of-vocabulary tokens on the first
   of two pipeline stages): deepy.py and every rank exit non-zero within 30 s of the error;
 - SIGTERM to deepy.py mid-run: every rank saves the step it is in and the command exits 0.
@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from dist_helpers import free_port
-from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, write_configs
+from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, train_losses, write_configs
 
 pytestmark = pytest.mark.multiproc
 PROMPT_EXIT_SECONDS = 30
@@ -112,16 +112,22 @@ def data(sample_data):
     return sample_data_settings(sample_data)
 
 
-def test_normal_end_with_the_pipeline_engine_exits_promptly(tmp_path, data):
+def test_normal_end_of_a_two_stage_pipeline_exits_promptly(tmp_path, data):
+    """deepy.py starts a two-stage pipeline (PP=2 on its 2 CPU ranks), which trains, saves each stage's layers and
+    logs every iteration, and the whole run is gone within seconds of the last one."""
     run = DeepyRun(
         tmp_path,
-        {"pipe_parallel_size": 1, "train_iters": 6, "eval_interval": 3, "checkpoint_factor": 3},
+        {"pipe_parallel_size": 2, "train_iters": 6, "eval_interval": 3, "checkpoint_factor": 3},
         data,
         {"save": str(tmp_path / "ckpt"), "log_dir": str(tmp_path / "run")},
     )
     last_iteration = run.wait_for(r"iteration 6/6")
     assert run.wait_exit(last_iteration) == 0, run.log()[-4000:]
-    assert (tmp_path / "ckpt" / "global_step6" / "complete.json").exists()
+    step_dir = tmp_path / "ckpt" / "global_step6"
+    assert (step_dir / "complete.json").exists()
+    layer_files = sorted(name for name in os.listdir(step_dir) if name.startswith("layer_"))
+    assert len(layer_files) == 1 + 2 + 1, layer_files  # embedding, 2 blocks, final norm (tied head: no file)
+    assert sorted(train_losses(tmp_path / "run")) == list(range(1, 7))
 
 
 def test_save_that_became_unwritable_mid_run_exits_non_zero_promptly(tmp_path, data):

@@ -2,7 +2,8 @@
 
 - a weights or optimizer file changed in place (same size) is found by its digest when resuming, named, and the
   previous complete step is loaded instead; weights that are not finite but match their digest (as an older
-  writer could have saved them) are refused after loading the same way;
+  writer could have saved them) are refused after loading the same way (one resume meets all three, one after
+  the other);
 - non-finite weights are never saved as a complete step;
 - steps saved after skipped updates only never prune the good checkpoints before them;
 - start-up refuses, in seconds and in one line naming the YAML file: a shard whose .bin and .idx disagree (also
@@ -30,7 +31,7 @@ from hooked_train import NAN_TEST_HOOK, SCRIPT
 from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, write_configs
 
 pytestmark = pytest.mark.multiproc
-MODEL = {**SMALL_MODEL, "train_iters": 6, "checkpoint_factor": 2, "keep_last_n_checkpoints": 3, "eval_iters": 0}
+MODEL = {**SMALL_MODEL, "train_iters": 8, "checkpoint_factor": 2, "keep_last_n_checkpoints": 4, "eval_iters": 0}
 STARTUP_LIMIT_S = 60  # imports and process-group start-up on 2 CI cores; the checks themselves take milliseconds
 
 
@@ -59,7 +60,7 @@ def run_train(config_dir: Path, files: list[str], env: dict | None = None) -> tu
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, sample_data):
-    """A run of 6 steps with complete checkpoints at 2, 4 and 6 (copied by each test before it changes them)."""
+    """A run of 8 steps with complete checkpoints at 2, 4, 6 and 8 (copied by each test before it changes them)."""
     work = tmp_path_factory.mktemp("trained")
     files = write_configs(
         work / "configs",
@@ -89,26 +90,18 @@ def resumed_from(output: str) -> int:
     return int(line.split("global_step")[1].split()[0])
 
 
-@pytest.mark.parametrize("kind", ["model_states", "optim_states"])
-def test_a_file_changed_in_place_is_refused_and_the_previous_step_loaded(trained, tmp_path, kind):
-    ckpt, files = resume_copy(trained, tmp_path, train_iters=8)
-    target = next((ckpt / "global_step6").glob(f"*{kind}.pt"))
-    size = target.stat().st_size
-    with open(target, "r+b") as f:  # 4 KB of garbage in the middle, the size unchanged
+def change_in_place(path: Path) -> None:
+    """4 KB of garbage in the middle of the file, its size unchanged."""
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
         f.seek(size // 2)
         f.write(os.urandom(4096))
-    assert target.stat().st_size == size and checkpoint.incompleteness(str(ckpt / "global_step6")) is None
-    result, _ = run_train(tmp_path / "configs", files)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"global_step6 is unusable: {target.name} differ from the digests" in result.stderr
-    assert resumed_from(result.stderr) == 4
+    assert path.stat().st_size == size
 
 
-def test_finite_weights_are_checked_after_loading(trained, tmp_path):
-    """A step whose weights hold a NaN but whose files match their digests (as a writer without these checks
-    could have left it) is refused once loaded, and the previous step is used."""
-    ckpt, files = resume_copy(trained, tmp_path, train_iters=8)
-    step_dir = ckpt / "global_step6"
+def nan_with_matching_digests(step_dir: Path) -> None:
+    """A NaN in the weights, with the digests in the completion marker updated to match (as a writer without the
+    finiteness checks could have left it)."""
     weights_file = step_dir / "mp_rank_00_model_states.pt"
     state = torch.load(weights_file, map_location="cpu", weights_only=False)
     name = next(k for k, v in state["module"].items() if torch.is_tensor(v) and v.is_floating_point())
@@ -120,10 +113,25 @@ def test_finite_weights_are_checked_after_loading(trained, tmp_path):
         "sha256": checkpoint.file_digest(str(weights_file)),
     }
     (step_dir / checkpoint.COMPLETE_MARKER).write_text(json.dumps(marker))
+
+
+def test_unsound_steps_are_refused_one_after_the_other_and_the_newest_sound_one_loaded(trained, tmp_path):
+    """One resume through three unsound steps, newest first, each refused by name and the step before it tried:
+    8 holds a NaN that matches its digests (refused after loading it), 6 has its optimizer file and 4 its weights
+    file changed in place (same size: refused by their digests). The job loads 2 and trains on."""
+    ckpt, files = resume_copy(trained, tmp_path, train_iters=10)
+    nan_with_matching_digests(ckpt / "global_step8")
+    changed = {}
+    for step, kind in ((6, "optim_states"), (4, "model_states")):
+        changed[step] = next((ckpt / f"global_step{step}").glob(f"*{kind}.pt"))
+        change_in_place(changed[step])
+        assert checkpoint.incompleteness(str(ckpt / f"global_step{step}")) is None, "the size check cannot see it"
     result, _ = run_train(tmp_path / "configs", files)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "global_step6 is unusable: non-finite values after loading it" in result.stderr
-    assert resumed_from(result.stderr) == 4
+    assert "global_step8 is unusable: non-finite values after loading it" in result.stderr, "finite after loading"
+    for step, target in changed.items():
+        assert f"global_step{step} is unusable: {target.name} differ from the digests" in result.stderr, target.name
+    assert resumed_from(result.stderr) == 2
 
 
 def test_non_finite_weights_are_never_saved_as_complete(single_rank, tmp_path):
@@ -153,17 +161,17 @@ def test_non_finite_weights_are_never_saved_as_complete(single_rank, tmp_path):
 
 
 def test_steps_after_skipped_updates_only_do_not_prune_good_checkpoints(trained, tmp_path):
-    """keep_last_n_checkpoints 2 and every step after 6 skipped (non-finite): 2 and 4 were pushed out before;
-    now the newest good ones (4 and 6) stay, and the skipped-only steps 8 and 10 are marked."""
-    ckpt, files = resume_copy(trained, tmp_path, train_iters=10, keep_last_n_checkpoints=2, max_consecutive_nonfinite=0)
-    result, _ = run_train(tmp_path / "configs", files, {NAN_TEST_HOOK: "7,8,9,10"})
+    """keep_last_n_checkpoints 2 and every step after 8 skipped (non-finite): 2, 4 and 6 were pushed out before;
+    now the newest good ones (6 and 8) stay, and the skipped-only steps 10 and 12 are marked."""
+    ckpt, files = resume_copy(trained, tmp_path, train_iters=12, keep_last_n_checkpoints=2, max_consecutive_nonfinite=0)
+    result, _ = run_train(tmp_path / "configs", files, {NAN_TEST_HOOK: "9,10,11,12"})
     assert result.returncode == 0, result.stderr[-3000:]
     complete = [i for i, name in checkpoint.step_dirs(str(ckpt)) if checkpoint.incompleteness(str(ckpt / name)) is None]
-    assert complete == [4, 6, 8, 10]
+    assert complete == [6, 8, 10, 12]
     only_skipped = {
         i: checkpoint.read_marker(str(ckpt / f"global_step{i}")).get("only_skipped_updates") for i in complete
     }
-    assert only_skipped == {4: False, 6: False, 8: True, 10: True}
+    assert only_skipped == {6: False, 8: False, 10: True, 12: True}
 
 
 def truncated_copy(prefix: str, directory: Path, suffix: str, cut: int) -> str:

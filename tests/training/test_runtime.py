@@ -1,14 +1,11 @@
-"""The training runtime end to end on CPU: exact resume (PP=1, PP=2, TP=2), a 2-process pipeline through
-deepy.py's launcher, and refusing unusable checkpoints (the embedded default: test_embedded_default.py)."""
-
-import os
+"""The training runtime end to end on CPU: exact resume (PP=1, PP=2, TP=2). A 2-stage pipeline through deepy.py's
+launcher: test_exit.py; the embedded default: test_embedded_default.py."""
 
 import pytest
 
 from dist_helpers import run_workers
 from runtime_helpers import (
     SMALL_MODEL,
-    run_deepy,
     sample_data_settings,
     setup_yaml,
     train_losses,
@@ -54,16 +51,3 @@ def test_resume_continues_bitwise_exactly(tmp_path, sample_data, world_size, par
             f"iteration {iteration}: {got[iteration]} != {expected[iteration]}"
         )
     assert expected[1] != expected[STEPS]  # it trained
-
-
-def test_deepy_starts_a_two_stage_pipeline(tmp_path, sample_data):
-    model = {**SMALL_MODEL, "pipe_parallel_size": 2, "num_gpus": 2, "train_iters": 4, "checkpoint_factor": 4}
-    files = write_configs(
-        tmp_path, model=model, data=sample_data_settings(sample_data), setup=setup_yaml(tmp_path, "pp2")
-    )
-    result = run_deepy(tmp_path, files)
-    assert result.returncode == 0, result.stderr[-3000:]
-    step_dir = tmp_path / "pp2/ckpt/global_step4"
-    layer_files = sorted(name for name in os.listdir(step_dir) if name.startswith("layer_"))
-    assert len(layer_files) == 1 + 2 + 1, layer_files  # embedding, 2 blocks, final norm (tied head: no file)
-    assert sorted(train_losses(tmp_path / "pp2/run")) == [1, 2, 3, 4]
