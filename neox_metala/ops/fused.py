@@ -9,7 +9,8 @@ elementwise kernels plus layout copies. Here the forward saves only `projected`,
 scores; key, log α and the epilogue are recomputed in the backward, whose gradients are written straight into
 one buffer shaped like `projected` (what the input projection's backward reads). The prologue, epilogue and
 gradient-combine steps are plain torch functions with hand-derived backward formulas, fused into a few Triton
-kernels by torch.compile on CUDA; uncompiled they run anywhere, which is how the CPU tests check them in fp64.
+kernels by torch.compile on CUDA; uncompiled they run anywhere, which is how the CPU tests check them in fp64
+(tests/ops/test_fused_cpu.py) and in bf16 around an exact core (tests/ops/test_fused_precision_cpu.py).
 """
 
 from __future__ import annotations
@@ -141,6 +142,9 @@ class FlaCore:
         return fla_chunk_forward(q, key, v, log_decay, scale, document_starts)
 
     def backward(self, q, key, v, log_decay, scale, scores, d_output, document_starts=None):
+        # fla's internal chunk_gla_bwd reads [B, T, H, V] by pointer arithmetic (its own Function makes its inputs
+        # contiguous; the custom op in core_op.py does too): the compiled epilogue's d_output has no such guarantee
+        d_output = d_output.contiguous()
         return fla_chunk_backward(q, key, v, log_decay, scale, scores, d_output, document_starts)
 
 

@@ -269,8 +269,8 @@ def metala_mix(
     projected: [B, T, 3W] = [q | decay logits | v | gate] of `heads` heads (W = heads * head_v_dim; widths from
     `projection_widths`); gate_bias: [W]; aug_balance: [W/2] or None; document_starts: [B, T] bool or None (the
     recurrence restarts there: packed documents). Returns y [T, B, W] (seq_first) or [B, T, W].
-    `options.fused_kernels` runs `ops.fused` on the fla backend (faster; its self-augmentation gradients are less
-    accurate, see config key metala_fused_kernels); otherwise separate kernels (fla's chunk_gla + PyTorch
+    `options.fused_kernels` runs `ops.fused` on the fla backend (faster; opt-in until the GPU measures it against
+    the default path, see config key metala_fused_kernels); otherwise separate kernels (fla's chunk_gla + PyTorch
     elementwise).
     """
     width = projected.shape[-1] // 3

@@ -1,5 +1,23 @@
-"""The fused GPU path (fla core + torch.compile-fused elementwise steps) against the fp64 reference, forward and
-every gradient, at awkward sizes; and the compiled steps against their eager selves. Skips without a GPU."""
+"""Both GPU paths of ops.metala_mix, the default (fla's chunk_gla + PyTorch elementwise) and the fused one
+(ops/fused.py: compiled prologue/epilogue around fla's kernels), against the fp64 reference on the same inputs,
+forward and every gradient, at awkward sizes; and the compiled steps against their eager selves. Skips without a
+GPU. Run with -s for the `GPU-ERR` lines.
+
+Each gradient is reported against three references (tests/ops/mix_references.py says why):
+  * `fp64`: the acceptance's (issue 15: every gradient within 5e-3 for the GPU default). Asserted within 1e-2
+    where the inputs allow it, i.e. where the floor is within 5e-3: these random inputs can hold a nearly singular
+    per-head LayerNorm (the recurrence output and the self-augmentation cancel at a first token), where any core
+    with bf16 key and output is 1-5e-2 off fp64 (tests/ops/test_fused_precision_cpu.py, on the CPU). Such draws fit
+    what failed here before (1.76e-2 at T2048, 3.43e-2 on aug_balance at B3-T100-H3, with the T2048 and B3-T100-H3
+    floors unknown: docs/gpu-logs/fused-tests-h100-2026-11-22.txt), read then as the fused path's error although
+    the test as committed called metala_mix with its default options, i.e. the unfused path.
+  * `same-o`: fp64 with the core's own output in place of the exact one: the path's elementwise math and fla's
+    backward, apart from the conditioning of the forward. Asserted within 1e-2 everywhere (5e-3 is the goal; a
+    gradient that is ~0 in exact arithmetic, d q at T=1 without self-augmentation, can sit just above it).
+  * `floor`: an exact core with bf16 key and output; printed, to tell a near-singular draw from a real error.
+The fused path's gradients must be no less accurate than the default path's on the same inputs: that, and the
+printed numbers against the 5e-3 goal, decide which path becomes the GPU default.
+"""
 
 import pytest
 import torch
@@ -7,12 +25,12 @@ import torch
 from neox_metala import ops
 from neox_metala.ops import fused
 
+from mix_references import gradient_parts, reference_mix, rel_err, split_projected
+
 pytestmark = pytest.mark.gpu
 TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 1e-2}
-
-
-def rel_err(actual, expected):
-    return ((actual.double() - expected).norm() / expected.norm().clamp_min(1e-300)).item()
+ACCEPTANCE = 5e-3
+ASSERTED = ("output", "grad-projected", "grad-gate_bias", "grad-aug_balance")
 
 
 def make_inputs(batch, seq, heads, head_k_dim, dtype, with_aug, seed=0):
@@ -22,15 +40,57 @@ def make_inputs(batch, seq, heads, head_k_dim, dtype, with_aug, seed=0):
     projected[..., width // 2 : width] *= 3
     gate_bias = torch.randn(width, device="cuda", generator=gen) * 0.5
     aug = torch.randn(width // 2, device="cuda", generator=gen) * 0.5 if with_aug else None
-    fast = [t.to(dtype) if i == 0 else t for i, t in enumerate((projected, gate_bias, aug))]
-    exact = [
-        t.to(dtype).double() if i == 0 else (t.double() if t is not None else None)
-        for i, t in enumerate((projected, gate_bias, aug))
-    ]
-    return (
-        [t.requires_grad_() if t is not None else None for t in fast],
-        [t.requires_grad_() if t is not None else None for t in exact],
-    )
+    fast = [projected.to(dtype), gate_bias, aug]
+    exact = [t.double() if t is not None else None for t in fast]
+    as_leaves = lambda ts: [t.requires_grad_() if t is not None else None for t in ts]
+    return as_leaves(fast), as_leaves(exact)
+
+
+class RecordingCore(fused.FlaCore):
+    """fla's core as the fused path runs it, keeping its output for the same-o reference."""
+
+    def forward(self, *args):
+        self.output, saved = super().forward(*args)
+        return self.output, saved
+
+
+def run_path(path, fast, heads):
+    """(y (T, B, W), the core's output o) of one path; metala_mix's own calls, o recomputed or recorded."""
+    if path == "fused":
+        core = RecordingCore()
+        y = fused.fused_token_mix(*fast, heads, normalizer=16.0, eps=1e-5, seq_first=True, core=core)
+        return y, core.output
+    y = ops.metala_mix(*fast, heads, ops.MetaLAOptions(fused_kernels=False), seq_first=True)
+    q, logits, v, _ = split_projected(fast[0].detach(), heads)
+    log_decay, key = ops.decay_and_key(logits)
+    with torch.no_grad():  # fla's forward is deterministic: the o the path's token_mix computed
+        o, _ = ops.gla_recurrence(q, key, v, log_decay)
+    return y, o
+
+
+def errors_against(ours, expected, fast, exact, cotangent, heads):
+    grads = torch.autograd.grad(ours, [t for t in fast if t is not None], cotangent, retain_graph=True)
+    expected_grads = torch.autograd.grad(expected, [t for t in exact if t is not None], cotangent.double())
+    errors = {"output": rel_err(ours, expected), "grad-projected": rel_err(grads[0], expected_grads[0])}
+    parts, expected_parts = gradient_parts(grads[0], heads), gradient_parts(expected_grads[0], heads)
+    errors.update({f"grad-{n}": rel_err(parts[n], expected_parts[n]) for n in parts})
+    names = ("grad-gate_bias", "grad-aug_balance")
+    errors.update({n: rel_err(g, e) for n, g, e in zip(names, grads[1:], expected_grads[1:])})
+    return errors
+
+
+def worst(errors):
+    """The largest error of what the tests assert on: the output and the gradients of the three inputs. The parts
+    of d projected (q, decay logits, v, gate) are printed only: some are ~0 in exact arithmetic (at T=1 without
+    self-augmentation, LayerNorm(c·v) does not depend on c = scale·q·key), where a relative error means nothing."""
+    return max(errors[part] for part in ASSERTED if part in errors)
+
+
+def against_reference(ours, fast, exact, cotangent, heads, **reference_kwargs):
+    """{part: relative error} of ours against reference_mix(**reference_kwargs) on fresh fp64 leaves."""
+    leaves = [t.detach().requires_grad_() if t is not None else None for t in exact]
+    expected = reference_mix(*leaves, heads, seq_first=True, **reference_kwargs)
+    return errors_against(ours, expected, fast, leaves, cotangent, heads)
 
 
 @pytest.mark.parametrize("with_aug", [True, False], ids=["self-aug", "no-self-aug"])
@@ -44,30 +104,49 @@ def make_inputs(batch, seq, heads, head_k_dim, dtype, with_aug, seed=0):
         pytest.param(3, 100, 3, 64, id="B3-T100-H3"),
     ],
 )
-def test_fused_path_equals_reference(batch, seq, heads, head_k_dim, dtype, with_aug):
+def test_paths_equal_reference(batch, seq, heads, head_k_dim, dtype, with_aug):
     fast, exact = make_inputs(batch, seq, heads, head_k_dim, dtype, with_aug)
-    ours = ops.metala_mix(*fast, heads, seq_first=True)
-    expected = ops.metala_mix(*exact, heads, ops.MetaLAOptions(backend="chunked"), seq_first=True)  # fp64, GPU
-    name = f"fused-B{batch}-T{seq}-H{heads}-dk{head_k_dim}-{str(dtype)[6:]}-{'aug' if with_aug else 'noaug'}"
-    err = rel_err(ours, expected)
-    print(f"GPU-ERR {name}-output {err:.3e}")
-    assert err <= TOLERANCE[dtype]
-    # One cotangent, rounded to the kernel dtype once: the reference must see exactly what the kernels see.
-    cotangent = torch.randn(ours.shape, device="cuda", generator=torch.Generator("cuda").manual_seed(1)).to(dtype)
-    inputs = [t for t in fast if t is not None]
-    grads = torch.autograd.grad(ours, inputs, cotangent)
-    expected_grads = torch.autograd.grad(expected, [t for t in exact if t is not None], cotangent.double())
-    for part, grad, expected_grad in zip(["projected", "gate_bias", "aug_balance"], grads, expected_grads):
-        err = rel_err(grad, expected_grad)
-        print(f"GPU-ERR {name}-grad-{part} {err:.3e}")
-        assert err <= TOLERANCE[dtype], part
+    name = f"B{batch}-T{seq}-H{heads}-dk{head_k_dim}-{str(dtype)[6:]}-{'aug' if with_aug else 'noaug'}"
+    # One cotangent, rounded to the kernel dtype once: the references see exactly what the kernels see.
+    shape = (seq, batch, fast[0].shape[-1] // 3)
+    cotangent = torch.randn(shape, device="cuda", generator=torch.Generator("cuda").manual_seed(1)).to(dtype)
+    floor_leaves = [t.detach().requires_grad_() if t is not None else None for t in exact]
+    floor = reference_mix(*floor_leaves, heads, seq_first=True, bf16_core_io=True)
+    floors = against_reference(floor, floor_leaves, exact, cotangent, heads)
+    for part, err in floors.items():
+        print(f"GPU-ERR floor-{name}-{part} {err:.3e}")
+    well_conditioned = worst(floors) <= ACCEPTANCE
+    measured, same_o = {}, {}
+    for path in ("default", "fused"):
+        ours, core_output = run_path(path, fast, heads)
+        same_o[path] = against_reference(ours, fast, exact, cotangent, heads, o_value=core_output)
+        measured[path] = against_reference(ours, fast, exact, cotangent, heads)
+        for part, err in measured[path].items():
+            print(f"GPU-ERR {path}-{name}-{part} {err:.3e} (same-o {same_o[path][part]:.3e})")
+    for path in ("default", "fused"):
+        assert worst(same_o[path]) <= TOLERANCE[dtype], (path, same_o[path])
+        if well_conditioned:
+            assert worst(measured[path]) <= TOLERANCE[dtype], (path, measured[path])
+    for errors in [same_o] + ([measured] if well_conditioned else []):
+        for part in ASSERTED[1:]:  # the fused path no less accurate than the default one (its output is rounded)
+            fused_err, default_err = errors["fused"].get(part, 0.0), errors["default"].get(part, 0.0)
+            assert fused_err <= 1.25 * default_err + 1e-3, (part, fused_err, default_err)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16], ids=["bf16"])
 def test_compiled_steps_equal_eager_steps(dtype):
+    """The same fla core around torch.compile'd and eager prologue/epilogue/backward steps: forward and every
+    gradient (the compiled steps are the fused path's only GPU-specific math)."""
     fast, _ = make_inputs(2, 130, 4, 64, dtype, True, seed=3)
-    compiled = fused.fused_token_mix(*fast, 4, normalizer=16.0, eps=1e-5, seq_first=True)
-    eager = fused.fused_token_mix(*fast, 4, normalizer=16.0, eps=1e-5, seq_first=True, kernels=fused.EAGER_KERNELS)
-    err = rel_err(compiled, eager.double())
-    print(f"GPU-ERR compiled-vs-eager-{str(dtype)[6:]} {err:.3e}")
-    assert err <= 1e-2
+    kwargs = dict(normalizer=16.0, eps=1e-5, seq_first=True)
+    compiled = fused.fused_token_mix(*fast, 4, **kwargs)
+    eager = fused.fused_token_mix(*fast, 4, **kwargs, kernels=fused.EAGER_KERNELS)
+    cotangent = torch.randn(eager.shape, device="cuda", generator=torch.Generator("cuda").manual_seed(1)).to(dtype)
+    errors = {"output": rel_err(compiled, eager.double())}
+    grads = torch.autograd.grad(compiled, fast, cotangent)
+    eager_grads = torch.autograd.grad(eager, fast, cotangent)
+    for part, grad, eager_grad in zip(("projected", "gate_bias", "aug_balance"), grads, eager_grads):
+        errors[f"grad-{part}"] = rel_err(grad, eager_grad.double())
+    for part, err in errors.items():
+        print(f"GPU-ERR compiled-vs-eager-{str(dtype)[6:]}-{part} {err:.3e}")
+    assert max(errors.values()) <= 1e-2, errors
