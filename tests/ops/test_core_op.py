@@ -62,13 +62,14 @@ def test_compiled_block_with_gpu_dispatch_is_one_graph_and_equals_eager(single_r
 
     # The GPU dispatch on CPU tensors: the core op (its CPU kernel) and, while compiling, the shifted conv.
     monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "fla")
-    # as training sets it for MetaLA models: cheap steps recomputed in backward must give the same gradients
-    monkeypatch.setattr(torch._functorch.config, "activation_memory_budget", METALA_MEMORY_BUDGET)
     torch._dynamo.reset()
     counters.clear()
     block.compile()
-    compiled = block(x)
-    compiled_grads = torch.autograd.grad(compiled.square().sum(), [x, *block.parameters()])
+    # The memory budget training sets for MetaLA models: steps recomputed in backward must give the same gradients
+    # (config.patch, not monkeypatch: undoing a monkeypatch deletes a torch config entry for later tests).
+    with torch._functorch.config.patch(activation_memory_budget=METALA_MEMORY_BUDGET):
+        compiled = block(x)
+        compiled_grads = torch.autograd.grad(compiled.square().sum(), [x, *block.parameters()])
     assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"], dict(counters["graph_break"])
     # fp32-level agreement: the block's norms compute in fp32 (layers/norms.py), fused differently when compiled
     assert torch.allclose(compiled, eager, rtol=1e-6, atol=1e-7), (compiled - eager).abs().max()
