@@ -26,9 +26,9 @@ import torch
 
 from neox_metala.training import checkpoint
 
-from dist_helpers import free_port
+from dist_helpers import free_port, run_workers
 from hooked_train import NAN_TEST_HOOK, SCRIPT
-from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, write_configs
+from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, train_worker, write_configs
 
 pytestmark = pytest.mark.multiproc
 MODEL = {**SMALL_MODEL, "train_iters": 8, "checkpoint_factor": 2, "keep_last_n_checkpoints": 4, "eval_iters": 0}
@@ -60,7 +60,8 @@ def run_train(config_dir: Path, files: list[str], env: dict | None = None) -> tu
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, sample_data):
-    """A run of 8 steps with complete checkpoints at 2, 4, 6 and 8 (copied by each test before it changes them)."""
+    """A run of 8 steps with complete checkpoints at 2, 4, 6 and 8 (copied by each test before it changes them):
+    the trainer's `main` in a process from the test fork server (the runs under test are train.py processes)."""
     work = tmp_path_factory.mktemp("trained")
     files = write_configs(
         work / "configs",
@@ -68,8 +69,8 @@ def trained(tmp_path_factory, sample_data):
         data=sample_data_settings(sample_data),
         run={"save": str(work / "ckpt"), "load": str(work / "ckpt"), "log_dir": str(work / "run")},
     )
-    result, _ = run_train(work / "configs", files)
-    assert result.returncode == 0, result.stderr[-3000:]
+    (exit_code,) = run_workers(train_worker, 1, work / "ranks", argv=["-d", str(work / "configs"), *files])
+    assert exit_code == 0
     return work, sample_data_settings(sample_data)
 
 
