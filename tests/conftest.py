@@ -25,22 +25,23 @@ elif os.environ.get("NEOX_METALA_FAST_AUTOTUNE") == "1":
     _autotuner.Autotuner.__init__ = _one_config_init
 
 
-# The longest files (minutes each on 2 CI cores), longest first. scripts/test.sh gives each pytest worker a whole
-# file (--dist loadfile) in collection order (--no-loadscope-reorder): starting these first and leaving the short
-# files to fill in at the end keeps both workers busy until the last minute. Other multi-process files follow them.
+# The longest files (half a minute to several minutes each on 2 CI cores), longest first. scripts/test.sh gives
+# each pytest worker a whole file (--dist loadfile) in collection order (--no-loadscope-reorder): starting these
+# first and leaving the short files to fill in at the end keeps both workers busy until the last minute. The other
+# multi-process files follow them.
 SLOWEST_FILES = [
     "training/test_fault_tolerance.py",
     "training/test_embedded_default.py",
     "training/test_exit.py",
-    "training/test_integrity.py",
-    "export/test_hf_import.py",
-    "training/test_runtime.py",
     "export/test_evaluate.py",
+    "training/test_integrity.py",
+    "training/test_runtime.py",
+    "ops/test_core_op.py",
 ]
 
 
 def _file(item) -> str:
-    return item.path.relative_to(item.session.path).as_posix().removeprefix("tests/")
+    return item.nodeid.split("::")[0].removeprefix("tests/")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -163,12 +163,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# How run_cpu_ranks starts its processes: "spawn", a fresh interpreter for each. (The tests, which start many, use
+# "forkserver" with a server that has imported torch and this package once: tests/dist_helpers.py.)
+CPU_RANKS_START_METHOD = "spawn"
+
+
 def run_cpu_ranks(worker, world_size: int, *args) -> None:
     """`worker(rank, world_size, *args)` in `world_size` spawned CPU processes that can join one gloo group
     (the offline tools: checkpoint conversion, checkpoint import)."""
     import torch.multiprocessing as mp
 
-    mp.start_processes(_cpu_rank, args=(worker, world_size, free_port(), args), nprocs=world_size, start_method="spawn")
+    arguments = (worker, world_size, free_port(), args)
+    mp.start_processes(_cpu_rank, args=arguments, nprocs=world_size, start_method=CPU_RANKS_START_METHOD)
 
 
 def _cpu_rank(rank: int, worker, world_size: int, port: int, args: tuple) -> None:

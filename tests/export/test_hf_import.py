@@ -12,6 +12,15 @@ pytestmark = pytest.mark.multiproc
 TOLERANCE = 1e-5
 
 
+@pytest.fixture(autouse=True)
+def cpu_ranks_from_the_test_fork_server(monkeypatch):
+    """The import's CPU ranks (parallel.run_cpu_ranks) start from the fork server of tests/dist_helpers.py, which
+    has imported torch, DeepSpeed and the package once, instead of as fresh interpreters that import them again."""
+    from neox_metala.parallel import state
+
+    monkeypatch.setattr(state, "CPU_RANKS_START_METHOD", "forkserver")
+
+
 def rel_err(actual, expected):
     return ((actual - expected).norm() / expected.norm()).item()
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import yaml
 
 from neox_metala.training.checkpoint import COMPLETE_MARKER
 
-from dist_helpers import free_port
+from dist_helpers import free_port, run_workers
 from hooked_train import NAN_TEST_HOOK, SAVE_PAUSE_TEST_HOOK, SCRIPT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +83,43 @@ def train_worker(rank, world_size, argv, environ=None):
     from neox_metala.training.trainer import main
 
     return main(argv)
+
+
+def hooked_main_worker(rank, world_size, argv, log_path, environ=None):
+    """hooked_train.py's work in a process from the test fork server (dist_helpers.run_workers): the test hooks its
+    environment asks for, then the trainer's `main` (train.py's), the process's output (fds 1 and 2) written to
+    `log_path`. Returns the exit code."""
+    os.environ.update(environ or {})
+    with open(log_path, "w") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    from neox_metala.training.trainer import main
+
+    from hooked_train import install_hooks
+
+    install_hooks()
+    try:
+        return main(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+@dataclass
+class MainRun:
+    returncode: int
+    output: str  # stdout and stderr
+    seconds: float
+
+
+def run_main(config_dir: Path, files: list[str], log_path: Path, env: dict | None = None) -> MainRun:
+    """`train.py -d config_dir files` with the test hooks set in `env`, as the trainer's `main` in a fresh process
+    from the test fork server: what the checkpoint and non-finite tests check is the trainer's work, not the
+    interpreter start-up that a train.py process would add (the fault-tolerance jobs are real processes)."""
+    started = time.monotonic()
+    argv = ["-d", str(config_dir), *files]
+    (code,) = run_workers(hooked_main_worker, 1, f"{log_path}.ranks", argv=argv, log_path=str(log_path), environ=env)
+    return MainRun(code, Path(log_path).read_text(), time.monotonic() - started)
 
 
 def metrics(run_dir: Path) -> list[dict]:

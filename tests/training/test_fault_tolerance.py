@@ -30,6 +30,7 @@ from neox_metala import plot
 from neox_metala.training.checkpoint import COMPLETE_MARKER
 from neox_metala.training.wandb_sink import last_logged_step
 
+from dist_helpers import run_workers
 from hooked_train import SAVE_PAUSE_TEST_HOOK
 from runtime_helpers import (
     REPO,
@@ -44,6 +45,7 @@ from runtime_helpers import (
     model_weights,
     no_job_outlives_its_test,  # noqa: F401  (autouse: a failed test leaves no job running)
     train_losses,
+    train_worker,
 )
 from wandb_offline import read_wandb_history
 
@@ -53,10 +55,13 @@ TRAIN_KEYS = ("loss", "lr", "grad_norm", "tokens_per_second", "tflops_per_gpu")
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, sample_data):
-    """The reference: JOB_MODEL trained to the end in one job. Returns its folder (ckpt/, run/)."""
+    """The reference: JOB_MODEL trained to the end in one uninterrupted run of the trainer's `main` (train.py's),
+    in a fresh process from the test fork server (tests/dist_helpers.py: no interpreter start-up and imports to
+    pay; the jobs under test are real train.py processes). Returns its folder (ckpt/, run/)."""
     tmp = tmp_path_factory.mktemp("uninterrupted")
-    job = Job(*job_configs(tmp, "job", sample_data), tmp / "job.log")
-    assert job.wait() == 0, job.log()[-3000:]
+    config_dir, files = job_configs(tmp, "job", sample_data)
+    (exit_code,) = run_workers(train_worker, 1, tmp / "ranks", argv=["-d", str(config_dir), *files])
+    assert exit_code == 0
     return tmp / "job"
 
 

@@ -1,4 +1,5 @@
-"""Nothing wrong passes silently (real train.py runs on CPU, real DeepSpeed checkpoints):
+"""Nothing wrong passes silently (the trainer's main, train.py's, in fresh processes from the test fork server, and a
+real deepy.py run; real DeepSpeed checkpoints):
 
 - a weights or optimizer file changed in place (same size) is found by its digest when resuming, named, and the
   previous complete step is loaded instead; weights that are not finite but match their digest (as an older
@@ -26,41 +27,19 @@ import torch
 
 from neox_metala.training import checkpoint
 
-from dist_helpers import free_port
-from hooked_train import NAN_TEST_HOOK, SCRIPT
-from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, write_configs
+from dist_helpers import free_port, run_workers
+from hooked_train import NAN_TEST_HOOK
+from runtime_helpers import REPO, SMALL_MODEL, run_main, sample_data_settings, train_worker, write_configs
 
 pytestmark = pytest.mark.multiproc
 MODEL = {**SMALL_MODEL, "train_iters": 8, "checkpoint_factor": 2, "keep_last_n_checkpoints": 4, "eval_iters": 0}
 STARTUP_LIMIT_S = 60  # imports and process-group start-up on 2 CI cores; the checks themselves take milliseconds
 
 
-def run_train(config_dir: Path, files: list[str], env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
-    environment = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "WANDB_MODE": "offline",
-        "MASTER_PORT": str(free_port()),
-        "DS_ACCELERATOR": "cpu",
-        **(env or {}),
-    }
-    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
-        environment.pop(key, None)
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "-d", str(config_dir), *files],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return result, time.monotonic() - started
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, sample_data):
-    """A run of 8 steps with complete checkpoints at 2, 4, 6 and 8 (copied by each test before it changes them)."""
+    """A run of 8 steps with complete checkpoints at 2, 4, 6 and 8 (copied by each test before it changes them):
+    the trainer's `main` in a process from the test fork server (the runs under test are train.py processes)."""
     work = tmp_path_factory.mktemp("trained")
     files = write_configs(
         work / "configs",
@@ -68,8 +47,8 @@ def trained(tmp_path_factory, sample_data):
         data=sample_data_settings(sample_data),
         run={"save": str(work / "ckpt"), "load": str(work / "ckpt"), "log_dir": str(work / "run")},
     )
-    result, _ = run_train(work / "configs", files)
-    assert result.returncode == 0, result.stderr[-3000:]
+    (exit_code,) = run_workers(train_worker, 1, work / "ranks", argv=["-d", str(work / "configs"), *files])
+    assert exit_code == 0
     return work, sample_data_settings(sample_data)
 
 
@@ -126,12 +105,12 @@ def test_unsound_steps_are_refused_one_after_the_other_and_the_newest_sound_one_
         changed[step] = next((ckpt / f"global_step{step}").glob(f"*{kind}.pt"))
         change_in_place(changed[step])
         assert checkpoint.incompleteness(str(ckpt / f"global_step{step}")) is None, "the size check cannot see it"
-    result, _ = run_train(tmp_path / "configs", files)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "global_step8 is unusable: non-finite values after loading it" in result.stderr, "finite after loading"
+    result = run_main(tmp_path / "configs", files, tmp_path / "resume.log")
+    assert result.returncode == 0, result.output[-3000:]
+    assert "global_step8 is unusable: non-finite values after loading it" in result.output, "finite after loading"
     for step, target in changed.items():
-        assert f"global_step{step} is unusable: {target.name} differ from the digests" in result.stderr, target.name
-    assert resumed_from(result.stderr) == 2
+        assert f"global_step{step} is unusable: {target.name} differ from the digests" in result.output, target.name
+    assert resumed_from(result.output) == 2
 
 
 def test_non_finite_weights_are_never_saved_as_complete(single_rank, tmp_path):
@@ -164,8 +143,8 @@ def test_steps_after_skipped_updates_only_do_not_prune_good_checkpoints(trained,
     """keep_last_n_checkpoints 2 and every step after 8 skipped (non-finite): 2, 4 and 6 were pushed out before;
     now the newest good ones (6 and 8) stay, and the skipped-only steps 10 and 12 are marked."""
     ckpt, files = resume_copy(trained, tmp_path, train_iters=12, keep_last_n_checkpoints=2, max_consecutive_nonfinite=0)
-    result, _ = run_train(tmp_path / "configs", files, {NAN_TEST_HOOK: "9,10,11,12"})
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_main(tmp_path / "configs", files, tmp_path / "resume.log", {NAN_TEST_HOOK: "9,10,11,12"})
+    assert result.returncode == 0, result.output[-3000:]
     complete = [i for i, name in checkpoint.step_dirs(str(ckpt)) if checkpoint.incompleteness(str(ckpt / name)) is None]
     assert complete == [6, 8, 10, 12]
     only_skipped = {
@@ -224,8 +203,8 @@ def test_another_tokenizer_than_the_checkpoints_is_refused_at_start(trained, tmp
         data={**data, "vocab_file": str(vocab_file)},
         run={"load": str(tmp_path / "ckpt")},
     )
-    result, elapsed = run_train(tmp_path / "configs", files)
-    assert result.returncode == 2 and elapsed < STARTUP_LIMIT_S, result.stderr[-3000:]
-    error = next(line for line in result.stderr.splitlines() if line.startswith("train.py: error"))
+    result = run_main(tmp_path / "configs", files, tmp_path / "start.log")
+    assert result.returncode == 2 and result.seconds < STARTUP_LIMIT_S, result.output[-3000:]
+    error = next(line for line in result.output.splitlines() if line.startswith("train.py: error"))
     assert "was trained with a vocabulary of 8192 tokens" in error and "has 300 (padded 384)" in error
     assert f"(from {tmp_path / 'configs' / 'data.yml'})" in error

@@ -1,6 +1,6 @@
-"""Non-finite steps end to end on CPU (the real trainer in its own process, as in test_fault_tolerance.py), through
-the NaN test hook: one poisoned step is skipped (weights unchanged, counted), consecutive ones stop the run with
-exit code 3 and a message; ZeRO stage 0, which cannot skip, stops at the first one."""
+"""Non-finite steps end to end on CPU (the trainer's main, train.py's, in a fresh process from the test fork server),
+through the NaN test hook: one poisoned step is skipped (weights unchanged, counted), consecutive ones stop the run
+with exit code 3 and a message; ZeRO stage 0, which cannot skip, stops at the first one."""
 
 import math
 
@@ -9,13 +9,12 @@ import torch
 
 from hooked_train import NAN_TEST_HOOK
 from runtime_helpers import (
-    Job,
     assert_bitwise_equal,
     complete_steps,
     job_configs,
     metrics,
     model_weights,
-    no_job_outlives_its_test,  # noqa: F401  (autouse: a failed test leaves no job running)
+    run_main,
 )
 
 pytestmark = pytest.mark.multiproc
@@ -34,10 +33,10 @@ def test_a_nan_step_is_skipped_and_consecutive_nans_stop_the_run(tmp_path, sampl
         max_consecutive_nonfinite=3,
         eval_iters=0,
     )
-    job = Job(config_dir, files, tmp_path / "job.log", {NAN_TEST_HOOK: "3,6,7,8"})
-    assert job.wait() == 3, job.log()[-3000:]
-    assert "stopping: 3 consecutive steps (up to iteration 8) had a non-finite loss or gradient norm" in job.log()
-    assert "resume from the last checkpoint in" in job.log()
+    run = run_main(config_dir, files, tmp_path / "job.log", {NAN_TEST_HOOK: "3,6,7,8"})
+    assert run.returncode == 3, run.output[-3000:]
+    assert "stopping: 3 consecutive steps (up to iteration 8) had a non-finite loss or gradient norm" in run.output
+    assert "resume from the last checkpoint in" in run.output
 
     records = {r["iteration"]: r for r in metrics(tmp_path / "job/run")}
     assert sorted(records) == list(range(1, 9))
@@ -67,7 +66,7 @@ def test_zero_stage_0_cannot_skip_so_a_nan_stops_the_run_before_it_is_saved(tmp_
         zero_optimization={"stage": 0},
         eval_iters=0,
     )
-    job = Job(config_dir, files, tmp_path / "job.log", {NAN_TEST_HOOK: "3"})
-    assert job.wait() == 3, job.log()[-3000:]
-    assert "iteration 3 had a non-finite loss and its update was applied (zero_optimization stage 0" in job.log()
+    run = run_main(config_dir, files, tmp_path / "job.log", {NAN_TEST_HOOK: "3"})
+    assert run.returncode == 3, run.output[-3000:]
+    assert "iteration 3 had a non-finite loss and its update was applied (zero_optimization stage 0" in run.output
     assert complete_steps(tmp_path / "job/ckpt") == [1, 2]
