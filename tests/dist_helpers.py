@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
 import traceback
 
 import torch
 import torch.multiprocessing as mp
+
+from neox_metala.parallel import cpu_rank_environment, free_port  # noqa: F401 (free_port: for the tests)
 
 # Imported once in the fork server (before its first fork); a module that fails to import here is simply imported
 # by the rank itself, as under `spawn`.
@@ -22,25 +23,11 @@ PRELOAD = ["torch", "deepspeed", "neox_metala.training.trainer"]
 multiprocessing.set_forkserver_preload(PRELOAD)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _entry(rank, world_size, port, result_dir, environ, worker, kwargs):
     # The fork server's environment is the one it started with: give the rank the test process's current one.
     os.environ.clear()
     os.environ.update(environ)
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        DS_ACCELERATOR="cpu",
-        OMP_NUM_THREADS="1",
-    )
+    os.environ.update(cpu_rank_environment(rank, world_size, port), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
     try:
         result = worker(rank=rank, world_size=world_size, **kwargs)

@@ -3,6 +3,7 @@
 from .state import (
     MegatronMPU,
     ParallelLayout,
+    cpu_rank_environment,
     data_parallel_group,
     data_parallel_rank,
     data_parallel_size,
@@ -27,6 +28,7 @@ __all__ = [
     "data_parallel_size",
     "default_backend",
     "destroy",
+    "cpu_rank_environment",
     "free_port",
     "gather_tensor_parallel",
     "initialize",

@@ -177,14 +177,18 @@ def run_cpu_ranks(worker, world_size: int, *args) -> None:
     mp.start_processes(_cpu_rank, args=arguments, nprocs=world_size, start_method=CPU_RANKS_START_METHOD)
 
 
+def cpu_rank_environment(rank: int, world_size: int, port: int) -> dict[str, str]:
+    """The environment of one rank of a local gloo group on CPUs (DeepSpeed too), meeting at 127.0.0.1:port."""
+    return {
+        "RANK": str(rank),
+        "LOCAL_RANK": str(rank),
+        "WORLD_SIZE": str(world_size),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "DS_ACCELERATOR": "cpu",
+    }
+
+
 def _cpu_rank(rank: int, worker, world_size: int, port: int, args: tuple) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        DS_ACCELERATOR="cpu",
-        CUDA_VISIBLE_DEVICES="",
-    )
+    os.environ.update(cpu_rank_environment(rank, world_size, port), CUDA_VISIBLE_DEVICES="")
     worker(rank, world_size, *args)

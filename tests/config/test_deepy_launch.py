@@ -4,7 +4,6 @@ arguments, and one real 2-process launch on CPU through DeepSpeed's runner."""
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from neox_metala.launch.command import launch_environment, runner_command
 from neox_metala.launch.deepy import deepy_main, local_ranks
 from neox_metala.launch.resources import plan_resources
 from neox_metala.launch.train_args import encode_config, parse_train_args, slurm_rank_environment
+from neox_metala.parallel import free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HOSTFILE_2x8 = "node-a slots=8\nnode-b slots=8\n"
@@ -198,12 +198,6 @@ def test_slurm_ranks_take_srun_variables():
         "MASTER_PORT": "29500",
     }
     assert slurm_rank_environment({**environ, "RANK": "11"}, 29500) == {}  # a launcher already set it
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.multiproc
