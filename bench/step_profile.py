@@ -7,16 +7,22 @@ Classes: gemm, attention (SDPA kernels), metala core (fla/Triton chunk, recurren
 elementwise (everything else: norms, activations, casts, copies, the loss, reductions), optimizer (Adam and the
 engine's gradient/master-weight copies are elementwise; the multi-tensor Adam kernels are counted here),
 communication (NCCL), idle (step wall time not covered by any kernel), and host syncs per step.
+
+Where the idle time comes from: every gap between kernels is charged to the host code that launched the kernel
+after it (found through the launch's correlation id in the profiler trace), when that launch came after the gap
+began, i.e. the GPU waited for the host: summed per innermost and per outermost profiler op around the launch.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import importlib.util
 import json
 import os
 import tempfile
 import time
+from collections import defaultdict
 
 import torch
 
@@ -52,6 +58,56 @@ def busy_union(intervals) -> float:
     return total
 
 
+def idle_attribution(trace_file: str, steps: int, top: int) -> dict:
+    """GPU idle gaps charged to the host ops that launched the kernel ending each gap (see the module docstring)."""
+    with open(trace_file) as f:
+        events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
+    device = sorted(
+        (e for e in events if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")), key=lambda e: e["ts"]
+    )
+    launches = {
+        e["args"]["correlation"]: e
+        for e in events
+        if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})
+    }
+    ops_by_thread = defaultdict(list)
+    for e in events:
+        if e.get("cat") == "cpu_op":
+            ops_by_thread[e["tid"]].append(e)
+    for ops in ops_by_thread.values():
+        ops.sort(key=lambda e: e["ts"])
+    starts_by_thread = {tid: [e["ts"] for e in ops] for tid, ops in ops_by_thread.items()}
+
+    def enclosing(tid, ts):  # profiler ops around a moment on one thread, outermost first
+        ops, starts = ops_by_thread.get(tid, []), starts_by_thread.get(tid, [])
+        index = bisect.bisect_right(starts, ts)
+        chain = [e for e in ops[max(0, index - 4000) : index] if e["ts"] + e["dur"] >= ts]
+        return chain or [{"name": "(no profiler op)"}]
+
+    inner, outer = defaultdict(float), defaultdict(float)
+    waited, end = 0.0, None
+    for kernel in device:
+        if end is not None and kernel["ts"] > end:
+            gap = kernel["ts"] - end
+            launch = launches.get(kernel.get("args", {}).get("correlation"))
+            if launch is not None and launch["ts"] > end:
+                chain = enclosing(launch["tid"], launch["ts"])
+                inner[chain[-1]["name"][:90]] += gap
+                outer[chain[0]["name"][:90]] += gap
+            else:  # launched before the gap: waited on something else (another stream, an event)
+                waited += gap
+        end = max(end or kernel["ts"], kernel["ts"] + kernel["dur"])
+
+    def table(sums):
+        return [(name, us / 1e3 / steps) for name, us in sorted(sums.items(), key=lambda kv: -kv[1])[:top]]
+
+    return {
+        "by_innermost_op_ms_per_step": table(inner),
+        "by_outermost_op_ms_per_step": table(outer),
+        "launched_before_gap_ms_per_step": waited / 1e3 / steps,
+    }
+
+
 def synchronize() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -78,6 +134,8 @@ def profile_kind(kind, options, directory) -> dict:
             wall = (time.perf_counter() - start) / options.steps
     finally:
         trainer.train_stream.close()
+    trace_file = os.path.join(directory, f"trace-{kind}.json")
+    prof.export_chrome_trace(trace_file)
     events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
     per_class, per_kernel, intervals = {}, {}, []
     for e in events:
@@ -110,7 +168,9 @@ def profile_kind(kind, options, directory) -> dict:
         "top_cpu_ms_per_step": [
             (name[:90], us / 1e3 / options.steps, count / options.steps) for name, us, count in cpu_ops
         ],
+        "idle_by_host": idle_attribution(trace_file, options.steps, options.top),
     }
+    os.remove(trace_file)
     del trainer
     torch.cuda.empty_cache()
     return result
@@ -127,6 +187,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", default=None)
     parser.add_argument("--smoke", action="store_true")
+    bench_train.add_set_argument(parser)
     options = parser.parse_args()
     options.log_interval = 1000
     os.environ.setdefault("WANDB_MODE", "disabled")
@@ -150,6 +211,12 @@ def main() -> None:
             print("   host (self time):")
             for name, ms, calls in r["top_cpu_ms_per_step"]:
                 print(f"      {ms:8.2f} ms  {calls:7.0f} calls  {name}")
+            idle = r["idle_by_host"]
+            for title in ("by_innermost_op_ms_per_step", "by_outermost_op_ms_per_step"):
+                print(f"   idle, {title.replace('_', ' ')}:")
+                for name, ms in idle[title]:
+                    print(f"      {ms:8.2f} ms  {name}")
+            print(f"   idle, kernel launched before the gap: {idle['launched_before_gap_ms_per_step']:.2f} ms")
     if options.out:
         with open(options.out, "w") as f:
             json.dump(results, f, indent=1)

@@ -141,6 +141,17 @@ def measure_baseline(seq, options) -> dict:
     return result
 
 
+def add_set_argument(parser) -> None:
+    """--set KEY=VALUE ...: config overrides for our runs (also bench/step_profile.py's)."""
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        type=lambda item: (item.split("=", 1)[0], yaml.safe_load(item.split("=", 1)[1])),
+        help="KEY=VALUE config overrides for our runs (YAML values), e.g. torch_compile_memory_budget=0.8",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seqs", nargs="+", type=int, default=[2048, 8192])
@@ -159,13 +170,7 @@ def main() -> None:
         help="micro batches per step (the config's gradient accumulation on 8 GPUs)",
     )
     parser.add_argument("--log-interval", type=int, default=2)
-    parser.add_argument(
-        "--set",
-        nargs="+",
-        default=[],
-        type=lambda item: (item.split("=", 1)[0], yaml.safe_load(item.split("=", 1)[1])),
-        help="KEY=VALUE config overrides for our runs (YAML values), e.g. torch_compile_memory_budget=0.8",
-    )
+    add_set_argument(parser)
     parser.add_argument("--baseline", default=BASELINE, help="path of plain_transformer.py")
     parser.add_argument("--baseline-iters", type=int, default=30)
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU (H100/H200)")
