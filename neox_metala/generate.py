@@ -5,19 +5,23 @@ decode state (`layers.cache`), so MetaLA layers use memory that does not grow wi
     python -m neox_metala.generate --load checkpoints/tiny --input prompts.txt --max-new-tokens 64 --top-p 0.9
 
 The kernels are the ops' dispatch: fla's `fused_recurrent_gla` for decode steps on a GPU in bf16, the exact
-PyTorch recurrence on CPU. A checkpoint of any TP / PP layout is merged into one process (TP=1).
+PyTorch recurrence on CPU. On a GPU, a MetaLA-only model's decode step is replayed from a CUDA graph
+(model/decode.py; `--no-cuda-graphs` decodes eagerly, with the same tokens). A checkpoint of any TP / PP layout is
+merged into one process (TP=1).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
 import torch
 
 from .model import gpt
+from .model.decode import decode_step
 
 
 def init_single_process() -> None:
@@ -57,6 +61,9 @@ def next_tokens(logits, temperature=0.0, top_k=0, top_p=1.0, generator=None):
     return torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
+EOS_CHECK_INTERVAL = 16  # tokens between the host syncs that stop the loop once every row has ended
+
+
 @torch.no_grad()
 def generate_tokens(
     model: gpt.SequentialModel,
@@ -69,29 +76,39 @@ def generate_tokens(
     top_k: int = 0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    cuda_graphs: bool = True,
 ) -> list[list[int]]:
     """New tokens per prompt (up to and including EOS). `vocab_limit`: ids at or past it (the vocab padding of the
-    embedding) are never chosen."""
+    embedding) are never chosen. `cuda_graphs`: on a GPU, replay the decode step of a MetaLA-only model from a
+    CUDA graph (model/decode.py); the tokens are those of the eager loop."""
     device = next(model.parameters()).device
     tokens, mask = left_padded_batch(prompts, pad_id, device)
     cache = model.new_cache()
     logits = model((tokens, mask), cache=cache)[-1]  # (batch, vocab) at the last prompt position
-    outputs: list[list[int]] = [[] for _ in prompts]
+    step = decode_step(model, cache, cuda_graphs) if max_new_tokens > 1 else None
+    # On the device, read once at the end: a per-token .tolist() would wait for the GPU after every step.
+    generated = torch.full((len(prompts), max_new_tokens), pad_id, dtype=torch.long, device=device)
     finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
-    for _ in range(max_new_tokens):
+    length = 0
+    while length < max_new_tokens:
         if vocab_limit is not None and vocab_limit < logits.shape[-1]:
             logits[:, vocab_limit:] = float("-inf")
         chosen = next_tokens(logits, temperature, top_k, top_p, generator)
-        chosen = torch.where(finished, torch.full_like(chosen, pad_id), chosen)
-        for row, token in enumerate(chosen.tolist()):
-            if not finished[row]:
-                outputs[row].append(token)
+        chosen = torch.where(finished, torch.full_like(chosen, pad_id), chosen)  # ended rows are fed padding
+        generated[:, length] = chosen
+        length += 1
         if eos_id is not None:
             finished |= chosen == eos_id
-        if bool(finished.all()):
-            break
-        logits = model((chosen[:, None], gpt.no_padding_mask(device)), cache=cache)[-1]
-    return outputs
+            if length % EOS_CHECK_INTERVAL == 0 and bool(finished.all()):
+                break
+        if length < max_new_tokens:
+            logits = step(chosen)
+    return [_through_eos(row, eos_id) for row in generated[:, :length].tolist()]
+
+
+def _through_eos(ids: list[int], eos_id: int | None) -> list[int]:
+    """ids up to and including the first EOS: what follows it was generated only because other rows went on."""
+    return ids[: ids.index(eos_id) + 1] if eos_id is not None and eos_id in ids else ids
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--no-cuda-graphs",
+        dest="cuda_graphs",
+        action="store_false",
+        help="decode eagerly on a GPU (default: a MetaLA-only model's step replays a CUDA graph)",
+    )
     parser.add_argument(
         "--dtype",
         choices=("float32", "bfloat16", "float16"),
@@ -148,6 +171,7 @@ def main(argv=None) -> int:
         raise SystemExit("nothing to generate from: pass --prompt TEXT or --input FILE")
     from .data.tokenizers import load_tokenizer
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")  # stderr; stdout: JSON
     model, args = load_for_inference(
         options.conf_files, options.conf_dir, options.load, options.iteration, options.dtype
     )
@@ -168,6 +192,7 @@ def main(argv=None) -> int:
                 options.top_k,
                 options.top_p,
                 generator,
+                options.cuda_graphs,
             )
             for prompt, ids in zip(batch, completions):
                 print(json.dumps({"prompt": prompt, "completion": tokenizer.decode(ids)}), file=out, flush=True)
