@@ -99,6 +99,9 @@ def config_file(directory, kind, seq, data, options) -> str:
 
 
 def measure_ours(kind, seq, directory, data, options) -> dict:
+    # Each run compiles as a fresh job would: after an earlier run's shapes, dynamo would recompile these blocks
+    # with dynamic shapes (slower kernels, another partitioning; seen as +6 GiB at T=8192 after a T=2048 run).
+    torch._dynamo.reset()
     args = load_config([config_file(directory, kind, seq, data, options)]).resolve(1)
     trainer = Trainer(args)
     try:

@@ -5,9 +5,9 @@ decode state (`layers.cache`), so MetaLA layers use memory that does not grow wi
     python -m neox_metala.generate --load checkpoints/tiny --input prompts.txt --max-new-tokens 64 --top-p 0.9
 
 The kernels are the ops' dispatch: fla's `fused_recurrent_gla` for decode steps on a GPU in bf16, the exact
-PyTorch recurrence on CPU. On a GPU, a MetaLA-only model's decode step is replayed from a CUDA graph
-(model/decode.py; `--no-cuda-graphs` decodes eagerly, with the same tokens). A checkpoint of any TP / PP layout is
-merged into one process (TP=1).
+PyTorch recurrence on CPU. On a GPU, `--cuda-graphs` replays a MetaLA-only model's decode step from a CUDA graph
+(model/decode.py; opt-in until a GPU run has checked it against the eager loop: its GPU test is written, not yet
+run). A checkpoint of any TP / PP layout is merged into one process (TP=1).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def generate_tokens(
     top_k: int = 0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
-    cuda_graphs: bool = True,
+    cuda_graphs: bool = False,
 ) -> list[list[int]]:
     """New tokens per prompt (up to and including EOS). `vocab_limit`: ids at or past it (the vocab padding of the
     embedding) are never chosen. `cuda_graphs`: on a GPU, replay the decode step of a MetaLA-only model from a
@@ -127,10 +127,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
-        "--no-cuda-graphs",
-        dest="cuda_graphs",
-        action="store_false",
-        help="decode eagerly on a GPU (default: a MetaLA-only model's step replays a CUDA graph)",
+        "--cuda-graphs",
+        action="store_true",
+        help="on a GPU, replay a MetaLA-only model's decode step from a CUDA graph (default: eager; opt-in until "
+        "checked on a GPU)",
     )
     parser.add_argument(
         "--dtype",

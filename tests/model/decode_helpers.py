@@ -23,7 +23,8 @@ def randomized_model(layer_types, seed=3, short_conv=True, hidden=32, vocab=VOCA
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # everything random, so that no state channel stays zero
         for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * (0.3 if p.dim() == 2 else 0.5))
+            # drawn on the CPU (one stream of numbers on every device), then moved: megatron-core builds on the GPU
+            p.add_(torch.randn(p.shape, generator=gen).to(p.device) * (0.3 if p.dim() == 2 else 0.5))
     return model
 
 

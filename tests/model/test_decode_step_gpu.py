@@ -60,7 +60,7 @@ def test_generate_tokens_same_with_and_without_graphs(single_rank, caplog):
     for layer_types in (["metala", "metala"], ["metala", "attention"]):
         model = gpu_model(layer_types, torch.bfloat16)
         with caplog.at_level(logging.INFO, logger="neox_metala.model.decode"):
-            graphed = generate_tokens(model, BATCH_PROMPTS, 40, pad_id=0, eos_id=3, vocab_limit=500)
+            graphed = generate_tokens(model, BATCH_PROMPTS, 40, pad_id=0, eos_id=3, vocab_limit=500, cuda_graphs=True)
         eager = generate_tokens(model, BATCH_PROMPTS, 40, pad_id=0, eos_id=3, vocab_limit=500, cuda_graphs=False)
         assert graphed == eager, layer_types
     assert caplog.text.count("KV cache") == 1  # the hybrid model: said once, decoded eagerly

@@ -31,7 +31,10 @@ def compare_with_deepspeed(rank, world_size, config_dir, files):
             for _ in range(3)
         ]
         sums = {}
-        for name, update in (("ours", optimizer.update_hp_grads), ("deepspeed", lambda **kw: BF16_Optimizer.update_hp_grads(optimizer, **kw))):
+        for name, update in (
+            ("ours", optimizer.update_hp_grads),
+            ("deepspeed", lambda **kw: BF16_Optimizer.update_hp_grads(optimizer, **kw)),
+        ):
             for hp, value in zip(hp_grads, start):
                 hp.copy_(value)
             for index, grads in enumerate(micro_batches):
