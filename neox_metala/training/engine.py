@@ -124,10 +124,15 @@ def initialize_engine(args: NeoXArgs, model: torch.nn.Module):
 def accumulate_in_one_call(optimizer) -> None:
     """DeepSpeed's BF16 optimizer adds each micro batch's bf16 gradients into its fp32 buffers one parameter at a
     time from Python (a cast and an add per parameter: ~870 host round trips per step of the 380M model, during
-    which the GPU waited ~60 ms per step in bench/step_profile.py). This replaces that loop, on this optimizer
-    only, with one multi-tensor add of the same values (bf16 -> fp32 is exact and the add is fp32: the sums are
-    bit-identical, tests/training/test_bf16_accumulation.py). Any DeepSpeed feature that needs the per-parameter
-    path (immediate gradient updates, AutoEP folding) keeps it."""
+    which the GPU waited ~60 ms per step in bench/step_profile.py), then keeps the bf16 gradients, which the next
+    micro batch zero-fills and adds into. This replaces that, on this optimizer only, with one multi-tensor add
+    of the same values (bf16 -> fp32 is exact and the add is fp32) and drops the bf16 gradients afterwards, as
+    DeepSpeed's own immediate_grad_update mode does: everything after the backward (data-parallel reduction, the
+    pipeline's tied-weight reduction, clipping, the step) reads the fp32 buffers. So the next backward hands its
+    gradients over instead of adding them to zeros (no fill and add kernels), a bf16 copy of the weights' size
+    is freed, and no gradient stays bound to memory that a CUDA-graph replay reuses (torch_compile_mode:
+    reduce-overhead failed exactly there). Training is bit-identical (tests/training/test_bf16_accumulation.py).
+    Any DeepSpeed feature that needs the per-parameter path (immediate gradient updates, AutoEP folding) keeps it."""
     from deepspeed.runtime.bf16_optimizer import BF16_Optimizer
 
     if not isinstance(optimizer, BF16_Optimizer) or optimizer.immediate_grad_update:
@@ -135,7 +140,7 @@ def accumulate_in_one_call(optimizer) -> None:
     if getattr(optimizer, "autoep_folding_tp_group", None) is not None:
         return
 
-    def update_hp_grads(clear_lp_grads=False):
+    def update_hp_grads(clear_lp_grads=False):  # clear_lp_grads: dropped either way
         lp_grads, hp_grads = [], []
         for i, group in enumerate(optimizer.bf16_groups):
             for j, lp in enumerate(group):
@@ -146,10 +151,9 @@ def accumulate_in_one_call(optimizer) -> None:
                 hp_grads.append(hp_grad)
                 lp._hp_grad = hp_grad
                 optimizer.fp32_groups_has_gradients[i][j] = True
+                lp.grad = None
         if hp_grads:
             with torch.no_grad():
                 torch._foreach_add_(hp_grads, lp_grads)
-                if clear_lp_grads:
-                    torch._foreach_zero_(lp_grads)
 
     optimizer.update_hp_grads = update_hp_grads

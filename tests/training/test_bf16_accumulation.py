@@ -1,6 +1,8 @@
 """bf16 training's fp32 gradient accumulation (engine.accumulate_in_one_call) against DeepSpeed's own per-parameter
-loop, on a real BF16 optimizer built by our engine: the fp32 sums must be bit-identical after several micro
-batches, with and without clearing the bf16 gradients, for a pipeline engine (every shipped config) and a plain one."""
+path: the same bf16 runs (real trainer, real BF16 optimizer, 2 micro batches per step) with and without it must end
+in bit-identical weights and fp32 optimizer state, for the pipeline engine (every shipped config) and the plain
+engine, on one rank and with data parallelism (ZeRO-1 partitions, reduced gradients); with it, no bf16 gradient
+is left after a step."""
 
 import pytest
 import torch
@@ -11,52 +13,54 @@ from runtime_helpers import job_configs
 pytestmark = pytest.mark.multiproc
 
 
-def compare_with_deepspeed(rank, world_size, config_dir, files):
+def train_both_ways(rank, world_size, jobs):
     from deepspeed.runtime.bf16_optimizer import BF16_Optimizer
 
     from neox_metala.launch.train_args import parse_train_args
+    from neox_metala.training import engine as engine_module
     from neox_metala.training.trainer import Trainer
 
-    trainer = Trainer(parse_train_args(["-d", str(config_dir), *files]))
-    try:
-        optimizer = trainer.engine.optimizer
-        assert type(optimizer) is BF16_Optimizer, type(optimizer)
-        assert "update_hp_grads" in vars(optimizer), "the one-call accumulation was not installed"
-        params = [p for group in optimizer.bf16_groups for p in group]
-        hp_grads = [g for group in optimizer.fp32_groups_gradients for g in group]
-        start = [g.clone() for g in hp_grads]
-        generator = torch.Generator().manual_seed(0)
-        micro_batches = [
-            [(torch.randn(p.shape, generator=generator) * 10.0 ** torch.randint(-6, 3, ())).bfloat16() for p in params]
-            for _ in range(3)
-        ]
-        sums = {}
-        for name, update in (
-            ("ours", optimizer.update_hp_grads),
-            ("deepspeed", lambda **kw: BF16_Optimizer.update_hp_grads(optimizer, **kw)),
-        ):
-            for hp, value in zip(hp_grads, start):
-                hp.copy_(value)
-            for index, grads in enumerate(micro_batches):
-                for p, g in zip(params, grads):
-                    if p.grad is None or index == 0:
-                        p.grad = g.clone()
-                    else:
-                        p.grad.add_(g)  # what AccumulateGrad does when the bf16 gradient is kept
-                update(clear_lp_grads=index == 1)
-            sums[name] = [hp.clone() for hp in hp_grads]
-            for p in params:
-                p.grad = None
-        return [torch.equal(a, b) for a, b in zip(sums["ours"], sums["deepspeed"])], len(params)
-    finally:
-        trainer.train_stream.close()
-        trainer.metrics.close()
+    results = {}
+    ours = engine_module.accumulate_in_one_call
+    for name, (config_dir, files) in jobs.items():
+        engine_module.accumulate_in_one_call = ours if name == "ours" else (lambda optimizer: None)
+        trainer = Trainer(parse_train_args(["-d", str(config_dir), *files]))
+        try:
+            optimizer = trainer.engine.optimizer
+            assert type(optimizer) is BF16_Optimizer, type(optimizer)
+            assert ("update_hp_grads" in vars(optimizer)) == (name == "ours")
+            assert trainer.resumed_from is None and trainer.train() == 0 and trainer.state.iteration == 3
+            params = [p for group in optimizer.bf16_groups for p in group]
+            results[name] = {
+                "weights": [p.detach().clone() for p in params],
+                "master": [p.detach().clone() for p in optimizer.fp32_groups_flat_partition],
+                "bf16_grads_left": sum(p.grad is not None for p in params),
+            }
+        finally:
+            trainer.train_stream.close()
+            trainer.metrics.close()
+    engine_module.accumulate_in_one_call = ours
+    same = {
+        part: all(torch.equal(a, b) for a, b in zip(results["ours"][part], results["deepspeed"][part]))
+        for part in ("weights", "master")
+    }
+    return same, results["ours"]["bf16_grads_left"], len(results["ours"]["weights"])
 
 
-@pytest.mark.parametrize("pipe_parallel_size", [1, 0], ids=["pipeline-engine", "plain-engine"])
-def test_one_call_accumulation_equals_deepspeeds_loop(tmp_path, sample_data, pipe_parallel_size):
-    config_dir, files = job_configs(
-        tmp_path, "bf16", sample_data, precision="bfloat16", pipe_parallel_size=pipe_parallel_size, train_iters=1
+@pytest.mark.parametrize(
+    "pipe_parallel_size, ranks", [(1, 1), (0, 1), (1, 2)], ids=["pipeline-engine", "plain-engine", "data-parallel-2"]
+)
+def test_one_call_accumulation_trains_bit_identically(tmp_path, sample_data, pipe_parallel_size, ranks):
+    settings = dict(
+        precision="bfloat16",
+        pipe_parallel_size=pipe_parallel_size,
+        train_iters=3,
+        checkpoint_factor=None,
+        eval_iters=0,
+        hidden_dropout=0.0,  # the two runs draw the same masks anyway; no reason to depend on it
     )
-    equal, count = run_workers(compare_with_deepspeed, 1, tmp_path / "result", config_dir=config_dir, files=files)[0]
-    assert count > 5 and all(equal), equal
+    jobs = {name: job_configs(tmp_path, name, sample_data, **settings) for name in ("deepspeed", "ours")}
+    for same, grads_left, count in run_workers(train_both_ways, ranks, tmp_path / "result", jobs=jobs):
+        assert count > 5
+        assert same == {"weights": True, "master": True}, same
+        assert grads_left == 0
