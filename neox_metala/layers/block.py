@@ -6,8 +6,6 @@ out = h + SwiGLU(Norm(h))
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -45,9 +43,6 @@ class ParallelBlock(nn.Module):
         steps become a few fused Triton kernels instead of dozens of eager ones, GEMMs stay cuBLAS and the core
         stays fla's kernels. Every block reuses the same compiled code (modules are inlined; their parameters are
         graph inputs). `mode`: torch.compile's (config key torch_compile_mode)."""
-        # megatron-core's RowParallelLinear warns (DeprecationWarning, filtered) on every call; a warn call
-        # would end the graph there
-        torch._dynamo.config.ignore_logging_functions.add(warnings.warn)
         # A block that fails to compile (a new torch or fla version) runs eagerly, slower, with dynamo's warning,
         # instead of stopping a run for a speed feature.
         torch._dynamo.config.suppress_errors = True

@@ -48,7 +48,7 @@ class MetaLAMixer(nn.Module):
         self.in_proj = tensor_parallel.ColumnParallelLinear(
             hidden, 3 * hidden, config=config, bias=False, init_method=init.allocate_only, gather_output=False
         )
-        self.out_proj = tensor_parallel.RowParallelLinear(
+        self.out_proj = parallel.RowParallelLinear(
             hidden,
             hidden,
             config=config,

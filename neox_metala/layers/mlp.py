@@ -27,7 +27,7 @@ class ParallelSwiGLU(nn.Module):
         self.w1_w3 = tensor_parallel.ColumnParallelLinear(
             hidden, 2 * width, config=config, init_method=init.allocate_only, bias=False, gather_output=False
         )
-        self.w2 = tensor_parallel.RowParallelLinear(
+        self.w2 = parallel.RowParallelLinear(
             width,
             hidden,
             config=config,

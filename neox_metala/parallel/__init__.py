@@ -3,6 +3,7 @@
 from .state import (
     MegatronMPU,
     ParallelLayout,
+    RowParallelLinear,
     cpu_rank_environment,
     data_parallel_group,
     data_parallel_rank,
@@ -23,6 +24,7 @@ from .state import (
 __all__ = [
     "MegatronMPU",
     "ParallelLayout",
+    "RowParallelLinear",
     "data_parallel_group",
     "data_parallel_rank",
     "data_parallel_size",

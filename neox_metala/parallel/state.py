@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from megatron.core import parallel_state
+from megatron.core import parallel_state, tensor_parallel
 from megatron.core.model_parallel_config import ModelParallelConfig
 
 
@@ -129,6 +129,22 @@ def linear_config(params_dtype: torch.dtype = torch.float32, on_gpu: bool | None
         gradient_accumulation_fusion=False,
         sequence_parallel=False,
     )
+
+
+class RowParallelLinear(tensor_parallel.RowParallelLinear):
+    """megatron-core's, with the layer's own TP group handed to its GEMM. megatron-core 0.16's forward passes
+    tp_group=None there, whose fallback calls warnings.warn (a DeprecationWarning) on every call of rank 0: inside
+    a compiled block that call ends the graph, and telling dynamo to ignore warn calls instead makes torch 2.11 log
+    an error for every compiled graph (it cannot serialize the function in its config)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        gemm, group = self._forward_impl, self.tp_group
+
+        def gemm_with_group(*gemm_args, tp_group=None, **gemm_kwargs):
+            return gemm(*gemm_args, tp_group=group, **gemm_kwargs)
+
+        self._forward_impl = gemm_with_group
 
 
 def pipeline_topology(layout: ParallelLayout):
