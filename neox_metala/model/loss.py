@@ -21,6 +21,15 @@ from megatron.core import tensor_parallel
 from .. import parallel
 
 CHUNK_TOKENS = 2048  # 2048 x 50,304 fp32 logits: 0.4 GB; big enough for full-speed GEMMs
+# On CPU, each fp32 temporary of a chunk stays under glibc's largest mmap threshold (32 MiB): larger blocks are
+# mmapped and unmapped at every allocation, and their page faults cost ~0.3 s per step of the embedded default.
+CPU_CHUNK_BYTES = 16 << 20
+
+
+def chunk_tokens(hidden: torch.Tensor, vocab_slice: int) -> int:
+    if hidden.is_cuda:
+        return CHUNK_TOKENS
+    return max(1, min(CHUNK_TOKENS, CPU_CHUNK_BYTES // (4 * vocab_slice)))
 
 
 def cross_entropy_loss(outputs, labels_and_mask):
@@ -53,20 +62,21 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_weight = torch.zeros(weight.shape, dtype=wide, device=weight.device) if want_grads else None
         steps = _steps(hidden.is_cuda)
         total = torch.zeros((), dtype=wide, device=hidden.device)
-        for start in range(0, hidden.shape[0], CHUNK_TOKENS):
-            h = hidden[start : start + CHUNK_TOKENS]
+        chunk = chunk_tokens(hidden, weight.shape[0])
+        for start in range(0, hidden.shape[0], chunk):
+            h = hidden[start : start + chunk]
             logits = F.linear(h, weight)
-            local = labels[start : start + CHUNK_TOKENS] - vocab_start
+            local = labels[start : start + chunk] - vocab_start
             maxes = logits.amax(-1).to(wide)
             _all_reduce(maxes, group, dist.ReduceOp.MAX)
             partials = torch.stack(steps.partials(logits, maxes, local))
             _all_reduce(partials, group, dist.ReduceOp.SUM)
             target, sum_exp = partials
-            w = token_weights[start : start + CHUNK_TOKENS]
+            w = token_weights[start : start + chunk]
             total += steps.loss(target, sum_exp, maxes, w)
             if want_grads:
                 grad_logits = steps.grad_logits(logits, maxes, sum_exp, local, w)
-                grad_hidden[start : start + CHUNK_TOKENS] = grad_logits @ weight
+                grad_hidden[start : start + chunk] = grad_logits @ weight
                 grad_weight += grad_logits.t() @ h
         if want_grads:
             _all_reduce(grad_hidden, group, dist.ReduceOp.SUM)  # hidden feeds every rank's vocab slice
@@ -108,10 +118,10 @@ def _loss(target, sum_exp, maxes, w):
 
 def _grad_logits(logits, maxes, sum_exp, local, w):
     """w_i (softmax_i − onehot_i), in the logits' dtype (what the GEMMs of the backward read)."""
-    inside = (local >= 0) & (local < logits.shape[-1])
     probs = (logits.to(maxes.dtype) - maxes[:, None]).exp() / sum_exp[:, None]
-    onehot = F.one_hot(local.clamp(0, logits.shape[-1] - 1), logits.shape[-1]) * inside[:, None]
-    return ((probs - onehot) * w[:, None]).to(logits.dtype)
+    # a comparison, not an int64 one-hot (8 bytes per logit on CPU); no column matches another rank's label
+    target = torch.arange(logits.shape[-1], device=logits.device) == local[:, None]
+    return (torch.where(target, probs - 1, probs) * w[:, None]).to(logits.dtype)
 
 
 class _Steps:
