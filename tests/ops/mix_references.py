@@ -14,11 +14,17 @@ this: it is invariant to the scale of o, which is why the same errors without se
     forward error, i.e. the path's own elementwise math and the core's backward;
   * `reference_mix(bf16_core_io=True)`: the recurrence fed the bf16-rounded key and its output rounded to bf16,
     exact otherwise: the error that any core with bf16 inputs and output makes, whatever its kernels.
+
+The recurrence runs step by step (ops/reference.py) or, with `chunk_size`, in the chunked form (ops/chunked.py):
+in fp64 the two agree to ~1e-15, forward and gradients (test_ops_cpu.py, and test_fused_precision_cpu.py on these
+references), and on a GPU the chunked form is a few dozen large kernels where the step-by-step loop launches
+~20 small ones per token each way, seconds per reference at T=2048.
 """
 
 import torch
 
 from neox_metala.ops import reference
+from neox_metala.ops.chunked import chunked_gla
 
 
 def rel_err(actual, expected):
@@ -37,8 +43,29 @@ def gradient_parts(d_projected, heads):
     return dict(zip(("q", "decay_logits", "v", "gate"), split_projected(d_projected, heads)))
 
 
-def reference_mix(projected, gate_bias, aug_balance, heads, *, seq_first, o_value=None, bf16_core_io=False):
-    """y (T, B, W) if seq_first else (B, T, W), in projected's dtype (fp64 for the tests); see the module docstring."""
+def mix_errors(ours, grads, expected, expected_grads, heads):
+    """{part: relative error}: the output, d projected and its parts (q, decay logits, v, gate), d gate_bias and
+    d aug_balance (when given); grads and expected_grads are those of (projected, gate_bias[, aug_balance])."""
+    errors = {"output": rel_err(ours, expected), "grad-projected": rel_err(grads[0], expected_grads[0])}
+    parts, expected_parts = gradient_parts(grads[0], heads), gradient_parts(expected_grads[0], heads)
+    errors.update({f"grad-{n}": rel_err(parts[n], expected_parts[n]) for n in parts})
+    names = ("grad-gate_bias", "grad-aug_balance")
+    errors.update({n: rel_err(g, e) for n, g, e in zip(names, grads[1:], expected_grads[1:])})
+    return errors
+
+
+def exact_recurrence(q, key, v, log_decay, scale, chunk_size=None):
+    """o of the GLA recurrence from a zero state, in the inputs' dtype: step by step, or chunked (module docstring)."""
+    if chunk_size is None:
+        return reference.recurrent_gla_reference(q, key, v, log_decay, scale)[0]
+    return chunked_gla(q, key, v, log_decay, scale, chunk_size=chunk_size)[0]
+
+
+def reference_mix(
+    projected, gate_bias, aug_balance, heads, *, seq_first, o_value=None, bf16_core_io=False, chunk_size=None
+):
+    """y (T, B, W) if seq_first else (B, T, W), in projected's dtype (fp64 for the tests); see the module docstring.
+    chunk_size: None for the step-by-step recurrence, else its chunked form (equal in fp64, faster on a GPU)."""
     q, logits, v, gate = split_projected(projected, heads)
     if aug_balance is None:  # no self-augmentation: a zero balance adds 1/2 everywhere, which the LayerNorm removes
         aug_balance = projected.new_zeros(q.shape[-2] * q.shape[-1])
@@ -46,7 +73,7 @@ def reference_mix(projected, gate_bias, aug_balance, heads, *, seq_first, o_valu
     scale = q.shape[-1] ** -0.5
     # rounded values, exact gradients (a round trip through bf16 would round the gradient too)
     core_key = key + (key.to(torch.bfloat16).to(key.dtype) - key).detach() if bf16_core_io else key
-    output, _ = reference.recurrent_gla_reference(q, core_key, v, log_decay, scale)
+    output = exact_recurrence(q, core_key, v, log_decay, scale, chunk_size)
     if bf16_core_io:
         o_value = output.detach().to(torch.bfloat16)
     if o_value is not None:

@@ -17,7 +17,14 @@ Each gradient is reported against three references (tests/ops/mix_references.py 
   * `floor`: an exact core with bf16 key and output; printed, to tell a near-singular draw from a real error.
 The fused path's gradients must be no less accurate than the default path's on the same inputs: that, and the
 printed numbers against the 5e-3 goal, decide which path becomes the GPU default.
+
+Time: each draw's fp64 references run once (the exact one serves the floor and both paths), with the recurrence in
+its chunked form, equal to the step-by-step one to ~1e-14 in fp64 (mix_references.py): the step-by-step loop, six
+times per case, kept this file past 170 s on an H200. A `GPU-TIME` line per case says where the seconds go (a
+path's time includes its first call's compilation and autotuning on that shape).
 """
+
+import time
 
 import pytest
 import torch
@@ -25,12 +32,13 @@ import torch
 from neox_metala import ops
 from neox_metala.ops import fused
 
-from mix_references import gradient_parts, reference_mix, rel_err, split_projected
+from mix_references import mix_errors, reference_mix, rel_err, split_projected
 
 pytestmark = pytest.mark.gpu
 TOLERANCE = {torch.bfloat16: 1e-2, torch.float16: 1e-2}
 ACCEPTANCE = 5e-3
 ASSERTED = ("output", "grad-projected", "grad-gate_bias", "grad-aug_balance")
+REFERENCE_CHUNK = 64
 
 
 def make_inputs(batch, seq, heads, head_k_dim, dtype, with_aug, seed=0):
@@ -68,17 +76,6 @@ def run_path(path, fast, heads):
     return y, o
 
 
-def errors_against(ours, expected, fast, exact, cotangent, heads):
-    grads = torch.autograd.grad(ours, [t for t in fast if t is not None], cotangent, retain_graph=True)
-    expected_grads = torch.autograd.grad(expected, [t for t in exact if t is not None], cotangent.double())
-    errors = {"output": rel_err(ours, expected), "grad-projected": rel_err(grads[0], expected_grads[0])}
-    parts, expected_parts = gradient_parts(grads[0], heads), gradient_parts(expected_grads[0], heads)
-    errors.update({f"grad-{n}": rel_err(parts[n], expected_parts[n]) for n in parts})
-    names = ("grad-gate_bias", "grad-aug_balance")
-    errors.update({n: rel_err(g, e) for n, g, e in zip(names, grads[1:], expected_grads[1:])})
-    return errors
-
-
 def worst(errors):
     """The largest error of what the tests assert on: the output and the gradients of the three inputs. The parts
     of d projected (q, decay logits, v, gate) are printed only: some are ~0 in exact arithmetic (at T=1 without
@@ -86,11 +83,14 @@ def worst(errors):
     return max(errors[part] for part in ASSERTED if part in errors)
 
 
-def against_reference(ours, fast, exact, cotangent, heads, **reference_kwargs):
-    """{part: relative error} of ours against reference_mix(**reference_kwargs) on fresh fp64 leaves."""
-    leaves = [t.detach().requires_grad_() if t is not None else None for t in exact]
-    expected = reference_mix(*leaves, heads, seq_first=True, **reference_kwargs)
-    return errors_against(ours, expected, fast, leaves, cotangent, heads)
+def reference(exact, cotangent, heads, **reference_kwargs):
+    """(y, gradients) of reference_mix(**reference_kwargs) on fresh fp64 leaves under the one cotangent; the
+    recurrence in its chunked form, exact in fp64 and ~100x fewer kernels than step by step (mix_references.py)."""
+    leaves = [t.detach().requires_grad_() for t in exact if t is not None]
+    with_none = iter(leaves)
+    inputs = [next(with_none) if t is not None else None for t in exact]
+    y = reference_mix(*inputs, heads, seq_first=True, chunk_size=REFERENCE_CHUNK, **reference_kwargs)
+    return y.detach(), torch.autograd.grad(y, leaves, cotangent.double())
 
 
 @pytest.mark.parametrize("with_aug", [True, False], ids=["self-aug", "no-self-aug"])
@@ -110,19 +110,26 @@ def test_paths_equal_reference(batch, seq, heads, head_k_dim, dtype, with_aug):
     # One cotangent, rounded to the kernel dtype once: the references see exactly what the kernels see.
     shape = (seq, batch, fast[0].shape[-1] // 3)
     cotangent = torch.randn(shape, device="cuda", generator=torch.Generator("cuda").manual_seed(1)).to(dtype)
-    floor_leaves = [t.detach().requires_grad_() if t is not None else None for t in exact]
-    floor = reference_mix(*floor_leaves, heads, seq_first=True, bf16_core_io=True)
-    floors = against_reference(floor, floor_leaves, exact, cotangent, heads)
+    started = time.perf_counter()
+    expected = reference(exact, cotangent, heads)  # once per draw: both paths and the floor measure against it
+    floors = mix_errors(*reference(exact, cotangent, heads, bf16_core_io=True), *expected, heads)
     for part, err in floors.items():
         print(f"GPU-ERR floor-{name}-{part} {err:.3e}")
     well_conditioned = worst(floors) <= ACCEPTANCE
+    seconds = {"references": time.perf_counter() - started}
     measured, same_o = {}, {}
     for path in ("default", "fused"):
+        started = time.perf_counter()
         ours, core_output = run_path(path, fast, heads)
-        same_o[path] = against_reference(ours, fast, exact, cotangent, heads, o_value=core_output)
-        measured[path] = against_reference(ours, fast, exact, cotangent, heads)
+        grads = torch.autograd.grad(ours, [t for t in fast if t is not None], cotangent)
+        measured[path] = mix_errors(ours, grads, *expected, heads)
+        seconds[path] = time.perf_counter() - started
+        started = time.perf_counter()
+        same_o[path] = mix_errors(ours, grads, *reference(exact, cotangent, heads, o_value=core_output), heads)
+        seconds["references"] += time.perf_counter() - started
         for part, err in measured[path].items():
             print(f"GPU-ERR {path}-{name}-{part} {err:.3e} (same-o {same_o[path][part]:.3e})")
+    print(f"GPU-TIME {name} " + " ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
     for path in ("default", "fused"):
         assert worst(same_o[path]) <= TOLERANCE[dtype], (path, same_o[path])
         if well_conditioned:

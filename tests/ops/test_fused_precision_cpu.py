@@ -11,7 +11,7 @@ from neox_metala import ops
 from neox_metala.ops import metala
 from neox_metala.ops.fused import EAGER_KERNELS, TorchCore, fused_token_mix
 
-from mix_references import gradient_parts, reference_mix, rel_err
+from mix_references import gradient_parts, mix_errors, reference_mix, rel_err
 
 BF16 = torch.bfloat16
 ACCEPTANCE = 5e-3
@@ -120,3 +120,22 @@ def test_fused_bf16_gradients_equal_fp64(seed, monkeypatch):
         assert floors["d_aug_balance"] > 2 * ACCEPTANCE, floors  # what makes these inputs the hard case
         for name, err in errors.items():
             assert err <= max(ACCEPTANCE, 1.1 * floors[name]), (name, err, floors[name])
+
+
+@pytest.mark.parametrize("variant", ["exact", "bf16-core-io", "given-o"])
+def test_chunked_references_equal_step_by_step_ones(variant):
+    """The GPU tests' references run the recurrence in chunked form (fast there): the same numbers in fp64, values
+    and every gradient, in each of mix_references' three variants."""
+    _, exact = make_inputs(True, seed=3)
+    o_value = torch.randn(100, 3, HEADS, 128, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    kwargs = {"bf16-core-io": dict(bf16_core_io=True), "given-o": dict(o_value=o_value.transpose(0, 1))}.get(
+        variant, {}
+    )
+    cotangent = torch.randn(100, 3, HEADS * 128, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    results = []
+    for chunk_size in (None, 64):
+        leaves = [t.detach().requires_grad_() for t in exact]
+        y = reference_mix(*leaves, HEADS, seq_first=True, chunk_size=chunk_size, **kwargs)
+        results.append((y, torch.autograd.grad(y, leaves, cotangent)))
+    errors = mix_errors(*results[1], *results[0], HEADS)
+    assert max(errors.values()) <= 1e-12, errors

@@ -9,6 +9,8 @@ import torch
 from neox_metala import ops
 from neox_metala.ops import reference
 
+from packed_mix import each_document_alone, failures, packed_check, packed_starts
+
 pytestmark = pytest.mark.gpu
 TOLERANCE = {torch.bfloat16: 1e-2, torch.float32: 1e-3}
 FLA_FP32_TOLERANCE = 2e-3  # fla runs fp32 dot products in TF32 (10-bit mantissa): ~1e-3, reported, not hidden
@@ -126,98 +128,40 @@ def test_fla_short_conv_equals_reference(seq, dtype):
     report(f"{name}-grad-x", rel_err(grad, ref_grad), dtype)
 
 
-# Packed documents (reset_attention_mask): per row, lengths 1, 2, chunk-1, chunk+1, a chunk starting on a chunk
-# boundary, several chunks, and few long documents; every row 512 tokens.
-PACKED_LENGTHS = [[1, 2, 63, 65, 64, 130, 187], [300, 1, 1, 210]]
-
-
-def packed_starts(lengths=PACKED_LENGTHS):
-    """(document_starts (rows, seq) bool on the GPU, [(row, start, length), ...])."""
-    starts = torch.zeros(len(lengths), sum(lengths[0]), dtype=torch.bool, device="cuda")
-    documents = []
-    for row, row_lengths in enumerate(lengths):
-        position = 0
-        for length in row_lengths:
-            starts[row, position] = position > 0
-            documents.append((row, position, length))
-            position += length
-    return starts, documents
-
-
-def each_document_alone(fn, tensors, documents):
-    """fn on each document's slice of `tensors` (batch-first), alone, concatenated back into the packed layout."""
-    rows = sorted({row for row, _, _ in documents})
-    return torch.stack(
-        [
-            torch.cat([fn(*[t[row : row + 1, s : s + n] for t in tensors])[0] for r, s, n in documents if r == row])
-            for row in rows
-        ]
-    )
-
-
-def packed_projected(starts, heads, head_k_dim=64, seed=5):
-    """[q | decay logits | v | gate] (bf16, rounded once), gate bias and self-augmentation weights (fp32): the
-    kernels' inputs, and the same values in fp64 for the reference."""
-    gen = torch.Generator(device="cuda").manual_seed(seed)
-    width = heads * 2 * head_k_dim
-    projected = torch.randn(*starts.shape, 3 * width, device="cuda", generator=gen)
-    projected[..., width // 2 : width] *= 3  # decay logits over a wide range
-    gate_bias = torch.randn(width, device="cuda", generator=gen) * 0.5
-    aug = torch.randn(width // 2, device="cuda", generator=gen) * 0.5
-    projected = projected.to(torch.bfloat16)
-    fast = [t.clone().requires_grad_() for t in (projected, gate_bias, aug)]
-    exact = [t.double().requires_grad_() for t in (projected, gate_bias, aug)]
-    return fast, exact
-
-
-def mix_alone(projected, gate_bias, aug, heads, documents):
-    def one(piece):
-        width = piece.shape[-1] // 3
-        q, logits, v, gate = (t.unflatten(-1, (heads, -1)) for t in piece.split(ops.projection_widths(width), -1))
-        y, _ = reference.token_mix_reference(q, logits, v, gate + gate_bias.view(heads, -1), aug)
-        return y.flatten(-2)
-
-    return each_document_alone(one, (projected,), documents)
-
-
 @pytest.mark.parametrize("fused_kernels", [False, True], ids=["separate-kernels", "fused"])
 def test_packed_documents_equal_each_document_alone(fused_kernels):
-    """reset_attention_mask on the GPU in bf16: fla's varlen core (cu_seqlens, ops/core_op.py) under the default
-    separate-kernel path and the fused Function, against each document alone through the fp64 reference, output
-    and every gradient (the acceptance line: <= 1e-2). The separate-kernel path is also checked against each
-    document alone through itself: the same kernels and roundings, so what remains is the document reset's own."""
+    """The acceptance line: packed-document reset (reset_attention_mask) equal to each document alone, <= 1e-2 in
+    bf16 on the GPU, output and every gradient; fla's varlen core (cu_seqlens, ops/core_op.py) under the default
+    separate-kernel path and the fused Function. tests/ops/packed_mix.py holds the check and says why each bound:
+      * `itself`, first: each document alone through the same kernels, within 2^-8 (only fp32 summation orders
+        differ): what tells a reset bug, forward or backward, from rounding;
+      * `fp64`: each document alone through the fp64 reference, within max(1e-2, 1.5 x floor), the floor being the
+        bf16-core-io reference's error on the same inputs (a nearly singular per-head LayerNorm at a document's
+        first token can put any core with bf16 key and output past 1e-2; its floor is printed).
+    Every number is printed (GPU-ERR lines, run with -s) before the first failed bound is reported."""
     heads = 4
-    starts, documents = packed_starts()
-    fast, exact = packed_projected(starts, heads)
-    assert ops.choose_backend("auto", fast[0]) == "fla"
     options = ops.MetaLAOptions(fused_kernels=fused_kernels)
-    ours = ops.metala_mix(*fast, heads, options, seq_first=False, document_starts=starts)
-    references = {"fp64": (mix_alone(*exact, heads, documents), exact)}
-    if not fused_kernels:  # the fused path compiles per shape: a run per document length would take minutes
-        alone = each_document_alone(
-            lambda piece: ops.metala_mix(piece, *fast[1:], heads, options, seq_first=False), fast[:1], documents
-        )
-        references["itself"] = (alone, fast)
-    # One cotangent, rounded to the kernel dtype once: the references see exactly what the kernels see.
-    cotangent = torch.randn(ours.shape, device="cuda", generator=torch.Generator("cuda").manual_seed(1)).to(ours.dtype)
-    grads = torch.autograd.grad(ours, fast, cotangent, retain_graph=True)
-    for against, (expected, inputs) in references.items():
-        name = f"packed-{'fused' if fused_kernels else 'separate'}-bf16-vs-{against}"
-        report(f"{name}-output", rel_err(ours, expected.double()), torch.bfloat16)
-        expected_grads = torch.autograd.grad(expected, inputs, cotangent.to(expected.dtype))
-        for part, grad, expected_grad in zip(("projected", "gate_bias", "aug_balance"), grads, expected_grads):
-            report(f"{name}-grad-{part}", rel_err(grad, expected_grad.double()), torch.bfloat16)
+
+    def mix(projected, gate_bias, aug, starts):
+        assert ops.choose_backend("auto", projected) == "fla"
+        return ops.metala_mix(projected, gate_bias, aug, heads, options, seq_first=False, document_starts=starts)
+
+    rows = packed_check(mix, heads, device="cuda")
+    path = "fused" if fused_kernels else "separate"
+    for comparison, part, err, bound in rows:
+        print(f"GPU-ERR packed-{path}-bf16-{comparison}-{part} {err:.3e}" + (f" (bound {bound:.1e})" if bound else ""))
+    assert not failures(rows), failures(rows)
 
 
 def test_packed_documents_short_conv_equals_each_document_alone():
-    starts, documents = packed_starts()
+    starts, documents = packed_starts(device="cuda")
     gen = torch.Generator(device="cuda").manual_seed(6)
     x = torch.randn(*starts.shape, 256, device="cuda", generator=gen).to(torch.bfloat16).requires_grad_()
     weight = (torch.rand(256, 4, device="cuda", generator=gen) - 0.5).to(torch.bfloat16)
     y, _ = ops.short_conv(x, weight, document_starts=starts)
     x64 = x.detach().double().requires_grad_()
     expected = each_document_alone(
-        lambda piece: reference.short_conv_reference(piece, weight.double())[0], (x64,), documents
+        lambda piece: reference.short_conv_reference(piece, weight.double())[0], x64, documents
     )
     report("packed-short_conv-bf16-output", rel_err(y, expected), torch.bfloat16)
     d_y = torch.randn(y.shape, device="cuda", generator=gen).to(y.dtype)
