@@ -2,7 +2,7 @@
 # Run on a lent GPU machine (the device tool), from the repository root, with the engine wheels of
 # ../shared/tools/device-wheels.sh in .gpu/wheels (py-spy in .gpu/wheels/tools for stack dumps) and, if a previous
 # call brought them back, compile caches in .gpu/cache.tgz.part-*. Usage: bash bench/gpu_session.sh STEP...
-# (hang-old, starts, gpu-suite, tests, layer-quick, layer, train, profile). Every step has its own time limit; logs and
+# (hang-old, starts, gpu-suite, tests, new-tests, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
 # JSON results go to $OUT; the kernel caches come back as $OUT/cache.tgz.part-* (copy them into .gpu/).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
@@ -86,6 +86,12 @@ for s in "$@"; do
                       step fused-tests 300 python3 -m pytest -q -s -p no:cacheprovider tests/ops/test_fused_gpu.py \
                           -k "bf16") ;;
         diag) step diag 200 python3 .gpu/diag.py ;;
+        new-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
+                           NEOX_METALA_FAST_AUTOTUNE=1
+                    step new-tests ${TESTS_LIMIT:-300} python3 -m pytest -q -s -p no:cacheprovider \
+                        tests/ops/test_ops_gpu.py::test_packed_documents_equal_each_document_alone \
+                        tests/ops/test_ops_gpu.py::test_packed_documents_short_conv_equals_each_document_alone \
+                        tests/model/test_decode_step_gpu.py tests/layers/test_model_gpu.py) ;;
         decode) ls .gpu/wheels/hf/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index \
                     --find-links .gpu/wheels/hf transformers 2>&1 | grep -v "^WARNING" | tail -2
                 (export NEOX_METALA_FAST_AUTOTUNE=1
