@@ -2,7 +2,7 @@
 # The main job on the embedded default, from nothing: set up .venv, tokenize the bundled sample corpus, train a
 # tiny MetaLA (configs/tiny.yml) through the real launcher, stop at iteration 100 with a checkpoint (as a
 # preempted job would), resume to iteration 200 in the same W&B run (offline), and plot the curves.
-# CPU or GPU: the same commands; on a GPU the fla kernels run. Takes about 4 minutes on 2 CPU cores.
+# CPU or GPU: the same commands; on a GPU the fla kernels run. About 5 minutes on 2 CPU cores, setup included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
