@@ -1,8 +1,9 @@
 """bf16 training's fp32 gradient accumulation (engine.accumulate_in_one_call) against DeepSpeed's own per-parameter
 path: the same bf16 runs (real trainer, real BF16 optimizer, 2 micro batches per step) with and without it must end
 in bit-identical weights and fp32 optimizer state, for the pipeline engine (every shipped config) and the plain
-engine, on one rank and with data parallelism (ZeRO-1 partitions, reduced gradients); with it, no bf16 gradient
-is left after a step."""
+engine, on one rank, with data parallelism (ZeRO-1 partitions, reduced gradients) and with two pipeline stages (the
+tied embedding's gradient reduced across them from the fp32 buffers); with it, no bf16 gradient is left after a
+step."""
 
 import pytest
 import torch
@@ -48,7 +49,9 @@ def train_both_ways(rank, world_size, jobs):
 
 
 @pytest.mark.parametrize(
-    "pipe_parallel_size, ranks", [(1, 1), (0, 1), (1, 2)], ids=["pipeline-engine", "plain-engine", "data-parallel-2"]
+    "pipe_parallel_size, ranks",
+    [(1, 1), (0, 1), (1, 2), (2, 2)],
+    ids=["pipeline-engine", "plain-engine", "data-parallel-2", "pipeline-parallel-2"],
 )
 def test_one_call_accumulation_trains_bit_identically(tmp_path, sample_data, pipe_parallel_size, ranks):
     settings = dict(
