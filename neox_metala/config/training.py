@@ -66,8 +66,9 @@ class TrainingConfig(Section):
 
     torch_compile_mode: str = "default"
     """torch.compile's mode for the compiled layers: "default", or "reduce-overhead" (CUDA graphs: each layer's
-    kernels replayed as one graph, removing the host's per-kernel launch cost), "max-autotune",
-    "max-autotune-no-cudagraphs". Not a NeoX key."""
+    kernels replayed as one graph, removing the host's per-kernel launch cost; experimental: its one GPU run
+    so far failed on bf16 gradients left in replayed memory, a cause since removed, docs/benchmarks.md),
+    "max-autotune", "max-autotune-no-cudagraphs". Not a NeoX key."""
 
     torch_compile_memory_budget: float | None = None
     """With torch_compile: the share of the activations a compiled layer keeps for backward, between what must be
