@@ -72,11 +72,13 @@ def direct_log_likelihood(model, context_ids: list[int], continuation_ids: list[
     return log_probs.gather(-1, target[:, None]).sum().item(), bool((log_probs.argmax(-1) == target).all())
 
 
-def direct_scores(model, tokenizer, max_length: int) -> dict[str, float]:
+def direct_scores(model, tokenizer, max_length: int, limit: int | None = None) -> dict[str, float]:
     """The local tasks' metrics as lm-eval defines them ({"local_mc/acc": ...}), from direct log-likelihoods.
-    `max_length`: the evaluated model's; every sequence here must fit (lm-eval would cut or window it)."""
+    `max_length`: the evaluated model's; every sequence here must fit (lm-eval would cut or window it).
+    `limit`: only the first documents of each task."""
+    docs, texts = DOCS[:limit], TEXTS[:limit]
     correct, correct_norm, greedy, brier = [], [], [], []
-    for doc in DOCS:
+    for doc in docs:
         context = f"Question: {doc['question']}\nAnswer:"
         context_ids = tokenizer.encode(context)
         continuations = [tokenizer.encode(f"{context} {c}")[len(context_ids) :] for c in doc["choices"]]
@@ -89,7 +91,7 @@ def direct_scores(model, tokenizer, max_length: int) -> dict[str, float]:
         probs = np.exp(lls - lls.max()) / np.exp(lls - lls.max()).sum()
         brier.append(float(np.sum((probs - np.eye(len(lls))[doc["label"]]) ** 2)))
     text_lls = []
-    for text in TEXTS:  # shorter than max_length: one rolling window, predicted after the end-of-document token
+    for text in texts:  # shorter than max_length: one rolling window, predicted after the end-of-document token
         ids = tokenizer.encode(text)
         assert len(ids) <= max_length
         text_lls.append(direct_log_likelihood(model, [tokenizer.eod_id], ids)[0])
@@ -98,7 +100,7 @@ def direct_scores(model, tokenizer, max_length: int) -> dict[str, float]:
         "local_mc/acc_norm": float(np.mean(correct_norm)),
         "local_mc/exact_match": float(np.mean(greedy)),
         "local_mc/brier_score": float(np.mean(brier)),
-        "local_text/bits_per_byte": -sum(text_lls) / sum(len(t.encode()) for t in TEXTS) / math.log(2),
+        "local_text/bits_per_byte": -sum(text_lls) / sum(len(t.encode()) for t in texts) / math.log(2),
     }
 
 

@@ -22,6 +22,12 @@ class EvaluationConfig(Section):
     """Folder of extra lm-eval task YAMLs (lm-eval's `include_path`), e.g. local tasks with `dataset_path: json`
     for clusters without network access. Not a NeoX key."""
 
+    eval_tasks_limit: float | None = None
+    """Score only the first N documents of each task at every evaluation during training (lm-eval's `limit`; a
+    value below 1 is a fraction of each task), e.g. 1000: HellaSwag's 10,042 would otherwise run in full every
+    `eval_interval`. The same documents each time, so the curve compares like with like; a full score is `python
+    -m neox_metala.evaluate` after training. Default None: every document. Not a NeoX key."""
+
     def check_values(self, source_of: SourceOf) -> None:
         for name in self.eval_tasks or []:
             require(bool(name.strip()), "eval_tasks: a task name is empty", "eval_tasks", source_of)
@@ -31,6 +37,24 @@ class EvaluationConfig(Section):
             "eval_tasks_include_path",
             source_of,
         )
+        limit = self.eval_tasks_limit
+        require(
+            limit is None or bool(self.eval_tasks),
+            "eval_tasks_limit is set but eval_tasks is not; list the tasks to evaluate in eval_tasks",
+            "eval_tasks_limit",
+            source_of,
+        )
+        require(
+            limit is None or (limit > 0 and (limit < 1 or float(limit).is_integer())),
+            f"eval_tasks_limit must be a number of documents (1, 2, ...) or a fraction below 1, got {limit!r}",
+            "eval_tasks_limit",
+            source_of,
+        )
+
+    def task_limit(self) -> int | float | None:
+        """eval_tasks_limit as lm-eval reads it: a count as an int, a fraction as a float."""
+        limit = self.eval_tasks_limit
+        return None if limit is None else (int(limit) if limit >= 1 else float(limit))
 
 
 def _known(manager, name: str) -> bool:

@@ -101,6 +101,7 @@ class TaskEvaluation:
 
     def __init__(self, args: NeoXArgs, tokenizer, manager):
         self.names, self.manager, self.tokenizer = args.evaluation.eval_tasks, manager, tokenizer
+        self.limit = args.evaluation.task_limit()
         self.max_length = args.model.max_position_embeddings
         self.batch_size = args.training.train_micro_batch_size_per_gpu
         self.is_pipeline = args.parallel.is_pipe_parallel
@@ -115,7 +116,7 @@ class TaskEvaluation:
         engine.eval()
         try:
             lm = EngineLM(engine, self.is_pipeline, self.tokenizer, self.max_length, self.batch_size)
-            results = run_tasks(lm, self.names, self.manager)
+            results = run_tasks(lm, self.names, self.manager, limit=self.limit)
         finally:
             engine.train()
             if self.is_pipeline:

@@ -212,6 +212,9 @@ def test_damaged_shards_and_an_unwritable_save_are_named(write_yaml, tiny_yaml, 
         ("eval_tasks: piqa\n", "eval_tasks: expected a list of strings or null, got 'piqa'"),
         ("eval_tasks: [piqa, ' ']\n", "eval_tasks: a task name is empty"),
         ("eval_tasks_include_path: tasks\n", "eval_tasks_include_path is set but eval_tasks is not"),
+        ("eval_tasks_limit: 100\n", "eval_tasks_limit is set but eval_tasks is not"),
+        ("eval_tasks: [piqa]\neval_tasks_limit: 2.5\n", "eval_tasks_limit must be a number of documents"),
+        ("eval_tasks: [piqa]\neval_tasks_limit: 0\n", "eval_tasks_limit must be a number of documents"),
     ],
 )
 def test_eval_tasks_values(write_yaml, tiny_yaml, text, fragment):

@@ -24,6 +24,7 @@ CARRIED_BY = {
     "bf16": "precision",
     "reset_position_ids": "reset_attention_mask",  # only valid with it, and then implied (config/model.py)
     "eval_tasks_include_path": "eval_task_manager",
+    "eval_tasks_limit": "task_limit",
 }
 
 

@@ -66,16 +66,18 @@ def test_eval_tasks_during_training_equal_direct_computation(tmp_path, sample_da
     assert expected[4]["local_text/bits_per_byte"] != expected[5]["local_text/bits_per_byte"]  # it trained on
 
 
-def one_rank_args(sample_data, include_path, tasks):
+def one_rank_args(sample_data, include_path, tasks, **extra):
     from neox_metala.config import NeoXArgs
 
-    values = {**SMALL_MODEL, **sample_data_settings(sample_data), "train_iters": 2}
+    values = {**SMALL_MODEL, **sample_data_settings(sample_data), "train_iters": 2, **extra}
     return NeoXArgs.from_flat({**values, "eval_tasks": tasks, "eval_tasks_include_path": include_path}, {}).resolve(1)
 
 
-def test_scoring_on_the_engine_leaves_training_alone(tmp_path, sample_data, single_rank):
-    """On a 1-rank engine (in this process): the scores are the direct computation's, the random streams and the
-    training mode are as before (lm-eval seeds the global generators; dropout must draw on as if nothing ran)."""
+@pytest.mark.parametrize("limit", [None, 2], ids=["every-document", "eval_tasks_limit-2"])
+def test_scoring_on_the_engine_leaves_training_alone(tmp_path, sample_data, single_rank, limit):
+    """On a 1-rank engine (in this process): the scores are the direct computation's (over the first `limit`
+    documents of each task with eval_tasks_limit), the random streams and the training mode are as before
+    (lm-eval seeds the global generators; dropout must draw on as if nothing ran)."""
     import random
 
     import torch
@@ -86,7 +88,7 @@ def test_scoring_on_the_engine_leaves_training_alone(tmp_path, sample_data, sing
     from neox_metala.training.engine import build_model, initialize_engine
     from neox_metala.training.eval_tasks import TaskEvaluation
 
-    args = one_rank_args(sample_data, write_local_tasks(tmp_path), TASKS)
+    args = one_rank_args(sample_data, write_local_tasks(tmp_path), TASKS, eval_tasks_limit=limit)
     tokenizer = load_tokenizer(args.data.tokenizer_type, args.data.vocab_file)
     evaluation = TaskEvaluation(args, tokenizer, eval_task_manager(args))
     engine = initialize_engine(args, build_model(args, parallel.initialize(1, 1), 8192))
@@ -98,8 +100,11 @@ def test_scoring_on_the_engine_leaves_training_alone(tmp_path, sample_data, sing
     random.seed(7)
     assert drawn == (torch.rand(3).tolist(), random.random())
     assert engine.module.training
-    expected = direct_scores(engine.module.eval(), tokenizer, args.model.max_position_embeddings)
+    expected = direct_scores(engine.module.eval(), tokenizer, args.model.max_position_embeddings, limit)
     assert_scores_match(got, expected)
+    if limit:  # a limit that is not applied gives the full tasks' scores
+        everything = direct_scores(engine.module, tokenizer, args.model.max_position_embeddings)
+        assert everything["local_text/bits_per_byte"] != expected["local_text/bits_per_byte"]
 
 
 def test_tasks_that_generate_text_are_refused_at_start(tmp_path, sample_data, single_rank):
