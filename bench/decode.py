@@ -30,6 +30,7 @@ from neox_metala.generate import init_single_process  # noqa: E402
 from neox_metala.layers.settings import BlockSettings  # noqa: E402
 from neox_metala.model import gpt  # noqa: E402
 from neox_metala.model.decode import decode_step  # noqa: E402
+from neox_metala.warmup import use_kernel_cache  # noqa: E402
 
 VOCAB = 50304
 
@@ -152,6 +153,8 @@ def main(argv=None) -> int:
     if options.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench/decode.py needs a CUDA GPU (or --device cpu for a smoke test)")
     init_single_process()
+    if options.device == "cuda":
+        use_kernel_cache(None)  # $NEOX_METALA_KERNEL_CACHE or ~/.cache/neox-metala/kernels, as training's
     shape = (options.hidden, options.layers, options.heads, options.intermediate)
     rows = []
     for name in options.models:

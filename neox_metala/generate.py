@@ -158,7 +158,12 @@ def load_for_inference(conf_files, conf_dir, load, iteration, dtype_name=None):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = getattr(torch, dtype_name) if dtype_name else (torch.bfloat16 if device == "cuda" else torch.float32)
     model, saved_args = load_single_rank_model(step_dir, checkpoint_config(step_dir), dtype)
-    return model.to(device), user_args or saved_args
+    args = user_args or saved_args
+    if device == "cuda":  # the training runs' compiled and tuned kernels, not minutes of autotuning per call
+        from .warmup import use_kernel_cache
+
+        use_kernel_cache(args.training.kernel_cache_dir)
+    return model.to(device), args
 
 
 def main(argv=None) -> int:
