@@ -10,6 +10,8 @@ from neox_metala.ops import core_op, reference
 from neox_metala.ops.chunked import chunked_gla
 from neox_metala.ops.fused import EAGER_KERNELS, TorchCore, fused_token_mix
 
+from packed_mix import packed_starts
+
 F64 = torch.float64
 CHUNK = 8
 # Per row, documents of awkward lengths for chunk 8: 1, 2, chunk-1, chunk+1, a whole chunk starting on a chunk
@@ -19,17 +21,8 @@ LENGTHS = [[1, 2, 7, 9, 8, 19, 1], [16, 1, 1, 29], [47]]
 
 def packed(lengths=LENGTHS):
     """(document_starts (rows, seq) bool, [(row, start, length), ...]) for rows of equal total length."""
-    seq = sum(lengths[0])
-    starts = torch.zeros(len(lengths), seq, dtype=torch.bool)
-    documents = []
-    for row, row_lengths in enumerate(lengths):
-        assert sum(row_lengths) == seq
-        position = 0
-        for length in row_lengths:
-            starts[row, position] = position > 0  # position 0: nothing precedes it, either value means the same
-            documents.append((row, position, length))
-            position += length
-    return starts, documents
+    assert len({sum(row) for row in lengths}) == 1
+    return packed_starts(lengths)
 
 
 def each_document(fn, tensors, documents, seq_dim=1):
