@@ -9,7 +9,7 @@ new states back into them (mixers return new tensors rather than mutate, cache.p
 where the last stopped. An attention layer's KV cache grows by a token per step, so models with attention
 layers decode eagerly.
 
-    step = decode_step(model, cache)   # after logits = model((prompt, mask), cache=cache)
+    step = decode_step(model, cache, cuda_graphs=True)   # after logits = model((prompt, mask), cache=cache)
     logits = step(tokens)              # tokens (batch,) -> logits (batch, vocab), valid until the next call
 
 `StaticDecodeStep(model, cache, capture=False)` runs the same in-place step without a graph, on any device: the
@@ -147,9 +147,10 @@ def _copy_state(buffer, new, name: str) -> None:
     buffer.copy_(new)
 
 
-def decode_step(model: SequentialModel, cache: list[LayerCache], cuda_graphs: bool = True):
+def decode_step(model: SequentialModel, cache: list[LayerCache], cuda_graphs: bool):
     """The one-token step after the prefill that filled `cache`: on a GPU, a replayed CUDA graph where the model
-    allows one (`graph_blocker`, whose reason is logged once), else the eager model call."""
+    allows one (`graph_blocker`, whose reason is logged once) and `cuda_graphs` asks for it, else the eager model
+    call. No default here: whether graphs are on is the caller's (generate_tokens: opt-in for now)."""
     if not cuda_graphs or next(model.parameters()).device.type != "cuda":
         return EagerDecodeStep(model, cache)
     blocker = graph_blocker(model, cache)

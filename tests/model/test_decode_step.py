@@ -73,4 +73,4 @@ def test_only_metala_models_get_a_static_step(single_rank):
     assert "prefill" in graph_blocker(metala, metala.new_cache())
     _, cache = prefill(metala, PROMPTS)
     assert graph_blocker(metala, cache) is None
-    assert isinstance(decode_step(metala, cache), EagerDecodeStep)  # on CPU, graphs or not
+    assert isinstance(decode_step(metala, cache, cuda_graphs=True), EagerDecodeStep)  # on CPU, graphs or not

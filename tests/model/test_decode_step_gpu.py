@@ -26,7 +26,7 @@ def test_graph_replay_gives_the_eager_tokens(single_rank, dtype):
     eager_tokens, eager_logits = greedy(EagerDecodeStep(model, cache), first, STEPS)
 
     first, cache = prefill(model, BATCH_PROMPTS)
-    step = decode_step(model, cache)
+    step = decode_step(model, cache, cuda_graphs=True)
     assert isinstance(step, StaticDecodeStep) and step.graphed
     tokens, logits = greedy(step, first, STEPS)
 
@@ -41,7 +41,7 @@ def test_graph_replay_gives_the_eager_tokens(single_rank, dtype):
 def test_graph_replay_allocates_nothing_per_token(single_rank):
     model = gpu_model(["metala"] * 2, torch.bfloat16)
     first, cache = prefill(model, BATCH_PROMPTS)
-    step = decode_step(model, cache)
+    step = decode_step(model, cache, cuda_graphs=True)
     tokens = first.argmax(-1)
     step(tokens)
     torch.cuda.synchronize()
@@ -69,7 +69,7 @@ def test_generate_tokens_same_with_and_without_graphs(single_rank, caplog):
 def test_hybrid_model_falls_back_to_the_eager_step(single_rank):
     model = gpu_model(["metala", "attention", "metala"], torch.bfloat16)
     first, cache = prefill(model, BATCH_PROMPTS)
-    step = decode_step(model, cache)
+    step = decode_step(model, cache, cuda_graphs=True)
     assert isinstance(step, EagerDecodeStep)
     tokens, _ = greedy(step, first, 8)
     assert tokens.shape == (8, len(BATCH_PROMPTS))
