@@ -137,12 +137,13 @@ def profile_kind(kind, options, directory) -> dict:
     trace_file = os.path.join(directory, f"trace-{kind}.json")
     prof.export_chrome_trace(trace_file)
     events = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-    per_class, per_kernel, intervals = {}, {}, []
+    per_class, per_kernel, calls, intervals = {}, {}, defaultdict(int), []
     for e in events:
         us = e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
         label = kernel_class(e.name)
         per_class[label] = per_class.get(label, 0.0) + us
         per_kernel[e.name] = per_kernel.get(e.name, 0.0) + us
+        calls[e.name] += 1
         intervals.append((e.time_range.start, e.time_range.end))
     busy_ms = busy_union(intervals) / 1e3 / options.steps
     syncs = sum(
@@ -163,7 +164,10 @@ def profile_kind(kind, options, directory) -> dict:
         "idle_ms_per_step": max(0.0, wall * 1e3 - busy_ms),
         "host_syncs_per_step": syncs / options.steps,
         "tokens_per_step": args.training.train_batch_size * seq,
-        "top_kernels_ms_per_step": [(name[:90], us / 1e3 / options.steps) for name, us in top],
+        # kernel, ms and launches per step (ms / launches: the time of one launch, to set against its byte floor)
+        "top_kernels_ms_per_step": [
+            (name[:120], us / 1e3 / options.steps, calls[name] / options.steps) for name, us in top
+        ],
         # where the host's time goes (a GPU left idle waits for it): op, self ms and calls per step
         "top_cpu_ms_per_step": [
             (name[:90], us / 1e3 / options.steps, count / options.steps) for name, us, count in cpu_ops
@@ -206,8 +210,8 @@ def main() -> None:
             )
             for label, ms in [*r["kernel_ms_per_step"].items(), ("idle", r["idle_ms_per_step"])]:
                 print(f"   {label:<14} {ms:8.1f} ms  {100 * ms / wall:5.1f}%")
-            for name, ms in r["top_kernels_ms_per_step"]:
-                print(f"      {ms:8.2f} ms  {name}")
+            for name, ms, launches in r["top_kernels_ms_per_step"]:
+                print(f"      {ms:8.2f} ms  {launches:5.0f}x  {name}")
             print("   host (self time):")
             for name, ms, calls in r["top_cpu_ms_per_step"]:
                 print(f"      {ms:8.2f} ms  {calls:7.0f} calls  {name}")
