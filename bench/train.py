@@ -1,7 +1,7 @@
 """Whole-model training speed against the plain baseline, in one run on one GPU.
 
-For each sequence length (same tokens per micro batch), measures in this process's session:
-  baseline      ../shared/bench/plain_transformer.py (a plain compiled PyTorch Transformer++), as a subprocess
+For each sequence length (same tokens per micro batch), measures in this call, each run in a process of its own:
+  baseline      ../shared/bench/plain_transformer.py (a plain compiled PyTorch Transformer++)
   attention     our trainer, the same shape with attention layers
   metala        our trainer, configs/metala-380M.yml's own settings
 and prints tokens/s per GPU, model TFLOP/s, MFU, peak memory and the ratios to the baseline. Our runs use the
@@ -17,7 +17,6 @@ first, which holds compilation and warm-up).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import subprocess
@@ -98,10 +97,19 @@ def config_file(directory, kind, seq, data, options) -> str:
     return path
 
 
-def measure_ours(kind, seq, directory, data, options) -> dict:
-    # Each run compiles as a fresh job would: after an earlier run's shapes, dynamo would recompile these blocks
-    # with dynamic shapes (slower kernels, another partitioning; seen as +6 GiB at T=8192 after a T=2048 run).
-    torch._dynamo.reset()
+def measure_ours(kind, seq, options) -> dict:
+    """One run in a process of its own, as a job starts: after an earlier run in the same process, dynamo recompiled
+    the blocks with dynamic shapes even after torch._dynamo.reset() (T=8192 after T=2048: 24.1 GiB instead of 18.7,
+    slower), and the allocator keeps the earlier run's cached blocks."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "run.json")
+        command = [sys.executable, os.path.abspath(__file__), *options.argv, "--one-run", kind, str(seq), out]
+        subprocess.run(command, check=True)
+        with open(out) as f:
+            return json.load(f)
+
+
+def run_here(kind, seq, directory, data, options) -> dict:
     args = load_config([config_file(directory, kind, seq, data, options)]).resolve(1)
     trainer = Trainer(args)
     try:
@@ -121,9 +129,6 @@ def measure_ours(kind, seq, directory, data, options) -> dict:
         "peak_memory_gib": max((r.get("memory_max_allocated_gib", 0.0) for r in rows), default=0.0),
         "final_loss": steady[-1].get("loss"),
     }
-    del trainer
-    gc.collect()
-    torch.cuda.empty_cache()
     return result
 
 
@@ -182,7 +187,17 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU (H100/H200)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--smoke", action="store_true", help="a 2-layer model at T=128: checks the script on CPU")
+    parser.add_argument("--one-run", nargs=3, metavar=("KIND", "SEQ", "OUT"), help=argparse.SUPPRESS)
     options = parser.parse_args()
+    options.argv = sys.argv[1:]
+    if options.one_run:  # measure_ours' child process
+        kind, seq, out = options.one_run[0], int(options.one_run[1]), options.one_run[2]
+        with tempfile.TemporaryDirectory() as directory:
+            tokens = (options.iters + 2) * TOKENS_PER_MICRO_BATCH * options.accumulation
+            result = run_here(kind, seq, directory, synthetic_data(directory, tokens, seq), options)
+        with open(out, "w") as f:
+            json.dump(result, f)
+        return
     if options.smoke:
         options.seqs, options.kinds = [128], [k for k in options.kinds if k != "baseline"]
     os.environ.setdefault("WANDB_MODE", "disabled")
@@ -194,28 +209,21 @@ def main() -> None:
         "accumulation": options.accumulation,
         "tokens_per_micro_batch": TOKENS_PER_MICRO_BATCH,
     }
-    with tempfile.TemporaryDirectory() as directory:
-        for seq in options.seqs:
-            tokens = (options.iters + 2) * TOKENS_PER_MICRO_BATCH * options.accumulation
-            data = synthetic_data(directory, tokens, seq) if set(options.kinds) - {"baseline"} else None
-            row = results.setdefault(str(seq), {})
-            for kind in options.kinds:
-                row[kind] = (
-                    measure_baseline(seq, options)
-                    if kind == "baseline"
-                    else measure_ours(kind, seq, directory, data, options)
-                )
-                r = row[kind]
-                ratio = r["tokens_per_s"] / row["baseline"]["tokens_per_s"] if "baseline" in row else float("nan")
-                r["vs_baseline"] = ratio
-                low, high = r.get("tokens_per_s_range", (None, None))
-                spread = f"  (intervals {low / 1e3:.1f}-{high / 1e3:.1f} k)" if low else ""
-                print(
-                    f"T={seq:<5} {kind:<13} {r['tokens_per_s'] / 1e3:8.1f} k tok/s/GPU  "
-                    f"{r['model_tflops']:6.1f} TFLOP/s  MFU {r['mfu_percent']:5.1f}%  "
-                    f"peak {r['peak_memory_gib']:5.1f} GiB  ratio vs baseline {ratio:.3f}{spread}",
-                    flush=True,
-                )
+    for seq in options.seqs:
+        row = results.setdefault(str(seq), {})
+        for kind in options.kinds:
+            row[kind] = measure_baseline(seq, options) if kind == "baseline" else measure_ours(kind, seq, options)
+            r = row[kind]
+            ratio = r["tokens_per_s"] / row["baseline"]["tokens_per_s"] if "baseline" in row else float("nan")
+            r["vs_baseline"] = ratio
+            low, high = r.get("tokens_per_s_range", (None, None))
+            spread = f"  (intervals {low / 1e3:.1f}-{high / 1e3:.1f} k)" if low else ""
+            print(
+                f"T={seq:<5} {kind:<13} {r['tokens_per_s'] / 1e3:8.1f} k tok/s/GPU  "
+                f"{r['model_tflops']:6.1f} TFLOP/s  MFU {r['mfu_percent']:5.1f}%  "
+                f"peak {r['peak_memory_gib']:5.1f} GiB  ratio vs baseline {ratio:.3f}{spread}",
+                flush=True,
+            )
     if options.out:
         with open(options.out, "w") as f:
             json.dump(results, f, indent=1)
