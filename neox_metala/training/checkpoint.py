@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..config import SHAPE_KEYS
+from ..config import SHAPE_KEYS, ConfigError, expand_attention_config
 
 COMPLETE_MARKER = "complete.json"
 LATEST = "latest"
@@ -266,6 +266,17 @@ def find_resume_tag(load_dir: str) -> str | None:
     )
 
 
+def same_shape_value(key: str, saved, current) -> bool:
+    """Whether a shape key's saved value describes the same model as this run's: attention_config is compared
+    layer by layer ([[["metala"], 24]] and [[["metala"], 12], [["metala"], 12]] are one stack)."""
+    if key == "attention_config" and saved is not None and current is not None:
+        try:
+            return expand_attention_config(saved) == expand_attention_config(current)
+        except ConfigError:  # a saved value this version cannot read: compared as written
+            return saved == current
+    return saved == current
+
+
 def check_same_model(load_dir: str, tag: str, config: dict, source_of, tokenizer: dict | None = None) -> None:
     """Refuse a checkpoint written for another model shape (naming the first differing key and both values) or
     with another vocabulary size than this run's tokenizer gives."""
@@ -277,7 +288,7 @@ def check_same_model(load_dir: str, tag: str, config: dict, source_of, tokenizer
         with open(path) as f:
             saved = yaml.safe_load(f) or {}
         for key in SHAPE_KEYS:
-            if key in saved and saved[key] != config.get(key):
+            if key in saved and not same_shape_value(key, saved[key], config.get(key)):
                 raise CheckpointError(
                     f"{step_dir} was written for {key} {saved[key]!r} but this run has {config.get(key)!r} (from "
                     f"{source_of(key) or 'the defaults'}); point `load` at a checkpoint of this model, or at an "

@@ -83,6 +83,18 @@ def test_checkpoint_of_another_model_is_refused_with_both_values(tmp_path):
         )
 
 
+def test_one_layer_stack_written_two_ways_is_the_same_model(tmp_path):
+    make_step(tmp_path, 10)
+    (tmp_path / "global_step10" / checkpoint.CONFIG_FILE).write_text(
+        'attention_config: [[["metala", "attention"], 2]]\n'
+    )
+    same = [[["metala", "attention"], 1], [["metala", "attention"], 1]]
+    checkpoint.check_same_model(str(tmp_path), "global_step10", {"attention_config": same}, lambda key: None)
+    other = [[["metala"], 2], [["attention"], 2]]  # same layer counts, another order
+    with pytest.raises(checkpoint.CheckpointError, match="attention_config"):
+        checkpoint.check_same_model(str(tmp_path), "global_step10", {"attention_config": other}, lambda key: None)
+
+
 def test_index_cache_is_renamed_into_place_only_when_complete(tmp_path, sample_data, single_rank):
     """A killed first build leaves `<key>.partial`, which the next build replaces instead of trusting."""
     from neox_metala.data.datasets import DatasetTokenizerInfo, DataSources, build_datasets
