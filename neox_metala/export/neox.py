@@ -57,7 +57,7 @@ def import_config(
                 f"{sources.get(key)}: {key} is {values[key]!r} but the Hugging Face model has "
                 f"{value!r}; remove the key from the config files"
             )
-    if "attention_config" in values:  # same layers (checked above); check_same_model compares the spelling
+    if "attention_config" in values:  # same layers (checked above): the user's spelling is kept
         model_keys["attention_config"] = values["attention_config"]
     values.update(model_keys)
     for key, value in IMPORT_DEFAULTS.items():  # only to build the engine; the run's own files decide later
