@@ -1,7 +1,8 @@
 """The per-node launcher of multi-node pdsh runs (neox_metala.launch.node) and the runner that puts it on every
 node (neox_metala.launch.pdsh_runner): its ranks get DeepSpeed launch.py's environment (compared with launch.py
-itself), the pdsh command DeepSpeed's PDSHRunner builds runs it, its ranks survive a closed output connection
-(the end-to-end run of two nodes: tests/training/test_node_preemption.py)."""
+itself), the pdsh command DeepSpeed's PDSHRunner builds runs it, its ranks survive a closed output connection,
+DeepSpeed's runner itself starts the node launchers (pdsh and ssh replaced by stand-ins) and, on SIGTERM, waits
+for their save (the end-to-end run of two train.py nodes: tests/training/test_node_preemption.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import time
 from pathlib import Path
 
 from neox_metala.config import load_config
-from neox_metala.launch.command import launch_environment
+from neox_metala.launch.command import launch_environment, runner_command
 from neox_metala.launch.node import MODULE
 from neox_metala.launch.resources import plan_resources
 
+from dist_helpers import free_port
 from pdsh_helpers import pdsh_commands, two_node_config, world_info
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,3 +136,61 @@ def test_ranks_keep_saving_after_the_output_connection_closes(tmp_path):
     node.send_signal(signal.SIGTERM)
     assert node.wait(timeout=30) == 0
     assert (tmp_path / "saved").exists()
+
+
+FAKE_PDSH = """#!/bin/bash
+# pdsh's part, on this machine: `pdsh -S -f N -w HOST,HOST... WORDS...` runs WORDS through a shell once per host,
+# %n replaced by the host's index, and exits with the largest status.
+shift; shift 2; IFS=, read -ra hosts <<< "$2"; shift 2
+command="$*"; pids=()
+for index in "${!hosts[@]}"; do bash -c "${command//%n/$index}" & pids+=($!); done
+status=0; for pid in "${pids[@]}"; do wait "$pid" || status=$?; done; exit $status
+"""
+
+
+def test_deepspeeds_runner_starts_our_node_launchers_and_waits_for_their_save_on_sigterm(tiny_yaml, tmp_path):
+    """deepy.py's runner command, run for real (DeepSpeed's runner.main with our backend) with pdsh and ssh replaced
+    by stand-ins that run each "host" here, from a folder outside the repository: every node's ranks start under
+    node.py; SIGTERM to the runner (as to deepy.py) reaches them through the runner's kill command, and the runner
+    ends only after their 3 s save (with DeepSpeed's exit status 1)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pdsh").write_text(FAKE_PDSH)
+    (bin_dir / "ssh").write_text("#!/bin/bash\nexit 0\n")  # the runner's reachability check
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    script = tmp_path / "rank.py"
+    script.write_text(
+        textwrap.dedent("""
+        import os, pathlib, signal, time
+        out = pathlib.Path(os.environ["RANK_OUT"])
+        rank = os.environ["RANK"]
+        stop = []
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        (out / f"started{rank}").write_text(os.environ["CROSS_RANK"])
+        while not stop:
+            time.sleep(0.05)
+        time.sleep(3)
+        (out / f"saved{rank}").write_text("")
+    """)
+    )
+    args = load_config([tiny_yaml, *two_node_config(tmp_path, f"master_port: {free_port()}\n")])
+    resources = plan_resources(args.launcher, args.source_of)
+    command = runner_command(args.resolve(resources.world_size), resources, str(script))
+    env = launch_environment(args, resources, {**os.environ, "PYTHONPATH": "", "DS_ACCELERATOR": "cpu"})
+    env.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", RANK_OUT=str(tmp_path))
+    runner = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"started{rank}").exists() for rank in (0, 1)):
+            assert runner.poll() is None and time.monotonic() < deadline, runner.returncode
+            time.sleep(0.05)
+        assert [(tmp_path / f"started{rank}").read_text() for rank in (0, 1)] == ["0", "1"]  # node ranks
+        signalled = time.monotonic()
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=60) == 1
+        assert time.monotonic() - signalled >= 3
+        assert all((tmp_path / f"saved{rank}").exists() for rank in (0, 1))
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
