@@ -1,8 +1,14 @@
-"""The multi-node DeepSpeed runner command that deepy.py execs, and the environment it runs in."""
+"""The multi-node DeepSpeed runner command that deepy.py execs, and the environment it runs in.
+
+With pdsh (the default backend) the runner is `pdsh_runner.py`: DeepSpeed's, with each node's ranks started and
+watched by `node.py` (preemption saves are waited for) instead of DeepSpeed's launch.py (which kills them after
+30 s). Slurm (srun starts every rank itself) and the MPI backends run DeepSpeed's runner unchanged.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 
@@ -11,12 +17,14 @@ from .resources import LaunchResources
 from .train_args import CONFIG_ARGUMENT, encode_config
 
 logger = logging.getLogger("neox_metala.launch")
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUNNER_MODULES = {"pdsh": "neox_metala.launch.pdsh_runner"}  # launcher -> runner module; others: DeepSpeed's
 
 
 def runner_command(args: NeoXArgs, resources: LaunchResources, user_script: str) -> list[str]:
     """`python -m deepspeed.launcher.runner ... train.py --neox-config-b64 ...` for these resources."""
     launcher = args.launcher
-    command = [sys.executable, "-u", "-m", "deepspeed.launcher.runner"]
+    command = [sys.executable, "-u", "-m", RUNNER_MODULES.get(launcher.launcher, "deepspeed.launcher.runner")]
     if resources.hostfile is not None:
         command += ["--hostfile", resources.hostfile]
     if launcher.include:
@@ -54,8 +62,11 @@ def _master_addr(args: NeoXArgs, resources: LaunchResources) -> str | None:
 
 
 def launch_environment(args: NeoXArgs, resources: LaunchResources, environ: dict[str, str]) -> dict[str, str]:
-    """The runner's environment: CPU accelerator without GPUs; rendezvous address for srun-started ranks."""
+    """The runner's environment: CPU accelerator without GPUs; rendezvous address for srun-started ranks; this
+    repository importable (the runner module, and node.py on every host, where the runner exports PYTHONPATH)."""
     env = dict(environ)
+    if args.launcher.launcher in RUNNER_MODULES:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPOSITORY, environ.get("PYTHONPATH")]))
     if resources.use_cpu:
         env["DS_ACCELERATOR"] = "cpu"
     if args.launcher.launcher == "slurm":

@@ -3,7 +3,8 @@
     python deepy.py train.py -d configs metala-1B.yml local_setup.yml [--dry-run]
 
 One machine: deepy.py starts and watches the ranks itself (`local.py`: signals passed on, a failed rank ends the
-run, exit status of the ranks). Several machines (hostfile, Slurm, MPI): DeepSpeed's runner is exec'd.
+run, exit status of the ranks). Several machines (hostfile, Slurm, MPI): DeepSpeed's runner is exec'd; with pdsh
+it starts `node.py` on every node, which watches that node's ranks by the same rules.
 """
 
 from __future__ import annotations

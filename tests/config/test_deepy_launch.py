@@ -92,7 +92,7 @@ def test_dry_run_with_a_two_node_hostfile(capsys, tiny_yaml, write_yaml, launch_
     if nodes == 1:  # one machine: deepy.py starts the ranks itself, as DeepSpeed's runner would run them locally
         assert command[1:4] == ["-u", "train.py", "--local_rank=N"] and command[-2] == "--neox-config-b64"
         return
-    assert command[1:4] == ["-u", "-m", "deepspeed.launcher.runner"]
+    assert command[1:4] == ["-u", "-m", "neox_metala.launch.pdsh_runner"]  # DeepSpeed's, with our node launcher
     assert option(command, "--hostfile") == hostfile and option(command, "--launcher") == "pdsh"
     assert command[-3:-1] == ["train.py", "--neox-config-b64"]
     for key in ("include", "exclude", "num_nodes", "num_gpus"):
@@ -158,6 +158,7 @@ def test_slurm_command_and_environment(tiny_yaml, write_yaml):
     assert args.launcher.launcher == "slurm"  # implied by deepspeed_slurm
     resources = plan_resources(args.launcher, args.source_of)
     command = runner_command(args.resolve(resources.world_size), resources, "train.py")
+    assert command[1:4] == ["-u", "-m", "deepspeed.launcher.runner"]  # srun starts the ranks: no node launcher
     assert option(command, "--launcher") == "slurm" and "--no_ssh_check" in command
     assert option(command, "--master_addr") == "node-a" and option(command, "--num_gpus") == "8"
     assert option(command, "--launcher_args") == "--comment='project x'"

@@ -4,6 +4,8 @@
     NEOX_METALA_TEST_PAUSE_SAVE_ITERATIONS="12"  step 12's save waits 60 s after DeepSpeed's files, before the RNG
                                                  state and the completion marker (a kill there leaves a folder
                                                  with weights that must not be resumed from)
+    NEOX_METALA_TEST_PAUSE_SAVE_SECONDS="8"      how long those saves wait instead of 60 s (a slow save that must
+                                                 complete)
 
 The hooks live here, not in the package: production code reads no test variables. Run it where train.py runs
 (`python tests/training/hooked_train.py -d DIR a.yml`, or as deepy.py's user script).
@@ -17,6 +19,7 @@ from pathlib import Path
 
 NAN_TEST_HOOK = "NEOX_METALA_TEST_NAN_ITERATIONS"
 SAVE_PAUSE_TEST_HOOK = "NEOX_METALA_TEST_PAUSE_SAVE_ITERATIONS"
+SAVE_PAUSE_SECONDS_TEST_HOOK = "NEOX_METALA_TEST_PAUSE_SAVE_SECONDS"
 SCRIPT = Path(__file__).resolve()
 
 
@@ -38,13 +41,16 @@ def install_hooks() -> None:
         trainer.Trainer.__init__ = init_with_poison
     held = _iterations(SAVE_PAUSE_TEST_HOOK)
     if held:
+        seconds = float(os.environ.get(SAVE_PAUSE_SECONDS_TEST_HOOK, "60"))
+        logger = logging.getLogger(__name__)
 
         def pause(iteration: int) -> None:
             if iteration in held:
-                logging.getLogger(__name__).warning(
-                    "%s: holding the save of iteration %d for 60 s", SAVE_PAUSE_TEST_HOOK, iteration
+                logger.warning(
+                    "%s: holding the save of iteration %d for %g s", SAVE_PAUSE_TEST_HOOK, iteration, seconds
                 )
-                time.sleep(60)
+                time.sleep(seconds)
+                logger.warning("%s: released the save of iteration %d", SAVE_PAUSE_TEST_HOOK, iteration)
 
         checkpoint.after_engine_files = pause
 
