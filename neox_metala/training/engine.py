@@ -13,6 +13,7 @@ from ..config import NeoXArgs, layer_types
 from ..layers.block import ParallelBlock
 from ..layers.settings import BlockSettings
 from ..model import gpt
+from .grad_accumulation import add_into_fp32
 from .schedule import WarmupDecaySchedule
 
 logger = logging.getLogger(__name__)
@@ -125,10 +126,11 @@ def accumulate_in_one_call(optimizer) -> None:
     """DeepSpeed's BF16 optimizer adds each micro batch's bf16 gradients into its fp32 buffers one parameter at a
     time from Python (a cast and an add per parameter: ~870 host round trips per step of the 380M model, during
     which the GPU waited ~60 ms per step in bench/step_profile.py), then keeps the bf16 gradients, which the next
-    micro batch zero-fills and adds into. This replaces that, on this optimizer only, with one multi-tensor add
-    of the same values (bf16 -> fp32 is exact and the add is fp32) and drops the bf16 gradients afterwards, as
-    DeepSpeed's own immediate_grad_update mode does: everything after the backward (data-parallel reduction, the
-    pipeline's tied-weight reduction, clipping, the step) reads the fp32 buffers. So the next backward hands its
+    micro batch zero-fills and adds into. This replaces that, on this optimizer only, with one add of the same
+    values for all parameters (bf16 -> fp32 is exact and the add is fp32; on a GPU one kernel,
+    grad_accumulation.py) and drops the bf16 gradients afterwards, as DeepSpeed's own immediate_grad_update does:
+    everything after the backward (data-parallel reduction, the pipeline's tied-weight reduction, clipping, the
+    step) reads the fp32 buffers. So the next backward hands its
     gradients over instead of adding them to zeros (no fill and add kernels), a bf16 copy of the weights' size
     is freed, and no gradient stays bound to memory that a CUDA-graph replay reuses (torch_compile_mode:
     reduce-overhead failed exactly there). Training is bit-identical (tests/training/test_bf16_accumulation.py).
@@ -152,8 +154,7 @@ def accumulate_in_one_call(optimizer) -> None:
                 lp._hp_grad = hp_grad
                 optimizer.fp32_groups_has_gradients[i][j] = True
                 lp.grad = None
-        if hp_grads:
-            with torch.no_grad():
-                torch._foreach_add_(hp_grads, lp_grads)
+        with torch.no_grad():
+            add_into_fp32(hp_grads, lp_grads)
 
     optimizer.update_hp_grads = update_hp_grads
