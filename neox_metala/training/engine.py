@@ -130,11 +130,11 @@ def accumulate_in_one_call(optimizer) -> None:
     values for all parameters (bf16 -> fp32 is exact and the add is fp32; on a GPU one kernel,
     grad_accumulation.py) and drops the bf16 gradients afterwards, as DeepSpeed's own immediate_grad_update does:
     everything after the backward (data-parallel reduction, the pipeline's tied-weight reduction, clipping, the
-    step) reads the fp32 buffers. So the next backward hands its
-    gradients over instead of adding them to zeros (no fill and add kernels), a bf16 copy of the weights' size
-    is freed, and no gradient stays bound to memory that a CUDA-graph replay reuses (torch_compile_mode:
-    reduce-overhead failed exactly there). Training is bit-identical (tests/training/test_bf16_accumulation.py).
-    Any DeepSpeed feature that needs the per-parameter path (immediate gradient updates, AutoEP folding) keeps it."""
+    step) reads the fp32 buffers. So the next backward hands its gradients over instead of adding them to zeros
+    (no fill and add kernels), a bf16 copy of the weights' size is freed, and no gradient stays bound to memory
+    that a CUDA-graph replay reuses (torch_compile_mode: reduce-overhead failed exactly there). Training is
+    bit-identical (tests/training/test_bf16_accumulation.py). Any DeepSpeed feature that needs the per-parameter
+    path (immediate gradient updates, AutoEP folding) keeps it."""
     from deepspeed.runtime.bf16_optimizer import BF16_Optimizer
 
     if not isinstance(optimizer, BF16_Optimizer) or optimizer.immediate_grad_update:
