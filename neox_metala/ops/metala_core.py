@@ -154,6 +154,12 @@ def _state_grads(q_from_start, chunk_decay, d_out, scale):
     return torch.stack(grads[::-1], 2)
 
 
+def chunk_states(q, log_decay, v, chunk_size=CHUNK_SIZE):
+    """(B, H, N, K, V) in q's dtype: the state entering each chunk (what the Triton forward can keep)."""
+    q_c, _, key_c, _, decay_to_end, chunk_decay = _chunk_terms(q, log_decay, chunk_size)
+    return _states(key_c * decay_to_end, chunk_decay, _to_chunks(v, chunk_size, q_c.dtype)).to(q.dtype)
+
+
 def metala_core_forward(q, log_decay, v, scale, chunk_size=CHUNK_SIZE):
     """q, log_decay (B, T, H, K), v (B, T, H, V) -> o (B, T, H, V) in v's dtype; see the module docstring."""
     q_c, _, key_c, cum_decay, decay_to_end, chunk_decay = _chunk_terms(q, log_decay, chunk_size)

@@ -125,3 +125,21 @@ def test_inputs_are_checked():
         metala_core_triton.metala_core_fwd(q, q.double(), q, SCALE)
     with pytest.raises(ValueError, match="same B, T, H"):
         metala_core_triton.metala_core_fwd(q, q, q[:, :3], SCALE)
+
+
+@GPU_ONLY
+@pytest.mark.parametrize("keep_states", [False, True], ids=["recomputed", "kept"])
+def test_custom_op_runs_the_kernels(keep_states):
+    """ops/metala_core_op.py on CUDA tensors: its autograd gives the launchers' own output and gradients."""
+    from neox_metala.ops import metala_core_op, metala_core_triton
+
+    q, log_decay, v, cotangent = draw(2, 200, 3, 64, 128, "mixed")
+    q, log_decay, v, cotangent = q.bfloat16(), log_decay.float(), v.bfloat16(), cotangent.bfloat16()
+    leaves = [t.detach().requires_grad_() for t in (q, v, log_decay)]
+    output = metala_core_op.metala_core(*leaves, SCALE, keep_states=keep_states)
+    grads = torch.autograd.grad(output, leaves, cotangent)
+    expected, _ = metala_core_triton.metala_core_fwd(q, log_decay, v, SCALE)
+    dq, d_log_decay, dv = metala_core_triton.metala_core_bwd(q, log_decay, v, SCALE, cotangent)
+    assert torch.equal(output, expected)
+    for got, want in zip(grads, (dq, dv, d_log_decay)):
+        assert torch.equal(got, want)
