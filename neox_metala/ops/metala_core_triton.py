@@ -21,9 +21,9 @@ import torch
 from .metala_core import CHUNK_SIZE
 
 
-def _block(n: int, most: int = 1 << 30) -> int:
-    """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest), at most `most`."""
-    return min(most, max(16, 1 << (n - 1).bit_length()))
+def _block(n: int) -> int:
+    """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
+    return max(16, 1 << (n - 1).bit_length())
 
 
 def _precision(dtype: torch.dtype) -> str:
@@ -43,8 +43,10 @@ def _kernels():
     # The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each.
     first_only = os.environ.get("TRITON_INTERPRET") == "1"
 
+    # Scans: blocks of K as well as V, for parallelism when B·H is small (16 programs per block pair at B=2, H=8).
     def scan_configs():
-        configs = [triton.Config({"BV": bv}, num_warps=w) for bv in (32, 64) for w in (4, 8)]
+        blocks = [(32, 32, 4), (64, 32, 4), (64, 64, 8), (32, 64, 4)]  # the interpreter's: K split
+        configs = [triton.Config({"BK": bk, "BV": bv}, num_warps=w) for bk, bv, w in blocks]
         return configs[:1] if first_only else configs
 
     def chunk_configs(blocks):
@@ -92,9 +94,8 @@ def chunk_states(q, log_decay, v, chunk_size=CHUNK_SIZE):
     """(B, H, N, K, V) in q's dtype: the state entering each chunk, from a zero state."""
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
-    block_k = _block(sizes["K"], 64)
-    grid = lambda meta: (-(-sizes["K"] // block_k), -(-sizes["V"] // meta["BV"]), batch_heads)
-    _kernels()["states"][grid](v, log_decay, states, **sizes, BK=block_k)
+    grid = lambda meta: (-(-sizes["K"] // meta["BK"]), -(-sizes["V"] // meta["BV"]), batch_heads)
+    _kernels()["states"][grid](v, log_decay, states, **sizes)
     return states
 
 
@@ -122,9 +123,8 @@ def metala_core_bwd(q, log_decay, v, scale, d_out, states=None, chunk_size=CHUNK
     if states is None:
         states = chunk_states(q, log_decay, v, chunk_size)
     state_grads = torch.empty_like(states)
-    block_k = _block(sizes["K"], 64)
-    grid = lambda meta: (-(-sizes["K"] // block_k), -(-sizes["V"] // meta["BV"]), batch_heads)
-    _kernels()["state_grads"][grid](q, log_decay, d_out, state_grads, scale, **sizes, BK=block_k)
+    grid = lambda meta: (-(-sizes["K"] // meta["BK"]), -(-sizes["V"] // meta["BV"]), batch_heads)
+    _kernels()["state_grads"][grid](q, log_decay, d_out, state_grads, scale, **sizes)
     dq, d_log_decay, dv = torch.empty_like(q), torch.empty_like(log_decay), torch.empty_like(v)
     _kernels()["chunk_grads"][(sizes["NT"], batch_heads)](
         q,

@@ -86,6 +86,7 @@ SMALL = [
     pytest.param(65, 16, 32, "mild", id="T65-mild"),
     pytest.param(130, 16, 32, "mild", id="T130-mild"),
     pytest.param(130, 20, 24, "mild", id="T130-K20-V24-mild"),
+    pytest.param(70, 64, 32, "mixed", id="T70-K64-mixed"),  # the scans' K blocks (K = 64 over blocks of 32)
     pytest.param(63, 16, 32, "strong", id="T63-strong"),
     pytest.param(130, 16, 32, "strong", id="T130-strong"),
     pytest.param(130, 16, 32, "mixed", id="T130-mixed"),
