@@ -26,7 +26,7 @@ F64 = torch.float64
 SCALE = 0.3
 # (relative bound, bound relative to ‖q ⊙ dq‖ for d log_decay): d log_decay is a difference of terms of that size
 # which cancel under strong decay, so its floor is the dtype's rounding of those terms (as in fla's dg)
-BOUNDS = {torch.float32: (1e-5, 1e-6), torch.bfloat16: (1e-2, 3e-3)}
+BOUNDS = {torch.float32: (1e-5, 1e-6), torch.bfloat16: (1e-2, 3e-3), torch.float16: (3e-3, 1e-3)}
 
 
 def draw(batch, seq, heads, head_k_dim, head_v_dim, decay, seed=0):
@@ -102,9 +102,10 @@ GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: 
 
 
 @GPU_ONLY
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
-def test_kernels_bf16_within_bf16_bounds(seq, head_k_dim, head_v_dim, decay):
-    check(torch.bfloat16, 2, seq, 3, head_k_dim, head_v_dim, decay)
+def test_kernels_half_precision_within_bounds(seq, head_k_dim, head_v_dim, decay, dtype):
+    check(dtype, 2, seq, 3, head_k_dim, head_v_dim, decay)
 
 
 @GPU_ONLY
