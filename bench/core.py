@@ -1,0 +1,152 @@
+"""The MetaLA core alone, forward + backward per call: fla's chunk_gla (through ops/core_op.py's functions, as
+training runs it) against MetaLA's own kernels (ops/metala_core_triton.py), bf16, H=8, K=64, V=128.
+
+    python bench/core.py [--cases 8x2048 2x8192] [--runs 30] [--warmup 5]
+    TRITON_INTERPRET=1 python bench/core.py --smoke     # the same logic on the CPU, tiny shape, no GPU
+
+One line per case: median ms of each (CUDA events, L2 flushed before every run), the byte floor of the MetaLA op
+(fwd reads q, v bf16 and log α fp32, writes o; bwd reads them and do, writes dq, dv bf16 and d log α fp32; fla's
+also reads and writes the key) over the copy bandwidth measured here, each time over that floor, the speed-up, the
+largest norm-relative difference between the two paths' o, dq, dv and d log α (fla's d log α including the key's
+path), and the share of chunks whose scores took the factorised form. A last case draws strong decays (gate logits
+around -200: every chunk takes the exact per-element form), the kernels' worst case; there d log α is a difference
+of terms ~1e5 times larger than itself, so both paths' values are rounding noise and differ by O(1) relative. Then
+the tuned configurations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from neox_metala.ops import core_op, metala_core, metala_core_triton  # noqa: E402
+
+HEADS, HEAD_K_DIM, HEAD_V_DIM = 8, 64, 128
+SCALE = HEAD_K_DIM**-0.5
+
+
+def draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift=0.0):
+    """bf16 q, v, do; fp32 log α = logsigmoid(logits)/16 and the key fla needs, -expm1(log α) in q's dtype."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, device=device, generator=gen)  # noqa: E731
+    log_decay = F.logsigmoid(rand(batch, seq, heads, head_k_dim) * 3 + logit_shift) / 16
+    q = rand(batch, seq, heads, head_k_dim).to(dtype)
+    v, d_out = (rand(batch, seq, heads, head_v_dim).to(dtype) for _ in range(2))
+    return q, v, log_decay, metala_core.key_from_log_decay(log_decay).to(dtype), d_out
+
+
+def fla_call(q, v, log_decay, key, d_out):
+    """fla's forward and backward as the custom ops call them -> (o, dq, dv, d log α with the key's path)."""
+    if q.is_cuda:
+        output, scores = core_op.fla_chunk_forward(q, key, v, log_decay, SCALE)
+        dq, dkey, dv, dlog = core_op.fla_chunk_backward(q, key, v, log_decay, SCALE, scores, d_out)
+    else:  # --smoke: the ops' CPU kernels (pure PyTorch) stand in for fla
+        output, scores = core_op.gla_forward(q, key, v, log_decay, SCALE)
+        dq, dkey, dv, dlog = core_op.gla_backward(q, key, v, log_decay, scores, d_out, SCALE)
+    return output, dq, dv, dlog - dkey.float() * log_decay.exp()  # key = -expm1(g): dkey/dg = -e^g
+
+
+def metala_call(q, v, log_decay, key, d_out):
+    output, _ = metala_core_triton.metala_core_fwd(q, log_decay, v, SCALE)
+    dq, dlog, dv = metala_core_triton.metala_core_bwd(q, log_decay, v, SCALE, d_out)
+    return output, dq, dv, dlog
+
+
+def median_ms(call, inputs, warmup, runs):
+    if not inputs[0].is_cuda:
+        start = time.perf_counter()
+        call(*inputs)
+        return (time.perf_counter() - start) * 1e3
+    flush = torch.empty(512 * 2**20, dtype=torch.uint8, device="cuda")  # more than an H200's L2
+    for _ in range(warmup):
+        call(*inputs)
+    times = []
+    for _ in range(runs):
+        flush.random_()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        call(*inputs)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def copy_bandwidth(device) -> float:
+    """Bytes/s of a large device copy (read + write counted); the H200's nominal figure without a GPU (--smoke)."""
+    if device != "cuda":
+        return 4.8e12
+    src = torch.empty(2**30, dtype=torch.uint8, device="cuda").random_()
+    dst = torch.empty_like(src)
+    return 2 * src.numel() / (median_ms(lambda source: dst.copy_(source), [src], 3, 10) / 1e3)
+
+
+def floor_ms(q, v, bandwidth) -> float:
+    q_bytes, v_bytes, decay_bytes = q.numel() * q.element_size(), v.numel() * v.element_size(), q.numel() * 4
+    forward = q_bytes + v_bytes + decay_bytes + v_bytes
+    backward = q_bytes + v_bytes + decay_bytes + v_bytes + (q_bytes + v_bytes + decay_bytes)
+    return (forward + backward) / bandwidth * 1e3
+
+
+def factorised_share(log_decay) -> float:
+    cum = metala_core._to_chunks(log_decay, metala_core.CHUNK_SIZE, torch.float32).cumsum(-2)
+    return metala_core.factorised_chunks(cum).float().mean().item()
+
+
+def run_case(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, bandwidth, args, logit_shift=0.0, label=""):
+    inputs = draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift)
+    fla_ms = median_ms(fla_call, inputs, args.warmup, args.runs)
+    metala_ms = median_ms(metala_call, inputs, args.warmup, args.runs)
+    floor = floor_ms(inputs[0], inputs[1], bandwidth)
+    differences = {
+        name: ((ours.float() - theirs.float()).norm() / theirs.float().norm().clamp_min(1e-30)).item()
+        for name, ours, theirs in zip(("o", "dq", "dv", "dlog"), metala_call(*inputs), fla_call(*inputs))
+    }
+    worst = max(differences, key=differences.get)
+    print(
+        f"CORE B{batch} T{seq} H{heads} K{head_k_dim} V{head_v_dim}{label}: fla {fla_ms:.3f} ms, "
+        f"metala {metala_ms:.3f} ms, floor {floor:.3f} ms "
+        f"(fla {fla_ms / floor:.1f}x, metala {metala_ms / floor:.1f}x), "
+        f"speed-up {fla_ms / metala_ms:.2f}x, max rel diff {differences[worst]:.2e} ({worst}; "
+        + ", ".join(f"{name} {value:.1e}" for name, value in differences.items())
+        + f"), factorised chunks {factorised_share(inputs[2]):.0%}",
+        flush=True,
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=["8x2048", "2x8192"], help="BATCHxSEQ")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="tiny fp32 shape on the CPU (needs TRITON_INTERPRET=1)")
+    args = parser.parse_args()
+    if args.smoke:
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            raise SystemExit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
+        shape, dtype, device = (1, 80, 2, 16, 32), torch.float32, "cpu"
+        cases = [(shape, 0.0, ""), (shape, -200.0, " strong")]
+    else:
+        if not torch.cuda.is_available():
+            raise SystemExit("needs a CUDA GPU (or --smoke with TRITON_INTERPRET=1)")
+        dtype, device = torch.bfloat16, "cuda"
+        shapes = [(*map(int, case.split("x")), HEADS, HEAD_K_DIM, HEAD_V_DIM) for case in args.cases]
+        cases = [(shape, 0.0, "") for shape in shapes] + [(shapes[0], -200.0, " strong")]
+        print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
+    bandwidth = copy_bandwidth(device)
+    print(f"copy bandwidth {bandwidth / 1e9:.0f} GB/s", flush=True)
+    for shape, logit_shift, label in cases:
+        run_case(*shape, dtype, device, bandwidth, args, logit_shift, label)
+    for name, kernel in metala_core_triton._kernels().items():
+        print(f"tuned {name}: {getattr(kernel, 'best_config', None)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""Triton kernels of MetaLA's core: the chunk form of ops/metala_core.py (its docstring has the math), one program
+per chunk for the chunk-parallel steps and one per (batch·head, K block, V block) for the scans over chunks.
+
+Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
+
+Layouts: q, log_decay (B, T, H, K); v, output (B, T, H, V); states (B, H, N, K, V), N = number of chunks. The
+decay is read in fp32, its in-chunk cumsum G taken in registers, and the key k = -expm1(g) formed there too.
+Dot operands are in the inputs' dtype (bf16 like fla; fp32 for fp16, whose range cannot hold the factorised form's
+e^±30) with fp32 accumulation; FACTORISED_RANGE is ops/metala_core.py's.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from . import metala_core
+
+FACTORISED_RANGE = tl.constexpr(metala_core.FACTORISED_RANGE)  # a jit function reads only constexpr globals
+
+
+@triton.jit
+def _neg_expm1(g):
+    """-expm1(g) for g ≤ 0, to fp32's relative precision: 1 − e^g cancels for small |g| (MetaLA: ~0.04 and less)."""
+    series = g * (1.0 + g * (0.5 + g * (1.0 / 6.0 + g * (1.0 / 24.0 + g * (1.0 / 120.0)))))
+    return -tl.where(g > -0.1, series, tl.exp(g) - 1.0)
+
+
+@triton.jit
+def _operand(x, BF16: tl.constexpr):
+    """x as a factorised-form dot operand: bf16 for bf16 inputs, else fp32 (fp16 cannot hold its range)."""
+    if BF16:
+        return x.to(tl.bfloat16)
+    else:
+        return x.to(tl.float32)
+
+
+@triton.jit
+def _row(x, rows, j):
+    """Row j of a (BT, BK) register tile, as a (BK,) vector."""
+    return tl.sum(tl.where(rows[:, None] == j, x, 0.0), 0)
+
+
+@triton.jit
+def _scores(q, key, cum, cum_last, BT: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr):
+    """(BT, BT) fp32 scores A_ts = Σ_c q_tc k_sc e^(G_tc − G_sc), zero where s > t: factorised about r = G_last/2
+    when the chunk's total log decay allows it (a branch per chunk, no host sync), else per element."""
+    rows = tl.arange(0, BT)
+    causal = rows[:, None] >= rows[None, :]
+    qf = q.to(tl.float32)
+    if tl.max(-cum_last, 0) <= FACTORISED_RANGE:
+        offset = cum - cum_last[None, :] * 0.5  # G − r, within ±30
+        q_scaled = _operand(qf * tl.exp(offset), BF16)
+        key_scaled = _operand(key * tl.exp(-offset), BF16)
+        scores = tl.dot(q_scaled, tl.trans(key_scaled), input_precision=PRECISION)
+    else:
+        scores = tl.zeros([BT, BT], dtype=tl.float32)
+        for j in range(BT):
+            # column j: Σ_c q_tc k_jc e^(G_tc − G_jc), exponents clamped to ≤ 0 (rows t < j are masked below)
+            pair = tl.exp(tl.minimum(cum - _row(cum, rows, j)[None, :], 0.0))
+            column = tl.sum(qf * _row(key, rows, j)[None, :] * pair, 1)
+            scores += tl.where(rows[None, :] == j, column[:, None], 0.0)
+    return tl.where(causal, scores, 0.0)
+
+
+@triton.jit
+def _intra_grads(d_scores, q, key, cum, cum_last, BT: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr):
+    """dq_t = Σ_s dA_ts k_s e^(G_t − G_s) and dk_s = Σ_t dA_ts q_t e^(G_t − G_s) for causal-masked dA, in the
+    same form as `_scores` picks for this chunk."""
+    rows = tl.arange(0, BT)
+    qf = q.to(tl.float32)
+    if tl.max(-cum_last, 0) <= FACTORISED_RANGE:
+        offset = cum - cum_last[None, :] * 0.5
+        to_ref = tl.exp(offset)
+        from_ref = tl.exp(-offset)
+        d_scores_op = _operand(d_scores, BF16)
+        dq = to_ref * tl.dot(d_scores_op, _operand(key * from_ref, BF16), input_precision=PRECISION)
+        dk = from_ref * tl.dot(tl.trans(d_scores_op), _operand(qf * to_ref, BF16), input_precision=PRECISION)
+    else:
+        dq = tl.zeros_like(cum)
+        dk = tl.zeros_like(cum)
+        for j in range(BT):
+            pair = tl.exp(tl.minimum(cum - _row(cum, rows, j)[None, :], 0.0))  # (BT, BK): e^(G_t − G_j), t ≥ j
+            d_column = tl.sum(tl.where(rows[None, :] == j, d_scores, 0.0), 1)  # (BT,): dA_tj
+            dq += d_column[:, None] * _row(key, rows, j)[None, :] * pair
+            dk_row = tl.sum(d_column[:, None] * qf * pair, 0)
+            dk += tl.where(rows[:, None] == j, dk_row[None, :], 0.0)
+    return dq, dk
+
+
+@triton.jit
+def _token_ptrs(ptr, i_b, i_h, chunk, T, H: tl.constexpr, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr):
+    """Pointers to one chunk's rows of a (B, T, H, D) tensor, columns [col, col + BD), and their in-bounds mask.
+    Plain pointer arithmetic: block pointers are gone from newer Triton, TMA descriptors absent from older."""
+    rows = tl.arange(0, BT)
+    cols = col + tl.arange(0, BD)
+    # a 64-bit scalar base and 32-bit in-chunk offsets: 64-bit offset tiles would take two registers per element
+    base = ptr + ((i_b * T + chunk * BT).to(tl.int64) * H + i_h) * D
+    ptrs = base + rows[:, None] * (H * D) + cols[None, :]
+    return ptrs, (chunk * BT + rows[:, None] < T) & (cols[None, :] < D)
+
+
+@triton.jit
+def _load_tokens(ptr, i_b, i_h, chunk, T, H: tl.constexpr, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr):
+    """(BT, BD) block, zero past T and D: zero log decay keeps the state, zero q, k, v add nothing."""
+    ptrs, mask = _token_ptrs(ptr, i_b, i_h, chunk, T, H, D, col, BT, BD)
+    return tl.load(ptrs, mask=mask, other=0.0)
+
+
+@triton.jit
+def _store_tokens(
+    ptr, value, i_b, i_h, chunk, T, H: tl.constexpr, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr
+):
+    ptrs, mask = _token_ptrs(ptr, i_b, i_h, chunk, T, H, D, col, BT, BD)
+    tl.store(ptrs, value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _chunk_decay(
+    decay_ptr, i_b, i_h, chunk, T, H: tl.constexpr, K: tl.constexpr, col, BT: tl.constexpr, BK: tl.constexpr
+):
+    """One chunk's log decay block (BT, BK) fp32, its in-chunk cumsum G and G_last."""
+    log_decay = _load_tokens(decay_ptr, i_b, i_h, chunk, T, H, K, col, BT, BK).to(tl.float32)
+    return log_decay, tl.cumsum(log_decay, 0), tl.sum(log_decay, 0)
+
+
+@triton.jit
+def _state_ptrs(ptr, i_bh, chunk, NT, K: tl.constexpr, V: tl.constexpr, row, col, BK: tl.constexpr, BV: tl.constexpr):
+    """Pointers to a (BK, BV) block of the (B·H, N, K, V) states of one chunk, and their mask."""
+    rows = row + tl.arange(0, BK)
+    cols = col + tl.arange(0, BV)
+    ptrs = ptr + (i_bh * NT + chunk).to(tl.int64) * K * V + rows[:, None] * V + cols[None, :]
+    return ptrs, (rows[:, None] < K) & (cols[None, :] < V)
+
+
+@triton.jit
+def _load_state(ptr, i_bh, chunk, NT, K: tl.constexpr, V: tl.constexpr, row, col, BK: tl.constexpr, BV: tl.constexpr):
+    ptrs, mask = _state_ptrs(ptr, i_bh, chunk, NT, K, V, row, col, BK, BV)
+    return tl.load(ptrs, mask=mask, other=0.0)
+
+
+@triton.jit
+def _store_state(
+    ptr, value, i_bh, chunk, NT, K: tl.constexpr, V: tl.constexpr, row, col, BK: tl.constexpr, BV: tl.constexpr
+):
+    ptrs, mask = _state_ptrs(ptr, i_bh, chunk, NT, K, V, row, col, BK, BV)
+    tl.store(ptrs, value.to(ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def state_scan_kernel(
+    v,
+    log_decay,
+    states,
+    T,
+    NT,
+    H: tl.constexpr,
+    K: tl.constexpr,
+    V: tl.constexpr,
+    BT: tl.constexpr,
+    BK: tl.constexpr,
+    BV: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """states[n] = h_n, the state entering chunk n: h_n+1 = e^G_last ⊙ h_n + (k ⊙ e^(G_last − G))ᵀ v.
+    Grid (K/BK, V/BV, B·H): sequential over chunks, so the K and V blocks give the parallelism at small B·H."""
+    i_k, i_v, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_b, i_h = i_bh // H, i_bh % H
+    state = tl.zeros([BK, BV], dtype=tl.float32)
+    for n in range(NT):
+        _store_state(states, state, i_bh, n, NT, K, V, i_k * BK, i_v * BV, BK, BV)
+        log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, i_k * BK, BT, BK)
+        v_b = _load_tokens(v, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+        key_to_end = _neg_expm1(log_decay_b) * tl.exp(cum_last[None, :] - cum)  # ≤ 1: safe in any dtype
+        update = tl.dot(tl.trans(key_to_end.to(v_b.dtype)), v_b, input_precision=PRECISION)
+        state = state * tl.exp(cum_last)[:, None] + update
+
+
+@triton.jit
+def state_grad_scan_kernel(
+    q,
+    log_decay,
+    d_out,
+    state_grads,
+    scale,
+    T,
+    NT,
+    H: tl.constexpr,
+    K: tl.constexpr,
+    V: tl.constexpr,
+    BT: tl.constexpr,
+    BK: tl.constexpr,
+    BV: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """state_grads[n] = dh_n+1, the gradient of the state leaving chunk n (zero after the last), by the reverse scan
+    dh_n = e^G_last ⊙ dh_n+1 + scale (q ⊙ e^G)ᵀ do. Grid as `state_scan_kernel`."""
+    i_k, i_v, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_b, i_h = i_bh // H, i_bh % H
+    grad = tl.zeros([BK, BV], dtype=tl.float32)
+    for step in range(NT):
+        n = NT - 1 - step
+        _store_state(state_grads, grad, i_bh, n, NT, K, V, i_k * BK, i_v * BV, BK, BV)
+        _, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, i_k * BK, BT, BK)
+        q_b = _load_tokens(q, i_b, i_h, n, T, H, K, i_k * BK, BT, BK)
+        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+        q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(d_out_b.dtype)  # e^G ≤ 1
+        grad = grad * tl.exp(cum_last)[:, None] + scale * tl.dot(
+            tl.trans(q_from_start), d_out_b, input_precision=PRECISION
+        )
+
+
+@triton.jit
+def output_kernel(
+    q,
+    log_decay,
+    v,
+    states,
+    out,
+    scale,
+    T,
+    NT,
+    H: tl.constexpr,
+    K: tl.constexpr,
+    V: tl.constexpr,
+    BT: tl.constexpr,
+    BK: tl.constexpr,
+    BV: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BF16: tl.constexpr,
+):
+    """o = scale [(q ⊙ e^G) h_n + A v] for one chunk. Grid (N, B·H, V/BV)."""
+    n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_b, i_h = i_bh // H, i_bh % H
+    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
+    v_b = _load_tokens(v, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+    state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
+    scores = _scores(q_b, _neg_expm1(log_decay_b), cum, cum_last, BT, PRECISION, BF16)
+    q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(v_b.dtype)
+    acc = tl.dot(q_from_start, state.to(v_b.dtype), input_precision=PRECISION)
+    acc = tl.dot(scores.to(v_b.dtype), v_b, acc, input_precision=PRECISION)
+    _store_tokens(out, scale * acc, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+
+
+@triton.jit
+def chunk_grads_kernel(
+    q,
+    log_decay,
+    v,
+    d_out,
+    states,
+    state_grads,
+    dq,
+    d_log_decay,
+    dv,
+    scale,
+    T,
+    NT,
+    H: tl.constexpr,
+    K: tl.constexpr,
+    V: tl.constexpr,
+    BT: tl.constexpr,
+    BK: tl.constexpr,
+    BV: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BF16: tl.constexpr,
+):
+    """dq, dv and d log_decay of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas). Grid (N, B·H);
+    V in blocks of BV so that only one block of v, do, h, dh is live at a time."""
+    n, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    rows = tl.arange(0, BT)
+    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
+    key = _neg_expm1(log_decay_b)
+    scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, PRECISION, BF16)).to(q_b.dtype)
+    key_to_end = (key * tl.exp(cum_last[None, :] - cum)).to(q_b.dtype)
+    d_scores = tl.zeros([BT, BT], dtype=tl.float32)
+    dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
+    dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
+    state_dot_grad = tl.zeros([BK], dtype=tl.float32)  # Σ_j h ⊙ dh
+    for i_v in range(tl.cdiv(V, BV)):
+        v_b = _load_tokens(v, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+        state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
+        state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
+        d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
+        dq_inter += tl.dot(d_out_b, tl.trans(state.to(d_out_b.dtype)), input_precision=PRECISION)
+        dk_inter += tl.dot(v_b, tl.trans(state_grad.to(v_b.dtype)), input_precision=PRECISION)
+        state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
+        dv_b = scale * tl.dot(scores_t, d_out_b, input_precision=PRECISION)
+        dv_b = tl.dot(key_to_end, state_grad.to(q_b.dtype), dv_b, input_precision=PRECISION)
+        _store_tokens(dv, dv_b, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+    # the decay terms again rather than kept through the loop: a reload from L2 is cheaper than spilled registers
+    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
+    key = _neg_expm1(log_decay_b)
+    d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
+    dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, PRECISION, BF16)
+    dq_b = scale * tl.exp(cum) * dq_inter + dq_intra
+    dk_inter = tl.exp(cum_last[None, :] - cum) * dk_inter
+    dk = dk_inter + dk_intra
+    # dG = q dq − k dk, and the gradient of G_last through h_n+1 (from h_n and from the keys' decay to the end)
+    d_cum = q_b.to(tl.float32) * dq_b - key * dk
+    last_term = tl.exp(cum_last) * state_dot_grad + tl.sum(key * dk_inter, 0)
+    d_cum += tl.where(rows[:, None] == BT - 1, last_term[None, :], 0.0)
+    d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - tl.exp(log_decay_b) * dk  # G's sums, then the key's path
+    _store_tokens(dq, dq_b, i_b, i_h, n, T, H, K, 0, BT, BK)
+    _store_tokens(d_log_decay, d_log_decay_b, i_b, i_h, n, T, H, K, 0, BT, BK)
