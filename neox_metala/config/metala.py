@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from ..ops.options import BACKENDS, MetaLAOptions
+from ..ops.options import BACKENDS, CORE_KERNELS, MetaLAOptions
 from .fields import Section, SourceOf, require
 
 PREFIX = "metala_"
@@ -43,6 +43,13 @@ class MetaLAConfig(Section):
     1.8e-2 / 3.4e-2 gradient errors once blamed on it were measured by a test that ran the default path, and fit
     inputs where no core with bf16 key and output does better (a nearly singular per-head LayerNorm,
     tests/ops/mix_references.py)."""
+
+    metala_core_kernel: Literal[CORE_KERNELS] = _DEFAULTS.core_kernel
+    """GPU training core (the fla backend, default path): "fla" (fla's chunk_gla; default) or "metala" (MetaLA's
+    own Triton kernels: the key 1 - decay formed inside them, five launches per forward + backward against
+    fla's eleven; ops/metala_core_kernels.py). Opt-in: equal to the fp64 recurrence on CPU through the Triton
+    interpreter, not yet run on a GPU. Packed documents (reset_attention_mask) keep fla's varlen kernels; the
+    fused path (metala_fused_kernels) keeps fla."""
 
     def check_values(self, source_of: SourceOf) -> None:
         require(

@@ -144,12 +144,16 @@ def gla_recurrence(
     backend="auto",
     chunk_size=DEFAULT_CHUNK_SIZE,
     document_starts=None,
+    core_kernel=DEFAULT_OPTIONS.core_kernel,
 ):
     """Gated linear attention with per-channel decay, the core of MetaLA.
 
     q, key, log_decay: [B, T, H, K]; v: [B, T, H, V]; initial_state: [B, H, K, V] (kept in fp32 or wider).
     scale defaults to K ** -0.5. document_starts: [B, T] bool, the state is emptied before those tokens (packed
-    documents; no initial or final state then). Returns (output [B, T, H, V] in v's dtype, final state or None).
+    documents; no initial or final state then). core_kernel (MetaLAOptions.core_kernel): on the fla backend
+    without carried state or packed documents, "metala" runs MetaLA's own kernels, which form the key from
+    log_decay (MetaLA's key is -expm1(log_decay): `key` must be that). Returns (output [B, T, H, V] in v's dtype,
+    final state or None).
 
     Example:
         >>> o, state = gla_recurrence(q, key, v, log_decay, output_final_state=True)
@@ -162,6 +166,10 @@ def gla_recurrence(
     kernel = choose_backend(backend, q)
     _log_choice("recurrence", kernel, q)
     if kernel == "fla" and initial_state is None and not output_final_state:  # training and plain prefill
+        if core_kernel == "metala" and document_starts is None:
+            from .metala_core_op import metala_core
+
+            return metala_core(q, v.to(q.dtype), log_decay, scale).to(v.dtype), None
         from .core_op import gla_core
 
         return gla_core(q, key.to(q.dtype), v.to(q.dtype), log_decay, scale, document_starts).to(v.dtype), None
@@ -227,6 +235,7 @@ def token_mix(
     normalizer=DEFAULT_OPTIONS.decay_normalizer,
     eps=reference.HEAD_NORM_EPS,
     document_starts=None,
+    core_kernel=DEFAULT_OPTIONS.core_kernel,
 ):
     """MetaLA between the input projections and the output projection (spec §2.4–2.9), for local heads.
 
@@ -249,6 +258,7 @@ def token_mix(
         backend=backend,
         chunk_size=chunk_size,
         document_starts=document_starts,
+        core_kernel=core_kernel,
     )
     return augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps), state
 
@@ -305,6 +315,7 @@ def metala_mix(
         normalizer=options.decay_normalizer,
         eps=eps,
         document_starts=document_starts,
+        core_kernel=options.core_kernel,
     )
     mixed = mixed.flatten(-2)  # (B, T, W)
     return mixed.transpose(0, 1) if seq_first else mixed

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BACKENDS = ("auto", "fla", "chunked", "reference")
+CORE_KERNELS = ("fla", "metala")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class MetaLAOptions:
 
     fused_kernels: bool = False
     """GPU: ops/fused.py instead of separate kernels (config/metala.py says why it is opt-in)."""
+
+    core_kernel: str = "fla"
+    """One of CORE_KERNELS: the GPU training core on the fla backend, fla's chunk_gla or MetaLA's own kernels
+    (ops/metala_core_triton.py; config/metala.py says why it is opt-in)."""
 
     @property
     def conv_width(self) -> int:

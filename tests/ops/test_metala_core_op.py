@@ -59,3 +59,48 @@ def test_packed_documents_are_refused():
     q, v, log_decay = draw(seq=8)
     with pytest.raises(ValueError, match="packed documents"):
         metala_core_op.metala_core(q, v, log_decay, SCALE, document_starts=torch.zeros(2, 8, dtype=torch.bool))
+
+
+def test_metala_core_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch):
+    """metala_core_kernel: "metala" runs this op where the fla backend runs its core (the mixer's whole path: the
+    CPU stands in for the GPU, as tests/ops/test_core_op.py does), packed documents keep fla's core; the mixer's
+    output and gradients equal the fp64 reference path's."""
+    from neox_metala import ops
+    from neox_metala.ops import core_op, metala
+
+    monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "fla")
+    calls = {"metala": 0, "fla": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(metala_core_op, "metala_core", counted("metala", metala_core_op.metala_core))
+    monkeypatch.setattr(core_op, "gla_core", counted("fla", core_op.gla_core))
+    gen = torch.Generator().manual_seed(5)
+    heads, width = 2, 16
+    projected = torch.randn(2, 70, 3 * width, dtype=F64, generator=gen, requires_grad=True)
+    gate_bias = torch.randn(width, dtype=F64, generator=gen, requires_grad=True)
+    aug_balance = torch.randn(width // 2, dtype=F64, generator=gen, requires_grad=True)
+    parameters = (projected, gate_bias, aug_balance)
+
+    def mix(options, document_starts=None):
+        out = ops.metala_mix(*parameters, heads, options, seq_first=False, document_starts=document_starts)
+        return out, torch.autograd.grad(out, parameters, torch.ones_like(out))
+
+    mine, my_grads = mix(ops.MetaLAOptions(core_kernel="metala"))
+    assert calls == {"metala": 1, "fla": 0}
+    monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "reference")
+    expected, expected_grads = mix(ops.MetaLAOptions())
+    assert torch.allclose(mine, expected, rtol=1e-10, atol=1e-12)
+    for got, want in zip(my_grads, expected_grads):
+        assert torch.allclose(got, want, rtol=1e-9, atol=1e-11)
+
+    monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "fla")
+    starts = torch.zeros(2, 70, dtype=torch.bool)
+    starts[:, 30] = True
+    mix(ops.MetaLAOptions(core_kernel="metala"), document_starts=starts)
+    assert calls == {"metala": 1, "fla": 1}
