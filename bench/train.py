@@ -36,6 +36,8 @@ VOCAB = 50277  # GPT-NeoX-20B's size: the Pile runs' embedding (padded to 50304)
 SHIPPED_CONFIG = os.path.join(ROOT, "configs", "metala-380M.yml")
 BASELINE = os.path.join(ROOT, "..", "shared", "bench", "plain_transformer.py")
 TOKENS_PER_MICRO_BATCH = 8 * 2048
+# MetaLA variants by kind name: the shipped config with these keys changed
+VARIANTS = {"metala-fused": {"metala_fused_kernels": True}, "metala-core": {"metala_core_kernel": "metala"}}
 SMOKE = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256}
 
 
@@ -88,8 +90,7 @@ def config_file(directory, kind, seq, data, options) -> str:
             "use_wandb": False,
         }
     )
-    if kind == "metala-fused":
-        settings["metala_fused_kernels"] = True
+    settings.update(VARIANTS.get(kind, {}))
     settings.update(options.set)
     path = os.path.join(directory, f"{kind}-{seq}.yml")
     with open(path, "w") as f:
@@ -170,7 +171,8 @@ def main() -> None:
         "--kinds",
         nargs="+",
         default=["baseline", "attention", "metala"],
-        help="baseline, attention, metala, metala-fused (metala_fused_kernels: true)",
+        help="baseline, attention, metala, metala-fused (metala_fused_kernels: true), metala-core "
+        "(metala_core_kernel: metala)",
     )
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--iters", type=int, default=12)
