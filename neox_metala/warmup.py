@@ -59,6 +59,9 @@ def use_kernel_cache(configured: str | None) -> str:
         ) from None
     os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(folder, "triton"))
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(folder, "inductor"))
+    # Triton autotuners that do not choose for themselves (MetaLA's own core kernels; fla passes its own
+    # FLA_CACHE_RESULTS) keep their chosen configurations in the cache too, so a warm start does not time them again
+    os.environ.setdefault("TRITON_CACHE_AUTOTUNING", "1")
     return folder
 
 

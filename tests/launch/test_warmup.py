@@ -14,7 +14,7 @@ from neox_metala.config import load_config
 
 
 def test_cache_folder_from_key_then_variable_then_default(monkeypatch, tmp_path):
-    for name in ("TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", warmup.FOLDER_VARIABLE):
+    for name in ("TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_AUTOTUNING", warmup.FOLDER_VARIABLE):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert warmup.use_kernel_cache(None) == str(tmp_path / "home" / ".cache" / "neox-metala" / "kernels")
@@ -29,6 +29,7 @@ def test_cache_folder_from_key_then_variable_then_default(monkeypatch, tmp_path)
 
     assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "from-key" / "triton")
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "from-key" / "inductor")
+    assert os.environ["TRITON_CACHE_AUTOTUNING"] == "1"  # autotuning results kept with the kernels
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "users-own"))  # set by the user: left alone
     warmup.use_kernel_cache(str(tmp_path / "from-key"))
     assert os.environ["TRITON_CACHE_DIR"] == str(tmp_path / "users-own")
