@@ -12,22 +12,29 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import os
 
 import torch
 
 BLOCK = 4096  # elements per program: 40 KB of traffic, enough to hide the table lookups
 _TRITON = importlib.util.find_spec("triton") is not None
+_logger = logging.getLogger(__name__)
+_broken: list[str] = []  # why the kernel could not be built or launched here, once known
 
 
 def add_into_fp32(hp_grads: list[torch.Tensor], lp_grads: list[torch.Tensor]) -> None:
     """hp_grads[i] += lp_grads[i] for fp32 hp_grads and same-shaped bf16 lp_grads."""
     if not hp_grads:
         return
-    if _fits_kernel(hp_grads, lp_grads):
-        _kernel_add(hp_grads, lp_grads)
-    else:
-        torch._foreach_add_(hp_grads, lp_grads)
+    if not _broken and _fits_kernel(hp_grads, lp_grads):
+        try:
+            _kernel_add(hp_grads, lp_grads)
+            return
+        except Exception as error:  # raised before the launch (a Triton that cannot build it): nothing was added
+            _broken.append(f"{type(error).__name__}: {error}")
+            _logger.warning("gradient add: the one-launch kernel failed (%s); using torch's foreach add", error)
+    torch._foreach_add_(hp_grads, lp_grads)
 
 
 def _fits_kernel(hp_grads, lp_grads) -> bool:

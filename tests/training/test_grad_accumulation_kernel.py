@@ -38,6 +38,7 @@ def test_one_launch_add_equals_the_foreach_add_on_views_of_one_flat_buffer():
     grad_accumulation.add_into_fp32(hp, lp)
     grad_accumulation.add_into_fp32(hp, lp)  # a second micro batch: the cached address tables stay right
     torch._foreach_add_(expected, lp)
+    assert not grad_accumulation._broken  # the kernel ran (the foreach fallback would give the same values)
 
     for got, want in zip(hp, expected):
         assert torch.equal(got, want)
