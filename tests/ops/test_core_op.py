@@ -3,6 +3,7 @@ checked by torch.library.opcheck, its values and gradients against the recurrent
 and a block compiled with the GPU dispatch (core op + shifted-sum conv) is one graph whose outputs and
 gradients equal the eager block's."""
 
+import pytest
 import torch
 
 from neox_metala.ops import core_op, reference
@@ -46,15 +47,24 @@ def test_shifted_conv_equals_conv1d():
     assert torch.allclose(short_conv_shifted(x, weight), expected, rtol=1e-12, atol=1e-12)
 
 
-def test_compiled_block_with_gpu_dispatch_is_one_graph_and_equals_eager(single_rank, monkeypatch):
+@pytest.mark.parametrize("core_kernel", ["fla", "metala"])
+def test_compiled_block_with_gpu_dispatch_is_one_graph_and_equals_eager(single_rank, monkeypatch, core_kernel):
+    """core_kernel "metala": MetaLA's own core op (ops/metala_core_op.py) in the graph instead of fla's."""
     from torch._dynamo.utils import counters
 
     from neox_metala.layers.block import ParallelBlock
     from neox_metala.layers.settings import BlockSettings
-    from neox_metala.ops import metala
+    from neox_metala.ops import MetaLAOptions, metala
     from neox_metala.training.engine import METALA_MEMORY_BUDGET
 
-    settings = BlockSettings(hidden_size=32, num_attention_heads=2, num_layers=1, params_dtype=F64, norm="rmsnorm")
+    settings = BlockSettings(
+        hidden_size=32,
+        num_attention_heads=2,
+        num_layers=1,
+        params_dtype=F64,
+        norm="rmsnorm",
+        metala=MetaLAOptions(core_kernel=core_kernel),
+    )
     block = ParallelBlock(settings, 0, "metala")
     x = torch.randn(40, 2, 32, dtype=F64, generator=torch.Generator().manual_seed(5), requires_grad=True)
     eager = block(x)  # CPU dispatch: chunked core, conv1d
