@@ -89,7 +89,8 @@ for s in "$@"; do
         core) step core ${CORE_LIMIT:-240} python3 bench/core.py ${CORE_ARGS:-} ;;
         core-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton NEOX_METALA_FAST_AUTOTUNE=1
                      step core-tests ${CORE_TESTS_LIMIT:-240} python3 -m pytest -q -s -p no:cacheprovider \
-                         tests/ops/test_metala_core_triton.py tests/training/test_grad_accumulation_kernel.py) ;;
+                         tests/ops/test_metala_core_triton.py tests/training/test_grad_accumulation_kernel.py \
+                         tests/layers/test_model_gpu.py) ;;
         new-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
                            NEOX_METALA_FAST_AUTOTUNE=1
                     step new-tests ${TESTS_LIMIT:-300} python3 -m pytest -q -s -p no:cacheprovider \

@@ -6,12 +6,15 @@ import torch
 from neox_metala import ops
 from neox_metala.layers.settings import BlockSettings
 from neox_metala.model import gpt
+from neox_metala.ops.options import CORE_KERNELS
 
 pytestmark = pytest.mark.gpu
 
 
-def test_bf16_fast_kernels_match_cpu_fp32(single_rank):
-    settings = BlockSettings(hidden_size=256, num_attention_heads=4, num_layers=2, seed=3)
+@pytest.mark.parametrize("core_kernel", CORE_KERNELS)
+def test_bf16_fast_kernels_match_cpu_fp32(single_rank, core_kernel):
+    metala = ops.MetaLAOptions(core_kernel=core_kernel)  # "metala": MetaLA's own core kernels on the GPU
+    settings = BlockSettings(hidden_size=256, num_attention_heads=4, num_layers=2, seed=3, metala=metala)
     build = lambda: gpt.SequentialModel(gpt.layer_specs(settings, ["metala", "metala"], 512, tied=True))  # noqa: E731
     model = build().cpu()  # the same seed gives the same weights: no copy needed (megatron modules can't be)
     gen = torch.Generator().manual_seed(0)
@@ -32,8 +35,9 @@ def test_bf16_fast_kernels_match_cpu_fp32(single_rank):
         name: ((p_gpu.grad.float().cpu() - p.grad).norm() / p.grad.norm()).item()
         for (name, p), (_, p_gpu) in zip(model.named_parameters(), gpu_model.named_parameters())
     }
-    print(f"GPU-ERR model-loss cpu={cpu_loss.item():.6f} gpu_bf16={gpu_loss.item():.6f} rel={loss_err:.2e}")
-    print("GPU-ERR model-grads max rel", max(grad_errs.values()), max(grad_errs, key=grad_errs.get))
+    losses = f"cpu={cpu_loss.item():.6f} gpu_bf16={gpu_loss.item():.6f} rel={loss_err:.2e}"
+    print(f"GPU-ERR model-loss [{core_kernel}] {losses}")
+    print(f"GPU-ERR model-grads [{core_kernel}] max rel", max(grad_errs.values()), max(grad_errs, key=grad_errs.get))
     assert torch.isfinite(gpu_loss) and loss_err <= 2e-2
 
 
