@@ -123,7 +123,10 @@ def run_mixer_kernels(shapes: MixerShapes, device: torch.device) -> None:
     if options.short_conv:
         hidden_states = random(seq, batch, hidden)  # the layer's (seq, batch, hidden), seen batch-first
         conv_out, _ = ops.short_conv(
-            hidden_states.transpose(0, 1), random(hidden, options.conv_kernel_size, scale=0.5), backend=options.backend
+            hidden_states.transpose(0, 1),
+            random(hidden, options.conv_kernel_size, scale=0.5),
+            backend=options.backend,
+            conv_kernel=options.conv_kernel,
         )
         total = total + conv_out.float().sum()
     projected = random(batch, seq, 3 * width)  # (batch, seq, 3 W): [q | decay logits | v | gate]

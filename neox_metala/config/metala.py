@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from ..ops.options import BACKENDS, CORE_KERNELS, MetaLAOptions
+from ..ops.options import BACKENDS, CONV_KERNELS, CORE_KERNELS, MetaLAOptions
 from .fields import Section, SourceOf, require
 
 PREFIX = "metala_"
@@ -50,6 +50,13 @@ class MetaLAConfig(Section):
     fla's eleven; ops/metala_core_kernels.py). Opt-in: equal to the fp64 recurrence on CPU through the Triton
     interpreter, not yet run on a GPU. Packed documents (reset_attention_mask) keep fla's varlen kernels; the
     fused path (metala_fused_kernels) keeps fla."""
+
+    metala_conv_kernel: Literal[CONV_KERNELS] = _DEFAULTS.conv_kernel
+    """Short convolution (+ SiLU) in a compiled block on the fla backend (GPU training): "shifted" (a sum of
+    shifted copies that torch.compile turns into four kernels per layer and micro batch; default) or "triton"
+    (MetaLA's own Triton kernels as custom ops: one forward, one backward kernel; ops/short_conv_op.py).
+    Opt-in: equal to the fp64 reference on CPU through the Triton interpreter, not yet run on a GPU (bench/conv.py
+    measures it). Packed documents (reset_attention_mask) keep the shifted form."""
 
     def check_values(self, source_of: SourceOf) -> None:
         require(

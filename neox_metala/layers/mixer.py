@@ -116,6 +116,7 @@ class MetaLAMixer(nn.Module):
                 output_final_state=cache is not None,
                 backend=self.options.backend,
                 document_starts=document_starts,
+                conv_kernel=self.options.conv_kernel,
             )
             if cache is not None:
                 cache.conv_state = conv_state

@@ -321,10 +321,20 @@ def metala_mix(
     return mixed.transpose(0, 1) if seq_first else mixed
 
 
-def short_conv(x, weight, conv_state=None, output_final_state=False, backend="auto", document_starts=None):
+def short_conv(
+    x,
+    weight,
+    conv_state=None,
+    output_final_state=False,
+    backend="auto",
+    document_starts=None,
+    conv_kernel=DEFAULT_OPTIONS.conv_kernel,
+):
     """SiLU(causal depthwise conv): x [B, T, C], weight [C, W], conv_state [B, C, W] -> (y, new state or None).
 
-    document_starts [B, T] bool: each document's window starts empty (packed documents; no conv state then)."""
+    document_starts [B, T] bool: each document's window starts empty (packed documents; no conv state then).
+    conv_kernel (MetaLAOptions.conv_kernel): in a compiled block on the fla backend without state or packed
+    documents, "triton" runs MetaLA's own kernels (ops/short_conv_op.py) instead of the shifted sum."""
     check_conv_inputs(x, weight, conv_state)
     kernel = choose_backend(backend, x)
     if document_starts is not None:
@@ -339,6 +349,10 @@ def short_conv(x, weight, conv_state=None, output_final_state=False, backend="au
     if kernel == "fla" and torch.compiler.is_compiling() and conv_state is None and not output_final_state:
         # Inside a compiled block: fla's kernel is an autograd Function that would end the graph; the
         # shifted-sum form fuses with its neighbours into one kernel each way.
+        if conv_kernel == "triton":
+            from . import short_conv_op
+
+            return short_conv_op.short_conv_silu(x, weight), None
         return short_conv_shifted(x, weight), None
     if kernel == "fla":
         return short_conv_fla(x, weight, conv_state, output_final_state)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 BACKENDS = ("auto", "fla", "chunked", "reference")
 CORE_KERNELS = ("fla", "metala")
+CONV_KERNELS = ("shifted", "triton")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class MetaLAOptions:
     core_kernel: str = "fla"
     """One of CORE_KERNELS: the GPU training core on the fla backend, fla's chunk_gla or MetaLA's own kernels
     (ops/metala_core_triton.py; config/metala.py says why it is opt-in)."""
+
+    conv_kernel: str = "shifted"
+    """One of CONV_KERNELS: the short convolution inside a compiled block on the fla backend, the shifted sum that
+    torch.compile fuses, or MetaLA's own Triton kernels (ops/short_conv_op.py; config/metala.py says why opt-in)."""
 
     @property
     def conv_width(self) -> int:

@@ -1,0 +1,149 @@
+"""The short convolution + SiLU alone, forward + backward per call: `short_conv_shifted` compiled by torch.compile
+(as a compiled block runs it) against MetaLA's Triton kernels as custom ops (ops/short_conv_op.py), bf16, W=4, x
+a (seq, batch) transpose as the layer hands it.
+
+    python bench/conv.py [--cases 8x2048x1024 2x8192x1024] [--runs 30] [--warmup 5]
+    TRITON_INTERPRET=1 python bench/conv.py --smoke     # the same logic on the CPU, tiny fp32 shape, no GPU
+
+One line per case: median ms of each (CUDA events, L2 flushed before every run), the byte floor (forward reads x
+and writes y, backward reads x and dy and writes dx: five tensors) over the copy bandwidth measured here, each time
+over that floor, the speed-up, and the norm-relative differences of y, dx and dweight. Then the first case's
+forward and backward kernels alone, for a few block shapes (tokens, channels, warps), to pick the defaults from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from neox_metala.ops import short_conv_op  # noqa: E402
+from neox_metala.ops.causal_conv import short_conv_shifted  # noqa: E402
+
+WIDTH = 4
+FORWARD_BLOCKS = [(16, 128, 8), (8, 128, 4), (16, 64, 4), (32, 128, 8), (32, 256, 8)]
+BACKWARD_BLOCKS = [(16, 64, 8, 8), (16, 64, 8, 4), (16, 64, 8, 16), (8, 64, 4, 16), (16, 128, 8, 8), (32, 64, 16, 8)]
+
+
+def median_ms(call, warmup, runs):
+    if not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
+        start = time.perf_counter()
+        call()
+        return (time.perf_counter() - start) * 1e3
+    flush = torch.empty(512 * 2**20, dtype=torch.uint8, device="cuda")  # more than an H200's L2
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        flush.random_()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        call()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def copy_bandwidth(device) -> float:
+    """Bytes/s of a large device copy (read + write counted); the H200's nominal figure without a GPU (--smoke)."""
+    if device != "cuda":
+        return 4.8e12
+    src = torch.empty(2**30, dtype=torch.uint8, device="cuda").random_()
+    dst = torch.empty_like(src)
+    return 2 * src.numel() / (median_ms(lambda: dst.copy_(src), 3, 10) / 1e3)
+
+
+def draw(batch, seq, channels, dtype, device):
+    """x and dy as (seq, batch, channels) tensors seen batch-first (the layer's transpose), the weight in fp32."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    x, d_out = (torch.randn(seq, batch, channels, device=device, generator=gen).to(dtype) for _ in range(2))
+    weight = torch.randn(channels, WIDTH, device=device, generator=gen) * 0.5
+    return x.transpose(0, 1), weight, d_out.transpose(0, 1)
+
+
+def forward_backward(conv):
+    def call(x, weight, d_out):
+        leaves = (x.detach().requires_grad_(), weight.detach().requires_grad_())
+        y = conv(*leaves)
+        return (y, *torch.autograd.grad(y, leaves, d_out))
+
+    return call
+
+
+def triton_call(smoke):
+    if not smoke:
+        return forward_backward(short_conv_op.short_conv_silu)
+
+    def launchers(x, weight, d_out):  # the op's CUDA path, on CPU tensors (its CPU kernel is PyTorch)
+        return (short_conv_op.conv_forward_triton(x, weight), *short_conv_op.conv_backward_triton(x, weight, d_out))
+
+    return launchers
+
+
+def run_case(case, dtype, device, bandwidth, args, compiled):
+    inputs = draw(*case, dtype, device)
+    mine_call = triton_call(args.smoke)
+    shifted_ms = median_ms(lambda: compiled(*inputs), args.warmup, args.runs)
+    mine_ms = median_ms(lambda: mine_call(*inputs), args.warmup, args.runs)
+    floor = 5 * inputs[0].numel() * inputs[0].element_size() / bandwidth * 1e3
+    differences = {
+        name: ((ours.float() - theirs.float()).norm() / theirs.float().norm()).item()
+        for name, ours, theirs in zip(("y", "dx", "dweight"), mine_call(*inputs), compiled(*inputs))
+    }
+    batch, seq, channels = case
+    print(
+        f"CONV B{batch} T{seq} C{channels} W{WIDTH}: shifted+compile {shifted_ms:.3f} ms, triton {mine_ms:.3f} ms, "
+        f"floor {floor:.3f} ms (shifted {shifted_ms / floor:.1f}x, triton {mine_ms / floor:.1f}x), "
+        f"speed-up {shifted_ms / mine_ms:.2f}x, rel diff "
+        + ", ".join(f"{name} {value:.1e}" for name, value in differences.items()),
+        flush=True,
+    )
+
+
+def sweep_blocks(case, dtype, device, bandwidth, args):
+    x, weight, d_out = draw(*case, dtype, device)
+    tensor_ms = x.numel() * x.element_size() / bandwidth * 1e3
+    for blocks in FORWARD_BLOCKS[: 1 if args.smoke else None]:
+        forward = functools.partial(short_conv_op.conv_forward_triton, x, weight, blocks)
+        ms = median_ms(forward, args.warmup, args.runs)
+        print(f"forward blocks {blocks}: {ms:.3f} ms, floor ratio {ms / (2 * tensor_ms):.1f}x", flush=True)
+    for *blocks, steps in BACKWARD_BLOCKS[: 1 if args.smoke else None]:
+        backward = functools.partial(short_conv_op.conv_backward_triton, x, weight, d_out, tuple(blocks), steps)
+        ms = median_ms(backward, args.warmup, args.runs)
+        print(f"backward blocks {tuple(blocks)} steps {steps}: {ms:.3f} ms, floor ratio {ms / (3 * tensor_ms):.1f}x")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=["8x2048x1024", "2x8192x1024"], help="BATCHxSEQxCHANNELS")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="tiny fp32 shape on the CPU (needs TRITON_INTERPRET=1)")
+    args = parser.parse_args()
+    if args.smoke:
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            raise SystemExit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
+        cases, dtype, device, backend = [(2, 37, 160)], torch.float32, "cpu", "eager"  # no C++ toolchain needed
+    else:
+        if not torch.cuda.is_available():
+            raise SystemExit("needs a CUDA GPU (or --smoke with TRITON_INTERPRET=1)")
+        cases = [tuple(map(int, case.split("x"))) for case in args.cases]
+        dtype, device, backend = torch.bfloat16, "cuda", "inductor"
+        print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
+    compiled = forward_backward(torch.compile(short_conv_shifted, backend=backend, dynamic=False))
+    bandwidth = copy_bandwidth(device)
+    print(f"copy bandwidth {bandwidth / 1e9:.0f} GB/s", flush=True)
+    for case in cases:
+        run_case(case, dtype, device, bandwidth, args, compiled)
+    sweep_blocks(cases[0], dtype, device, bandwidth, args)
+
+
+if __name__ == "__main__":
+    main()

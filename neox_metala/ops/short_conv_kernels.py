@@ -1,0 +1,103 @@
+"""Triton kernels of the causal depthwise short convolution with SiLU (ops/short_conv_op.py launches them).
+
+y[b, t, c] = SiLU(pre[b, t, c]), pre[b, t, c] = Σ_j w[c, j] · x[b, t - (W-1) + j, c] (x = 0 before t = 0), in fp32.
+Backward, with dpre = dy · SiLU'(pre):
+    dx[b, t, c] = Σ_j w[c, j] · dpre[b, t + (W-1) - j, c]   (dpre = 0 from t = T on)
+    dw[c, j]    = Σ_{b, t} dpre[b, t, c] · x[b, t - (W-1) + j, c]
+The backward recomputes pre (W loads of x per tap, hits in L1/L2) instead of reading a saved copy from HBM.
+
+Plain pointer arithmetic only (no block pointers or TMA), so the kernels build on every Triton the project meets.
+x and dy may be strided over batch and time (the layer hands a (seq, batch) transpose); channels are contiguous.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _pre_activation(x, weight, t, c, T, C, stride_t, W: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
+    """pre for tokens t (BT,) and channels c (BC,) of one batch row (x points at it); 0 where t >= T."""
+    c_mask = c < C
+    pre = tl.zeros([BT, BC], dtype=tl.float32)
+    for j in tl.static_range(W):
+        source = t - (W - 1 - j)  # (BT,)
+        mask = ((source >= 0) & (source < T))[:, None] & c_mask[None, :]
+        taps = tl.load(x + source[:, None] * stride_t + c[None, :], mask=mask, other=0.0).to(tl.float32)
+        w = tl.load(weight + c * W + j, mask=c_mask, other=0.0).to(tl.float32)
+        pre += taps * w[None, :]
+    return pre
+
+
+@triton.jit
+def conv_forward_kernel(x, weight, y, T, C, stride_xb, stride_xt, W: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
+    i_t, i_c, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    t = i_t * BT + tl.arange(0, BT)
+    c = i_c * BC + tl.arange(0, BC)
+    pre = _pre_activation(x + i_b * stride_xb, weight, t, c, T, C, stride_xt, W, BT, BC)
+    out = pre * tl.sigmoid(pre)
+    mask = (t < T)[:, None] & (c < C)[None, :]
+    tl.store(y + i_b * T * C + t[:, None] * C + c[None, :], out.to(y.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _pre_grad(x, weight, dy, t, c, T, C, stride_xt, stride_dt, W: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
+    """dpre = dy · SiLU'(pre) at tokens t (0 where t >= T, so dx sees no input from beyond the sequence)."""
+    pre = _pre_activation(x, weight, t, c, T, C, stride_xt, W, BT, BC)
+    mask = (t < T)[:, None] & (c < C)[None, :]
+    d_out = tl.load(dy + t[:, None] * stride_dt + c[None, :], mask=mask, other=0.0).to(tl.float32)
+    gate = tl.sigmoid(pre)
+    return d_out * gate * (1.0 + pre * (1.0 - gate))
+
+
+@triton.jit
+def conv_backward_kernel(
+    x,
+    weight,
+    dy,
+    dx,
+    dw_partial,
+    T,
+    C,
+    stride_xb,
+    stride_xt,
+    stride_db,
+    stride_dt,
+    W: tl.constexpr,
+    WP: tl.constexpr,
+    BT: tl.constexpr,
+    BC: tl.constexpr,
+    STEPS: tl.constexpr,
+):
+    """One program: STEPS blocks of BT tokens × BC channels of one batch row -> dx there, and this span's share
+    of dw in dw_partial[(b, span), c, j] (fp32; summed over the first dim by the launcher: no atomics, so the
+    result does not depend on the order programs run)."""
+    i_span, i_c, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    c = i_c * BC + tl.arange(0, BC)
+    c_mask = c < C
+    x_row, dy_row = x + i_b * stride_xb, dy + i_b * stride_db
+    taps = tl.arange(0, WP)
+    dw = tl.zeros([WP, BC], dtype=tl.float32)
+    for step in range(STEPS):
+        t = (i_span * STEPS + step) * BT + tl.arange(0, BT)
+        d_pre = _pre_grad(x_row, weight, dy_row, t, c, T, C, stride_xt, stride_dt, W, BT, BC)
+        d_in = tl.zeros([BT, BC], dtype=tl.float32)
+        for j in tl.static_range(W):
+            shift = W - 1 - j
+            source = t - shift
+            mask = ((source >= 0) & (source < T))[:, None] & c_mask[None, :]
+            x_j = tl.load(x_row + source[:, None] * stride_xt + c[None, :], mask=mask, other=0.0).to(tl.float32)
+            dw += tl.where(taps[:, None] == j, tl.sum(d_pre * x_j, axis=0)[None, :], 0.0)
+            w = tl.load(weight + c * W + j, mask=c_mask, other=0.0).to(tl.float32)
+            if shift == 0:
+                d_in += w[None, :] * d_pre
+            else:  # dpre of the later token t + shift, whose window holds x[t] at tap j
+                later = _pre_grad(x_row, weight, dy_row, t + shift, c, T, C, stride_xt, stride_dt, W, BT, BC)
+                d_in += w[None, :] * later
+        mask = (t < T)[:, None] & c_mask[None, :]
+        tl.store(dx + i_b * T * C + t[:, None] * C + c[None, :], d_in.to(dx.dtype.element_ty), mask=mask)
+    spans = tl.num_programs(0)
+    partial = dw_partial + (i_b * spans + i_span) * C * W
+    mask = (taps < W)[:, None] & c_mask[None, :]
+    tl.store(partial + c[None, :] * W + taps[:, None], dw, mask=mask)

@@ -1,0 +1,115 @@
+"""The short convolution's Triton kernels (ops/short_conv_kernels.py, launched by ops/short_conv_op.py) against the
+fp64 step-by-step reference: y, dx and dweight, T not a multiple of the token block, C not a multiple of the
+channel block, a strided (seq, batch)-transposed x and dy, several backward spans per row (the weight gradient's
+partials), and widths other than 4.
+
+Runs natively on a CUDA GPU (bf16 as well, and the 380M model's shape), or on the CPU through the Triton
+interpreter when TRITON_INTERPRET=1 is set before the run (small shapes). Skips without triton, and on a CPU
+without the interpreter (the project's CPU suite).
+"""
+
+import importlib.util
+import os
+
+import pytest
+import torch
+
+from neox_metala.ops import reference
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+DEVICE = "cuda" if torch.cuda.is_available() and not INTERPRETED else "cpu"
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton"),
+    pytest.mark.skipif(DEVICE == "cpu" and not INTERPRETED, reason="needs a CUDA GPU or TRITON_INTERPRET=1"),
+]
+F64 = torch.float64
+BOUNDS = {torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 3e-3}  # norm-relative
+SMALL_BLOCKS = dict(forward=(16, 16, 4), backward=(8, 16, 4), steps=2)  # many blocks and spans at small shapes
+
+
+def exact(x, weight, d_out):
+    """fp64 y, dx, dweight of the step-by-step reference, on the kernel's (rounded) inputs."""
+    leaves = [x.double().requires_grad_(), weight.double().requires_grad_()]
+    y, _ = reference.short_conv_reference(*leaves)
+    return (y, *torch.autograd.grad(y, leaves, d_out.double()))
+
+
+def check(dtype, batch, seq, channels, width=4, seq_first=False, blocks=None, seed=0):
+    from neox_metala.ops import short_conv_op
+
+    gen = torch.Generator().manual_seed(seed)
+    shape = (seq, batch, channels) if seq_first else (batch, seq, channels)
+    x, d_out = (torch.randn(*shape, generator=gen).to(DEVICE, dtype) for _ in range(2))
+    if seq_first:  # the layer's transpose: a strided view, not a copy
+        x, d_out = x.transpose(0, 1), d_out.transpose(0, 1)
+    weight = (torch.randn(channels, width, generator=gen) * 0.5).to(DEVICE)
+    blocks = blocks or {}
+    y = short_conv_op.conv_forward_triton(x, weight, **({"blocks": blocks["forward"]} if blocks else {}))
+    backward = {"blocks": blocks["backward"], "steps": blocks["steps"]} if blocks else {}
+    dx, dweight = short_conv_op.conv_backward_triton(x, weight, d_out, **backward)
+    assert (y.dtype, dx.dtype, dweight.dtype) == (dtype, dtype, torch.float32)
+    errors = {}
+    for name, got, want in zip(("y", "dx", "dweight"), (y, dx, dweight), exact(x, weight, d_out)):
+        assert torch.isfinite(got).all(), name
+        errors[name] = ((got.double() - want).norm() / want.norm()).item()
+    print(f"TRITON-CONV {dtype} B{batch} T{seq} C{channels} W{width}:", errors)
+    assert all(error <= BOUNDS[dtype] for error in errors.values()), errors
+
+
+@pytest.mark.parametrize(
+    "batch, seq, channels, width, seq_first",
+    [
+        (2, 1, 20, 4, False),
+        (2, 3, 20, 4, False),
+        (1, 37, 20, 4, False),  # 5 token blocks of 8, 3 backward spans of 16 tokens, the last partial
+        (2, 37, 40, 4, True),
+        (1, 21, 18, 3, False),
+        (1, 9, 16, 2, False),
+    ],
+    ids=["T1", "T3", "T37-C20", "T37-C40-strided", "T21-W3", "T9-W2"],
+)
+def test_kernels_fp32_equal_the_reference(batch, seq, channels, width, seq_first):
+    check(torch.float32, batch, seq, channels, width, seq_first, blocks=SMALL_BLOCKS)
+
+
+def test_default_blocks_fp32():
+    check(torch.float32, 1, 19, 130)  # ops/short_conv_op.py's blocks; C = 130 leaves a partial channel block
+
+
+GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="bf16 and larger shapes: GPU only")
+
+
+@GPU_ONLY
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=["bf16", "fp16", "fp32"])
+@pytest.mark.parametrize("seq_first", [False, True], ids=["contiguous", "strided"])
+def test_kernels_within_bounds_on_the_gpu(dtype, seq_first):
+    check(dtype, 3, 1000, 1000, seq_first=seq_first)
+
+
+@GPU_ONLY
+def test_model_shape_bf16():
+    check(torch.bfloat16, 8, 2048, 1024, seq_first=True)
+
+
+@GPU_ONLY
+def test_custom_op_autograd_runs_the_kernels():
+    """ops/short_conv_op.py on CUDA tensors: its autograd gives the launchers' own output and gradients."""
+    from neox_metala.ops import short_conv_op
+
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    x = torch.randn(2, 300, 256, device="cuda", generator=gen).bfloat16().requires_grad_()
+    weight = torch.randn(256, 4, device="cuda", generator=gen).requires_grad_()
+    d_out = torch.randn(2, 300, 256, device="cuda", generator=gen).bfloat16()
+    y = short_conv_op.short_conv_silu(x, weight)
+    dx, dweight = torch.autograd.grad(y, (x, weight), d_out)
+    assert torch.equal(y, short_conv_op.conv_forward_triton(x, weight))
+    expected_dx, expected_dweight = short_conv_op.conv_backward_triton(x, weight, d_out)
+    assert torch.equal(dx, expected_dx) and torch.equal(dweight, expected_dweight)
+
+
+def test_fp64_is_refused():
+    from neox_metala.ops import short_conv_op
+
+    x = torch.zeros(1, 4, 8, dtype=F64, device=DEVICE)
+    with pytest.raises(ValueError, match="fp32, bf16 or fp16"):
+        short_conv_op.conv_forward_triton(x, torch.zeros(8, 4, device=DEVICE))
