@@ -37,7 +37,12 @@ SHIPPED_CONFIG = os.path.join(ROOT, "configs", "metala-380M.yml")
 BASELINE = os.path.join(ROOT, "..", "shared", "bench", "plain_transformer.py")
 TOKENS_PER_MICRO_BATCH = 8 * 2048
 # MetaLA variants by kind name: the shipped config with these keys changed
-VARIANTS = {"metala-fused": {"metala_fused_kernels": True}, "metala-core": {"metala_core_kernel": "metala"}}
+VARIANTS = {
+    "metala-fused": {"metala_fused_kernels": True},
+    "metala-core": {"metala_core_kernel": "metala"},
+    "metala-conv": {"metala_conv_kernel": "triton"},
+    "metala-own": {"metala_core_kernel": "metala", "metala_conv_kernel": "triton"},
+}
 SMOKE = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256}
 
 
@@ -171,8 +176,7 @@ def main() -> None:
         "--kinds",
         nargs="+",
         default=["baseline", "attention", "metala"],
-        help="baseline, attention, metala, metala-fused (metala_fused_kernels: true), metala-core "
-        "(metala_core_kernel: metala)",
+        help="baseline, attention, metala, or a MetaLA variant: " + ", ".join(VARIANTS),
     )
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--iters", type=int, default=12)

@@ -6,14 +6,14 @@ import torch
 from neox_metala import ops
 from neox_metala.layers.settings import BlockSettings
 from neox_metala.model import gpt
-from neox_metala.ops.options import CORE_KERNELS
 
 pytestmark = pytest.mark.gpu
 
 
-@pytest.mark.parametrize("core_kernel", CORE_KERNELS)
-def test_bf16_fast_kernels_match_cpu_fp32(single_rank, core_kernel):
-    metala = ops.MetaLAOptions(core_kernel=core_kernel)  # "metala": MetaLA's own core kernels on the GPU
+@pytest.mark.parametrize("core_kernel, conv_kernel", [("fla", "shifted"), ("metala", "triton")], ids=["fla", "own"])
+def test_bf16_fast_kernels_match_cpu_fp32(single_rank, core_kernel, conv_kernel):
+    # "own": MetaLA's own core and short-conv kernels on the GPU (metala_core_kernel, metala_conv_kernel)
+    metala = ops.MetaLAOptions(core_kernel=core_kernel, conv_kernel=conv_kernel)
     settings = BlockSettings(hidden_size=256, num_attention_heads=4, num_layers=2, seed=3, metala=metala)
     build = lambda: gpt.SequentialModel(gpt.layer_specs(settings, ["metala", "metala"], 512, tied=True))  # noqa: E731
     model = build().cpu()  # the same seed gives the same weights: no copy needed (megatron modules can't be)
