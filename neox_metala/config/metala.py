@@ -77,6 +77,13 @@ class MetaLAConfig(Section):
             "metala_conv_kernel_size",
             source_of,
         )
+        require(
+            not (self.metala_fused_kernels and self.metala_core_kernel != "fla"),
+            f"metala_core_kernel {self.metala_core_kernel!r} has no effect with metala_fused_kernels: true (the "
+            f"fused path runs fla's core); set one of them",
+            "metala_core_kernel",
+            source_of,
+        )
 
     def options(self) -> MetaLAOptions:
         """These keys as the layers and kernels take them."""

@@ -235,3 +235,20 @@ def test_compile_keys_are_checked(write_yaml, tiny_yaml, extra, fragment):
     paths = with_extra(write_yaml, tiny_yaml, extra + "\n")
     message = config_error(lambda: load_config(paths))
     assert fragment in message and message.startswith(paths[-1]), message
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        ("metala_core_kernel: triton", "metala_core_kernel"),
+        ("metala_conv_kernel: fla", "metala_conv_kernel"),
+        (
+            "metala_fused_kernels: true\nmetala_core_kernel: metala",
+            "metala_core_kernel 'metala' has no effect with metala_fused_kernels: true",
+        ),
+    ],
+)
+def test_metala_kernel_keys_are_checked(write_yaml, tiny_yaml, extra, fragment):
+    paths = with_extra(write_yaml, tiny_yaml, extra + "\n")
+    message = config_error(lambda: load_config(paths))
+    assert fragment in message and message.startswith(paths[-1]), message
