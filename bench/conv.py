@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import sys
-import time
 
 import torch
 
@@ -26,38 +24,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from neox_metala.ops import short_conv_op  # noqa: E402
 from neox_metala.ops.causal_conv import short_conv_shifted  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(__file__))
+from kernel_timing import copy_bandwidth, median_ms  # noqa: E402
+
+CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
+
 WIDTH = 4
 FORWARD_BLOCKS = [(16, 128, 8), (8, 128, 4), (16, 64, 4), (32, 128, 8), (32, 256, 8)]
 BACKWARD_BLOCKS = [(16, 64, 8, 8), (16, 64, 8, 4), (16, 64, 8, 16), (8, 64, 4, 16), (16, 128, 8, 8), (32, 64, 16, 8)]
-
-
-def median_ms(call, warmup, runs):
-    if not torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
-        start = time.perf_counter()
-        call()
-        return (time.perf_counter() - start) * 1e3
-    flush = torch.empty(512 * 2**20, dtype=torch.uint8, device="cuda")  # more than an H200's L2
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(runs):
-        flush.random_()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        call()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
-def copy_bandwidth(device) -> float:
-    """Bytes/s of a large device copy (read + write counted); the H200's nominal figure without a GPU (--smoke)."""
-    if device != "cuda":
-        return 4.8e12
-    src = torch.empty(2**30, dtype=torch.uint8, device="cuda").random_()
-    dst = torch.empty_like(src)
-    return 2 * src.numel() / (median_ms(lambda: dst.copy_(src), 3, 10) / 1e3)
 
 
 def draw(batch, seq, channels, dtype, device):
@@ -90,8 +64,8 @@ def triton_call(smoke):
 def run_case(case, dtype, device, bandwidth, args, compiled):
     inputs = draw(*case, dtype, device)
     mine_call = triton_call(args.smoke)
-    shifted_ms = median_ms(lambda: compiled(*inputs), args.warmup, args.runs)
-    mine_ms = median_ms(lambda: mine_call(*inputs), args.warmup, args.runs)
+    shifted_ms = median_ms(lambda: compiled(*inputs), args.warmup, args.runs, CUDA)
+    mine_ms = median_ms(lambda: mine_call(*inputs), args.warmup, args.runs, CUDA)
     floor = 5 * inputs[0].numel() * inputs[0].element_size() / bandwidth * 1e3
     differences = {
         name: ((ours.float() - theirs.float()).norm() / theirs.float().norm()).item()
@@ -112,11 +86,11 @@ def sweep_blocks(case, dtype, device, bandwidth, args):
     tensor_ms = x.numel() * x.element_size() / bandwidth * 1e3
     for blocks in FORWARD_BLOCKS[: 1 if args.smoke else None]:
         forward = functools.partial(short_conv_op.conv_forward_triton, x, weight, blocks)
-        ms = median_ms(forward, args.warmup, args.runs)
+        ms = median_ms(forward, args.warmup, args.runs, CUDA)
         print(f"forward blocks {blocks}: {ms:.3f} ms, floor ratio {ms / (2 * tensor_ms):.1f}x", flush=True)
     for *blocks, steps in BACKWARD_BLOCKS[: 1 if args.smoke else None]:
         backward = functools.partial(short_conv_op.conv_backward_triton, x, weight, d_out, tuple(blocks), steps)
-        ms = median_ms(backward, args.warmup, args.runs)
+        ms = median_ms(backward, args.warmup, args.runs, CUDA)
         print(f"backward blocks {tuple(blocks)} steps {steps}: {ms:.3f} ms, floor ratio {ms / (3 * tensor_ms):.1f}x")
 
 
@@ -138,7 +112,7 @@ def main():
         dtype, device, backend = torch.bfloat16, "cuda", "inductor"
         print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
     compiled = forward_backward(torch.compile(short_conv_shifted, backend=backend, dynamic=False))
-    bandwidth = copy_bandwidth(device)
+    bandwidth = copy_bandwidth(CUDA)
     print(f"copy bandwidth {bandwidth / 1e9:.0f} GB/s", flush=True)
     for case in cases:
         run_case(case, dtype, device, bandwidth, args, compiled)

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from neox_metala.ops import core_op, metala_core, metala_core_triton  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kernel_timing import copy_bandwidth, median_ms  # noqa: E402
 
 HEADS, HEAD_K_DIM, HEAD_V_DIM = 8, 64, 128
 SCALE = HEAD_K_DIM**-0.5
@@ -59,35 +60,6 @@ def metala_call(q, v, log_decay, key, d_out):
     return output, dq, dv, dlog
 
 
-def median_ms(call, inputs, warmup, runs):
-    if not inputs[0].is_cuda:
-        start = time.perf_counter()
-        call(*inputs)
-        return (time.perf_counter() - start) * 1e3
-    flush = torch.empty(512 * 2**20, dtype=torch.uint8, device="cuda")  # more than an H200's L2
-    for _ in range(warmup):
-        call(*inputs)
-    times = []
-    for _ in range(runs):
-        flush.random_()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        call(*inputs)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
-def copy_bandwidth(device) -> float:
-    """Bytes/s of a large device copy (read + write counted); the H200's nominal figure without a GPU (--smoke)."""
-    if device != "cuda":
-        return 4.8e12
-    src = torch.empty(2**30, dtype=torch.uint8, device="cuda").random_()
-    dst = torch.empty_like(src)
-    return 2 * src.numel() / (median_ms(lambda source: dst.copy_(source), [src], 3, 10) / 1e3)
-
-
 def floor_ms(q, v, bandwidth) -> float:
     q_bytes, v_bytes, decay_bytes = q.numel() * q.element_size(), v.numel() * v.element_size(), q.numel() * 4
     forward = q_bytes + v_bytes + decay_bytes + v_bytes
@@ -102,8 +74,9 @@ def factorised_share(log_decay) -> float:
 
 def run_case(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, bandwidth, args, logit_shift=0.0, label=""):
     inputs = draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift)
-    fla_ms = median_ms(fla_call, inputs, args.warmup, args.runs)
-    metala_ms = median_ms(metala_call, inputs, args.warmup, args.runs)
+    cuda = inputs[0].is_cuda
+    fla_ms = median_ms(lambda: fla_call(*inputs), args.warmup, args.runs, cuda)
+    metala_ms = median_ms(lambda: metala_call(*inputs), args.warmup, args.runs, cuda)
     floor = floor_ms(inputs[0], inputs[1], bandwidth)
     differences = {
         name: ((ours.float() - theirs.float()).norm() / theirs.float().norm().clamp_min(1e-30)).item()
@@ -140,7 +113,7 @@ def main():
         shapes = [(*map(int, case.split("x")), HEADS, HEAD_K_DIM, HEAD_V_DIM) for case in args.cases]
         cases = [(shape, 0.0, "") for shape in shapes] + [(shapes[0], -200.0, " strong")]
         print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
-    bandwidth = copy_bandwidth(device)
+    bandwidth = copy_bandwidth(device == "cuda")
     print(f"copy bandwidth {bandwidth / 1e9:.0f} GB/s", flush=True)
     for shape, logit_shift, label in cases:
         run_case(*shape, dtype, device, bandwidth, args, logit_shift, label)
