@@ -10,6 +10,7 @@ the GPU's). Skips without triton, and on a CPU without the interpreter (the proj
 import importlib.util
 import os
 
+import metala_core_draws
 import pytest
 import torch
 
@@ -30,17 +31,9 @@ BOUNDS = {torch.float32: (1e-5, 1e-6), torch.bfloat16: (1e-2, 3e-3), torch.float
 
 
 def draw(batch, seq, heads, head_k_dim, head_v_dim, decay, seed=0):
-    """fp64 leaves q, log_decay, v and a cotangent; `decay` as test_metala_core_cpu.draw."""
-    gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(batch, seq, heads, head_k_dim, dtype=F64, generator=gen) * 3
-    if decay == "strong":
-        logits = logits - 200
-    elif decay == "mixed":
-        logits[:, 64:128, :, 1] -= 200
-    q = torch.randn(batch, seq, heads, head_k_dim, dtype=F64, generator=gen)
-    v = torch.randn(batch, seq, heads, head_v_dim, dtype=F64, generator=gen)
-    cotangent = torch.randn(batch, seq, heads, head_v_dim, dtype=F64, generator=gen)
-    log_decay, _ = reference.decay_and_key_reference(logits)
+    """fp64 q, log_decay, v (metala_core_draws.draw) and a cotangent, on the test's device."""
+    q, log_decay, v = metala_core_draws.draw(batch, seq, heads, head_k_dim, head_v_dim, decay, seed)
+    cotangent = torch.randn(v.shape, dtype=F64, generator=torch.Generator().manual_seed(seed + 1))
     return [t.to(DEVICE) for t in (q, log_decay, v, cotangent)]
 
 
