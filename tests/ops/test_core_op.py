@@ -85,3 +85,24 @@ def test_compiled_block_with_gpu_dispatch_is_one_graph_and_equals_eager(single_r
     assert torch.allclose(compiled, eager, rtol=1e-6, atol=1e-7), (compiled - eager).abs().max()
     for got, want in zip(compiled_grads, eager_grads):
         assert torch.allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_cumulative_lengths_are_computed_once_per_document_starts_tensor():
+    """One host sync per micro batch: the layers' repeated calls with the same tensor reuse the last result; a
+    tensor changed in place or another tensor (even at a freed tensor's address) gets its own lengths."""
+
+    def direct(starts):
+        flat = starts.clone()
+        flat[:, 0] = True
+        return torch.cat([flat.flatten().nonzero().flatten(), torch.tensor([starts.numel()])])
+
+    starts = torch.zeros(2, 6, dtype=torch.bool)
+    starts[0, 3] = True
+    first = core_op.cumulative_lengths(starts)
+    assert torch.equal(first, direct(starts)) and core_op.cumulative_lengths(starts) is first
+    starts[1, 2] = True  # in place: the version changes
+    assert torch.equal(core_op.cumulative_lengths(starts), direct(starts))
+    for position in range(1, 6):  # new tensors, possibly at a reused address
+        other = torch.zeros(2, 6, dtype=torch.bool)
+        other[1, position] = True
+        assert torch.equal(core_op.cumulative_lengths(other), direct(other))
