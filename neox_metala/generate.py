@@ -6,7 +6,7 @@ decode state (`layers.cache`), so MetaLA layers use memory that does not grow wi
 
 The kernels are the ops' dispatch: fla's `fused_recurrent_gla` for decode steps on a GPU in bf16, the exact
 PyTorch recurrence on CPU. On a GPU a MetaLA-only model's decode step replays a CUDA graph (model/decode.py; the
-same tokens as the eager loop, 14-22x its tokens/s at batch 1 on an H200); `--eager` turns that off. A checkpoint
+same tokens as the eager loop, 12-22x its tokens/s at batch 1 on an H200); `--eager` turns that off. A checkpoint
 of any TP / PP layout is merged into one process (TP=1).
 """
 
