@@ -59,15 +59,15 @@ def _interpreted() -> bool:  # the Triton interpreter (TRITON_INTERPRET=1) runs 
 
 def _kernel_add(hp_grads, lp_grads) -> None:
     device = hp_grads[0].device
-    tiles, starts = _tiles(tuple(h.numel() for h in hp_grads), str(device))
-    numels = _on(device, [h.numel() for h in hp_grads])
-    destinations = _on(device, [h.data_ptr() for h in hp_grads])
-    sources = _on(device, [g.data_ptr() for g in lp_grads])
+    tiles, starts, numels, destinations = _fixed_tables(
+        tuple(h.numel() for h in hp_grads), tuple(h.data_ptr() for h in hp_grads), str(device)
+    )
+    sources = _on(device, [g.data_ptr() for g in lp_grads])  # new gradient tensors at every micro batch
     _kernel()[(tiles.numel(),)](destinations, sources, tiles, starts, numels, BLOCK=BLOCK, num_warps=8)
 
 
-def _on(device, values: list[int]) -> torch.Tensor:
-    table = torch.tensor(values, dtype=torch.int64)
+def _on(device, values) -> torch.Tensor:
+    table = torch.tensor(list(values), dtype=torch.int64)
     if table.device != torch.device(device) and torch.device(device).type == "cuda":
         # pinned through the caching host allocator, which keeps the buffer until the copy has run
         return table.pin_memory().to(device, non_blocking=True)
@@ -75,14 +75,14 @@ def _on(device, values: list[int]) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=8)
-def _tiles(numels: tuple[int, ...], device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """For every program: which tensor it adds and where in it its block starts. The parameters' shapes do not
-    change during a run, so this is built once."""
+def _fixed_tables(numels: tuple[int, ...], destinations: tuple[int, ...], device: str) -> tuple[torch.Tensor, ...]:
+    """For every program: which tensor it adds and where in it its block starts; and every tensor's size and fp32
+    buffer address. The optimizer's buffers do not move during a run, so these are built once."""
     counts = torch.tensor([-(-n // BLOCK) for n in numels])
     tensor_of_tile = torch.repeat_interleave(torch.arange(len(numels)), counts)
     first_tile = torch.cumsum(counts, 0) - counts
     start_of_tile = (torch.arange(int(counts.sum())) - torch.repeat_interleave(first_tile, counts)) * BLOCK
-    return tensor_of_tile.to(device), start_of_tile.to(device)
+    return tensor_of_tile.to(device), start_of_tile.to(device), _on(device, numels), _on(device, destinations)
 
 
 @functools.cache
