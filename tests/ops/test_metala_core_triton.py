@@ -7,22 +7,16 @@ TRITON_INTERPRET=1 is set before the run (fp32 and small shapes only: the interp
 the GPU's). Skips without triton, and on a CPU without the interpreter (the project's CPU suite).
 """
 
-import importlib.util
-import os
-
 import metala_core_draws
 import pytest
 import torch
+import triton_runs
 
 from neox_metala.ops import metala_core, reference
 from neox_metala.ops.chunked import chunked_gla
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-DEVICE = "cuda" if torch.cuda.is_available() and not INTERPRETED else "cpu"
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton"),
-    pytest.mark.skipif(DEVICE == "cpu" and not INTERPRETED, reason="needs a CUDA GPU or TRITON_INTERPRET=1"),
-]
+pytestmark = triton_runs.MARKS
+DEVICE = triton_runs.DEVICE
 F64 = torch.float64
 SCALE = 0.3
 # (relative bound, bound relative to ‖q ⊙ dq‖ for d log_decay): d log_decay is a difference of terms of that size

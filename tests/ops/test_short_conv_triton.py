@@ -8,20 +8,14 @@ interpreter when TRITON_INTERPRET=1 is set before the run (small shapes). Skips 
 without the interpreter (the project's CPU suite).
 """
 
-import importlib.util
-import os
-
 import pytest
 import torch
+import triton_runs
 
 from neox_metala.ops import reference
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-DEVICE = "cuda" if torch.cuda.is_available() and not INTERPRETED else "cpu"
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton"),
-    pytest.mark.skipif(DEVICE == "cpu" and not INTERPRETED, reason="needs a CUDA GPU or TRITON_INTERPRET=1"),
-]
+pytestmark = triton_runs.MARKS
+DEVICE = triton_runs.DEVICE
 F64 = torch.float64
 BOUNDS = {torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 3e-3}  # norm-relative
 SMALL_BLOCKS = dict(forward=(16, 16, 4), backward=(8, 16, 4), steps=2)  # many blocks and spans at small shapes

@@ -5,22 +5,16 @@ elsewhere. Bit-equality: both add the exactly converted bf16 values in fp32."""
 
 from __future__ import annotations
 
-import os
-
-import pytest
 import torch
+import triton_runs
 
 from neox_metala.training import grad_accumulation
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-pytestmark = pytest.mark.skipif(
-    not grad_accumulation._TRITON or not (torch.cuda.is_available() or INTERPRETED),
-    reason="needs triton and a GPU (or the Triton interpreter)",
-)
+pytestmark = triton_runs.MARKS
 
 
 def test_one_launch_add_equals_the_foreach_add_on_views_of_one_flat_buffer():
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = triton_runs.DEVICE
     generator = torch.Generator().manual_seed(0)
     # odd sizes straddle the kernel's blocks; views of one flat buffer as DeepSpeed's BF16 optimizer holds them
     shapes = [(1,), (4097,), (3, 5), (2 * grad_accumulation.BLOCK,), (100, 41), (1, 1), (5000,)]
