@@ -21,6 +21,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from neox_metala import warmup  # noqa: E402
 from neox_metala.ops import short_conv_op  # noqa: E402
 from neox_metala.ops.causal_conv import short_conv_shifted  # noqa: E402
 
@@ -110,6 +111,7 @@ def main():
             raise SystemExit("needs a CUDA GPU (or --smoke with TRITON_INTERPRET=1)")
         cases = [tuple(map(int, case.split("x"))) for case in args.cases]
         dtype, device, backend = torch.bfloat16, "cuda", "inductor"
+        warmup.use_kernel_cache(None)  # the trainer's kernel cache: what earlier runs compiled and tuned
         print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
     compiled = forward_backward(torch.compile(short_conv_shifted, backend=backend, dynamic=False))
     bandwidth = copy_bandwidth(CUDA)
