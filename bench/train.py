@@ -39,9 +39,8 @@ TOKENS_PER_MICRO_BATCH = 8 * 2048
 # MetaLA variants by kind name: the shipped config with these keys changed
 VARIANTS = {
     "metala-fused": {"metala_fused_kernels": True},
-    "metala-core": {"metala_core_kernel": "metala"},
+    "metala-fla": {"metala_core_kernel": "fla"},  # the core before MetaLA's own kernels became the default
     "metala-conv": {"metala_conv_kernel": "triton"},
-    "metala-own": {"metala_core_kernel": "metala", "metala_conv_kernel": "triton"},
 }
 SMOKE = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256}
 

@@ -1,6 +1,6 @@
-"""MetaLA's own core kernels (ops/metala_core_triton.py) as two PyTorch custom ops with autograd: an opt-in
-alternative to fla's chunk_gla behind ops/core_op.py, with its calling convention minus the key (formed from the
-decay inside the kernels: k = -expm1(log_decay)).
+"""MetaLA's own core kernels (ops/metala_core_triton.py) as two PyTorch custom ops with autograd: the default GPU
+training core (key metala_core_kernel), in place of fla's chunk_gla behind ops/core_op.py, with its calling
+convention minus the key (formed from the decay inside the kernels: k = -expm1(log_decay)).
 
 Custom ops for the reason core_op.py gives (one compiled graph per block). The CPU kernels are the same algorithm
 in PyTorch (ops/metala_core.py), so the CPU tests check the op, its autograd and its registrations.

@@ -60,9 +60,9 @@ def _kernels():
         "states": triton.autotune(scan_configs(), key=key)(kernels.state_scan_kernel),
         "state_grads": triton.autotune(scan_configs(), key=key)(kernels.state_grad_scan_kernel),
         "output": triton.autotune(chunk_configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
-        "chunk_grads": triton.autotune(
-            chunk_configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), key=key
-        )(kernels.chunk_grads_kernel),
+        "chunk_grads": triton.autotune(chunk_configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), key=key)(
+            kernels.chunk_grads_kernel
+        ),
     }
 
 

@@ -38,9 +38,9 @@ class MetaLAOptions:
     fused_kernels: bool = False
     """GPU: ops/fused.py instead of separate kernels (config/metala.py says why it is opt-in)."""
 
-    core_kernel: str = "fla"
-    """One of CORE_KERNELS: the GPU training core on the fla backend, fla's chunk_gla or MetaLA's own kernels
-    (ops/metala_core_triton.py; config/metala.py says why it is opt-in)."""
+    core_kernel: str = "metala"
+    """One of CORE_KERNELS: the GPU training core on the fla backend, MetaLA's own kernels
+    (ops/metala_core_triton.py) or fla's chunk_gla (config/metala.py has the measurements)."""
 
     conv_kernel: str = "shifted"
     """One of CONV_KERNELS: the short convolution inside a compiled block on the fla backend, the shifted sum that

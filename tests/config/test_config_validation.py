@@ -252,3 +252,9 @@ def test_metala_kernel_keys_are_checked(write_yaml, tiny_yaml, extra, fragment):
     paths = with_extra(write_yaml, tiny_yaml, extra + "\n")
     message = config_error(lambda: load_config(paths))
     assert fragment in message and message.startswith(paths[-1]), message
+
+
+def test_fused_kernels_alone_load_with_the_default_core(write_yaml, tiny_yaml):
+    # the default core (MetaLA's own kernels) is not the fused path's, but only a core set in a config is refused
+    args = load_config(with_extra(write_yaml, tiny_yaml, "metala_fused_kernels: true\n"))
+    assert args.metala.metala_fused_kernels and args.metala.metala_core_kernel == "metala"

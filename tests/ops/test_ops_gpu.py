@@ -140,7 +140,8 @@ def test_packed_documents_equal_each_document_alone(fused_kernels):
         first token can put any core with bf16 key and output past 1e-2; its floor is printed).
     Every number is printed (GPU-ERR lines, run with -s) before the first failed bound is reported."""
     heads = 4
-    options = ops.MetaLAOptions(fused_kernels=fused_kernels)
+    # packed documents run on fla's varlen core whatever metala_core_kernel says: the documents alone must too
+    options = ops.MetaLAOptions(fused_kernels=fused_kernels, core_kernel="fla")
 
     def mix(projected, gate_bias, aug, starts):
         assert ops.choose_backend("auto", projected) == "fla"

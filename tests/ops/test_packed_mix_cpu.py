@@ -30,10 +30,12 @@ def cpu_mix(path, monkeypatch, core=None):
             return fused_token_mix(projected, gate_bias, aug, HEADS, core=core or TorchCore(), **kwargs)
 
         return mix
-    # metala_mix as on a GPU: its core op (ops/core_op.py), whose CPU kernel is the chunked form
+    # metala_mix as on a GPU: its core op (ops/core_op.py), whose CPU kernel is the chunked form; fla's core for the
+    # documents alone too, as packed documents always take it (test_ops_gpu.py's check does the same)
     monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "fla")
+    options = ops.MetaLAOptions(core_kernel="fla")
     return lambda projected, gate_bias, aug, starts: ops.metala_mix(
-        projected, gate_bias, aug, HEADS, seq_first=False, document_starts=starts
+        projected, gate_bias, aug, HEADS, options, seq_first=False, document_starts=starts
     )
 
 
