@@ -9,7 +9,7 @@ One line per case: median ms of each (CUDA events, L2 flushed before every run),
 also reads and writes the key) over the copy bandwidth measured here, each time over that floor, the speed-up, the
 largest norm-relative difference between the two paths' o, dq, dv and d log α (fla's d log α including the key's
 path), and the share of chunks whose scores took the factorised form. A last case draws strong decays (gate logits
-around -200: every chunk takes the exact per-element form), the kernels' worst case; there d log α is a difference
+around -200: every chunk takes the exact form, by sub-chunks), the kernels' worst case; there d log α is a difference
 of terms ~1e5 times larger than itself, so both paths' values are rounding noise and differ by O(1) relative. Then
 the tuned configurations.
 """

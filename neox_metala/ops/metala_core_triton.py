@@ -39,7 +39,7 @@ def _kernels():
     from . import metala_core_kernels as kernels
 
     # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
-    # 2 warps spill in the scans; the chunk gradients spill ~1 KB at BV=64 but ≤ 100 B at BV ≤ 32 with 8 warps.
+    # 2 warps spill in the scans; the chunk gradients spill ~1 KB at BV=64 but ≤ 120 B at BV ≤ 32 with 8 warps.
     # The chunk gradients with 4 warps are left out: Triton 3.6's bf16 build of them reads out of bounds when T is
     # below one chunk (an illegal address on the H200, 2026-11-29; fp16 / fp32 and the other configs are clean).
     # The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each.

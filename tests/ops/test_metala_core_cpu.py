@@ -34,6 +34,8 @@ CASES = [
     pytest.param(63, "strong", id="T63-strong"),
     pytest.param(130, "strong", id="T130-strong"),
     pytest.param(130, "mixed", id="T130-mixed"),
+    pytest.param(100, "moderate", id="T100-moderate"),
+    pytest.param(130, "graded", id="T130-graded"),
 ]
 
 
@@ -65,6 +67,8 @@ def test_draws_take_the_forms_they_are_meant_to():
     assert factorised_share(draw(1, 130, 2, 8, 6, "strong")[1]) == pytest.approx(1 / 3)  # a 2-token last chunk
     share = factorised_share(draw(1, 130, 2, 8, 6, "mixed")[1])
     assert share == pytest.approx(2 / 3)  # per (batch, head): chunks 0 and 2 factorised, chunk 1 exact
+    assert factorised_share(draw(1, 128, 2, 8, 6, "moderate")[1]) == 0.0
+    assert factorised_share(draw(1, 128, 2, 8, 6, "graded")[1]) == 0.0
 
 
 def test_factorised_form_is_finite_at_its_bound():

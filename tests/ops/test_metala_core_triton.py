@@ -1,6 +1,6 @@
 """MetaLA's core Triton kernels (ops/metala_core_triton.py) against the fp64 recurrence: the output and every
 gradient (dq, dv, d log_decay with the key's path), at awkward sizes, for draws whose chunks take the factorised
-form, the exact form, or both (test_metala_core_cpu.py's draws).
+form, the exact (sub-chunk) form, or both (metala_core_draws.py).
 
 Runs natively on a CUDA GPU (bf16 and fp32, larger shapes), or on the CPU through the Triton interpreter when
 TRITON_INTERPRET=1 is set before the run (fp32 and small shapes only: the interpreter's bf16 arithmetic is not
@@ -77,6 +77,10 @@ SMALL = [
     pytest.param(63, 16, 32, "strong", id="T63-strong"),
     pytest.param(130, 16, 32, "strong", id="T130-strong"),
     pytest.param(130, 16, 32, "mixed", id="T130-mixed"),
+    # exact chunks whose pairs across sub-chunks matter, beside channels of log decay −50 per token
+    pytest.param(100, 20, 24, "moderate", id="T100-K20-V24-moderate"),
+    pytest.param(63, 16, 32, "graded", id="T63-graded"),
+    pytest.param(130, 20, 24, "graded", id="T130-K20-V24-graded"),
 ]
 
 
