@@ -6,9 +6,12 @@ a (seq, batch) transpose as the layer hands it.
     TRITON_INTERPRET=1 python bench/conv.py --smoke     # the same logic on the CPU, tiny fp32 shape, no GPU
 
 One line per case: median ms of each (CUDA events, L2 flushed before every run), the byte floor (forward reads x
-and writes y, backward reads x and dy and writes dx: five tensors) over the copy bandwidth measured here, each time
-over that floor, the speed-up, and the norm-relative differences of y, dx and dweight. Then the first case's
-forward and backward kernels alone, for a few block shapes (tokens, channels, warps), to pick the defaults from.
+and writes y, backward reads x and dy and writes dx: five tensors; the Triton path also writes dpre and reads it
+back, seven) over the copy bandwidth measured here, each time over that floor, the speed-up, and the norm-relative
+differences of y, dx and dweight. Then, for the first case, each of the three kernels alone at a few block shapes
+(tokens, channels, warps; the dpre kernel's steps too; the first of each list is ops/short_conv_op.py's default),
+each over its own bytes (forward 2 tensors, dpre 3, dx 2), and the whole backward at the defaults over its 5
+(and over the 3 of x, dy, dx): the lines to pick the defaults from.
 """
 
 from __future__ import annotations
@@ -31,8 +34,18 @@ from kernel_timing import copy_bandwidth, median_ms  # noqa: E402
 CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
 
 WIDTH = 4
-FORWARD_BLOCKS = [(16, 128, 8), (8, 128, 4), (16, 64, 4), (32, 128, 8), (32, 256, 8)]
-BACKWARD_BLOCKS = [(16, 64, 8, 8), (16, 64, 8, 4), (16, 64, 8, 16), (8, 64, 4, 16), (16, 128, 8, 8), (32, 64, 16, 8)]
+FORWARD_BLOCKS = [(8, 128, 4), (16, 128, 8), (32, 256, 8), (8, 256, 8)]
+PRE_GRAD_BLOCKS = [  # (tokens, channels, warps, steps)
+    (8, 128, 4, 8),
+    (8, 128, 4, 4),
+    (8, 128, 4, 16),
+    (8, 64, 2, 16),
+    (4, 128, 2, 32),
+    (8, 256, 8, 8),
+    (16, 128, 8, 4),
+    (16, 256, 8, 4),
+]
+INPUT_GRAD_BLOCKS = [(8, 128, 4), (4, 128, 2), (8, 256, 8), (16, 128, 8), (32, 256, 8), (16, 256, 4)]
 
 
 def draw(batch, seq, channels, dtype, device):
@@ -85,14 +98,23 @@ def run_case(case, dtype, device, bandwidth, args, compiled):
 def sweep_blocks(case, dtype, device, bandwidth, args):
     x, weight, d_out = draw(*case, dtype, device)
     tensor_ms = x.numel() * x.element_size() / bandwidth * 1e3
-    for blocks in FORWARD_BLOCKS[: 1 if args.smoke else None]:
-        forward = functools.partial(short_conv_op.conv_forward_triton, x, weight, blocks)
-        ms = median_ms(forward, args.warmup, args.runs, CUDA)
-        print(f"forward blocks {blocks}: {ms:.3f} ms, floor ratio {ms / (2 * tensor_ms):.1f}x", flush=True)
-    for *blocks, steps in BACKWARD_BLOCKS[: 1 if args.smoke else None]:
-        backward = functools.partial(short_conv_op.conv_backward_triton, x, weight, d_out, tuple(blocks), steps)
-        ms = median_ms(backward, args.warmup, args.runs, CUDA)
-        print(f"backward blocks {tuple(blocks)} steps {steps}: {ms:.3f} ms, floor ratio {ms / (3 * tensor_ms):.1f}x")
+    count = 1 if args.smoke else None
+
+    def report(name, call, tensors):
+        ms = median_ms(call, args.warmup, args.runs, CUDA)
+        print(f"{name}: {ms:.3f} ms, floor ratio {ms / (tensors * tensor_ms):.1f}x", flush=True)
+        return ms
+
+    for blocks in FORWARD_BLOCKS[:count]:
+        report(f"forward blocks {blocks}", functools.partial(short_conv_op.conv_forward_triton, x, weight, blocks), 2)
+    for *blocks, steps in PRE_GRAD_BLOCKS[:count]:
+        call = functools.partial(short_conv_op.conv_pre_grad_triton, x, weight, d_out, tuple(blocks), steps)
+        report(f"dpre blocks {tuple(blocks)} steps {steps}", call, 3)
+    d_pre, _ = short_conv_op.conv_pre_grad_triton(x, weight, d_out)
+    for blocks in INPUT_GRAD_BLOCKS[:count]:
+        report(f"dx blocks {blocks}", functools.partial(short_conv_op.conv_input_grad_triton, d_pre, weight, blocks), 2)
+    ms = report("backward at the defaults", functools.partial(short_conv_op.conv_backward_triton, x, weight, d_out), 5)
+    print(f"backward at the defaults over x, dy and dx alone: {ms / (3 * tensor_ms):.1f}x", flush=True)
 
 
 def main():

@@ -29,7 +29,7 @@ INTEGERS = ("T", "C", "stride_xb", "stride_xt", "stride_db", "stride_dt")
 
 def build(name, dtype, warps, constants):
     fn = getattr(kernels, name)
-    pointers = {"x": dtype, "y": dtype, "dy": dtype, "dx": dtype, "weight": "fp32", "dw_partial": "fp32"}
+    pointers = {"x": dtype, "y": dtype, "dy": dtype, "dpre": dtype, "dx": dtype, "weight": "fp32", "dw_partial": "fp32"}
     signature = {}
     for arg in fn.arg_names:
         if arg in pointers:
@@ -50,18 +50,20 @@ def main():
     parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     parser.add_argument("--width", type=int, default=4)
     parser.add_argument("--forward", type=_blocks, default=short_conv_op.FORWARD_BLOCKS, help="BT,BC,warps")
-    parser.add_argument("--backward", type=_blocks, default=short_conv_op.BACKWARD_BLOCKS, help="BT,BC,warps")
-    parser.add_argument("--steps", type=int, default=short_conv_op.BACKWARD_STEPS)
+    parser.add_argument("--pre-grad", type=_blocks, default=short_conv_op.PRE_GRAD_BLOCKS, help="BT,BC,warps")
+    parser.add_argument("--steps", type=int, default=short_conv_op.PRE_GRAD_STEPS)
+    parser.add_argument("--input-grad", type=_blocks, default=short_conv_op.INPUT_GRAD_BLOCKS, help="BT,BC,warps")
     args = parser.parse_args()
-    block_t, block_c, warps = args.forward
-    forward = dict(W=args.width, BT=block_t, BC=block_c)
-    compiled = build("conv_forward_kernel", args.dtype, warps, forward)
-    print(f"conv_forward_kernel {args.dtype} warps {warps} {forward}: {resource_usage(compiled.asm['cubin'])}")
-    block_t, block_c, warps = args.backward
     width_block = 1 << (args.width - 1).bit_length()
-    backward = dict(W=args.width, WP=width_block, BT=block_t, BC=block_c, STEPS=args.steps)
-    compiled = build("conv_backward_kernel", args.dtype, warps, backward)
-    print(f"conv_backward_kernel {args.dtype} warps {warps} {backward}: {resource_usage(compiled.asm['cubin'])}")
+    kernels = [
+        ("conv_forward_kernel", args.forward, {}),
+        ("conv_pre_grad_kernel", args.pre_grad, dict(WP=width_block, STEPS=args.steps)),
+        ("conv_input_grad_kernel", args.input_grad, {}),
+    ]
+    for name, (block_t, block_c, warps), extra in kernels:
+        constants = dict(W=args.width, BT=block_t, BC=block_c, **extra)
+        compiled = build(name, args.dtype, warps, constants)
+        print(f"{name} {args.dtype} warps {warps} {constants}: {resource_usage(compiled.asm['cubin'])}")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ class MetaLAConfig(Section):
     metala_conv_kernel: Literal[CONV_KERNELS] = _DEFAULTS.conv_kernel
     """Short convolution (+ SiLU) in a compiled block on the fla backend (GPU training): "shifted" (a sum of
     shifted copies that torch.compile turns into four kernels per layer and micro batch; default) or "triton"
-    (MetaLA's own Triton kernels as custom ops: one forward, one backward kernel; ops/short_conv_op.py).
+    (MetaLA's own Triton kernels as custom ops: one forward, two backward kernels; ops/short_conv_op.py).
     Opt-in: equal to the fp64 reference on CPU through the Triton interpreter, not yet run on a GPU (bench/conv.py
     measures it). Packed documents (reset_attention_mask) keep the shifted form."""
 

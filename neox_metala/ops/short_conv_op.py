@@ -4,8 +4,10 @@ on Triton kernels (ops/short_conv_kernels.py): an opt-in alternative to `short_c
 
 Why: inside a compiled block, inductor runs the shifted form as four kernels per layer and micro batch (forward,
 its recomputation in backward, dx, the weight-gradient reduction; ~246 µs at B=8, T=2048, C=1024 bf16 on an
-H200, where the bytes allow ~45 µs). Here: one forward kernel, one backward kernel for dx and per-span weight
-gradients, and a small sum over spans. The forward saves only x; the backward recomputes the pre-activation.
+H200, where the bytes allow ~45 µs). Here: one forward kernel; in backward, one kernel that recomputes the
+pre-activation from x, stores dpre = dy · SiLU'(pre) and per-span weight gradients, one kernel for dx from dpre at
+W shifts, and a small sum over spans. The forward saves only x. Two backward kernels, so that dpre is formed once
+per element (ops/short_conv_kernels.py says what one kernel cost).
 As opaque ops with declared output shapes they stay inside one compiled graph (as ops/core_op.py's).
 
 Layout: x and dy may be strided over batch and time (the layer's (seq, batch) → (batch, seq) transpose is a view);
@@ -22,14 +24,17 @@ import functools
 import torch
 import torch.nn.functional as F
 
-# (tokens per block, channels per block, warps): 8 and 4 elements per thread, whose sm90 builds (bench/conv_build.py,
-# triton 3.9) take ~48 and ~117 registers without spills; twice those elements take 86 / 206 registers (the
-# backward 255 and spills at 32 x 64 over 4 warps). The backward's program walks STEPS blocks of tokens, so its
-# weight-gradient partials stay small (B · T / (BT · STEPS) × C × W fp32: 2 MB at B=8, T=2048, C=1024).
-# Not yet timed on a GPU: bench/conv.py tries others.
-FORWARD_BLOCKS = (16, 128, 8)
-BACKWARD_BLOCKS = (16, 64, 8)
-BACKWARD_STEPS = 8
+# (tokens per block, channels per block, warps). The forward's: the fastest of bench/conv.py's sweep on an H200
+# (2026-11-29, B8 T2048 C1024 bf16: 0.031 ms = 1.9x its byte floor, against 0.141 ms at (16, 128, 8)).
+FORWARD_BLOCKS = (8, 128, 4)
+# The backward's two kernels take the forward's 8 elements per thread: sm90 builds (bench/conv_build.py, triton 3.9,
+# bf16) of 54 (forward), 80 (dpre) and 40 (dx) registers, no spills. Not yet timed on a GPU: bench/conv.py sweeps
+# both. The dpre kernel's program walks STEPS blocks of tokens, so its weight-gradient partials stay small
+# (B · T / (BT · STEPS) × C × W fp32: 4 MB at B=8, T=2048, C=1024) while its 2048 programs there still fill an
+# H200 ~2.6 times over (6 per SM at 80 registers; STEPS = 16 would leave its second wave under a third full).
+PRE_GRAD_BLOCKS = (8, 128, 4)
+PRE_GRAD_STEPS = 8
+INPUT_GRAD_BLOCKS = (8, 128, 4)
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -66,8 +71,21 @@ def conv_forward_triton(x, weight, blocks=FORWARD_BLOCKS):
     return y
 
 
-def conv_backward_triton(x, weight, d_out, blocks=BACKWARD_BLOCKS, steps=BACKWARD_STEPS):
+def conv_backward_triton(
+    x, weight, d_out, pre_grad_blocks=PRE_GRAD_BLOCKS, steps=PRE_GRAD_STEPS, input_grad_blocks=INPUT_GRAD_BLOCKS
+):
     """-> (dx (B, T, C) contiguous in x's dtype, dweight (C, W) in weight's dtype, summed in fp32)."""
+    d_pre, dweight = conv_pre_grad_triton(x, weight, d_out, pre_grad_blocks, steps)
+    return conv_input_grad_triton(d_pre, weight, input_grad_blocks), dweight
+
+
+def conv_pre_grad_triton(x, weight, d_out, blocks=PRE_GRAD_BLOCKS, steps=PRE_GRAD_STEPS):
+    """-> (dpre = dy · SiLU'(pre) (B, T, C) contiguous in x's dtype, dweight (C, W) in weight's dtype).
+
+    dpre in x's dtype, not fp32: in bf16 it halves the bytes written here and read back for dx, which is rounded
+    to bf16 anyway; the extra rounding takes dx's norm-relative error against fp64 from 1.7e-3 to 2.3e-3 (fp16:
+    2.1e-4 to 2.9e-4; B2 T2048 C1024, W=4). dweight is summed from the fp32 dpre.
+    """
     _check_triton_inputs(x, weight)
     x, weight, d_out = _channels_contiguous(x), weight.contiguous(), _channels_contiguous(d_out)
     batch, seq, channels = x.shape
@@ -75,13 +93,26 @@ def conv_backward_triton(x, weight, d_out, blocks=BACKWARD_BLOCKS, steps=BACKWAR
     block_t, block_c, warps = blocks
     steps = max(1, min(steps, _cdiv(seq, block_t)))  # a short sequence needs no empty steps
     spans = _cdiv(seq, block_t * steps)
-    dx = torch.empty(batch, seq, channels, dtype=x.dtype, device=x.device)
+    d_pre = torch.empty(batch, seq, channels, dtype=x.dtype, device=x.device)
     partials = torch.empty(batch * spans, channels, width, dtype=torch.float32, device=x.device)
-    _kernels().conv_backward_kernel[(spans, _cdiv(channels, block_c), batch)](
-        x, weight, d_out, dx, partials, seq, channels, x.stride(0), x.stride(1), d_out.stride(0), d_out.stride(1),
+    _kernels().conv_pre_grad_kernel[(spans, _cdiv(channels, block_c), batch)](
+        x, weight, d_out, d_pre, partials, seq, channels, x.stride(0), x.stride(1), d_out.stride(0), d_out.stride(1),
         W=width, WP=_next_power_of_2(width), BT=block_t, BC=block_c, STEPS=steps, num_warps=warps,
     )  # fmt: skip
-    return dx, partials.sum(0).to(weight.dtype)
+    return d_pre, partials.sum(0).to(weight.dtype)
+
+
+def conv_input_grad_triton(d_pre, weight, blocks=INPUT_GRAD_BLOCKS):
+    """dpre (B, T, C) contiguous -> dx (B, T, C) contiguous, in dpre's dtype."""
+    weight = weight.contiguous()
+    batch, seq, channels = d_pre.shape
+    block_t, block_c, warps = blocks
+    dx = torch.empty_like(d_pre)
+    grid = (_cdiv(seq, block_t), _cdiv(channels, block_c), batch)
+    _kernels().conv_input_grad_kernel[grid](
+        d_pre, weight, dx, seq, channels, W=weight.shape[1], BT=block_t, BC=block_c, num_warps=warps
+    )
+    return dx
 
 
 def _cdiv(n: int, block: int) -> int:

@@ -1,7 +1,7 @@
 """The short convolution's Triton kernels (ops/short_conv_kernels.py, launched by ops/short_conv_op.py) against the
 fp64 step-by-step reference: y, dx and dweight, T not a multiple of the token block, C not a multiple of the
 channel block, a strided (seq, batch)-transposed x and dy, several backward spans per row (the weight gradient's
-partials), and widths other than 4.
+partials), dx's window of later dpre reaching past the next token block, and widths other than 4.
 
 Runs natively on a CUDA GPU (bf16 as well, and the 380M model's shape), or on the CPU through the Triton
 interpreter when TRITON_INTERPRET=1 is set before the run (small shapes). Skips without triton, and on a CPU
@@ -18,7 +18,8 @@ pytestmark = triton_runs.MARKS
 DEVICE = triton_runs.DEVICE
 F64 = torch.float64
 BOUNDS = {torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 3e-3}  # norm-relative
-SMALL_BLOCKS = dict(forward=(16, 16, 4), backward=(8, 16, 4), steps=2)  # many blocks and spans at small shapes
+# Many blocks and spans at small shapes; conv_backward_triton's keywords after "forward".
+SMALL_BLOCKS = dict(forward=(16, 16, 4), pre_grad_blocks=(8, 16, 4), steps=2, input_grad_blocks=(8, 16, 4))
 
 
 def exact(x, weight, d_out):
@@ -37,9 +38,9 @@ def check(dtype, batch, seq, channels, width=4, seq_first=False, blocks=None, se
     if seq_first:  # the layer's transpose: a strided view, not a copy
         x, d_out = x.transpose(0, 1), d_out.transpose(0, 1)
     weight = (torch.randn(channels, width, generator=gen) * 0.5).to(DEVICE)
-    blocks = blocks or {}
-    y = short_conv_op.conv_forward_triton(x, weight, **({"blocks": blocks["forward"]} if blocks else {}))
-    backward = {"blocks": blocks["backward"], "steps": blocks["steps"]} if blocks else {}
+    backward = dict(blocks or {})
+    forward = {"blocks": backward.pop("forward")} if blocks else {}
+    y = short_conv_op.conv_forward_triton(x, weight, **forward)
     dx, dweight = short_conv_op.conv_backward_triton(x, weight, d_out, **backward)
     assert (y.dtype, dx.dtype, dweight.dtype) == (dtype, dtype, torch.float32)
     errors = {}
@@ -64,6 +65,11 @@ def check(dtype, batch, seq, channels, width=4, seq_first=False, blocks=None, se
 )
 def test_kernels_fp32_equal_the_reference(batch, seq, channels, width, seq_first):
     check(torch.float32, batch, seq, channels, width, seq_first, blocks=SMALL_BLOCKS)
+
+
+def test_dx_window_spans_several_token_blocks():
+    """dx's token blocks of 2 with W=4: a token's later dpre lie in the next two blocks, the last ones past T."""
+    check(torch.float32, 2, 11, 20, blocks={**SMALL_BLOCKS, "input_grad_blocks": (2, 16, 4)})
 
 
 def test_default_blocks_fp32():
