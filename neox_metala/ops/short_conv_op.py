@@ -27,13 +27,14 @@ import torch.nn.functional as F
 # (tokens per block, channels per block, warps). The forward's: the fastest of bench/conv.py's sweep on an H200
 # (2026-11-29, B8 T2048 C1024 bf16: 0.031 ms = 1.9x its byte floor, against 0.141 ms at (16, 128, 8)).
 FORWARD_BLOCKS = (8, 128, 4)
-# The backward's two kernels take the forward's 8 elements per thread: sm90 builds (bench/conv_build.py, triton 3.9,
-# bf16) of 54 (forward), 80 (dpre) and 40 (dx) registers, no spills. Not yet timed on a GPU: bench/conv.py sweeps
-# both. The dpre kernel's program walks STEPS blocks of tokens, so its weight-gradient partials stay small
-# (B · T / (BT · STEPS) × C × W fp32: 4 MB at B=8, T=2048, C=1024) while its 2048 programs there still fill an
-# H200 ~2.6 times over (6 per SM at 80 registers; STEPS = 16 would leave its second wave under a third full).
-PRE_GRAD_BLOCKS = (8, 128, 4)
-PRE_GRAD_STEPS = 8
+# The backward's two kernels, from the same sweep: dx at the forward's blocks (0.026 ms = 1.7x its floor); dpre, which
+# also reduces the weight gradient over tokens, fastest with few warps per program (0.152 ms at (8, 64, 2) walking
+# 16 token blocks, against 0.354 at (8, 128, 4) and 0.654 at (8, 256, 8)): the reduction crosses fewer warps. The
+# dpre program walks STEPS blocks of tokens, so its weight-gradient partials stay small (B · T / (BT · STEPS) × C ×
+# W fp32: 2 MB at B=8, T=2048, C=1024). sm90 builds (bench/conv_build.py, triton 3.9, bf16): 54, 80 and 40
+# registers, no spills.
+PRE_GRAD_BLOCKS = (8, 64, 2)
+PRE_GRAD_STEPS = 16
 INPUT_GRAD_BLOCKS = (8, 128, 4)
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
