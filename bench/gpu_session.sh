@@ -89,7 +89,7 @@ for s in "$@"; do
         core) step core ${CORE_LIMIT:-240} python3 bench/core.py ${CORE_ARGS:-} ;;
         conv) step conv ${CONV_LIMIT:-180} python3 bench/conv.py ${CONV_ARGS:-} ;;
         core-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton NEOX_METALA_FAST_AUTOTUNE=1
-                     step core-tests ${CORE_TESTS_LIMIT:-240} python3 -m pytest -q -s -p no:cacheprovider \
+                     step core-tests ${CORE_TESTS_LIMIT:-420} python3 -m pytest -q -s -p no:cacheprovider \
                          ${CORE_TESTS:-tests/ops/test_metala_core_triton.py tests/ops/test_short_conv_triton.py \
                          tests/training/test_grad_accumulation_kernel.py tests/layers/test_model_gpu.py}) ;;
         new-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
