@@ -167,9 +167,13 @@ def gla_recurrence(
     _log_choice("recurrence", kernel, q)
     if kernel == "fla" and initial_state is None and not output_final_state:  # training and plain prefill
         if core_kernel == "metala" and document_starts is None:
+            _log_choice("training core", "MetaLA's own kernels", q)
             from .metala_core_op import metala_core
 
             return metala_core(q, v.to(q.dtype), log_decay, scale).to(v.dtype), None
+        # said once, so that a user who packs documents knows why the run is not on the faster default core
+        why = " (packed documents: MetaLA's own kernels take no document boundaries)" if core_kernel == "metala" else ""
+        _log_choice("training core", "fla's chunk_gla" + why, q)
         from .core_op import gla_core
 
         return gla_core(q, key.to(q.dtype), v.to(q.dtype), log_decay, scale, document_starts).to(v.dtype), None

@@ -2,6 +2,8 @@
 fp64 recurrence through the op's autograd, its registrations under torch.library.opcheck, the forward's kept
 states against a direct computation, and the refusal of packed documents."""
 
+import logging
+
 import pytest
 import torch
 
@@ -61,10 +63,10 @@ def test_packed_documents_are_refused():
         metala_core_op.metala_core(q, v, log_decay, SCALE, document_starts=torch.zeros(2, 8, dtype=torch.bool))
 
 
-def test_metala_core_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch):
+def test_metala_core_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch, caplog):
     """metala_core_kernel: "metala" runs this op where the fla backend runs its core (the mixer's whole path: the
-    CPU stands in for the GPU, as tests/ops/test_core_op.py does), packed documents keep fla's core; the mixer's
-    output and gradients equal the fp64 reference path's."""
+    CPU stands in for the GPU, as tests/ops/test_core_op.py does), packed documents keep fla's core and say so; the
+    mixer's output and gradients equal the fp64 reference path's."""
     from neox_metala import ops
     from neox_metala.ops import core_op, metala
 
@@ -100,7 +102,10 @@ def test_metala_core_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch)
         assert torch.allclose(got, want, rtol=1e-9, atol=1e-11)
 
     monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "fla")
+    monkeypatch.setattr(metala, "_logged_choices", set())
     starts = torch.zeros(2, 70, dtype=torch.bool)
     starts[:, 30] = True
-    mix(ops.MetaLAOptions(core_kernel="metala"), document_starts=starts)
+    with caplog.at_level(logging.INFO, logger=metala._logger.name):
+        mix(ops.MetaLAOptions(core_kernel="metala"), document_starts=starts)
     assert calls == {"metala": 1, "fla": 1}
+    assert "training core runs on fla's chunk_gla (packed documents" in caplog.text
