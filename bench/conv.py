@@ -16,7 +16,6 @@ each over its own bytes (forward 2 tensors, dpre 3, dx 2), and the whole backwar
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import sys
@@ -24,12 +23,11 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from neox_metala import warmup  # noqa: E402
 from neox_metala.ops import short_conv_op  # noqa: E402
 from neox_metala.ops.causal_conv import short_conv_shifted  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kernel_timing import copy_bandwidth, median_ms  # noqa: E402
+from kernel_timing import copy_bandwidth, median_ms, parse_args  # noqa: E402
 
 CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
 
@@ -117,23 +115,12 @@ def sweep_blocks(case, dtype, device, bandwidth, args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", nargs="+", default=["8x2048x1024", "2x8192x1024"], help="BATCHxSEQxCHANNELS")
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--smoke", action="store_true", help="tiny fp32 shape on the CPU (needs TRITON_INTERPRET=1)")
-    args = parser.parse_args()
+    args = parse_args(__doc__, ["8x2048x1024", "2x8192x1024"], "BATCHxSEQxCHANNELS")
     if args.smoke:
-        if os.environ.get("TRITON_INTERPRET") != "1":
-            raise SystemExit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
         cases, dtype, device, backend = [(2, 37, 160)], torch.float32, "cpu", "eager"  # no C++ toolchain needed
     else:
-        if not torch.cuda.is_available():
-            raise SystemExit("needs a CUDA GPU (or --smoke with TRITON_INTERPRET=1)")
         cases = [tuple(map(int, case.split("x"))) for case in args.cases]
         dtype, device, backend = torch.bfloat16, "cuda", "inductor"
-        warmup.use_kernel_cache(None)  # the trainer's kernel cache: what earlier runs compiled and tuned
-        print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
     compiled = forward_backward(torch.compile(short_conv_shifted, backend=backend, dynamic=False))
     bandwidth = copy_bandwidth(CUDA)
     print(f"copy bandwidth {bandwidth / 1e9:.0f} GB/s", flush=True)

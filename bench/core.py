@@ -16,7 +16,6 @@ the tuned configurations.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -24,11 +23,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from neox_metala import warmup  # noqa: E402
 from neox_metala.ops import core_op, metala_core, metala_core_triton  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kernel_timing import copy_bandwidth, median_ms  # noqa: E402
+from kernel_timing import copy_bandwidth, median_ms, parse_args  # noqa: E402
 
 HEADS, HEAD_K_DIM, HEAD_V_DIM = 8, 64, 128
 SCALE = HEAD_K_DIM**-0.5
@@ -96,25 +94,14 @@ def run_case(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, bandwidth
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", nargs="+", default=["8x2048", "2x8192"], help="BATCHxSEQ")
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--smoke", action="store_true", help="tiny fp32 shape on the CPU (needs TRITON_INTERPRET=1)")
-    args = parser.parse_args()
+    args = parse_args(__doc__, ["8x2048", "2x8192"], "BATCHxSEQ")
     if args.smoke:
-        if os.environ.get("TRITON_INTERPRET") != "1":
-            raise SystemExit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
         shape, dtype, device = (1, 80, 2, 16, 32), torch.float32, "cpu"
         cases = [(shape, 0.0, ""), (shape, -200.0, " strong")]
     else:
-        if not torch.cuda.is_available():
-            raise SystemExit("needs a CUDA GPU (or --smoke with TRITON_INTERPRET=1)")
         dtype, device = torch.bfloat16, "cuda"
-        warmup.use_kernel_cache(None)  # the trainer's kernel cache: fla's tuned configurations from earlier runs
         shapes = [(*map(int, case.split("x")), HEADS, HEAD_K_DIM, HEAD_V_DIM) for case in args.cases]
         cases = [(shape, 0.0, "") for shape in shapes] + [(shapes[0], -200.0, " strong")]
-        print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
     bandwidth = copy_bandwidth(device == "cuda")
     print(f"copy bandwidth {bandwidth / 1e9:.0f} GB/s", flush=True)
     for shape, logit_shift, label in cases:

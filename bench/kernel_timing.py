@@ -1,13 +1,38 @@
-"""Timing of one GPU kernel call for the per-kernel benchmarks (bench/core.py, bench/conv.py): the median of CUDA-event
-times with the L2 cache flushed before each run, and the copy bandwidth that byte floors are measured against.
-Without a GPU (the benchmarks' --smoke runs through the Triton interpreter) a call is timed once by the clock."""
+"""What the per-kernel benchmarks (bench/core.py, bench/conv.py) share: their command line, the timing of one GPU
+kernel call (the median of CUDA-event times with the L2 cache flushed before each run), and the copy bandwidth that
+byte floors are measured against. Without a GPU (the benchmarks' --smoke runs through the Triton interpreter) a
+call is timed once by the clock. The importing script puts the repository on sys.path."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import time
 
 import torch
+
+from neox_metala import warmup
+
+
+def parse_args(description: str, default_cases: list[str], cases_help: str) -> argparse.Namespace:
+    """--cases, --runs, --warmup, --smoke, checked: --smoke needs the Triton interpreter, else a GPU, on which the
+    run uses the trainer's kernel cache (what earlier runs compiled and tuned: fla's tuning takes minutes)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=default_cases, help=cases_help)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="tiny fp32 shape on the CPU (needs TRITON_INTERPRET=1)")
+    args = parser.parse_args()
+    if args.smoke:
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            raise SystemExit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
+    else:
+        if not torch.cuda.is_available():
+            raise SystemExit("needs a CUDA GPU (or --smoke with TRITON_INTERPRET=1)")
+        warmup.use_kernel_cache(None)
+        print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
+    return args
 
 
 def median_ms(call, warmup: int, runs: int, cuda: bool = True) -> float:
