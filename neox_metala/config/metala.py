@@ -49,9 +49,9 @@ class MetaLAConfig(Section):
     1 - decay formed inside them, five launches per forward + backward against fla's eleven;
     ops/metala_core_kernels.py) or "fla" (fla's chunk_gla). On an H200 (docs/benchmarks.md, 2026-11-29) the own
     kernels took the 380M model from 0.830x to 0.904x the plain Transformer's tokens/s at T=2048 and from 0.997x to
-    1.123x at T=8192 (core alone 0.67 vs 1.47 ms per layer and micro batch), within bf16 rounding of the fp64
-    recurrence (tests/ops/test_metala_core_triton.py on the GPU). Packed documents (reset_attention_mask) keep
-    fla's varlen kernels; the fused path (metala_fused_kernels) runs fla's core."""
+    1.123x at T=8192 (core alone 0.67-0.69 vs fla's 1.00-1.47 ms per layer and micro batch, two runs), within
+    bf16 rounding of the fp64 recurrence (tests/ops/test_metala_core_triton.py on the GPU). Packed documents
+    (reset_attention_mask) keep fla's varlen kernels; the fused path (metala_fused_kernels) runs fla's core."""
 
     metala_conv_kernel: Literal[CONV_KERNELS] = _DEFAULTS.conv_kernel
     """Short convolution (+ SiLU) in a compiled block on the fla backend (GPU training): "shifted" (a sum of
