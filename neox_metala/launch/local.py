@@ -87,6 +87,8 @@ class LocalRanks:
         node shuts down, and a rank writing into it directly would fail (BrokenPipeError) in the middle of its
         preemption save."""
         pipe = subprocess.PIPE if relay_output else None
+        # handlers first: a signal while the ranks start (a rank may already be up) must reach them, not end us
+        supervisor = _Supervisor(self.first_rank, self.name)
         processes = [
             subprocess.Popen(
                 self.rank_command(local_rank),
@@ -104,22 +106,33 @@ class LocalRanks:
             if relay_output
             for stream, target in ((process.stdout, sys.stdout), (process.stderr, sys.stderr))
         ]
-        status = _Supervisor(processes, self.first_rank, self.name).wait()
+        supervisor.start(processes)
+        status = supervisor.wait()
         for relay in relays:
             relay.join(timeout=5)  # a rank's leftover child may hold the pipe open: never wait on it forever
         return status
 
 
 class _Supervisor:
-    def __init__(self, processes: list[subprocess.Popen], first_rank: int, name: str):
-        self.processes = processes
+    def __init__(self, first_rank: int, name: str):
+        self.processes: list[subprocess.Popen] | None = None  # None until every rank is started
+        self.pending: list[int] = []  # signals received before that
         self.first_rank = first_rank
         self.name = name
         self.interrupts = 0
         for sig in FORWARDED_SIGNALS:
             signal.signal(sig, self._forward)
 
+    def start(self, processes: list[subprocess.Popen]) -> None:
+        """Watch these ranks, and pass on what arrived while they were being started."""
+        self.processes = processes
+        while self.pending:
+            self._forward(self.pending.pop(0), None)
+
     def _forward(self, signum, _frame) -> None:
+        if self.processes is None:
+            self.pending.append(signum)
+            return
         self.interrupts += signum == signal.SIGINT
         if self.interrupts >= 2:
             _say(f"{self.name}: second interrupt: killing every rank")

@@ -90,6 +90,48 @@ def test_sigterm_reaches_every_rank_and_the_launcher_waits_for_their_save(tmp_pa
     assert "SIGTERM: passed to every rank" in output
 
 
+def test_a_sigterm_while_the_ranks_start_reaches_them(tmp_path):
+    # The launcher is signalled after its first rank is up but before it has started them all (as a cluster can
+    # preempt at any moment): the signal must reach the ranks, which save, and the launcher exit 0, not die of it.
+    script = write_rank_script(
+        tmp_path,
+        """
+        stop = []
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        (out / "ready").write_text("")
+        while not stop:
+            time.sleep(0.05)
+        (out / "saved").write_text("ok")
+    """,
+    )
+    code = textwrap.dedent(f"""
+        import os, pathlib, signal, subprocess, sys, time
+        from neox_metala.launch import local
+        ready, started = pathlib.Path(sys.argv[1]) / "ready", subprocess.Popen
+
+        def start_then_signal(*args, **kwargs):
+            process = started(*args, **kwargs)
+            while not ready.exists():
+                time.sleep(0.02)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return process
+
+        local.subprocess.Popen = start_then_signal
+        ranks = local.LocalRanks(sys.argv[2], sys.argv[1:2], 1, "127.0.0.1", {free_port()}, None)
+        sys.exit(ranks.run(dict(os.environ)))
+    """)
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path), str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output, _ = launcher.communicate(timeout=60)
+    assert launcher.returncode == 0, output
+    assert (tmp_path / "saved").exists()
+
+
 def test_a_failed_rank_ends_the_run_and_its_stuck_peer_is_killed(tmp_path):
     # Rank 1 fails; rank 0 ignores SIGTERM and would wait forever (as an NCCL peer in a collective), with a child
     # process of its own (as a DataLoader worker): both must be gone soon after the grace period.
