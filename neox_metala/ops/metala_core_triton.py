@@ -30,6 +30,9 @@ import torch
 
 from .metala_core import CHUNK_SIZE
 
+# The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each
+FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
+
 
 def _block(n: int) -> int:
     """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
@@ -52,12 +55,9 @@ def _kernels():
     # the chunk gradients spill ~1 KB at BV=64 but ≤ 120 B at BV ≤ 32 with 8 warps.
     # The chunk gradients with 4 warps are left out: Triton 3.6's bf16 build of them reads out of bounds when T is
     # below one chunk (an illegal address on the H200, 2026-11-29; fp16 / fp32 and the other configs are clean).
-    # The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each.
-    first_only = os.environ.get("TRITON_INTERPRET") == "1"
-
     def configs(blocks):
         configs = [triton.Config(block, num_warps=w, num_stages=s) for block, w, s in blocks]
-        return configs[:1] if first_only else configs
+        return configs[:1] if FIRST_CONFIG_ONLY else configs
 
     key = ["NT", "H", "K", "V"]
     # The scan's step is a load and a multiply-add, so small blocks cost little and give programs at small B·H:
