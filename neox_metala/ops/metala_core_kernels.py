@@ -1,5 +1,7 @@
 """Triton kernels of MetaLA's core: the chunk form of ops/metala_core.py (its docstring has the math), one program
-per chunk for the chunk-parallel steps and one per (batch·head, K block, V block) for the scans over chunks.
+per chunk for the chunk-parallel steps and one per (batch·head, K block, V block) for the scans over chunks. A scan
+is two kernels: the chunks' updates and decays, formed for all chunks at once, then the sequential recurrence over
+them (`scan_kernel`, the same for the states and their gradients), so that its steps carry no chunk-sized work.
 
 Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
 
@@ -226,10 +228,18 @@ def _store_state(
 
 
 @triton.jit
-def state_scan_kernel(
+def _decay_ptrs(ptr, i_bh, chunk, NT, K: tl.constexpr, row, BK: tl.constexpr):
+    """Pointers to a (BK,) block of the (B·H, N, K) chunk decays e^G_last of one chunk, and their mask."""
+    rows = row + tl.arange(0, BK)
+    return ptr + (i_bh * NT + chunk).to(tl.int64) * K + rows, rows < K
+
+
+@triton.jit
+def state_updates_kernel(
     v,
     log_decay,
     states,
+    decays,
     T,
     NT,
     H: tl.constexpr,
@@ -240,26 +250,29 @@ def state_scan_kernel(
     BV: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    """states[n] = h_n, the state entering chunk n: h_n+1 = e^G_last ⊙ h_n + (k ⊙ e^(G_last − G))ᵀ v.
-    Grid (K/BK, V/BV, B·H): sequential over chunks, so the K and V blocks give the parallelism at small B·H."""
-    i_k, i_v, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    """The forward scan's terms that do not depend on the carried state, all chunks at once: chunk n's update
+    U_n = (k ⊙ e^(G_last − G))ᵀ v into states[n + 1], which `scan_kernel` then turns into h_n+1 in place (the last
+    chunk's U has no slot: nothing reads h_N), and its decay e^G_last into decays[n]. Grid (N, B·H, V/BV)."""
+    n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    state = tl.zeros([BK, BV], dtype=tl.float32)
-    for n in range(NT):
-        _store_state(states, state, i_bh, n, NT, K, V, i_k * BK, i_v * BV, BK, BV)
-        log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, i_k * BK, BT, BK)
+    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
+    if n + 1 < NT:
         v_b = _load_tokens(v, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
         key_to_end = _neg_expm1(log_decay_b) * tl.exp(cum_last[None, :] - cum)  # ≤ 1: safe in any dtype
         update = tl.dot(tl.trans(key_to_end.to(v_b.dtype)), v_b, input_precision=PRECISION)
-        state = state * tl.exp(cum_last)[:, None] + update
+        _store_state(states, update, i_bh, n + 1, NT, K, V, 0, i_v * BV, BK, BV)
+    if i_v == 0:
+        ptrs, mask = _decay_ptrs(decays, i_bh, n, NT, K, 0, BK)
+        tl.store(ptrs, tl.exp(cum_last), mask=mask)
 
 
 @triton.jit
-def state_grad_scan_kernel(
+def state_grad_updates_kernel(
     q,
     log_decay,
     d_out,
     state_grads,
+    decays,
     scale,
     T,
     NT,
@@ -271,21 +284,54 @@ def state_grad_scan_kernel(
     BV: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
-    """state_grads[n] = dh_n+1, the gradient of the state leaving chunk n (zero after the last), by the reverse scan
-    dh_n = e^G_last ⊙ dh_n+1 + scale (q ⊙ e^G)ᵀ do. Grid as `state_scan_kernel`."""
-    i_k, i_v, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    """The reverse scan's terms, all chunks at once: W_n = scale (q ⊙ e^G)ᵀ do into state_grads[n − 1] (the slot of
+    dh_n, which `scan_kernel` forms there in place; chunk 0's W has no slot) and e^G_last into decays[n], written
+    here too so that a backward from kept states needs nothing else from the forward. Grid (N, B·H, V/BV)."""
+    n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    grad = tl.zeros([BK, BV], dtype=tl.float32)
-    for step in range(NT):
-        n = NT - 1 - step
-        _store_state(state_grads, grad, i_bh, n, NT, K, V, i_k * BK, i_v * BV, BK, BV)
-        _, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, i_k * BK, BT, BK)
-        q_b = _load_tokens(q, i_b, i_h, n, T, H, K, i_k * BK, BT, BK)
+    _, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
+    if n > 0:
+        q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
         d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
         q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(d_out_b.dtype)  # e^G ≤ 1
-        grad = grad * tl.exp(cum_last)[:, None] + scale * tl.dot(
-            tl.trans(q_from_start), d_out_b, input_precision=PRECISION
-        )
+        update = scale * tl.dot(tl.trans(q_from_start), d_out_b, input_precision=PRECISION)
+        _store_state(state_grads, update, i_bh, n - 1, NT, K, V, 0, i_v * BV, BK, BV)
+    if i_v == 0:
+        ptrs, mask = _decay_ptrs(decays, i_bh, n, NT, K, 0, BK)
+        tl.store(ptrs, tl.exp(cum_last), mask=mask)
+
+
+@triton.jit
+def scan_kernel(
+    buffer,
+    decays,
+    NT,
+    K: tl.constexpr,
+    V: tl.constexpr,
+    BK: tl.constexpr,
+    BV: tl.constexpr,
+    REVERSE: tl.constexpr,
+    STAGES: tl.constexpr,
+):
+    """The sequential half of both scans, in place over a (B·H, N, K, V) buffer of updates: x_n = e^G_last ⊙ x_prev +
+    buffer[n], with G_last that of chunk prev, the chunk before n in scan order, and x = 0 in the first slot.
+    Forward (states, updates from `state_updates_kernel`): h_n = e^G_last,n−1 ⊙ h_n−1 + U_n−1. Reverse (state
+    gradients): dh_n+1 = e^G_last,n+1 ⊙ dh_n+2 + W_n+1. A slot is read before it is overwritten, and only by the
+    program that overwrites it. The loads do not depend on the carried x, so they can be issued ahead of the
+    step that needs them: a step's chain is one fused multiply-add. Grid (K/BK, V/BV, B·H): sequential over chunks,
+    so the K and V blocks give the parallelism at small B·H."""
+    i_k, i_v, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    carried = tl.zeros([BK, BV], dtype=tl.float32)
+    _store_state(buffer, carried, i_bh, NT - 1 if REVERSE else 0, NT, K, V, i_k * BK, i_v * BV, BK, BV)
+    # Triton pipelines a loop's loads only when it holds a dot or is asked to: STAGES − 1 steps' loads in flight
+    for step in tl.range(1, NT, num_stages=STAGES):
+        n = NT - 1 - step if REVERSE else step
+        prev = n + 1 if REVERSE else n - 1
+        decay_ptrs, decay_mask = _decay_ptrs(decays, i_bh, prev, NT, K, i_k * BK, BK)
+        decay = tl.load(decay_ptrs, mask=decay_mask, other=0.0)
+        update = _load_state(buffer, i_bh, n, NT, K, V, i_k * BK, i_v * BV, BK, BV).to(tl.float32)
+        carried = decay[:, None] * carried + update
+        _store_state(buffer, carried, i_bh, n, NT, K, V, i_k * BK, i_v * BV, BK, BV)
 
 
 @triton.jit

@@ -1,12 +1,22 @@
-"""Launchers of MetaLA's core kernels (ops/metala_core_kernels.py): forward = a scan over chunks writing the state
-entering each chunk, then one chunk-parallel kernel for the output; backward = the state scan again (or the
-forward's states, if kept), the reverse scan for the states' gradients, then one chunk-parallel kernel for dq, dv
-and d log_decay. Four launches per forward + backward pair, five without kept states.
+"""Launchers of MetaLA's core kernels (ops/metala_core_kernels.py). Forward: the chunks' state updates (chunk-
+parallel), the scan over chunks that turns them into the state entering each chunk (sequential, in place), then one
+chunk-parallel kernel for the output. Backward: the same two for the states (or the forward's, if kept), the
+chunks' state-gradient updates and the reverse scan over them, then one chunk-parallel kernel for dq, dv and
+d log_decay. Six launches per forward + backward pair, eight without kept states.
+
+Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 they took ~60% of the core's time
+when each step formed its chunk's update itself (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an
+H200). All of that is independent of the carried state, so it now runs for all chunks at once, and a scan step is
+a prefetched load and one multiply-add.
 
 States are stored in the inputs' dtype (bf16 for training): the state is an average of values (k = 1 − α, so
 S_t = α S_t−1 + (1 − α) v per channel, |S| ≤ max |v|), and every use of a state is a dot operand in that dtype
 anyway; the scans carry them in fp32. Kept states cost B·N·H·K·V elements (33 MB per layer in bf16 at B=8, T=2048,
-H=8, K=64, V=128: twice q), hence recomputation by default.
+H=8, K=64, V=128: twice q), hence recomputation by default. The updates are written into the states' (and the
+state gradients') own buffer, so they too are in the inputs' dtype: no memory beyond the (B, H, N, K) fp32 chunk
+decays, for a rounding of each update as large as that of a stored state (its weights sum to at most 1, so
+|U| ≤ max |v|, and fp16 holds it). The scan still sums in fp32; emulated in PyTorch at T=2048, the bf16 states' error
+against fp64 goes from 1.7e-3 to 2.2e-3. An fp32 buffer of updates would double the bytes the scan reads.
 
 Imports triton on first use: `import neox_metala.ops.metala_core_triton` needs triton, nothing else here does.
 """
@@ -19,6 +29,9 @@ import os
 import torch
 
 from .metala_core import CHUNK_SIZE
+
+# The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each
+FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def _block(n: int) -> int:
@@ -39,28 +52,35 @@ def _kernels():
     from . import metala_core_kernels as kernels
 
     # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
-    # 2 warps spill in the scans; the chunk gradients spill ~1 KB at BV=64 but ≤ 120 B at BV ≤ 32 with 8 warps.
+    # the chunk gradients spill ~1 KB at BV=64 but ≤ 120 B at BV ≤ 32 with 8 warps.
     # The chunk gradients with 4 warps are left out: Triton 3.6's bf16 build of them reads out of bounds when T is
     # below one chunk (an illegal address on the H200, 2026-11-29; fp16 / fp32 and the other configs are clean).
-    # The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each.
-    first_only = os.environ.get("TRITON_INTERPRET") == "1"
-
-    # Scans: blocks of K as well as V, for parallelism when B·H is small (16 programs per block pair at B=2, H=8).
-    def scan_configs():
-        blocks = [(32, 32, 4), (64, 32, 4), (64, 64, 8), (32, 64, 4)]  # the interpreter's: K split
-        configs = [triton.Config({"BK": bk, "BV": bv}, num_warps=w) for bk, bv, w in blocks]
-        return configs[:1] if first_only else configs
-
-    def chunk_configs(blocks):
+    def configs(blocks):
         configs = [triton.Config(block, num_warps=w, num_stages=s) for block, w, s in blocks]
-        return configs[:1] if first_only else configs
+        return configs[:1] if FIRST_CONFIG_ONLY else configs
 
     key = ["NT", "H", "K", "V"]
+    # The scan's step is a load and a multiply-add, so small blocks cost little and give programs at small B·H:
+    # B·H = 16, K = 64, V = 128 makes 128 programs of 32 x 32 or 16 x 64, 256 of 16 x 32. STAGES − 1 steps' loads
+    # in flight hide the memory's latency behind the steps (≤ 30 KB of shared memory, no spills at 8). Its key has
+    # no H (not an argument); NT tells apart the shapes of one run. The scan works in place, so timing a
+    # configuration must restore the updates it overwrites.
+    scan_blocks = [
+        ({"BK": 32, "BV": 32, "STAGES": 8}, 4, 1),
+        ({"BK": 16, "BV": 64, "STAGES": 8}, 4, 1),
+        ({"BK": 16, "BV": 32, "STAGES": 8}, 2, 1),
+        ({"BK": 32, "BV": 32, "STAGES": 4}, 4, 1),
+    ]
+    scan = triton.autotune(configs(scan_blocks), key=["NT", "K", "V"], restore_value=["buffer"])
+    # The updates: BV = 64 spills in fp32 (Triton 3.6, 4 or 8 warps). The first block splits V = 32 (the
+    # interpreter's tests), so that the decays' write by the first V block alone is tested.
+    update_blocks = [({"BV": 16}, 4, 1), ({"BV": 32}, 4, 1)]
     return {
-        "states": triton.autotune(scan_configs(), key=key)(kernels.state_scan_kernel),
-        "state_grads": triton.autotune(scan_configs(), key=key)(kernels.state_grad_scan_kernel),
-        "output": triton.autotune(chunk_configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
-        "chunk_grads": triton.autotune(chunk_configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), key=key)(
+        "state_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_updates_kernel),
+        "state_grad_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_grad_updates_kernel),
+        "scan": scan(kernels.scan_kernel),
+        "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
+        "chunk_grads": triton.autotune(configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), key=key)(
             kernels.chunk_grads_kernel
         ),
     }
@@ -92,12 +112,24 @@ def _sizes(q, v, chunk_size):
     ), batch * heads
 
 
+def _scan(buffer, decays, sizes, batch_heads, reverse):
+    grid = lambda meta: (-(-sizes["K"] // meta["BK"]), -(-sizes["V"] // meta["BV"]), batch_heads)
+    _kernels()["scan"][grid](buffer, decays, sizes["NT"], sizes["K"], sizes["V"], REVERSE=reverse)
+
+
+def _updates_grid(sizes, batch_heads):
+    return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // meta["BV"]))
+
+
 def chunk_states(q, log_decay, v, chunk_size=CHUNK_SIZE):
     """(B, H, N, K, V) in q's dtype: the state entering each chunk, from a zero state."""
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
-    grid = lambda meta: (-(-sizes["K"] // meta["BK"]), -(-sizes["V"] // meta["BV"]), batch_heads)
-    _kernels()["states"][grid](v, log_decay, states, **sizes)
+    decays = log_decay.new_empty(batch_heads, sizes["NT"], sizes["K"])
+    _kernels()["state_updates"][_updates_grid(sizes, batch_heads)](
+        v, log_decay, states, decays, **sizes, BK=_block(sizes["K"])
+    )
+    _scan(states, decays, sizes, batch_heads, reverse=False)
     return states
 
 
@@ -125,8 +157,11 @@ def metala_core_bwd(q, log_decay, v, scale, d_out, states=None, chunk_size=CHUNK
     if states is None:
         states = chunk_states(q, log_decay, v, chunk_size)
     state_grads = torch.empty_like(states)
-    grid = lambda meta: (-(-sizes["K"] // meta["BK"]), -(-sizes["V"] // meta["BV"]), batch_heads)
-    _kernels()["state_grads"][grid](q, log_decay, d_out, state_grads, scale, **sizes)
+    decays = log_decay.new_empty(batch_heads, sizes["NT"], sizes["K"])
+    _kernels()["state_grad_updates"][_updates_grid(sizes, batch_heads)](
+        q, log_decay, d_out, state_grads, decays, scale, **sizes, BK=_block(sizes["K"])
+    )
+    _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     dq, d_log_decay, dv = torch.empty_like(q), torch.empty_like(log_decay), torch.empty_like(v)
     _kernels()["chunk_grads"][(sizes["NT"], batch_heads)](
         q,

@@ -136,3 +136,32 @@ def test_custom_op_runs_the_kernels(keep_states):
     assert torch.equal(output, expected)
     for got, want in zip(grads, (dq, dv, d_log_decay)):
         assert torch.equal(got, want)
+
+
+@pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU every test above autotunes for real")
+def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
+    """The state scan works in place on its updates, so the autotuner, which times each configuration on the real
+    buffers, must restore them (restore_value). In the interpreter (which cannot time): every configuration of every
+    kernel run twice through the autotuner's own timing path, the last one reported fastest and so kept; then the
+    result must still be the recurrence's."""
+    import triton.runtime.autotuner as autotuner
+
+    from neox_metala.ops import metala_core_triton
+
+    timed = []
+
+    def run_twice(kernel_call, quantiles):
+        kernel_call()
+        kernel_call()  # a second run on the buffer: without the restore it would scan the first run's states
+        timed.append(kernel_call)
+        return [1.0 / len(timed)] * len(quantiles)
+
+    monkeypatch.setattr(metala_core_triton, "FIRST_CONFIG_ONLY", False)
+    monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
+    metala_core_triton._kernels.cache_clear()
+    try:
+        check(torch.float32, 1, 130, 2, 20, 24, "graded")
+        for name, kernel in metala_core_triton._kernels().items():
+            assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
+    finally:
+        metala_core_triton._kernels.cache_clear()  # the other tests' single configurations again
