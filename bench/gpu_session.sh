@@ -2,7 +2,7 @@
 # Run on a lent GPU machine (the device tool), from the repository root, with the engine wheels of
 # ../shared/tools/device-wheels.sh in .gpu/wheels (py-spy in .gpu/wheels/tools for stack dumps) and, if a previous
 # call brought them back, compile caches in .gpu/cache.tgz.part-*. Usage: bash bench/gpu_session.sh STEP...
-# (hang-old, starts, gpu-suite, tests, new-tests, core-tests, core, conv, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
+# (hang-old, starts, gpu-suite, tests, new-tests, core-tests, core, core-configs, conv, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
 # JSON results go to $OUT; the kernel caches come back as $OUT/cache.tgz.part-* (copy them into .gpu/).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
@@ -42,7 +42,7 @@ step() {  # step NAME SECONDS COMMAND...
     echo "== $name (limit ${limit}s)"
     timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
     echo "== $name exit $? after $(( $(date +%s) - t0 )) s"
-    grep -E "GPU-ERR|passed|failed|error|Error|ratio|==|tok/s|M tok|floor|share|gemm|MFU|warmup|vs 1gpu|resumed" "$OUT/$name.log" | tail -60
+    grep -E "GPU-ERR|passed|failed|error|Error|ratio|==|tok/s|M tok|floor|share|gemm|MFU|warmup|vs 1gpu|resumed|FAILED|best|CONFIGS" "$OUT/$name.log" | tail -60
 }
 hang_old() {  # the code before the fix (.gpu/old: git archive of it), a pipeline-engine run with DataLoader workers
     [ -d .gpu/old ] || { echo "no .gpu/old"; return 0; }
@@ -87,6 +87,7 @@ for s in "$@"; do
                           -k "bf16") ;;
         diag) step diag 200 python3 .gpu/diag.py ;;
         core) step core ${CORE_LIMIT:-240} python3 bench/core.py ${CORE_ARGS:-} ;;
+        core-configs) step core-configs ${CORE_CONFIGS_LIMIT:-420} python3 bench/core_configs.py --out "$OUT/core-configs.json" ;;
         conv) step conv ${CONV_LIMIT:-180} python3 bench/conv.py ${CONV_ARGS:-} ;;
         core-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton NEOX_METALA_FAST_AUTOTUNE=1
                      step core-tests ${CORE_TESTS_LIMIT:-420} python3 -m pytest -q -s -p no:cacheprovider \

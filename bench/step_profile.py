@@ -3,7 +3,7 @@ bench/train.py: configs/metala-380M.yml with 24 layers, synthetic data), kernels
 
     python bench/step_profile.py [--kinds attention metala] [--seq 2048] [--steps 3] [--out profile.json]
 
-Classes: gemm, attention (SDPA kernels), metala core (fla/Triton chunk, recurrent and conv kernels),
+Classes: gemm, attention (SDPA kernels), metala core (fla's and MetaLA's own core and short-conv kernels),
 elementwise (everything else: norms, activations, casts, copies, the loss, reductions), optimizer (Adam and the
 engine's gradient/master-weight copies are elementwise; the multi-tensor Adam kernels are counted here),
 communication (NCCL), idle (step wall time not covered by any kernel), and host syncs per step.
@@ -36,7 +36,10 @@ CLASSES = (
     ("optimizer", ("adam", "multi_tensor", "foreach")),
     ("attention", ("flash", "fmha", "sdpa", "attention", "cudnn_generated")),
     ("gemm", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "matmul", "splitk", "sm90_")),
+    # fla's kernels, then MetaLA's own (ops/metala_core_kernels.py, ops/short_conv_kernels.py)
     ("metala core", ("chunk", "gla", "recurrent", "conv1d", "causal_conv", "cumsum", "fwd_kernel", "bwd_kernel")),
+    ("metala core", ("state_updates", "state_grad_updates", "scan_kernel", "output_kernel", "conv_forward_kernel")),
+    ("metala core", ("conv_pre_grad_kernel", "conv_input_grad_kernel")),
 )
 
 

@@ -40,7 +40,8 @@ TOKENS_PER_MICRO_BATCH = 8 * 2048
 VARIANTS = {
     "metala-fused": {"metala_fused_kernels": True},
     "metala-fla": {"metala_core_kernel": "fla"},  # the core before MetaLA's own kernels became the default
-    "metala-conv": {"metala_conv_kernel": "triton"},
+    "metala-shifted": {"metala_conv_kernel": "shifted"},  # the short conv before its own kernels became the default
+    "metala-recompute": {"metala_keep_core_states": False},  # the own core's states recomputed in backward
 }
 SMOKE = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256}
 

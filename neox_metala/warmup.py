@@ -122,13 +122,18 @@ def run_mixer_kernels(shapes: MixerShapes, device: torch.device) -> None:
     options = shapes.metala
     if options.short_conv:
         hidden_states = random(seq, batch, hidden)  # the layer's (seq, batch, hidden), seen batch-first
+        conv_weight = random(hidden, options.conv_kernel_size, scale=0.5)
         conv_out, _ = ops.short_conv(
             hidden_states.transpose(0, 1),
-            random(hidden, options.conv_kernel_size, scale=0.5),
+            conv_weight,
             backend=options.backend,
             conv_kernel=options.conv_kernel,
         )
         total = total + conv_out.float().sum()
+        if options.conv_kernel == "triton" and device.type == "cuda":  # what compiled blocks run (ops.short_conv)
+            from .ops import short_conv_op
+
+            total = total + short_conv_op.short_conv_silu(hidden_states.transpose(0, 1), conv_weight).float().sum()
     projected = random(batch, seq, 3 * width)  # (batch, seq, 3 W): [q | decay logits | v | gate]
     aug_balance = random(width // 2, scale=0.1) if options.self_augmentation else None
     mixed = ops.metala_mix(projected, random(width, scale=0.1), aug_balance, shapes.heads_per_rank, options)

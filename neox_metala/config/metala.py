@@ -54,13 +54,17 @@ class MetaLAConfig(Section):
     (reset_attention_mask) keep fla's varlen kernels; the fused path (metala_fused_kernels) runs fla's core."""
 
     metala_conv_kernel: Literal[CONV_KERNELS] = _DEFAULTS.conv_kernel
-    """Short convolution (+ SiLU) in a compiled block on the fla backend (GPU training): "shifted" (a sum of
-    shifted copies that torch.compile turns into four kernels per layer and micro batch; default) or "triton"
-    (MetaLA's own Triton kernels as custom ops: one forward, two backward kernels; ops/short_conv_op.py).
-    Opt-in: on an H200 (docs/benchmarks.md, 2026-11-29) the kernels alone took 0.41 ms per layer and micro batch
-    against the compiled shifted form's 0.40 at their first blocks; their blocks are now the fastest of that
-    run's sweep (~0.21 ms expected), not yet measured together nor in the whole model. Packed documents
-    (reset_attention_mask) keep the shifted form."""
+    """Short convolution (+ SiLU) in a compiled block on the fla backend (GPU training): "triton" (MetaLA's own
+    Triton kernels as custom ops: one forward, two backward kernels; ops/short_conv_op.py; default) or "shifted" (a
+    sum of shifted copies that torch.compile turns into four kernels per layer and micro batch). On an H200
+    (docs/benchmarks.md, 2026-11-29, session 8) the kernels took the 380M model from 145.7k to 147.6k tokens/s at
+    T=2048 and from 145.3k to 149.5k at T=8192. Packed documents (reset_attention_mask) keep the shifted form."""
+
+    metala_keep_core_states: bool = _DEFAULTS.keep_core_states
+    """MetaLA's own core (metala_core_kernel: metala): save the state entering each 64-token chunk in the forward for
+    the backward (default) instead of recomputing it there. Costs B·T/64·H·K·V elements of activation memory per
+    layer (~33 MB in bf16 per layer and micro batch of 16,384 tokens at hidden 1024), saves two of the backward's
+    kernels; set false when activation memory is short."""
 
     def check_values(self, source_of: SourceOf) -> None:
         require(

@@ -77,7 +77,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             if want_grads:
                 grad_logits = steps.grad_logits(logits, maxes, sum_exp, local, w)
                 grad_hidden[start : start + chunk] = grad_logits @ weight
-                grad_weight += grad_logits.t() @ h
+                _accumulate_product(grad_weight, grad_logits.t(), h)
         if want_grads:
             _all_reduce(grad_hidden, group, dist.ReduceOp.SUM)  # hidden feeds every rank's vocab slice
             ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))
@@ -93,6 +93,32 @@ class _LinearCrossEntropy(torch.autograd.Function):
             None,
             None,
         )
+
+
+def _accumulate_product(accumulator, a, b):
+    """accumulator += a @ b. Half inputs into an fp32 accumulator on CUDA: one GEMM that adds in fp32 (cuBLAS's
+    beta = 1), instead of a product rounded to half precision and a separate fp32 add over the whole (vocab, hidden)
+    weight gradient at every chunk (~0.2 ms each on an H200 at a 50k vocabulary, 32 per step of the 380M run)."""
+    if a.is_cuda and accumulator.dtype != a.dtype and _fp32_accumulating_gemm():
+        torch.addmm(accumulator, a, b, out_dtype=accumulator.dtype, out=accumulator)
+    else:
+        accumulator += a @ b
+
+
+@functools.cache
+def _fp32_accumulating_gemm() -> bool:
+    """Whether this PyTorch has addmm's out_dtype form for half inputs on CUDA (2.8 and later), tried on the layout
+    the loss gives it (a transposed operand, odd sizes)."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    a = torch.randn(5, 3, device="cuda", generator=gen).bfloat16()
+    b = torch.randn(5, 7, device="cuda", generator=gen).bfloat16()
+    accumulator = torch.randn(3, 7, device="cuda", generator=gen)
+    expected = accumulator.double() + a.t().double() @ b.double()
+    try:
+        torch.addmm(accumulator, a.t(), b, out_dtype=torch.float32, out=accumulator)
+    except (RuntimeError, TypeError):
+        return False
+    return bool(torch.allclose(accumulator.double(), expected, atol=1e-5))
 
 
 def _wide(dtype):

@@ -145,6 +145,7 @@ def gla_recurrence(
     chunk_size=DEFAULT_CHUNK_SIZE,
     document_starts=None,
     core_kernel=DEFAULT_OPTIONS.core_kernel,
+    keep_core_states=DEFAULT_OPTIONS.keep_core_states,
 ):
     """Gated linear attention with per-channel decay, the core of MetaLA.
 
@@ -152,8 +153,8 @@ def gla_recurrence(
     scale defaults to K ** -0.5. document_starts: [B, T] bool, the state is emptied before those tokens (packed
     documents; no initial or final state then). core_kernel (MetaLAOptions.core_kernel): on the fla backend
     without carried state or packed documents, "metala" runs MetaLA's own kernels, which form the key from
-    log_decay (MetaLA's key is -expm1(log_decay): `key` must be that). Returns (output [B, T, H, V] in v's dtype,
-    final state or None).
+    log_decay (MetaLA's key is -expm1(log_decay): `key` must be that), keeping their per-chunk states for the
+    backward if keep_core_states. Returns (output [B, T, H, V] in v's dtype, final state or None).
 
     Example:
         >>> o, state = gla_recurrence(q, key, v, log_decay, output_final_state=True)
@@ -170,7 +171,8 @@ def gla_recurrence(
             _log_choice("training core", "MetaLA's own kernels", q)
             from .metala_core_op import metala_core
 
-            return metala_core(q, v.to(q.dtype), log_decay, scale).to(v.dtype), None
+            output = metala_core(q, v.to(q.dtype), log_decay, scale, keep_states=keep_core_states)
+            return output.to(v.dtype), None
         # said once, so that a user who packs documents knows why the run is not on the faster default core
         why = " (packed documents: MetaLA's own kernels take no document boundaries)" if core_kernel == "metala" else ""
         _log_choice("training core", "fla's chunk_gla" + why, q)
@@ -240,6 +242,7 @@ def token_mix(
     eps=reference.HEAD_NORM_EPS,
     document_starts=None,
     core_kernel=DEFAULT_OPTIONS.core_kernel,
+    keep_core_states=DEFAULT_OPTIONS.keep_core_states,
 ):
     """MetaLA between the input projections and the output projection (spec §2.4–2.9), for local heads.
 
@@ -263,6 +266,7 @@ def token_mix(
         chunk_size=chunk_size,
         document_starts=document_starts,
         core_kernel=core_kernel,
+        keep_core_states=keep_core_states,
     )
     return augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps), state
 
@@ -320,6 +324,7 @@ def metala_mix(
         eps=eps,
         document_starts=document_starts,
         core_kernel=options.core_kernel,
+        keep_core_states=options.keep_core_states,
     )
     mixed = mixed.flatten(-2)  # (B, T, W)
     return mixed.transpose(0, 1) if seq_first else mixed

@@ -42,9 +42,13 @@ class MetaLAOptions:
     """One of CORE_KERNELS: the GPU training core on the fla backend, MetaLA's own kernels
     (ops/metala_core_triton.py) or fla's chunk_gla (config/metala.py has the measurements)."""
 
-    conv_kernel: str = "shifted"
-    """One of CONV_KERNELS: the short convolution inside a compiled block on the fla backend, the shifted sum that
-    torch.compile fuses, or MetaLA's own Triton kernels (ops/short_conv_op.py; config/metala.py says why opt-in)."""
+    conv_kernel: str = "triton"
+    """One of CONV_KERNELS: the short convolution inside a compiled block on the fla backend, MetaLA's own Triton
+    kernels (ops/short_conv_op.py) or the shifted sum that torch.compile fuses (config/metala.py has the numbers)."""
+
+    keep_core_states: bool = True
+    """MetaLA's own core (core_kernel "metala"): keep the per-chunk states from the forward for the backward
+    instead of recomputing them (config/metala.py has the trade)."""
 
     @property
     def conv_width(self) -> int:

@@ -82,3 +82,19 @@ def test_vocab_parallel_chunked_loss_equals_full_logits(tmp_path):
         assert rel(loss, expected_loss) <= 1e-12
         assert rel(d_hidden, expected_hidden) <= 1e-12  # summed over the ranks' vocab slices
     assert rel(torch.cat([r[2] for r in ranks]), expected_weight) <= 1e-12
+
+
+@pytest.mark.gpu
+def test_half_precision_chunks_accumulate_the_weight_gradient_in_fp32_on_the_gpu(single_rank, monkeypatch):
+    """bf16 on CUDA: each chunk's weight-gradient product is added in fp32 by the GEMM itself; the gradients stay
+    within bf16 rounding of fp64 on the same (bf16-rounded) inputs."""
+    from neox_metala.model import loss as loss_module
+
+    assert loss_module._fp32_accumulating_gemm()
+    monkeypatch.setattr(loss_module, "CHUNK_TOKENS", 5)
+    inputs = [t.to(torch.bfloat16).to(F64) if t.is_floating_point() else t for t in problem()]
+    expected = reference(*inputs)
+    hidden, weight, labels, token_weights = inputs
+    got = ours(hidden.cuda().bfloat16(), weight.cuda().bfloat16(), labels.cuda(), token_weights.cuda().float())
+    for name, a, b in zip(("loss", "d hidden", "d weight"), got, expected):
+        assert rel(a.cpu().double(), b) <= 1e-2, name

@@ -63,19 +63,22 @@ def test_packed_documents_are_refused():
         metala_core_op.metala_core(q, v, log_decay, SCALE, document_starts=torch.zeros(2, 8, dtype=torch.bool))
 
 
-def test_metala_core_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch, caplog):
+@pytest.mark.parametrize("keep", [True, False], ids=["kept-states", "recomputed-states"])
+def test_metala_core_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch, caplog, keep):
     """metala_core_kernel: "metala" runs this op where the fla backend runs its core (the mixer's whole path: the
-    CPU stands in for the GPU, as tests/ops/test_core_op.py does), packed documents keep fla's core and say so; the
-    mixer's output and gradients equal the fp64 reference path's."""
+    CPU stands in for the GPU, as tests/ops/test_core_op.py does), with keep_core_states as its keep_states;
+    packed documents keep fla's core and say so; the mixer's output and gradients equal the fp64 reference path's."""
     from neox_metala import ops
     from neox_metala.ops import core_op, metala
 
     monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "fla")
     calls = {"metala": 0, "fla": 0}
+    kept = []
 
     def counted(name, function):
         def wrapper(*args, **kwargs):
             calls[name] += 1
+            kept.extend([kwargs["keep_states"]] if name == "metala" else [])
             return function(*args, **kwargs)
 
         return wrapper
@@ -93,8 +96,8 @@ def test_metala_core_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch,
         out = ops.metala_mix(*parameters, heads, options, seq_first=False, document_starts=document_starts)
         return out, torch.autograd.grad(out, parameters, torch.ones_like(out))
 
-    mine, my_grads = mix(ops.MetaLAOptions(core_kernel="metala"))
-    assert calls == {"metala": 1, "fla": 0}
+    mine, my_grads = mix(ops.MetaLAOptions(core_kernel="metala", keep_core_states=keep))
+    assert calls == {"metala": 1, "fla": 0} and kept == [keep]
     monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "reference")
     expected, expected_grads = mix(ops.MetaLAOptions())
     assert torch.allclose(mine, expected, rtol=1e-10, atol=1e-12)

@@ -1,0 +1,238 @@
+"""Candidate autotune configurations of MetaLA's core kernels (ops/metala_core_triton.py), one kernel at a time (the
+others at their first candidate): each candidate's correctness first, in a process of its own with
+CUDA_LAUNCH_BLOCKING=1 (a configuration that faults ends only its own process: Triton 3.6 built one that read out of
+bounds in bf16), against the fp64 chunk form in bf16 and fp16 at awkward lengths; then the core's forward+backward
+time with each correct candidate at the model's shapes. Prints the fastest correct candidate of each kernel per
+shape, then the core with all of them, with the shipped lists as the autotuner picks from them, and with the states
+kept from the forward instead of recomputed (the option `keep_states`).
+
+    python bench/core_configs.py [--cases 8x2048 2x8192] [--runs 30] [--out r.json]
+    TRITON_INTERPRET=1 python bench/core_configs.py --smoke     # the logic on the CPU: tiny shape, 2 candidates
+
+The candidates are wider than the shipped lists on purpose: the shipped lists are what this script showed to win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from neox_metala import warmup  # noqa: E402
+from neox_metala.ops import metala_core, metala_core_triton  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kernel_timing import median_ms  # noqa: E402
+
+HEADS, HEAD_K_DIM, HEAD_V_DIM = 8, 64, 128
+SCALE = HEAD_K_DIM**-0.5
+_UPDATES = [({"BV": bv}, w, s) for bv, w, s in [(32, 4, 1), (16, 4, 1), (32, 8, 1), (64, 4, 1), (64, 8, 1),
+                                                 (128, 4, 1), (128, 8, 1), (64, 8, 2)]]  # fmt: skip
+CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, warps, stages)]
+    "state_updates": _UPDATES,
+    "state_grad_updates": _UPDATES,
+    "scan": [
+        ({"BK": bk, "BV": bv, "STAGES": st}, w, 1)
+        for bk, bv, st, w in [
+            (16, 64, 8, 4),
+            (32, 32, 8, 4),
+            (16, 32, 8, 2),
+            (32, 32, 4, 4),
+            (32, 64, 8, 4),
+            (64, 32, 8, 4),
+            (16, 64, 4, 4),
+            (32, 32, 2, 4),
+        ]
+    ],  # fmt: skip
+    "output": [({}, w, s) for w, s in [(4, 2), (8, 2), (8, 3), (4, 1), (8, 1), (4, 3), (16, 2)]],
+    "chunk_grads": [
+        ({"BV": bv}, w, s)
+        for bv, w, s in [
+            (32, 8, 2),
+            (16, 8, 2),
+            (16, 8, 1),
+            (32, 8, 1),
+            (32, 8, 3),
+            (64, 8, 2),
+            (32, 16, 2),
+            (64, 16, 2),
+        ]
+    ],  # fmt: skip
+}
+# (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
+# its d log α is a difference of terms ~1e5 times larger than itself (rounding noise), so it is left out there.
+CHECKS = [
+    ((2, 1, 3, 16, 32), "bfloat16", 0.0, "o dq dv dlog"),
+    ((2, 40, 8, 64, 128), "bfloat16", 0.0, "o dq dv dlog"),
+    ((2, 300, 8, 64, 128), "bfloat16", 0.0, "o dq dv dlog"),
+    ((2, 300, 8, 64, 128), "float16", 0.0, "o dq dv dlog"),
+    ((1, 200, 8, 64, 128), "bfloat16", -200.0, "o dq dv"),
+]
+SMOKE_CHECKS = [((1, 80, 2, 16, 32), "float32", 0.0, "o dq dv dlog")]
+BOUND = {"bfloat16": 1.5e-2, "float16": 5e-3, "float32": 1e-5}  # norm-relative, against fp64
+
+
+def draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift=0.0):
+    gen = torch.Generator(device=device).manual_seed(0)
+    rand = lambda *shape: torch.randn(*shape, device=device, generator=gen)  # noqa: E731
+    log_decay = F.logsigmoid(rand(batch, seq, heads, head_k_dim) * 3 + logit_shift) / 16
+    q = rand(batch, seq, heads, head_k_dim).to(dtype)
+    v, d_out = (rand(batch, seq, heads, head_v_dim).to(dtype) for _ in range(2))
+    return q, log_decay, v, d_out
+
+
+def core_call(q, log_decay, v, d_out, keep_states=False):
+    output, states = metala_core_triton.metala_core_fwd(q, log_decay, v, SCALE, keep_states=keep_states)
+    dq, dlog, dv = metala_core_triton.metala_core_bwd(q, log_decay, v, SCALE, d_out, states)
+    return {"o": output, "dq": dq, "dv": dv, "dlog": dlog}
+
+
+def reference_call(q, log_decay, v, d_out):
+    wide = [t.double() for t in (q, log_decay, v, d_out)]
+    output = metala_core.metala_core_forward(*wide[:3], SCALE)
+    dq, dlog, dv = metala_core.metala_core_backward(*wide[:3], SCALE, wide[3])
+    return {"o": output, "dq": dq, "dv": dv, "dlog": dlog}
+
+
+def force(chosen: dict[str, tuple]) -> None:
+    """Make metala_core_triton launch `chosen` {kernel: (constexprs, warps, stages)}, the shipped first config for the
+    rest. One configuration: the autotuner then times nothing."""
+    import triton
+
+    shipped = _SHIPPED()
+    kernels = {}
+    for name, tuner in shipped.items():
+        if name in chosen:
+            constexprs, warps, stages = chosen[name]
+            config = triton.Config(constexprs, num_warps=warps, num_stages=stages)
+        else:
+            config = tuner.configs[0]
+        kernels[name] = triton.autotune([config], key=tuner.keys)(tuner.fn)
+    metala_core_triton._kernels = lambda: kernels
+
+
+_SHIPPED = metala_core_triton._kernels
+
+
+def check(name: str, index: int, smoke: bool) -> dict:
+    """Errors of the core with candidate `index` of kernel `name` against fp64, at every CHECKS case."""
+    device = "cpu" if smoke else "cuda"
+    force({name: candidates(smoke)[name][index]})
+    errors = {}
+    for shape, dtype, shift, compared in SMOKE_CHECKS if smoke else CHECKS:
+        inputs = draw(*shape, getattr(torch, dtype), device, shift)
+        ours, reference = core_call(*inputs), reference_call(*inputs)
+        for part in compared.split():
+            error = (ours[part].double() - reference[part]).norm() / reference[part].norm().clamp_min(1e-30)
+            errors[f"{dtype} T{shape[1]} K{shape[3]}{' strong' if shift else ''} {part}"] = error.item()
+    bound_ok = all(value <= BOUND[key.split()[0]] for key, value in errors.items())
+    return {"ok": bound_ok, "worst": max(errors.items(), key=lambda item: item[1] / BOUND[item[0].split()[0]])}
+
+
+def candidates(smoke: bool) -> dict[str, list]:
+    names = _SHIPPED().keys()
+    chosen = {name: CANDIDATES.get(name, []) for name in names}
+    missing = [name for name, values in chosen.items() if not values]
+    if missing:
+        raise SystemExit(f"no candidates for kernels {missing}: add them to CANDIDATES")
+    return {name: values[:2] for name, values in chosen.items()} if smoke else chosen
+
+
+def check_all(smoke: bool) -> dict[tuple, dict]:
+    jobs = [(name, index) for name, values in candidates(smoke).items() for index in range(len(values))]
+    env = dict(os.environ, CUDA_LAUNCH_BLOCKING="1")
+
+    def run(job):
+        command = [sys.executable, __file__, "--check", job[0], str(job[1])] + (["--smoke"] if smoke else [])
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        except subprocess.TimeoutExpired:
+            return job, {"ok": False, "worst": "timed out after 600 s"}
+        lines = done.stdout.strip().splitlines()
+        if done.returncode or not lines:
+            last = [line for line in (done.stdout + done.stderr).splitlines() if "rror" in line][-1:] or ["?"]
+            return job, {"ok": False, "worst": f"exit {done.returncode}: {last[0][:200]}"}
+        return job, json.loads(lines[-1])
+
+    with ThreadPoolExecutor(1 if smoke else min(12, os.cpu_count() or 1)) as pool:
+        return dict(pool.map(run, jobs))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=["8x2048", "2x8192"], help="BATCHxSEQ")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="tiny fp32 shape on the CPU (needs TRITON_INTERPRET=1)")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--check", nargs=2, metavar=("KERNEL", "INDEX"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.smoke and os.environ.get("TRITON_INTERPRET") != "1":
+        raise SystemExit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
+    if not args.smoke and not torch.cuda.is_available():
+        raise SystemExit("needs a CUDA GPU (or --smoke with TRITON_INTERPRET=1)")
+    if args.check:
+        print(json.dumps(check(args.check[0], int(args.check[1]), args.smoke)))
+        return
+    if not args.smoke:  # the trainer's Triton cache (the shipped lists' tuning), inherited by the check processes
+        warmup.use_kernel_cache(None)
+    checked = check_all(args.smoke)
+    for (name, index), result in checked.items():
+        status = "ok" if result["ok"] else "FAILED"
+        print(f"check {name} #{index} {candidates(args.smoke)[name][index]}: {status}, worst {result['worst']}")
+    if args.smoke:
+        cases, dtype, device = [(1, 80, 2, 16, 32)], torch.float32, "cpu"
+    else:
+        cases = [(*map(int, case.split("x")), HEADS, HEAD_K_DIM, HEAD_V_DIM) for case in args.cases]
+        dtype, device = torch.bfloat16, "cuda"
+    results = {"checks": {f"{n} #{i}": r for (n, i), r in checked.items()}, "times": {}}
+    for shape in cases:
+        label = f"{shape[0]}x{shape[1]}"
+        inputs = draw(*shape, dtype, device)
+
+        def time(keep_states=False, inputs=inputs):
+            call = lambda: core_call(*inputs, keep_states=keep_states)  # noqa: E731
+            return median_ms(call, args.warmup, args.runs, device == "cuda")
+
+        times, best = {}, {}
+        for name, values in candidates(args.smoke).items():
+            for index, config in enumerate(values):
+                if not checked[(name, index)]["ok"]:
+                    continue
+                force({name: config})
+                times[f"{name} #{index}"] = ms = time()
+                if name not in best or ms < best[name][1]:
+                    best[name] = (config, ms)
+            first = times.get(f"{name} #0", float("nan"))
+            print(f"T {label} {name}: best {best[name][0]} {best[name][1]:.3f} ms (first candidate {first:.3f})")
+        force({name: config for name, (config, _) in best.items()})
+        all_best, all_best_kept = time(), time(keep_states=True)
+        metala_core_triton._kernels = _SHIPPED
+        shipped, shipped_kept = time(), time(keep_states=True)
+        print(
+            f"CORE CONFIGS {label}: shipped lists (autotuned) {shipped:.3f} ms, kept states {shipped_kept:.3f}; "
+            f"every kernel at its best candidate {all_best:.3f} ms, kept states {all_best_kept:.3f}",
+            flush=True,
+        )
+        results["times"][label] = {
+            "per_candidate": times,
+            "best": {name: [config, ms] for name, (config, ms) in best.items()},
+            "shipped": shipped,
+            "shipped_kept_states": shipped_kept,
+            "all_best": all_best,
+            "all_best_kept_states": all_best_kept,
+        }
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1, default=str)
+
+
+if __name__ == "__main__":
+    main()
