@@ -368,6 +368,36 @@ def output_kernel(
 
 
 @triton.jit
+def _dv_operands(
+    q,
+    log_decay,
+    i_b,
+    i_h,
+    n,
+    T,
+    H: tl.constexpr,
+    K: tl.constexpr,
+    BT: tl.constexpr,
+    BK: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BF16: tl.constexpr,
+):
+    """A chunk's (A ⊙ causal)ᵀ and k ⊙ e^(G_last − G) (≤ 1), in q's dtype: the left operands of its dv."""
+    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
+    key = _neg_expm1(log_decay_b)
+    scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)).to(q_b.dtype)
+    return scores_t, (key * tl.exp(cum_last[None, :] - cum)).to(q_b.dtype)
+
+
+@triton.jit
+def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.constexpr):
+    """dv = scale (A ⊙ causal)ᵀ do + (k ⊙ e^(G_last − G)) dh_n+1 on one V block."""
+    dv_b = scale * tl.dot(scores_t, d_out_b, input_precision=PRECISION)
+    return tl.dot(key_to_end, state_grad.to(key_to_end.dtype), dv_b, input_precision=PRECISION)
+
+
+@triton.jit
 def chunk_grads_kernel(
     q,
     log_decay,
@@ -389,17 +419,16 @@ def chunk_grads_kernel(
     BV: tl.constexpr,
     PRECISION: tl.constexpr,
     BF16: tl.constexpr,
+    DV: tl.constexpr,
 ):
-    """dq, dv and d log_decay of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas). Grid (N, B·H);
-    V in blocks of BV so that only one block of v, do, h, dh is live at a time."""
+    """dq, d log_decay and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas); without
+    DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that only one
+    block of v, do, h, dh is live at a time."""
     n, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     rows = tl.arange(0, BT)
-    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
-    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
-    key = _neg_expm1(log_decay_b)
-    scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)).to(q_b.dtype)
-    key_to_end = (key * tl.exp(cum_last[None, :] - cum)).to(q_b.dtype)
+    if DV:
+        scores_t, key_to_end = _dv_operands(q, log_decay, i_b, i_h, n, T, H, K, BT, BK, PRECISION, BF16)
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)
     dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
@@ -413,10 +442,10 @@ def chunk_grads_kernel(
         dq_inter += tl.dot(d_out_b, tl.trans(state.to(d_out_b.dtype)), input_precision=PRECISION)
         dk_inter += tl.dot(v_b, tl.trans(state_grad.to(v_b.dtype)), input_precision=PRECISION)
         state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
-        dv_b = scale * tl.dot(scores_t, d_out_b, input_precision=PRECISION)
-        dv_b = tl.dot(key_to_end, state_grad.to(q_b.dtype), dv_b, input_precision=PRECISION)
-        _store_tokens(dv, dv_b, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
-    # the decay terms again rather than kept through the loop: a reload from L2 is cheaper than spilled registers
+        if DV:
+            dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
+            _store_tokens(dv, dv_b, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+    # the decay terms loaded here rather than kept through the loop: a reload from L2 is cheaper than spilled registers
     log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
     q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
@@ -432,3 +461,33 @@ def chunk_grads_kernel(
     d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - tl.exp(log_decay_b) * dk  # G's sums, then the key's path
     _store_tokens(dq, dq_b, i_b, i_h, n, T, H, K, 0, BT, BK)
     _store_tokens(d_log_decay, d_log_decay_b, i_b, i_h, n, T, H, K, 0, BT, BK)
+
+
+@triton.jit
+def chunk_dv_kernel(
+    q,
+    log_decay,
+    d_out,
+    state_grads,
+    dv,
+    scale,
+    T,
+    NT,
+    H: tl.constexpr,
+    K: tl.constexpr,
+    V: tl.constexpr,
+    BT: tl.constexpr,
+    BK: tl.constexpr,
+    BV: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BF16: tl.constexpr,
+):
+    """dv of one chunk's V block, for `chunk_grads_kernel` without DV: the V blocks run in parallel, and neither
+    kernel holds the other's tiles (the scores are formed once per V block, a 64×64×K product). Grid (N, B·H, V/BV)."""
+    n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_b, i_h = i_bh // H, i_bh % H
+    scores_t, key_to_end = _dv_operands(q, log_decay, i_b, i_h, n, T, H, K, BT, BK, PRECISION, BF16)
+    d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+    state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
+    dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
+    _store_tokens(dv, dv_b, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
