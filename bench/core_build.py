@@ -1,6 +1,6 @@
-"""Build MetaLA's core kernels (ops/metala_core_kernels.py) for an H100/H200 (sm90) without a GPU, and print each
-kernel's registers and spilled bytes per thread and its shared memory: Triton's full compiler and the ptxas bundled
-with its wheel.
+"""Build MetaLA's core kernels (ops/metala_core_kernels.py, metala_core_grad_kernels.py) for an H100/H200 (sm90) without
+a GPU, and print each kernel's registers and spilled bytes per thread and its shared memory: Triton's full compiler
+and the ptxas bundled with its wheel.
 
     python bench/core_build.py [--dtype bf16] [--warps 8] [--stages 2] [--bk 32] [--bv 32] [--reverse]
                                [--maxnreg 128] [--kernels scan_kernel ...]
@@ -25,7 +25,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from neox_metala.ops import metala_core_kernels as kernels  # noqa: E402
+from neox_metala.ops import metala_core_grad_kernels, metala_core_kernels  # noqa: E402
 
 POINTERS = {
     "state_updates_kernel": ["v", "log_decay", "states", "decays"],
@@ -38,7 +38,7 @@ POINTERS = {
 
 
 def build(name, dtype, warps, stages, constants, maxnreg=None):
-    fn = getattr(kernels, name)
+    fn = getattr(metala_core_kernels, name, None) or getattr(metala_core_grad_kernels, name)
     signature = {
         arg: ("*fp32" if arg in ("log_decay", "d_log_decay", "decays") else f"*{dtype}") for arg in POINTERS[name]
     }

@@ -1,9 +1,9 @@
-"""Launchers of MetaLA's core kernels (ops/metala_core_kernels.py). Forward: the chunks' state updates (chunk-
-parallel), the scan over chunks that turns them into the state entering each chunk (sequential, in place), then one
-chunk-parallel kernel for the output. Backward: the same two for the states (or the forward's, if kept), the
-chunks' state-gradient updates and the reverse scan over them, then the chunk-parallel gradients: dq and d log_decay
-by one kernel, dv by another (SPLIT_DV) or in the first one's V loop. Seven launches per forward + backward pair
-with kept states, nine without (one fewer each with dv in the loop).
+"""Launchers of MetaLA's core kernels (ops/metala_core_kernels.py, ops/metala_core_grad_kernels.py). Forward: the
+chunks' state updates (chunk-parallel), the scan over chunks that turns them into the state entering each chunk
+(sequential, in place), then one chunk-parallel kernel for the output. Backward: the same two for the states (or the
+forward's, if kept), the chunks' state-gradient updates and the reverse scan over them, then the chunk-parallel
+gradients: dq and d log_decay by one kernel, dv by another (SPLIT_DV) or in the first one's V loop. Seven launches
+per forward + backward pair with kept states, nine without (one fewer each with dv in the loop).
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 they took ~60% of the core's time
 when each step formed its chunk's update itself (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an
@@ -57,6 +57,7 @@ def _kernels():
     """The kernels, autotuned over a few configurations each (each one compiles on first use of a shape)."""
     import triton
 
+    from . import metala_core_grad_kernels as grad_kernels
     from . import metala_core_kernels as kernels
 
     # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
@@ -108,10 +109,10 @@ def _kernels():
         "scan": scan(kernels.scan_kernel),
         "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
         "chunk_grads": triton.autotune(configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), key=key)(
-            kernels.chunk_grads_kernel
+            grad_kernels.chunk_grads_kernel
         ),
-        "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), key=key)(kernels.chunk_grads_kernel),
-        "chunk_dv": triton.autotune(configs(dv_blocks), key=key)(kernels.chunk_dv_kernel),
+        "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), key=key)(grad_kernels.chunk_grads_kernel),
+        "chunk_dv": triton.autotune(configs(dv_blocks), key=key)(grad_kernels.chunk_dv_kernel),
     }
 
 
