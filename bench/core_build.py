@@ -1,8 +1,9 @@
-"""Build MetaLA's core kernels (ops/metala_core_kernels.py) for an H100/H200 (sm90) without a GPU, and print each
-kernel's registers and spilled bytes per thread: Triton's full compiler and the ptxas bundled with its wheel.
+"""Build MetaLA's core kernels (ops/metala_core_kernels.py, metala_core_grad_kernels.py) for an H100/H200 (sm90) without
+a GPU, and print each kernel's registers and spilled bytes per thread and its shared memory: Triton's full compiler
+and the ptxas bundled with its wheel.
 
     python bench/core_build.py [--dtype bf16] [--warps 8] [--stages 2] [--bk 32] [--bv 32] [--reverse]
-                               [--kernels scan_kernel ...]
+                               [--maxnreg 128] [--kernels scan_kernel ...]
 
 The interpreter (TRITON_INTERPRET=1) runs the kernels' arithmetic but not the compiler, so it lets pass what only
 compiling catches (a branch whose results differ in type, for one); and spills are what to watch when tuning the
@@ -24,7 +25,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from neox_metala.ops import metala_core_kernels as kernels  # noqa: E402
+from neox_metala.ops import metala_core_grad_kernels, metala_core_kernels  # noqa: E402
 
 POINTERS = {
     "state_updates_kernel": ["v", "log_decay", "states", "decays"],
@@ -32,11 +33,12 @@ POINTERS = {
     "scan_kernel": ["buffer", "decays"],
     "output_kernel": ["q", "log_decay", "v", "states", "out"],
     "chunk_grads_kernel": ["q", "log_decay", "v", "d_out", "states", "state_grads", "dq", "d_log_decay", "dv"],
+    "chunk_dv_kernel": ["q", "log_decay", "d_out", "state_grads", "dv"],
 }
 
 
-def build(name, dtype, warps, stages, constants):
-    fn = getattr(kernels, name)
+def build(name, dtype, warps, stages, constants, maxnreg=None):
+    fn = getattr(metala_core_kernels, name, None) or getattr(metala_core_grad_kernels, name)
     signature = {
         arg: ("*fp32" if arg in ("log_decay", "d_log_decay", "decays") else f"*{dtype}") for arg in POINTERS[name]
     }
@@ -47,7 +49,9 @@ def build(name, dtype, warps, stages, constants):
     # pipelining of loads that do not feed a dot, which needs ≥ 32-bit accesses)
     aligned = {(fn.arg_names.index(arg),): [["tt.divisibility", 16]] for arg in POINTERS[name]}
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=aligned)
-    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages})
+    return triton.compile(
+        source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages, "maxnreg": maxnreg}
+    )
 
 
 def resource_usage(cubin: bytes) -> str:
@@ -65,26 +69,33 @@ def main():
     parser.add_argument("--warps", type=int, default=8)
     parser.add_argument("--stages", type=int, default=2, help="also the depth of the scan's pipelined loads")
     parser.add_argument("--bk", type=int, default=32, help="K block of the scan (the chunk kernels take all of K)")
-    parser.add_argument("--bv", type=int, default=32, help="V block of the scan, the updates and the chunk gradients")
+    parser.add_argument(
+        "--bv", type=int, default=32, help="V block of the scan, the updates, the chunk gradients and dv"
+    )
     parser.add_argument("--reverse", action="store_true", help="the scan's reverse (state gradients) direction")
+    parser.add_argument("--maxnreg", type=int, help="registers per thread at most (triton.Config's maxnreg)")
     parser.add_argument("--kernels", nargs="+", help="only these kernels (default: all)")
     args = parser.parse_args()
     common = dict(H=8, K=64, V=128, BT=64, PRECISION="ieee" if args.dtype == "fp32" else "tf32")
-    blocks = {
-        "state_updates_kernel": dict(BK=64, BV=args.bv),
-        "state_grad_updates_kernel": dict(BK=64, BV=args.bv),
-        "scan_kernel": dict(BK=args.bk, BV=args.bv, REVERSE=args.reverse, STAGES=args.stages),
-        "output_kernel": dict(BK=64, BV=128, BF16=args.dtype == "bf16"),
-        "chunk_grads_kernel": dict(BK=64, BV=args.bv, BF16=args.dtype == "bf16"),
-    }
-    for name, block in blocks.items():
+    bf16 = args.dtype == "bf16"
+    blocks = [
+        ("state_updates_kernel", dict(BK=64, BV=args.bv)),
+        ("state_grad_updates_kernel", dict(BK=64, BV=args.bv)),
+        ("scan_kernel", dict(BK=args.bk, BV=args.bv, REVERSE=args.reverse, STAGES=args.stages)),
+        ("output_kernel", dict(BK=64, BV=128, BF16=bf16)),
+        ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=True)),
+        ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=False)),  # dv by chunk_dv_kernel instead
+        ("chunk_dv_kernel", dict(BK=64, BV=args.bv, BF16=bf16)),
+    ]
+    for name, block in blocks:
         if args.kernels and name not in args.kernels:
             continue
         start = time.perf_counter()
-        compiled = build(name, args.dtype, args.warps, args.stages, {**common, **block})
+        compiled = build(name, args.dtype, args.warps, args.stages, {**common, **block}, args.maxnreg)
         seconds = time.perf_counter() - start
-        usage = resource_usage(compiled.asm["cubin"])
-        print(f"{name} {args.dtype} warps {args.warps} stages {args.stages} {block}: {usage}, {seconds:.1f} s")
+        usage = f"{resource_usage(compiled.asm['cubin'])} SHARED:{compiled.metadata.shared}"
+        limit = f" maxnreg {args.maxnreg}" if args.maxnreg else ""
+        print(f"{name} {args.dtype} warps {args.warps} stages {args.stages}{limit} {block}: {usage}, {seconds:.1f} s")
 
 
 if __name__ == "__main__":

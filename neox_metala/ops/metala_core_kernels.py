@@ -3,7 +3,10 @@ per chunk for the chunk-parallel steps and one per (batch·head, K block, V bloc
 is two kernels: the chunks' updates and decays, formed for all chunks at once, then the sequential recurrence over
 them (`scan_kernel`, the same for the states and their gradients), so that its steps carry no chunk-sized work.
 
-Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
+The chunk gradients' kernels are in ops/metala_core_grad_kernels.py, which shares the helpers here.
+
+Imports triton: only ops/metala_core_triton.py and ops/metala_core_grad_kernels.py import this module, and only when
+a kernel runs.
 
 Layouts: q, log_decay (B, T, H, K); v, output (B, T, H, V); states (B, H, N, K, V), N = number of chunks. The
 decay is read in fp32, its in-chunk cumsum G taken in registers, and the key k = -expm1(g) formed there too.
@@ -71,14 +74,6 @@ def _sub_chunks(x, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr):
 
 
 @triton.jit
-def _diagonal_blocks(x, BT: tl.constexpr, BC: tl.constexpr):
-    """The (BT / BC, BC, BC) diagonal blocks of a (BT, BT) tile."""
-    blocks = tl.arange(0, BT // BC)
-    same = blocks[:, None, None, None] == blocks[None, None, :, None]
-    return tl.sum(tl.where(same, tl.reshape(x, (BT // BC, BC, BT // BC, BC)), 0.0), 2)
-
-
-@triton.jit
 def _block_diagonal(blocks_tile, BT: tl.constexpr, BC: tl.constexpr):
     """(BT / BC, BC, BC) blocks -> the (BT, BT) tile holding them on its diagonal, zero elsewhere."""
     blocks = tl.arange(0, BT // BC)
@@ -120,52 +115,6 @@ def _scores(q, key, cum, cum_last, BT: tl.constexpr, BK: tl.constexpr, PRECISION
             q_scaled = _operand(qf * to_ref, BF16)
             scores += tl.dot(q_scaled, tl.trans(_operand(key * from_ref, BF16)), input_precision=PRECISION)
     return tl.where(causal, scores, 0.0)
-
-
-@triton.jit
-def _diagonal_intra_grads(d_diagonal, qf, key, cum, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr):
-    """`_intra_grads`' sums over the pairs within each sub-chunk, from dA's diagonal blocks (`_diagonal_blocks`),
-    per element as `_diagonal_scores`."""
-    q_sub, key_sub, cum_sub = _sub_chunks(qf, BT, BC, BK), _sub_chunks(key, BT, BC, BK), _sub_chunks(cum, BT, BC, BK)
-    sub_rows = tl.arange(0, BC)
-    dq = tl.zeros([BT // BC, BC, BK], dtype=tl.float32)
-    dk = tl.zeros([BT // BC, BC, BK], dtype=tl.float32)
-    for j in range(BC):
-        pick = sub_rows[None, :, None] == j
-        # e^(G_t − G_j) for t ≥ j (dA is zero above the diagonal)
-        pair = tl.exp(tl.minimum(cum_sub - tl.sum(tl.where(pick, cum_sub, 0.0), 1)[:, None, :], 0.0))
-        d_column = tl.sum(tl.where(sub_rows[None, None, :] == j, d_diagonal, 0.0), 2)[:, :, None]  # dA_tj
-        dq += d_column * tl.sum(tl.where(pick, key_sub, 0.0), 1)[:, None, :] * pair
-        dk += tl.where(pick, tl.sum(d_column * q_sub * pair, 1)[:, None, :], 0.0)
-    return tl.reshape(dq, (BT, BK)), tl.reshape(dk, (BT, BK))
-
-
-@triton.jit
-def _intra_grads(
-    d_scores, q, key, cum, cum_last, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr
-):
-    """dq_t = Σ_s dA_ts k_s e^(G_t − G_s) and dk_s = Σ_t dA_ts q_t e^(G_t − G_s) for causal-masked dA, in the
-    same form as `_scores` picks for this chunk."""
-    qf = q.to(tl.float32)
-    if tl.max(-cum_last, 0) <= FACTORISED_RANGE:
-        offset = cum - cum_last[None, :] * 0.5
-        to_ref = tl.exp(offset)
-        from_ref = tl.exp(-offset)
-        d_scores_op = _operand(d_scores, BF16)
-        dq = to_ref * tl.dot(d_scores_op, _operand(key * from_ref, BF16), input_precision=PRECISION)
-        dk = from_ref * tl.dot(tl.trans(d_scores_op), _operand(qf * to_ref, BF16), input_precision=PRECISION)
-    else:
-        # the diagonal blocks, then dq's and dk's products in two loops: of the orders tried, the one whose sm90
-        # build spills least (fewer tiles live at once), and the kernel's register budget is shared with the fast path
-        d_scores_op = _operand(d_scores, BF16)
-        dq, dk = _diagonal_intra_grads(_diagonal_blocks(d_scores, BT, SUB_CHUNK), qf, key, cum, BT, SUB_CHUNK, BK)
-        for i in range(1, BT // SUB_CHUNK):
-            to_ref, from_ref = _sub_chunk_factors(cum, i, BT, SUB_CHUNK)
-            dq += to_ref * tl.dot(d_scores_op, _operand(key * from_ref, BF16), input_precision=PRECISION)
-        for i in range(1, BT // SUB_CHUNK):
-            to_ref, from_ref = _sub_chunk_factors(cum, i, BT, SUB_CHUNK)
-            dk += from_ref * tl.dot(tl.trans(d_scores_op), _operand(qf * to_ref, BF16), input_precision=PRECISION)
-    return dq, dk
 
 
 @triton.jit
@@ -365,70 +314,3 @@ def output_kernel(
     acc = tl.dot(q_from_start, state.to(v_b.dtype), input_precision=PRECISION)
     acc = tl.dot(scores.to(v_b.dtype), v_b, acc, input_precision=PRECISION)
     _store_tokens(out, scale * acc, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
-
-
-@triton.jit
-def chunk_grads_kernel(
-    q,
-    log_decay,
-    v,
-    d_out,
-    states,
-    state_grads,
-    dq,
-    d_log_decay,
-    dv,
-    scale,
-    T,
-    NT,
-    H: tl.constexpr,
-    K: tl.constexpr,
-    V: tl.constexpr,
-    BT: tl.constexpr,
-    BK: tl.constexpr,
-    BV: tl.constexpr,
-    PRECISION: tl.constexpr,
-    BF16: tl.constexpr,
-):
-    """dq, dv and d log_decay of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas). Grid (N, B·H);
-    V in blocks of BV so that only one block of v, do, h, dh is live at a time."""
-    n, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    rows = tl.arange(0, BT)
-    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
-    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
-    key = _neg_expm1(log_decay_b)
-    scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)).to(q_b.dtype)
-    key_to_end = (key * tl.exp(cum_last[None, :] - cum)).to(q_b.dtype)
-    d_scores = tl.zeros([BT, BT], dtype=tl.float32)
-    dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
-    dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
-    state_dot_grad = tl.zeros([BK], dtype=tl.float32)  # Σ_j h ⊙ dh
-    for i_v in range(tl.cdiv(V, BV)):
-        v_b = _load_tokens(v, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
-        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
-        state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
-        state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
-        d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
-        dq_inter += tl.dot(d_out_b, tl.trans(state.to(d_out_b.dtype)), input_precision=PRECISION)
-        dk_inter += tl.dot(v_b, tl.trans(state_grad.to(v_b.dtype)), input_precision=PRECISION)
-        state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
-        dv_b = scale * tl.dot(scores_t, d_out_b, input_precision=PRECISION)
-        dv_b = tl.dot(key_to_end, state_grad.to(q_b.dtype), dv_b, input_precision=PRECISION)
-        _store_tokens(dv, dv_b, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
-    # the decay terms again rather than kept through the loop: a reload from L2 is cheaper than spilled registers
-    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
-    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
-    key = _neg_expm1(log_decay_b)
-    d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
-    dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)
-    dq_b = scale * tl.exp(cum) * dq_inter + dq_intra
-    dk_inter = tl.exp(cum_last[None, :] - cum) * dk_inter
-    dk = dk_inter + dk_intra
-    # dG = q dq − k dk, and the gradient of G_last through h_n+1 (from h_n and from the keys' decay to the end)
-    d_cum = q_b.to(tl.float32) * dq_b - key * dk
-    last_term = tl.exp(cum_last) * state_dot_grad + tl.sum(key * dk_inter, 0)
-    d_cum += tl.where(rows[:, None] == BT - 1, last_term[None, :], 0.0)
-    d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - tl.exp(log_decay_b) * dk  # G's sums, then the key's path
-    _store_tokens(dq, dq_b, i_b, i_h, n, T, H, K, 0, BT, BK)
-    _store_tokens(d_log_decay, d_log_decay_b, i_b, i_h, n, T, H, K, 0, BT, BK)

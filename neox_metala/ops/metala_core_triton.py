@@ -1,8 +1,9 @@
-"""Launchers of MetaLA's core kernels (ops/metala_core_kernels.py). Forward: the chunks' state updates (chunk-
-parallel), the scan over chunks that turns them into the state entering each chunk (sequential, in place), then one
-chunk-parallel kernel for the output. Backward: the same two for the states (or the forward's, if kept), the
-chunks' state-gradient updates and the reverse scan over them, then one chunk-parallel kernel for dq, dv and
-d log_decay. Six launches per forward + backward pair, eight without kept states.
+"""Launchers of MetaLA's core kernels (ops/metala_core_kernels.py, ops/metala_core_grad_kernels.py). Forward: the
+chunks' state updates (chunk-parallel), the scan over chunks that turns them into the state entering each chunk
+(sequential, in place), then one chunk-parallel kernel for the output. Backward: the same two for the states (or the
+forward's, if kept), the chunks' state-gradient updates and the reverse scan over them, then the chunk-parallel
+gradients: dq and d log_decay by one kernel, dv by another (SPLIT_DV) or in the first one's V loop. Seven launches
+per forward + backward pair with kept states, nine without (one fewer each with dv in the loop).
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 they took ~60% of the core's time
 when each step formed its chunk's update itself (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an
@@ -33,6 +34,13 @@ from .metala_core import CHUNK_SIZE
 # The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each
 FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
 
+SPLIT_DV = True
+"""dv by its own kernel (chunk_dv_kernel, a program per V block, two per SM) rather than in the V loop of
+chunk_grads_kernel, which runs one program per chunk and per SM at 255 registers: latency-bound, 366 µs per call
+of the H200's 0.7 ms core f+b at B8 T2048, its chunk's scores kept through the loop and spilled. Without dv, that
+loop holds three dots instead of five and nothing spills. Read at every backward, so that a benchmark can time both
+forms in one process."""
+
 
 def _block(n: int) -> int:
     """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
@@ -49,6 +57,7 @@ def _kernels():
     """The kernels, autotuned over a few configurations each (each one compiles on first use of a shape)."""
     import triton
 
+    from . import metala_core_grad_kernels as grad_kernels
     from . import metala_core_kernels as kernels
 
     # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
@@ -56,7 +65,10 @@ def _kernels():
     # The chunk gradients with 4 warps are left out: Triton 3.6's bf16 build of them reads out of bounds when T is
     # below one chunk (an illegal address on the H200, 2026-11-29; fp16 / fp32 and the other configs are clean).
     def configs(blocks):
-        configs = [triton.Config(block, num_warps=w, num_stages=s) for block, w, s in blocks]
+        """(meta-parameters, warps, stages[, register cap]) -> the configurations."""
+        configs = [
+            triton.Config(block, num_warps=w, num_stages=s, maxnreg=(cap or [None])[0]) for block, w, s, *cap in blocks
+        ]
         return configs[:1] if FIRST_CONFIG_ONLY else configs
 
     key = ["NT", "H", "K", "V"]
@@ -75,14 +87,32 @@ def _kernels():
     # The updates: BV = 64 spills in fp32 (Triton 3.6, 4 or 8 warps). The first block splits V = 32 (the
     # interpreter's tests), so that the decays' write by the first V block alone is tested.
     update_blocks = [({"BV": 16}, 4, 1), ({"BV": 32}, 4, 1)]
+    # The chunk gradients without dv (bf16, Triton 3.6): still 255 registers at 8 warps whatever BV or stages,
+    # which the intra-chunk gradients after the V loop take (the loop alone: 94), but no spills at one stage and
+    # 8 B at two or three (136 B with dv). 4 warps spill 800 B, besides the out-of-bounds read above. The first
+    # block splits V = 32, so that the interpreter's tests run the loop twice.
+    qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 32}, 8, 2), ({"BV": 16}, 8, 3)]
+    # dv recomputes its chunk's scores in each V block's program (one BT x BT x K product, as output_kernel).
+    # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap
+    # (two). fp32 (tests) spills 0.2-2 KB. The first block splits V = 32, so that the interpreter's tests see a
+    # second V block.
+    dv_blocks = [
+        ({"BV": 16}, 4, 1),
+        ({"BV": 32}, 4, 1),
+        ({"BV": 64}, 4, 1),
+        ({"BV": 32}, 8, 1, 128),
+        ({"BV": 64}, 8, 1, 128),
+    ]
     return {
         "state_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_updates_kernel),
         "state_grad_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_grad_updates_kernel),
         "scan": scan(kernels.scan_kernel),
         "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
         "chunk_grads": triton.autotune(configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), key=key)(
-            kernels.chunk_grads_kernel
+            grad_kernels.chunk_grads_kernel
         ),
+        "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), key=key)(grad_kernels.chunk_grads_kernel),
+        "chunk_dv": triton.autotune(configs(dv_blocks), key=key)(grad_kernels.chunk_dv_kernel),
     }
 
 
@@ -163,21 +193,14 @@ def metala_core_bwd(q, log_decay, v, scale, d_out, states=None, chunk_size=CHUNK
     )
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     dq, d_log_decay, dv = torch.empty_like(q), torch.empty_like(log_decay), torch.empty_like(v)
-    _kernels()["chunk_grads"][(sizes["NT"], batch_heads)](
-        q,
-        log_decay,
-        v,
-        d_out,
-        states,
-        state_grads,
-        dq,
-        d_log_decay,
-        dv,
-        scale,
-        **sizes,
-        BK=_block(sizes["K"]),
-        BF16=q.dtype == torch.bfloat16,
-    )
+    blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16)
+    grads = (q, log_decay, v, d_out, states, state_grads, dq, d_log_decay, dv, scale)
+    if SPLIT_DV:
+        _kernels()["chunk_qk_grads"][(sizes["NT"], batch_heads)](*grads, **sizes, **blocks, DV=False)
+        dv_grid = _updates_grid(sizes, batch_heads)
+        _kernels()["chunk_dv"][dv_grid](q, log_decay, d_out, state_grads, dv, scale, **sizes, **blocks)
+    else:
+        _kernels()["chunk_grads"][(sizes["NT"], batch_heads)](*grads, **sizes, **blocks, DV=True)
     return dq, d_log_decay, dv
 
 

@@ -84,8 +84,16 @@ SMALL = [
 ]
 
 
+@pytest.fixture(params=[True, False], ids=["split-dv", "fused-dv"])
+def dv_form(request, monkeypatch):
+    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV)."""
+    from neox_metala.ops import metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", request.param)
+
+
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
-def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay):
+def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, dv_form):
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
@@ -95,7 +103,7 @@ GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: 
 @GPU_ONLY
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
-def test_kernels_half_precision_within_bounds(seq, head_k_dim, head_v_dim, decay, dtype):
+def test_kernels_half_precision_within_bounds(seq, head_k_dim, head_v_dim, decay, dtype, dv_form):
     check(dtype, 2, seq, 3, head_k_dim, head_v_dim, decay)
 
 
@@ -106,7 +114,7 @@ def test_kernels_half_precision_within_bounds(seq, head_k_dim, head_v_dim, decay
     [(2, 300, "mild"), (2, 300, "mixed"), (1, 2048, "mild"), (1, 2048, "mixed")],
     ids=["B2-T300-mild", "B2-T300-mixed", "B1-T2048-mild", "B1-T2048-mixed"],
 )
-def test_kernels_at_model_widths(dtype, batch, seq, decay):
+def test_kernels_at_model_widths(dtype, batch, seq, decay, dv_form):
     check(dtype, batch, seq, 3, 64, 128, decay)
 
 
@@ -142,8 +150,8 @@ def test_custom_op_runs_the_kernels(keep_states):
 def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     """The state scan works in place on its updates, so the autotuner, which times each configuration on the real
     buffers, must restore them (restore_value). In the interpreter (which cannot time): every configuration of every
-    kernel run twice through the autotuner's own timing path, the last one reported fastest and so kept; then the
-    result must still be the recurrence's."""
+    kernel, those of both dv forms, run twice through the autotuner's own timing path, the last one reported fastest
+    and so kept; then the result must still be the recurrence's."""
     import triton.runtime.autotuner as autotuner
 
     from neox_metala.ops import metala_core_triton
@@ -160,7 +168,9 @@ def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
     metala_core_triton._kernels.cache_clear()
     try:
-        check(torch.float32, 1, 130, 2, 20, 24, "graded")
+        for split_dv in (True, False):
+            monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+            check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
     finally:
