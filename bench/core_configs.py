@@ -33,9 +33,15 @@ from kernel_timing import median_ms  # noqa: E402
 
 HEADS, HEAD_K_DIM, HEAD_V_DIM = 8, 64, 128
 SCALE = HEAD_K_DIM**-0.5
-_UPDATES = [({"BV": bv}, w, s) for bv, w, s in [(32, 4, 1), (16, 4, 1), (32, 8, 1), (64, 4, 1), (64, 8, 1),
-                                                 (128, 4, 1), (128, 8, 1), (64, 8, 2)]]  # fmt: skip
-CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, warps, stages)]
+
+
+def _bv(rows):
+    """(BV, warps, stages[, register cap]) rows -> candidates."""
+    return [({"BV": bv}, warps, stages, *cap) for bv, warps, stages, *cap in rows]
+
+
+_UPDATES = _bv([(32, 4, 1), (16, 4, 1), (32, 8, 1), (64, 4, 1), (64, 8, 1), (128, 4, 1), (128, 8, 1), (64, 8, 2)])
+CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, warps, stages[, register cap])]
     "state_updates": _UPDATES,
     "state_grad_updates": _UPDATES,
     "scan": [
@@ -52,19 +58,10 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         ]
     ],  # fmt: skip
     "output": [({}, w, s) for w, s in [(4, 2), (8, 2), (8, 3), (4, 1), (8, 1), (4, 3), (16, 2)]],
-    "chunk_grads": [
-        ({"BV": bv}, w, s)
-        for bv, w, s in [
-            (32, 8, 2),
-            (16, 8, 2),
-            (16, 8, 1),
-            (32, 8, 1),
-            (32, 8, 3),
-            (64, 8, 2),
-            (32, 16, 2),
-            (64, 16, 2),
-        ]
-    ],  # fmt: skip
+    "chunk_grads": _bv([(32, 8, 2), (16, 8, 2), (16, 8, 1), (32, 8, 1), (32, 8, 3), (64, 8, 2), (32, 16, 2)]),
+    # metala_core_triton.SPLIT_DV's two kernels
+    "chunk_qk_grads": _bv([(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1)]),
+    "chunk_dv": _bv([(16, 4, 1), (32, 4, 1), (64, 4, 1), (32, 8, 1, 128), (64, 8, 1, 128), (32, 8, 1), (64, 4, 2)]),
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α is a difference of terms ~1e5 times larger than itself (rounding noise), so it is left out there.
@@ -94,6 +91,28 @@ def core_call(q, log_decay, v, d_out, keep_states=False):
     return {"o": output, "dq": dq, "dv": dv, "dlog": dlog}
 
 
+def host_ms(inputs, cuda: bool, calls: int = 50) -> dict[str, float]:
+    """The host's time to launch one forward and one backward (kept states), the GPU not waited for: where it is
+    longer than the kernels, the model's GPU waits for the host in between."""
+    import time
+
+    q, log_decay, v, d_out = inputs
+    fwd = lambda: metala_core_triton.metala_core_fwd(q, log_decay, v, SCALE, keep_states=True)  # noqa: E731
+    _, states = fwd()
+    bwd = lambda: metala_core_triton.metala_core_bwd(q, log_decay, v, SCALE, d_out, states)  # noqa: E731
+    result = {}
+    for name, call in (("forward", fwd), ("backward", bwd)):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        result[name] = (time.perf_counter() - start) / calls * 1e3
+    if cuda:
+        torch.cuda.synchronize()
+    return result
+
+
 def reference_call(q, log_decay, v, d_out):
     wide = [t.double() for t in (q, log_decay, v, d_out)]
     output = metala_core.metala_core_forward(*wide[:3], SCALE)
@@ -110,8 +129,8 @@ def force(chosen: dict[str, tuple]) -> None:
     kernels = {}
     for name, tuner in shipped.items():
         if name in chosen:
-            constexprs, warps, stages = chosen[name]
-            config = triton.Config(constexprs, num_warps=warps, num_stages=stages)
+            constexprs, warps, stages, *cap = chosen[name]
+            config = triton.Config(constexprs, num_warps=warps, num_stages=stages, maxnreg=(cap or [None])[0])
         else:
             config = tuner.configs[0]
         kernels[name] = triton.autotune([config], key=tuner.keys)(tuner.fn)
@@ -137,7 +156,10 @@ def check(name: str, index: int, smoke: bool) -> dict:
 
 
 def candidates(smoke: bool) -> dict[str, list]:
-    names = _SHIPPED().keys()
+    """Of the kernels the backward runs (SPLIT_DV picks chunk_grads or the two that split it)."""
+    split = getattr(metala_core_triton, "SPLIT_DV", False)
+    unused = {"chunk_grads"} if split else {"chunk_qk_grads", "chunk_dv"}
+    names = [name for name in _SHIPPED() if name not in unused]
     chosen = {name: CANDIDATES.get(name, []) for name in names}
     missing = [name for name, values in chosen.items() if not values]
     if missing:
@@ -216,9 +238,17 @@ def main():
         all_best, all_best_kept = time(), time(keep_states=True)
         metala_core_triton._kernels = _SHIPPED
         shipped, shipped_kept = time(), time(keep_states=True)
+        host = host_ms(inputs, device == "cuda")
+        split = getattr(metala_core_triton, "SPLIT_DV", None)
+        if split is not None:  # the other form of the backward's last kernels, from the shipped lists
+            metala_core_triton.SPLIT_DV = not split
+            other_form = time(keep_states=True)
+            metala_core_triton.SPLIT_DV = split
+            print(f"CORE CONFIGS {label}: kept states, SPLIT_DV={not split} (shipped lists) {other_form:.3f} ms")
         print(
             f"CORE CONFIGS {label}: shipped lists (autotuned) {shipped:.3f} ms, kept states {shipped_kept:.3f}; "
-            f"every kernel at its best candidate {all_best:.3f} ms, kept states {all_best_kept:.3f}",
+            f"every kernel at its best candidate {all_best:.3f} ms, kept states {all_best_kept:.3f}; host time to "
+            f"launch one forward {host['forward']:.3f} ms, backward {host['backward']:.3f} (kept states)",
             flush=True,
         )
         results["times"][label] = {
@@ -228,6 +258,8 @@ def main():
             "shipped_kept_states": shipped_kept,
             "all_best": all_best,
             "all_best_kept_states": all_best_kept,
+            "host_ms": host,
+            "other_dv_form_kept_states": other_form if split is not None else None,
         }
     if args.out:
         with open(args.out, "w") as f:
