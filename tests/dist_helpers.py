@@ -8,6 +8,7 @@ instead of the several seconds that importing those packages takes on 2 CI cores
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import traceback
@@ -43,6 +44,21 @@ def _entry(rank, world_size, port, result_dir, environ, worker, kwargs):
         parallel.destroy()
 
 
+@contextlib.contextmanager
+def _gpus_hidden():
+    """On a GPU machine: its preloaded imports may initialise CUDA (DeepSpeed probes the accelerator), which the
+    ranks forked from it would inherit, whatever their own environment says; the ranks are CPU ranks."""
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
+
+
 def run_workers(worker, world_size: int, result_dir, **kwargs) -> list:
     """Start `worker(rank=, world_size=, **kwargs)` in `world_size` processes; return their results by rank."""
     result_dir = str(result_dir)
@@ -50,7 +66,8 @@ def run_workers(worker, world_size: int, result_dir, **kwargs) -> list:
     for attempt in range(PORT_ATTEMPTS):
         arguments = (world_size, free_port(), result_dir, dict(os.environ), worker, kwargs)
         try:
-            mp.start_processes(_entry, args=arguments, nprocs=world_size, start_method="forkserver")
+            with _gpus_hidden():  # the fork server, started by the first call, keeps the environment it starts with
+                mp.start_processes(_entry, args=arguments, nprocs=world_size, start_method="forkserver")
             break
         except mp.ProcessRaisedException as error:
             # free_port's port is free when chosen, not when rank 0 binds it: the other pytest worker's ranks and

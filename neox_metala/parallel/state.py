@@ -194,7 +194,8 @@ def run_cpu_ranks(worker, world_size: int, *args) -> None:
 
 
 def cpu_rank_environment(rank: int, world_size: int, port: int) -> dict[str, str]:
-    """The environment of one rank of a local gloo group on CPUs (DeepSpeed too), meeting at 127.0.0.1:port."""
+    """The environment of one rank of a local gloo group on CPUs (DeepSpeed too), meeting at 127.0.0.1:port. GPUs
+    hidden: on a GPU machine the code under it would otherwise pick CUDA and NCCL (and a device per rank)."""
     return {
         "RANK": str(rank),
         "LOCAL_RANK": str(rank),
@@ -202,9 +203,10 @@ def cpu_rank_environment(rank: int, world_size: int, port: int) -> dict[str, str
         "MASTER_ADDR": "127.0.0.1",
         "MASTER_PORT": str(port),
         "DS_ACCELERATOR": "cpu",
+        "CUDA_VISIBLE_DEVICES": "",
     }
 
 
 def _cpu_rank(rank: int, worker, world_size: int, port: int, args: tuple) -> None:
-    os.environ.update(cpu_rank_environment(rank, world_size, port), CUDA_VISIBLE_DEVICES="")
+    os.environ.update(cpu_rank_environment(rank, world_size, port))
     worker(rank, world_size, *args)
