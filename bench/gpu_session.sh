@@ -32,7 +32,7 @@ save_cache() {  # tuned kernels only (not the one-config test builds), compresse
     ls -la "$OUT"/cache.tgz.part-* 2>/dev/null
 }
 cleanup() {  # runs started in sessions of their own would outlive this call if a step's timeout cut them off
-    pkill -9 -f "train.py|deepy.py|neox_metala.warmup" 2>/dev/null
+    pkill -9 -f "^[^ ]*python[0-9.]* .*(train.py|deepy.py|neox_metala.warmup)" 2>/dev/null  # anchored: not the shell that runs this
     save_cache
 }
 trap cleanup EXIT

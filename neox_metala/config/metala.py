@@ -46,10 +46,11 @@ class MetaLAConfig(Section):
 
     metala_core_kernel: Literal[CORE_KERNELS] = _DEFAULTS.core_kernel
     """GPU training core (the fla backend, default path): "metala" (MetaLA's own Triton kernels, default: the key
-    1 - decay formed inside them, five launches per forward + backward against fla's eleven;
+    1 - decay formed inside them, seven launches per forward + backward (kept states) against fla's eleven;
     ops/metala_core_kernels.py) or "fla" (fla's chunk_gla). On an H200 (docs/benchmarks.md, 2026-11-29) the own
     kernels took the 380M model from 0.830x to 0.904x the plain Transformer's tokens/s at T=2048 and from 0.997x to
-    1.123x at T=8192 (core alone 0.67-0.69 vs fla's 1.00-1.47 ms per layer and micro batch, two runs), within
+    1.123x at T=8192, and with their two-level scans and tuned configurations (session 8) to 0.954x and 1.281x
+    (core alone 0.51 ms per layer and micro batch with kept states, fla's 1.00), within
     bf16 rounding of the fp64 recurrence (tests/ops/test_metala_core_triton.py on the GPU). Packed documents
     (reset_attention_mask) keep fla's varlen kernels; the fused path (metala_fused_kernels) runs fla's core."""
 
@@ -63,8 +64,9 @@ class MetaLAConfig(Section):
     metala_keep_core_states: bool = _DEFAULTS.keep_core_states
     """MetaLA's own core (metala_core_kernel: metala): save the state entering each 64-token chunk in the forward for
     the backward (default) instead of recomputing it there. Costs B·T/64·H·K·V elements of activation memory per
-    layer (~33 MB in bf16 per layer and micro batch of 16,384 tokens at hidden 1024), saves two of the backward's
-    kernels; set false when activation memory is short."""
+    layer (~33 MB in bf16 per layer and micro batch of 16,384 tokens at hidden 1024: 17.2 -> 18.0 GiB for the 380M
+    model at T=2048), saves two of the backward's kernels (core f+b 0.741 -> 0.643 ms on an H200 before the tuned
+    configurations); set false when activation memory is short."""
 
     def check_values(self, source_of: SourceOf) -> None:
         require(
