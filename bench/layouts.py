@@ -5,6 +5,7 @@ norm, tokens/s per GPU. Compared with the 1-GPU run of the same global batch:
 
     python bench/layouts.py --layouts 1gpu tp2 pp2 dp2 --steps 20 --out $OUT/layouts.json
     python bench/layouts.py --layouts tp2pp2 --resume-at 10 ...          # stop at 10, resume, compare 11..20
+    python bench/layouts.py --layouts tp2 --resume-at 10 --resume-as 1gpu  # resume a TP=2 checkpoint on 1 GPU
 
 Runs whose GPUs do not overlap start together (--gpus 4 -> e.g. 1gpu beside tp2); each has its own port, run
 folder and log. tests/training/test_gpu_runs.py asserts on the same runs.
@@ -203,16 +204,27 @@ def run_waves(
 
 
 def resume_check(
-    layout: str, steps: int, stop_at: int, data: dict, kernel_cache: str, work: Path, limit_s: float, port: int = 29700
+    layout: str,
+    steps: int,
+    stop_at: int,
+    data: dict,
+    kernel_cache: str,
+    work: Path,
+    limit_s: float,
+    port: int = 29700,
+    resume_as: str | None = None,
 ) -> tuple[RunResult, RunResult]:
-    """`layout` trained to `stop_at` (exit_interval: it saves and exits), then resumed to `steps`."""
-    run_dir = work / f"{layout}-resume"
+    """`layout` trained to `stop_at` (exit_interval: it saves and exits), then resumed to `steps` in `resume_as`
+    (default: the same layout; another one loads the checkpoint through the automatic layout change)."""
+    resume_as = resume_as or layout
+    run_dir = work / (f"{layout}-resume" if resume_as == layout else f"{layout}-resume-as-{resume_as}")
     gpus = LAYOUTS[layout][2]
     files = write_configs(run_dir, layout, steps, data, kernel_cache, port, {"exit_interval": stop_at})
     first = finish(f"{layout}-to-{stop_at}", Launch(run_dir, files, list(range(gpus)), limit_s), run_dir, gpus)
     print(summary_line(first), flush=True)
-    files = write_configs(run_dir, layout, steps, data, kernel_cache, port + 1)
-    second = finish(f"{layout}-resumed", Launch(run_dir, files, list(range(gpus)), limit_s), run_dir, gpus)
+    gpus = LAYOUTS[resume_as][2]
+    files = write_configs(run_dir, resume_as, steps, data, kernel_cache, port + 1)
+    second = finish(f"{resume_as}-resumed", Launch(run_dir, files, list(range(gpus)), limit_s), run_dir, gpus)
     print(summary_line(second), flush=True)
     return first, second
 
@@ -260,6 +272,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--gpus", type=int, default=None, help="GPUs to spread the runs over (default: all)")
     parser.add_argument("--resume-at", type=int, default=None, help="also stop the last layout here and resume")
+    parser.add_argument(
+        "--resume-as", default=None, choices=list(LAYOUTS), help="resume in this layout (default: the same)"
+    )
     parser.add_argument("--work", default="/tmp/neox-metala-layouts")
     parser.add_argument("--kernel-cache", default=None)
     parser.add_argument("--limit", type=float, default=300, help="seconds before a run is killed (a defect)")
@@ -298,18 +313,22 @@ def main(argv=None) -> int:
             print(f"{name:>14} vs 1gpu: loss rel max {loss_diff:.2e} | grad norm rel max {norm_diff:.2e}")
     if options.resume_at:
         layout = options.layouts[-1]
-        first, second = resume_check(layout, options.steps, options.resume_at, data, cache, work, options.limit)
+        first, second = resume_check(
+            layout, options.steps, options.resume_at, data, cache, work, options.limit, resume_as=options.resume_as
+        )
         resumed_steps = range(options.resume_at + 1, options.steps + 1)
         loss_diff, norm_diff = relative_differences(second, results[layout], resumed_steps)
         report["resume"] = {
             "layout": layout,
+            "resumed_as": options.resume_as or layout,
             "first": first.__dict__,
             "second": second.__dict__,
             "loss_rel_max": loss_diff,
             "grad_norm_rel_max": norm_diff,
         }
         print(
-            f"{layout} resumed at {options.resume_at} vs uninterrupted: loss rel max {loss_diff:.2e} | "
+            f"{layout} resumed at {options.resume_at} as {options.resume_as or layout} vs uninterrupted {layout}: "
+            f"loss rel max {loss_diff:.2e} | "
             f"grad norm rel max {norm_diff:.2e}"
         )
     if options.out:
