@@ -95,12 +95,17 @@ def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_si
         # read when each compiled graph is first partitioned into forward and backward (one setting per process)
         budget = args.training.torch_compile_memory_budget
         if budget is None:
-            budget = METALA_MEMORY_BUDGET if "metala" in layer_types(args) else 1.0
+            budget = default_memory_budget("metala" in layer_types(args))
         torch._functorch.config.activation_memory_budget = budget
         for module in model.modules():
             if isinstance(module, ParallelBlock):
                 module.compile(args.training.torch_compile_mode)
     return model
+
+
+def default_memory_budget(has_metala_layers: bool) -> float:
+    """torch_compile_memory_budget when the config leaves it unset (the key's docstring says why)."""
+    return METALA_MEMORY_BUDGET if has_metala_layers else 1.0
 
 
 def initialize_engine(args: NeoXArgs, model: torch.nn.Module):
