@@ -58,37 +58,47 @@ def conv_pre_grad_kernel(
     stride_db,
     stride_dt,
     W: tl.constexpr,
-    WP: tl.constexpr,
     BT: tl.constexpr,
     BC: tl.constexpr,
     STEPS: tl.constexpr,
 ):
     """One program: STEPS blocks of BT tokens × BC channels of one batch row -> dpre there, and this span's share
     of dw in dw_partial[(b, span), c, j] (fp32; summed over the first dim by the launcher: no atomics, so the
-    result does not depend on the order programs run)."""
+    result does not depend on the order programs run).
+
+    Each step loads its W taps of x once, for pre and for dw. dw is summed per tap in (BT, BC) fp32 tiles and
+    reduced over tokens once, after the last step: a reduction across threads at every step (and tap) took
+    ~5x the kernel's byte time on an H200 (155 µs at B8 T2048 C1024 bf16) and kept the tiles small."""
     i_span, i_c, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     c = i_c * BC + tl.arange(0, BC)
     c_mask = c < C
     x_row, dy_row, dpre_row = x + i_b * stride_xb, dy + i_b * stride_db, dpre + i_b * T * C
-    taps = tl.arange(0, WP)
-    dw = tl.zeros([WP, BC], dtype=tl.float32)
+    w = ()  # W (BC,) tiles, loaded once: loaded per step, each also paid a layout change through shared memory
+    for j in tl.static_range(W):
+        w += (tl.load(weight + c * W + j, mask=c_mask, other=0.0).to(tl.float32),)
+    dw = (tl.zeros([BT, BC], dtype=tl.float32),) * W  # per tap
     for step in range(STEPS):
         t = (i_span * STEPS + step) * BT + tl.arange(0, BT)
-        pre = _pre_activation(x_row, weight, t, c, T, C, stride_xt, W, BT, BC)
-        mask = (t < T)[:, None] & c_mask[None, :]
-        d_out = tl.load(dy_row + t[:, None] * stride_dt + c[None, :], mask=mask, other=0.0).to(tl.float32)
-        gate = tl.sigmoid(pre)
-        d_pre = d_out * gate * (1.0 + pre * (1.0 - gate))  # 0 where t >= T
-        tl.store(dpre_row + t[:, None] * C + c[None, :], d_pre.to(dpre.dtype.element_ty), mask=mask)
-        for j in tl.static_range(W):  # the taps loaded again (L1 hits) rather than W tiles held in registers
+        pre = tl.zeros([BT, BC], dtype=tl.float32)
+        taps = ()  # W (BT, BC) tiles: tap j holds x[t - (W-1) + j]
+        for j in tl.static_range(W):
             source = t - (W - 1 - j)
             mask = ((source >= 0) & (source < T))[:, None] & c_mask[None, :]
             x_j = tl.load(x_row + source[:, None] * stride_xt + c[None, :], mask=mask, other=0.0).to(tl.float32)
-            dw += tl.where(taps[:, None] == j, tl.sum(d_pre * x_j, axis=0)[None, :], 0.0)
-    spans = tl.num_programs(0)
-    partial = dw_partial + (i_b * spans + i_span) * C * W
-    mask = (taps < W)[:, None] & c_mask[None, :]
-    tl.store(partial + c[None, :] * W + taps[:, None], dw, mask=mask)
+            pre += x_j * w[j][None, :]
+            taps += (x_j,)
+        mask = (t < T)[:, None] & c_mask[None, :]
+        d_out = tl.load(dy_row + t[:, None] * stride_dt + c[None, :], mask=mask, other=0.0).to(tl.float32)
+        gate = tl.sigmoid(pre)
+        d_pre = d_out * gate * (1.0 + pre * (1.0 - gate))  # 0 where t >= T, so past-T taps add nothing to dw
+        tl.store(dpre_row + t[:, None] * C + c[None, :], d_pre.to(dpre.dtype.element_ty), mask=mask)
+        sums = ()
+        for j in tl.static_range(W):
+            sums += (dw[j] + d_pre * taps[j],)
+        dw = sums
+    partial = dw_partial + (i_b * tl.num_programs(0) + i_span) * C * W
+    for j in tl.static_range(W):
+        tl.store(partial + c * W + j, tl.sum(dw[j], axis=0), mask=c_mask)
 
 
 @triton.jit

@@ -27,11 +27,12 @@ import torch.nn.functional as F
 # (tokens per block, channels per block, warps). The forward's: the fastest of bench/conv.py's sweep on an H200
 # (2026-11-29, B8 T2048 C1024 bf16: 0.031 ms = 1.9x its byte floor, against 0.141 ms at (16, 128, 8)).
 FORWARD_BLOCKS = (8, 128, 4)
-# The backward's two kernels, from the same sweep: dx at the forward's blocks (0.026 ms = 1.7x its floor); dpre, which
-# also reduces the weight gradient over tokens, fastest with few warps per program (0.152 ms at (8, 64, 2) walking
-# 16 token blocks, against 0.354 at (8, 128, 4) and 0.654 at (8, 256, 8)): the reduction crosses fewer warps. The
-# dpre program walks STEPS blocks of tokens, so its weight-gradient partials stay small (B · T / (BT · STEPS) × C ×
-# W fp32: 2 MB at B=8, T=2048, C=1024). sm90 builds (bench/conv_build.py, triton 3.9, bf16): 54, 80 and 40
+# The backward's two kernels, from the same sweep: dx at the forward's blocks (0.026 ms = 1.7x its floor); dpre
+# fastest at (8, 64, 2) walking 16 token blocks (0.152 ms, against 0.354 at (8, 128, 4) and 0.654 at (8, 256, 8)),
+# measured when that kernel reduced the weight gradient across threads at every step, which made large tiles slow.
+# It now reduces once per program, so these blocks stand until bench/conv.py's sweep is rerun on the GPU. The dpre
+# program walks STEPS blocks of tokens, so its weight-gradient partials stay small (B · T / (BT · STEPS) × C × W
+# fp32: 2 MB at B=8, T=2048, C=1024). sm90 builds (bench/conv_build.py, triton 3.6, bf16): 40, 128 and 40
 # registers, no spills.
 PRE_GRAD_BLOCKS = (8, 64, 2)
 PRE_GRAD_STEPS = 16
@@ -98,7 +99,7 @@ def conv_pre_grad_triton(x, weight, d_out, blocks=PRE_GRAD_BLOCKS, steps=PRE_GRA
     partials = torch.empty(batch * spans, channels, width, dtype=torch.float32, device=x.device)
     _kernels().conv_pre_grad_kernel[(spans, _cdiv(channels, block_c), batch)](
         x, weight, d_out, d_pre, partials, seq, channels, x.stride(0), x.stride(1), d_out.stride(0), d_out.stride(1),
-        W=width, WP=_next_power_of_2(width), BT=block_t, BC=block_c, STEPS=steps, num_warps=warps,
+        W=width, BT=block_t, BC=block_c, STEPS=steps, num_warps=warps,
     )  # fmt: skip
     return d_pre, partials.sum(0).to(weight.dtype)
 
@@ -118,10 +119,6 @@ def conv_input_grad_triton(d_pre, weight, blocks=INPUT_GRAD_BLOCKS):
 
 def _cdiv(n: int, block: int) -> int:
     return -(-n // block)
-
-
-def _next_power_of_2(n: int) -> int:
-    return 1 << (n - 1).bit_length()
 
 
 # --- the same math in PyTorch: the ops' CPU kernels -----------------------------------------------------------

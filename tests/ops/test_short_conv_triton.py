@@ -1,7 +1,8 @@
 """The short convolution's Triton kernels (ops/short_conv_kernels.py, launched by ops/short_conv_op.py) against the
 fp64 step-by-step reference: y, dx and dweight, T not a multiple of the token block, C not a multiple of the
-channel block, a strided (seq, batch)-transposed x and dy, several backward spans per row (the weight gradient's
-partials), dx's window of later dpre reaching past the next token block, and widths other than 4.
+channel block, a strided (seq, batch)-transposed x and dy, several backward spans per row of several steps each
+(the weight gradient's partials), dx's window of later dpre reaching past the next token block, and widths other
+than 4.
 
 Runs natively on a CUDA GPU (bf16 as well, and the 380M model's shape), or on the CPU through the Triton
 interpreter when TRITON_INTERPRET=1 is set before the run (small shapes). Skips without triton, and on a CPU
@@ -70,6 +71,13 @@ def test_kernels_fp32_equal_the_reference(batch, seq, channels, width, seq_first
 def test_dx_window_spans_several_token_blocks():
     """dx's token blocks of 2 with W=4: a token's later dpre lie in the next two blocks, the last ones past T."""
     check(torch.float32, 2, 11, 20, blocks={**SMALL_BLOCKS, "input_grad_blocks": (2, 16, 4)})
+
+
+def test_weight_gradient_over_many_steps():
+    """dpre programs of 4 steps of 4 tokens: T = 45 leaves the last span 13 tokens (its last step holds one), and
+    C = 70 a channel block of 6; the per-tap dw tiles are summed over the steps and reduced once per program."""
+    blocks = {**SMALL_BLOCKS, "pre_grad_blocks": (4, 32, 2), "steps": 4}
+    check(torch.float32, 2, 45, 70, seq_first=True, blocks=blocks)
 
 
 def test_default_blocks_fp32():
