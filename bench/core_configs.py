@@ -64,31 +64,33 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     "chunk_dv": _bv([(16, 4, 1), (32, 4, 1), (64, 4, 1), (32, 8, 1, 128), (64, 8, 1, 128), (32, 8, 1), (64, 4, 2)]),
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
-# its d log α is a difference of terms ~1e5 times larger than itself (rounding noise), so it is left out there.
+# its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.
 CHECKS = [
-    ((2, 1, 3, 16, 32), "bfloat16", 0.0, "o dq dv dlog"),
-    ((2, 40, 8, 64, 128), "bfloat16", 0.0, "o dq dv dlog"),
-    ((2, 300, 8, 64, 128), "bfloat16", 0.0, "o dq dv dlog"),
-    ((2, 300, 8, 64, 128), "float16", 0.0, "o dq dv dlog"),
+    ((2, 1, 3, 16, 32), "bfloat16", 0.0, "o dq dv dlogits"),
+    ((2, 40, 8, 64, 128), "bfloat16", 0.0, "o dq dv dlogits"),
+    ((2, 300, 8, 64, 128), "bfloat16", 0.0, "o dq dv dlogits"),
+    ((2, 300, 8, 64, 128), "float16", 0.0, "o dq dv dlogits"),
     ((1, 200, 8, 64, 128), "bfloat16", -200.0, "o dq dv"),
 ]
-SMOKE_CHECKS = [((1, 80, 2, 16, 32), "float32", 0.0, "o dq dv dlog")]
+SMOKE_CHECKS = [((1, 80, 2, 16, 32), "float32", 0.0, "o dq dv dlogits")]
+NORMALIZER = 16.0
 BOUND = {"bfloat16": 1.5e-2, "float16": 5e-3, "float32": 1e-5}  # norm-relative, against fp64
 
 
 def draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift=0.0):
+    """q, gate logits, v, do in `dtype`, contiguous (the kernels read views of the projection at the same cost)."""
     gen = torch.Generator(device=device).manual_seed(0)
     rand = lambda *shape: torch.randn(*shape, device=device, generator=gen)  # noqa: E731
-    log_decay = F.logsigmoid(rand(batch, seq, heads, head_k_dim) * 3 + logit_shift) / 16
+    logits = (rand(batch, seq, heads, head_k_dim) * 3 + logit_shift).to(dtype)
     q = rand(batch, seq, heads, head_k_dim).to(dtype)
     v, d_out = (rand(batch, seq, heads, head_v_dim).to(dtype) for _ in range(2))
-    return q, log_decay, v, d_out
+    return q, logits, v, d_out
 
 
-def core_call(q, log_decay, v, d_out, keep_states=False):
-    output, states = metala_core_triton.metala_core_fwd(q, log_decay, v, SCALE, keep_states=keep_states)
-    dq, dlog, dv = metala_core_triton.metala_core_bwd(q, log_decay, v, SCALE, d_out, states)
-    return {"o": output, "dq": dq, "dv": dv, "dlog": dlog}
+def core_call(q, logits, v, d_out, keep_states=False):
+    output, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=keep_states)
+    dq, dlogits, dv = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out, states)
+    return {"o": output, "dq": dq, "dv": dv, "dlogits": dlogits}
 
 
 def host_ms(inputs, cuda: bool, calls: int = 50) -> dict[str, float]:
@@ -96,10 +98,10 @@ def host_ms(inputs, cuda: bool, calls: int = 50) -> dict[str, float]:
     longer than the kernels, the model's GPU waits for the host in between."""
     import time
 
-    q, log_decay, v, d_out = inputs
-    fwd = lambda: metala_core_triton.metala_core_fwd(q, log_decay, v, SCALE, keep_states=True)  # noqa: E731
+    q, logits, v, d_out = inputs
+    fwd = lambda: metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)  # noqa: E731
     _, states = fwd()
-    bwd = lambda: metala_core_triton.metala_core_bwd(q, log_decay, v, SCALE, d_out, states)  # noqa: E731
+    bwd = lambda: metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out, states)  # noqa: E731
     result = {}
     for name, call in (("forward", fwd), ("backward", bwd)):
         if cuda:
@@ -113,11 +115,13 @@ def host_ms(inputs, cuda: bool, calls: int = 50) -> dict[str, float]:
     return result
 
 
-def reference_call(q, log_decay, v, d_out):
-    wide = [t.double() for t in (q, log_decay, v, d_out)]
-    output = metala_core.metala_core_forward(*wide[:3], SCALE)
-    dq, dlog, dv = metala_core.metala_core_backward(*wide[:3], SCALE, wide[3])
-    return {"o": output, "dq": dq, "dv": dv, "dlog": dlog}
+def reference_call(q, logits, v, d_out):
+    """fp64 output and gradients by the chunk form (ops/metala_core.py), d log α chained through the decay rule."""
+    q, logits, v, d_out = (t.double() for t in (q, logits, v, d_out))
+    log_decay = F.logsigmoid(logits) / NORMALIZER
+    output = metala_core.metala_core_forward(q, log_decay, v, SCALE)
+    dq, dlog, dv = metala_core.metala_core_backward(q, log_decay, v, SCALE, d_out)
+    return {"o": output, "dq": dq, "dv": dv, "dlogits": dlog * torch.sigmoid(-logits) / NORMALIZER}
 
 
 def force(chosen: dict[str, tuple]) -> None:

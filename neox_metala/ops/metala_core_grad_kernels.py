@@ -1,7 +1,8 @@
-"""Triton kernels of MetaLA's core's chunk gradients: dq, dv and d log_decay of each chunk from the states entering
-it and the state gradients leaving it (ops/metala_core.py's formulas), by one kernel or with dv by a second one
-(ops/metala_core_triton.py's SPLIT_DV), in the factorised or sub-chunk form that ops/metala_core_kernels.py's
-docstring describes; its helpers load the chunks and form the scores.
+"""Triton kernels of MetaLA's core's chunk gradients: dq, dv and d gate logits (d log_decay chained through the
+decay rule) of each chunk from the states entering it and the state gradients leaving it (ops/metala_core.py's
+formulas), by one kernel or with dv by a second one (ops/metala_core_triton.py's SPLIT_DV), in the factorised or
+sub-chunk form that ops/metala_core_kernels.py's docstring describes; its helpers load the chunks and form the
+scores.
 
 Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
 """
@@ -83,12 +84,14 @@ def _intra_grads(
 @triton.jit
 def _dv_operands(
     q,
-    log_decay,
+    gate_logits,
     i_b,
     i_h,
     n,
     T,
-    H: tl.constexpr,
+    stride_q,
+    stride_g,
+    normalizer,
     K: tl.constexpr,
     BT: tl.constexpr,
     BK: tl.constexpr,
@@ -96,8 +99,8 @@ def _dv_operands(
     BF16: tl.constexpr,
 ):
     """A chunk's (A ⊙ causal)ᵀ and k ⊙ e^(G_last − G) (≤ 1), in q's dtype: the left operands of its dv."""
-    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
-    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
+    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)).to(q_b.dtype)
     return scores_t, (key * tl.exp(cum_last[None, :] - cum)).to(q_b.dtype)
@@ -113,15 +116,19 @@ def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.co
 @triton.jit
 def chunk_grads_kernel(
     q,
-    log_decay,
+    gate_logits,
     v,
     d_out,
     states,
     state_grads,
     dq,
-    d_log_decay,
+    d_gate_logits,
     dv,
     scale,
+    stride_q,
+    stride_g,
+    stride_v,
+    normalizer,
     T,
     NT,
     H: tl.constexpr,
@@ -134,21 +141,23 @@ def chunk_grads_kernel(
     BF16: tl.constexpr,
     DV: tl.constexpr,
 ):
-    """dq, d log_decay and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas); without
-    DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that only one
-    block of v, do, h, dh is live at a time."""
+    """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
+    without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that
+    only one block of v, do, h, dh is live at a time."""
     n, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     rows = tl.arange(0, BT)
     if DV:
-        scores_t, key_to_end = _dv_operands(q, log_decay, i_b, i_h, n, T, H, K, BT, BK, PRECISION, BF16)
+        scores_t, key_to_end = _dv_operands(
+            q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16
+        )
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)
     dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
     state_dot_grad = tl.zeros([BK], dtype=tl.float32)  # Σ_j h ⊙ dh
     for i_v in range(tl.cdiv(V, BV)):
-        v_b = _load_tokens(v, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
-        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+        v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
+        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
         state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
         state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
         d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
@@ -157,10 +166,10 @@ def chunk_grads_kernel(
         state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
         if DV:
             dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-            _store_tokens(dv, dv_b, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+            _store_tokens(dv, dv_b, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
     # the decay terms loaded here rather than kept through the loop: a reload from L2 is cheaper than spilled registers
-    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
-    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
+    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
     dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)
@@ -172,18 +181,24 @@ def chunk_grads_kernel(
     last_term = tl.exp(cum_last) * state_dot_grad + tl.sum(key * dk_inter, 0)
     d_cum += tl.where(rows[:, None] == BT - 1, last_term[None, :], 0.0)
     d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - tl.exp(log_decay_b) * dk  # G's sums, then the key's path
-    _store_tokens(dq, dq_b, i_b, i_h, n, T, H, K, 0, BT, BK)
-    _store_tokens(d_log_decay, d_log_decay_b, i_b, i_h, n, T, H, K, 0, BT, BK)
+    # through log α = logsigmoid(x) / normalizer: d x = d log α · sigmoid(−x) / normalizer, with
+    # sigmoid(−x) = 1 − e^(normalizer · log α) formed as −expm1 (exact where x is large and sigmoid(−x) tiny)
+    d_gate_logits_b = d_log_decay_b * _neg_expm1(log_decay_b * normalizer) * (1.0 / normalizer)
+    _store_tokens(dq, dq_b, i_b, i_h, n, T, H * K, K, 0, BT, BK)
+    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T, H * K, K, 0, BT, BK)
 
 
 @triton.jit
 def chunk_dv_kernel(
     q,
-    log_decay,
+    gate_logits,
     d_out,
     state_grads,
     dv,
     scale,
+    stride_q,
+    stride_g,
+    normalizer,
     T,
     NT,
     H: tl.constexpr,
@@ -199,8 +214,10 @@ def chunk_dv_kernel(
     kernel holds the other's tiles (the scores are formed once per V block, a 64×64×K product). Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    scores_t, key_to_end = _dv_operands(q, log_decay, i_b, i_h, n, T, H, K, BT, BK, PRECISION, BF16)
-    d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+    scores_t, key_to_end = _dv_operands(
+        q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16
+    )
+    d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
     state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
     dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-    _store_tokens(dv, dv_b, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+    _store_tokens(dv, dv_b, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)

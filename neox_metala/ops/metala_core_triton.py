@@ -2,7 +2,7 @@
 chunks' state updates (chunk-parallel), the scan over chunks that turns them into the state entering each chunk
 (sequential, in place), then one chunk-parallel kernel for the output. Backward: the same two for the states (or the
 forward's, if kept), the chunks' state-gradient updates and the reverse scan over them, then the chunk-parallel
-gradients: dq and d log_decay by one kernel, dv by another (SPLIT_DV) or in the first one's V loop. Seven launches
+gradients: dq and d gate logits by one kernel, dv by another (SPLIT_DV) or in the first one's V loop. Seven launches
 per forward + backward pair with kept states, nine without (one fewer each with dv in the loop).
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 they took ~60% of the core's time
@@ -114,16 +114,32 @@ def _kernels():
     }
 
 
-def check_inputs(q, log_decay, v):
-    if q.dim() != 4 or log_decay.shape != q.shape or v.dim() != 4 or v.shape[:3] != q.shape[:3]:
+def check_inputs(q, gate_logits, v):
+    if q.dim() != 4 or gate_logits.shape != q.shape or v.dim() != 4 or v.shape[:3] != q.shape[:3]:
         raise ValueError(
-            f"MetaLA core: q, log_decay must be (B, T, H, K) and v (B, T, H, V) with the same B, T, H; got "
-            f"q {tuple(q.shape)}, log_decay {tuple(log_decay.shape)}, v {tuple(v.shape)}"
+            f"MetaLA core: q, gate_logits must be (B, T, H, K) and v (B, T, H, V) with the same B, T, H; got "
+            f"q {tuple(q.shape)}, gate_logits {tuple(gate_logits.shape)}, v {tuple(v.shape)}"
         )
-    if log_decay.dtype != torch.float32:
-        raise ValueError(f"MetaLA core: log_decay must be float32 (the decay's precision), got {log_decay.dtype}")
-    if q.dtype not in (torch.bfloat16, torch.float16, torch.float32) or v.dtype != q.dtype:
-        raise ValueError(f"MetaLA core: q and v must share one of bf16/fp16/fp32, got {q.dtype} and {v.dtype}")
+    if q.dtype not in (torch.bfloat16, torch.float16, torch.float32) or {v.dtype, gate_logits.dtype} != {q.dtype}:
+        raise ValueError(
+            f"MetaLA core: q, gate_logits and v must share one of bf16/fp16/fp32, got {q.dtype}, "
+            f"{gate_logits.dtype} and {v.dtype}"
+        )
+
+
+def token_rows(x):
+    """(x, its row stride): x as the kernels read it, each token's H·D channels contiguous and its (batch, token)
+    rows one stride apart (a view of the (B, T, 3W) projection as it is, without a copy), else a contiguous copy."""
+    batch, seq, heads, dim = x.shape
+    fits = (
+        x.stride(-1) == 1
+        and (heads == 1 or x.stride(-2) == dim)
+        and x.stride(1) >= heads * dim
+        and (batch == 1 or x.stride(0) == seq * x.stride(1))
+    )
+    if not fits:
+        x = x.contiguous()
+    return x, x.stride(1) if seq > 1 else heads * dim
 
 
 def _sizes(q, v, chunk_size):
@@ -140,6 +156,12 @@ def _sizes(q, v, chunk_size):
     ), batch * heads
 
 
+def _inputs(q, gate_logits, v):
+    """The inputs in the kernels' layout (token_rows) and their row strides, as the kernels' keyword arguments."""
+    (q, stride_q), (gate_logits, stride_g), (v, stride_v) = (token_rows(t) for t in (q, gate_logits, v))
+    return q, gate_logits, v, dict(stride_q=stride_q, stride_g=stride_g, stride_v=stride_v)
+
+
 def _scan(buffer, decays, sizes, batch_heads, reverse):
     grid = lambda meta: (-(-sizes["K"] // meta["BK"]), -(-sizes["V"] // meta["BV"]), batch_heads)
     _kernels()["scan"][grid](buffer, decays, sizes["NT"], sizes["K"], sizes["V"], REVERSE=reverse)
@@ -149,70 +171,114 @@ def _updates_grid(sizes, batch_heads):
     return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // meta["BV"]))
 
 
-def chunk_states(q, log_decay, v, chunk_size=CHUNK_SIZE):
-    """(B, H, N, K, V) in q's dtype: the state entering each chunk, from a zero state."""
+def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
-    decays = log_decay.new_empty(batch_heads, sizes["NT"], sizes["K"])
+    decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
     _kernels()["state_updates"][_updates_grid(sizes, batch_heads)](
-        v, log_decay, states, decays, **sizes, BK=_block(sizes["K"])
+        v,
+        gate_logits,
+        states,
+        decays,
+        strides["stride_v"],
+        strides["stride_g"],
+        normalizer,
+        **sizes,
+        BK=_block(sizes["K"]),
     )
     _scan(states, decays, sizes, batch_heads, reverse=False)
     return states
 
 
-def metala_core_fwd(q, log_decay, v, scale, chunk_size=CHUNK_SIZE, keep_states=False):
-    """q, log_decay (B, T, H, K), v (B, T, H, V), all contiguous -> (o (B, T, H, V) in v's dtype, the states if
-    keep_states else None)."""
-    check_inputs(q, log_decay, v)
+def chunk_states(q, gate_logits, v, normalizer, chunk_size=CHUNK_SIZE):
+    """(B, H, N, K, V) in q's dtype: the state entering each chunk, from a zero state."""
+    check_inputs(q, gate_logits, v)
+    q, gate_logits, v, strides = _inputs(q, gate_logits, v)
+    return _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
+
+
+def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False):
+    """q, gate_logits (B, T, H, K), v (B, T, H, V), one dtype, log α = logsigmoid(gate_logits) / normalizer ->
+    (o (B, T, H, V) contiguous in v's dtype, the states if keep_states else None). The inputs may be views of one
+    projection (token_rows)."""
+    check_inputs(q, gate_logits, v)
+    q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     sizes, batch_heads = _sizes(q, v, chunk_size)
-    states = chunk_states(q, log_decay, v, chunk_size)
-    out = torch.empty_like(v)
+    states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
+    out = v.new_empty(v.shape)
     block_v = _block(sizes["V"])
     grid = (sizes["NT"], batch_heads, 1)
     _kernels()["output"][grid](
-        q, log_decay, v, states, out, scale, **sizes, BK=_block(sizes["K"]), BV=block_v, BF16=q.dtype == torch.bfloat16
+        q,
+        gate_logits,
+        v,
+        states,
+        out,
+        scale,
+        **strides,
+        normalizer=normalizer,
+        **sizes,
+        BK=_block(sizes["K"]),
+        BV=block_v,
+        BF16=q.dtype == torch.bfloat16,
     )
     return out, (states if keep_states else None)
 
 
-def metala_core_bwd(q, log_decay, v, scale, d_out, states=None, chunk_size=CHUNK_SIZE):
-    """-> (dq, d_log_decay (fp32), dv) for the cotangent d_out; `states` from metala_core_fwd(keep_states=True),
-    else recomputed."""
-    check_inputs(q, log_decay, v)
+def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE):
+    """-> (dq, d_gate_logits (fp32), dv), contiguous, for the cotangent d_out; `states` from
+    metala_core_fwd(keep_states=True), else recomputed."""
+    check_inputs(q, gate_logits, v)
+    q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     d_out = d_out.to(v.dtype).contiguous()
     sizes, batch_heads = _sizes(q, v, chunk_size)
     if states is None:
-        states = chunk_states(q, log_decay, v, chunk_size)
+        states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
     state_grads = torch.empty_like(states)
-    decays = log_decay.new_empty(batch_heads, sizes["NT"], sizes["K"])
+    decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
+    stride_q, stride_g = strides["stride_q"], strides["stride_g"]
     _kernels()["state_grad_updates"][_updates_grid(sizes, batch_heads)](
-        q, log_decay, d_out, state_grads, decays, scale, **sizes, BK=_block(sizes["K"])
+        q,
+        gate_logits,
+        d_out,
+        state_grads,
+        decays,
+        scale,
+        stride_q,
+        stride_g,
+        normalizer,
+        **sizes,
+        BK=_block(sizes["K"]),
     )
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
-    dq, d_log_decay, dv = torch.empty_like(q), torch.empty_like(log_decay), torch.empty_like(v)
+    dq, dv = q.new_empty(q.shape), v.new_empty(v.shape)
+    d_gate_logits = q.new_empty(q.shape, dtype=torch.float32)
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16)
-    grads = (q, log_decay, v, d_out, states, state_grads, dq, d_log_decay, dv, scale)
+    grads = (q, gate_logits, v, d_out, states, state_grads, dq, d_gate_logits, dv, scale)
     if SPLIT_DV:
-        _kernels()["chunk_qk_grads"][(sizes["NT"], batch_heads)](*grads, **sizes, **blocks, DV=False)
-        dv_grid = _updates_grid(sizes, batch_heads)
-        _kernels()["chunk_dv"][dv_grid](q, log_decay, d_out, state_grads, dv, scale, **sizes, **blocks)
+        _kernels()["chunk_qk_grads"][(sizes["NT"], batch_heads)](
+            *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=False
+        )
+        _kernels()["chunk_dv"][_updates_grid(sizes, batch_heads)](
+            q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, normalizer, **sizes, **blocks
+        )
     else:
-        _kernels()["chunk_grads"][(sizes["NT"], batch_heads)](*grads, **sizes, **blocks, DV=True)
-    return dq, d_log_decay, dv
+        _kernels()["chunk_grads"][(sizes["NT"], batch_heads)](
+            *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=True
+        )
+    return dq, d_gate_logits, dv
 
 
 class MetaLACoreTriton(torch.autograd.Function):
     """The kernels under autograd, recomputing the states in backward (tests; the model uses the custom op)."""
 
     @staticmethod
-    def forward(ctx, q, log_decay, v, scale):
-        q, log_decay, v = (t.contiguous() for t in (q, log_decay, v))
-        ctx.save_for_backward(q, log_decay, v)
-        ctx.scale = scale
-        return metala_core_fwd(q, log_decay, v, scale)[0]
+    def forward(ctx, q, gate_logits, v, scale, normalizer):
+        ctx.save_for_backward(q, gate_logits, v)
+        ctx.scale, ctx.normalizer = scale, normalizer
+        return metala_core_fwd(q, gate_logits, v, scale, normalizer)[0]
 
     @staticmethod
     def backward(ctx, d_out):
-        q, log_decay, v = ctx.saved_tensors
-        return (*metala_core_bwd(q, log_decay, v, ctx.scale, d_out), None)
+        q, gate_logits, v = ctx.saved_tensors
+        return (*metala_core_bwd(q, gate_logits, v, ctx.scale, ctx.normalizer, d_out), None, None)
