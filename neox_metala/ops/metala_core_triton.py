@@ -92,9 +92,10 @@ def _kernels():
     # BV >= 64 spills in fp32 (a test-only path on GPUs), so the autotuner, which tunes per dtype, keeps 32 there.
     update_blocks = [({"BV": 16}, 4, 1), ({"BV": 32}, 4, 1), ({"BV": 64}, 4, 1), ({"BV": 128}, 4, 1)]
     # The chunk gradients without dv (bf16, Triton 3.6): still 255 registers at 8 warps whatever BV or stages,
-    # which the intra-chunk gradients after the V loop take (the loop alone: 94), but no spills at one stage and
-    # 8 B at two or three (136 B with dv). 4 warps spill 800 B, besides the out-of-bounds read above. The first
-    # block splits V = 32, so that the interpreter's tests run the loop twice.
+    # which the intra-chunk gradients after the V loop take (the loop alone: 94); at BV 32, 24 B spilled at one or
+    # two stages (168 B with dv), at BV 64 136 B (sm90 builds, bench/core_build.py; before the kernels formed the
+    # decay from the gate logits themselves: 0, 8 and 104 B). 4 warps spill 800 B, besides the out-of-bounds read
+    # above. The first block splits V = 32, so that the interpreter's tests run the loop twice.
     qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 1)]
     # dv recomputes its chunk's scores in each V block's program (one BT x BT x K product, as output_kernel).
     # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap
