@@ -29,6 +29,7 @@ from neox_metala import warmup  # noqa: E402
 from neox_metala.ops import metala_core, metala_core_triton  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+import core as core_bench  # noqa: E402
 from kernel_timing import median_ms  # noqa: E402
 
 HEADS, HEAD_K_DIM, HEAD_V_DIM = 8, 64, 128
@@ -78,12 +79,8 @@ BOUND = {"bfloat16": 1.5e-2, "float16": 5e-3, "float32": 1e-5}  # norm-relative,
 
 
 def draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift=0.0):
-    """q, gate logits, v, do in `dtype`, contiguous (the kernels read views of the projection at the same cost)."""
-    gen = torch.Generator(device=device).manual_seed(0)
-    rand = lambda *shape: torch.randn(*shape, device=device, generator=gen)  # noqa: E731
-    logits = (rand(batch, seq, heads, head_k_dim) * 3 + logit_shift).to(dtype)
-    q = rand(batch, seq, heads, head_k_dim).to(dtype)
-    v, d_out = (rand(batch, seq, heads, head_v_dim).to(dtype) for _ in range(2))
+    """bench/core.py's draw without what only fla needs: q, gate logits, v, do."""
+    q, v, logits, _, _, d_out = core_bench.draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift)
     return q, logits, v, d_out
 
 
