@@ -110,12 +110,19 @@ SMALL = [
 ]
 
 
-@pytest.fixture(params=[True, False], ids=["split-dv", "fused-dv"])
+# (SPLIT_DV, SPLIT_K): SPLIT_K only picks among the kernels that SPLIT_DV runs
+BACKWARD_FORMS = {"split-dv-split-k": (True, True), "split-dv": (True, False), "fused-dv": (False, False)}
+
+
+@pytest.fixture(params=list(BACKWARD_FORMS))
 def dv_form(request, monkeypatch):
-    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV)."""
+    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV), and with its own
+    kernel, dq and d gate logits by a program per chunk and K block or per chunk (SPLIT_K)."""
     from neox_metala.ops import metala_core_triton
 
-    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", request.param)
+    split_dv, split_k = BACKWARD_FORMS[request.param]
+    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+    monkeypatch.setattr(metala_core_triton, "SPLIT_K", split_k)
 
 
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
@@ -199,8 +206,8 @@ def test_custom_op_runs_the_kernels(keep_states):
 def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     """The state scan works in place on its updates, so the autotuner, which times each configuration on the real
     buffers, must restore them (restore_value). In the interpreter (which cannot time): every configuration of every
-    kernel, those of both dv forms, run twice through the autotuner's own timing path, the last one reported fastest
-    and so kept; then the result must still be the recurrence's."""
+    kernel, those of every backward form, run twice through the autotuner's own timing path, the last one reported
+    fastest and so kept; then the result must still be the recurrence's."""
     import triton.runtime.autotuner as autotuner
 
     from neox_metala.ops import metala_core_triton
@@ -217,8 +224,9 @@ def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
     metala_core_triton._kernels.cache_clear()
     try:
-        for split_dv in (True, False):
+        for split_dv, split_k in BACKWARD_FORMS.values():
             monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+            monkeypatch.setattr(metala_core_triton, "SPLIT_K", split_k)
             check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
