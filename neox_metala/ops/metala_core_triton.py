@@ -46,8 +46,10 @@ SPLIT_K = True
 """With SPLIT_DV: dq and d gate logits by chunk_qk_grads_kernel, a program per chunk and K block (grid N, B·H, K/BK),
 rather than chunk_grads_kernel without dv, a program per chunk holding (64, K) tiles at 255 registers (one program
 per SM: 235 µs per call at B8 T2048 H8 K64 V128 bf16 on an H200, the largest core kernel). All of its work after
-the V loop is per channel but do vᵀ, which each K block's program forms again (a 64 x 64 x V product). Read at
-every backward, as SPLIT_DV."""
+the V loop is per channel but do vᵀ, which each K block's program forms again (a 64 x 64 x V product, do and v
+read again from L2). The default because at BK = 16 its builds fit two programs per SM without spills (each
+program's latency-bound tail a quarter as long, and another program to hide it): untimed on a GPU so far
+(bench/core_configs.py times both forms). Read at every backward, as SPLIT_DV."""
 
 
 def _block(n: int) -> int:
@@ -105,14 +107,17 @@ def _kernels():
     # decay from the gate logits themselves: 0, 8 and 104 B). 4 warps spill 800 B, besides the out-of-bounds read
     # above. The first block splits V = 32, so that the interpreter's tests run the loop twice.
     qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 1)]
-    # The same split over K (SPLIT_K): (64, BK) tiles after the V loop instead of (64, K). The first block's BK = 16
+    # The same split over K (SPLIT_K): (64, BK) tiles after the V loop instead of (64, K). bf16 sm90 builds (Triton
+    # 3.6, bench/core_build.py), none spilling: BK 16 takes 218 registers at 4 warps (two programs per SM), 128-136 at
+    # 8 (two under the cap); BK 32 takes 219 at 8 warps (one per SM) and spills 80-112 B at 4, 176 B under a cap of
+    # 128 at 8. 4 warps untried on a GPU (the caveat above was chunk_grads_kernel's). The first block's BK = 16
     # gives the interpreter's tests at K = 20 and 64 several K blocks (16 is tl.dot's smallest).
     qk_grads_k_blocks = [
         ({"BK": 16, "BV": 32}, 4, 1),
-        ({"BK": 32, "BV": 32}, 8, 1),
-        ({"BK": 32, "BV": 32}, 4, 1),
-        ({"BK": 32, "BV": 64}, 4, 2),
+        ({"BK": 16, "BV": 32}, 8, 2),
+        ({"BK": 16, "BV": 64}, 8, 1, 128),
         ({"BK": 16, "BV": 64}, 4, 1),
+        ({"BK": 32, "BV": 32}, 8, 1),
     ]
     # dv recomputes its chunk's scores in each V block's program (one BT x BT x K product, as output_kernel).
     # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap
