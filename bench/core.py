@@ -5,12 +5,13 @@ training runs it) against MetaLA's own kernels (ops/metala_core_triton.py), bf16
     TRITON_INTERPRET=1 python bench/core.py --smoke     # the same logic on the CPU, tiny shape, no GPU
 
 One line per case: median ms of each (CUDA events, L2 flushed before every run; MetaLA's also with the backward's
-other dv form, metala_core_triton.SPLIT_DV), the byte floor of the MetaLA op (fwd reads q, v bf16 and log α fp32,
-writes o; bwd reads them and do, writes dq, dv bf16 and d log α fp32; fla's also reads and writes the key) over the
-copy bandwidth measured here, each time over that floor, the speed-up, the largest norm-relative difference between
-the two paths' o, dq, dv and d log α (fla's d log α including the key's path), and the share of chunks whose scores
-took the factorised form. A last case draws strong decays (gate logits around -200: every chunk takes the exact
-form, by sub-chunks), the kernels' worst case; there d log α is a difference of terms ~1e5 times larger than itself,
+other dv form, metala_core_triton.SPLIT_DV), the byte floor of the MetaLA op (fwd reads q, gate logits, v bf16,
+writes o; bwd reads them and do, writes dq, dv bf16 and d logits fp32; fla's reads fp32 log α instead of the logits
+and also reads and writes the key) over the copy bandwidth measured here, each time over that floor, the speed-up,
+the largest norm-relative difference between the two paths' o, dq, dv and d gate logits (fla's chained from its
+d log α, with the key's path), and the share of chunks whose scores took the factorised form. A last case draws
+strong decays (gate logits around -200: every chunk takes the exact form, by sub-chunks), the kernels' worst case;
+there d log α (so d logits) is a difference of terms ~1e5 times larger than itself,
 so both paths' values are rounding noise and differ by O(1) relative. Then the tuned configurations.
 """
 
@@ -30,39 +31,45 @@ from kernel_timing import copy_bandwidth, median_ms, parse_args  # noqa: E402
 
 HEADS, HEAD_K_DIM, HEAD_V_DIM = 8, 64, 128
 SCALE = HEAD_K_DIM**-0.5
+NORMALIZER = 16.0  # MetaLA's decay normalizer (ops/options.py)
 
 
 def draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift=0.0):
-    """bf16 q, v, do; fp32 log α = logsigmoid(logits)/16 and the key fla needs, -expm1(log α) in q's dtype."""
+    """bf16 q, v, gate logits, do; the fp32 log α = logsigmoid(logits)/16 and the key -expm1(log α) in q's dtype
+    that fla needs (MetaLA's core forms both from the logits)."""
     gen = torch.Generator(device=device).manual_seed(0)
     rand = lambda *shape: torch.randn(*shape, device=device, generator=gen)  # noqa: E731
-    log_decay = F.logsigmoid(rand(batch, seq, heads, head_k_dim) * 3 + logit_shift) / 16
+    logits = (rand(batch, seq, heads, head_k_dim) * 3 + logit_shift).to(dtype)
+    log_decay = F.logsigmoid(logits.float()) / NORMALIZER
     q = rand(batch, seq, heads, head_k_dim).to(dtype)
     v, d_out = (rand(batch, seq, heads, head_v_dim).to(dtype) for _ in range(2))
-    return q, v, log_decay, metala_core.key_from_log_decay(log_decay).to(dtype), d_out
+    return q, v, logits, log_decay, metala_core.key_from_log_decay(log_decay).to(dtype), d_out
 
 
-def fla_call(q, v, log_decay, key, d_out):
-    """fla's forward and backward as the custom ops call them -> (o, dq, dv, d log α with the key's path)."""
+def fla_call(q, v, logits, log_decay, key, d_out):
+    """fla's forward and backward as the custom ops call them -> (o, dq, dv, d logits through log α and the key)."""
     if q.is_cuda:
         output, scores = core_op.fla_chunk_forward(q, key, v, log_decay, SCALE)
         dq, dkey, dv, dlog = core_op.fla_chunk_backward(q, key, v, log_decay, SCALE, scores, d_out)
     else:  # --smoke: the ops' CPU kernels (pure PyTorch) stand in for fla
         output, scores = core_op.gla_forward(q, key, v, log_decay, SCALE)
         dq, dkey, dv, dlog = core_op.gla_backward(q, key, v, log_decay, scores, d_out, SCALE)
-    return output, dq, dv, dlog - dkey.float() * log_decay.exp()  # key = -expm1(g): dkey/dg = -e^g
+    dlog = dlog - dkey.float() * log_decay.exp()  # key = -expm1(g): dkey/dg = -e^g
+    return output, dq, dv, dlog * torch.sigmoid(-logits.float()) / NORMALIZER  # g = logsigmoid(x) / 16
 
 
-def metala_call(q, v, log_decay, key, d_out):
-    output, _ = metala_core_triton.metala_core_fwd(q, log_decay, v, SCALE)
-    dq, dlog, dv = metala_core_triton.metala_core_bwd(q, log_decay, v, SCALE, d_out)
-    return output, dq, dv, dlog
+def metala_call(q, v, logits, log_decay, key, d_out):
+    output, _ = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER)
+    dq, dlogits, dv = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out)
+    return output, dq, dv, dlogits
 
 
 def floor_ms(q, v, bandwidth) -> float:
-    q_bytes, v_bytes, decay_bytes = q.numel() * q.element_size(), v.numel() * v.element_size(), q.numel() * 4
-    forward = q_bytes + v_bytes + decay_bytes + v_bytes
-    backward = q_bytes + v_bytes + decay_bytes + v_bytes + (q_bytes + v_bytes + decay_bytes)
+    """MetaLA's core's bytes in and out at the copy bandwidth: q, gate logits (q's dtype), v in; o out; and back,
+    q, logits, v, do in, dq, d logits (fp32), dv out."""
+    q_bytes, v_bytes, d_logits_bytes = q.numel() * q.element_size(), v.numel() * v.element_size(), q.numel() * 4
+    forward = 2 * q_bytes + v_bytes + v_bytes
+    backward = 2 * q_bytes + v_bytes + v_bytes + (q_bytes + v_bytes + d_logits_bytes)
     return (forward + backward) / bandwidth * 1e3
 
 
@@ -84,7 +91,7 @@ def run_case(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, bandwidth
     floor = floor_ms(inputs[0], inputs[1], bandwidth)
     differences = {
         name: ((ours.float() - theirs.float()).norm() / theirs.float().norm().clamp_min(1e-30)).item()
-        for name, ours, theirs in zip(("o", "dq", "dv", "dlog"), metala_call(*inputs), fla_call(*inputs))
+        for name, ours, theirs in zip(("o", "dq", "dv", "dlogits"), metala_call(*inputs), fla_call(*inputs))
     }
     worst = max(differences, key=differences.get)
     print(
@@ -93,7 +100,7 @@ def run_case(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, bandwidth
         f"(fla {fla_ms / floor:.1f}x, metala {metala_ms / floor:.1f}x), "
         f"speed-up {fla_ms / metala_ms:.2f}x, max rel diff {differences[worst]:.2e} ({worst}; "
         + ", ".join(f"{name} {value:.1e}" for name, value in differences.items())
-        + f"), factorised chunks {factorised_share(inputs[2]):.0%}",
+        + f"), factorised chunks {factorised_share(inputs[3]):.0%}",
         flush=True,
     )
 

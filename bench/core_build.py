@@ -28,26 +28,29 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from neox_metala.ops import metala_core_grad_kernels, metala_core_kernels  # noqa: E402
 
 POINTERS = {
-    "state_updates_kernel": ["v", "log_decay", "states", "decays"],
-    "state_grad_updates_kernel": ["q", "log_decay", "d_out", "state_grads", "decays"],
+    "state_updates_kernel": ["v", "gate_logits", "states", "decays"],
+    "state_grad_updates_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays"],
     "scan_kernel": ["buffer", "decays"],
-    "output_kernel": ["q", "log_decay", "v", "states", "out"],
-    "chunk_grads_kernel": ["q", "log_decay", "v", "d_out", "states", "state_grads", "dq", "d_log_decay", "dv"],
-    "chunk_dv_kernel": ["q", "log_decay", "d_out", "state_grads", "dv"],
+    "output_kernel": ["q", "gate_logits", "v", "states", "out"],
+    "chunk_grads_kernel": ["q", "gate_logits", "v", "d_out", "states", "state_grads", "dq", "d_gate_logits", "dv"],
+    "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "dv"],
+    "chunk_qk_grads_kernel": ["q", "gate_logits", "v", "d_out", "states", "state_grads", "dq", "d_gate_logits"],
 }
+# the inputs' row strides: 3W for views of the (B, T, 3W) projection, H·D when contiguous, multiples of 16 either way
+STRIDES = ("stride_q", "stride_g", "stride_v")
 
 
 def build(name, dtype, warps, stages, constants, maxnreg=None):
     fn = getattr(metala_core_kernels, name, None) or getattr(metala_core_grad_kernels, name)
-    signature = {
-        arg: ("*fp32" if arg in ("log_decay", "d_log_decay", "decays") else f"*{dtype}") for arg in POINTERS[name]
-    }
-    signature.update({"scale": "fp32", "T": "i32", "NT": "i32"})
+    signature = {arg: ("*fp32" if arg in ("d_gate_logits", "decays") else f"*{dtype}") for arg in POINTERS[name]}
+    signature.update({"scale": "fp32", "normalizer": "fp32", "T": "i32", "NT": "i32"})
+    signature.update({arg: "i32" for arg in STRIDES})
     signature = {arg: signature.get(arg, "constexpr") for arg in fn.arg_names}
     constexprs = {(fn.arg_names.index(arg),): value for arg, value in constants.items() if arg in fn.arg_names}
     # the launcher's specialisation of torch's allocations: 16-byte aligned pointers (vector loads, and the
-    # pipelining of loads that do not feed a dot, which needs ≥ 32-bit accesses)
-    aligned = {(fn.arg_names.index(arg),): [["tt.divisibility", 16]] for arg in POINTERS[name]}
+    # pipelining of loads that do not feed a dot, which needs ≥ 32-bit accesses), and strides divisible by 16
+    specialised = [arg for arg in (*POINTERS[name], *STRIDES) if arg in fn.arg_names]
+    aligned = {(fn.arg_names.index(arg),): [["tt.divisibility", 16]] for arg in specialised}
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=aligned)
     return triton.compile(
         source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages, "maxnreg": maxnreg}
@@ -68,7 +71,9 @@ def main():
     parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     parser.add_argument("--warps", type=int, default=8)
     parser.add_argument("--stages", type=int, default=2, help="also the depth of the scan's pipelined loads")
-    parser.add_argument("--bk", type=int, default=32, help="K block of the scan (the chunk kernels take all of K)")
+    parser.add_argument(
+        "--bk", type=int, default=32, help="K block of the scan and chunk_qk_grads_kernel (the others take all of K)"
+    )
     parser.add_argument(
         "--bv", type=int, default=32, help="V block of the scan, the updates, the chunk gradients and dv"
     )
@@ -86,6 +91,7 @@ def main():
         ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=True)),
         ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=False)),  # dv by chunk_dv_kernel instead
         ("chunk_dv_kernel", dict(BK=64, BV=args.bv, BF16=bf16)),
+        ("chunk_qk_grads_kernel", dict(BK=args.bk, BV=args.bv, BF16=bf16)),  # the same split over K (SPLIT_K)
     ]
     for name, block in blocks:
         if args.kernels and name not in args.kernels:

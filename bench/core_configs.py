@@ -29,6 +29,7 @@ from neox_metala import warmup  # noqa: E402
 from neox_metala.ops import metala_core, metala_core_triton  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+import core as core_bench  # noqa: E402
 from kernel_timing import median_ms  # noqa: E402
 
 HEADS, HEAD_K_DIM, HEAD_V_DIM = 8, 64, 128
@@ -61,34 +62,47 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     "chunk_grads": _bv([(32, 8, 2), (16, 8, 2), (16, 8, 1), (32, 8, 1), (32, 8, 3), (64, 8, 2), (32, 16, 2)]),
     # metala_core_triton.SPLIT_DV's two kernels
     "chunk_qk_grads": _bv([(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1)]),
+    # metala_core_triton.SPLIT_K's form of chunk_qk_grads: (BK, BV, warps, stages[, register cap])
+    "chunk_qk_grads_k": [
+        ({"BK": bk, "BV": bv}, warps, stages, *cap)
+        for bk, bv, warps, stages, *cap in [
+            (16, 32, 4, 1),
+            (16, 32, 8, 2),
+            (16, 64, 8, 1, 128),
+            (16, 64, 4, 1),
+            (32, 32, 8, 1),
+            (16, 32, 8, 1, 128),
+            (16, 64, 8, 2),
+            (16, 32, 4, 2),
+            (32, 64, 8, 1),
+        ]
+    ],  # fmt: skip
     "chunk_dv": _bv([(16, 4, 1), (32, 4, 1), (64, 4, 1), (32, 8, 1, 128), (64, 8, 1, 128), (32, 8, 1), (64, 4, 2)]),
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
-# its d log α is a difference of terms ~1e5 times larger than itself (rounding noise), so it is left out there.
+# its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.
 CHECKS = [
-    ((2, 1, 3, 16, 32), "bfloat16", 0.0, "o dq dv dlog"),
-    ((2, 40, 8, 64, 128), "bfloat16", 0.0, "o dq dv dlog"),
-    ((2, 300, 8, 64, 128), "bfloat16", 0.0, "o dq dv dlog"),
-    ((2, 300, 8, 64, 128), "float16", 0.0, "o dq dv dlog"),
+    ((2, 1, 3, 16, 32), "bfloat16", 0.0, "o dq dv dlogits"),
+    ((2, 40, 8, 64, 128), "bfloat16", 0.0, "o dq dv dlogits"),
+    ((2, 300, 8, 64, 128), "bfloat16", 0.0, "o dq dv dlogits"),
+    ((2, 300, 8, 64, 128), "float16", 0.0, "o dq dv dlogits"),
     ((1, 200, 8, 64, 128), "bfloat16", -200.0, "o dq dv"),
 ]
-SMOKE_CHECKS = [((1, 80, 2, 16, 32), "float32", 0.0, "o dq dv dlog")]
+SMOKE_CHECKS = [((1, 80, 2, 16, 32), "float32", 0.0, "o dq dv dlogits")]
+NORMALIZER = 16.0
 BOUND = {"bfloat16": 1.5e-2, "float16": 5e-3, "float32": 1e-5}  # norm-relative, against fp64
 
 
 def draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift=0.0):
-    gen = torch.Generator(device=device).manual_seed(0)
-    rand = lambda *shape: torch.randn(*shape, device=device, generator=gen)  # noqa: E731
-    log_decay = F.logsigmoid(rand(batch, seq, heads, head_k_dim) * 3 + logit_shift) / 16
-    q = rand(batch, seq, heads, head_k_dim).to(dtype)
-    v, d_out = (rand(batch, seq, heads, head_v_dim).to(dtype) for _ in range(2))
-    return q, log_decay, v, d_out
+    """bench/core.py's draw without what only fla needs: q, gate logits, v, do."""
+    q, v, logits, _, _, d_out = core_bench.draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift)
+    return q, logits, v, d_out
 
 
-def core_call(q, log_decay, v, d_out, keep_states=False):
-    output, states = metala_core_triton.metala_core_fwd(q, log_decay, v, SCALE, keep_states=keep_states)
-    dq, dlog, dv = metala_core_triton.metala_core_bwd(q, log_decay, v, SCALE, d_out, states)
-    return {"o": output, "dq": dq, "dv": dv, "dlog": dlog}
+def core_call(q, logits, v, d_out, keep_states=False):
+    output, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=keep_states)
+    dq, dlogits, dv = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out, states)
+    return {"o": output, "dq": dq, "dv": dv, "dlogits": dlogits}
 
 
 def host_ms(inputs, cuda: bool, calls: int = 50) -> dict[str, float]:
@@ -96,10 +110,10 @@ def host_ms(inputs, cuda: bool, calls: int = 50) -> dict[str, float]:
     longer than the kernels, the model's GPU waits for the host in between."""
     import time
 
-    q, log_decay, v, d_out = inputs
-    fwd = lambda: metala_core_triton.metala_core_fwd(q, log_decay, v, SCALE, keep_states=True)  # noqa: E731
+    q, logits, v, d_out = inputs
+    fwd = lambda: metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)  # noqa: E731
     _, states = fwd()
-    bwd = lambda: metala_core_triton.metala_core_bwd(q, log_decay, v, SCALE, d_out, states)  # noqa: E731
+    bwd = lambda: metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out, states)  # noqa: E731
     result = {}
     for name, call in (("forward", fwd), ("backward", bwd)):
         if cuda:
@@ -113,11 +127,13 @@ def host_ms(inputs, cuda: bool, calls: int = 50) -> dict[str, float]:
     return result
 
 
-def reference_call(q, log_decay, v, d_out):
-    wide = [t.double() for t in (q, log_decay, v, d_out)]
-    output = metala_core.metala_core_forward(*wide[:3], SCALE)
-    dq, dlog, dv = metala_core.metala_core_backward(*wide[:3], SCALE, wide[3])
-    return {"o": output, "dq": dq, "dv": dv, "dlog": dlog}
+def reference_call(q, logits, v, d_out):
+    """fp64 output and gradients by the chunk form (ops/metala_core.py), d log α chained through the decay rule."""
+    q, logits, v, d_out = (t.double() for t in (q, logits, v, d_out))
+    log_decay = F.logsigmoid(logits) / NORMALIZER
+    output = metala_core.metala_core_forward(q, log_decay, v, SCALE)
+    dq, dlog, dv = metala_core.metala_core_backward(q, log_decay, v, SCALE, d_out)
+    return {"o": output, "dq": dq, "dv": dv, "dlogits": dlog * torch.sigmoid(-logits) / NORMALIZER}
 
 
 def force(chosen: dict[str, tuple]) -> None:
@@ -156,9 +172,13 @@ def check(name: str, index: int, smoke: bool) -> dict:
 
 
 def candidates(smoke: bool) -> dict[str, list]:
-    """Of the kernels the backward runs (SPLIT_DV picks chunk_grads or the two that split it)."""
+    """Of the kernels the backward runs (SPLIT_DV picks chunk_grads or the two that split it, SPLIT_K which of
+    chunk_qk_grads' forms)."""
     split = getattr(metala_core_triton, "SPLIT_DV", False)
-    unused = {"chunk_grads"} if split else {"chunk_qk_grads", "chunk_dv"}
+    split_k = getattr(metala_core_triton, "SPLIT_K", False)
+    unused = {"chunk_grads", "chunk_qk_grads" if split_k else "chunk_qk_grads_k"}
+    if not split:
+        unused = {"chunk_qk_grads", "chunk_qk_grads_k", "chunk_dv"}
     names = [name for name in _SHIPPED() if name not in unused]
     chosen = {name: CANDIDATES.get(name, []) for name in names}
     missing = [name for name, values in chosen.items() if not values]
@@ -245,6 +265,12 @@ def main():
             other_form = time(keep_states=True)
             metala_core_triton.SPLIT_DV = split
             print(f"CORE CONFIGS {label}: kept states, SPLIT_DV={not split} (shipped lists) {other_form:.3f} ms")
+        split_k = getattr(metala_core_triton, "SPLIT_K", None)
+        if split and split_k is not None:  # the other form of dq's kernel
+            metala_core_triton.SPLIT_K = not split_k
+            other_k_form = time(keep_states=True)
+            metala_core_triton.SPLIT_K = split_k
+            print(f"CORE CONFIGS {label}: kept states, SPLIT_K={not split_k} (shipped lists) {other_k_form:.3f} ms")
         print(
             f"CORE CONFIGS {label}: shipped lists (autotuned) {shipped:.3f} ms, kept states {shipped_kept:.3f}; "
             f"every kernel at its best candidate {all_best:.3f} ms, kept states {all_best_kept:.3f}; host time to "
@@ -260,6 +286,7 @@ def main():
             "all_best_kept_states": all_best_kept,
             "host_ms": host,
             "other_dv_form_kept_states": other_form if split is not None else None,
+            "other_k_form_kept_states": other_k_form if split and split_k is not None else None,
         }
     if args.out:
         with open(args.out, "w") as f:

@@ -35,6 +35,7 @@ from neox_metala.training.engine import default_memory_budget  # noqa: E402
 
 HEAD_K_DIM = 64  # MetaLA per-head q/key width; attention then has hidden/heads = 128 per head
 INPUT_SETS = 3
+NORMALIZER = 16.0  # MetaLA's decay normalizer (ops/options.py), the core's gate logits -> log decay
 GEMM_MARKERS = ("gemm", "xmma", "cutlass", "nvjet", "cublas", "sm90_", "wgmma")
 # fla's core kernels (the fused path), then MetaLA's own (ops/metala_core_kernels.py, metala_core_grad_kernels.py)
 CORE_MARKERS = ("chunk_gla", "chunk_fwd", "chunk_bwd", "chunk_local_cumsum", "gla_")
@@ -144,29 +145,33 @@ def copy_bandwidth() -> float:
 
 
 def core_floor(seq, batch, hidden, timer: Timer, bandwidth: float) -> dict:
-    """MetaLA's own core f+b alone (ops/metala_core_op.py, states kept as in training) vs the bytes it must move:
-    fwd reads q, v (bf16) and log α (fp32), writes o; bwd reads q, v, log α, do and writes dq, dv (bf16) and
-    d log α (fp32)."""
+    """MetaLA's own core f+b alone (ops/metala_core_op.py, states kept as in training, its inputs views of one
+    projection as the layer passes them) vs the bytes it must move: fwd reads q, gate logits, v (bf16), writes o; bwd
+    reads q, logits, v, do and writes dq, dv (bf16) and d logits (fp32; autograd's cast of it to the bf16 leaf is
+    timed too, a kernel that the compiled block fuses into its consumer)."""
     from neox_metala.ops.metala_core_op import metala_core
 
     heads = hidden // (2 * HEAD_K_DIM)
     tokens = seq * batch
     k_elems, v_elems = tokens * heads * HEAD_K_DIM, tokens * heads * 2 * HEAD_K_DIM
-    fwd_bytes = k_elems * 2 + v_elems * 2 + k_elems * 4 + v_elems * 2
-    bwd_bytes = k_elems * 2 + v_elems * 2 + k_elems * 4 + v_elems * 2 + k_elems * 2 + v_elems * 2 + k_elems * 4
+    fwd_bytes = k_elems * 2 + v_elems * 2 + k_elems * 2 + v_elems * 2
+    bwd_bytes = k_elems * 2 + v_elems * 2 + k_elems * 2 + v_elems * 2 + k_elems * 2 + v_elems * 2 + k_elems * 4
     floor_ms = (fwd_bytes + bwd_bytes) / bandwidth * 1e3
 
     def make():
-        q = torch.randn(batch, seq, heads, HEAD_K_DIM, device="cuda", dtype=torch.bfloat16)
-        v = torch.randn(batch, seq, heads, 2 * HEAD_K_DIM, device="cuda", dtype=torch.bfloat16)
-        g = torch.nn.functional.logsigmoid(torch.randn(batch, seq, heads, HEAD_K_DIM, device="cuda") * 3) / 16
-        return [t.requires_grad_() for t in (q, v, g)]
+        """(q, v, gate logits): leaves that are views of one (B, T, 3W) projection [q | logits | v | gate]."""
+        width = heads * 2 * HEAD_K_DIM
+        projected = torch.randn(batch, seq, 3 * width, device="cuda", dtype=torch.bfloat16)
+        projected[..., width // 2 : width] *= 3  # gate logits ~ N(0, 3²)
+        q, logits, v, _ = projected.split([width // 2, width // 2, width, width], dim=-1)
+        views = [t.unflatten(-1, (heads, -1)) for t in (q, v, logits)]
+        return [t.detach().requires_grad_() for t in views]  # detach keeps the view's strides
 
     sets = [make() for _ in range(INPUT_SETS)]
     do = torch.randn(batch, seq, heads, 2 * HEAD_K_DIM, device="cuda", dtype=torch.bfloat16)
 
     def run(i):
-        o = metala_core(*sets[i % INPUT_SETS], HEAD_K_DIM**-0.5, keep_states=True)
+        o = metala_core(*sets[i % INPUT_SETS], HEAD_K_DIM**-0.5, NORMALIZER, keep_states=True)
         o.backward(do)
 
     for i in range(timer.warmup):

@@ -146,15 +146,19 @@ def gla_recurrence(
     document_starts=None,
     core_kernel=DEFAULT_OPTIONS.core_kernel,
     keep_core_states=DEFAULT_OPTIONS.keep_core_states,
+    gate_logits=None,
+    normalizer=DEFAULT_OPTIONS.decay_normalizer,
 ):
     """Gated linear attention with per-channel decay, the core of MetaLA.
 
     q, key, log_decay: [B, T, H, K]; v: [B, T, H, V]; initial_state: [B, H, K, V] (kept in fp32 or wider).
     scale defaults to K ** -0.5. document_starts: [B, T] bool, the state is emptied before those tokens (packed
     documents; no initial or final state then). core_kernel (MetaLAOptions.core_kernel): on the fla backend
-    without carried state or packed documents, "metala" runs MetaLA's own kernels, which form the key from
-    log_decay (MetaLA's key is -expm1(log_decay): `key` must be that), keeping their per-chunk states for the
-    backward if keep_core_states. Returns (output [B, T, H, V] in v's dtype, final state or None).
+    without carried state or packed documents, "metala" runs MetaLA's own kernels when given the gate logits
+    ([B, T, H, K], log_decay and key must be decay_and_key(gate_logits, normalizer)): they form log_decay and the
+    key from them in registers, reading q, gate_logits and v in place (views of the projection), and keep their
+    per-chunk states for the backward if keep_core_states. Returns (output [B, T, H, V] in v's dtype, final state
+    or None).
 
     Example:
         >>> o, state = gla_recurrence(q, key, v, log_decay, output_final_state=True)
@@ -167,14 +171,22 @@ def gla_recurrence(
     kernel = choose_backend(backend, q)
     _log_choice("recurrence", kernel, q)
     if kernel == "fla" and initial_state is None and not output_final_state:  # training and plain prefill
-        if core_kernel == "metala" and document_starts is None:
+        if core_kernel == "metala" and document_starts is None and gate_logits is not None:
             _log_choice("training core", "MetaLA's own kernels", q)
             from .metala_core_op import metala_core
 
-            output = metala_core(q, v.to(q.dtype), log_decay, scale, keep_states=keep_core_states)
+            output = metala_core(
+                q, v.to(q.dtype), gate_logits.to(q.dtype), scale, normalizer, keep_states=keep_core_states
+            )
             return output.to(v.dtype), None
         # said once, so that a user who packs documents knows why the run is not on the faster default core
-        why = " (packed documents: MetaLA's own kernels take no document boundaries)" if core_kernel == "metala" else ""
+        why = ""
+        if core_kernel == "metala":
+            why = (
+                " (packed documents: MetaLA's own kernels take no document boundaries)"
+                if document_starts is not None
+                else " (no gate logits given: MetaLA's own kernels read them)"
+            )
         _log_choice("training core", "fla's chunk_gla" + why, q)
         from .core_op import gla_core
 
@@ -267,6 +279,8 @@ def token_mix(
         document_starts=document_starts,
         core_kernel=core_kernel,
         keep_core_states=keep_core_states,
+        gate_logits=gate_logits,
+        normalizer=normalizer,
     )
     return augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps), state
 

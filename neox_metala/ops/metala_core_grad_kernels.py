@@ -1,7 +1,8 @@
-"""Triton kernels of MetaLA's core's chunk gradients: dq, dv and d log_decay of each chunk from the states entering
-it and the state gradients leaving it (ops/metala_core.py's formulas), by one kernel or with dv by a second one
-(ops/metala_core_triton.py's SPLIT_DV), in the factorised or sub-chunk form that ops/metala_core_kernels.py's
-docstring describes; its helpers load the chunks and form the scores.
+"""Triton kernels of MetaLA's core's chunk gradients: dq, dv and d gate logits (d log_decay chained through the
+decay rule) of each chunk from the states entering it and the state gradients leaving it (ops/metala_core.py's
+formulas), by one kernel or with dv by a second one (ops/metala_core_triton.py's SPLIT_DV), in the factorised or
+sub-chunk form that ops/metala_core_kernels.py's docstring describes; its helpers load the chunks and form the
+scores.
 
 Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
 """
@@ -83,12 +84,14 @@ def _intra_grads(
 @triton.jit
 def _dv_operands(
     q,
-    log_decay,
+    gate_logits,
     i_b,
     i_h,
     n,
     T,
-    H: tl.constexpr,
+    stride_q,
+    stride_g,
+    normalizer,
     K: tl.constexpr,
     BT: tl.constexpr,
     BK: tl.constexpr,
@@ -96,8 +99,8 @@ def _dv_operands(
     BF16: tl.constexpr,
 ):
     """A chunk's (A ⊙ causal)ᵀ and k ⊙ e^(G_last − G) (≤ 1), in q's dtype: the left operands of its dv."""
-    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
-    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
+    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)).to(q_b.dtype)
     return scores_t, (key * tl.exp(cum_last[None, :] - cum)).to(q_b.dtype)
@@ -111,17 +114,72 @@ def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.co
 
 
 @triton.jit
+def _store_qk_grads(
+    q,
+    gate_logits,
+    dq,
+    d_gate_logits,
+    d_scores,
+    dq_inter,
+    dk_inter,
+    state_dot_grad,
+    scale,
+    i_b,
+    i_h,
+    n,
+    T,
+    stride_q,
+    stride_g,
+    normalizer,
+    H: tl.constexpr,
+    K: tl.constexpr,
+    col,
+    BT: tl.constexpr,
+    BK: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BF16: tl.constexpr,
+):
+    """dq and d gate logits of one chunk's channels [col, col + BK) from the V loop's sums: d_scores = do vᵀ (all of
+    V, unscaled, unmasked), dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh on those channels. Everything here but
+    d_scores is per channel, the choice of the factorised form included (it bounds each channel's exponents)."""
+    rows = tl.arange(0, BT)
+    # the decay terms loaded here rather than kept through the loop: a reload from L2 is cheaper than spilled registers
+    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, col, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, col, BT, BK)
+    key = _neg_expm1(log_decay_b)
+    d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
+    dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)
+    dq_b = scale * tl.exp(cum) * dq_inter + dq_intra
+    dk_inter = tl.exp(cum_last[None, :] - cum) * dk_inter
+    dk = dk_inter + dk_intra
+    # dG = q dq − k dk, and the gradient of G_last through h_n+1 (from h_n and from the keys' decay to the end)
+    d_cum = q_b.to(tl.float32) * dq_b - key * dk
+    last_term = tl.exp(cum_last) * state_dot_grad + tl.sum(key * dk_inter, 0)
+    d_cum += tl.where(rows[:, None] == BT - 1, last_term[None, :], 0.0)
+    d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - tl.exp(log_decay_b) * dk  # G's sums, then the key's path
+    # through log α = logsigmoid(x) / normalizer: d x = d log α · sigmoid(−x) / normalizer, with
+    # sigmoid(−x) = 1 − e^(normalizer · log α) formed as −expm1 (exact where x is large and sigmoid(−x) tiny)
+    d_gate_logits_b = d_log_decay_b * _neg_expm1(log_decay_b * normalizer) * (1.0 / normalizer)
+    _store_tokens(dq, dq_b, i_b, i_h, n, T, H * K, K, col, BT, BK)
+    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T, H * K, K, col, BT, BK)
+
+
+@triton.jit
 def chunk_grads_kernel(
     q,
-    log_decay,
+    gate_logits,
     v,
     d_out,
     states,
     state_grads,
     dq,
-    d_log_decay,
+    d_gate_logits,
     dv,
     scale,
+    stride_q,
+    stride_g,
+    stride_v,
+    normalizer,
     T,
     NT,
     H: tl.constexpr,
@@ -134,21 +192,22 @@ def chunk_grads_kernel(
     BF16: tl.constexpr,
     DV: tl.constexpr,
 ):
-    """dq, d log_decay and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas); without
-    DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that only one
-    block of v, do, h, dh is live at a time."""
+    """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
+    without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that
+    only one block of v, do, h, dh is live at a time."""
     n, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
-    rows = tl.arange(0, BT)
     if DV:
-        scores_t, key_to_end = _dv_operands(q, log_decay, i_b, i_h, n, T, H, K, BT, BK, PRECISION, BF16)
+        scores_t, key_to_end = _dv_operands(
+            q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16
+        )
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)
     dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
     state_dot_grad = tl.zeros([BK], dtype=tl.float32)  # Σ_j h ⊙ dh
     for i_v in range(tl.cdiv(V, BV)):
-        v_b = _load_tokens(v, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
-        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+        v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
+        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
         state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
         state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
         d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
@@ -157,33 +216,45 @@ def chunk_grads_kernel(
         state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
         if DV:
             dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-            _store_tokens(dv, dv_b, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
-    # the decay terms loaded here rather than kept through the loop: a reload from L2 is cheaper than spilled registers
-    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
-    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
-    key = _neg_expm1(log_decay_b)
-    d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
-    dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)
-    dq_b = scale * tl.exp(cum) * dq_inter + dq_intra
-    dk_inter = tl.exp(cum_last[None, :] - cum) * dk_inter
-    dk = dk_inter + dk_intra
-    # dG = q dq − k dk, and the gradient of G_last through h_n+1 (from h_n and from the keys' decay to the end)
-    d_cum = q_b.to(tl.float32) * dq_b - key * dk
-    last_term = tl.exp(cum_last) * state_dot_grad + tl.sum(key * dk_inter, 0)
-    d_cum += tl.where(rows[:, None] == BT - 1, last_term[None, :], 0.0)
-    d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - tl.exp(log_decay_b) * dk  # G's sums, then the key's path
-    _store_tokens(dq, dq_b, i_b, i_h, n, T, H, K, 0, BT, BK)
-    _store_tokens(d_log_decay, d_log_decay_b, i_b, i_h, n, T, H, K, 0, BT, BK)
+            _store_tokens(dv, dv_b, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
+    _store_qk_grads(
+        q,
+        gate_logits,
+        dq,
+        d_gate_logits,
+        d_scores,
+        dq_inter,
+        dk_inter,
+        state_dot_grad,
+        scale,
+        i_b,
+        i_h,
+        n,
+        T,
+        stride_q,
+        stride_g,
+        normalizer,
+        H,
+        K,
+        0,
+        BT,
+        BK,
+        PRECISION,
+        BF16,
+    )
 
 
 @triton.jit
 def chunk_dv_kernel(
     q,
-    log_decay,
+    gate_logits,
     d_out,
     state_grads,
     dv,
     scale,
+    stride_q,
+    stride_g,
+    normalizer,
     T,
     NT,
     H: tl.constexpr,
@@ -199,8 +270,81 @@ def chunk_dv_kernel(
     kernel holds the other's tiles (the scores are formed once per V block, a 64×64×K product). Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    scores_t, key_to_end = _dv_operands(q, log_decay, i_b, i_h, n, T, H, K, BT, BK, PRECISION, BF16)
-    d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+    scores_t, key_to_end = _dv_operands(
+        q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16
+    )
+    d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
     state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
     dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-    _store_tokens(dv, dv_b, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+    _store_tokens(dv, dv_b, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
+
+
+@triton.jit
+def chunk_qk_grads_kernel(
+    q,
+    gate_logits,
+    v,
+    d_out,
+    states,
+    state_grads,
+    dq,
+    d_gate_logits,
+    scale,
+    stride_q,
+    stride_g,
+    stride_v,
+    normalizer,
+    T,
+    NT,
+    H: tl.constexpr,
+    K: tl.constexpr,
+    V: tl.constexpr,
+    BT: tl.constexpr,
+    BK: tl.constexpr,
+    BV: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BF16: tl.constexpr,
+):
+    """`chunk_grads_kernel` without DV, split over K: dq and d gate logits of one chunk's channels [i_k·BK,
+    (i_k + 1)·BK). All but do vᵀ is per channel, so a program holds (BT, BK) tiles instead of (BT, K) ones, and
+    fits two to an SM; the price is do vᵀ (all of V) formed again by each K block's program. Grid (N, B·H, K/BK)."""
+    n, i_bh, i_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_b, i_h = i_bh // H, i_bh % H
+    d_scores = tl.zeros([BT, BT], dtype=tl.float32)
+    dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ on this block's channels
+    dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
+    state_dot_grad = tl.zeros([BK], dtype=tl.float32)  # Σ_j h ⊙ dh
+    for i_v in range(tl.cdiv(V, BV)):
+        v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
+        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
+        state = _load_state(states, i_bh, n, NT, K, V, i_k * BK, i_v * BV, BK, BV)
+        state_grad = _load_state(state_grads, i_bh, n, NT, K, V, i_k * BK, i_v * BV, BK, BV)
+        d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
+        dq_inter += tl.dot(d_out_b, tl.trans(state.to(d_out_b.dtype)), input_precision=PRECISION)
+        dk_inter += tl.dot(v_b, tl.trans(state_grad.to(v_b.dtype)), input_precision=PRECISION)
+        state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
+    _store_qk_grads(
+        q,
+        gate_logits,
+        dq,
+        d_gate_logits,
+        d_scores,
+        dq_inter,
+        dk_inter,
+        state_dot_grad,
+        scale,
+        i_b,
+        i_h,
+        n,
+        T,
+        stride_q,
+        stride_g,
+        normalizer,
+        H,
+        K,
+        i_k * BK,
+        BT,
+        BK,
+        PRECISION,
+        BF16,
+    )

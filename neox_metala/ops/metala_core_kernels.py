@@ -8,8 +8,12 @@ The chunk gradients' kernels are in ops/metala_core_grad_kernels.py, which share
 Imports triton: only ops/metala_core_triton.py and ops/metala_core_grad_kernels.py import this module, and only when
 a kernel runs.
 
-Layouts: q, log_decay (B, T, H, K); v, output (B, T, H, V); states (B, H, N, K, V), N = number of chunks. The
-decay is read in fp32, its in-chunk cumsum G taken in registers, and the key k = -expm1(g) formed there too.
+Layouts: q, gate logits (B, T, H, K); v, output (B, T, H, V); states (B, H, N, K, V), N = number of chunks. The
+inputs q, gate logits and v are read where the layer's projection left them: each token's H·D channels contiguous,
+tokens a row stride apart (its own per input: 3W for views of the (B, T, 3W) projection), so that no copy of them is
+made or saved. The decay is never stored: log α = logsigmoid(gate logits) / normalizer is formed in fp32 registers
+wherever a kernel needs it (`_chunk_decay`), its in-chunk cumsum G too, and the key k = -expm1(g) there too; the
+backward writes the gate logits' gradient (fp32) instead of log α's. Outputs, dq, dv and d out are contiguous.
 Dot operands are in the inputs' dtype (bf16 like fla; fp32 for fp16, whose range cannot hold the factorised form's
 e^±30) with fp32 accumulation; FACTORISED_RANGE is ops/metala_core.py's.
 
@@ -118,38 +122,59 @@ def _scores(q, key, cum, cum_last, BT: tl.constexpr, BK: tl.constexpr, PRECISION
 
 
 @triton.jit
-def _token_ptrs(ptr, i_b, i_h, chunk, T, H: tl.constexpr, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr):
-    """Pointers to one chunk's rows of a (B, T, H, D) tensor, columns [col, col + BD), and their in-bounds mask.
+def _token_ptrs(ptr, i_b, i_h, chunk, T, stride, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr):
+    """Pointers to one chunk's rows of a (B, T, H, D) tensor whose tokens lie `stride` elements apart (H·D when
+    contiguous; a view of the (B, T, 3W) projection has 3W), columns [col, col + BD), and their in-bounds mask.
     Plain pointer arithmetic: block pointers are gone from newer Triton, TMA descriptors absent from older."""
     rows = tl.arange(0, BT)
     cols = col + tl.arange(0, BD)
     # a 64-bit scalar base and 32-bit in-chunk offsets: 64-bit offset tiles would take two registers per element
-    base = ptr + ((i_b * T + chunk * BT).to(tl.int64) * H + i_h) * D
-    ptrs = base + rows[:, None] * (H * D) + cols[None, :]
+    base = ptr + (i_b * T + chunk * BT).to(tl.int64) * stride + i_h * D
+    ptrs = base + rows[:, None] * stride + cols[None, :]
     return ptrs, (chunk * BT + rows[:, None] < T) & (cols[None, :] < D)
 
 
 @triton.jit
-def _load_tokens(ptr, i_b, i_h, chunk, T, H: tl.constexpr, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr):
-    """(BT, BD) block, zero past T and D: zero log decay keeps the state, zero q, k, v add nothing."""
-    ptrs, mask = _token_ptrs(ptr, i_b, i_h, chunk, T, H, D, col, BT, BD)
+def _load_tokens(ptr, i_b, i_h, chunk, T, stride, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr):
+    """(BT, BD) block, zero past T and D: zero q, k, v add nothing."""
+    ptrs, mask = _token_ptrs(ptr, i_b, i_h, chunk, T, stride, D, col, BT, BD)
     return tl.load(ptrs, mask=mask, other=0.0)
 
 
 @triton.jit
-def _store_tokens(
-    ptr, value, i_b, i_h, chunk, T, H: tl.constexpr, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr
-):
-    ptrs, mask = _token_ptrs(ptr, i_b, i_h, chunk, T, H, D, col, BT, BD)
+def _store_tokens(ptr, value, i_b, i_h, chunk, T, stride, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr):
+    ptrs, mask = _token_ptrs(ptr, i_b, i_h, chunk, T, stride, D, col, BT, BD)
     tl.store(ptrs, value.to(ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
+def _log1p(y):
+    """log(1 + y) for 0 ≤ y ≤ 1 within 2e-7 relative (Triton has no portable log1p), without a log:
+    2 atanh(s) with s = y / (2 + y) ≤ 1/3, its series to s^13 (the next term ≤ 1.4e-8 relative). The same accuracy
+    from tl.log (log(u) · y / (u − 1), u = 1 + y) took ~40 more registers in the sm90 builds of output_kernel and
+    chunk_dv_kernel (164 -> 203, 148 -> 203) and spilled 368 B in chunk_grads_kernel: the series adds none."""
+    s = tl.fdiv(y, 2.0 + y)  # ≤ 2 ulp, as s's series needs
+    s2 = s * s
+    odd = 1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0))
+    return 2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * odd))))
+
+
+@triton.jit
+def _log_sigmoid(x):
+    """logsigmoid(x) = min(x, 0) − log1p(e^−|x|), accurate for large positive x too (≈ −e^−x, where the key
+    −expm1(log α) needs its relative precision)."""
+    return tl.minimum(x, 0.0) - _log1p(tl.exp(-tl.abs(x)))
+
+
+@triton.jit
 def _chunk_decay(
-    decay_ptr, i_b, i_h, chunk, T, H: tl.constexpr, K: tl.constexpr, col, BT: tl.constexpr, BK: tl.constexpr
+    gate_ptr, i_b, i_h, chunk, T, stride, normalizer, K: tl.constexpr, col, BT: tl.constexpr, BK: tl.constexpr
 ):
-    """One chunk's log decay block (BT, BK) fp32, its in-chunk cumsum G and G_last."""
-    log_decay = _load_tokens(decay_ptr, i_b, i_h, chunk, T, H, K, col, BT, BK).to(tl.float32)
+    """One chunk's log decay block (BT, BK) fp32, log α = logsigmoid(gate logits) / normalizer (ops/metala.py's
+    decay_and_key), zero past T and K (the state kept, no key), its in-chunk cumsum G and G_last."""
+    ptrs, mask = _token_ptrs(gate_ptr, i_b, i_h, chunk, T, stride, K, col, BT, BK)
+    logits = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+    log_decay = tl.where(mask, _log_sigmoid(logits) * (1.0 / normalizer), 0.0)
     return log_decay, tl.cumsum(log_decay, 0), tl.sum(log_decay, 0)
 
 
@@ -186,9 +211,12 @@ def _decay_ptrs(ptr, i_bh, chunk, NT, K: tl.constexpr, row, BK: tl.constexpr):
 @triton.jit
 def state_updates_kernel(
     v,
-    log_decay,
+    gate_logits,
     states,
     decays,
+    stride_v,
+    stride_g,
+    normalizer,
     T,
     NT,
     H: tl.constexpr,
@@ -204,9 +232,9 @@ def state_updates_kernel(
     chunk's U has no slot: nothing reads h_N), and its decay e^G_last into decays[n]. Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
+    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     if n + 1 < NT:
-        v_b = _load_tokens(v, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+        v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
         key_to_end = _neg_expm1(log_decay_b) * tl.exp(cum_last[None, :] - cum)  # ≤ 1: safe in any dtype
         update = tl.dot(tl.trans(key_to_end.to(v_b.dtype)), v_b, input_precision=PRECISION)
         _store_state(states, update, i_bh, n + 1, NT, K, V, 0, i_v * BV, BK, BV)
@@ -218,11 +246,14 @@ def state_updates_kernel(
 @triton.jit
 def state_grad_updates_kernel(
     q,
-    log_decay,
+    gate_logits,
     d_out,
     state_grads,
     decays,
     scale,
+    stride_q,
+    stride_g,
+    normalizer,
     T,
     NT,
     H: tl.constexpr,
@@ -238,10 +269,10 @@ def state_grad_updates_kernel(
     here too so that a backward from kept states needs nothing else from the forward. Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    _, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
+    _, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     if n > 0:
-        q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
-        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+        q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
+        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
         q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(d_out_b.dtype)  # e^G ≤ 1
         update = scale * tl.dot(tl.trans(q_from_start), d_out_b, input_precision=PRECISION)
         _store_state(state_grads, update, i_bh, n - 1, NT, K, V, 0, i_v * BV, BK, BV)
@@ -286,11 +317,15 @@ def scan_kernel(
 @triton.jit
 def output_kernel(
     q,
-    log_decay,
+    gate_logits,
     v,
     states,
     out,
     scale,
+    stride_q,
+    stride_g,
+    stride_v,
+    normalizer,
     T,
     NT,
     H: tl.constexpr,
@@ -305,12 +340,12 @@ def output_kernel(
     """o = scale [(q ⊙ e^G) h_n + A v] for one chunk. Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    log_decay_b, cum, cum_last = _chunk_decay(log_decay, i_b, i_h, n, T, H, K, 0, BT, BK)
-    q_b = _load_tokens(q, i_b, i_h, n, T, H, K, 0, BT, BK)
-    v_b = _load_tokens(v, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
+    v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
     state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
     scores = _scores(q_b, _neg_expm1(log_decay_b), cum, cum_last, BT, BK, PRECISION, BF16)
     q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(v_b.dtype)
     acc = tl.dot(q_from_start, state.to(v_b.dtype), input_precision=PRECISION)
     acc = tl.dot(scores.to(v_b.dtype), v_b, acc, input_precision=PRECISION)
-    _store_tokens(out, scale * acc, i_b, i_h, n, T, H, V, i_v * BV, BT, BV)
+    _store_tokens(out, scale * acc, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)

@@ -2,8 +2,9 @@
 chunks' state updates (chunk-parallel), the scan over chunks that turns them into the state entering each chunk
 (sequential, in place), then one chunk-parallel kernel for the output. Backward: the same two for the states (or the
 forward's, if kept), the chunks' state-gradient updates and the reverse scan over them, then the chunk-parallel
-gradients: dq and d log_decay by one kernel, dv by another (SPLIT_DV) or in the first one's V loop. Seven launches
-per forward + backward pair with kept states, nine without (one fewer each with dv in the loop).
+gradients: dq and d gate logits by one kernel (a program per chunk, or per chunk and K block: SPLIT_K), dv by another
+(SPLIT_DV) or in the first one's V loop. Seven launches per forward + backward pair with kept states, nine without
+(one fewer each with dv in the loop).
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 they took ~60% of the core's time
 when each step formed its chunk's update itself (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an
@@ -40,6 +41,15 @@ chunk_grads_kernel, which runs one program per chunk and per SM at 255 registers
 of the H200's 0.7 ms core f+b at B8 T2048, its chunk's scores kept through the loop and spilled. Without dv, that
 loop holds three dots instead of five and nothing spills. Read at every backward, so that a benchmark can time both
 forms in one process."""
+
+SPLIT_K = True
+"""With SPLIT_DV: dq and d gate logits by chunk_qk_grads_kernel, a program per chunk and K block (grid N, B·H, K/BK),
+rather than chunk_grads_kernel without dv, a program per chunk holding (64, K) tiles at 255 registers (one program
+per SM: 235 µs per call at B8 T2048 H8 K64 V128 bf16 on an H200, the largest core kernel). All of its work after
+the V loop is per channel but do vᵀ, which each K block's program forms again (a 64 x 64 x V product, do and v
+read again from L2). The default because at BK = 16 its builds fit two programs per SM without spills (each
+program's latency-bound tail a quarter as long, and another program to hide it): untimed on a GPU so far
+(bench/core_configs.py times both forms). Read at every backward, as SPLIT_DV."""
 
 
 def _block(n: int) -> int:
@@ -92,10 +102,23 @@ def _kernels():
     # BV >= 64 spills in fp32 (a test-only path on GPUs), so the autotuner, which tunes per dtype, keeps 32 there.
     update_blocks = [({"BV": 16}, 4, 1), ({"BV": 32}, 4, 1), ({"BV": 64}, 4, 1), ({"BV": 128}, 4, 1)]
     # The chunk gradients without dv (bf16, Triton 3.6): still 255 registers at 8 warps whatever BV or stages,
-    # which the intra-chunk gradients after the V loop take (the loop alone: 94), but no spills at one stage and
-    # 8 B at two or three (136 B with dv). 4 warps spill 800 B, besides the out-of-bounds read above. The first
-    # block splits V = 32, so that the interpreter's tests run the loop twice.
+    # which the intra-chunk gradients after the V loop take (the loop alone: 94); at BV 32, 24 B spilled at one or
+    # two stages (168 B with dv), at BV 64 136 B (sm90 builds, bench/core_build.py; before the kernels formed the
+    # decay from the gate logits themselves: 0, 8 and 104 B). 4 warps spill 800 B, besides the out-of-bounds read
+    # above. The first block splits V = 32, so that the interpreter's tests run the loop twice.
     qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 1)]
+    # The same split over K (SPLIT_K): (64, BK) tiles after the V loop instead of (64, K). bf16 sm90 builds (Triton
+    # 3.6, bench/core_build.py), none spilling: BK 16 takes 218 registers at 4 warps (two programs per SM), 128-136 at
+    # 8 (two under the cap); BK 32 takes 219 at 8 warps (one per SM) and spills 80-112 B at 4, 176 B under a cap of
+    # 128 at 8. 4 warps untried on a GPU (the caveat above was chunk_grads_kernel's). The first block's BK = 16
+    # gives the interpreter's tests at K = 20 and 64 several K blocks (16 is tl.dot's smallest).
+    qk_grads_k_blocks = [
+        ({"BK": 16, "BV": 32}, 4, 1),
+        ({"BK": 16, "BV": 32}, 8, 2),
+        ({"BK": 16, "BV": 64}, 8, 1, 128),
+        ({"BK": 16, "BV": 64}, 4, 1),
+        ({"BK": 32, "BV": 32}, 8, 1),
+    ]
     # dv recomputes its chunk's scores in each V block's program (one BT x BT x K product, as output_kernel).
     # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap
     # (two). fp32 (tests) spills 0.2-2 KB. The first block splits V = 32, so that the interpreter's tests see a
@@ -110,20 +133,37 @@ def _kernels():
             grad_kernels.chunk_grads_kernel
         ),
         "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), key=key)(grad_kernels.chunk_grads_kernel),
+        "chunk_qk_grads_k": triton.autotune(configs(qk_grads_k_blocks), key=key)(grad_kernels.chunk_qk_grads_kernel),
         "chunk_dv": triton.autotune(configs(dv_blocks), key=key)(grad_kernels.chunk_dv_kernel),
     }
 
 
-def check_inputs(q, log_decay, v):
-    if q.dim() != 4 or log_decay.shape != q.shape or v.dim() != 4 or v.shape[:3] != q.shape[:3]:
+def check_inputs(q, gate_logits, v):
+    if q.dim() != 4 or gate_logits.shape != q.shape or v.dim() != 4 or v.shape[:3] != q.shape[:3]:
         raise ValueError(
-            f"MetaLA core: q, log_decay must be (B, T, H, K) and v (B, T, H, V) with the same B, T, H; got "
-            f"q {tuple(q.shape)}, log_decay {tuple(log_decay.shape)}, v {tuple(v.shape)}"
+            f"MetaLA core: q, gate_logits must be (B, T, H, K) and v (B, T, H, V) with the same B, T, H; got "
+            f"q {tuple(q.shape)}, gate_logits {tuple(gate_logits.shape)}, v {tuple(v.shape)}"
         )
-    if log_decay.dtype != torch.float32:
-        raise ValueError(f"MetaLA core: log_decay must be float32 (the decay's precision), got {log_decay.dtype}")
-    if q.dtype not in (torch.bfloat16, torch.float16, torch.float32) or v.dtype != q.dtype:
-        raise ValueError(f"MetaLA core: q and v must share one of bf16/fp16/fp32, got {q.dtype} and {v.dtype}")
+    if q.dtype not in (torch.bfloat16, torch.float16, torch.float32) or {v.dtype, gate_logits.dtype} != {q.dtype}:
+        raise ValueError(
+            f"MetaLA core: q, gate_logits and v must share one of bf16/fp16/fp32, got {q.dtype}, "
+            f"{gate_logits.dtype} and {v.dtype}"
+        )
+
+
+def token_rows(x):
+    """(x, its row stride): x as the kernels read it, each token's H·D channels contiguous and its (batch, token)
+    rows one stride apart (a view of the (B, T, 3W) projection as it is, without a copy), else a contiguous copy."""
+    batch, seq, heads, dim = x.shape
+    fits = (
+        x.stride(-1) == 1
+        and (heads == 1 or x.stride(-2) == dim)
+        and x.stride(1) >= heads * dim
+        and (batch == 1 or x.stride(0) == seq * x.stride(1))
+    )
+    if not fits:
+        x = x.contiguous()
+    return x, x.stride(1) if seq > 1 else heads * dim
 
 
 def _sizes(q, v, chunk_size):
@@ -140,6 +180,12 @@ def _sizes(q, v, chunk_size):
     ), batch * heads
 
 
+def _inputs(q, gate_logits, v):
+    """The inputs in the kernels' layout (token_rows) and their row strides, as the kernels' keyword arguments."""
+    (q, stride_q), (gate_logits, stride_g), (v, stride_v) = (token_rows(t) for t in (q, gate_logits, v))
+    return q, gate_logits, v, dict(stride_q=stride_q, stride_g=stride_g, stride_v=stride_v)
+
+
 def _scan(buffer, decays, sizes, batch_heads, reverse):
     grid = lambda meta: (-(-sizes["K"] // meta["BK"]), -(-sizes["V"] // meta["BV"]), batch_heads)
     _kernels()["scan"][grid](buffer, decays, sizes["NT"], sizes["K"], sizes["V"], REVERSE=reverse)
@@ -149,70 +195,121 @@ def _updates_grid(sizes, batch_heads):
     return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // meta["BV"]))
 
 
-def chunk_states(q, log_decay, v, chunk_size=CHUNK_SIZE):
-    """(B, H, N, K, V) in q's dtype: the state entering each chunk, from a zero state."""
+def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
-    decays = log_decay.new_empty(batch_heads, sizes["NT"], sizes["K"])
+    decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
     _kernels()["state_updates"][_updates_grid(sizes, batch_heads)](
-        v, log_decay, states, decays, **sizes, BK=_block(sizes["K"])
+        v,
+        gate_logits,
+        states,
+        decays,
+        strides["stride_v"],
+        strides["stride_g"],
+        normalizer,
+        **sizes,
+        BK=_block(sizes["K"]),
     )
     _scan(states, decays, sizes, batch_heads, reverse=False)
     return states
 
 
-def metala_core_fwd(q, log_decay, v, scale, chunk_size=CHUNK_SIZE, keep_states=False):
-    """q, log_decay (B, T, H, K), v (B, T, H, V), all contiguous -> (o (B, T, H, V) in v's dtype, the states if
-    keep_states else None)."""
-    check_inputs(q, log_decay, v)
+def chunk_states(q, gate_logits, v, normalizer, chunk_size=CHUNK_SIZE):
+    """(B, H, N, K, V) in q's dtype: the state entering each chunk, from a zero state."""
+    check_inputs(q, gate_logits, v)
+    q, gate_logits, v, strides = _inputs(q, gate_logits, v)
+    return _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
+
+
+def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False):
+    """q, gate_logits (B, T, H, K), v (B, T, H, V), one dtype, log α = logsigmoid(gate_logits) / normalizer ->
+    (o (B, T, H, V) contiguous in v's dtype, the states if keep_states else None). The inputs may be views of one
+    projection (token_rows)."""
+    check_inputs(q, gate_logits, v)
+    q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     sizes, batch_heads = _sizes(q, v, chunk_size)
-    states = chunk_states(q, log_decay, v, chunk_size)
-    out = torch.empty_like(v)
+    states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
+    out = v.new_empty(v.shape)
     block_v = _block(sizes["V"])
     grid = (sizes["NT"], batch_heads, 1)
     _kernels()["output"][grid](
-        q, log_decay, v, states, out, scale, **sizes, BK=_block(sizes["K"]), BV=block_v, BF16=q.dtype == torch.bfloat16
+        q,
+        gate_logits,
+        v,
+        states,
+        out,
+        scale,
+        **strides,
+        normalizer=normalizer,
+        **sizes,
+        BK=_block(sizes["K"]),
+        BV=block_v,
+        BF16=q.dtype == torch.bfloat16,
     )
     return out, (states if keep_states else None)
 
 
-def metala_core_bwd(q, log_decay, v, scale, d_out, states=None, chunk_size=CHUNK_SIZE):
-    """-> (dq, d_log_decay (fp32), dv) for the cotangent d_out; `states` from metala_core_fwd(keep_states=True),
-    else recomputed."""
-    check_inputs(q, log_decay, v)
+def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE):
+    """-> (dq, d_gate_logits (fp32), dv), contiguous, for the cotangent d_out; `states` from
+    metala_core_fwd(keep_states=True), else recomputed."""
+    check_inputs(q, gate_logits, v)
+    q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     d_out = d_out.to(v.dtype).contiguous()
     sizes, batch_heads = _sizes(q, v, chunk_size)
     if states is None:
-        states = chunk_states(q, log_decay, v, chunk_size)
+        states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
     state_grads = torch.empty_like(states)
-    decays = log_decay.new_empty(batch_heads, sizes["NT"], sizes["K"])
+    decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
+    stride_q, stride_g = strides["stride_q"], strides["stride_g"]
     _kernels()["state_grad_updates"][_updates_grid(sizes, batch_heads)](
-        q, log_decay, d_out, state_grads, decays, scale, **sizes, BK=_block(sizes["K"])
+        q,
+        gate_logits,
+        d_out,
+        state_grads,
+        decays,
+        scale,
+        stride_q,
+        stride_g,
+        normalizer,
+        **sizes,
+        BK=_block(sizes["K"]),
     )
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
-    dq, d_log_decay, dv = torch.empty_like(q), torch.empty_like(log_decay), torch.empty_like(v)
+    dq, dv = q.new_empty(q.shape), v.new_empty(v.shape)
+    d_gate_logits = q.new_empty(q.shape, dtype=torch.float32)
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16)
-    grads = (q, log_decay, v, d_out, states, state_grads, dq, d_log_decay, dv, scale)
+    qk_grads = (q, gate_logits, v, d_out, states, state_grads, dq, d_gate_logits)
+    grads = (*qk_grads, dv, scale)
+    if SPLIT_DV and SPLIT_K:
+        grid = lambda meta: (sizes["NT"], batch_heads, -(-sizes["K"] // meta["BK"]))
+        _kernels()["chunk_qk_grads_k"][grid](
+            *qk_grads, scale, **strides, normalizer=normalizer, **sizes, BF16=blocks["BF16"]
+        )
+    elif SPLIT_DV:
+        _kernels()["chunk_qk_grads"][(sizes["NT"], batch_heads)](
+            *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=False
+        )
     if SPLIT_DV:
-        _kernels()["chunk_qk_grads"][(sizes["NT"], batch_heads)](*grads, **sizes, **blocks, DV=False)
-        dv_grid = _updates_grid(sizes, batch_heads)
-        _kernels()["chunk_dv"][dv_grid](q, log_decay, d_out, state_grads, dv, scale, **sizes, **blocks)
+        _kernels()["chunk_dv"][_updates_grid(sizes, batch_heads)](
+            q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, normalizer, **sizes, **blocks
+        )
     else:
-        _kernels()["chunk_grads"][(sizes["NT"], batch_heads)](*grads, **sizes, **blocks, DV=True)
-    return dq, d_log_decay, dv
+        _kernels()["chunk_grads"][(sizes["NT"], batch_heads)](
+            *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=True
+        )
+    return dq, d_gate_logits, dv
 
 
 class MetaLACoreTriton(torch.autograd.Function):
     """The kernels under autograd, recomputing the states in backward (tests; the model uses the custom op)."""
 
     @staticmethod
-    def forward(ctx, q, log_decay, v, scale):
-        q, log_decay, v = (t.contiguous() for t in (q, log_decay, v))
-        ctx.save_for_backward(q, log_decay, v)
-        ctx.scale = scale
-        return metala_core_fwd(q, log_decay, v, scale)[0]
+    def forward(ctx, q, gate_logits, v, scale, normalizer):
+        ctx.save_for_backward(q, gate_logits, v)
+        ctx.scale, ctx.normalizer = scale, normalizer
+        return metala_core_fwd(q, gate_logits, v, scale, normalizer)[0]
 
     @staticmethod
     def backward(ctx, d_out):
-        q, log_decay, v = ctx.saved_tensors
-        return (*metala_core_bwd(q, log_decay, v, ctx.scale, d_out), None)
+        q, gate_logits, v = ctx.saved_tensors
+        return (*metala_core_bwd(q, gate_logits, v, ctx.scale, ctx.normalizer, d_out), None, None)

@@ -77,7 +77,7 @@ def run_path(path, fast, heads):
     q, logits, v, _ = split_projected(fast[0].detach(), heads)
     log_decay, key = ops.decay_and_key(logits)
     with torch.no_grad():  # both cores' forwards are deterministic: the o the path's token_mix computed
-        o, _ = ops.gla_recurrence(q, key, v, log_decay, core_kernel=core_kernel)
+        o, _ = ops.gla_recurrence(q, key, v, log_decay, core_kernel=core_kernel, gate_logits=logits)
     return y, o
 
 

@@ -1,6 +1,7 @@
-"""MetaLA's own core as custom ops (ops/metala_core_op.py): values and gradients of the CPU kernels against the
-fp64 recurrence through the op's autograd, its registrations under torch.library.opcheck, the forward's kept
-states against a direct computation, and the refusal of packed documents."""
+"""MetaLA's own core as custom ops (ops/metala_core_op.py): values and gradients (d gate logits through logsigmoid)
+of the CPU kernels against the fp64 recurrence through the op's autograd, on contiguous inputs and on views of one
+projection, its registrations under torch.library.opcheck, the forward's kept states against a direct computation,
+and the refusal of packed documents."""
 
 import logging
 
@@ -11,25 +12,35 @@ from neox_metala.ops import metala_core, metala_core_op, reference
 
 F64 = torch.float64
 SCALE = 0.35
+NORMALIZER = 16.0
 
 
-def draw(seq=70, strong_chunk=True, seed=2):
+def draw(seq=70, strong_chunk=True, seed=2, views=False):
+    """q, v, gate logits; with views, head-split views of one (B, T, 3W)-like projection, as the layer passes them."""
     gen = torch.Generator().manual_seed(seed)
     logits = torch.randn(2, seq, 3, 8, dtype=F64, generator=gen) * 3
     if strong_chunk:
         logits[:, 64:, :, 2] -= 200  # the second chunk takes the exact form
-    log_decay, _ = reference.decay_and_key_reference(logits)
     q = torch.randn(2, seq, 3, 8, dtype=F64, generator=gen)
     v = torch.randn(2, seq, 3, 5, dtype=F64, generator=gen)
-    return q, v, log_decay
+    if not views:
+        return q, v, logits
+    projected = torch.cat([t.flatten(-2) for t in (q, v, logits)], -1)  # (B, T, 24 + 15 + 24)
+    return [part.unflatten(-1, (3, -1)) for part in projected.split([24, 15, 24], -1)]
 
 
+def log_decay_and_key(logits):
+    return reference.decay_and_key_reference(logits, NORMALIZER)
+
+
+@pytest.mark.parametrize("views", [False, True], ids=["contiguous", "views"])
 @pytest.mark.parametrize("keep_states", [False, True], ids=["recomputed", "kept"])
-def test_op_values_and_gradients_equal_the_recurrence(keep_states):
-    inputs = [t.requires_grad_() for t in draw()]
-    q, v, log_decay = inputs
-    output = metala_core_op.metala_core(q, v, log_decay, SCALE, keep_states=keep_states)
-    expected, _ = reference.recurrent_gla_reference(q, metala_core.key_from_log_decay(log_decay), v, log_decay, SCALE)
+def test_op_values_and_gradients_equal_the_recurrence(keep_states, views):
+    inputs = [t.detach().requires_grad_() for t in draw(views=views)]
+    q, v, logits = inputs
+    output = metala_core_op.metala_core(q, v, logits, SCALE, NORMALIZER, keep_states=keep_states)
+    log_decay, key = log_decay_and_key(logits)
+    expected, _ = reference.recurrent_gla_reference(q, key, v, log_decay, SCALE)
     cotangent = torch.randn_like(expected)
     grads = torch.autograd.grad(output, inputs, cotangent)
     expected_grads = torch.autograd.grad(expected, inputs, cotangent)
@@ -38,16 +49,17 @@ def test_op_values_and_gradients_equal_the_recurrence(keep_states):
         assert torch.allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
-def test_op_registrations_pass_opcheck():
-    q, v, log_decay = (t.requires_grad_() for t in draw(seq=20, strong_chunk=False))
+@pytest.mark.parametrize("views", [False, True], ids=["contiguous", "views"])
+def test_op_registrations_pass_opcheck(views):
+    q, v, logits = (t.detach().requires_grad_() for t in draw(seq=20, strong_chunk=False, views=views))
     for keep_states in (False, True):
-        torch.library.opcheck(metala_core_op.metala_core_forward, (q, log_decay, v, SCALE, keep_states))
+        torch.library.opcheck(metala_core_op.metala_core_forward, (q, logits, v, SCALE, NORMALIZER, keep_states))
 
 
 def test_kept_states_are_the_states_entering_each_chunk():
-    q, v, log_decay = draw(seq=130)
-    _, states = metala_core_op.metala_core_forward(q, log_decay, v, SCALE, True)  # (B, H, N, K, V)
-    key = metala_core.key_from_log_decay(log_decay)
+    q, v, logits = draw(seq=130)
+    _, states = metala_core_op.metala_core_forward(q, logits, v, SCALE, NORMALIZER, True)  # (B, H, N, K, V)
+    log_decay, key = log_decay_and_key(logits)
     assert torch.equal(states[:, :, 0], torch.zeros_like(states[:, :, 0]))  # from a zero state
     for chunk in (1, 2):
         start = chunk * metala_core.CHUNK_SIZE
@@ -58,9 +70,9 @@ def test_kept_states_are_the_states_entering_each_chunk():
 
 
 def test_packed_documents_are_refused():
-    q, v, log_decay = draw(seq=8)
+    q, v, logits = draw(seq=8)
     with pytest.raises(ValueError, match="packed documents"):
-        metala_core_op.metala_core(q, v, log_decay, SCALE, document_starts=torch.zeros(2, 8, dtype=torch.bool))
+        metala_core_op.metala_core(q, v, logits, SCALE, NORMALIZER, document_starts=torch.zeros(2, 8, dtype=torch.bool))
 
 
 @pytest.mark.parametrize("keep", [True, False], ids=["kept-states", "recomputed-states"])

@@ -1,6 +1,7 @@
 """MetaLA's core Triton kernels (ops/metala_core_triton.py) against the fp64 recurrence: the output and every
-gradient (dq, dv, d log_decay with the key's path), at awkward sizes, for draws whose chunks take the factorised
-form, the exact (sub-chunk) form, or both (metala_core_draws.py).
+gradient (dq, dv, d gate logits through logsigmoid and the key's path), at awkward sizes, for draws whose chunks
+take the factorised form, the exact (sub-chunk) form, or both (metala_core_draws.py), gate logits of ±30, and
+inputs read in place as views of one projection.
 
 Runs natively on a CUDA GPU (bf16 and fp32, larger shapes), or on the CPU through the Triton interpreter when
 TRITON_INTERPRET=1 is set before the run (fp32 and small shapes only: the interpreter's bf16 arithmetic is not
@@ -12,57 +13,79 @@ import pytest
 import torch
 import triton_runs
 
-from neox_metala.ops import metala_core, reference
+from neox_metala.ops import reference
 from neox_metala.ops.chunked import chunked_gla
 
 pytestmark = triton_runs.MARKS
 DEVICE = triton_runs.DEVICE
 F64 = torch.float64
 SCALE = 0.3
-# (relative bound, bound relative to ‖q ⊙ dq‖ for d log_decay): d log_decay is a difference of terms of that size
-# which cancel under strong decay, so its floor is the dtype's rounding of those terms (as in fla's dg)
+NORMALIZER = 16.0  # MetaLA's (ops/options.py: decay_normalizer)
+# (relative bound, bound relative to ‖q ⊙ dq‖ for d log_decay, carried to d gate logits): d log_decay is a
+# difference of terms of that size which cancel under strong decay, so its floor is the dtype's rounding of those
+# terms (as in fla's dg)
 BOUNDS = {torch.float32: (1e-5, 1e-6), torch.bfloat16: (1e-2, 3e-3), torch.float16: (3e-3, 1e-3)}
 
 
 def draw(batch, seq, heads, head_k_dim, head_v_dim, decay, seed=0):
-    """fp64 q, log_decay, v (metala_core_draws.draw) and a cotangent, on the test's device."""
-    q, log_decay, v = metala_core_draws.draw(batch, seq, heads, head_k_dim, head_v_dim, decay, seed)
+    """fp64 q, gate logits, v (metala_core_draws.draw_logits) and a cotangent, on the test's device."""
+    q, logits, v = metala_core_draws.draw_logits(batch, seq, heads, head_k_dim, head_v_dim, decay, seed)
     cotangent = torch.randn(v.shape, dtype=F64, generator=torch.Generator().manual_seed(seed + 1))
-    return [t.to(DEVICE) for t in (q, log_decay, v, cotangent)]
+    return [t.to(DEVICE) for t in (q, logits, v, cotangent)]
 
 
-def exact(q, log_decay, v, cotangent):
-    """fp64 output and gradients: the step-by-step recurrence, or for long draws the pairwise chunked form."""
-    inputs = [t.detach().requires_grad_() for t in (q, log_decay, v)]
-    key = metala_core.key_from_log_decay(inputs[1])
+def exact(q, logits, v, cotangent):
+    """fp64 output and gradients (d gate logits through logsigmoid): the step-by-step recurrence, or for long draws
+    the pairwise chunked form."""
+    inputs = [t.detach().requires_grad_() for t in (q, logits, v)]
+    log_decay, key = reference.decay_and_key_reference(inputs[1], NORMALIZER)
     if q.shape[1] <= 512:
-        output, _ = reference.recurrent_gla_reference(inputs[0], key, inputs[2], inputs[1], SCALE)
+        output, _ = reference.recurrent_gla_reference(inputs[0], key, inputs[2], log_decay, SCALE)
     else:
-        output, _ = chunked_gla(inputs[0], key, inputs[2], inputs[1], SCALE, chunk_size=64)
+        output, _ = chunked_gla(inputs[0], key, inputs[2], log_decay, SCALE, chunk_size=64)
     return output, torch.autograd.grad(output, inputs, cotangent)
 
 
-def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay):
+def projection_views(q, logits, v):
+    """q, logits, v as the layer hands them over: head-split views of one (B, T, 3W)-like projection [q | logits |
+    v | gate], tokens 3W apart, not copies."""
+    (batch, seq, heads, head_k_dim), head_v_dim = q.shape, v.shape[-1]
+    widths = [heads * head_k_dim, heads * head_k_dim, heads * head_v_dim, heads * head_v_dim]
+    projected = q.new_full((batch, seq, sum(widths)), float("nan"))  # the gate part must not be read
+    parts = projected.split(widths, dim=-1)
+    for part, x in zip(parts, (q, logits, v)):
+        part.copy_(x.flatten(-2))
+    return [part.unflatten(-1, (heads, -1)) for part in parts[:3]]
+
+
+def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False):
     from neox_metala.ops import metala_core_triton
 
-    q, log_decay, v, cotangent = draw(batch, seq, heads, head_k_dim, head_v_dim, decay)
-    q, v = q.to(dtype).double(), v.to(dtype).double()  # the reference sees the kernel's rounded inputs
-    expected, expected_grads = exact(q, log_decay, v, cotangent)
-    inputs = [q.to(dtype), log_decay.float(), v.to(dtype)]
-    output, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, keep_states=True)
-    grads = metala_core_triton.metala_core_bwd(*inputs, SCALE, cotangent.to(dtype))
+    q, logits, v, cotangent = draw(batch, seq, heads, head_k_dim, head_v_dim, decay)
+    q, logits, v = (t.to(dtype).double() for t in (q, logits, v))  # the reference sees the kernel's rounded inputs
+    expected, expected_grads = exact(q, logits, v, cotangent)
+    inputs = [q.to(dtype), logits.to(dtype), v.to(dtype)]
+    if views:
+        inputs = projection_views(*inputs)
+        for x in inputs:  # read in place
+            assert not x.is_contiguous() and metala_core_triton.token_rows(x)[0].data_ptr() == x.data_ptr()
+    output, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, NORMALIZER, keep_states=True)
+    grads = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype))
+    assert grads[1].dtype == torch.float32 and all(g.is_contiguous() for g in (output, *grads))
     relative, floor = BOUNDS[dtype]
     errors = {"output": (output.double() - expected).norm() / expected.norm()}
-    floors = {"q": 0.0, "log_decay": floor * (q * expected_grads[0]).norm(), "v": 0.0}
-    for name, got, want in zip(("q", "log_decay", "v"), grads, expected_grads):
+    # d logits = d log_decay · sigmoid(−x) / normalizer: d log_decay's floor carried through the same factor
+    logits_floor = floor * (q * expected_grads[0] * torch.sigmoid(-logits) / NORMALIZER).norm()
+    floors = {"q": 0.0, "gate_logits": logits_floor, "v": 0.0}
+    for name, got, want in zip(("q", "gate_logits", "v"), grads, expected_grads):
         assert torch.isfinite(got).all(), name
         errors[name] = (got.double() - want).norm() / (relative * want.norm() + floors[name]) * relative
     print(
-        f"TRITON-CORE {dtype} B{batch} T{seq} H{heads} K{head_k_dim} V{head_v_dim} {decay}:",
+        f"TRITON-CORE {dtype} B{batch} T{seq} H{heads} K{head_k_dim} V{head_v_dim} {decay} views={views}:",
         " ".join(f"{name} {error:.2e}" for name, error in errors.items()),
     )
     assert all(error <= relative for error in errors.values()), errors
-    with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, cotangent.to(dtype), states=states)
+    with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype), states=states)
     for got, recomputed in zip(with_states, grads):
         assert torch.equal(got, recomputed)  # the forward's states are the ones the backward recomputes
 
@@ -81,20 +104,38 @@ SMALL = [
     pytest.param(100, 20, 24, "moderate", id="T100-K20-V24-moderate"),
     pytest.param(63, 16, 32, "graded", id="T63-graded"),
     pytest.param(130, 20, 24, "graded", id="T130-K20-V24-graded"),
+    # gate logits of ±30: logsigmoid's accuracy at large logits (the keys ≈ 1e-14 that make the whole output)
+    pytest.param(70, 16, 32, "open", id="T70-open"),
+    pytest.param(70, 16, 32, "open-shut", id="T70-open-shut"),
 ]
 
 
-@pytest.fixture(params=[True, False], ids=["split-dv", "fused-dv"])
+# (SPLIT_DV, SPLIT_K): SPLIT_K only picks among the kernels that SPLIT_DV runs
+BACKWARD_FORMS = {"split-dv-split-k": (True, True), "split-dv": (True, False), "fused-dv": (False, False)}
+
+
+@pytest.fixture(params=list(BACKWARD_FORMS))
 def dv_form(request, monkeypatch):
-    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV)."""
+    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV), and with its own
+    kernel, dq and d gate logits by a program per chunk and K block or per chunk (SPLIT_K)."""
     from neox_metala.ops import metala_core_triton
 
-    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", request.param)
+    split_dv, split_k = BACKWARD_FORMS[request.param]
+    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+    monkeypatch.setattr(metala_core_triton, "SPLIT_K", split_k)
 
 
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
 def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, dv_form):
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
+
+
+@pytest.mark.parametrize(
+    "batch, seq, decay", [(2, 130, "mixed"), (2, 70, "open-shut")], ids=["B2-T130-mixed", "B2-T70-open-shut"]
+)
+def test_kernels_read_views_of_one_projection(batch, seq, decay, dv_form):
+    """q, gate logits and v as head-split views of one (B, T, 3W) projection: read in place, same results."""
+    check(torch.float32, batch, seq, 2, 16, 32, decay, views=True)
 
 
 GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: GPU only")
@@ -104,7 +145,7 @@ GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
 def test_kernels_half_precision_within_bounds(seq, head_k_dim, head_v_dim, decay, dtype, dv_form):
-    check(dtype, 2, seq, 3, head_k_dim, head_v_dim, decay)
+    check(dtype, 2, seq, 3, head_k_dim, head_v_dim, decay, views=decay == "mixed")
 
 
 @GPU_ONLY
@@ -115,34 +156,49 @@ def test_kernels_half_precision_within_bounds(seq, head_k_dim, head_v_dim, decay
     ids=["B2-T300-mild", "B2-T300-mixed", "B1-T2048-mild", "B1-T2048-mixed"],
 )
 def test_kernels_at_model_widths(dtype, batch, seq, decay, dv_form):
-    check(dtype, batch, seq, 3, 64, 128, decay)
+    check(dtype, batch, seq, 3, 64, 128, decay, views=True)
 
 
 def test_inputs_are_checked():
     from neox_metala.ops import metala_core_triton
 
     q = torch.zeros(1, 4, 1, 16, device=DEVICE)
-    with pytest.raises(ValueError, match="log_decay must be float32"):
-        metala_core_triton.metala_core_fwd(q, q.double(), q, SCALE)
+    with pytest.raises(ValueError, match="must share one of"):
+        metala_core_triton.metala_core_fwd(q, q.double(), q, SCALE, NORMALIZER)
     with pytest.raises(ValueError, match="same B, T, H"):
-        metala_core_triton.metala_core_fwd(q, q, q[:, :3], SCALE)
+        metala_core_triton.metala_core_fwd(q, q, q[:, :3], SCALE, NORMALIZER)
+
+
+def test_inputs_in_other_layouts_are_copied_to_the_kernels_layout():
+    """token_rows: a view that the kernels can read keeps its storage and row stride; others are copied."""
+    from neox_metala.ops import metala_core_triton
+
+    projected = torch.zeros(2, 5, 3 * 24, device=DEVICE)
+    view = projected[..., 24:48].unflatten(-1, (3, 8))  # (B, T, H, D) = (2, 5, 3, 8), tokens 72 apart
+    same, stride = metala_core_triton.token_rows(view)
+    assert same is view and stride == 72
+    for other in (view.transpose(0, 1), view.transpose(2, 3), projected[:, ::2, :24].unflatten(-1, (3, 8))):
+        copied, stride = metala_core_triton.token_rows(other)
+        assert copied.is_contiguous() and stride == 24 and torch.equal(copied, other)
 
 
 @GPU_ONLY
 @pytest.mark.parametrize("keep_states", [False, True], ids=["recomputed", "kept"])
 def test_custom_op_runs_the_kernels(keep_states):
-    """ops/metala_core_op.py on CUDA tensors: its autograd gives the launchers' own output and gradients."""
+    """ops/metala_core_op.py on CUDA tensors (views of one projection): its autograd gives the launchers' own output
+    and gradients (d gate logits cast to their dtype by autograd)."""
     from neox_metala.ops import metala_core_op, metala_core_triton
 
-    q, log_decay, v, cotangent = draw(2, 200, 3, 64, 128, "mixed")
-    q, log_decay, v, cotangent = q.bfloat16(), log_decay.float(), v.bfloat16(), cotangent.bfloat16()
-    leaves = [t.detach().requires_grad_() for t in (q, v, log_decay)]
-    output = metala_core_op.metala_core(*leaves, SCALE, keep_states=keep_states)
+    q, logits, v, cotangent = draw(2, 200, 3, 64, 128, "mixed")
+    q, logits, v = projection_views(q.bfloat16(), logits.bfloat16(), v.bfloat16())
+    cotangent = cotangent.bfloat16()
+    leaves = [t.detach().requires_grad_() for t in (q, v, logits)]
+    output = metala_core_op.metala_core(*leaves, SCALE, NORMALIZER, keep_states=keep_states)
     grads = torch.autograd.grad(output, leaves, cotangent)
-    expected, _ = metala_core_triton.metala_core_fwd(q, log_decay, v, SCALE)
-    dq, d_log_decay, dv = metala_core_triton.metala_core_bwd(q, log_decay, v, SCALE, cotangent)
+    expected, _ = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER)
+    dq, d_logits, dv = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
     assert torch.equal(output, expected)
-    for got, want in zip(grads, (dq, dv, d_log_decay)):
+    for got, want in zip(grads, (dq, dv, d_logits.bfloat16())):
         assert torch.equal(got, want)
 
 
@@ -150,8 +206,8 @@ def test_custom_op_runs_the_kernels(keep_states):
 def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     """The state scan works in place on its updates, so the autotuner, which times each configuration on the real
     buffers, must restore them (restore_value). In the interpreter (which cannot time): every configuration of every
-    kernel, those of both dv forms, run twice through the autotuner's own timing path, the last one reported fastest
-    and so kept; then the result must still be the recurrence's."""
+    kernel, those of every backward form, run twice through the autotuner's own timing path, the last one reported
+    fastest and so kept; then the result must still be the recurrence's."""
     import triton.runtime.autotuner as autotuner
 
     from neox_metala.ops import metala_core_triton
@@ -168,8 +224,9 @@ def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
     metala_core_triton._kernels.cache_clear()
     try:
-        for split_dv in (True, False):
+        for split_dv, split_k in BACKWARD_FORMS.values():
             monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+            monkeypatch.setattr(metala_core_triton, "SPLIT_K", split_k)
             check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
