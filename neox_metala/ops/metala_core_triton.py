@@ -42,14 +42,15 @@ of the H200's 0.7 ms core f+b at B8 T2048, its chunk's scores kept through the l
 loop holds three dots instead of five and nothing spills. Read at every backward, so that a benchmark can time both
 forms in one process."""
 
-SPLIT_K = True
+SPLIT_K = False
 """With SPLIT_DV: dq and d gate logits by chunk_qk_grads_kernel, a program per chunk and K block (grid N, B·H, K/BK),
 rather than chunk_grads_kernel without dv, a program per chunk holding (64, K) tiles at 255 registers (one program
 per SM: 235 µs per call at B8 T2048 H8 K64 V128 bf16 on an H200, the largest core kernel). All of its work after
 the V loop is per channel but do vᵀ, which each K block's program forms again (a 64 x 64 x V product, do and v
-read again from L2). The default because at BK = 16 its builds fit two programs per SM without spills (each
-program's latency-bound tail a quarter as long, and another program to hide it): untimed on a GPU so far
-(bench/core_configs.py times both forms). Read at every backward, as SPLIT_DV."""
+read again from L2). At BK = 16 its builds fit two programs per SM without spills, but on an H200 (2026-11-29, session 9,
+bench/core_configs.py, bf16 B8 T2048, kept states) the core f+b took 0.633 ms with it against 0.577 without (B2
+T8192: 0.640 / 0.586): the recomputed do vᵀ costs more than the second program hides. Off; kept so that the bench
+can time both forms. Read at every backward, as SPLIT_DV."""
 
 
 def _block(n: int) -> int:
@@ -108,16 +109,15 @@ def _kernels():
     # above. The first block splits V = 32, so that the interpreter's tests run the loop twice.
     qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 1)]
     # The same split over K (SPLIT_K): (64, BK) tiles after the V loop instead of (64, K). bf16 sm90 builds (Triton
-    # 3.6, bench/core_build.py), none spilling: BK 16 takes 218 registers at 4 warps (two programs per SM), 128-136 at
-    # 8 (two under the cap); BK 32 takes 219 at 8 warps (one per SM) and spills 80-112 B at 4, 176 B under a cap of
-    # 128 at 8. 4 warps untried on a GPU (the caveat above was chunk_grads_kernel's). The first block's BK = 16
-    # gives the interpreter's tests at K = 20 and 64 several K blocks (16 is tl.dot's smallest).
+    # 3.6, bench/core_build.py), none spilling: BK 16 takes 218 registers at 4 warps, 128-136 at 8; BK 32 219 at 8.
+    # 4 warps left out: on the H200 (bf16) (16, 32) at 4 warps gave d gate logits 5x off at T=300 and (16, 64) read
+    # out of bounds (bench/core_configs.py, 2026-11-29 session 9), as chunk_grads_kernel's 4-warp builds did. The
+    # first block's BK = 16 gives the interpreter's tests at K = 20 and 64 several K blocks.
     qk_grads_k_blocks = [
-        ({"BK": 16, "BV": 32}, 4, 1),
         ({"BK": 16, "BV": 32}, 8, 2),
         ({"BK": 16, "BV": 64}, 8, 1, 128),
-        ({"BK": 16, "BV": 64}, 4, 1),
         ({"BK": 32, "BV": 32}, 8, 1),
+        ({"BK": 16, "BV": 64}, 8, 2),
     ]
     # dv recomputes its chunk's scores in each V block's program (one BT x BT x K product, as output_kernel).
     # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap

@@ -27,12 +27,12 @@ import torch.nn.functional as F
 # (tokens per block, channels per block, warps). The forward's: the fastest of bench/conv.py's sweep on an H200
 # (2026-11-29, B8 T2048 C1024 bf16: 0.031 ms = 1.9x its byte floor, against 0.141 ms at (16, 128, 8)).
 FORWARD_BLOCKS = (8, 128, 4)
-# The backward's two kernels, from the same sweep: dx at the forward's blocks (0.026 ms = 1.7x its floor); dpre
-# fastest at (8, 64, 2) walking 16 token blocks (0.152 ms, against 0.354 at (8, 128, 4) and 0.654 at (8, 256, 8)),
-# measured when that kernel reduced the weight gradient across threads at every step, which made large tiles slow.
-# It now reduces once per program, so these blocks stand until bench/conv.py's sweep is rerun on the GPU. The dpre
-# program walks STEPS blocks of tokens, so its weight-gradient partials stay small (B · T / (BT · STEPS) × C × W
-# fp32: 2 MB at B=8, T=2048, C=1024). sm90 builds (bench/conv_build.py, triton 3.6, bf16): 40, 128 and 40
+# The backward's two kernels, from the same sweep: dx at the forward's blocks (0.026 ms = 1.6x its floor); dpre,
+# which reduces its weight-gradient partials once per program, fastest at (8, 64, 2) walking 16 token blocks:
+# 0.062 ms = 2.6x its floor (H200, 2026-11-29 session 9; 0.072 at (8, 128, 4), 0.082-0.117 at 16-32 tokens), where
+# the form that reduced at every step and tap took 0.152 ms. Backward at these blocks: 0.088 ms (2.2x its floor).
+# The dpre program walks STEPS blocks of tokens, so its weight-gradient partials stay small (B · T / (BT · STEPS) ×
+# C × W fp32: 2 MB at B=8, T=2048, C=1024). sm90 builds (bench/conv_build.py, triton 3.6, bf16): 40, 128 and 40
 # registers, no spills.
 PRE_GRAD_BLOCKS = (8, 64, 2)
 PRE_GRAD_STEPS = 16
