@@ -11,7 +11,7 @@ import torch.utils.data  # noqa: F401  (its at-exit hook must be registered befo
 
 from .. import parallel
 from ..config import NeoXArgs
-from ..data.datasets import DatasetTokenizerInfo, DataSources, build_datasets, document_starts, micro_batches
+from ..data.datasets import DatasetTokenizerInfo, DataSources, as_torch, build_datasets, document_starts, micro_batches
 from ..model.gpt import no_padding_mask
 from .signals import preemption_signals_blocked
 
@@ -65,6 +65,7 @@ class BatchStream:
                 parallel.data_parallel_rank(),
                 parallel.data_parallel_size(),
                 num_workers,
+                receiving_thread=torch.device(device).type == "cuda",
             )
         _OPEN_STREAMS.add(self)
         self.device = device
@@ -77,7 +78,7 @@ class BatchStream:
 
     def __next__(self):
         start = time.perf_counter()
-        tokens, labels, loss_mask = next(self.iterator)
+        tokens, labels, loss_mask = as_torch(next(self.iterator))
         self.wait_seconds += time.perf_counter() - start
         to_device = lambda t: t.to(self.device, non_blocking=True)  # noqa: E731
         tokens = to_device(tokens)

@@ -32,3 +32,28 @@ def test_with_eod_id_the_inputs_carry_the_document_starts():
     tokens, mask, starts = first_inputs(EOD)
     expected = torch.tensor([[0, 0, 1, 0, 0, 1, 1, 0], [0, 0, 0, 0, 1, 0, 0, 0]], dtype=torch.bool)
     assert mask.numel() == 1 and torch.equal(starts, expected)
+
+
+def test_workers_batches_equal_the_samples_in_the_trainers_dtypes(single_rank):
+    """Batches cross from the workers in narrow dtypes (datasets._collate); the stream gives back exactly the
+    samples, stacked, as int64 tokens / labels and an fp32 loss mask (pads' -1 labels and masked tokens included)."""
+    rng = np.random.default_rng(3)
+    data = [
+        {
+            "tokens": rng.integers(0, 50_304, 16),
+            "labels": np.where(rng.random(16) < 0.2, -1, rng.integers(0, 50_304, 16)),
+            "loss_mask": (rng.random(16) < 0.7).astype(np.float32),
+        }
+        for _ in range(6)
+    ]
+    stream = BatchStream(data, 2, 2, torch.device("cpu"), num_workers=2)
+    try:
+        batches = [next(stream) for _ in range(2)]
+    finally:
+        stream.close()
+    for index, ((tokens, _mask), (labels, loss_mask)) in enumerate(batches):
+        rows = data[2 + 2 * index : 4 + 2 * index]
+        for name, got, dtype in (("tokens", tokens, torch.int64), ("labels", labels, torch.int64),
+                                 ("loss_mask", loss_mask, torch.float32)):  # fmt: skip
+            assert got.dtype == dtype, name
+            assert torch.equal(got, torch.as_tensor(np.stack([row[name] for row in rows])).to(dtype)), name
