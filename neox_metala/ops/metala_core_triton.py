@@ -47,10 +47,10 @@ SPLIT_K = False
 rather than chunk_grads_kernel without dv, a program per chunk holding (64, K) tiles at 255 registers (one program
 per SM: 235 µs per call at B8 T2048 H8 K64 V128 bf16 on an H200, the largest core kernel). All of its work after
 the V loop is per channel but do vᵀ, which each K block's program forms again (a 64 x 64 x V product, do and v
-read again from L2). At BK = 16 its builds fit two programs per SM without spills, but on an H200 (2026-11-29, session 9,
-bench/core_configs.py, bf16 B8 T2048, kept states) the core f+b took 0.633 ms with it against 0.577 without (B2
-T8192: 0.640 / 0.586): the recomputed do vᵀ costs more than the second program hides. Off; kept so that the bench
-can time both forms. Read at every backward, as SPLIT_DV."""
+read again from L2). At BK = 16 its builds fit two programs per SM without spills, but on an H200 (2026-11-29,
+session 9, bench/core_configs.py, bf16 B8 T2048, kept states) the core f+b took 0.633 ms with it against 0.577
+without (B2 T8192: 0.640 / 0.586): the recomputed do vᵀ costs more than the second program hides. Off; kept so
+that the bench can time both forms. Read at every backward, as SPLIT_DV."""
 
 
 def _block(n: int) -> int:
