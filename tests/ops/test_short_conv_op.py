@@ -106,7 +106,7 @@ def test_conv_kernel_option_routes_compiled_blocks_to_the_op(monkeypatch, compil
 
 @pytest.mark.skipif(
     torch.cuda.is_available(),
-    reason="the layer's parameters live on the GPU there, where fp64 is no Triton dtype: tests/ops/test_short_conv_triton.py",
+    reason="the layer's parameters live on the GPU, where fp64 is no Triton dtype: see test_short_conv_triton.py",
 )
 def test_mixer_routes_its_short_conv_by_the_option(monkeypatch, single_rank):
     """The option reaches the op from the layer: a MetaLAMixer with conv_kernel="triton" in a (stand-in) compiled
