@@ -67,8 +67,9 @@ class TrainingConfig(Section):
     torch_compile_mode: str = "default"
     """torch.compile's mode for the compiled layers: "default", or "reduce-overhead" (CUDA graphs: each layer's
     kernels replayed as one graph, removing the host's per-kernel launch cost; on the 380M model on an H200 it
-    gained ~1% at T=2048, the step being GPU-bound already, with 15.3 instead of 18.0 GiB peak; docs/benchmarks.md),
-    "max-autotune", "max-autotune-no-cudagraphs". Not a NeoX key."""
+    gained ~1% at T=2048 when the step was GPU-bound, with 15.3 instead of 18.0 GiB peak; docs/benchmarks.md; with
+    one pipeline stage each micro batch's forward starts a new CUDA-graph step), "max-autotune",
+    "max-autotune-no-cudagraphs". Not a NeoX key."""
 
     torch_compile_memory_budget: float | None = None
     """With torch_compile: the share of the activations a compiled layer keeps for backward, between what must be

@@ -100,7 +100,18 @@ def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_si
         for module in model.modules():
             if isinstance(module, ParallelBlock):
                 module.compile(args.training.torch_compile_mode)
+        if args.training.torch_compile_mode == "reduce-overhead" and args.parallel.pipeline_stages == 1:
+            model.register_forward_pre_hook(_new_cuda_graph_step)
     return model
+
+
+def _new_cuda_graph_step(_module, _inputs) -> None:
+    """Each micro batch's forward starts a new step of the CUDA-graph trees. Left to themselves they cannot tell
+    where a step begins once several compiled layers run forward before any backward, and they leave their fast
+    path ("Unable to hit fast path of CUDAGraphs ...": 1% instead of the host time the graphs remove, session 6).
+    Safe with one stage only: each micro batch's backward runs before the next forward, so no graph output that a
+    pending backward needs is overwritten; a pipeline's stages run several forwards first."""
+    torch.compiler.cudagraph_mark_step_begin()
 
 
 def default_memory_budget(has_metala_layers: bool) -> float:
