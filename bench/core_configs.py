@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from neox_metala import warmup  # noqa: E402
-from neox_metala.ops import metala_core, metala_core_triton  # noqa: E402
+from neox_metala.ops import metala_core, metala_core_triton, triton_launch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import core as core_bench  # noqa: E402
@@ -107,21 +107,26 @@ def core_call(q, logits, v, d_out, keep_states=False):
 
 def host_ms(inputs, cuda: bool, calls: int = 50) -> dict[str, float]:
     """The host's time to launch one forward and one backward (kept states), the GPU not waited for: where it is
-    longer than the kernels, the model's GPU waits for the host in between."""
+    longer than the kernels, the model's GPU waits for the host in between. Through Triton's normal launch path and
+    through ops/triton_launch.py's direct one ("_direct")."""
     import time
 
     q, logits, v, d_out = inputs
     fwd = lambda: metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)  # noqa: E731
     _, states = fwd()
     bwd = lambda: metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out, states)  # noqa: E731
-    result = {}
-    for name, call in (("forward", fwd), ("backward", bwd)):
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        result[name] = (time.perf_counter() - start) / calls * 1e3
+    result, shipped = {}, triton_launch.ENABLED
+    for suffix, direct in (("", False), ("_direct", True)):
+        triton_launch.ENABLED = direct
+        fwd(), bwd()  # the direct path's first launches take the normal one
+        for name, call in (("forward", fwd), ("backward", bwd)):
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(calls):
+                call()
+            result[name + suffix] = (time.perf_counter() - start) / calls * 1e3
+    triton_launch.ENABLED = shipped
     if cuda:
         torch.cuda.synchronize()
     return result
@@ -274,7 +279,9 @@ def main():
         print(
             f"CORE CONFIGS {label}: shipped lists (autotuned) {shipped:.3f} ms, kept states {shipped_kept:.3f}; "
             f"every kernel at its best candidate {all_best:.3f} ms, kept states {all_best_kept:.3f}; host time to "
-            f"launch one forward {host['forward']:.3f} ms, backward {host['backward']:.3f} (kept states)",
+            f"launch one forward {host['forward']:.3f} ms, backward {host['backward']:.3f} (kept states); direct "
+            f"launches (ops/triton_launch.py): forward {host['forward_direct']:.3f} ms, backward "
+            f"{host['backward_direct']:.3f}",
             flush=True,
         )
         results["times"][label] = {

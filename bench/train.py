@@ -42,6 +42,11 @@ VARIANTS = {
     "metala-fla": {"metala_core_kernel": "fla"},  # the core before MetaLA's own kernels became the default
     "metala-shifted": {"metala_conv_kernel": "shifted"},  # the short conv before its own kernels became the default
     "metala-recompute": {"metala_keep_core_states": False},  # the own core's states recomputed in backward
+    "metala-graphs": {"torch_compile_mode": "reduce-overhead"},  # CUDA graphs: the host launches a step's replay
+}
+# MetaLA variants by kind name: the shipped config run with these environment variables set
+ENV_VARIANTS = {
+    "metala-direct": {"NEOX_METALA_DIRECT_LAUNCH": "1"},  # our kernels launched past Triton's launch path
 }
 SMOKE = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256}
 
@@ -110,7 +115,7 @@ def measure_ours(kind, seq, options) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "run.json")
         command = [sys.executable, os.path.abspath(__file__), *options.argv, "--one-run", kind, str(seq), out]
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, env={**os.environ, **ENV_VARIANTS.get(kind, {})})
         with open(out) as f:
             return json.load(f)
 
@@ -176,7 +181,7 @@ def main() -> None:
         "--kinds",
         nargs="+",
         default=["baseline", "attention", "metala"],
-        help="baseline, attention, metala, or a MetaLA variant: " + ", ".join(VARIANTS),
+        help="baseline, attention, metala, or a MetaLA variant: " + ", ".join([*VARIANTS, *ENV_VARIANTS]),
     )
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--iters", type=int, default=12)

@@ -20,6 +20,7 @@ decays, for a rounding of each update as large as that of a stored state (its we
 |U| ≤ max |v|, and fp16 holds it). The scan still sums in fp32; emulated in PyTorch at T=2048, the bf16 states' error
 against fp64 goes from 1.7e-3 to 2.2e-3. An fp32 buffer of updates would double the bytes the scan reads.
 
+Every launch goes through ops/triton_launch.py (Triton's launch path costs ~50 µs of host time per launch).
 Imports triton on first use: `import neox_metala.ops.metala_core_triton` needs triton, nothing else here does.
 """
 
@@ -31,6 +32,7 @@ import os
 import torch
 
 from .metala_core import CHUNK_SIZE
+from .triton_launch import launch
 
 # The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each
 FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
@@ -188,7 +190,7 @@ def _inputs(q, gate_logits, v):
 
 def _scan(buffer, decays, sizes, batch_heads, reverse):
     grid = lambda meta: (-(-sizes["K"] // meta["BK"]), -(-sizes["V"] // meta["BV"]), batch_heads)
-    _kernels()["scan"][grid](buffer, decays, sizes["NT"], sizes["K"], sizes["V"], REVERSE=reverse)
+    launch(_kernels()["scan"], grid, buffer, decays, sizes["NT"], sizes["K"], sizes["V"], REVERSE=reverse)
 
 
 def _updates_grid(sizes, batch_heads):
@@ -199,7 +201,9 @@ def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
-    _kernels()["state_updates"][_updates_grid(sizes, batch_heads)](
+    launch(
+        _kernels()["state_updates"],
+        _updates_grid(sizes, batch_heads),
         v,
         gate_logits,
         states,
@@ -232,7 +236,9 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     out = v.new_empty(v.shape)
     block_v = _block(sizes["V"])
     grid = (sizes["NT"], batch_heads, 1)
-    _kernels()["output"][grid](
+    launch(
+        _kernels()["output"],
+        grid,
         q,
         gate_logits,
         v,
@@ -261,7 +267,9 @@ def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, ch
     state_grads = torch.empty_like(states)
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
     stride_q, stride_g = strides["stride_q"], strides["stride_g"]
-    _kernels()["state_grad_updates"][_updates_grid(sizes, batch_heads)](
+    launch(
+        _kernels()["state_grad_updates"],
+        _updates_grid(sizes, batch_heads),
         q,
         gate_logits,
         d_out,
@@ -282,21 +290,25 @@ def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, ch
     grads = (*qk_grads, dv, scale)
     if SPLIT_DV and SPLIT_K:
         grid = lambda meta: (sizes["NT"], batch_heads, -(-sizes["K"] // meta["BK"]))
-        _kernels()["chunk_qk_grads_k"][grid](
-            *qk_grads, scale, **strides, normalizer=normalizer, **sizes, BF16=blocks["BF16"]
-        )
+        launch(
+            _kernels()["chunk_qk_grads_k"], grid,
+            *qk_grads, scale, **strides, normalizer=normalizer, **sizes, BF16=blocks["BF16"],
+        )  # fmt: skip
     elif SPLIT_DV:
-        _kernels()["chunk_qk_grads"][(sizes["NT"], batch_heads)](
-            *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=False
-        )
+        launch(
+            _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
+            *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=False,
+        )  # fmt: skip
     if SPLIT_DV:
-        _kernels()["chunk_dv"][_updates_grid(sizes, batch_heads)](
-            q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, normalizer, **sizes, **blocks
-        )
+        launch(
+            _kernels()["chunk_dv"], _updates_grid(sizes, batch_heads),
+            q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, normalizer, **sizes, **blocks,
+        )  # fmt: skip
     else:
-        _kernels()["chunk_grads"][(sizes["NT"], batch_heads)](
-            *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=True
-        )
+        launch(
+            _kernels()["chunk_grads"], (sizes["NT"], batch_heads),
+            *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=True,
+        )  # fmt: skip
     return dq, d_gate_logits, dv
 
 

@@ -8,7 +8,8 @@ H200, where the bytes allow ~45 µs). Here: one forward kernel; in backward, one
 pre-activation from x, stores dpre = dy · SiLU'(pre) and per-span weight gradients, one kernel for dx from dpre at
 W shifts, and a small sum over spans. The forward saves only x. Two backward kernels, so that dpre is formed once
 per element (ops/short_conv_kernels.py says what one kernel cost).
-As opaque ops with declared output shapes they stay inside one compiled graph (as ops/core_op.py's).
+As opaque ops with declared output shapes they stay inside one compiled graph (as ops/core_op.py's). The kernels
+are launched through ops/triton_launch.py.
 
 Layout: x and dy may be strided over batch and time (the layer's (seq, batch) → (batch, seq) transpose is a view);
 their channels must be contiguous, else they are copied. y and dx are contiguous (B, T, C).
@@ -23,6 +24,8 @@ import functools
 
 import torch
 import torch.nn.functional as F
+
+from .triton_launch import launch
 
 # (tokens per block, channels per block, warps). The forward's: the fastest of bench/conv.py's sweep on an H200
 # (2026-11-29, B8 T2048 C1024 bf16: 0.031 ms = 1.9x its byte floor, against 0.141 ms at (16, 128, 8)).
@@ -66,7 +69,8 @@ def conv_forward_triton(x, weight, blocks=FORWARD_BLOCKS):
     block_t, block_c, warps = blocks
     y = torch.empty(batch, seq, channels, dtype=x.dtype, device=x.device)
     grid = (_cdiv(seq, block_t), _cdiv(channels, block_c), batch)
-    _kernels().conv_forward_kernel[grid](
+    launch(
+        _kernels().conv_forward_kernel, grid,
         x, weight, y, seq, channels, x.stride(0), x.stride(1), W=weight.shape[1], BT=block_t, BC=block_c,
         num_warps=warps,
     )  # fmt: skip
@@ -97,7 +101,8 @@ def conv_pre_grad_triton(x, weight, d_out, blocks=PRE_GRAD_BLOCKS, steps=PRE_GRA
     spans = _cdiv(seq, block_t * steps)
     d_pre = torch.empty(batch, seq, channels, dtype=x.dtype, device=x.device)
     partials = torch.empty(batch * spans, channels, width, dtype=torch.float32, device=x.device)
-    _kernels().conv_pre_grad_kernel[(spans, _cdiv(channels, block_c), batch)](
+    launch(
+        _kernels().conv_pre_grad_kernel, (spans, _cdiv(channels, block_c), batch),
         x, weight, d_out, d_pre, partials, seq, channels, x.stride(0), x.stride(1), d_out.stride(0), d_out.stride(1),
         W=width, BT=block_t, BC=block_c, STEPS=steps, num_warps=warps,
     )  # fmt: skip
@@ -111,9 +116,10 @@ def conv_input_grad_triton(d_pre, weight, blocks=INPUT_GRAD_BLOCKS):
     block_t, block_c, warps = blocks
     dx = torch.empty_like(d_pre)
     grid = (_cdiv(seq, block_t), _cdiv(channels, block_c), batch)
-    _kernels().conv_input_grad_kernel[grid](
-        d_pre, weight, dx, seq, channels, W=weight.shape[1], BT=block_t, BC=block_c, num_warps=warps
-    )
+    launch(
+        _kernels().conv_input_grad_kernel, grid, d_pre, weight, dx, seq, channels, W=weight.shape[1], BT=block_t,
+        BC=block_c, num_warps=warps,
+    )  # fmt: skip
     return dx
 
 
