@@ -34,7 +34,6 @@ POINTERS = {
     "output_kernel": ["q", "gate_logits", "v", "states", "out"],
     "chunk_grads_kernel": ["q", "gate_logits", "v", "d_out", "states", "state_grads", "dq", "d_gate_logits", "dv"],
     "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "dv"],
-    "chunk_qk_grads_kernel": ["q", "gate_logits", "v", "d_out", "states", "state_grads", "dq", "d_gate_logits"],
 }
 # the inputs' row strides: 3W for views of the (B, T, 3W) projection, H·D when contiguous, multiples of 16 either way
 STRIDES = ("stride_q", "stride_g", "stride_v")
@@ -71,9 +70,7 @@ def main():
     parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     parser.add_argument("--warps", type=int, default=8)
     parser.add_argument("--stages", type=int, default=2, help="also the depth of the scan's pipelined loads")
-    parser.add_argument(
-        "--bk", type=int, default=32, help="K block of the scan and chunk_qk_grads_kernel (the others take all of K)"
-    )
+    parser.add_argument("--bk", type=int, default=32, help="K block of the scan (the others take all of K)")
     parser.add_argument(
         "--bv", type=int, default=32, help="V block of the scan, the updates, the chunk gradients and dv"
     )
@@ -91,7 +88,6 @@ def main():
         ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=True)),
         ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=False)),  # dv by chunk_dv_kernel instead
         ("chunk_dv_kernel", dict(BK=64, BV=args.bv, BF16=bf16)),
-        ("chunk_qk_grads_kernel", dict(BK=args.bk, BV=args.bv, BF16=bf16)),  # the same split over K (SPLIT_K)
     ]
     for name, block in blocks:
         if args.kernels and name not in args.kernels:

@@ -62,21 +62,6 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     "chunk_grads": _bv([(32, 8, 2), (16, 8, 2), (16, 8, 1), (32, 8, 1), (32, 8, 3), (64, 8, 2), (32, 16, 2)]),
     # metala_core_triton.SPLIT_DV's two kernels
     "chunk_qk_grads": _bv([(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1)]),
-    # metala_core_triton.SPLIT_K's form of chunk_qk_grads: (BK, BV, warps, stages[, register cap])
-    "chunk_qk_grads_k": [
-        ({"BK": bk, "BV": bv}, warps, stages, *cap)
-        for bk, bv, warps, stages, *cap in [
-            (16, 32, 4, 1),
-            (16, 32, 8, 2),
-            (16, 64, 8, 1, 128),
-            (16, 64, 4, 1),
-            (32, 32, 8, 1),
-            (16, 32, 8, 1, 128),
-            (16, 64, 8, 2),
-            (16, 32, 4, 2),
-            (32, 64, 8, 1),
-        ]
-    ],  # fmt: skip
     "chunk_dv": _bv([(16, 4, 1), (32, 4, 1), (64, 4, 1), (32, 8, 1, 128), (64, 8, 1, 128), (32, 8, 1), (64, 4, 2)]),
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
@@ -177,13 +162,9 @@ def check(name: str, index: int, smoke: bool) -> dict:
 
 
 def candidates(smoke: bool) -> dict[str, list]:
-    """Of the kernels the backward runs (SPLIT_DV picks chunk_grads or the two that split it, SPLIT_K which of
-    chunk_qk_grads' forms)."""
+    """Of the kernels the backward runs (SPLIT_DV picks chunk_grads or the two that split it)."""
     split = getattr(metala_core_triton, "SPLIT_DV", False)
-    split_k = getattr(metala_core_triton, "SPLIT_K", False)
-    unused = {"chunk_grads", "chunk_qk_grads" if split_k else "chunk_qk_grads_k"}
-    if not split:
-        unused = {"chunk_qk_grads", "chunk_qk_grads_k", "chunk_dv"}
+    unused = {"chunk_grads"} if split else {"chunk_qk_grads", "chunk_dv"}
     names = [name for name in _SHIPPED() if name not in unused]
     chosen = {name: CANDIDATES.get(name, []) for name in names}
     missing = [name for name, values in chosen.items() if not values]
@@ -270,12 +251,6 @@ def main():
             other_form = time(keep_states=True)
             metala_core_triton.SPLIT_DV = split
             print(f"CORE CONFIGS {label}: kept states, SPLIT_DV={not split} (shipped lists) {other_form:.3f} ms")
-        split_k = getattr(metala_core_triton, "SPLIT_K", None)
-        if split and split_k is not None:  # the other form of dq's kernel
-            metala_core_triton.SPLIT_K = not split_k
-            other_k_form = time(keep_states=True)
-            metala_core_triton.SPLIT_K = split_k
-            print(f"CORE CONFIGS {label}: kept states, SPLIT_K={not split_k} (shipped lists) {other_k_form:.3f} ms")
         print(
             f"CORE CONFIGS {label}: shipped lists (autotuned) {shipped:.3f} ms, kept states {shipped_kept:.3f}; "
             f"every kernel at its best candidate {all_best:.3f} ms, kept states {all_best_kept:.3f}; host time to "
@@ -293,7 +268,6 @@ def main():
             "all_best_kept_states": all_best_kept,
             "host_ms": host,
             "other_dv_form_kept_states": other_form if split is not None else None,
-            "other_k_form_kept_states": other_k_form if split and split_k is not None else None,
         }
     if args.out:
         with open(args.out, "w") as f:

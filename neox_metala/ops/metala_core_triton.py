@@ -2,8 +2,8 @@
 chunks' state updates (chunk-parallel), the scan over chunks that turns them into the state entering each chunk
 (sequential, in place), then one chunk-parallel kernel for the output. Backward: the same two for the states (or the
 forward's, if kept), the chunks' state-gradient updates and the reverse scan over them, then the chunk-parallel
-gradients: dq and d gate logits by one kernel (a program per chunk, or per chunk and K block: SPLIT_K), dv by another
-(SPLIT_DV) or in the first one's V loop. Seven launches per forward + backward pair with kept states, nine without
+gradients: dq and d gate logits by one kernel (a program per chunk), dv by another (SPLIT_DV) or in the first
+one's V loop. Seven launches per forward + backward pair with kept states, nine without
 (one fewer each with dv in the loop).
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 they took ~60% of the core's time
@@ -43,16 +43,6 @@ chunk_grads_kernel, which runs one program per chunk and per SM at 255 registers
 of the H200's 0.7 ms core f+b at B8 T2048, its chunk's scores kept through the loop and spilled. Without dv, that
 loop holds three dots instead of five and nothing spills. Read at every backward, so that a benchmark can time both
 forms in one process."""
-
-SPLIT_K = False
-"""With SPLIT_DV: dq and d gate logits by chunk_qk_grads_kernel, a program per chunk and K block (grid N, B·H, K/BK),
-rather than chunk_grads_kernel without dv, a program per chunk holding (64, K) tiles at 255 registers (one program
-per SM: 235 µs per call at B8 T2048 H8 K64 V128 bf16 on an H200, the largest core kernel). All of its work after
-the V loop is per channel but do vᵀ, which each K block's program forms again (a 64 x 64 x V product, do and v
-read again from L2). At BK = 16 its builds fit two programs per SM without spills, but on an H200 (2026-11-29,
-session 9, bench/core_configs.py, bf16 B8 T2048, kept states) the core f+b took 0.633 ms with it against 0.577
-without (B2 T8192: 0.640 / 0.586): the recomputed do vᵀ costs more than the second program hides. Off; kept so
-that the bench can time both forms. Read at every backward, as SPLIT_DV."""
 
 
 def _block(n: int) -> int:
@@ -108,19 +98,10 @@ def _kernels():
     # which the intra-chunk gradients after the V loop take (the loop alone: 94); at BV 32, 24 B spilled at one or
     # two stages (168 B with dv), at BV 64 136 B (sm90 builds, bench/core_build.py; before the kernels formed the
     # decay from the gate logits themselves: 0, 8 and 104 B). 4 warps spill 800 B, besides the out-of-bounds read
-    # above. The first block splits V = 32, so that the interpreter's tests run the loop twice.
+    # above. The first block splits V = 32, so that the interpreter's tests run the loop twice. Splitting it over K
+    # blocks instead ((64, BK) tiles after the loop, two programs per SM, do vᵀ formed again by each) was slower on
+    # an H200 (core f+b 0.633 against 0.577 ms, B8 T2048 bf16, 2026-11-29) and its 4-warp builds were wrong in bf16.
     qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 1)]
-    # The same split over K (SPLIT_K): (64, BK) tiles after the V loop instead of (64, K). bf16 sm90 builds (Triton
-    # 3.6, bench/core_build.py), none spilling: BK 16 takes 218 registers at 4 warps, 128-136 at 8; BK 32 219 at 8.
-    # 4 warps left out: on the H200 (bf16) (16, 32) at 4 warps gave d gate logits 5x off at T=300 and (16, 64) read
-    # out of bounds (bench/core_configs.py, 2026-11-29 session 9), as chunk_grads_kernel's 4-warp builds did. The
-    # first block's BK = 16 gives the interpreter's tests at K = 20 and 64 several K blocks.
-    qk_grads_k_blocks = [
-        ({"BK": 16, "BV": 32}, 8, 2),
-        ({"BK": 16, "BV": 64}, 8, 1, 128),
-        ({"BK": 32, "BV": 32}, 8, 1),
-        ({"BK": 16, "BV": 64}, 8, 2),
-    ]
     # dv recomputes its chunk's scores in each V block's program (one BT x BT x K product, as output_kernel).
     # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap
     # (two). fp32 (tests) spills 0.2-2 KB. The first block splits V = 32, so that the interpreter's tests see a
@@ -135,7 +116,6 @@ def _kernels():
             grad_kernels.chunk_grads_kernel
         ),
         "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), key=key)(grad_kernels.chunk_grads_kernel),
-        "chunk_qk_grads_k": triton.autotune(configs(qk_grads_k_blocks), key=key)(grad_kernels.chunk_qk_grads_kernel),
         "chunk_dv": triton.autotune(configs(dv_blocks), key=key)(grad_kernels.chunk_dv_kernel),
     }
 
@@ -288,18 +268,11 @@ def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, ch
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16)
     qk_grads = (q, gate_logits, v, d_out, states, state_grads, dq, d_gate_logits)
     grads = (*qk_grads, dv, scale)
-    if SPLIT_DV and SPLIT_K:
-        grid = lambda meta: (sizes["NT"], batch_heads, -(-sizes["K"] // meta["BK"]))
-        launch(
-            _kernels()["chunk_qk_grads_k"], grid,
-            *qk_grads, scale, **strides, normalizer=normalizer, **sizes, BF16=blocks["BF16"],
-        )  # fmt: skip
-    elif SPLIT_DV:
+    if SPLIT_DV:
         launch(
             _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
             *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=False,
         )  # fmt: skip
-    if SPLIT_DV:
         launch(
             _kernels()["chunk_dv"], _updates_grid(sizes, batch_heads),
             q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, normalizer, **sizes, **blocks,

@@ -110,19 +110,15 @@ SMALL = [
 ]
 
 
-# (SPLIT_DV, SPLIT_K): SPLIT_K only picks among the kernels that SPLIT_DV runs
-BACKWARD_FORMS = {"split-dv-split-k": (True, True), "split-dv": (True, False), "fused-dv": (False, False)}
+BACKWARD_FORMS = {"split-dv": True, "fused-dv": False}  # metala_core_triton.SPLIT_DV
 
 
 @pytest.fixture(params=list(BACKWARD_FORMS))
 def dv_form(request, monkeypatch):
-    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV), and with its own
-    kernel, dq and d gate logits by a program per chunk and K block or per chunk (SPLIT_K)."""
+    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV)."""
     from neox_metala.ops import metala_core_triton
 
-    split_dv, split_k = BACKWARD_FORMS[request.param]
-    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
-    monkeypatch.setattr(metala_core_triton, "SPLIT_K", split_k)
+    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", BACKWARD_FORMS[request.param])
 
 
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
@@ -224,9 +220,8 @@ def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
     metala_core_triton._kernels.cache_clear()
     try:
-        for split_dv, split_k in BACKWARD_FORMS.values():
+        for split_dv in BACKWARD_FORMS.values():
             monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
-            monkeypatch.setattr(metala_core_triton, "SPLIT_K", split_k)
             check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
