@@ -42,6 +42,7 @@ VARIANTS = {
     "metala-fla": {"metala_core_kernel": "fla"},  # the core before MetaLA's own kernels became the default
     "metala-shifted": {"metala_conv_kernel": "shifted"},  # the short conv before its own kernels became the default
     "metala-recompute": {"metala_keep_core_states": False},  # the own core's states recomputed in backward
+    "metala-epilogue": {"metala_epilogue_kernel": "triton"},  # the epilogue on its own Triton kernels (opt-in)
 }
 SMOKE = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256}
 

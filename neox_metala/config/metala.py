@@ -96,12 +96,23 @@ class MetaLAConfig(Section):
             "metala_conv_kernel_size",
             source_of,
         )
-        # only a core asked for in a config is refused: the default one is simply not the fused path's
+        # only a core or epilogue asked for in a config is refused: the default one is simply not the fused path's
         require(
             not (self.metala_fused_kernels and self.metala_core_kernel != "fla" and source_of("metala_core_kernel")),
             f"metala_core_kernel {self.metala_core_kernel!r} has no effect with metala_fused_kernels: true (the "
             f"fused path runs fla's core); set one of them",
             "metala_core_kernel",
+            source_of,
+        )
+        require(
+            not (
+                self.metala_fused_kernels
+                and self.metala_epilogue_kernel != "compiled"
+                and source_of("metala_epilogue_kernel")
+            ),
+            f"metala_epilogue_kernel {self.metala_epilogue_kernel!r} has no effect with metala_fused_kernels: true "
+            f"(the fused path has its own epilogue); set one of them",
+            "metala_epilogue_kernel",
             source_of,
         )
 

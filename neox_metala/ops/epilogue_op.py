@@ -28,12 +28,15 @@ import torch
 
 from .reference import HEAD_NORM_EPS
 
-# (tokens per block, warps): a first guess (no GPU has timed them yet; bench/epilogue.py sweeps them): 16 tokens of a
-# 128-channel head = 2048 elements, 16 per thread per tile at 4 warps.
+# (tokens per block, warps): not yet timed on a GPU (bench/epilogue.py sweeps them), chosen by their sm90 builds
+# (bench/epilogue_build.py, Triton 3.6, bf16, H8 K64 V128, no spills anywhere). Forward: 16 tokens of a 128-channel
+# head at 4 warps, 16 elements per thread per tile, 48 registers. Backward: its live tiles and loop-carried partial
+# sums take 255 registers at 16 elements per thread per tile (two programs of 4 warps per SM), 165 at 8, 120 at 4:
+# 8 tokens at 8 warps (4 per thread, 16 warps per SM).
 FORWARD_BLOCKS = (16, 4)
-BACKWARD_BLOCKS = (16, 4)
+BACKWARD_BLOCKS = (8, 8)
 # The backward program walks STEPS blocks of tokens, so that its d aug_balance and d gate_bias partials stay small:
-# B·T / (BT · STEPS) × H·(K + V) fp32 = 0.4 MB at B=8, T=2048, H=8, V=128.
+# B·T / (BT · STEPS) × H·(K + V) fp32 = 1.5 MB at B=8, T=2048, H=8, V=128.
 BACKWARD_STEPS = 8
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
