@@ -2,7 +2,7 @@
 # Run on a lent GPU machine (the device tool), from the repository root, with the engine wheels of
 # ../shared/tools/device-wheels.sh in .gpu/wheels (py-spy in .gpu/wheels/tools for stack dumps) and, if a previous
 # call brought them back, compile caches in .gpu/cache.tgz.part-*. Usage: bash bench/gpu_session.sh STEP...
-# (hang-old, starts, gpu-suite, tests, new-tests, core-tests, core, core-configs, conv, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
+# (hang-old, starts, gpu-suite, tests, new-tests, core-tests, core, core-configs, conv, epilogue, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
 # JSON results go to $OUT; the kernel caches come back as $OUT/cache.tgz.part-* (copy them into .gpu/).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
@@ -89,10 +89,11 @@ for s in "$@"; do
         core) step core ${CORE_LIMIT:-240} python3 bench/core.py ${CORE_ARGS:-} ;;
         core-configs) step core-configs ${CORE_CONFIGS_LIMIT:-420} python3 bench/core_configs.py --out "$OUT/core-configs.json" ;;
         conv) step conv ${CONV_LIMIT:-180} python3 bench/conv.py ${CONV_ARGS:-} ;;
+        epilogue) step epilogue ${EPILOGUE_LIMIT:-240} python3 bench/epilogue.py ${EPILOGUE_ARGS:-} ;;
         core-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton NEOX_METALA_FAST_AUTOTUNE=1
                      step core-tests ${CORE_TESTS_LIMIT:-420} python3 -m pytest -q -s -p no:cacheprovider \
                          ${CORE_TESTS:-tests/ops/test_metala_core_triton.py tests/ops/test_short_conv_triton.py \
-                         tests/training/test_grad_accumulation_kernel.py tests/layers/test_model_gpu.py}) ;;
+                         tests/ops/test_epilogue_triton.py tests/training/test_grad_accumulation_kernel.py tests/layers/test_model_gpu.py}) ;;
         new-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
                            NEOX_METALA_FAST_AUTOTUNE=1
                     step new-tests ${TESTS_LIMIT:-300} python3 -m pytest -q -s -p no:cacheprovider \

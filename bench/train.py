@@ -43,6 +43,7 @@ VARIANTS = {
     "metala-shifted": {"metala_conv_kernel": "shifted"},  # the short conv before its own kernels became the default
     "metala-recompute": {"metala_keep_core_states": False},  # the own core's states recomputed in backward
     "metala-graphs": {"torch_compile_mode": "reduce-overhead"},  # CUDA graphs: the host launches a step's replay
+    "metala-epilogue": {"metala_epilogue_kernel": "triton"},  # the epilogue on its own Triton kernels (opt-in)
 }
 # MetaLA variants by kind name: the shipped config run with these environment variables set
 ENV_VARIANTS = {

@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from ..ops.options import BACKENDS, CONV_KERNELS, CORE_KERNELS, MetaLAOptions
+from ..ops.options import BACKENDS, CONV_KERNELS, CORE_KERNELS, EPILOGUE_KERNELS, MetaLAOptions
 from .fields import Section, SourceOf, require
 
 PREFIX = "metala_"
@@ -68,6 +68,15 @@ class MetaLAConfig(Section):
     model at T=2048), saves two of the backward's kernels (core f+b 0.741 -> 0.643 ms on an H200 before the tuned
     configurations); set false when activation memory is short."""
 
+    metala_epilogue_kernel: Literal[EPILOGUE_KERNELS] = _DEFAULTS.epilogue_kernel
+    """The epilogue after the recurrence (self-augmentation, per-head LayerNorm, SiLU gate, and the key it recomputes
+    from the decay logits) in training and prefill on the fla backend (GPU): "compiled" (PyTorch code that
+    torch.compile fuses into ~6-7 kernels per layer and micro batch forward and backward, ~2.5x their byte floor on
+    an H200: ~30 ms of the 380M model's ~410 ms step; default) or "triton" (MetaLA's own Triton kernels as custom ops:
+    one forward kernel, one backward kernel and two small sums; ops/epilogue_op.py). Opt-in until a GPU has timed it
+    (bench/epilogue.py, bench/train.py's metala-epilogue); tested against the fp64 reference in Triton's interpreter.
+    The fused path (metala_fused_kernels) keeps its own epilogue."""
+
     def check_values(self, source_of: SourceOf) -> None:
         require(
             self.metala_chunk_size > 0,
@@ -87,12 +96,23 @@ class MetaLAConfig(Section):
             "metala_conv_kernel_size",
             source_of,
         )
-        # only a core asked for in a config is refused: the default one is simply not the fused path's
+        # only a core or epilogue asked for in a config is refused: the default one is simply not the fused path's
         require(
             not (self.metala_fused_kernels and self.metala_core_kernel != "fla" and source_of("metala_core_kernel")),
             f"metala_core_kernel {self.metala_core_kernel!r} has no effect with metala_fused_kernels: true (the "
             f"fused path runs fla's core); set one of them",
             "metala_core_kernel",
+            source_of,
+        )
+        require(
+            not (
+                self.metala_fused_kernels
+                and self.metala_epilogue_kernel != "compiled"
+                and source_of("metala_epilogue_kernel")
+            ),
+            f"metala_epilogue_kernel {self.metala_epilogue_kernel!r} has no effect with metala_fused_kernels: true "
+            f"(the fused path has its own epilogue); set one of them",
+            "metala_epilogue_kernel",
             source_of,
         )
 

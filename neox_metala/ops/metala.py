@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from . import reference
 from .causal_conv import check_conv_inputs, short_conv_fla, short_conv_shifted, short_conv_torch
 from .chunked import chunked_gla
+from .epilogue_op import augment_norm_gate_op
 from .options import BACKENDS, DEFAULT_CHUNK_SIZE, MetaLAOptions, projection_widths
 
 DEFAULT_OPTIONS = MetaLAOptions()
@@ -255,11 +256,16 @@ def token_mix(
     document_starts=None,
     core_kernel=DEFAULT_OPTIONS.core_kernel,
     keep_core_states=DEFAULT_OPTIONS.keep_core_states,
+    gate_bias=None,
+    epilogue_kernel=DEFAULT_OPTIONS.epilogue_kernel,
+    seq_first_output=False,
 ):
     """MetaLA between the input projections and the output projection (spec §2.4–2.9), for local heads.
 
-    q, gate_logits: [B, T, H, K]; v, gate: [B, T, H, V]; aug_balance: [H*K] or None; document_starts: [B, T]
-    bool or None (gla_recurrence). Returns (y [B, T, H, V], final state or None).
+    q, gate_logits: [B, T, H, K]; v, gate: [B, T, H, V]; aug_balance: [H*K] or None; gate_bias: [H*V] (added to the
+    gate) or None; document_starts: [B, T] bool or None (gla_recurrence). epilogue_kernel "triton": the epilogue on
+    MetaLA's own kernels (ops/epilogue_op.py) on the fla backend without carried state, y laid out (T, B, H, V) in
+    memory if seq_first_output (what the out projection reads). Returns (y [B, T, H, V], final state or None).
     """
     if gate_logits.shape != q.shape or gate.shape != v.shape:
         raise ValueError(
@@ -282,6 +288,13 @@ def token_mix(
         gate_logits=gate_logits,
         normalizer=normalizer,
     )
+    own_epilogue = epilogue_kernel == "triton" and initial_state is None and not output_final_state
+    if own_epilogue and choose_backend(backend, q) == "fla":
+        _log_choice("epilogue", "MetaLA's own Triton kernels", q)
+        args = (recurrent_out, q, gate_logits, v, gate, gate_bias, aug_balance, normalizer, eps, seq_first_output)
+        return augment_norm_gate_op(*args), state
+    if gate_bias is not None:
+        gate = gate + gate_bias.view(gate.shape[-2:])
     return augment_norm_gate(recurrent_out, q, key, v, aug_balance, gate, eps), state
 
 
@@ -302,8 +315,7 @@ def metala_mix(
     `projection_widths`); gate_bias: [W]; aug_balance: [W/2] or None; document_starts: [B, T] bool or None (the
     recurrence restarts there: packed documents). Returns y [T, B, W] (seq_first) or [B, T, W].
     `options.fused_kernels` runs `ops.fused` on the fla backend (faster; opt-in until the GPU measures it against
-    the default path, see config key metala_fused_kernels); otherwise separate kernels (fla's chunk_gla + PyTorch
-    elementwise).
+    the default path, see config key metala_fused_kernels); else the core_kernel's core and epilogue_kernel's epilogue.
     """
     width = projected.shape[-1] // 3
     if projected.shape[-1] % 3 or width % (2 * heads):
@@ -330,8 +342,9 @@ def metala_mix(
         split_heads(q, heads),
         split_heads(decay_logits, heads),
         split_heads(v, heads),
-        split_heads(gate + gate_bias, heads),
+        split_heads(gate, heads),
         aug_balance,
+        gate_bias=gate_bias,
         backend=kernel,
         chunk_size=options.chunk_size,
         normalizer=options.decay_normalizer,
@@ -339,6 +352,8 @@ def metala_mix(
         document_starts=document_starts,
         core_kernel=options.core_kernel,
         keep_core_states=options.keep_core_states,
+        epilogue_kernel=options.epilogue_kernel,
+        seq_first_output=seq_first,
     )
     mixed = mixed.flatten(-2)  # (B, T, W)
     return mixed.transpose(0, 1) if seq_first else mixed

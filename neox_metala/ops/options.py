@@ -11,6 +11,7 @@ from dataclasses import dataclass
 BACKENDS = ("auto", "fla", "chunked", "reference")
 CORE_KERNELS = ("fla", "metala")
 CONV_KERNELS = ("shifted", "triton")
+EPILOGUE_KERNELS = ("compiled", "triton")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ class MetaLAOptions:
     keep_core_states: bool = True
     """MetaLA's own core (core_kernel "metala"): keep the per-chunk states from the forward for the backward
     instead of recomputing them (config/metala.py has the trade)."""
+
+    epilogue_kernel: str = "compiled"
+    """One of EPILOGUE_KERNELS: the epilogue (self-augmentation, per-head LayerNorm, SiLU gate) in training and
+    prefill on the fla backend, PyTorch code that torch.compile fuses in a compiled block, or MetaLA's own Triton
+    kernels (ops/epilogue_op.py; config/metala.py says why it is opt-in)."""
 
     @property
     def conv_width(self) -> int:

@@ -242,6 +242,11 @@ def test_compile_keys_are_checked(write_yaml, tiny_yaml, extra, fragment):
     [
         ("metala_core_kernel: triton", "metala_core_kernel"),
         ("metala_conv_kernel: fla", "metala_conv_kernel"),
+        ("metala_epilogue_kernel: fused", "metala_epilogue_kernel"),
+        (
+            "metala_fused_kernels: true\nmetala_epilogue_kernel: triton",
+            "metala_epilogue_kernel 'triton' has no effect with metala_fused_kernels: true",
+        ),
         (
             "metala_fused_kernels: true\nmetala_core_kernel: metala",
             "metala_core_kernel 'metala' has no effect with metala_fused_kernels: true",

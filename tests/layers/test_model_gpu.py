@@ -10,10 +10,15 @@ from neox_metala.model import gpt
 pytestmark = pytest.mark.gpu
 
 
-@pytest.mark.parametrize("core_kernel, conv_kernel", [("fla", "shifted"), ("metala", "triton")], ids=["fla", "own"])
-def test_bf16_fast_kernels_match_cpu_fp32(single_rank, core_kernel, conv_kernel):
-    # "own": MetaLA's own core and short-conv kernels on the GPU (metala_core_kernel, metala_conv_kernel)
-    metala = ops.MetaLAOptions(core_kernel=core_kernel, conv_kernel=conv_kernel)
+@pytest.mark.parametrize(
+    "core_kernel, conv_kernel, epilogue_kernel",
+    [("fla", "shifted", "compiled"), ("metala", "triton", "compiled"), ("metala", "triton", "triton")],
+    ids=["fla", "own", "own-epilogue"],
+)
+def test_bf16_fast_kernels_match_cpu_fp32(single_rank, core_kernel, conv_kernel, epilogue_kernel):
+    # "own": MetaLA's own core and short-conv kernels on the GPU (metala_core_kernel, metala_conv_kernel), and its
+    # own epilogue kernels too (metala_epilogue_kernel)
+    metala = ops.MetaLAOptions(core_kernel=core_kernel, conv_kernel=conv_kernel, epilogue_kernel=epilogue_kernel)
     settings = BlockSettings(hidden_size=256, num_attention_heads=4, num_layers=2, seed=3, metala=metala)
     build = lambda: gpt.SequentialModel(gpt.layer_specs(settings, ["metala", "metala"], 512, tied=True))  # noqa: E731
     model = build().cpu()  # the same seed gives the same weights: no copy needed (megatron modules can't be)
@@ -36,19 +41,24 @@ def test_bf16_fast_kernels_match_cpu_fp32(single_rank, core_kernel, conv_kernel)
         for (name, p), (_, p_gpu) in zip(model.named_parameters(), gpu_model.named_parameters())
     }
     losses = f"cpu={cpu_loss.item():.6f} gpu_bf16={gpu_loss.item():.6f} rel={loss_err:.2e}"
-    print(f"GPU-ERR model-loss [{core_kernel}] {losses}")
-    print(f"GPU-ERR model-grads [{core_kernel}] max rel", max(grad_errs.values()), max(grad_errs, key=grad_errs.get))
+    kernels = f"{core_kernel} {epilogue_kernel}"
+    print(f"GPU-ERR model-loss [{kernels}] {losses}")
+    print(f"GPU-ERR model-grads [{kernels}] max rel", max(grad_errs.values()), max(grad_errs, key=grad_errs.get))
     assert torch.isfinite(gpu_loss) and loss_err <= 2e-2
 
 
-def test_compiled_metala_block_is_one_graph_on_the_gpu(single_rank):
-    """The GPU dispatch (core op, shifted conv) inside a compiled block: one graph, no breaks (each break costs
-    host time per block per micro batch: a 380M step was host-bound at 10 breaks per block)."""
+@pytest.mark.parametrize("epilogue_kernel", ["compiled", "triton"])
+def test_compiled_metala_block_is_one_graph_on_the_gpu(single_rank, epilogue_kernel):
+    """The GPU dispatch (core op, shifted conv, either epilogue) inside a compiled block: one graph, no breaks (each
+    break costs host time per block per micro batch: a 380M step was host-bound at 10 breaks per block)."""
     from torch._dynamo.utils import counters
 
     from neox_metala.layers.block import ParallelBlock
 
-    settings = BlockSettings(hidden_size=256, num_attention_heads=4, num_layers=1, params_dtype=torch.bfloat16)
+    metala = ops.MetaLAOptions(epilogue_kernel=epilogue_kernel)
+    settings = BlockSettings(
+        hidden_size=256, num_attention_heads=4, num_layers=1, params_dtype=torch.bfloat16, metala=metala
+    )
     block = ParallelBlock(settings, 0, "metala").to("cuda", torch.bfloat16)
     x = torch.randn(128, 2, 256, device="cuda", dtype=torch.bfloat16, requires_grad=True)
     torch._dynamo.reset()
