@@ -27,6 +27,7 @@ import functools
 import torch
 
 from .reference import HEAD_NORM_EPS
+from .triton_launch import launch
 
 # (tokens per block, warps): not yet timed on a GPU (bench/epilogue.py sweeps them), chosen by their sm90 builds
 # (bench/epilogue_build.py, Triton 3.6, bf16, H8 K64 V128, no spills anywhere). Forward: 16 tokens of a 128-channel
@@ -98,7 +99,8 @@ def epilogue_forward_triton(
     mean = o.new_empty(batch, seq, heads, dtype=torch.float32)
     rstd = torch.empty_like(mean)
     aug, bias = aug_balance is not None, gate_bias is not None
-    _kernels().epilogue_forward_kernel[(_cdiv(seq, block_t), heads, batch)](
+    launch(
+        _kernels().epilogue_forward_kernel, (_cdiv(seq, block_t), heads, batch),
         o, q, x, v, g, gate_bias.contiguous() if bias else o, aug_balance.contiguous() if aug else o, y, mean, rstd,
         seq, *strides, y.stride(0), y.stride(1), float(normalizer), float(eps),
         H=heads, K=head_k_dim, V=head_v_dim, BT=block_t, BK=_block(head_k_dim), BV=_block(head_v_dim),
@@ -124,7 +126,8 @@ def epilogue_backward_triton(
     dq, dx, dv = (torch.empty_like(t) if aug else t.new_empty(0) for t in (q, x, v))
     dw_partial = o.new_empty(batch * spans, heads * head_k_dim if aug else 1, dtype=torch.float32)
     db_partial = o.new_empty(batch * spans, heads * head_v_dim, dtype=torch.float32)
-    _kernels().epilogue_backward_kernel[(spans, heads, batch)](
+    launch(
+        _kernels().epilogue_backward_kernel, (spans, heads, batch),
         d_out, o, q, x, v, g, gate_bias.contiguous() if bias else o, aug_balance.contiguous() if aug else o,
         mean.contiguous(), rstd.contiguous(), d_o, dq if aug else o, dx if aug else o, dv if aug else o, dg,
         dw_partial, db_partial, seq, *strides, float(normalizer),

@@ -92,13 +92,14 @@ def test_interpreter_takes_the_normal_path(monkeypatch, interpret_check):
 @INTERPRETER
 @pytest.mark.parametrize("split_dv", [True, False], ids=["dv", "one"])
 def test_parameter_order_is_tritons_binding(monkeypatch, split_dv):
-    """At every launch of the core and the short conv, parameter_order lays the call's values out as Triton's own
-    binder (create_function_from_signature, which JITFunction.run binds with) does, the tuned config's included."""
+    """At every launch of the core, the short conv and the epilogue, parameter_order lays the call's values out as
+    Triton's own binder (create_function_from_signature, which JITFunction.run binds with) does, the tuned config's
+    included."""
     from triton.backends.compiler import BaseBackend
     from triton.runtime.autotuner import Autotuner
     from triton.runtime.jit import JITFunction, create_function_from_signature
 
-    from neox_metala.ops import metala_core_triton, short_conv_op
+    from neox_metala.ops import epilogue_op, metala_core_triton, short_conv_op
 
     calls = []
 
@@ -106,7 +107,7 @@ def test_parameter_order_is_tritons_binding(monkeypatch, split_dv):
         triton_launch.launch(kernel, grid, *args, **kwargs)
         calls.append((kernel, args, kwargs))
 
-    for module in (metala_core_triton, short_conv_op):
+    for module in (metala_core_triton, short_conv_op, epilogue_op):
         monkeypatch.setattr(module, "launch", recording_launch)
     monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
     gen = torch.Generator().manual_seed(0)
@@ -115,7 +116,11 @@ def test_parameter_order_is_tritons_binding(monkeypatch, split_dv):
     metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out)
     x, weight = torch.randn(2, 19, 40, generator=gen), torch.randn(40, 4, generator=gen)
     short_conv_op.conv_backward_triton(x, weight, short_conv_op.conv_forward_triton(x, weight))
-    assert len(calls) == 3 + 4 + (2 if split_dv else 1) + 3
+    o, g, dy = (torch.randn(1, 20, 1, 32, generator=gen) for _ in range(3))
+    bias, balance = torch.randn(32, generator=gen), torch.randn(16, generator=gen)
+    _, mean, rstd = epilogue_op.epilogue_forward_triton(o, q, logits, v, g, bias, balance, NORMALIZER)
+    epilogue_op.epilogue_backward_triton(dy, o, q, logits, v, g, bias, balance, mean, rstd, NORMALIZER)
+    assert len(calls) == 3 + 4 + (2 if split_dv else 1) + 3 + 2
     for kernel, args, kwargs in calls:
         tuned = kernel.best_config.all_kwargs() if isinstance(kernel, Autotuner) else {}
         jit = JITFunction((kernel.fn if tuned else kernel).fn)  # the interpreter's kernels wrap the same function
