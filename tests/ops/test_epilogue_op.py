@@ -168,35 +168,9 @@ def test_epilogue_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch, se
     reason="the layer's parameters live on the GPU, where fp64 is no Triton dtype: see test_epilogue_triton.py",
 )
 def test_mixer_routes_its_epilogue_by_the_option(monkeypatch, single_rank):
-    """The option reaches the op from the layer: a MetaLAMixer with epilogue_kernel="triton" on the fla backend calls
-    the op once, and equals the same mixer with the PyTorch epilogue in fp64, gradients included."""
-    from neox_metala.layers.mixer import MetaLAMixer
-    from neox_metala.layers.settings import BlockSettings
-    from neox_metala.ops import MetaLAOptions
+    """epilogue_kernel="triton" on the fla backend runs the op once, equal to the PyTorch epilogue."""
+    from mixer_routing import assert_mixer_routes
 
-    monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "fla")
-    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # the short conv of a compiled block
     calls = counted(monkeypatch)
-    gen = torch.Generator().manual_seed(7)
-    hidden = torch.randn(9, 2, 16, dtype=F64, generator=gen)  # (seq, batch, hidden)
-    cotangent = torch.randn(9, 2, 16, dtype=F64, generator=gen)
-
-    def run_mixer(epilogue_kernel):
-        options = MetaLAOptions(epilogue_kernel=epilogue_kernel)
-        settings = BlockSettings(hidden_size=16, num_attention_heads=2, num_layers=2, params_dtype=F64, metala=options)
-        mixer = MetaLAMixer(settings, layer_number=0)
-        with torch.no_grad():
-            for p in mixer.parameters():
-                p.copy_(torch.randn(p.shape, dtype=F64, generator=torch.Generator().manual_seed(p.numel())) * 0.4)
-        inputs = hidden.clone().requires_grad_()
-        output = mixer(inputs)
-        leaves = (inputs, mixer.gate_bias, mixer.aug_balance)
-        return output, torch.autograd.grad(output, leaves, cotangent)
-
-    mine, my_grads = run_mixer("triton")
-    assert len(calls) == 1
-    expected, expected_grads = run_mixer("compiled")
-    assert len(calls) == 1
-    assert torch.allclose(mine, expected, rtol=1e-12, atol=1e-12)
-    for got, want in zip(my_grads, expected_grads):
-        assert torch.allclose(got, want, rtol=1e-10, atol=1e-12)
+    leaves = lambda mixer: (mixer.gate_bias, mixer.aug_balance)  # noqa: E731
+    assert_mixer_routes(monkeypatch, "epilogue_kernel", "triton", "compiled", calls, leaves)

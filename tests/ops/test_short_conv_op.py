@@ -109,37 +109,10 @@ def test_conv_kernel_option_routes_compiled_blocks_to_the_op(monkeypatch, compil
     reason="the layer's parameters live on the GPU, where fp64 is no Triton dtype: see test_short_conv_triton.py",
 )
 def test_mixer_routes_its_short_conv_by_the_option(monkeypatch, single_rank):
-    """The option reaches the op from the layer: a MetaLAMixer with conv_kernel="triton" in a (stand-in) compiled
-    block on the fla backend calls the op once, and equals the same mixer with the shifted form in fp64."""
-    from neox_metala.layers.mixer import MetaLAMixer
-    from neox_metala.layers.settings import BlockSettings
-    from neox_metala.ops import MetaLAOptions, metala
+    """conv_kernel="triton" in a compiled block on the fla backend runs the op, equal to the shifted form."""
+    from mixer_routing import assert_mixer_routes
 
-    monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "fla")
-    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     calls = []
     op = short_conv_op.short_conv_silu
     monkeypatch.setattr(short_conv_op, "short_conv_silu", lambda *args, **kw: calls.append(1) or op(*args, **kw))
-    gen = torch.Generator().manual_seed(7)
-    hidden = torch.randn(9, 2, 16, dtype=F64, generator=gen)  # (seq, batch, hidden)
-    cotangent = torch.randn(9, 2, 16, dtype=F64, generator=gen)
-
-    def run(conv_kernel):
-        options = MetaLAOptions(conv_kernel=conv_kernel)
-        settings = BlockSettings(hidden_size=16, num_attention_heads=2, num_layers=2, params_dtype=F64, metala=options)
-        mixer = MetaLAMixer(settings, layer_number=0)
-        with torch.no_grad():
-            for p in mixer.parameters():
-                p.copy_(torch.randn(p.shape, dtype=F64, generator=torch.Generator().manual_seed(p.numel())) * 0.4)
-        inputs = hidden.clone().requires_grad_()
-        output = mixer(inputs)
-        leaves = (inputs, mixer.conv_weight)
-        return output, torch.autograd.grad(output, leaves, cotangent)
-
-    mine, my_grads = run("triton")
-    assert len(calls) == 1
-    expected, expected_grads = run("shifted")
-    assert len(calls) == 1
-    assert torch.allclose(mine, expected, rtol=1e-12, atol=1e-12)
-    for got, want in zip(my_grads, expected_grads):
-        assert torch.allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert_mixer_routes(monkeypatch, "conv_kernel", "triton", "shifted", calls, lambda mixer: (mixer.conv_weight,))
