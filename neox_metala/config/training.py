@@ -76,7 +76,10 @@ class TrainingConfig(Section):
     kept (0) and what the compiler keeps by default (1.0); below 1 cheap elementwise steps are recomputed in
     backward instead (torch's activation_memory_budget, one setting for the whole process). Default: 0.8 when
     the model has MetaLA layers (380M on an H200 at T=2048: 34.4 -> 18.7 GiB and 123k -> 138k tokens/s, since
-    the saved fp32 intermediates cost more bandwidth than their recomputation), 1.0 otherwise. Not a NeoX key."""
+    the saved fp32 intermediates cost more bandwidth than their recomputation), 1.0 otherwise, and 1.0 with
+    metala_epilogue_kernel: triton (its kernels leave no such intermediates, and below 1 the partitioner, which
+    weighs recomputation by flops and counts none for custom ops, runs the core's and the epilogue's forward again
+    in the backward to meet the budget). Not a NeoX key."""
 
     kernel_cache_dir: str | None = None
     """Folder for compiled GPU kernels and their autotuning results (Triton, fla, torch.compile), reused by

@@ -95,7 +95,7 @@ def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_si
         # read when each compiled graph is first partitioned into forward and backward (one setting per process)
         budget = args.training.torch_compile_memory_budget
         if budget is None:
-            budget = default_memory_budget("metala" in layer_types(args))
+            budget = default_memory_budget("metala" in layer_types(args), args.metala.options().epilogue_kernel)
         torch._functorch.config.activation_memory_budget = budget
         for module in model.modules():
             if isinstance(module, ParallelBlock):
@@ -114,9 +114,9 @@ def _new_cuda_graph_step(_module, _inputs) -> None:
     torch.compiler.cudagraph_mark_step_begin()
 
 
-def default_memory_budget(has_metala_layers: bool) -> float:
+def default_memory_budget(has_metala_layers: bool, epilogue_kernel: str = "compiled") -> float:
     """torch_compile_memory_budget when the config leaves it unset (the key's docstring says why)."""
-    return METALA_MEMORY_BUDGET if has_metala_layers else 1.0
+    return METALA_MEMORY_BUDGET if has_metala_layers and epilogue_kernel == "compiled" else 1.0
 
 
 def initialize_engine(args: NeoXArgs, model: torch.nn.Module):
