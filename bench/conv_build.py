@@ -13,13 +13,9 @@ import argparse
 import os
 import sys
 
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from core_build import resource_usage  # noqa: E402
+from core_build import compile_sm90, parse_blocks, resource_usage  # noqa: E402
 
 from neox_metala.ops import short_conv_kernels as kernels  # noqa: E402
 from neox_metala.ops import short_conv_op  # noqa: E402
@@ -36,27 +32,20 @@ def build(name, dtype, warps, constants):
             signature[arg] = f"*{pointers[arg]}"
         else:
             signature[arg] = "i32" if arg in INTEGERS else "constexpr"
-    constexprs = {(fn.arg_names.index(arg),): value for arg, value in constants.items()}
     # the launcher's specialisation at the model's shapes (B8 T2048 C1024, x a (seq, batch) transpose): torch's
     # 16-byte aligned allocations and sizes and strides divisible by 16, so the loads and stores are vectorised
-    aligned = {(fn.arg_names.index(arg),): [["tt.divisibility", 16]] for arg in signature if arg in pointers}
-    aligned.update({(fn.arg_names.index(arg),): [["tt.divisibility", 16]] for arg in signature if arg in INTEGERS})
-    source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=aligned)
-    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
-
-
-def _blocks(text):
-    return tuple(int(n) for n in text.split(","))
+    specialised = [arg for arg in signature if arg in pointers or arg in INTEGERS]
+    return compile_sm90(fn, signature, constants, specialised, warps)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     parser.add_argument("--width", type=int, default=4)
-    parser.add_argument("--forward", type=_blocks, default=short_conv_op.FORWARD_BLOCKS, help="BT,BC,warps")
-    parser.add_argument("--pre-grad", type=_blocks, default=short_conv_op.PRE_GRAD_BLOCKS, help="BT,BC,warps")
+    parser.add_argument("--forward", type=parse_blocks, default=short_conv_op.FORWARD_BLOCKS, help="BT,BC,warps")
+    parser.add_argument("--pre-grad", type=parse_blocks, default=short_conv_op.PRE_GRAD_BLOCKS, help="BT,BC,warps")
     parser.add_argument("--steps", type=int, default=short_conv_op.PRE_GRAD_STEPS)
-    parser.add_argument("--input-grad", type=_blocks, default=short_conv_op.INPUT_GRAD_BLOCKS, help="BT,BC,warps")
+    parser.add_argument("--input-grad", type=parse_blocks, default=short_conv_op.INPUT_GRAD_BLOCKS, help="BT,BC,warps")
     args = parser.parse_args()
     kernels = [
         ("conv_forward_kernel", args.forward, {}),

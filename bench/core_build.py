@@ -45,15 +45,27 @@ def build(name, dtype, warps, stages, constants, maxnreg=None):
     signature.update({"scale": "fp32", "normalizer": "fp32", "T": "i32", "NT": "i32"})
     signature.update({arg: "i32" for arg in STRIDES})
     signature = {arg: signature.get(arg, "constexpr") for arg in fn.arg_names}
-    constexprs = {(fn.arg_names.index(arg),): value for arg, value in constants.items() if arg in fn.arg_names}
     # the launcher's specialisation of torch's allocations: 16-byte aligned pointers (vector loads, and the
     # pipelining of loads that do not feed a dot, which needs ≥ 32-bit accesses), and strides divisible by 16
     specialised = [arg for arg in (*POINTERS[name], *STRIDES) if arg in fn.arg_names]
-    aligned = {(fn.arg_names.index(arg),): [["tt.divisibility", 16]] for arg in specialised}
+    constants = {arg: value for arg, value in constants.items() if arg in fn.arg_names}
+    return compile_sm90(fn, signature, constants, specialised, warps, stages, maxnreg)
+
+
+def compile_sm90(fn, signature, constants, divisible_by_16, warps, stages=None, maxnreg=None):
+    """Triton's full compile of `fn` for sm90: signature {arg: type}, constexpr values, and the arguments that the
+    launcher would specialise as divisible by 16 (aligned pointers, sizes and strides)."""
+    index = fn.arg_names.index
+    constexprs = {(index(arg),): value for arg, value in constants.items()}
+    aligned = {(index(arg),): [["tt.divisibility", 16]] for arg in divisible_by_16}
+    options = {"num_warps": warps, "maxnreg": maxnreg, **({"num_stages": stages} if stages else {})}
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=aligned)
-    return triton.compile(
-        source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages, "maxnreg": maxnreg}
-    )
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options)
+
+
+def parse_blocks(text):
+    """'8,64,2' -> (8, 64, 2): block arguments on a command line."""
+    return tuple(int(n) for n in text.split(","))
 
 
 def resource_usage(cubin: bytes) -> str:

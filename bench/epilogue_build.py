@@ -13,13 +13,9 @@ import argparse
 import os
 import sys
 
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from core_build import resource_usage  # noqa: E402
+from core_build import compile_sm90, parse_blocks, resource_usage  # noqa: E402
 
 from neox_metala.ops import epilogue_kernels as kernels  # noqa: E402
 from neox_metala.ops import epilogue_op  # noqa: E402
@@ -40,24 +36,17 @@ def build(name, dtype, warps, constants):
             signature[arg] = "i32"
         else:
             signature[arg] = "*fp32" if arg in FP32_POINTERS else f"*{dtype}"
-    constexprs = {(fn.arg_names.index(arg),): value for arg, value in constants.items()}
     # the launcher's specialisation at the model's shapes: torch's 16-byte aligned allocations, and strides (3W for
     # views of the projection, H·V, B·H·V for a (seq, batch) transpose) divisible by 16, so accesses are vectorised
     specialised = [arg for arg in fn.arg_names if signature[arg].startswith("*") or arg.startswith("stride_")]
-    aligned = {(fn.arg_names.index(arg),): [["tt.divisibility", 16]] for arg in specialised}
-    source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=aligned)
-    return triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
-
-
-def _blocks(text):
-    return tuple(int(n) for n in text.split(","))
+    return compile_sm90(fn, signature, constants, specialised, warps)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
-    parser.add_argument("--forward", type=_blocks, default=epilogue_op.FORWARD_BLOCKS, help="BT,warps")
-    parser.add_argument("--backward", type=_blocks, default=epilogue_op.BACKWARD_BLOCKS, help="BT,warps")
+    parser.add_argument("--forward", type=parse_blocks, default=epilogue_op.FORWARD_BLOCKS, help="BT,warps")
+    parser.add_argument("--backward", type=parse_blocks, default=epilogue_op.BACKWARD_BLOCKS, help="BT,warps")
     parser.add_argument("--steps", type=int, default=epilogue_op.BACKWARD_STEPS)
     parser.add_argument("--no-aug", action="store_true", help="without aug_balance (AUG=False)")
     args = parser.parse_args()
