@@ -124,8 +124,27 @@ class Timer:
             "ms": statistics.median(times),
             "spread_ms": max(times) - min(times),
             "peak_gb": peak / 1e9,
+            "saved_gb": saved_for_backward(module, sets[0][0]) / 1e9,
             "tokens_per_s": seq * batch / (statistics.median(times) / 1e3),
         }
+
+
+def saved_for_backward(module, x) -> int:
+    """Bytes that the forward keeps for the backward beyond the input and the parameters (each storage once): the
+    part of the peak that the partitioner and the ops' saved tensors decide."""
+    known = {t.untyped_storage().data_ptr() for t in (x, *module.parameters())}
+    storages = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in known:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = module(x)
+    del out
+    return sum(storages.values())
 
 
 def copy_bandwidth() -> float:
@@ -268,7 +287,7 @@ def report(hidden, seq, batch, row) -> None:
         if "ms" in r:
             print(
                 f"  {kind:<16} {r['ms']:8.2f} ms (spread {r['spread_ms']:.2f})  "
-                f"{r['tokens_per_s'] / 1e6:6.2f} M tok/s  peak +{r['peak_gb']:.2f} GB"
+                f"{r['tokens_per_s'] / 1e6:6.2f} M tok/s  peak +{r['peak_gb']:.2f} GB (saved {r['saved_gb']:.2f})"
             )
     for mixer, base in (("metala", "attention"), ("metala_fused", "attention"), ("metala_layer", "attention_layer")):
         if mixer in row and base in row:
