@@ -48,6 +48,7 @@ VARIANTS = {
 # MetaLA variants by kind name: the shipped config run with these environment variables set
 ENV_VARIANTS = {
     "metala-direct": {"NEOX_METALA_DIRECT_LAUNCH": "1"},  # our kernels launched past Triton's launch path
+    "metala-cpp": {"TORCHINDUCTOR_CPP_WRAPPER": "1"},  # the compiled blocks' wrappers in C++ instead of Python
 }
 SMOKE = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256}
 
