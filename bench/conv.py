@@ -27,7 +27,7 @@ from neox_metala.ops import short_conv_op  # noqa: E402
 from neox_metala.ops.causal_conv import short_conv_shifted  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kernel_timing import copy_bandwidth, median_ms, parse_args  # noqa: E402
+from kernel_timing import copy_bandwidth, median_ms, parse_args, relative_differences  # noqa: E402
 
 CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
 
@@ -82,10 +82,7 @@ def run_case(case, dtype, device, bandwidth, args, compiled):
     shifted_ms = median_ms(lambda: compiled(*inputs), args.warmup, args.runs, CUDA)
     mine_ms = median_ms(lambda: mine_call(*inputs), args.warmup, args.runs, CUDA)
     floor = 5 * inputs[0].numel() * inputs[0].element_size() / bandwidth * 1e3
-    differences = {
-        name: ((ours.float() - theirs.float()).norm() / theirs.float().norm()).item()
-        for name, ours, theirs in zip(("y", "dx", "dweight"), mine_call(*inputs), compiled(*inputs))
-    }
+    differences = relative_differences(("y", "dx", "dweight"), mine_call(*inputs), compiled(*inputs))
     batch, seq, channels = case
     print(
         f"CONV B{batch} T{seq} C{channels} W{WIDTH}: shifted+compile {shifted_ms:.3f} ms, triton {mine_ms:.3f} ms, "

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from neox_metala.ops import core_op, metala_core, metala_core_triton  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kernel_timing import copy_bandwidth, median_ms, parse_args  # noqa: E402
+from kernel_timing import copy_bandwidth, median_ms, parse_args, relative_differences  # noqa: E402
 
 HEADS, HEAD_K_DIM, HEAD_V_DIM = 8, 64, 128
 SCALE = HEAD_K_DIM**-0.5
@@ -89,10 +89,7 @@ def run_case(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, bandwidth
     metala_core_triton.SPLIT_DV = not metala_core_triton.SPLIT_DV
     other_dv = "fused dv" if metala_core_triton.SPLIT_DV else "split dv"
     floor = floor_ms(inputs[0], inputs[1], bandwidth)
-    differences = {
-        name: ((ours.float() - theirs.float()).norm() / theirs.float().norm().clamp_min(1e-30)).item()
-        for name, ours, theirs in zip(("o", "dq", "dv", "dlogits"), metala_call(*inputs), fla_call(*inputs))
-    }
+    differences = relative_differences(("o", "dq", "dv", "dlogits"), metala_call(*inputs), fla_call(*inputs))
     worst = max(differences, key=differences.get)
     print(
         f"CORE B{batch} T{seq} H{heads} K{head_k_dim} V{head_v_dim}{label}: fla {fla_ms:.3f} ms, "

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from neox_metala.ops import epilogue_op, metala  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kernel_timing import copy_bandwidth, median_ms, parse_args  # noqa: E402
+from kernel_timing import copy_bandwidth, median_ms, parse_args, relative_differences  # noqa: E402
 
 CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
 NORMALIZER, EPS = 16.0, 1e-5
@@ -88,10 +88,7 @@ def run_case(case, dtype, device, bandwidth, args, calls):
     # those and dy and writes 4·V (do, dq, dx, dv, dg)
     floor = 14 * inputs[0].numel() * inputs[0].element_size() / bandwidth * 1e3
     names = ("y", "do", "dprojected", "dgate_bias", "daug_balance")
-    differences = {
-        name: ((ours.float() - theirs.float()).norm() / theirs.float().norm()).item()
-        for name, ours, theirs in zip(names, triton_call(*inputs), compiled_call(*inputs))
-    }
+    differences = relative_differences(names, triton_call(*inputs), compiled_call(*inputs))
     print(
         f"EPILOGUE B{batch} T{seq} H{heads} V{head_v_dim}: compiled {compiled_ms:.3f} ms, triton {triton_ms:.3f} ms, "
         f"floor {floor:.3f} ms (compiled {compiled_ms / floor:.1f}x, triton {triton_ms / floor:.1f}x), "

@@ -1,7 +1,8 @@
-"""What the per-kernel benchmarks (bench/core.py, bench/conv.py) share: their command line, the timing of one GPU
-kernel call (the median of CUDA-event times with the L2 cache flushed before each run), and the copy bandwidth that
-byte floors are measured against. Without a GPU (the benchmarks' --smoke runs through the Triton interpreter) a
-call is timed once by the clock. The importing script puts the repository on sys.path."""
+"""What the per-kernel benchmarks (bench/core.py, bench/conv.py, bench/epilogue.py) share: their command line, the
+timing of one GPU kernel call (the median of CUDA-event times with the L2 cache flushed before each run), the copy
+bandwidth that byte floors are measured against, and how far one implementation's outputs are from another's.
+Without a GPU (the benchmarks' --smoke runs through the Triton interpreter) a call is timed once by the clock. The
+importing script puts the repository on sys.path."""
 
 from __future__ import annotations
 
@@ -53,6 +54,14 @@ def median_ms(call, warmup: int, runs: int, cuda: bool = True) -> float:
         end.synchronize()
         times.append(start.elapsed_time(end))
     return statistics.median(times)
+
+
+def relative_differences(names, ours, theirs) -> dict[str, float]:
+    """{name: ‖ours − theirs‖ / ‖theirs‖} over paired outputs, in fp32."""
+    return {
+        name: ((mine.float() - other.float()).norm() / other.float().norm().clamp_min(1e-30)).item()
+        for name, mine, other in zip(names, ours, theirs)
+    }
 
 
 def copy_bandwidth(cuda: bool = True) -> float:
