@@ -5,6 +5,20 @@ import torch
 F64 = torch.float64
 
 
+MIX_HEADS = 2
+
+
+def mix_parameters():
+    """metala_mix's leaves for MIX_HEADS heads of width 8, fp64, drawn the same for every routing test: the
+    projection (B2, T70 — a partial chunk —, [q | logits | v | gate]), the gate bias and the balance."""
+    gen = torch.Generator().manual_seed(5)
+    width = 16
+    projected = torch.randn(2, 70, 3 * width, dtype=F64, generator=gen, requires_grad=True)
+    gate_bias = torch.randn(width, dtype=F64, generator=gen, requires_grad=True)
+    aug_balance = torch.randn(width // 2, dtype=F64, generator=gen, requires_grad=True)
+    return projected, gate_bias, aug_balance
+
+
 def assert_mixer_routes(monkeypatch, option: str, ours: str, theirs: str, calls: list, leaves) -> None:
     """A MetaLAMixer with `option`=ours on the fla backend, in a (stand-in) compiled block, calls the op once (the
     caller's `calls` records it), and equals the same mixer with `option`=theirs in fp64, output and the gradients

@@ -133,12 +133,10 @@ def test_epilogue_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch, se
 
     monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "fla")
     calls = counted(monkeypatch)
-    gen = torch.Generator().manual_seed(5)
-    heads, width = 2, 16
-    projected = torch.randn(2, 70, 3 * width, dtype=F64, generator=gen, requires_grad=True)
-    gate_bias = torch.randn(width, dtype=F64, generator=gen, requires_grad=True)
-    aug_balance = torch.randn(width // 2, dtype=F64, generator=gen, requires_grad=True)
-    parameters = (projected, gate_bias, aug_balance)
+    from mixer_routing import MIX_HEADS as heads
+    from mixer_routing import mix_parameters
+
+    parameters = projected, gate_bias, aug_balance = mix_parameters()
 
     def mix(epilogue_kernel, compile_it=False):
         options = ops.MetaLAOptions(epilogue_kernel=epilogue_kernel)

@@ -97,12 +97,10 @@ def test_metala_core_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch,
 
     monkeypatch.setattr(metala_core_op, "metala_core", counted("metala", metala_core_op.metala_core))
     monkeypatch.setattr(core_op, "gla_core", counted("fla", core_op.gla_core))
-    gen = torch.Generator().manual_seed(5)
-    heads, width = 2, 16
-    projected = torch.randn(2, 70, 3 * width, dtype=F64, generator=gen, requires_grad=True)
-    gate_bias = torch.randn(width, dtype=F64, generator=gen, requires_grad=True)
-    aug_balance = torch.randn(width // 2, dtype=F64, generator=gen, requires_grad=True)
-    parameters = (projected, gate_bias, aug_balance)
+    from mixer_routing import MIX_HEADS as heads
+    from mixer_routing import mix_parameters
+
+    parameters = mix_parameters()
 
     def mix(options, document_starts=None):
         out = ops.metala_mix(*parameters, heads, options, seq_first=False, document_starts=document_starts)
