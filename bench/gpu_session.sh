@@ -17,10 +17,12 @@ export NEOX_METALA_KERNEL_CACHE=/tmp/cache/kernels
 [ -d /tmp/cache/kernels ] || { [ -f .gpu/cache.txz ] && xz -dc .gpu/cache.txz | tar -xf - -C /tmp/cache; }
 start=$(date +%s)
 python3 -m pip install -q --no-index --no-deps .gpu/wheels/engines/*.whl 2>&1 | grep -v "^WARNING" | tail -2
-# DeepSpeed's needs always; W&B and the data-prep extras only when carried (a benchmark-only carry leaves them out)
+# DeepSpeed's needs always
 python3 -m pip install -q --no-index --find-links .gpu/wheels/extras hjson pydantic 2>&1 | grep -v "^WARNING" | tail -2
-ls .gpu/wheels/extras/wandb-* >/dev/null 2>&1 && python3 -m pip install -q --no-index \
-    --find-links .gpu/wheels/extras wandb sentencepiece zstandard orjson 2>&1 | grep -v "^WARNING" | tail -2
+for extra in zstandard sentencepiece orjson wandb; do  # the data-prep extras; W&B only when carried (it is large)
+    ls .gpu/wheels/extras/$extra-* >/dev/null 2>&1 && python3 -m pip install -q --no-index \
+        --find-links .gpu/wheels/extras $extra 2>&1 | grep -v "^WARNING" | tail -2
+done
 ls .gpu/wheels/tools/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index --no-deps .gpu/wheels/tools/*.whl 2>&1 | grep -v "^WARNING" | tail -2
 python3 -c "import torch, triton, deepspeed, megatron.core, fla; print('stack', torch.__version__, triton.__version__,
 deepspeed.__version__, fla.__version__, torch.cuda.get_device_name())" 2>&1 | tail -1 | tee "$OUT/stack.txt"

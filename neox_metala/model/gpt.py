@@ -75,8 +75,17 @@ def parallel_logits(hidden, weight):
 
 
 def head_output(head, hidden, weight):
-    """Logits, or in training mode after `use_fused_loss` (hidden, weight), from which the loss forms them."""
-    return (hidden, weight) if head.loss_input and head.training else parallel_logits(hidden, weight)
+    """Logits, or in training mode after `use_fused_loss` (hidden, weight), from which the loss forms them.
+
+    The weight leaves as a view, never as the parameter itself: DeepSpeed hooks the model's outputs and, at the
+    first output gradient of a backward, zeroes the bf16 gradients (BF16_Optimizer.backward_prologue). A
+    parameter among the outputs has its gradient accumulated before that (autograd runs a leaf's accumulation
+    first), so the head's gradient was zeroed: an untied head never trained in bf16, and under pipeline
+    parallelism the tied embedding kept only its input side's gradient (found on the H200, session 10). The view's
+    own hook fires before anything reaches the parameter."""
+    if head.loss_input and head.training:
+        return hidden, weight.view_as(weight)
+    return parallel_logits(hidden, weight)
 
 
 def tied_head_forward(embedding: EmbeddingPipe, hidden):

@@ -118,9 +118,12 @@ def linear_config(params_dtype: torch.dtype = torch.float32, on_gpu: bool | None
     """Settings for megatron-core's parallel linears and embedding.
 
     Initialisation is ours (neox_metala.layers.init: the full matrix from a seeded generator, then the shard),
-    so megatron-core only allocates. CPU allocation is also what building on the meta device needs.
+    so megatron-core only allocates. CPU allocation is also what building on the meta device needs: megatron-core's
+    GPU allocation names the current CUDA device itself, past a `with torch.device("meta")` (a checkpoint's layout
+    change on a GPU machine then built the whole model on the GPU and failed copying a meta shard into it).
     """
-    on_gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
+    if on_gpu is None:
+        on_gpu = torch.cuda.is_available() and torch.get_default_device().type != "meta"
     return ModelParallelConfig(
         tensor_model_parallel_size=tensor_parallel_size(),
         params_dtype=params_dtype,
