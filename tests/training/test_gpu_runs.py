@@ -23,6 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import layouts  # noqa: E402
 
+from neox_metala.parallel import free_port  # noqa: E402
+
 pytestmark = pytest.mark.gpu
 GPUS = torch.cuda.device_count()
 STEPS, RESUME_AT = 20, 10
@@ -116,7 +118,7 @@ def test_sigterm_mid_run_saves_and_exits_zero(work, name):
         pytest.skip(f"needs {layouts.LAYOUTS[name][2]} GPUs")
     directory, data, cache = work
     run_dir = directory / f"{name}-sigterm"
-    files = layouts.write_configs(run_dir, name, 1000, data, cache, 29800 + len(name))
+    files = layouts.write_configs(run_dir, name, 1000, data, cache, free_port())
     launch = layouts.Launch(run_dir, files, list(range(layouts.LAYOUTS[name][2])), RUN_LIMIT_S)
     launch.signal_after("iteration 5/", signal.SIGTERM)
     code, _ = launch.wait()
