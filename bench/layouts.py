@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from neox_metala.launch.local import die_with_parent
+
 REPO = Path(__file__).resolve().parents[1]
 # name -> (model_parallel_size, pipe_parallel_size, GPUs); pipe_parallel_size 1 is the config's own engine
 LAYOUTS = {
@@ -121,6 +123,7 @@ class Launch:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # a run outlived a pytest cut by a call's time limit and held its port
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()

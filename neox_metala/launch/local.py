@@ -96,7 +96,7 @@ class LocalRanks:
                 stdout=pipe,
                 stderr=pipe,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             for local_rank in range(self.local_world_size)
         ]
@@ -211,8 +211,8 @@ def _discard_output(stream: TextIO) -> None:
     os.close(devnull)
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when deepy.py dies (Linux; elsewhere a no-op)."""
+def die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when its parent (deepy.py) dies (Linux; elsewhere a no-op)."""
     if sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
