@@ -1,6 +1,7 @@
 """The output head's gradient reaches the optimizer in bf16, tied or untied, on every engine and under pipeline
 parallelism: step 1's gradient norm of each bf16 run equals that of the same model trained in fp32 on the plain
-engine (another optimizer, DeepSpeed's ZeRO-1 instead of its BF16 optimizer), within bf16 rounding.
+engine (another optimizer, DeepSpeed's ZeRO-1 instead of its BF16 optimizer), within bf16 rounding; and no
+parameter's gradient is all zeros when the BF16 optimizer steps.
 
 Found on the H200 (session 10): DeepSpeed zeroes the bf16 gradients at the first output gradient of a backward, and
 the fused loss's head handed its weight parameter out as a model output, whose gradient autograd accumulates
@@ -30,13 +31,32 @@ def train(rank, world_size, jobs):
     from neox_metala.launch.train_args import parse_train_args
     from neox_metala.training.trainer import Trainer
 
+    zero_gradients = {}
     for config_dir, files in jobs:
         trainer = Trainer(parse_train_args(["-d", str(config_dir), *files]))
+        record_zero_gradients(trainer.engine, zero_gradients.setdefault(str(config_dir), []))
         try:
             assert trainer.train() == 0
         finally:
             trainer.train_stream.close()
             trainer.metrics.close()
+    return zero_gradients
+
+
+def record_zero_gradients(engine, into: list) -> None:
+    """With the BF16 optimizer: at each step, append the names of the parameters whose fp32 gradient is all zeros."""
+    optimizer = engine.optimizer
+    if not hasattr(optimizer, "fp32_groups_gradients"):
+        return
+    names = {id(p): name for name, p in engine.module.named_parameters()}
+    step = optimizer.step
+
+    def checked_step(*args, **kwargs):
+        groups = zip(optimizer.bf16_groups, optimizer.fp32_groups_gradients)
+        into.extend(names[id(lp)] for lps, grads in groups for lp, grad in zip(lps, grads) if not grad.any())
+        return step(*args, **kwargs)
+
+    optimizer.step = checked_step
 
 
 def first_grad_norm(tmp_path, name) -> float:
@@ -57,7 +77,8 @@ def test_head_gradient_reaches_the_optimizer_in_bf16(tmp_path, sample_data):
         settings = dict(SETTINGS, precision=precision, pipe_parallel_size=pipe, no_weight_tying=not tied)
         jobs[ranks].append(job_configs(tmp_path, name, sample_data, **settings))
     for ranks, ranked_jobs in jobs.items():
-        run_workers(train, ranks, tmp_path / f"result{ranks}", jobs=ranked_jobs)
+        for zero_gradients in run_workers(train, ranks, tmp_path / f"result{ranks}", jobs=ranked_jobs):
+            assert not any(zero_gradients.values()), zero_gradients
     norms = {name: first_grad_norm(tmp_path, name) for name in runs}
     for name, (_, _, tied, _) in runs.items():
         reference = norms["fp32-tied" if tied else "fp32-untied"]
