@@ -65,16 +65,19 @@ def first_grad_norm(tmp_path, name) -> float:
 
 
 def test_head_gradient_reaches_the_optimizer_in_bf16(tmp_path, sample_data):
-    runs = {  # name: (precision, pipe_parallel_size, tied, ranks)
+    runs = {  # name: (precision, pipe_parallel_size, tied, ranks); two ranks without PP: TP=2
         "fp32-tied": ("fp32", 0, True, 1),
         "fp32-untied": ("fp32", 0, False, 1),
         "bf16-untied-plain": ("bfloat16", 0, False, 1),
         "bf16-untied-pipeline": ("bfloat16", 1, False, 1),
         "bf16-tied-pp2": ("bfloat16", 2, True, 2),
+        "bf16-untied-tp2": ("bfloat16", 1, False, 2),
     }
     jobs = {1: [], 2: []}
     for name, (precision, pipe, tied, ranks) in runs.items():
         settings = dict(SETTINGS, precision=precision, pipe_parallel_size=pipe, no_weight_tying=not tied)
+        if ranks == 2 and pipe < 2:
+            settings["model_parallel_size"] = 2
         jobs[ranks].append(job_configs(tmp_path, name, sample_data, **settings))
     for ranks, ranked_jobs in jobs.items():
         for zero_gradients in run_workers(train, ranks, tmp_path / f"result{ranks}", jobs=ranked_jobs):
