@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from megatron.core import tensor_parallel
 from torch import nn
 
 from .. import parallel
@@ -65,7 +64,7 @@ class ParallelSelfAttention(nn.Module):
         self.rotary = RotaryEmbedding(rotary_dim, settings.rotary_emb_base) if rotary_dim else None
         self.attention_dropout = settings.attention_dropout
         config = parallel.linear_config(settings.params_dtype)
-        self.qkv_proj = tensor_parallel.ColumnParallelLinear(
+        self.qkv_proj = parallel.ColumnParallelLinear(
             hidden, 3 * hidden, config=config, bias=False, init_method=init.allocate_only, gather_output=False
         )
         self.out_proj = parallel.RowParallelLinear(

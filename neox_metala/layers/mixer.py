@@ -12,7 +12,6 @@ rank runs only heads/TP heads, and the result equals the single-rank mixer.
 from __future__ import annotations
 
 import torch
-from megatron.core import tensor_parallel
 from torch import nn
 
 from .. import ops, parallel
@@ -45,7 +44,7 @@ class MetaLAMixer(nn.Module):
         self.options = settings.metala
 
         config = parallel.linear_config(settings.params_dtype)
-        self.in_proj = tensor_parallel.ColumnParallelLinear(
+        self.in_proj = parallel.ColumnParallelLinear(
             hidden, 3 * hidden, config=config, bias=False, init_method=init.allocate_only, gather_output=False
         )
         self.out_proj = parallel.RowParallelLinear(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from megatron.core import tensor_parallel
 from torch import nn
 
 from .. import parallel
@@ -24,7 +23,7 @@ class ParallelSwiGLU(nn.Module):
         self.width_per_rank = width // tp
         config = parallel.linear_config(settings.params_dtype)
         # W1 and W3 in one GEMM; each rank holds [W1 shard; W3 shard].
-        self.w1_w3 = tensor_parallel.ColumnParallelLinear(
+        self.w1_w3 = parallel.ColumnParallelLinear(
             hidden, 2 * width, config=config, init_method=init.allocate_only, bias=False, gather_output=False
         )
         self.w2 = parallel.RowParallelLinear(

@@ -109,7 +109,7 @@ class ParallelHead(nn.Module):
     def __init__(self, settings: BlockSettings, padded_vocab_size: int):
         super().__init__()
         config = parallel.linear_config(settings.params_dtype)
-        self.proj = tensor_parallel.ColumnParallelLinear(
+        self.proj = parallel.ColumnParallelLinear(
             settings.hidden_size,
             padded_vocab_size,
             config=config,

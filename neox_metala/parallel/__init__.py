@@ -1,6 +1,7 @@
 """Parallel state: the only package that talks to megatron-core's parallel_state and builds DeepSpeed's mpu."""
 
 from .state import (
+    ColumnParallelLinear,
     MegatronMPU,
     ParallelLayout,
     RowParallelLinear,
@@ -22,6 +23,7 @@ from .state import (
 )
 
 __all__ = [
+    "ColumnParallelLinear",
     "MegatronMPU",
     "ParallelLayout",
     "RowParallelLinear",

@@ -150,6 +150,17 @@ class RowParallelLinear(tensor_parallel.RowParallelLinear):
         self._forward_impl = gemm_with_group
 
 
+class ColumnParallelLinear(tensor_parallel.ColumnParallelLinear):
+    """megatron-core's, with the input gradient's all-reduce done by the copy-to-region function (synchronous, a
+    collective torch.compile traces) instead of its GEMM's asynchronous one. The asynchronous all-reduce in the
+    GEMM's backward (and the CUDA_DEVICE_MAX_CONNECTIONS warning beside it) cannot be traced: with TP > 1 every
+    compiled block fell apart into 8 graphs around eager column projections (CPU, gloo, session 10)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.allreduce_dgrad = False  # forward() then applies copy_to_tensor_model_parallel_region to the input
+
+
 def pipeline_topology(layout: ParallelLayout):
     from deepspeed.runtime.pipe.topology import PipeModelDataParallelTopology
 
