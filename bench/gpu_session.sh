@@ -67,7 +67,7 @@ for s in "$@"; do
         starts) case " ${STARTS:-1gpu-cold} " in *" 1gpu-cold "*) rm -rf /tmp/cache/kernels ;; esac
                 step starts 560 python3 bench/starts.py --kernel-cache /tmp/cache/kernels \
                     --out "$OUT/starts.json" ${STARTS:+--steps $STARTS} ;;
-        gpu-suite) NEOX_METALA_GPU_REPORT=$OUT/gpu-report.json step gpu-suite ${GPU_SUITE_LIMIT:-580} python3 -m pytest -q -x -s -m gpu \
+        gpu-suite) NEOX_METALA_GPU_REPORT=$OUT/gpu-report.json step gpu-suite ${GPU_SUITE_LIMIT:-540} python3 -m pytest -q -s -m gpu \
                        -p no:cacheprovider ${GPU_SUITE_K:+-k "$GPU_SUITE_K"} tests/training/test_gpu_runs.py ;;
         tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
                        NEOX_METALA_FAST_AUTOTUNE=1
