@@ -134,11 +134,11 @@ def initialize_engine(args: NeoXArgs, model: torch.nn.Module):
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(args), mpu=mpu
     )
-    accumulate_in_one_call(engine.optimizer)
+    accumulate_in_one_call(engine.optimizer, model)
     return engine
 
 
-def accumulate_in_one_call(optimizer) -> None:
+def accumulate_in_one_call(optimizer, module: torch.nn.Module) -> None:
     """DeepSpeed's BF16 optimizer adds each micro batch's bf16 gradients into its fp32 buffers one parameter at a
     time from Python (a cast and an add per parameter: ~870 host round trips per step of the 380M model, during
     which the GPU waited ~60 ms per step in bench/step_profile.py), then keeps the bf16 gradients, which the next
@@ -150,7 +150,10 @@ def accumulate_in_one_call(optimizer) -> None:
     (no fill and add kernels), a bf16 copy of the weights' size is freed, and no gradient stays bound to memory
     that a CUDA-graph replay reuses (torch_compile_mode: reduce-overhead failed exactly there). Training is
     bit-identical (tests/training/test_bf16_accumulation.py). Any DeepSpeed feature that needs the per-parameter
-    path (immediate gradient updates, AutoEP folding) keeps it."""
+    path (immediate gradient updates, AutoEP folding) keeps it.
+
+    The first call also names every parameter of `module` that got no gradient, or one of zeros, in the run's
+    first micro batch (warn_gradientless)."""
     from deepspeed.runtime.bf16_optimizer import BF16_Optimizer
 
     if not isinstance(optimizer, BF16_Optimizer) or optimizer.immediate_grad_update:
@@ -158,8 +161,10 @@ def accumulate_in_one_call(optimizer) -> None:
     if getattr(optimizer, "autoep_folding_tp_group", None) is not None:
         return
 
+    first_call = [True]
+
     def update_hp_grads(clear_lp_grads=False):  # clear_lp_grads: dropped either way
-        lp_grads, hp_grads = [], []
+        lp_grads, hp_grads, with_grads = [], [], []
         for i, group in enumerate(optimizer.bf16_groups):
             for j, lp in enumerate(group):
                 if lp.grad is None:
@@ -167,10 +172,30 @@ def accumulate_in_one_call(optimizer) -> None:
                 hp_grad = optimizer.fp32_groups_gradients[i][j]
                 lp_grads.append(lp.grad.view(hp_grad.shape))
                 hp_grads.append(hp_grad)
+                with_grads.append(lp)
                 lp._hp_grad = hp_grad
                 optimizer.fp32_groups_has_gradients[i][j] = True
                 lp.grad = None
+        if first_call[0]:
+            first_call[0] = False
+            warn_gradientless(module, with_grads, lp_grads)
         with torch.no_grad():
             add_into_fp32(hp_grads, lp_grads)
 
     optimizer.update_hp_grads = update_hp_grads
+
+
+def warn_gradientless(module: torch.nn.Module, params: list, grads: list) -> None:
+    """Log a warning naming each trainable parameter of `module` without a gradient, or with one of zeros (`params`
+    got `grads`). Such a parameter would silently never train: the untied output head did exactly that in bf16
+    until session 10 (DeepSpeed zeroed its gradient after autograd had accumulated it). One device sync."""
+    with torch.no_grad():
+        largest = torch.stack(torch._foreach_norm(grads, float("inf"))).tolist() if grads else []
+    got = {id(p): value for p, value in zip(params, largest)}
+    names = [name for name, p in module.named_parameters() if p.requires_grad and not got.get(id(p))]
+    if names:
+        logger.warning(
+            "%d parameter(s) got no gradient, or one of zeros, in the first micro batch and will not train: %s",
+            len(names),
+            ", ".join(names),
+        )

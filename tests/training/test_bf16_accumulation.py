@@ -24,7 +24,7 @@ def train_both_ways(rank, world_size, jobs):
     results = {}
     ours = engine_module.accumulate_in_one_call
     for name, (config_dir, files) in jobs.items():
-        engine_module.accumulate_in_one_call = ours if name == "ours" else (lambda optimizer: None)
+        engine_module.accumulate_in_one_call = ours if name == "ours" else (lambda optimizer, module: None)
         trainer = Trainer(parse_train_args(["-d", str(config_dir), *files]))
         try:
             optimizer = trainer.engine.optimizer

@@ -11,6 +11,7 @@ and with two pipeline stages the tied embedding kept only its input side's gradi
 import json
 
 import pytest
+import torch
 
 from dist_helpers import run_workers
 from runtime_helpers import job_configs
@@ -27,20 +28,31 @@ SETTINGS = dict(
 )
 
 
-def train(rank, world_size, jobs):
+def train(rank, world_size, jobs, zeroed=None):
+    """Each job trained; -> ({config dir: names of all-zero fp32 gradients at a step}, engine warnings). `zeroed`:
+    the name of a parameter whose gradient a hook replaces by zeros (a lost gradient, made on purpose)."""
+    import logging
+
     from neox_metala.launch.train_args import parse_train_args
     from neox_metala.training.trainer import Trainer
 
+    warnings = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warnings.append(record.getMessage())
+    logging.getLogger("neox_metala.training.engine").addHandler(handler)
     zero_gradients = {}
     for config_dir, files in jobs:
         trainer = Trainer(parse_train_args(["-d", str(config_dir), *files]))
         record_zero_gradients(trainer.engine, zero_gradients.setdefault(str(config_dir), []))
+        for name, param in trainer.engine.module.named_parameters():
+            if name == zeroed:
+                param.register_hook(torch.zeros_like)
         try:
             assert trainer.train() == 0
         finally:
             trainer.train_stream.close()
             trainer.metrics.close()
-    return zero_gradients
+    return zero_gradients, [w for w in warnings if "got no gradient" in w]
 
 
 def record_zero_gradients(engine, into: list) -> None:
@@ -80,9 +92,18 @@ def test_head_gradient_reaches_the_optimizer_in_bf16(tmp_path, sample_data):
             settings["model_parallel_size"] = 2
         jobs[ranks].append(job_configs(tmp_path, name, sample_data, **settings))
     for ranks, ranked_jobs in jobs.items():
-        for zero_gradients in run_workers(train, ranks, tmp_path / f"result{ranks}", jobs=ranked_jobs):
+        for zero_gradients, warnings in run_workers(train, ranks, tmp_path / f"result{ranks}", jobs=ranked_jobs):
             assert not any(zero_gradients.values()), zero_gradients
+            assert not warnings, warnings
     norms = {name: first_grad_norm(tmp_path, name) for name in runs}
     for name, (_, _, tied, _) in runs.items():
         reference = norms["fp32-tied" if tied else "fp32-untied"]
         assert abs(norms[name] - reference) <= BOUND * reference, (name, norms)
+
+
+def test_a_parameter_without_gradient_is_named_in_a_warning(tmp_path, sample_data):
+    """The trainer's guard (engine.warn_gradientless) against what the untied head suffered: a parameter whose
+    gradient is all zeros in the first micro batch is named in a warning (here made so by a hook)."""
+    job = job_configs(tmp_path, "zeroed", sample_data, **dict(SETTINGS, precision="bfloat16", pipe_parallel_size=1))
+    [(_, warnings)] = run_workers(train, 1, tmp_path / "result", jobs=[job], zeroed="5.norm.scale")
+    assert len(warnings) == 1 and warnings[0].endswith(": 5.norm.scale"), warnings
