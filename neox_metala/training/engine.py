@@ -161,10 +161,14 @@ def accumulate_in_one_call(optimizer, module: torch.nn.Module) -> None:
     if getattr(optimizer, "autoep_folding_tp_group", None) is not None:
         return
 
-    first_call = [True]
+    first_call = True
 
     def update_hp_grads(clear_lp_grads=False):  # clear_lp_grads: dropped either way
-        lp_grads, hp_grads, with_grads = [], [], []
+        nonlocal first_call
+        if first_call:
+            first_call = False
+            warn_gradientless(module)  # before the loop below drops the bf16 gradients
+        lp_grads, hp_grads = [], []
         for i, group in enumerate(optimizer.bf16_groups):
             for j, lp in enumerate(group):
                 if lp.grad is None:
@@ -172,27 +176,24 @@ def accumulate_in_one_call(optimizer, module: torch.nn.Module) -> None:
                 hp_grad = optimizer.fp32_groups_gradients[i][j]
                 lp_grads.append(lp.grad.view(hp_grad.shape))
                 hp_grads.append(hp_grad)
-                with_grads.append(lp)
                 lp._hp_grad = hp_grad
                 optimizer.fp32_groups_has_gradients[i][j] = True
                 lp.grad = None
-        if first_call[0]:
-            first_call[0] = False
-            warn_gradientless(module, with_grads, lp_grads)
         with torch.no_grad():
             add_into_fp32(hp_grads, lp_grads)
 
     optimizer.update_hp_grads = update_hp_grads
 
 
-def warn_gradientless(module: torch.nn.Module, params: list, grads: list) -> None:
-    """Log a warning naming each trainable parameter of `module` without a gradient, or with one of zeros (`params`
-    got `grads`). Such a parameter would silently never train: the untied output head did exactly that in bf16
-    until session 10 (DeepSpeed zeroed its gradient after autograd had accumulated it). One device sync."""
+def warn_gradientless(module: torch.nn.Module) -> None:
+    """Log a warning naming each trainable parameter of `module` whose gradient is missing or all zeros. Such a
+    parameter would silently never train: the untied output head did exactly that in bf16 until session 10
+    (DeepSpeed zeroed its gradient after autograd had accumulated it). One device sync."""
+    params = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    grads = [p.grad for _, p in params if p.grad is not None]
     with torch.no_grad():
-        largest = torch.stack(torch._foreach_norm(grads, float("inf"))).tolist() if grads else []
-    got = {id(p): value for p, value in zip(params, largest)}
-    names = [name for name, p in module.named_parameters() if p.requires_grad and not got.get(id(p))]
+        largest = iter(torch.stack(torch._foreach_norm(grads, float("inf"))).tolist() if grads else [])
+    names = [name for name, p in params if p.grad is None or not next(largest)]
     if names:
         logger.warning(
             "%d parameter(s) got no gradient, or one of zeros, in the first micro batch and will not train: %s",
