@@ -50,6 +50,21 @@ ENV_VARIANTS = {
     "metala-direct": {"NEOX_METALA_DIRECT_LAUNCH": "1"},  # our kernels launched past Triton's launch path
     "metala-cpp": {"TORCHINDUCTOR_CPP_WRAPPER": "1"},  # the compiled blocks' wrappers in C++ instead of Python
 }
+
+
+def variant(kind: str) -> tuple[dict, dict]:
+    """(config keys, environment) of a kind; "metala-a+b" combines the variants metala-a and metala-b."""
+    settings, env = {}, {}
+    if kind.startswith("metala-"):
+        for part in kind[len("metala-") :].split("+"):
+            name = "metala-" + part
+            if name not in VARIANTS and name not in ENV_VARIANTS:
+                raise SystemExit(f"unknown kind {kind!r}: {name} is none of " + ", ".join([*VARIANTS, *ENV_VARIANTS]))
+            settings.update(VARIANTS.get(name, {}))
+            env.update(ENV_VARIANTS.get(name, {}))
+    return settings, env
+
+
 SMOKE = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256}
 
 
@@ -102,7 +117,7 @@ def config_file(directory, kind, seq, data, options) -> str:
             "use_wandb": False,
         }
     )
-    settings.update(VARIANTS.get(kind, {}))
+    settings.update(variant(kind)[0])
     settings.update(options.set)
     path = os.path.join(directory, f"{kind}-{seq}.yml")
     with open(path, "w") as f:
@@ -117,7 +132,9 @@ def measure_ours(kind, seq, options) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "run.json")
         command = [sys.executable, os.path.abspath(__file__), *options.argv, "--one-run", kind, str(seq), out]
-        subprocess.run(command, check=True, env={**os.environ, **ENV_VARIANTS.get(kind, {})})
+        done = subprocess.run(command, env={**os.environ, **variant(kind)[1]})
+        if done.returncode:  # one variant failing (a new kernel, say) must not cost the call the others' numbers
+            return {"error": f"exit code {done.returncode}", "tokens_per_s": float("nan")}
         with open(out) as f:
             return json.load(f)
 
@@ -183,7 +200,8 @@ def main() -> None:
         "--kinds",
         nargs="+",
         default=["baseline", "attention", "metala"],
-        help="baseline, attention, metala, or a MetaLA variant: " + ", ".join([*VARIANTS, *ENV_VARIANTS]),
+        help="baseline, attention, metala, or a MetaLA variant ('+' combines them, e.g. metala-graphs+epilogue): "
+        + ", ".join([*VARIANTS, *ENV_VARIANTS]),
     )
     parser.add_argument("--layers", type=int, default=24)
     parser.add_argument("--iters", type=int, default=12)
@@ -211,6 +229,8 @@ def main() -> None:
         with open(out, "w") as f:
             json.dump(result, f)
         return
+    for kind in options.kinds:  # a misspelt kind fails here, not after the GPU time of the kinds before it
+        variant(kind)
     if options.smoke:
         options.seqs, options.kinds = [128], [k for k in options.kinds if k != "baseline"]
     os.environ.setdefault("WANDB_MODE", "disabled")
@@ -227,6 +247,9 @@ def main() -> None:
         for kind in options.kinds:
             row[kind] = measure_baseline(seq, options) if kind == "baseline" else measure_ours(kind, seq, options)
             r = row[kind]
+            if "error" in r:
+                print(f"T={seq:<5} {kind:<13} FAILED ({r['error']}; its output is above)", flush=True)
+                continue
             ratio = r["tokens_per_s"] / row["baseline"]["tokens_per_s"] if "baseline" in row else float("nan")
             r["vs_baseline"] = ratio
             low, high = r.get("tokens_per_s_range", (None, None))
