@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run on a lent GPU machine (the device tool), from the repository root, with the engine wheels of
-# ../shared/tools/device-wheels.sh in .gpu/wheels (py-spy in .gpu/wheels/tools for stack dumps) and, if a previous
+# ../shared/tools/device-wheels.sh in .gpu/wheels (`bash bench/gpu_prepare.sh` here builds .gpu/; py-spy in
+# .gpu/wheels/tools for stack dumps) and, if a previous
 # call brought them back, compile caches in .gpu/cache.tgz.part-*. Usage: bash bench/gpu_session.sh STEP...
 # (hang-old, starts, gpu-suite, tests, new-tests, core-tests, core, core-configs, conv, epilogue, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
 # JSON results go to $OUT; the kernel caches come back as $OUT/cache.tgz.part-* (copy them into .gpu/).
