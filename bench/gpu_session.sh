@@ -11,7 +11,7 @@ mkdir -p "$OUT" /tmp/cache
 export TORCH_CUDA_ARCH_LIST=9.0 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONUNBUFFERED=1 WANDB_MODE=offline PYTHONPATH=$PWD
 # The project's own kernel cache (kernel_cache_dir / NEOX_METALA_KERNEL_CACHE): it persists while the machine
-# stays warm between calls; `starts` empties it first to measure a cold start.
+# stays warm between calls; `starts` empties it before each LAYOUT-cold step (bench/starts.py).
 export NEOX_METALA_KERNEL_CACHE=/tmp/cache/kernels
 [ -d /tmp/cache/kernels ] || { ls .gpu/cache.tgz.part-* >/dev/null 2>&1 && cat .gpu/cache.tgz.part-* | tar -xzf - -C /tmp/cache; }
 # (.gpu/cache.txz: the same, recompressed with xz here to fit the carry limit next to the wheels)
@@ -65,8 +65,7 @@ hang_old() {  # the code before the fix (.gpu/old: git archive of it), a pipelin
 for s in "$@"; do
     case $s in
         hang-old) hang_old ;;
-        starts) case " ${STARTS:-1gpu-cold} " in *" 1gpu-cold "*) rm -rf /tmp/cache/kernels ;; esac
-                step starts 560 python3 bench/starts.py --kernel-cache /tmp/cache/kernels \
+        starts) step starts 560 python3 bench/starts.py --kernel-cache /tmp/cache/kernels \
                     --out "$OUT/starts.json" ${STARTS:+--steps $STARTS} ;;
         gpu-suite) NEOX_METALA_GPU_REPORT=$OUT/gpu-report.json step gpu-suite ${GPU_SUITE_LIMIT:-540} python3 -m pytest -q -s -m gpu \
                        -p no:cacheprovider ${GPU_SUITE_K:+-k "$GPU_SUITE_K"} tests/training/test_gpu_runs.py ;;

@@ -4,6 +4,7 @@ sample corpus, log_interval 1, one optimizer step of 16 sequences per iteration)
   1. one GPU, empty kernel cache (cold: every MetaLA kernel compiled and autotuned);
   2. the same command again (warm);
   3. PP=2 on two GPUs (same per-rank kernel shapes: warm);
+  (a step named LAYOUT-cold, e.g. pp2-cold, starts from an emptied kernel cache)
   4. `python -m neox_metala.warmup` for a TP=2 layout (new per-rank shapes: compiles), then that layout's start.
 
     python bench/starts.py --kernel-cache /tmp/empty-folder --out starts.json
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -62,6 +64,8 @@ def main(argv=None) -> int:
             )
             start("tp2-after-warmup", "tp2")
         else:
+            if step.endswith("-cold"):  # measured from an empty kernel cache, whatever the steps before left in it
+                shutil.rmtree(options.kernel_cache, ignore_errors=True)
             layout = step.split("-")[0]
             start(step, layout)
     if options.out:
