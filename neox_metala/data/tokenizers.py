@@ -35,7 +35,7 @@ PROBE_TEXTS = (
     "Hello world! It's 2026; they'll've said: \"don't\".  Two  spaces,\ttab,\n\nnew lines\r\n",
     "    def f(x):\n        return x ** 2  # indented code\n\n\n",
     "Cafe\u0301 caf\u00e9 na\u00efve \u00c5ngstr\u00f6m \uff21\uff22 \u2460 \u00bd x\u00b2",
-    "\u4e2d\u6587\u6587\u672c \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 \ud55c\uad6d\uc5b4 \U0001f600\U0001f44d\U0001f3fd",
+    "\u4e2d\u6587\u6587\u672c \u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8 \ud55c\uad6d\uc5b4 \U0001f600\U0001f44d\U0001f3fd",  # noqa: E501
     "end<|endoftext|>start <|padding|> 123456789 3.14159 1,000,000",
     "\x00\x07 \u200b\u00a0\u3000 trailing   ",
 )
@@ -102,8 +102,10 @@ class HFTokenizer:
         if engine != "hf":
             self._fast, self.fast_engine_refusal = _fast_bpe_from_hf_json(json.loads(self._hf.to_str()), self._hf)
             if self._fast is None and engine == "fast":
-                raise ValueError(f"{vocab_file}: the fast BPE engine cannot encode this tokenizer exactly: "
-                                 f"{self.fast_engine_refusal}; use engine='hf'")
+                raise ValueError(
+                    f"{vocab_file}: the fast BPE engine cannot encode this tokenizer exactly: "
+                    f"{self.fast_engine_refusal}; use engine='hf'"
+                )
         self.engine = "hf" if self._fast is None else "tiktoken"
 
     @property
@@ -145,8 +147,10 @@ class SPMTokenizer:
         if self.eod_id is None and self._sp.eos_id() >= 0:
             self.eod_id = self._sp.eos_id()
         if self.eod_id is None:
-            raise ValueError(f"{model_file}: no '<|endoftext|>' piece and no eos id; retrain it with "
-                             "`neox-metala-prep train-tokenizer` (it adds one) or set eos_id")
+            raise ValueError(
+                f"{model_file}: no '<|endoftext|>' piece and no eos id; retrain it with "
+                "`neox-metala-prep train-tokenizer` (it adds one) or set eos_id"
+            )
         pad_id = _first_token_id(self._piece_id, PAD_CANDIDATES)
         if pad_id is None and self._sp.pad_id() >= 0:
             pad_id = self._sp.pad_id()
@@ -246,10 +250,17 @@ def _split_pattern(pre_tokenizer) -> str | None:
         return GPT2_SPLIT_PATTERN if ok else None
     if kind == "Sequence" and len(pre_tokenizer.get("pretokenizers", [])) == 2:
         split, byte_level = pre_tokenizer["pretokenizers"]
-        plain_split = (split.get("type") == "Split" and "Regex" in split.get("pattern", {})
-                       and split.get("behavior") == "Isolated" and not split.get("invert"))
-        plain_bytes = (byte_level.get("type") == "ByteLevel" and not byte_level.get("use_regex", True)
-                       and not byte_level.get("add_prefix_space", False))
+        plain_split = (
+            split.get("type") == "Split"
+            and "Regex" in split.get("pattern", {})
+            and split.get("behavior") == "Isolated"
+            and not split.get("invert")
+        )
+        plain_bytes = (
+            byte_level.get("type") == "ByteLevel"
+            and not byte_level.get("use_regex", True)
+            and not byte_level.get("add_prefix_space", False)
+        )
         return split["pattern"]["Regex"] if plain_split and plain_bytes else None
     return None
 
@@ -311,8 +322,9 @@ class FastByteLevelBPE:
     def __init__(self, pattern: str, ranks: dict, rank_to_id, added_tokens: list, normalize):
         import tiktoken
 
-        encoding = tiktoken.Encoding("neox-metala-byte-level-bpe", pat_str=pattern, mergeable_ranks=ranks,
-                                     special_tokens={})
+        encoding = tiktoken.Encoding(
+            "neox-metala-byte-level-bpe", pat_str=pattern, mergeable_ranks=ranks, special_tokens={}
+        )
         self._encode_piece = encoding._core_bpe.encode_ordinary
         self._rank_to_id = rank_to_id
         self._normalize = normalize
@@ -360,7 +372,7 @@ def _split_on(splitter, text: str):
     position = 0
     for match in splitter.finditer(text):
         if match.start() > position:
-            yield text[position:match.start()], False
+            yield text[position : match.start()], False
         yield match.group(), True
         position = match.end()
     if position < len(text):
