@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -61,8 +62,14 @@ def _blend(paths, weights):
     return (list(paths), list(weights) if weights else None) if paths else None
 
 
-def build_datasets(sources: DataSources, seq_length: int, seed: int, num_samples: tuple[int, int, int],
-                   tokenizer: DatasetTokenizerInfo, cache_dir: str | None):
+def build_datasets(
+    sources: DataSources,
+    seq_length: int,
+    seed: int,
+    num_samples: tuple[int, int, int],
+    tokenizer: DatasetTokenizerInfo,
+    cache_dir: str | None,
+):
     """(train, valid, test) datasets of at least `num_samples` samples each (a split may be None).
 
     megatron-core writes its index cache in place, so a job killed during the first build would leave truncated
@@ -72,9 +79,13 @@ def build_datasets(sources: DataSources, seq_length: int, seed: int, num_samples
     if sources.data_path:
         blend = dict(blend=_blend(sources.data_path, None), split=sources.split)
     else:
-        blend = dict(blend_per_split=[_blend(sources.train_paths, sources.train_weights),
-                                      _blend(sources.valid_paths, sources.valid_weights),
-                                      _blend(sources.test_paths, sources.test_weights)])
+        blend = dict(
+            blend_per_split=[
+                _blend(sources.train_paths, sources.train_weights),
+                _blend(sources.valid_paths, sources.valid_weights),
+                _blend(sources.test_paths, sources.test_weights),
+            ]
+        )
     settings = [dataclasses.asdict(sources), seq_length, seed, list(num_samples), tokenizer.unique_identifiers]
     final = None
     if cache_dir:
@@ -87,9 +98,18 @@ def build_datasets(sources: DataSources, seq_length: int, seed: int, num_samples
             shutil.rmtree(cache_dir, ignore_errors=True)
         _barrier()
         final = None if ready else final
-    config = GPTDatasetConfig(random_seed=seed, sequence_length=seq_length, tokenizer=tokenizer,
-                              path_to_cache=cache_dir, reset_position_ids=False, reset_attention_mask=False,
-                              eod_mask_loss=False, create_attention_mask=False, mmap_bin_files=True, **blend)
+    config = GPTDatasetConfig(
+        random_seed=seed,
+        sequence_length=seq_length,
+        tokenizer=tokenizer,
+        path_to_cache=cache_dir,
+        reset_position_ids=False,
+        reset_attention_mask=False,
+        eod_mask_loss=False,
+        create_attention_mask=False,
+        mmap_bin_files=True,
+        **blend,
+    )
     sizes = [n if n > 0 else None for n in num_samples]
     datasets = BlendedMegatronDatasetBuilder(GPTDataset, sizes, lambda: True, config).build()
     if final:
@@ -142,17 +162,42 @@ def _collate(samples):
     tokens = np.stack([np.asarray(s["tokens"]) for s in samples]).astype(np.int32)  # (micro_batch, seq)
     labels = np.stack([np.asarray(s["labels"]) for s in samples]).astype(np.int32)
     loss_mask = np.stack([np.asarray(s["loss_mask"]) for s in samples]).astype(bool)
-    return tokens, labels, loss_mask
+    return HostBatch(tokens, labels, loss_mask)
+
+
+class HostBatch(NamedTuple):
+    """A micro batch as the workers send it (_collate): numpy arrays in the narrowest exact dtypes."""
+
+    tokens: np.ndarray
+    labels: np.ndarray
+    loss_mask: np.ndarray
+
+    def pin_memory(self, device=None):
+        """What the DataLoader's receiving thread calls (pin_memory=True: GPU machines): as_torch's tensors in
+        page-locked memory, so that the trainer's non-blocking copies to the GPU are asynchronous. From pageable
+        memory the driver may synchronize with the stream to stage a copy (CUDA runtime API, "API synchronization
+        behavior"): the host would wait for the GPU's queue to drain at every micro batch."""
+        return tuple(t.pin_memory() for t in as_torch(self))
 
 
 def as_torch(batch):
-    """A batch of micro_batches -> (tokens int64, labels int64, loss_mask fp32) tensors."""
+    """A batch of micro_batches -> (tokens int64, labels int64, loss_mask fp32) tensors (as they are if the
+    receiving thread made them already: HostBatch.pin_memory)."""
     tokens, labels, loss_mask = batch
+    if isinstance(tokens, torch.Tensor):
+        return tokens, labels, loss_mask
     return torch.from_numpy(tokens).long(), torch.from_numpy(labels).long(), torch.from_numpy(loss_mask).float()
 
 
-def micro_batches(dataset, consumed_samples: int, micro_batch: int, dp_rank: int, dp_size: int,
-                  num_workers: int = 0, receiving_thread: bool = False):
+def micro_batches(
+    dataset,
+    consumed_samples: int,
+    micro_batch: int,
+    dp_rank: int,
+    dp_size: int,
+    num_workers: int = 0,
+    receiving_thread: bool = False,
+):
     """Iterator of micro batches (numpy, see as_torch) for this data-parallel rank.
 
     receiving_thread: take the workers' batches off the pipe in a thread of the DataLoader (its pin_memory thread:
@@ -160,8 +205,13 @@ def micro_batches(dataset, consumed_samples: int, micro_batch: int, dp_rank: int
     sampler = DataParallelSampler(len(dataset), consumed_samples, micro_batch, dp_rank, dp_size)
     # Its own generator: a DataLoader iterator otherwise draws its worker seed from the global RNG, which would
     # shift the dropout masks of a resumed run (it builds its iterators after restoring the RNG state).
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate,
-                                         num_workers=num_workers, persistent_workers=num_workers > 0,
-                                         pin_memory=receiving_thread and num_workers > 0,
-                                         generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=_collate,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=receiving_thread and num_workers > 0,
+        generator=torch.Generator().manual_seed(0),
+    )
     return iter(loader)

@@ -2,8 +2,10 @@
 starts as a third input, computed once from its tokens; without, the inputs are exactly (tokens, mask) as before."""
 
 import numpy as np
+import pytest
 import torch
 
+from neox_metala.data import datasets
 from neox_metala.training.batches import BatchStream
 
 EOD = 0
@@ -57,3 +59,29 @@ def test_workers_batches_equal_the_samples_in_the_trainers_dtypes(single_rank):
                                  ("loss_mask", loss_mask, torch.float32)):  # fmt: skip
             assert got.dtype == dtype, name
             assert torch.equal(got, torch.as_tensor(np.stack([row[name] for row in rows])).to(dtype)), name
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_workers_batches_arrive_pinned_and_equal(single_rank):
+    """On a GPU machine the DataLoader's receiving thread widens each batch into page-locked tensors
+    (datasets.HostBatch.pin_memory), so that the copies to the GPU do not wait for its queue; the batches on the GPU
+    are exactly the samples."""
+    data = samples()
+    stream = BatchStream(data, 0, 2, torch.device("cuda"), num_workers=1)
+    try:
+        host = next(stream.iterator)  # what the receiving thread hands over
+        (tokens, _mask), (labels, loss_mask) = next(stream)
+    finally:
+        stream.close()
+    assert all(isinstance(t, torch.Tensor) and t.is_pinned() for t in host), [type(t) for t in host]
+    assert [t.dtype for t in host] == [torch.int64, torch.int64, torch.float32]
+    assert tokens.is_cuda and torch.equal(tokens.cpu(), host[0])
+    assert torch.equal(labels.cpu(), torch.as_tensor(np.stack([row["labels"] for row in data])))
+    assert torch.equal(loss_mask.cpu(), torch.ones(2, 8))
+
+
+def test_as_torch_passes_the_receiving_threads_tensors_through():
+    """as_torch widens the workers' numpy batches, and leaves alone the tensors that the receiving thread made."""
+    widened = datasets.as_torch(datasets._collate(samples()))
+    assert [t.dtype for t in widened] == [torch.int64, torch.int64, torch.float32]
+    assert all(again is made for again, made in zip(datasets.as_torch(widened), widened))
