@@ -13,6 +13,7 @@ from ..config import NeoXArgs, layer_types
 from ..layers.block import ParallelBlock
 from ..layers.settings import BlockSettings
 from ..model import gpt
+from . import grad_norm
 from .grad_accumulation import add_into_fp32
 from .schedule import WarmupDecaySchedule
 
@@ -135,6 +136,7 @@ def initialize_engine(args: NeoXArgs, model: torch.nn.Module):
         model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(args), mpu=mpu
     )
     accumulate_in_one_call(engine.optimizer, model)
+    grad_norm.use_multi_tensor_norm(engine.optimizer)
     return engine
 
 

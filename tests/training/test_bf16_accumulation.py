@@ -3,7 +3,8 @@ path: the same bf16 runs (real trainer, real BF16 optimizer, 2 micro batches per
 in bit-identical weights and fp32 optimizer state, for the pipeline engine (every shipped config) and the plain
 engine, on one rank, with data parallelism (ZeRO-1 partitions, reduced gradients) and with two pipeline stages (the
 tied embedding's gradient reduced across them from the fp32 buffers); with it, no bf16 gradient is left after a
-step."""
+step. "ours" also takes the step's gradient norm and clipping as multi-tensor operations (training/grad_norm.py),
+which on the CPU must be bit-identical too."""
 
 import pytest
 import torch
@@ -19,17 +20,20 @@ def train_both_ways(rank, world_size, jobs):
 
     from neox_metala.launch.train_args import parse_train_args
     from neox_metala.training import engine as engine_module
+    from neox_metala.training import grad_norm
     from neox_metala.training.trainer import Trainer
 
     results = {}
-    ours = engine_module.accumulate_in_one_call
+    ours, ours_norm = engine_module.accumulate_in_one_call, grad_norm.use_multi_tensor_norm
     for name, (config_dir, files) in jobs.items():
         engine_module.accumulate_in_one_call = ours if name == "ours" else (lambda optimizer, module: None)
+        grad_norm.use_multi_tensor_norm = ours_norm if name == "ours" else (lambda optimizer: None)
         trainer = Trainer(parse_train_args(["-d", str(config_dir), *files]))
         try:
             optimizer = trainer.engine.optimizer
             assert type(optimizer) is BF16_Optimizer, type(optimizer)
             assert ("update_hp_grads" in vars(optimizer)) == (name == "ours")
+            assert ("step" in vars(optimizer)) == (name == "ours")  # grad_norm's multi-tensor norm and clipping
             assert trainer.resumed_from is None and trainer.train() == 0 and trainer.state.iteration == 3
             params = [p for group in optimizer.bf16_groups for p in group]
             results[name] = {
@@ -61,6 +65,7 @@ def test_one_call_accumulation_trains_bit_identically(tmp_path, sample_data, pip
         checkpoint_factor=None,
         eval_iters=0,
         hidden_dropout=0.0,  # the two runs draw the same masks anyway; no reason to depend on it
+        gradient_clipping=0.05,  # below every step's norm: the clipping (grad_norm.py's multi-tensor form) acts
     )
     jobs = {name: job_configs(tmp_path, name, sample_data, **settings) for name in ("deepspeed", "ours")}
     for same, grads_left, count in run_workers(train_both_ways, ranks, tmp_path / "result", jobs=jobs):
