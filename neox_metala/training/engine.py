@@ -54,6 +54,10 @@ def deepspeed_config(args: NeoXArgs) -> dict:
         "zero_optimization": zero,
         "steps_per_print": 10**9,  # our metrics log instead
         "wall_clock_breakdown": False,
+        # DeepSpeed's throughput timer (on and synchronized by default) synchronizes the device at each forward and
+        # each step() of the plain engine, twice per micro batch: the host waits for the GPU's queue to drain, for
+        # a samples/s figure that steps_per_print never prints (our metrics time the steps without a sync)
+        "timers": {"throughput": {"enabled": False}},
     }
     if training.precision == "bfloat16":
         config["bf16"] = {"enabled": True}
