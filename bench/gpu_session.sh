@@ -99,10 +99,8 @@ for s in "$@"; do
         new-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
                            NEOX_METALA_FAST_AUTOTUNE=1
                     step new-tests ${TESTS_LIMIT:-300} python3 -m pytest -q -s -p no:cacheprovider \
-                        tests/ops/test_ops_gpu.py::test_packed_documents_equal_each_document_alone \
-                        tests/ops/test_ops_gpu.py::test_packed_documents_short_conv_equals_each_document_alone \
-                        tests/model/test_decode_step_gpu.py tests/layers/test_model_gpu.py \
-                        tests/training/test_grad_accumulation_kernel.py) ;;
+                        ${NEW_TESTS:-tests/training/test_batch_stream.py tests/training/test_grad_accumulation_kernel.py \
+                        tests/ops/test_triton_launch.py tests/ops/test_epilogue_triton.py tests/layers/test_model_gpu.py}) ;;
         decode) ls .gpu/wheels/hf/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index \
                     --find-links .gpu/wheels/hf transformers 2>&1 | grep -v "^WARNING" | tail -2
                 (export NEOX_METALA_FAST_AUTOTUNE=1
