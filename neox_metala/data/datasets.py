@@ -198,10 +198,11 @@ def micro_batches(
     num_workers: int = 0,
     receiving_thread: bool = False,
 ):
-    """Iterator of micro batches (numpy, see as_torch) for this data-parallel rank.
+    """Iterator of micro batches (HostBatch; as_torch turns them into tensors) for this data-parallel rank.
 
     receiving_thread: take the workers' batches off the pipe in a thread of the DataLoader (its pin_memory thread:
-    it needs a GPU), so that the training loop's thread only picks them up from a queue."""
+    it needs a GPU), which also makes them page-locked tensors (HostBatch.pin_memory), so that the training loop's
+    thread only picks them up from a queue."""
     sampler = DataParallelSampler(len(dataset), consumed_samples, micro_batch, dp_rank, dp_size)
     # Its own generator: a DataLoader iterator otherwise draws its worker seed from the global RNG, which would
     # shift the dropout masks of a resumed run (it builds its iterators after restoring the RNG state).
