@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from neox_metala.launch.local import die_with_parent
+from neox_metala.parallel import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 # name -> (model_parallel_size, pipe_parallel_size, GPUs); pipe_parallel_size 1 is the config's own engine
@@ -185,9 +186,9 @@ def run_waves(
     kernel_cache: str,
     work: Path,
     limit_s: float,
-    port: int = 29600,
 ) -> dict[str, RunResult]:
-    """Start as many runs at once as fit on the GPUs (in the order given), each on its own GPUs."""
+    """Start as many runs at once as fit on the GPUs (in the order given), each on its own GPUs and a free port (a
+    fixed one can still be held by a run an earlier call left behind)."""
     results, pending = {}, list(names)
     while pending:
         free, wave = list(range(total_gpus)), []
@@ -196,8 +197,7 @@ def run_waves(
             if gpus <= len(free):
                 mine, free = free[:gpus], free[gpus:]
                 run_dir = work / name
-                files = write_configs(run_dir, name, steps, data, kernel_cache, port)
-                port += 1
+                files = write_configs(run_dir, name, steps, data, kernel_cache, free_port())
                 wave.append((name, Launch(run_dir, files, mine, limit_s), run_dir, gpus))
                 pending.remove(name)
         for name, launch, run_dir, gpus in wave:
@@ -214,7 +214,6 @@ def resume_check(
     kernel_cache: str,
     work: Path,
     limit_s: float,
-    port: int = 29700,
     resume_as: str | None = None,
 ) -> tuple[RunResult, RunResult]:
     """`layout` trained to `stop_at` (exit_interval: it saves and exits), then resumed to `steps` in `resume_as`
@@ -222,11 +221,11 @@ def resume_check(
     resume_as = resume_as or layout
     run_dir = work / (f"{layout}-resume" if resume_as == layout else f"{layout}-resume-as-{resume_as}")
     gpus = LAYOUTS[layout][2]
-    files = write_configs(run_dir, layout, steps, data, kernel_cache, port, {"exit_interval": stop_at})
+    files = write_configs(run_dir, layout, steps, data, kernel_cache, free_port(), {"exit_interval": stop_at})
     first = finish(f"{layout}-to-{stop_at}", Launch(run_dir, files, list(range(gpus)), limit_s), run_dir, gpus)
     print(summary_line(first), flush=True)
     gpus = LAYOUTS[resume_as][2]
-    files = write_configs(run_dir, resume_as, steps, data, kernel_cache, port + 1)
+    files = write_configs(run_dir, resume_as, steps, data, kernel_cache, free_port())
     second = finish(f"{resume_as}-resumed", Launch(run_dir, files, list(range(gpus)), limit_s), run_dir, gpus)
     print(summary_line(second), flush=True)
     return first, second

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
 
     def start(name: str, layout: str) -> None:
         run_dir = work / name
-        files = layouts.write_configs(run_dir, layout, 3, data, options.kernel_cache, 29900 + len(report))
+        files = layouts.write_configs(run_dir, layout, 3, data, options.kernel_cache, layouts.free_port())
         gpus = layouts.LAYOUTS[layout][2]
         result = layouts.finish(name, layouts.Launch(run_dir, files, list(range(gpus)), options.limit), run_dir, gpus)
         report[name] = result.__dict__
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     for step in options.steps:
         if step == "tp2-warmup":
             run_dir = work / "tp2-warmup"
-            files = layouts.write_configs(run_dir, "tp2", 3, data, options.kernel_cache, 29950)
+            files = layouts.write_configs(run_dir, "tp2", 3, data, options.kernel_cache, layouts.free_port())
             began = time.monotonic()
             done = subprocess.run(
                 [sys.executable, "-m", "neox_metala.warmup", "-d", str(run_dir), *files],

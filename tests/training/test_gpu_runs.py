@@ -98,9 +98,7 @@ def test_tp2_checkpoint_resumed_on_one_gpu_continues_within_bf16_noise(runs, wor
     if "tp2" not in runs:
         pytest.skip(f"tp2 not run (needs 2 GPUs, this machine has {GPUS}; or not in NEOX_METALA_GPU_LAYOUTS)")
     directory, data, cache = work
-    first, second = layouts.resume_check(
-        "tp2", STEPS, RESUME_AT, data, cache, directory, RUN_LIMIT_S, port=29760, resume_as="1gpu"
-    )
+    first, second = layouts.resume_check("tp2", STEPS, RESUME_AT, data, cache, directory, RUN_LIMIT_S, resume_as="1gpu")
     loss_diff, norm_diff = layouts.relative_differences(second, runs["tp2"], range(RESUME_AT + 1, STEPS + 1))
     _report(
         "tp2_resumed_as_1gpu",
