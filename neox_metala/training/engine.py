@@ -180,7 +180,10 @@ def accumulate_in_one_call(optimizer, module: torch.nn.Module) -> None:
                 if lp.grad is None:
                     continue
                 hp_grad = optimizer.fp32_groups_gradients[i][j]
-                lp_grads.append(lp.grad.view(hp_grad.shape))
+                # DeepSpeed's fp32 gradients are views shaped as their parameters: no view op per parameter here
+                # (one dispatch each, ~870 per step of the 380M model)
+                grad = lp.grad
+                lp_grads.append(grad if grad.shape == hp_grad.shape else grad.view(hp_grad.shape))
                 hp_grads.append(hp_grad)
                 lp._hp_grad = hp_grad
                 optimizer.fp32_groups_has_gradients[i][j] = True
