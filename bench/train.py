@@ -44,6 +44,7 @@ VARIANTS = {
     "metala-recompute": {"metala_keep_core_states": False},  # the own core's states recomputed in backward
     "metala-graphs": {"torch_compile_mode": "reduce-overhead"},  # CUDA graphs: the host launches a step's replay
     "metala-epilogue": {"metala_epilogue_kernel": "triton"},  # the epilogue on its own Triton kernels (opt-in)
+    "metala-budget1": {"torch_compile_memory_budget": 1.0},  # the compiler's own partition (MetaLA's default: 0.8)
 }
 # MetaLA variants by kind name: the shipped config run with these environment variables set
 ENV_VARIANTS = {
