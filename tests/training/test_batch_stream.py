@@ -67,17 +67,18 @@ def test_on_a_gpu_the_workers_batches_arrive_pinned_and_equal(single_rank):
     (datasets.HostBatch.pin_memory), so that the copies to the GPU do not wait for its queue; the batches on the GPU
     are exactly the samples."""
     data = samples()
-    stream = BatchStream(data, 0, 2, torch.device("cuda"), num_workers=1)
+    stream = BatchStream(data, 0, 1, torch.device("cuda"), num_workers=1)  # one sample per micro batch
     try:
-        host = next(stream.iterator)  # what the receiving thread hands over
-        (tokens, _mask), (labels, loss_mask) = next(stream)
+        host = next(stream.iterator)  # sample 0, as the receiving thread hands it over
+        (tokens, _mask), (labels, loss_mask) = next(stream)  # sample 1, on the GPU
     finally:
         stream.close()
     assert all(isinstance(t, torch.Tensor) and t.is_pinned() for t in host), [type(t) for t in host]
     assert [t.dtype for t in host] == [torch.int64, torch.int64, torch.float32]
-    assert tokens.is_cuda and torch.equal(tokens.cpu(), host[0])
-    assert torch.equal(labels.cpu(), torch.as_tensor(np.stack([row["labels"] for row in data])))
-    assert torch.equal(loss_mask.cpu(), torch.ones(2, 8))
+    assert torch.equal(host[0], torch.as_tensor(data[0]["tokens"][None]).long())
+    assert tokens.is_cuda and torch.equal(tokens.cpu(), torch.as_tensor(data[1]["tokens"][None]).long())
+    assert torch.equal(labels.cpu(), torch.as_tensor(data[1]["labels"][None]).long())
+    assert torch.equal(loss_mask.cpu(), torch.ones(1, 8))
 
 
 def test_as_torch_passes_the_receiving_threads_tensors_through():
