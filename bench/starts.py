@@ -4,8 +4,8 @@ sample corpus, log_interval 1, one optimizer step of 16 sequences per iteration)
   1. one GPU, empty kernel cache (cold: every MetaLA kernel compiled and autotuned);
   2. the same command again (warm);
   3. PP=2 on two GPUs (same per-rank kernel shapes: warm);
-  (a step named LAYOUT-cold, e.g. pp2-cold, starts from an emptied kernel cache)
   4. `python -m neox_metala.warmup` for a TP=2 layout (new per-rank shapes: compiles), then that layout's start.
+Any step named LAYOUT-cold (e.g. --steps pp2-cold pp2-warm) starts from an emptied kernel cache.
 
     python bench/starts.py --kernel-cache /tmp/empty-folder --out starts.json
 """
