@@ -42,13 +42,13 @@ VARIANTS = {
     "metala-fla": {"metala_core_kernel": "fla"},  # the core before MetaLA's own kernels became the default
     "metala-shifted": {"metala_conv_kernel": "shifted"},  # the short conv before its own kernels became the default
     "metala-recompute": {"metala_keep_core_states": False},  # the own core's states recomputed in backward
-    "metala-graphs": {"torch_compile_mode": "reduce-overhead"},  # CUDA graphs: the host launches a step's replay
-    "metala-epilogue": {"metala_epilogue_kernel": "triton"},  # the epilogue on its own Triton kernels (opt-in)
-    "metala-budget1": {"torch_compile_memory_budget": 1.0},  # the compiler's own partition (MetaLA's default: 0.8)
+    "metala-nographs": {"torch_compile_mode": "default"},  # no CUDA graphs (the default is reduce-overhead)
+    "metala-compiled-epilogue": {"metala_epilogue_kernel": "compiled"},  # the epilogue fused by torch.compile
+    "metala-budget08": {"torch_compile_memory_budget": 0.8},  # recompute inside compiled blocks (before: default)
 }
 # MetaLA variants by kind name: the shipped config run with these environment variables set
 ENV_VARIANTS = {
-    "metala-direct": {"NEOX_METALA_DIRECT_LAUNCH": "1"},  # our kernels launched past Triton's launch path
+    "metala-indirect": {"NEOX_METALA_DIRECT_LAUNCH": "0"},  # our kernels through Triton's own launch path
     "metala-cpp": {"TORCHINDUCTOR_CPP_WRAPPER": "1"},  # the compiled blocks' wrappers in C++ instead of Python
 }
 
@@ -201,7 +201,7 @@ def main() -> None:
         "--kinds",
         nargs="+",
         default=["baseline", "attention", "metala"],
-        help="baseline, attention, metala, or a MetaLA variant ('+' combines them, e.g. metala-graphs+epilogue): "
+        help="baseline, attention, metala, or a MetaLA variant ('+' combines them, e.g. metala-nographs+indirect): "
         + ", ".join([*VARIANTS, *ENV_VARIANTS]),
     )
     parser.add_argument("--layers", type=int, default=24)

@@ -64,22 +64,25 @@ class TrainingConfig(Section):
     mixer's elementwise steps fused; GEMMs and the MetaLA core kernels unchanged). Default: on when training on
     a GPU, off on CPU (where compilation takes longer than short runs). Not a NeoX key."""
 
-    torch_compile_mode: str = "default"
-    """torch.compile's mode for the compiled layers: "default", or "reduce-overhead" (CUDA graphs: each layer's
-    kernels replayed as one graph, removing the host's per-kernel launch cost; on the 380M model on an H200 it
-    gained ~1% at T=2048 when the step was GPU-bound, with 15.3 instead of 18.0 GiB peak; docs/benchmarks.md; with
-    one pipeline stage each micro batch's forward starts a new CUDA-graph step), "max-autotune",
-    "max-autotune-no-cudagraphs". Not a NeoX key."""
+    torch_compile_mode: str | None = None
+    """torch.compile's mode for the compiled layers: "default", "reduce-overhead" (CUDA graphs: each layer's kernels
+    replayed as one graph, removing the host's per-kernel launch cost; each micro batch's forward starts a new
+    CUDA-graph step), "max-autotune" or "max-autotune-no-cudagraphs". Default: "reduce-overhead" with one pipeline
+    stage, one tensor-parallel rank and no activation checkpointing (on the 380M model on an H200 at T=2048 it
+    took our step from 156.5k to 164.1k tokens/s, and with this fork's other defaults to 1.042x the plain compiled
+    Transformer++, at 18.8 GiB peak; docs/benchmarks.md, session 12), else "default" (a pipeline's stages run
+    several forwards before their backwards, and CUDA graphs have not been measured with tensor-parallel
+    collectives or recomputation inside a graph). Not a NeoX key."""
 
     torch_compile_memory_budget: float | None = None
     """With torch_compile: the share of the activations a compiled layer keeps for backward, between what must be
     kept (0) and what the compiler keeps by default (1.0); below 1 cheap elementwise steps are recomputed in
-    backward instead (torch's activation_memory_budget, one setting for the whole process). Default: 0.8 when
-    the model has MetaLA layers (380M on an H200 at T=2048: 34.4 -> 18.7 GiB and 123k -> 138k tokens/s, since
-    the saved fp32 intermediates cost more bandwidth than their recomputation), 1.0 otherwise, and 1.0 with
-    metala_epilogue_kernel: triton (its kernels leave no such intermediates, and below 1 the partitioner, which
-    weighs recomputation by flops and counts none for custom ops, runs the core's and the epilogue's forward again
-    in the backward to meet the budget). Not a NeoX key."""
+    backward instead (torch's activation_memory_budget, one setting for the whole process). Default: 1.0, and 0.8
+    for MetaLA models with metala_epilogue_kernel: compiled (380M on an H200 at T=2048: 34.4 -> 18.7 GiB and 123k ->
+    138k tokens/s, since the epilogue's saved fp32 intermediates cost more bandwidth than their recomputation). Not
+    below 1 with MetaLA's own epilogue kernels (the default): they leave no such intermediates, and below 1 the
+    partitioner, which weighs recomputation by flops and counts none for custom ops, runs the core's and the
+    epilogue's forward again in the backward to meet the budget. Not a NeoX key."""
 
     kernel_cache_dir: str | None = None
     """Folder for compiled GPU kernels and their autotuning results (Triton, fla, torch.compile), reused by
@@ -121,7 +124,7 @@ class TrainingConfig(Section):
             value = getattr(self, key)
             require(value is None or value > 0, f"{key} must be > 0, got {value}", key, source_of)
         require(
-            self.torch_compile_mode in COMPILE_MODES,
+            self.torch_compile_mode is None or self.torch_compile_mode in COMPILE_MODES,
             f"torch_compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.torch_compile_mode!r}",
             "torch_compile_mode",
             source_of,

@@ -1,6 +1,7 @@
 """MetaLA's epilogue (self-augmentation + per-head LayerNorm + SiLU gate, with the key it recomputes from the decay
 logits) as two PyTorch custom ops with autograd, on Triton kernels (ops/epilogue_kernels.py, which has the math):
-an opt-in alternative to `augment_norm_gate` fused by torch.compile (config key metala_epilogue_kernel).
+the default on the fla backend, in place of `augment_norm_gate` fused by torch.compile (config key
+metala_epilogue_kernel).
 
 Why: in a compiled block inductor runs the epilogue, the key it needs and their backward as ~6-7 kernels per layer
 and micro batch at ~2.5x their byte floor (the 380M model on an H200: ~30 ms of a ~410 ms step, issue 14's 18.8%

@@ -51,10 +51,11 @@ class MetaLAOptions:
     """MetaLA's own core (core_kernel "metala"): keep the per-chunk states from the forward for the backward
     instead of recomputing them (config/metala.py has the trade)."""
 
-    epilogue_kernel: str = "compiled"
+    epilogue_kernel: str = "triton"
     """One of EPILOGUE_KERNELS: the epilogue (self-augmentation, per-head LayerNorm, SiLU gate) in training and
-    prefill on the fla backend, PyTorch code that torch.compile fuses in a compiled block, or MetaLA's own Triton
-    kernels (ops/epilogue_op.py; config/metala.py says why it is opt-in)."""
+    prefill on the fla backend, MetaLA's own Triton kernels (ops/epilogue_op.py) or PyTorch code that
+    torch.compile fuses in a compiled block (config/metala.py has the numbers). Other backends (CPU) always run
+    the PyTorch code."""
 
     @property
     def conv_width(self) -> int:

@@ -18,8 +18,9 @@ import os
 
 import torch
 
-ENABLED = os.environ.get("NEOX_METALA_DIRECT_LAUNCH", "0") == "1"
-"""Read at each launch. Off by default until a GPU session has measured it."""
+ENABLED = os.environ.get("NEOX_METALA_DIRECT_LAUNCH", "1") == "1"
+"""Read at each launch; NEOX_METALA_DIRECT_LAUNCH=0 turns it off (docs/benchmarks.md, session 12, has the step it
+is part of)."""
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"  # the interpreter's kernels return no CompiledKernel
 direct_launches = 0
 """How many launches took the direct path (the tests check that repeated calls do)."""

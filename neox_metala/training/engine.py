@@ -18,7 +18,7 @@ from .grad_accumulation import add_into_fp32
 from .schedule import WarmupDecaySchedule
 
 logger = logging.getLogger(__name__)
-METALA_MEMORY_BUDGET = 0.8  # torch_compile_memory_budget's default with MetaLA layers (see the key)
+METALA_MEMORY_BUDGET = 0.8  # torch_compile_memory_budget's default with MetaLA's compiled epilogue (see the key)
 
 
 def block_settings(args: NeoXArgs) -> BlockSettings:
@@ -102,12 +102,21 @@ def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_si
         if budget is None:
             budget = default_memory_budget("metala" in layer_types(args), args.metala.options().epilogue_kernel)
         torch._functorch.config.activation_memory_budget = budget
+        mode = compile_mode(args)
         for module in model.modules():
             if isinstance(module, ParallelBlock):
-                module.compile(args.training.torch_compile_mode)
-        if args.training.torch_compile_mode == "reduce-overhead" and args.parallel.pipeline_stages == 1:
+                module.compile(mode)
+        if mode == "reduce-overhead" and args.parallel.pipeline_stages == 1:
             model.register_forward_pre_hook(_new_cuda_graph_step)
     return model
+
+
+def compile_mode(args: NeoXArgs) -> str:
+    """torch_compile_mode, or when the config leaves it unset the default its docstring gives."""
+    if args.training.torch_compile_mode is not None:
+        return args.training.torch_compile_mode
+    one_graph_step = args.parallel.pipeline_stages == 1 and args.parallel.model_parallel_size == 1
+    return "reduce-overhead" if one_graph_step and not args.training.checkpoint_activations else "default"
 
 
 def _new_cuda_graph_step(_module, _inputs) -> None:

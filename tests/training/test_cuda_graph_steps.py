@@ -25,3 +25,34 @@ def test_reduce_overhead_with_one_stage_marks_each_forward(sample_data, single_r
 
 def test_other_modes_leave_the_steps_to_the_compiler(sample_data, single_rank):
     assert not marks_steps(sample_data, torch_compile_mode="default", pipe_parallel_size=1)
+
+
+def resolved_mode(sample_data, world_size=1, **settings) -> str:
+    from neox_metala.config import NeoXArgs
+    from neox_metala.training import engine
+
+    values = {**SMALL_MODEL, **sample_data_settings(sample_data), "train_iters": 2, **settings}
+    return engine.compile_mode(NeoXArgs.from_flat(values, {}).resolve(world_size))
+
+
+@pytest.mark.parametrize(
+    "settings, world_size, expected",
+    [
+        ({}, 1, "reduce-overhead"),
+        ({"pipe_parallel_size": 1}, 1, "reduce-overhead"),
+        ({}, 2, "reduce-overhead"),  # data parallel: the graphs are per rank, the reduction is outside them
+        ({"pipe_parallel_size": 2}, 2, "default"),
+        ({"model_parallel_size": 2}, 2, "default"),
+        ({"checkpoint_activations": True}, 1, "default"),
+        ({"torch_compile_mode": "default"}, 1, "default"),
+        ({"torch_compile_mode": "max-autotune", "pipe_parallel_size": 2}, 2, "max-autotune"),
+    ],
+)
+def test_an_unset_mode_is_cuda_graphs_where_one_graph_step_is_one_micro_batch(
+    sample_data, settings, world_size, expected
+):
+    assert resolved_mode(sample_data, world_size, **settings) == expected
+
+
+def test_the_default_mode_marks_each_forward(sample_data, single_rank):
+    assert marks_steps(sample_data, pipe_parallel_size=1)
