@@ -112,6 +112,12 @@ def kill_in_startup(job, run_dir, ckpt, rng):
     return f"{delay:.2f} s after the job started (imports, engine, checkpoint load)"
 
 
+def resume_lines(job) -> str:
+    """What this job logged about choosing its checkpoint (a wrong resume is then explained by the failure)."""
+    lines = [line for line in job.log().splitlines() if re.search(r"checkpoint|resum|latest|global_step", line)]
+    return "\n  this job's checkpoint lines:\n    " + "\n    ".join(lines[-12:]) if lines else ""
+
+
 KILL_MOMENTS = [
     kill_after_first_step,
     kill_in_training,
@@ -153,7 +159,7 @@ def test_sigkill_at_six_moments_resumes_to_the_uninterrupted_weights(tmp_path, s
                 f"{moment.__name__}: {description}; iteration {last_logged(run_dir)} logged; "
                 f"complete steps {complete_steps(ckpt)}; unfinished folders (file sizes) {unfinished}"
             )
-        context = f"seed {seed}, kills so far:\n" + "\n".join(kills)
+        context = f"seed {seed}, kills so far:\n" + "\n".join(kills) + resume_lines(job)
         resumed = job.resumed_iteration()
         if expected:  # the job logs its resume at once after loading; a kill in start-up may come before
             assert resumed in (expected, None), f"job {attempt} resumed from {resumed}, not {expected}; {context}"
