@@ -115,8 +115,9 @@ def compile_mode(args: NeoXArgs) -> str:
     """torch_compile_mode, or when the config leaves it unset the default its docstring gives."""
     if args.training.torch_compile_mode is not None:
         return args.training.torch_compile_mode
-    one_graph_step = args.parallel.pipeline_stages == 1 and args.parallel.model_parallel_size == 1
-    return "reduce-overhead" if one_graph_step and not args.training.checkpoint_activations else "default"
+    one_process = args.parallel.model_parallel_size == 1 and args.derived.data_parallel_size in (None, 1)
+    one_graph_step = args.parallel.pipeline_stages == 1 and not args.training.checkpoint_activations
+    return "reduce-overhead" if one_process and one_graph_step else "default"
 
 
 def _new_cuda_graph_step(_module, _inputs) -> None:

@@ -40,7 +40,7 @@ def resolved_mode(sample_data, world_size=1, **settings) -> str:
     [
         ({}, 1, "reduce-overhead"),
         ({"pipe_parallel_size": 1}, 1, "reduce-overhead"),
-        ({}, 2, "reduce-overhead"),  # data parallel: the graphs are per rank, the reduction is outside them
+        ({}, 2, "default"),  # data parallel: not yet measured with CUDA graphs on GPUs
         ({"pipe_parallel_size": 2}, 2, "default"),
         ({"model_parallel_size": 2}, 2, "default"),
         ({"checkpoint_activations": True}, 1, "default"),
@@ -48,9 +48,7 @@ def resolved_mode(sample_data, world_size=1, **settings) -> str:
         ({"torch_compile_mode": "max-autotune", "pipe_parallel_size": 2}, 2, "max-autotune"),
     ],
 )
-def test_an_unset_mode_is_cuda_graphs_where_one_graph_step_is_one_micro_batch(
-    sample_data, settings, world_size, expected
-):
+def test_an_unset_mode_is_cuda_graphs_on_one_gpu_only(sample_data, settings, world_size, expected):
     assert resolved_mode(sample_data, world_size, **settings) == expected
 
 
