@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from set_argument import add_set_argument
 
 from neox_metala.launch.local import die_with_parent
 from neox_metala.parallel import free_port
@@ -288,6 +289,7 @@ def main(argv=None) -> int:
         help="warmup fraction of a schedule squeezed into --steps (lr_decay_iters = steps) instead "
         "of the config's own schedule; 0.1 reaches the peak LR after 2 of 20 steps",
     )
+    add_set_argument(parser)
     parser.add_argument("--out", default=None)
     options = parser.parse_args(argv)
     import torch
@@ -295,6 +297,7 @@ def main(argv=None) -> int:
     globals()["BASE_CONFIG"] = options.config
     if options.warmup is not None:
         EXTRA_MODEL_KEYS.update(warmup=options.warmup, lr_decay_iters=options.steps)
+    EXTRA_MODEL_KEYS.update(options.set)
     work = Path(options.work)
     data = sample_data(work)
     total = options.gpus or torch.cuda.device_count()

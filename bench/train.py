@@ -29,6 +29,8 @@ import yaml
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
+from set_argument import add_set_argument  # noqa: E402
+
 from neox_metala.config import load_config  # noqa: E402
 from neox_metala.training.trainer import Trainer  # noqa: E402
 
@@ -181,17 +183,6 @@ def measure_baseline(seq, options) -> dict:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["mfu_percent"] = 100 * result["model_tflops"] / options.peak_tflops
     return result
-
-
-def add_set_argument(parser) -> None:
-    """--set KEY=VALUE ...: config overrides for our runs (also bench/step_profile.py's)."""
-    parser.add_argument(
-        "--set",
-        nargs="+",
-        default=[],
-        type=lambda item: (item.split("=", 1)[0], yaml.safe_load(item.split("=", 1)[1])),
-        help="KEY=VALUE config overrides for our runs (YAML values), e.g. torch_compile_memory_budget=0.8",
-    )
 
 
 def main() -> None:
