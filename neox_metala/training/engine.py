@@ -13,6 +13,7 @@ from ..config import NeoXArgs, layer_types
 from ..layers.block import ParallelBlock
 from ..layers.settings import BlockSettings
 from ..model import gpt
+from ..ops.options import MetaLAOptions
 from . import grad_norm
 from .grad_accumulation import add_into_fp32
 from .schedule import WarmupDecaySchedule
@@ -100,7 +101,7 @@ def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_si
         # read when each compiled graph is first partitioned into forward and backward (one setting per process)
         budget = args.training.torch_compile_memory_budget
         if budget is None:
-            budget = default_memory_budget("metala" in layer_types(args), args.metala.options().epilogue_kernel)
+            budget = default_memory_budget("metala" in layer_types(args), args.metala.options())
         torch._functorch.config.activation_memory_budget = budget
         mode = compile_mode(args)
         for module in model.modules():
@@ -129,9 +130,11 @@ def _new_cuda_graph_step(_module, _inputs) -> None:
     torch.compiler.cudagraph_mark_step_begin()
 
 
-def default_memory_budget(has_metala_layers: bool, epilogue_kernel: str = "compiled") -> float:
-    """torch_compile_memory_budget when the config leaves it unset (the key's docstring says why)."""
-    return METALA_MEMORY_BUDGET if has_metala_layers and epilogue_kernel == "compiled" else 1.0
+def default_memory_budget(has_metala_layers: bool, options: MetaLAOptions) -> float:
+    """torch_compile_memory_budget when the config leaves it unset (the key's docstring says why): below 1 only
+    where a compiled epilogue runs (the fused path has its own, compiled)."""
+    compiled_epilogue = options.epilogue_kernel == "compiled" or options.fused_kernels
+    return METALA_MEMORY_BUDGET if has_metala_layers and compiled_epilogue else 1.0
 
 
 def initialize_engine(args: NeoXArgs, model: torch.nn.Module):

@@ -21,7 +21,7 @@ def test_default_budget_runs_no_forward_op_in_the_backward(monkeypatch, single_r
     settings = BlockSettings(hidden_size=64, num_attention_heads=2, num_layers=2, metala=options)
     mixer = MetaLAMixer(settings, layer_number=0)
     hidden = torch.randn(64, 2, 64, requires_grad=True)  # (seq, batch, hidden)
-    budget = default_memory_budget(True, epilogue_kernel)
+    budget = default_memory_budget(True, options)
     with torch._functorch.config.patch(activation_memory_budget=budget):
         output = torch.compile(mixer, dynamic=False)(hidden)
     with profile(activities=[ProfilerActivity.CPU]) as backward:
@@ -29,3 +29,13 @@ def test_default_budget_runs_no_forward_op_in_the_backward(monkeypatch, single_r
     ran = {event.name for event in backward.events() if event.name.startswith("neox_metala::")}
     assert "neox_metala::metala_core_backward" in ran  # the custom ops are in the graph
     assert not {name for name in ran if name.endswith("_forward")}, ran
+
+
+def test_the_budget_is_below_one_only_where_a_compiled_epilogue_runs():
+    from neox_metala.ops import MetaLAOptions
+    from neox_metala.training.engine import METALA_MEMORY_BUDGET, default_memory_budget
+
+    assert default_memory_budget(True, MetaLAOptions()) == 1.0  # MetaLA's own epilogue kernels: the default
+    assert default_memory_budget(True, MetaLAOptions(epilogue_kernel="compiled")) == METALA_MEMORY_BUDGET
+    assert default_memory_budget(True, MetaLAOptions(fused_kernels=True)) == METALA_MEMORY_BUDGET  # its own epilogue
+    assert default_memory_budget(False, MetaLAOptions(epilogue_kernel="compiled")) == 1.0  # attention only
