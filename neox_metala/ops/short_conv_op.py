@@ -1,5 +1,5 @@
 """The causal depthwise short convolution with SiLU (from a zero state) as two PyTorch custom ops with autograd,
-on Triton kernels (ops/short_conv_kernels.py): an opt-in alternative to `short_conv_shifted` in compiled blocks
+on Triton kernels (ops/short_conv_kernels.py): the default in compiled blocks, in place of `short_conv_shifted`
 (config key metala_conv_kernel).
 
 Why: inside a compiled block, inductor runs the shifted form as four kernels per layer and micro batch (forward,
