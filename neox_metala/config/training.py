@@ -67,13 +67,13 @@ class TrainingConfig(Section):
     torch_compile_mode: str | None = None
     """torch.compile's mode for the compiled layers: "default", "reduce-overhead" (CUDA graphs: each layer's kernels
     replayed as one graph, removing the host's per-kernel launch cost; each micro batch's forward starts a new
-    CUDA-graph step), "max-autotune" or "max-autotune-no-cudagraphs". Default: "reduce-overhead" on one GPU (one
-    pipeline stage, no tensor or data parallelism) without activation checkpointing (on the 380M model on an H200
-    at T=2048 it took our step from 156.5k to 164.1k tokens/s, and with this fork's other defaults to 1.042x the
-    plain compiled Transformer++, at 18.8 GiB peak; docs/benchmarks.md, session 12), else "default" (a pipeline's
-    stages run several forwards before their backwards, and CUDA graphs have not yet been measured next to
-    DeepSpeed's data-parallel reductions, tensor-parallel collectives or recomputation inside a graph). Not a NeoX
-    key."""
+    CUDA-graph step), "max-autotune" or "max-autotune-no-cudagraphs". Default: "reduce-overhead" for MetaLA models
+    on one GPU (one pipeline stage, no tensor or data parallelism) without activation checkpointing (380M on an H200
+    at T=2048: our step from 156.5k to 164.1k tokens/s, and with this fork's other defaults 1.042x the plain
+    compiled Transformer++, at 18.8 GiB peak; docs/benchmarks.md, session 12), else "default" (a pipeline's
+    stages run several forwards before their backwards, and CUDA graphs have not yet been measured with attention
+    layers (their RoPE tables are cached from inside the compiled code), next to DeepSpeed's data-parallel
+    reductions or tensor-parallel collectives, or with recomputation inside a graph). Not a NeoX key."""
 
     torch_compile_memory_budget: float | None = None
     """With torch_compile: the share of the activations a compiled layer keeps for backward, between what must be

@@ -118,7 +118,8 @@ def compile_mode(args: NeoXArgs) -> str:
         return args.training.torch_compile_mode
     one_process = args.parallel.model_parallel_size == 1 and args.derived.data_parallel_size in (None, 1)
     one_graph_step = args.parallel.pipeline_stages == 1 and not args.training.checkpoint_activations
-    return "reduce-overhead" if one_process and one_graph_step else "default"
+    measured = set(layer_types(args)) == {"metala"}
+    return "reduce-overhead" if one_process and one_graph_step and measured else "default"
 
 
 def _new_cuda_graph_step(_module, _inputs) -> None:

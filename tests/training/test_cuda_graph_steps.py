@@ -44,11 +44,13 @@ def resolved_mode(sample_data, world_size=1, **settings) -> str:
         ({"pipe_parallel_size": 2}, 2, "default"),
         ({"model_parallel_size": 2}, 2, "default"),
         ({"checkpoint_activations": True}, 1, "default"),
+        ({"attention_config": [[["attention"], 2]]}, 1, "default"),  # not yet measured with graphs
+        ({"attention_config": [[["metala", "attention"], 1]]}, 1, "default"),
         ({"torch_compile_mode": "default"}, 1, "default"),
         ({"torch_compile_mode": "max-autotune", "pipe_parallel_size": 2}, 2, "max-autotune"),
     ],
 )
-def test_an_unset_mode_is_cuda_graphs_on_one_gpu_only(sample_data, settings, world_size, expected):
+def test_an_unset_mode_is_cuda_graphs_for_metala_on_one_gpu_only(sample_data, settings, world_size, expected):
     assert resolved_mode(sample_data, world_size, **settings) == expected
 
 
