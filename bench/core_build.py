@@ -35,8 +35,9 @@ POINTERS = {
     "chunk_grads_kernel": ["q", "gate_logits", "v", "d_out", "states", "state_grads", "dq", "d_gate_logits", "dv"],
     "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "dv"],
 }
-# the inputs' row strides: 3W for views of the (B, T, 3W) projection, H·D when contiguous, multiples of 16 either way
-STRIDES = ("stride_q", "stride_g", "stride_v")
+# the inputs' and gradients' row strides: 3W for views of the (B, T, 3W) projection (and of its gradient), H·D when
+# contiguous, multiples of 16 either way
+STRIDES = ("stride_q", "stride_g", "stride_v", "stride_dq", "stride_dg", "stride_dv")
 
 
 def build(name, dtype, warps, stages, constants, maxnreg=None):
@@ -90,7 +91,7 @@ def main():
     parser.add_argument("--maxnreg", type=int, help="registers per thread at most (triton.Config's maxnreg)")
     parser.add_argument("--kernels", nargs="+", help="only these kernels (default: all)")
     args = parser.parse_args()
-    common = dict(H=8, K=64, V=128, BT=64, PRECISION="ieee" if args.dtype == "fp32" else "tf32")
+    common = dict(H=8, K=64, V=128, BT=64, PRECISION="ieee" if args.dtype == "fp32" else "tf32", ACCUMULATE=False)
     bf16 = args.dtype == "bf16"
     blocks = [
         ("state_updates_kernel", dict(BK=64, BV=args.bv)),

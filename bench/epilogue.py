@@ -32,8 +32,11 @@ from kernel_timing import copy_bandwidth, median_ms, parse_args, relative_differ
 
 CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
 NORMALIZER, EPS = 16.0, 1e-5
-FORWARD_BLOCKS = [(16, 4), (8, 4), (32, 8), (16, 8), (8, 2)]
-BACKWARD_BLOCKS = [(8, 8, 8), (4, 4, 8), (16, 16, 8), (8, 8, 4), (8, 8, 16), (8, 4, 8), (16, 8, 8)]
+FORWARD_BLOCKS = [(16, 4), (8, 4), (32, 8), (16, 8), (8, 2), (32, 4), (64, 8), (4, 2)]
+BACKWARD_BLOCKS = [
+    (8, 8, 8), (4, 4, 8), (16, 16, 8), (8, 8, 4), (8, 8, 16), (8, 4, 8), (16, 8, 8),
+    (16, 8, 4), (32, 16, 4), (4, 2, 8), (4, 4, 16), (16, 4, 8), (32, 8, 4), (8, 2, 8),
+]  # fmt: skip
 
 
 def draw(batch, seq, heads, head_v_dim, dtype, device):

@@ -19,10 +19,10 @@ def mix_parameters():
     return projected, gate_bias, aug_balance
 
 
-def assert_mixer_routes(monkeypatch, option: str, ours: str, theirs: str, calls: list, leaves) -> None:
-    """A MetaLAMixer with `option`=ours on the fla backend, in a (stand-in) compiled block, calls the op once (the
-    caller's `calls` records it), and equals the same mixer with `option`=theirs in fp64, output and the gradients
-    of the input and of `leaves(mixer)`."""
+def assert_mixer_routes(monkeypatch, option: str, ours: str, theirs: str, calls: list, leaves, **fixed) -> None:
+    """A MetaLAMixer with `option`=ours (and the `fixed` options) on the fla backend, in a (stand-in) compiled
+    block, calls the op once (the caller's `calls` records it), and equals the same mixer with `option`=theirs in
+    fp64, output and the gradients of the input and of `leaves(mixer)`."""
     from neox_metala.layers.mixer import MetaLAMixer
     from neox_metala.layers.settings import BlockSettings
     from neox_metala.ops import MetaLAOptions, metala
@@ -34,7 +34,7 @@ def assert_mixer_routes(monkeypatch, option: str, ours: str, theirs: str, calls:
     cotangent = torch.randn(9, 2, 16, dtype=F64, generator=gen)
 
     def run(value):
-        options = MetaLAOptions(**{option: value})
+        options = MetaLAOptions(**{option: value}, **fixed)
         settings = BlockSettings(hidden_size=16, num_attention_heads=2, num_layers=2, params_dtype=F64, metala=options)
         mixer = MetaLAMixer(settings, layer_number=0)
         with torch.no_grad():

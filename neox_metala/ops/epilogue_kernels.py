@@ -16,8 +16,9 @@ partials that the launcher sums: no atomics, so the result does not depend on th
 Layouts: every (B, T, H, D) input has each token's H·D channels contiguous and may be strided over batch and time
 (views of the layer's (B, T, 3W) projection, a (seq, batch) transpose of dy): a batch and a token stride each.
 mean, rstd are (B, T, H) contiguous; y's strides are the launcher's (it may lay y out seq-first for the out
-projection); do, dq, dx, dv, dg are contiguous. Without AUG (aug_balance None) q, x and v are not read and dq, dx,
-dv, dw not written; without BIAS, b = 0.
+projection); do (its own pair of strides), dq and dx (one pair), dv and dg (another) may be strided over batch and
+time too: contiguous tensors of their own, or views of the projection's gradient (ops/mixer_op.py). Without AUG
+(aug_balance None) q, x and v are not read and dq, dx, dv, dw not written; without BIAS, b = 0.
 """
 
 from __future__ import annotations
@@ -96,10 +97,10 @@ def epilogue_forward_kernel(
 
 
 @triton.jit
-def _store(ptr, value, i_b, t, cols, T, i_h, H: tl.constexpr, D: tl.constexpr):
-    """value (BT, BD) into head i_h of a contiguous (B, T, H, D) tensor."""
+def _store(ptr, value, i_b, t, cols, T, stride_b, stride_t, i_h, D: tl.constexpr):
+    """value (BT, BD) into head i_h of a (B, T, H, D) tensor with each token's H·D channels contiguous."""
     mask = (t < T)[:, None] & (cols < D)[None, :]
-    ptrs = ptr + (i_b * T + t[:, None]) * (H * D) + i_h * D + cols[None, :]
+    ptrs = ptr + i_b * stride_b + t[:, None] * stride_t + i_h * D + cols[None, :]
     tl.store(ptrs, value.to(ptr.dtype.element_ty), mask=mask)
 
 
@@ -107,7 +108,7 @@ def _store(ptr, value, i_b, t, cols, T, i_h, H: tl.constexpr, D: tl.constexpr):
 def epilogue_backward_kernel(
     dy, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, d_o, dq, dx, dv, dg, dw_partial, db_partial,
     T, stride_dyb, stride_dyt, stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb,
-    stride_vt, stride_gb, stride_gt, normalizer,
+    stride_vt, stride_gb, stride_gt, stride_dob, stride_dot, stride_dqb, stride_dqt, stride_dvb, stride_dvt, normalizer,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     STEPS: tl.constexpr, AUG: tl.constexpr, BIAS: tl.constexpr,
 ):  # fmt: skip
@@ -133,18 +134,18 @@ def epilogue_backward_kernel(
         gate = tl.sigmoid(u)
         dn = d_out * u * gate
         du = d_out * n * gate * (1.0 + u * (1.0 - gate))
-        _store(dg, du, i_b, t, cv, T, i_h, H, V)
+        _store(dg, du, i_b, t, cv, T, stride_dvb, stride_dvt, i_h, V)
         db_sum += du
         dz = z_rstd[:, None] * (dn - (tl.sum(dn, 1) / V)[:, None] - n * (tl.sum(dn * n, 1) / V)[:, None])
-        _store(d_o, dz, i_b, t, cv, T, i_h, H, V)
+        _store(d_o, dz, i_b, t, cv, T, stride_dob, stride_dot, i_h, V)
         if AUG:
             dp = dz * s * (1.0 - s)
-            _store(dv, dp * a[:, None], i_b, t, cv, T, i_h, H, V)
+            _store(dv, dp * a[:, None], i_b, t, cv, T, stride_dvb, stride_dvt, i_h, V)
             da = tl.sum(dp * v_t, 1)[:, None]  # (BT, 1)
-            _store(dq, da * key * w[None, :], i_b, t, ck, T, i_h, H, K)
+            _store(dq, da * key * w[None, :], i_b, t, ck, T, stride_dqb, stride_dqt, i_h, K)
             # −d key / d logits = α σ(−x) / τ; α from log α, not 1 − key, which cancels where the decay is strong
             decay_grad = tl.sigmoid(-logits) * tl.exp(log_decay) * (1.0 / normalizer)
-            _store(dx, -da * q_t * w[None, :] * decay_grad, i_b, t, ck, T, i_h, H, K)
+            _store(dx, -da * q_t * w[None, :] * decay_grad, i_b, t, ck, T, stride_dqb, stride_dqt, i_h, K)
             dw_sum += da * q_t * key
     span = i_b * tl.num_programs(0) + i_span
     tl.store(db_partial + (span * H + i_h) * V + cv, tl.sum(db_sum, 0), mask=cv < V)

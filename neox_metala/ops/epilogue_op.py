@@ -30,16 +30,19 @@ import torch
 from .reference import HEAD_NORM_EPS
 from .triton_launch import launch
 
-# (tokens per block, warps): not yet timed on a GPU (bench/epilogue.py sweeps them), chosen by their sm90 builds
-# (bench/epilogue_build.py, Triton 3.6, bf16, H8 K64 V128, no spills anywhere). Forward: 16 tokens of a 128-channel
+# (tokens per block, warps): chosen by their sm90 builds (bench/epilogue_build.py, Triton 3.6, bf16, H8 K64 V128, no
+# spills anywhere), then timed (bench/epilogue.py on an H200, B8 T2048, 2026-11-29): forward 0.052 ms = 1.3x its
+# byte floor, within 2% of the best of 8 blocks; backward 2.3x with 16 steps, the best of 14 (4 to 32 tokens, 2 to
+# 16 warps). Forward: 16 tokens of a 128-channel
 # head at 4 warps, 16 elements per thread per tile, 48 registers. Backward: its live tiles and loop-carried partial
 # sums take 255 registers at 16 elements per thread per tile (two programs of 4 warps per SM), 165 at 8, 120 at 4:
 # 8 tokens at 8 warps (4 per thread, 16 warps per SM).
 FORWARD_BLOCKS = (16, 4)
 BACKWARD_BLOCKS = (8, 8)
 # The backward program walks STEPS blocks of tokens, so that its d aug_balance and d gate_bias partials stay small:
-# B·T / (BT · STEPS) × H·(K + V) fp32 = 1.5 MB at B=8, T=2048, H=8, V=128.
-BACKWARD_STEPS = 8
+# B·T / (BT · STEPS) × H·(K + V) fp32 = 0.75 MB at B=8, T=2048, H=8, V=128. 16 steps: 0.161 ms against 0.180 at 8
+# and 0.216 at 4 on an H200 (bench/epilogue.py, B8 T2048 bf16, 2026-11-29; the other blocks swept were slower).
+BACKWARD_STEPS = 16
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -111,10 +114,13 @@ def epilogue_forward_triton(
 
 
 def epilogue_backward_triton(
-    d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer, blocks=BACKWARD_BLOCKS, steps=BACKWARD_STEPS
-):
+    d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer, blocks=BACKWARD_BLOCKS, steps=BACKWARD_STEPS,
+    grads=None,
+):  # fmt: skip
     """-> (do, dq, dx, dv, dg (contiguous, their inputs' dtypes), d gate_bias, d aug_balance (their dtypes)); dq, dx,
-    dv and d aug_balance are empty (0 elements) without aug_balance, d gate_bias without gate_bias."""
+    dv and d aug_balance are empty (0 elements) without aug_balance, d gate_bias without gate_bias. `grads`: (dq, dx,
+    dv, dg) to write into instead, views of the projection's gradient (ops/mixer_op.py): dq and dx with one pair of
+    (batch, token) strides, dv and dg with another, each token's channels contiguous."""
     _check_triton_inputs(o, q, v)
     (d_out, o, q, x, v, g), strides = _strided(d_out, o, q, x, v, g)
     batch, seq, heads, head_v_dim = o.shape
@@ -123,15 +129,28 @@ def epilogue_backward_triton(
     steps = max(1, min(steps, _cdiv(seq, block_t)))  # a short sequence needs no empty steps
     spans = _cdiv(seq, block_t * steps)
     aug, bias = aug_balance is not None, gate_bias is not None
-    d_o, dg = torch.empty_like(o), torch.empty_like(g)
-    dq, dx, dv = (torch.empty_like(t) if aug else t.new_empty(0) for t in (q, x, v))
+    d_o = torch.empty_like(o)
+    if grads is None:
+        dq, dx, dv = (torch.empty_like(t) if aug else t.new_empty(0) for t in (q, x, v))
+        dg = torch.empty_like(g)
+    else:
+        dq, dx, dv, dg = grads
+        if (
+            _token_rows(dq)[0] is not dq
+            or _token_rows(dv)[0] is not dv
+            or dx.stride() != dq.stride()
+            or (dg.stride() != dv.stride())
+        ):
+            raise ValueError("epilogue: dq, dx (and dv, dg) to write into must share strides, channels contiguous")
+    k_strides = (dq.stride(0), dq.stride(1)) if aug or grads is not None else (0, 0)
     dw_partial = o.new_empty(batch * spans, heads * head_k_dim if aug else 1, dtype=torch.float32)
     db_partial = o.new_empty(batch * spans, heads * head_v_dim, dtype=torch.float32)
     launch(
         _kernels().epilogue_backward_kernel, (spans, heads, batch),
         d_out, o, q, x, v, g, gate_bias.contiguous() if bias else o, aug_balance.contiguous() if aug else o,
         mean.contiguous(), rstd.contiguous(), d_o, dq if aug else o, dx if aug else o, dv if aug else o, dg,
-        dw_partial, db_partial, seq, *strides, float(normalizer),
+        dw_partial, db_partial, seq, *strides, d_o.stride(0), d_o.stride(1), *k_strides, dg.stride(0), dg.stride(1),
+        float(normalizer),
         H=heads, K=head_k_dim, V=head_v_dim, BT=block_t, BK=_block(head_k_dim), BV=_block(head_v_dim),
         STEPS=steps, AUG=aug, BIAS=bias, num_warps=warps,
     )  # fmt: skip

@@ -337,6 +337,15 @@ def metala_mix(
             seq_first=seq_first,
             document_starts=document_starts,
         )
+    own_kernels = options.core_kernel == "metala" and options.epilogue_kernel == "triton"
+    if kernel == "fla" and own_kernels and document_starts is None:
+        _log_choice("metala_mix", "MetaLA's own core and epilogue kernels, one op", projected)
+        from .mixer_op import metala_mixer
+
+        mixed = metala_mixer(
+            projected, gate_bias, aug_balance, heads, options.decay_normalizer, eps, seq_first, options.keep_core_states
+        ).flatten(-2)  # (B, T, W), laid out (T, B, W) if seq_first
+        return mixed.transpose(0, 1) if seq_first else mixed
     q, decay_logits, v, gate = projected.split(projection_widths(width), dim=-1)
     mixed, _ = token_mix(
         split_heads(q, heads),

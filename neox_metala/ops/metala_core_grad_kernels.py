@@ -123,6 +123,8 @@ def _store_qk_grads(
     dq_inter,
     dk_inter,
     state_dot_grad,
+    dq_prior,
+    dg_prior,
     scale,
     i_b,
     i_h,
@@ -130,6 +132,8 @@ def _store_qk_grads(
     T,
     stride_q,
     stride_g,
+    stride_dq,
+    stride_dg,
     normalizer,
     H: tl.constexpr,
     K: tl.constexpr,
@@ -138,6 +142,7 @@ def _store_qk_grads(
     BK: tl.constexpr,
     PRECISION: tl.constexpr,
     BF16: tl.constexpr,
+    ACCUMULATE: tl.constexpr,
 ):
     """dq and d gate logits of one chunk's channels [col, col + BK) from the V loop's sums: d_scores = do vᵀ (all of
     V, unscaled, unmasked), dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh on those channels. Everything here but
@@ -160,8 +165,11 @@ def _store_qk_grads(
     # through log α = logsigmoid(x) / normalizer: d x = d log α · sigmoid(−x) / normalizer, with
     # sigmoid(−x) = 1 − e^(normalizer · log α) formed as −expm1 (exact where x is large and sigmoid(−x) tiny)
     d_gate_logits_b = d_log_decay_b * _neg_expm1(log_decay_b * normalizer) * (1.0 / normalizer)
-    _store_tokens(dq, dq_b, i_b, i_h, n, T, H * K, K, col, BT, BK)
-    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T, H * K, K, col, BT, BK)
+    if ACCUMULATE:
+        dq_b += dq_prior.to(tl.float32)
+        d_gate_logits_b += dg_prior.to(tl.float32)
+    _store_tokens(dq, dq_b, i_b, i_h, n, T, stride_dq, K, col, BT, BK, False)
+    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T, stride_dg, K, col, BT, BK, False)
 
 
 @triton.jit
@@ -179,6 +187,9 @@ def chunk_grads_kernel(
     stride_q,
     stride_g,
     stride_v,
+    stride_dq,
+    stride_dg,
+    stride_dv,
     normalizer,
     T,
     NT,
@@ -191,6 +202,7 @@ def chunk_grads_kernel(
     PRECISION: tl.constexpr,
     BF16: tl.constexpr,
     DV: tl.constexpr,
+    ACCUMULATE: tl.constexpr,
 ):
     """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
     without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that
@@ -201,6 +213,11 @@ def chunk_grads_kernel(
         scores_t, key_to_end = _dv_operands(
             q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16
         )
+    if ACCUMULATE:  # what dq and d gate logits get added to, loaded first: the loads' latency hides behind the loop
+        dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, 0, BT, BK)
+        dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, 0, BT, BK)
+    else:
+        dq_prior, dg_prior = q, q  # unused
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)
     dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
@@ -216,7 +233,7 @@ def chunk_grads_kernel(
         state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
         if DV:
             dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-            _store_tokens(dv, dv_b, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
+            _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV, ACCUMULATE)
     _store_qk_grads(
         q,
         gate_logits,
@@ -226,6 +243,8 @@ def chunk_grads_kernel(
         dq_inter,
         dk_inter,
         state_dot_grad,
+        dq_prior,
+        dg_prior,
         scale,
         i_b,
         i_h,
@@ -233,6 +252,8 @@ def chunk_grads_kernel(
         T,
         stride_q,
         stride_g,
+        stride_dq,
+        stride_dg,
         normalizer,
         H,
         K,
@@ -241,6 +262,7 @@ def chunk_grads_kernel(
         BK,
         PRECISION,
         BF16,
+        ACCUMULATE,
     )
 
 
@@ -254,6 +276,7 @@ def chunk_dv_kernel(
     scale,
     stride_q,
     stride_g,
+    stride_dv,
     normalizer,
     T,
     NT,
@@ -265,15 +288,20 @@ def chunk_dv_kernel(
     BV: tl.constexpr,
     PRECISION: tl.constexpr,
     BF16: tl.constexpr,
+    ACCUMULATE: tl.constexpr,
 ):
     """dv of one chunk's V block, for `chunk_grads_kernel` without DV: the V blocks run in parallel, and neither
     kernel holds the other's tiles (the scores are formed once per V block, a 64×64×K product). Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
+    if ACCUMULATE:  # loaded first, as chunk_grads_kernel's priors
+        dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV)
     scores_t, key_to_end = _dv_operands(
         q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16
     )
     d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
     state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
     dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-    _store_tokens(dv, dv_b, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
+    if ACCUMULATE:
+        dv_b += dv_prior.to(tl.float32)
+    _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV, False)

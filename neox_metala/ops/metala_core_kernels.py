@@ -142,8 +142,15 @@ def _load_tokens(ptr, i_b, i_h, chunk, T, stride, D: tl.constexpr, col, BT: tl.c
 
 
 @triton.jit
-def _store_tokens(ptr, value, i_b, i_h, chunk, T, stride, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr):
+def _store_tokens(
+    ptr, value, i_b, i_h, chunk, T, stride, D: tl.constexpr, col, BT: tl.constexpr, BD: tl.constexpr,
+    ACCUMULATE: tl.constexpr,
+):  # fmt: skip
+    """value into the block; with ACCUMULATE added to what is there (in fp32, one rounding to the tensor's dtype):
+    a gradient written into the projection's gradient that the epilogue's backward filled first (ops/mixer_op.py)."""
     ptrs, mask = _token_ptrs(ptr, i_b, i_h, chunk, T, stride, D, col, BT, BD)
+    if ACCUMULATE:
+        value = value.to(tl.float32) + tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
     tl.store(ptrs, value.to(ptr.dtype.element_ty), mask=mask)
 
 
@@ -348,4 +355,4 @@ def output_kernel(
     q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(v_b.dtype)
     acc = tl.dot(q_from_start, state.to(v_b.dtype), input_precision=PRECISION)
     acc = tl.dot(scores.to(v_b.dtype), v_b, acc, input_precision=PRECISION)
-    _store_tokens(out, scale * acc, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
+    _store_tokens(out, scale * acc, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV, False)

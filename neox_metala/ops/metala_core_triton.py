@@ -107,16 +107,19 @@ def _kernels():
     # (two). fp32 (tests) spills 0.2-2 KB. The first block splits V = 32, so that the interpreter's tests see a
     # second V block.
     dv_blocks = [({"BV": 16}, 4, 1), ({"BV": 64}, 4, 1), ({"BV": 64}, 4, 2), ({"BV": 64}, 8, 1, 128)]
+    # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
+    # gradients once more, so the autotuner restores them (a copy at tuning time only)
+    grads = dict(key=key, restore_value=["dq", "d_gate_logits", "dv"])
     return {
         "state_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_updates_kernel),
         "state_grad_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_grad_updates_kernel),
         "scan": scan(kernels.scan_kernel),
         "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
-        "chunk_grads": triton.autotune(configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), key=key)(
+        "chunk_grads": triton.autotune(configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), **grads)(
             grad_kernels.chunk_grads_kernel
         ),
-        "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), key=key)(grad_kernels.chunk_grads_kernel),
-        "chunk_dv": triton.autotune(configs(dv_blocks), key=key)(grad_kernels.chunk_dv_kernel),
+        "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), **grads)(grad_kernels.chunk_grads_kernel),
+        "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
     }
 
 
@@ -137,15 +140,17 @@ def token_rows(x):
     """(x, its row stride): x as the kernels read it, each token's H·D channels contiguous and its (batch, token)
     rows one stride apart (a view of the (B, T, 3W) projection as it is, without a copy), else a contiguous copy."""
     batch, seq, heads, dim = x.shape
+    # a size-1 dimension's stride is arbitrary: at T = 1 the rows are the batch's
+    row = x.stride(1) if seq > 1 else x.stride(0) if batch > 1 else heads * dim
     fits = (
         x.stride(-1) == 1
         and (heads == 1 or x.stride(-2) == dim)
-        and x.stride(1) >= heads * dim
-        and (batch == 1 or x.stride(0) == seq * x.stride(1))
+        and row >= heads * dim
+        and (batch == 1 or seq == 1 or x.stride(0) == seq * row)
     )
     if not fits:
-        x = x.contiguous()
-    return x, x.stride(1) if seq > 1 else heads * dim
+        x, row = x.contiguous(), heads * dim
+    return x, row
 
 
 def _sizes(q, v, chunk_size):
@@ -235,9 +240,23 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     return out, (states if keep_states else None)
 
 
-def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE):
+def _gradient_rows(grads, q, v):
+    """(dq, d gate logits, dv) and their row strides: the given ones (views of the projection's gradient, in its
+    layout, ops/mixer_op.py) or new contiguous ones (d gate logits in fp32)."""
+    if grads is None:
+        grads = (q.new_empty(q.shape), q.new_empty(q.shape, dtype=torch.float32), v.new_empty(v.shape))
+    rows = [token_rows(t) for t in grads]
+    if any(t is not given for (t, _), given in zip(rows, grads)):
+        raise ValueError("MetaLA core: the gradients to write into must have each token's channels contiguous")
+    return rows
+
+
+def metala_core_bwd(
+    q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE, grads=None, accumulate=False
+):
     """-> (dq, d_gate_logits (fp32), dv), contiguous, for the cotangent d_out; `states` from
-    metala_core_fwd(keep_states=True), else recomputed."""
+    metala_core_fwd(keep_states=True), else recomputed. `grads`: (dq, d gate logits, dv) tensors to write into
+    instead (any dtype; channels contiguous, tokens one row stride apart), added to what they hold if accumulate."""
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     d_out = d_out.to(v.dtype).contiguous()
@@ -263,24 +282,24 @@ def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, ch
         BK=_block(sizes["K"]),
     )
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
-    dq, dv = q.new_empty(q.shape), v.new_empty(v.shape)
-    d_gate_logits = q.new_empty(q.shape, dtype=torch.float32)
-    blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16)
-    qk_grads = (q, gate_logits, v, d_out, states, state_grads, dq, d_gate_logits)
-    grads = (*qk_grads, dv, scale)
+    (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = _gradient_rows(grads, q, v)
+    blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
+    qk_grads = (q, gate_logits, v, d_out, states, state_grads, dq, d_gate_logits, dv, scale)
+    qk_strides = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv)
     if SPLIT_DV:
         launch(
             _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
-            *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=False,
+            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False,
         )  # fmt: skip
         launch(
             _kernels()["chunk_dv"], _updates_grid(sizes, batch_heads),
-            q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, normalizer, **sizes, **blocks,
+            q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,
+            **blocks,
         )  # fmt: skip
     else:
         launch(
             _kernels()["chunk_grads"], (sizes["NT"], batch_heads),
-            *grads, **strides, normalizer=normalizer, **sizes, **blocks, DV=True,
+            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=True,
         )  # fmt: skip
     return dq, d_gate_logits, dv
 

@@ -126,7 +126,8 @@ def counted(monkeypatch):
     "seq_first, compiled", [(False, False), (True, False), (True, True)], ids=["batch-first", "seq-first", "compiled"]
 )
 def test_epilogue_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch, seq_first, compiled):
-    """metala_epilogue_kernel "triton": metala_mix on the fla backend (MetaLA's own core's CPU kernels under it) runs
+    """metala_epilogue_kernel "triton": metala_mix on the fla backend (fla's core, its CPU kernel, under it: with
+    MetaLA's own core the two run as ops/mixer_op.py's one op, tests/ops/test_mixer_op.py) runs
     the op once, equal to the PyTorch epilogue in fp64, gradients included, in one graph under torch.compile too
     (aot_eager: the fake kernels and the autograd registration traced); a carried state keeps PyTorch's."""
     from neox_metala import ops
@@ -139,7 +140,7 @@ def test_epilogue_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch, se
     parameters = projected, gate_bias, aug_balance = mix_parameters()
 
     def mix(epilogue_kernel, compile_it=False):
-        options = ops.MetaLAOptions(epilogue_kernel=epilogue_kernel)
+        options = ops.MetaLAOptions(epilogue_kernel=epilogue_kernel, core_kernel="fla")
 
         def run_mix(*leaves):
             return metala.metala_mix(*leaves, heads, options, seq_first=seq_first)
@@ -171,4 +172,4 @@ def test_mixer_routes_its_epilogue_by_the_option(monkeypatch, single_rank):
 
     calls = counted(monkeypatch)
     leaves = lambda mixer: (mixer.gate_bias, mixer.aug_balance)  # noqa: E731
-    assert_mixer_routes(monkeypatch, "epilogue_kernel", "triton", "compiled", calls, leaves)
+    assert_mixer_routes(monkeypatch, "epilogue_kernel", "triton", "compiled", calls, leaves, core_kernel="fla")

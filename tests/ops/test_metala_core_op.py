@@ -106,7 +106,8 @@ def test_metala_core_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch,
         out = ops.metala_mix(*parameters, heads, options, seq_first=False, document_starts=document_starts)
         return out, torch.autograd.grad(out, parameters, torch.ones_like(out))
 
-    mine, my_grads = mix(ops.MetaLAOptions(core_kernel="metala", keep_core_states=keep))
+    # the compiled epilogue: with MetaLA's epilogue kernels too, the core runs inside ops/mixer_op.py's one op
+    mine, my_grads = mix(ops.MetaLAOptions(core_kernel="metala", keep_core_states=keep, epilogue_kernel="compiled"))
     assert calls == {"metala": 1, "fla": 0} and kept == [keep]
     monkeypatch.setattr(metala, "choose_backend", lambda requested, tensor: "reference")
     expected, expected_grads = mix(ops.MetaLAOptions())
@@ -119,6 +120,6 @@ def test_metala_core_kernel_option_routes_the_fla_backend_to_the_op(monkeypatch,
     starts = torch.zeros(2, 70, dtype=torch.bool)
     starts[:, 30] = True
     with caplog.at_level(logging.INFO, logger=metala._logger.name):
-        mix(ops.MetaLAOptions(core_kernel="metala"), document_starts=starts)
+        mix(ops.MetaLAOptions(core_kernel="metala", epilogue_kernel="compiled"), document_starts=starts)
     assert calls == {"metala": 1, "fla": 1}
     assert "training core runs on fla's chunk_gla (packed documents" in caplog.text

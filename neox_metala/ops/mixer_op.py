@@ -1,0 +1,177 @@
+"""MetaLA's token mix between a layer's projections as one PyTorch custom op with autograd: MetaLA's own core kernels
+(ops/metala_core_triton.py) and epilogue kernels (ops/epilogue_op.py) on one (B, T, 3W) projection
+[q | decay logits | v | gate]. The default on the fla backend when both are (metala_core_kernel: metala,
+metala_epilogue_kernel: triton) and no documents are packed.
+
+Why one op: the projection's gradient is the sum of the epilogue's and the core's gradients of q, the decay logits
+and v, next to the gate's. As two ops each returned tensors of its own and a compiled kernel summed them into the
+projection's gradient (the 380M model on an H200: 6.4 ms of a 381 ms step, ~9 KB read and 4 KB written per token
+and layer, and those separate gradients alive at the backward's peak). Here the backward allocates the projection's
+gradient once; the epilogue's kernel writes its four parts, then the core's kernels add theirs in place. Rounding:
+the epilogue's parts are rounded to the projection's dtype as before, and the core adds its fp32 values to them in
+fp32 and rounds once (the two ops rounded the core's dq and dv on their own as well).
+
+Saves for backward what the two ops saved: the projection, the core's output o, the LayerNorm's mean and rstd, the
+core's chunk states if kept. The CPU kernels compose the two ops' CPU kernels, so the CPU tests check the op, its
+autograd and its registrations (in fp64); tests/ops/test_mixer_triton.py checks the Triton path.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import epilogue_op, metala_core_op
+
+
+def _parts(projected: torch.Tensor, heads: int) -> list[torch.Tensor]:
+    """(B, T, 3W) -> q, decay logits (B, T, H, W/(2H)) and v, gate (B, T, H, W/H): strided views."""
+    width = projected.shape[-1] // 3
+    parts = projected.split((width // 2, width // 2, width, width), dim=-1)
+    return [part.unflatten(-1, (heads, -1)) for part in parts]
+
+
+def _scale(q: torch.Tensor) -> float:
+    return q.shape[-1] ** -0.5
+
+
+def mixer_forward_triton(projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states):
+    """-> (y (B, T, H, V), seq-first in memory if seq_first; o; mean; rstd; the core's states or None)."""
+    from .metala_core_triton import metala_core_fwd
+
+    q, x, v, g = _parts(projected, heads)
+    o, states = metala_core_fwd(q, x, v, _scale(q), normalizer, metala_core_op.CHUNK_SIZE, keep_states)
+    y, mean, rstd = epilogue_op.epilogue_forward_triton(
+        o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first
+    )
+    return y, o, mean, rstd, states
+
+
+def mixer_backward_triton(dy, projected, o, mean, rstd, states, gate_bias, aug_balance, heads, normalizer):
+    """-> (d projected (B, T, 3W) contiguous, d gate_bias, d aug_balance (empty where absent)). `states`: the
+    forward's, or None to recompute them."""
+    from .metala_core_triton import metala_core_bwd
+
+    q, x, v, g = _parts(projected, heads)
+    d_projected = torch.empty(projected.shape, dtype=projected.dtype, device=projected.device)
+    dq, dx, dv, dg = _parts(d_projected, heads)
+    d_o, *_, d_bias, d_aug = epilogue_op.epilogue_backward_triton(
+        dy, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer, grads=(dq, dx, dv, dg)
+    )
+    # without self-augmentation the epilogue leaves dq, dx, dv alone: the core writes them instead of adding
+    metala_core_bwd(
+        q, x, v, _scale(q), normalizer, d_o, states, metala_core_op.CHUNK_SIZE, grads=(dq, dx, dv),
+        accumulate=aug_balance is not None,
+    )  # fmt: skip
+    return d_projected, d_bias, d_aug
+
+
+def _no_states(projected):
+    return projected.new_empty(0)
+
+
+@torch.library.custom_op("neox_metala::mixer_forward", mutates_args=(), device_types="cuda")
+def mixer_forward(
+    projected: torch.Tensor,
+    gate_bias: torch.Tensor | None,
+    aug_balance: torch.Tensor | None,
+    heads: int,
+    normalizer: float,
+    eps: float,
+    seq_first: bool,
+    keep_states: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> (y, o, mean, rstd, the core's states or an empty tensor)."""
+    y, o, mean, rstd, states = mixer_forward_triton(
+        projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states
+    )
+    return y, o, mean, rstd, states if keep_states else _no_states(projected)
+
+
+@mixer_forward.register_fake
+def _(projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states):
+    q, x, v, g = _parts(projected, heads)
+    o, states = metala_core_op.metala_core_forward(q, x, v, _scale(q), normalizer, keep_states)
+    y, mean, rstd = epilogue_op.epilogue_forward(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first)
+    return y, o, mean, rstd, states
+
+
+@mixer_forward.register_kernel("cpu")
+def _(projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states):
+    q, x, v, g = _parts(projected, heads)
+    o, states = metala_core_op.metala_core_forward(q, x, v, _scale(q), normalizer, keep_states)
+    y, mean, rstd = epilogue_op.epilogue_forward(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first)
+    return y, o, mean, rstd, states
+
+
+@torch.library.custom_op("neox_metala::mixer_backward", mutates_args=(), device_types="cuda")
+def mixer_backward(
+    dy: torch.Tensor,
+    projected: torch.Tensor,
+    o: torch.Tensor,
+    mean: torch.Tensor,
+    rstd: torch.Tensor,
+    states: torch.Tensor,
+    gate_bias: torch.Tensor | None,
+    aug_balance: torch.Tensor | None,
+    heads: int,
+    normalizer: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> (d projected, d gate_bias, d aug_balance); empty tensors for the parameters that are absent. `states`
+    empty: recomputed."""
+    return mixer_backward_triton(
+        dy, projected, o, mean, rstd, states if states.numel() else None, gate_bias, aug_balance, heads, normalizer
+    )
+
+
+@mixer_backward.register_fake
+def _(dy, projected, o, mean, rstd, states, gate_bias, aug_balance, heads, normalizer):
+    d_bias = gate_bias.new_empty(gate_bias.shape) if gate_bias is not None else o.new_empty(0)
+    d_aug = aug_balance.new_empty(aug_balance.shape) if aug_balance is not None else o.new_empty(0)
+    return projected.new_empty(projected.shape), d_bias, d_aug
+
+
+@mixer_backward.register_kernel("cpu")
+def _(dy, projected, o, mean, rstd, states, gate_bias, aug_balance, heads, normalizer):
+    q, x, v, g = _parts(projected, heads)
+    d_o, dq, dx, dv, dg, d_bias, d_aug = epilogue_op.epilogue_backward(
+        dy, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer
+    )
+    core = metala_core_op.metala_core_backward(q, x, v, states, d_o, _scale(q), normalizer)
+    if aug_balance is not None:  # in the core's (wider) dtypes, rounded once, as the GPU kernels add
+        core = [mine + theirs for mine, theirs in zip(core, (dq, dx, dv))]
+    parts = [t.to(projected.dtype).flatten(-2) for t in (*core, dg)]
+    return torch.cat(parts, dim=-1), d_bias, d_aug
+
+
+def _setup_context(ctx, inputs, output):
+    projected, gate_bias, aug_balance, heads, normalizer, *_ = inputs
+    _, o, mean, rstd, states = output
+    ctx.mark_non_differentiable(o, mean, rstd, states)
+    ctx.save_for_backward(projected, o, mean, rstd, states, gate_bias, aug_balance)
+    ctx.heads, ctx.normalizer = heads, normalizer
+
+
+def _backward(ctx, dy, _d_o, _d_mean, _d_rstd, _d_states):
+    projected, o, mean, rstd, states, gate_bias, aug_balance = ctx.saved_tensors
+    d_projected, d_bias, d_aug = mixer_backward(
+        dy, projected, o, mean, rstd, states, gate_bias, aug_balance, ctx.heads, ctx.normalizer
+    )
+    d_bias = d_bias if gate_bias is not None else None
+    d_aug = d_aug if aug_balance is not None else None
+    return d_projected, d_bias, d_aug, None, None, None, None, None
+
+
+mixer_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def metala_mixer(projected, gate_bias, aug_balance, heads: int, normalizer: float, eps: float, seq_first: bool,
+                 keep_states: bool = False) -> torch.Tensor:  # fmt: skip
+    """y (B, T, H, V) of ops/metala.py's token_mix on the projection [q | decay logits | v | gate] (B, T, 3W) with
+    MetaLA's own core and epilogue kernels, differentiable; laid out (T, B, H, V) in memory if seq_first. gate_bias
+    [W] or None; aug_balance [W/2] or None (no self-augmentation); keep_states: the core's chunk states saved for
+    the backward rather than recomputed.
+
+    Example:
+        >>> y = metala_mixer(projected, gate_bias, aug_balance, heads=8, normalizer=16.0, eps=1e-5, seq_first=True)
+    """
+    return mixer_forward(projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states)[0]
