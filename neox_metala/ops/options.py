@@ -55,7 +55,8 @@ class MetaLAOptions:
     """One of EPILOGUE_KERNELS: the epilogue (self-augmentation, per-head LayerNorm, SiLU gate) in training and
     prefill on the fla backend, MetaLA's own Triton kernels (ops/epilogue_op.py) or PyTorch code that
     torch.compile fuses in a compiled block (config/metala.py has the numbers). Other backends (CPU) always run
-    the PyTorch code."""
+    the PyTorch code. With core_kernel "metala" too, core and epilogue run as one op (ops/mixer_op.py) whose
+    kernels write the projection's gradient themselves."""
 
     @property
     def conv_width(self) -> int:
