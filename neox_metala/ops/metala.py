@@ -28,6 +28,7 @@ from . import reference
 from .causal_conv import check_conv_inputs, short_conv_fla, short_conv_shifted, short_conv_torch
 from .chunked import chunked_gla
 from .epilogue_op import augment_norm_gate_op
+from .input_checks import check_document_starts, check_gla_inputs
 from .options import BACKENDS, DEFAULT_CHUNK_SIZE, MetaLAOptions, projection_widths
 
 DEFAULT_OPTIONS = MetaLAOptions()
@@ -83,39 +84,6 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.unflatten(-1, (heads, x.shape[-1] // heads))
 
 
-def check_document_starts(document_starts, x, carries_state: bool) -> None:
-    """document_starts must be (batch, seq) bool like x's first two dims, and comes without carried state."""
-    if document_starts.dtype != torch.bool or tuple(document_starts.shape) != tuple(x.shape[:2]):
-        raise ValueError(
-            f"document_starts must be a bool (batch, seq) = {tuple(x.shape[:2])} tensor, got "
-            f"{document_starts.dtype} {tuple(document_starts.shape)}"
-        )
-    if carries_state:
-        raise ValueError(
-            "document_starts (packed documents) is for training and prefill from an empty state; "
-            "a carried or returned state (decoding) has no document boundaries"
-        )
-
-
-def _check_gla_inputs(q, key, v, log_decay, initial_state):
-    if q.dim() != 4:
-        raise ValueError(f"q must be (batch, seq, heads, head_k_dim), got shape {tuple(q.shape)}")
-    for name, t in (("key", key), ("log_decay", log_decay)):
-        if t.shape != q.shape:
-            raise ValueError(f"{name} shape {tuple(t.shape)} does not match q shape {tuple(q.shape)}")
-    if v.dim() != 4 or v.shape[:3] != q.shape[:3]:
-        raise ValueError(
-            f"v must be (batch, seq, heads, head_v_dim) with batch, seq, heads = "
-            f"{tuple(q.shape[:3])}, got shape {tuple(v.shape)}"
-        )
-    expected = (q.shape[0], q.shape[2], q.shape[3], v.shape[3])
-    if initial_state is not None and tuple(initial_state.shape) != expected:
-        raise ValueError(
-            f"initial_state must be (batch, heads, head_k_dim, head_v_dim) = {expected}, "
-            f"got {tuple(initial_state.shape)}"
-        )
-
-
 @torch.compiler.disable  # fla's Triton autograd Functions run between compiled graphs (layers/block.py)
 def _fla_gla(q, key, v, log_decay, scale, initial_state, output_final_state):
     from fla.ops.gla import chunk_gla, fused_recurrent_gla
@@ -164,7 +132,7 @@ def gla_recurrence(
     Example:
         >>> o, state = gla_recurrence(q, key, v, log_decay, output_final_state=True)
     """
-    _check_gla_inputs(q, key, v, log_decay, initial_state)
+    check_gla_inputs(q, key, v, log_decay, initial_state)
     if document_starts is not None:
         check_document_starts(document_starts, q, initial_state is not None or output_final_state)
     if scale is None:
