@@ -90,8 +90,11 @@ def main():
     parser.add_argument("--reverse", action="store_true", help="the scan's reverse (state gradients) direction")
     parser.add_argument("--maxnreg", type=int, help="registers per thread at most (triton.Config's maxnreg)")
     parser.add_argument("--kernels", nargs="+", help="only these kernels (default: all)")
+    parser.add_argument("--accumulate", action="store_true", help="gradient kernels adding into the projection's")
     args = parser.parse_args()
-    common = dict(H=8, K=64, V=128, BT=64, PRECISION="ieee" if args.dtype == "fp32" else "tf32", ACCUMULATE=False)
+    common = dict(
+        H=8, K=64, V=128, BT=64, PRECISION="ieee" if args.dtype == "fp32" else "tf32", ACCUMULATE=args.accumulate
+    )
     bf16 = args.dtype == "bf16"
     blocks = [
         ("state_updates_kernel", dict(BK=64, BV=args.bv)),

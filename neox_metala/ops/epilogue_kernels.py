@@ -108,12 +108,14 @@ def _store(ptr, value, i_b, t, cols, T, stride_b, stride_t, i_h, D: tl.constexpr
 def epilogue_backward_kernel(
     dy, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, d_o, dq, dx, dv, dg, dw_partial, db_partial,
     T, stride_dyb, stride_dyt, stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb,
-    stride_vt, stride_gb, stride_gt, stride_dob, stride_dot, stride_dqb, stride_dqt, stride_dvb, stride_dvt, normalizer,
+    stride_vt, stride_gb, stride_gt, stride_dob, stride_dot, stride_dqb, stride_dqt, stride_dvb, stride_dvt,
+    stride_partial, normalizer,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     STEPS: tl.constexpr, AUG: tl.constexpr, BIAS: tl.constexpr,
 ):  # fmt: skip
     """Gradients of STEPS blocks of BT tokens of head i_h of batch row i_b, and this span's partial sums of dw and
-    db in dw_partial[(b, span), h, :], db_partial[(b, span), h, :] (fp32). Grid (spans, H, B)."""
+    db in dw_partial[(b, span), h, :], db_partial[(b, span), h, :] (fp32; rows stride_partial apart, the two side
+    by side in one buffer). Grid (spans, H, B)."""
     i_span, i_h, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     ck, cv = tl.arange(0, BK), tl.arange(0, BV)
     v_mask = (cv < V)[None, :]
@@ -148,6 +150,6 @@ def epilogue_backward_kernel(
             _store(dx, -da * q_t * w[None, :] * decay_grad, i_b, t, ck, T, stride_dqb, stride_dqt, i_h, K)
             dw_sum += da * q_t * key
     span = i_b * tl.num_programs(0) + i_span
-    tl.store(db_partial + (span * H + i_h) * V + cv, tl.sum(db_sum, 0), mask=cv < V)
+    tl.store(db_partial + span * stride_partial + i_h * V + cv, tl.sum(db_sum, 0), mask=cv < V)
     if AUG:
-        tl.store(dw_partial + (span * H + i_h) * K + ck, tl.sum(dw_sum, 0), mask=ck < K)
+        tl.store(dw_partial + span * stride_partial + i_h * K + ck, tl.sum(dw_sum, 0), mask=ck < K)

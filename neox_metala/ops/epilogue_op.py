@@ -6,7 +6,7 @@ metala_epilogue_kernel).
 Why: in a compiled block inductor runs the epilogue, the key it needs and their backward as ~6-7 kernels per layer
 and micro batch at ~2.5x their byte floor (the 380M model on an H200: ~30 ms of a ~410 ms step, issue 14's 18.8%
 of the token mixer's kernel time in elementwise kernels). Here: one forward kernel that stores y and the
-LayerNorm's mean and rstd, one backward kernel for every gradient, and two small sums over its per-program partials
+LayerNorm's mean and rstd, one backward kernel for every gradient, and one small sum over its per-program partials
 (d aug_balance, d gate_bias). As opaque ops with declared output shapes they stay inside one compiled graph (as
 ops/core_op.py's).
 
@@ -143,19 +143,22 @@ def epilogue_backward_triton(
         ):
             raise ValueError("epilogue: dq, dx (and dv, dg) to write into must share strides, channels contiguous")
     k_strides = (dq.stride(0), dq.stride(1)) if aug or grads is not None else (0, 0)
-    dw_partial = o.new_empty(batch * spans, heads * head_k_dim if aug else 1, dtype=torch.float32)
-    db_partial = o.new_empty(batch * spans, heads * head_v_dim, dtype=torch.float32)
+    # d aug_balance's and d gate_bias's per-program partial sums side by side: one reduction for both
+    aug_width = heads * head_k_dim if aug else 0
+    partial = o.new_empty(batch * spans, aug_width + heads * head_v_dim, dtype=torch.float32)
+    dw_partial, db_partial = partial[:, :aug_width] if aug else partial, partial[:, aug_width:]
     launch(
         _kernels().epilogue_backward_kernel, (spans, heads, batch),
         d_out, o, q, x, v, g, gate_bias.contiguous() if bias else o, aug_balance.contiguous() if aug else o,
         mean.contiguous(), rstd.contiguous(), d_o, dq if aug else o, dx if aug else o, dv if aug else o, dg,
         dw_partial, db_partial, seq, *strides, d_o.stride(0), d_o.stride(1), *k_strides, dg.stride(0), dg.stride(1),
-        float(normalizer),
+        partial.stride(0), float(normalizer),
         H=heads, K=head_k_dim, V=head_v_dim, BT=block_t, BK=_block(head_k_dim), BV=_block(head_v_dim),
         STEPS=steps, AUG=aug, BIAS=bias, num_warps=warps,
     )  # fmt: skip
-    d_bias = db_partial.sum(0).to(gate_bias.dtype) if bias else o.new_empty(0)
-    d_aug = dw_partial.sum(0).to(aug_balance.dtype).view(aug_balance.shape) if aug else o.new_empty(0)
+    sums = partial.sum(0) if bias or aug else None
+    d_bias = sums[aug_width:].to(gate_bias.dtype) if bias else o.new_empty(0)
+    d_aug = sums[:aug_width].to(aug_balance.dtype).view(aug_balance.shape) if aug else o.new_empty(0)
     return d_o, dq, dx, dv, dg, d_bias.view(gate_bias.shape) if bias else d_bias, d_aug
 
 
