@@ -13,7 +13,9 @@ inputs q, gate logits and v are read where the layer's projection left them: eac
 tokens a row stride apart (its own per input: 3W for views of the (B, T, 3W) projection), so that no copy of them is
 made or saved. The decay is never stored: log α = logsigmoid(gate logits) / normalizer is formed in fp32 registers
 wherever a kernel needs it (`_chunk_decay`), its in-chunk cumsum G too, and the key k = -expm1(g) there too; the
-backward writes the gate logits' gradient (fp32) instead of log α's. Outputs, dq, dv and d out are contiguous.
+backward writes the gate logits' gradient (fp32) instead of log α's. Outputs and d out are contiguous; dq, d gate
+logits and dv are contiguous tensors of their own or, in ops/mixer_op.py's one op, views of the projection's gradient
+(row strides as the inputs'), which the kernels then add to (ACCUMULATE).
 Dot operands are in the inputs' dtype (bf16 like fla; fp32 for fp16, whose range cannot hold the factorised form's
 e^±30) with fp32 accumulation; FACTORISED_RANGE is ops/metala_core.py's.
 
