@@ -16,11 +16,13 @@ from .metala_core_kernels import (
     FACTORISED_RANGE,
     SUB_CHUNK,
     _chunk_decay,
+    _decay_ptrs,
     _load_state,
     _load_tokens,
     _neg_expm1,
     _operand,
     _scores,
+    _store_state,
     _store_tokens,
     _sub_chunk_factors,
     _sub_chunks,
@@ -173,6 +175,25 @@ def _store_qk_grads(
 
 
 @triton.jit
+def _v_block_sums(
+    v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
+    i_b, i_h, i_bh, n, T, NT, stride_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, col,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """One step of the V loop, V block [col, col + BV): d_scores += do vᵀ, dq_inter += do hᵀ, dk_inter += v dhᵀ,
+    state_dot_grad += Σ_j h ⊙ dh; and that block's do and dh (dv's operands)."""
+    v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, col, BT, BV)
+    d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, col, BT, BV)
+    state = _load_state(states, i_bh, n, NT, K, V, 0, col, BK, BV)
+    state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, col, BK, BV)
+    d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
+    dq_inter += tl.dot(d_out_b, tl.trans(state.to(d_out_b.dtype)), input_precision=PRECISION)
+    dk_inter += tl.dot(v_b, tl.trans(state_grad.to(v_b.dtype)), input_precision=PRECISION)
+    state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
+    return d_scores, dq_inter, dk_inter, state_dot_grad, d_out_b, state_grad
+
+
+@triton.jit
 def chunk_grads_kernel(
     q,
     gate_logits,
@@ -223,14 +244,10 @@ def chunk_grads_kernel(
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
     state_dot_grad = tl.zeros([BK], dtype=tl.float32)  # Σ_j h ⊙ dh
     for i_v in range(tl.cdiv(V, BV)):
-        v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
-        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
-        state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
-        state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
-        d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
-        dq_inter += tl.dot(d_out_b, tl.trans(state.to(d_out_b.dtype)), input_precision=PRECISION)
-        dk_inter += tl.dot(v_b, tl.trans(state_grad.to(v_b.dtype)), input_precision=PRECISION)
-        state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
+        d_scores, dq_inter, dk_inter, state_dot_grad, d_out_b, state_grad = _v_block_sums(
+            v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
+            i_b, i_h, i_bh, n, T, NT, stride_v, H, K, V, i_v * BV, BT, BK, BV, PRECISION,
+        )  # fmt: skip
         if DV:
             dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
             _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV, ACCUMULATE)
@@ -305,3 +322,57 @@ def chunk_dv_kernel(
     if ACCUMULATE:
         dv_b += dv_prior.to(tl.float32)
     _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV, False)
+
+
+@triton.jit
+def chunk_grad_sums_kernel(
+    v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad, stride_v, T, NT,
+    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    PRECISION: tl.constexpr,
+):  # fmt: skip
+    """metala_core_triton.SPLIT_INTRA's first half of `chunk_grads_kernel` without DV: its V loop alone, the sums
+    written to (B·H, N, BT, BT | K) and (B·H, N, K) fp32 buffers, so that the loop runs at the loop's register use
+    (several programs per SM) rather than at the intra-chunk part's. Grid (N, B·H)."""
+    n, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    sums = tl.zeros([BT, BT], dtype=tl.float32)
+    q_sums = tl.zeros([BT, BK], dtype=tl.float32)
+    k_sums = tl.zeros([BT, BK], dtype=tl.float32)
+    dots = tl.zeros([BK], dtype=tl.float32)
+    for i_v in range(tl.cdiv(V, BV)):
+        sums, q_sums, k_sums, dots, _, _ = _v_block_sums(
+            v, d_out, states, state_grads, sums, q_sums, k_sums, dots,
+            i_b, i_h, i_bh, n, T, NT, stride_v, H, K, V, i_v * BV, BT, BK, BV, PRECISION,
+        )  # fmt: skip
+    _store_state(d_scores, sums, i_bh, n, NT, BT, BT, 0, 0, BT, BT)
+    _store_state(dq_inter, q_sums, i_bh, n, NT, BT, K, 0, 0, BT, BK)
+    _store_state(dk_inter, k_sums, i_bh, n, NT, BT, K, 0, 0, BT, BK)
+    ptrs, mask = _decay_ptrs(state_dot_grad, i_bh, n, NT, K, 0, BK)
+    tl.store(ptrs, dots, mask=mask)
+
+
+@triton.jit
+def chunk_intra_grads_kernel(
+    q, gate_logits, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, scale,
+    stride_q, stride_g, stride_dq, stride_dg, normalizer, T, NT,
+    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
+    PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr,
+):  # fmt: skip
+    """SPLIT_INTRA's second half (V: the autotuner's key only): dq and d gate logits of one chunk from
+    `chunk_grad_sums_kernel`'s sums, as `chunk_grads_kernel` forms them after its loop. Grid (N, B·H)."""
+    n, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    if ACCUMULATE:
+        dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, 0, BT, BK)
+        dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, 0, BT, BK)
+    else:
+        dq_prior, dg_prior = q, q  # unused
+    sums = _load_state(d_scores, i_bh, n, NT, BT, BT, 0, 0, BT, BT)
+    q_sums = _load_state(dq_inter, i_bh, n, NT, BT, K, 0, 0, BT, BK)
+    k_sums = _load_state(dk_inter, i_bh, n, NT, BT, K, 0, 0, BT, BK)
+    ptrs, mask = _decay_ptrs(state_dot_grad, i_bh, n, NT, K, 0, BK)
+    dots = tl.load(ptrs, mask=mask, other=0.0)
+    _store_qk_grads(
+        q, gate_logits, dq, d_gate_logits, sums, q_sums, k_sums, dots, dq_prior, dg_prior, scale, i_b, i_h, n, T,
+        stride_q, stride_g, stride_dq, stride_dg, normalizer, H, K, 0, BT, BK, PRECISION, BF16, ACCUMULATE,
+    )  # fmt: skip

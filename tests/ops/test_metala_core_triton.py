@@ -110,15 +110,19 @@ SMALL = [
 ]
 
 
-BACKWARD_FORMS = {"split-dv": True, "fused-dv": False}  # metala_core_triton.SPLIT_DV
+# metala_core_triton.(SPLIT_DV, SPLIT_INTRA)
+BACKWARD_FORMS = {"split-dv": (True, False), "fused-dv": (False, False), "split-intra": (True, True)}
 
 
 @pytest.fixture(params=list(BACKWARD_FORMS))
 def dv_form(request, monkeypatch):
-    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV)."""
+    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV), and dq's kernel
+    as one or as its loop and its intra-chunk part (SPLIT_INTRA)."""
     from neox_metala.ops import metala_core_triton
 
-    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", BACKWARD_FORMS[request.param])
+    split_dv, split_intra = BACKWARD_FORMS[request.param]
+    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+    monkeypatch.setattr(metala_core_triton, "SPLIT_INTRA", split_intra)
 
 
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
@@ -220,8 +224,9 @@ def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
     metala_core_triton._kernels.cache_clear()
     try:
-        for split_dv in BACKWARD_FORMS.values():
+        for split_dv, split_intra in BACKWARD_FORMS.values():
             monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+            monkeypatch.setattr(metala_core_triton, "SPLIT_INTRA", split_intra)
             check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
