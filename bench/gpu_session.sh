@@ -89,7 +89,8 @@ for s in "$@"; do
                           -k "bf16") ;;
         diag) step diag 200 python3 .gpu/diag.py ;;
         core) step core ${CORE_LIMIT:-240} python3 bench/core.py ${CORE_ARGS:-} ;;
-        core-configs) step core-configs ${CORE_CONFIGS_LIMIT:-420} python3 bench/core_configs.py --out "$OUT/core-configs.json" ;;
+        core-configs) step core-configs ${CORE_CONFIGS_LIMIT:-420} python3 bench/core_configs.py --out "$OUT/core-configs.json" \
+                          ${CORE_CONFIGS_ARGS:-} ;;
         conv) step conv ${CONV_LIMIT:-180} python3 bench/conv.py ${CONV_ARGS:-} ;;
         epilogue) step epilogue ${EPILOGUE_LIMIT:-240} python3 bench/epilogue.py ${EPILOGUE_ARGS:-} ;;
         core-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton NEOX_METALA_FAST_AUTOTUNE=1
