@@ -2,6 +2,7 @@
 (TRITON_INTERPRET=1 set before the run). They skip without triton, and on a CPU without the interpreter (the
 project's CPU suite)."""
 
+import contextlib
 import importlib.util
 import os
 
@@ -14,3 +15,30 @@ MARKS = [
     pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton"),
     pytest.mark.skipif(DEVICE == "cpu" and not INTERPRETED, reason="needs a CUDA GPU or TRITON_INTERPRET=1"),
 ]
+
+
+@contextlib.contextmanager
+def every_config_timed_twice(monkeypatch):
+    """MetaLA's core kernels with all of their autotune configurations, the autotuner's timing path run on the real
+    buffers twice per configuration (the interpreter cannot time: each later one is reported faster, so the last
+    is kept); yields the list of timed calls. What a kernel writes in place must be restored between the runs
+    (restore_value), or the second run works on the first one's result."""
+    import triton.runtime.autotuner as autotuner
+
+    from neox_metala.ops import metala_core_triton
+
+    timed = []
+
+    def run_twice(kernel_call, quantiles):
+        kernel_call()
+        kernel_call()
+        timed.append(kernel_call)
+        return [1.0 / len(timed)] * len(quantiles)
+
+    monkeypatch.setattr(metala_core_triton, "FIRST_CONFIG_ONLY", False)
+    monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
+    metala_core_triton._kernels.cache_clear()
+    try:
+        yield timed
+    finally:
+        metala_core_triton._kernels.cache_clear()  # the other tests' single configurations again

@@ -175,6 +175,21 @@ def _store_qk_grads(
 
 
 @triton.jit
+def _qk_priors(
+    q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K: tl.constexpr, BT: tl.constexpr,
+    BK: tl.constexpr, ACCUMULATE: tl.constexpr,
+):  # fmt: skip
+    """With ACCUMULATE the chunk's dq and d gate logits as they are (what `_store_qk_grads` adds to), else
+    placeholders it does not read."""
+    if ACCUMULATE:
+        dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, 0, BT, BK)
+        dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, 0, BT, BK)
+    else:
+        dq_prior, dg_prior = q, q
+    return dq_prior, dg_prior
+
+
+@triton.jit
 def _v_block_sums(
     v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
     i_b, i_h, i_bh, n, T, NT, stride_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, col,
@@ -234,11 +249,8 @@ def chunk_grads_kernel(
         scores_t, key_to_end = _dv_operands(
             q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16
         )
-    if ACCUMULATE:  # what dq and d gate logits get added to, loaded first: the loads' latency hides behind the loop
-        dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, 0, BT, BK)
-        dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, 0, BT, BK)
-    else:
-        dq_prior, dg_prior = q, q  # unused
+    # what dq and d gate logits get added to, loaded first: the loads' latency hides behind the work before the store
+    dq_prior, dg_prior = _qk_priors(q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, BK, ACCUMULATE)
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)
     dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
@@ -362,11 +374,8 @@ def chunk_intra_grads_kernel(
     `chunk_grad_sums_kernel`'s sums, as `chunk_grads_kernel` forms them after its loop. Grid (N, B·H)."""
     n, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
-    if ACCUMULATE:
-        dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, 0, BT, BK)
-        dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, 0, BT, BK)
-    else:
-        dq_prior, dg_prior = q, q  # unused
+    # what dq and d gate logits get added to, loaded first: the loads' latency hides behind the work before the store
+    dq_prior, dg_prior = _qk_priors(q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, BK, ACCUMULATE)
     sums = _load_state(d_scores, i_bh, n, NT, BT, BT, 0, 0, BT, BT)
     q_sums = _load_state(dq_inter, i_bh, n, NT, BT, K, 0, 0, BT, BK)
     k_sums = _load_state(dk_inter, i_bh, n, NT, BT, K, 0, 0, BT, BK)

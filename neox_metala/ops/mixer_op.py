@@ -21,12 +21,12 @@ from __future__ import annotations
 import torch
 
 from . import epilogue_op, metala_core_op
+from .options import projection_widths
 
 
 def _parts(projected: torch.Tensor, heads: int) -> list[torch.Tensor]:
     """(B, T, 3W) -> q, decay logits (B, T, H, W/(2H)) and v, gate (B, T, H, W/H): strided views."""
-    width = projected.shape[-1] // 3
-    parts = projected.split((width // 2, width // 2, width, width), dim=-1)
+    parts = projected.split(projection_widths(projected.shape[-1] // 3), dim=-1)
     return [part.unflatten(-1, (heads, -1)) for part in parts]
 
 
@@ -87,20 +87,17 @@ def mixer_forward(
     return y, o, mean, rstd, states if keep_states else _no_states(projected)
 
 
-@mixer_forward.register_fake
-def _(projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states):
+def _forward_by_the_two_ops(projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states):
+    """The forward as the core's and the epilogue's own ops compute it: their fake kernels (shapes, under
+    torch.compile) or their CPU kernels, whichever the tensors dispatch to."""
     q, x, v, g = _parts(projected, heads)
     o, states = metala_core_op.metala_core_forward(q, x, v, _scale(q), normalizer, keep_states)
     y, mean, rstd = epilogue_op.epilogue_forward(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first)
     return y, o, mean, rstd, states
 
 
-@mixer_forward.register_kernel("cpu")
-def _(projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states):
-    q, x, v, g = _parts(projected, heads)
-    o, states = metala_core_op.metala_core_forward(q, x, v, _scale(q), normalizer, keep_states)
-    y, mean, rstd = epilogue_op.epilogue_forward(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first)
-    return y, o, mean, rstd, states
+mixer_forward.register_fake(_forward_by_the_two_ops)
+mixer_forward.register_kernel("cpu")(_forward_by_the_two_ops)
 
 
 @torch.library.custom_op("neox_metala::mixer_backward", mutates_args=(), device_types="cuda")

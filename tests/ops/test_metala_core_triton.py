@@ -208,27 +208,12 @@ def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     buffers, must restore them (restore_value). In the interpreter (which cannot time): every configuration of every
     kernel, those of every backward form, run twice through the autotuner's own timing path, the last one reported
     fastest and so kept; then the result must still be the recurrence's."""
-    import triton.runtime.autotuner as autotuner
-
     from neox_metala.ops import metala_core_triton
 
-    timed = []
-
-    def run_twice(kernel_call, quantiles):
-        kernel_call()
-        kernel_call()  # a second run on the buffer: without the restore it would scan the first run's states
-        timed.append(kernel_call)
-        return [1.0 / len(timed)] * len(quantiles)
-
-    monkeypatch.setattr(metala_core_triton, "FIRST_CONFIG_ONLY", False)
-    monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
-    metala_core_triton._kernels.cache_clear()
-    try:
+    with triton_runs.every_config_timed_twice(monkeypatch):
         for split_dv, split_intra in BACKWARD_FORMS.values():
             monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
             monkeypatch.setattr(metala_core_triton, "SPLIT_INTRA", split_intra)
             check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
-    finally:
-        metala_core_triton._kernels.cache_clear()  # the other tests' single configurations again

@@ -133,29 +133,12 @@ def test_autotuning_every_configuration_keeps_the_sums_exact(monkeypatch):
     """The core's gradient kernels add into the projection's gradient, and the autotuner times each configuration
     on the real buffers: it must restore them (restore_value), else each timed run adds once more. In the
     interpreter (which cannot time): every configuration run twice through the autotuner's own timing path."""
-    import triton.runtime.autotuner as autotuner
-
-    from neox_metala.ops import metala_core_triton
-
-    timed = []
-
-    def run_twice(kernel_call, quantiles):
-        kernel_call()
-        kernel_call()
-        timed.append(kernel_call)
-        return [1.0 / len(timed)] * len(quantiles)
-
-    monkeypatch.setattr(metala_core_triton, "FIRST_CONFIG_ONLY", False)
-    monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
-    metala_core_triton._kernels.cache_clear()
-    try:
+    with triton_runs.every_config_timed_twice(monkeypatch) as timed:
         inputs = draw(torch.float32, 1, 70, HEADS, 32, aug=True)
         y, grads = one_op(*inputs, HEADS, keep_states=False)
         errors = errors_of(y, grads, reference(*inputs, HEADS), aug=True)
         assert max(errors[part] for part in ASSERTED) <= BOUNDS[torch.float32], errors
         assert timed  # the autotuner did time configurations
-    finally:
-        metala_core_triton._kernels.cache_clear()
 
 
 @GPU_ONLY
