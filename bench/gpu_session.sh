@@ -34,8 +34,16 @@ save_cache() {  # tuned kernels only (not the one-config test builds), compresse
     tar -czf /tmp/cache.tgz -C /tmp/cache kernels && split -b 15m /tmp/cache.tgz "$OUT/cache.tgz.part-"
     ls -la "$OUT"/cache.tgz.part-* 2>/dev/null
 }
-cleanup() {  # runs started in sessions of their own would outlive this call if a step's timeout cut them off
-    pkill -9 -f "^[^ ]*python[0-9.]* .*(train.py|deepy.py|neox_metala.warmup)" 2>/dev/null  # anchored: not the shell that runs this
+# Every process this invocation starts inherits this tag, also those started in sessions of their own (which would
+# outlive the call if a step's timeout cut them off): cleanup kills those and nothing else, so that a second
+# invocation on another GPU of the machine keeps its runs (a machine-wide pkill of train.py did not: session 13's
+# two-GPU calls lost their last training rows to the other GPU's cleanup).
+export NEOX_METALA_GPU_SESSION=$$
+cleanup() {
+    local pid
+    for pid in $(grep -lazx "NEOX_METALA_GPU_SESSION=$$" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); do
+        [ "$pid" != $$ ] && kill -9 "$pid" 2>/dev/null
+    done
     save_cache
 }
 trap cleanup EXIT
