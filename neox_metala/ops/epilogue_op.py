@@ -157,8 +157,9 @@ def epilogue_backward_triton(
         STEPS=steps, AUG=aug, BIAS=bias, num_warps=warps,
     )  # fmt: skip
     sums = partial.sum(0) if bias or aug else None
-    d_bias = sums[aug_width:].to(gate_bias.dtype) if bias else o.new_empty(0)
-    d_aug = sums[:aug_width].to(aug_balance.dtype).view(aug_balance.shape) if aug else o.new_empty(0)
+    # copies even where the dtype matches: two views of `sums` would alias, which custom ops must not return
+    d_bias = sums[aug_width:].to(gate_bias.dtype, copy=True) if bias else o.new_empty(0)
+    d_aug = sums[:aug_width].to(aug_balance.dtype, copy=True).view(aug_balance.shape) if aug else o.new_empty(0)
     return d_o, dq, dx, dv, dg, d_bias.view(gate_bias.shape) if bias else d_bias, d_aug
 
 
