@@ -34,11 +34,7 @@ POINTERS = {
     "output_kernel": ["q", "gate_logits", "v", "states", "out"],
     "chunk_grads_kernel": ["q", "gate_logits", "v", "d_out", "states", "state_grads", "dq", "d_gate_logits", "dv"],
     "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "dv"],
-    "chunk_grad_sums_kernel": ["v", "d_out", "states", "state_grads", "d_scores", "dq_inter", "dk_inter"],
-    "chunk_intra_grads_kernel": ["q", "gate_logits", "dq", "d_gate_logits", "d_scores", "dq_inter", "dk_inter"],
 }
-# fp32 buffers besides the d gate logits and the decays (SPLIT_INTRA's sums)
-FP32 = ("d_gate_logits", "decays", "d_scores", "dq_inter", "dk_inter", "state_dot_grad")
 # the inputs' and gradients' row strides: 3W for views of the (B, T, 3W) projection (and of its gradient), H·D when
 # contiguous, multiples of 16 either way
 STRIDES = ("stride_q", "stride_g", "stride_v", "stride_dq", "stride_dg", "stride_dv")
@@ -46,9 +42,7 @@ STRIDES = ("stride_q", "stride_g", "stride_v", "stride_dq", "stride_dg", "stride
 
 def build(name, dtype, warps, stages, constants, maxnreg=None):
     fn = getattr(metala_core_kernels, name, None) or getattr(metala_core_grad_kernels, name)
-    signature = {arg: ("*fp32" if arg in FP32 else f"*{dtype}") for arg in POINTERS[name]}
-    if "state_dot_grad" in fn.arg_names:
-        signature["state_dot_grad"] = "*fp32"
+    signature = {arg: ("*fp32" if arg in ("d_gate_logits", "decays") else f"*{dtype}") for arg in POINTERS[name]}
     signature.update({"scale": "fp32", "normalizer": "fp32", "T": "i32", "NT": "i32"})
     signature.update({arg: "i32" for arg in STRIDES})
     signature = {arg: signature.get(arg, "constexpr") for arg in fn.arg_names}
@@ -110,8 +104,6 @@ def main():
         ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=True)),
         ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=False)),  # dv by chunk_dv_kernel instead
         ("chunk_dv_kernel", dict(BK=64, BV=args.bv, BF16=bf16)),
-        ("chunk_grad_sums_kernel", dict(BK=64, BV=args.bv)),
-        ("chunk_intra_grads_kernel", dict(BK=64, BF16=bf16)),
     ]
     for name, block in blocks:
         if args.kernels and name not in args.kernels:

@@ -6,7 +6,7 @@ time with each correct candidate at the model's shapes. Prints the fastest corre
 shape, then the core with all of them, with the shipped lists as the autotuner picks from them, and with the states
 kept from the forward instead of recomputed (the option `keep_states`).
 
-    python bench/core_configs.py [--cases 8x2048 2x8192] [--runs 30] [--out r.json] [--split-intra]
+    python bench/core_configs.py [--cases 8x2048 2x8192] [--runs 30] [--out r.json]
     TRITON_INTERPRET=1 python bench/core_configs.py --smoke     # the logic on the CPU: tiny shape, 2 candidates
 
 The candidates are wider than the shipped lists on purpose: the shipped lists are what this script showed to win.
@@ -63,9 +63,6 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     # metala_core_triton.SPLIT_DV's two kernels
     "chunk_qk_grads": _bv([(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1)]),
     "chunk_dv": _bv([(16, 4, 1), (32, 4, 1), (64, 4, 1), (32, 8, 1, 128), (64, 8, 1, 128), (32, 8, 1), (64, 4, 2)]),
-    # metala_core_triton.SPLIT_INTRA's two kernels (--split-intra)
-    "chunk_grad_sums": _bv([(16, 4, 2), (32, 4, 2), (32, 8, 2), (64, 4, 2), (64, 8, 3), (32, 4, 3), (16, 8, 2)]),
-    "chunk_intra_grads": [({}, w, s) for w, s in [(8, 1), (8, 2), (4, 1), (8, 3), (16, 1)]],
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.
@@ -168,8 +165,6 @@ def candidates(smoke: bool) -> dict[str, list]:
     """Of the kernels the backward runs (SPLIT_DV picks chunk_grads or the two that split it)."""
     split = getattr(metala_core_triton, "SPLIT_DV", False)
     unused = {"chunk_grads"} if split else {"chunk_qk_grads", "chunk_dv"}
-    intra = split and getattr(metala_core_triton, "SPLIT_INTRA", False)
-    unused |= {"chunk_qk_grads"} if intra else {"chunk_grad_sums", "chunk_intra_grads"}
     names = [name for name in _SHIPPED() if name not in unused]
     chosen = {name: CANDIDATES.get(name, []) for name in names}
     missing = [name for name, values in chosen.items() if not values]
@@ -181,10 +176,9 @@ def candidates(smoke: bool) -> dict[str, list]:
 def check_all(smoke: bool) -> dict[tuple, dict]:
     jobs = [(name, index) for name, values in candidates(smoke).items() for index in range(len(values))]
     env = dict(os.environ, CUDA_LAUNCH_BLOCKING="1")
-    flags = (["--smoke"] if smoke else []) + (["--split-intra"] if metala_core_triton.SPLIT_INTRA else [])
 
     def run(job):
-        command = [sys.executable, __file__, "--check", job[0], str(job[1])] + flags
+        command = [sys.executable, __file__, "--check", job[0], str(job[1])] + (["--smoke"] if smoke else [])
         try:
             done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
         except subprocess.TimeoutExpired:
@@ -207,9 +201,7 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="tiny fp32 shape on the CPU (needs TRITON_INTERPRET=1)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--check", nargs=2, metavar=("KERNEL", "INDEX"), help=argparse.SUPPRESS)
-    parser.add_argument("--split-intra", action="store_true", help="sweep SPLIT_INTRA's kernels (dq's in two)")
     args = parser.parse_args()
-    metala_core_triton.SPLIT_INTRA = args.split_intra
     if args.smoke and os.environ.get("TRITON_INTERPRET") != "1":
         raise SystemExit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
     if not args.smoke and not torch.cuda.is_available():
@@ -259,11 +251,6 @@ def main():
             other_form = time(keep_states=True)
             metala_core_triton.SPLIT_DV = split
             print(f"CORE CONFIGS {label}: kept states, SPLIT_DV={not split} (shipped lists) {other_form:.3f} ms")
-        intra = metala_core_triton.SPLIT_INTRA  # dq's kernel in one or in two, from the shipped lists
-        metala_core_triton.SPLIT_INTRA = not intra
-        other_intra = time(keep_states=True)
-        metala_core_triton.SPLIT_INTRA = intra
-        print(f"CORE CONFIGS {label}: kept states, SPLIT_INTRA={not intra} (shipped lists) {other_intra:.3f} ms")
         print(
             f"CORE CONFIGS {label}: shipped lists (autotuned) {shipped:.3f} ms, kept states {shipped_kept:.3f}; "
             f"every kernel at its best candidate {all_best:.3f} ms, kept states {all_best_kept:.3f}; host time to "
@@ -281,7 +268,6 @@ def main():
             "all_best_kept_states": all_best_kept,
             "host_ms": host,
             "other_dv_form_kept_states": other_form if split is not None else None,
-            "other_intra_form_kept_states": other_intra,
         }
     if args.out:
         with open(args.out, "w") as f:

@@ -16,13 +16,11 @@ from .metala_core_kernels import (
     FACTORISED_RANGE,
     SUB_CHUNK,
     _chunk_decay,
-    _decay_ptrs,
     _load_state,
     _load_tokens,
     _neg_expm1,
     _operand,
     _scores,
-    _store_state,
     _store_tokens,
     _sub_chunk_factors,
     _sub_chunks,
@@ -334,54 +332,3 @@ def chunk_dv_kernel(
     if ACCUMULATE:
         dv_b += dv_prior.to(tl.float32)
     _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV, False)
-
-
-@triton.jit
-def chunk_grad_sums_kernel(
-    v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad, stride_v, T, NT,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    PRECISION: tl.constexpr,
-):  # fmt: skip
-    """metala_core_triton.SPLIT_INTRA's first half of `chunk_grads_kernel` without DV: its V loop alone, the sums
-    written to (B·H, N, BT, BT | K) and (B·H, N, K) fp32 buffers, so that the loop runs at the loop's register use
-    (several programs per SM) rather than at the intra-chunk part's. Grid (N, B·H)."""
-    n, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    sums = tl.zeros([BT, BT], dtype=tl.float32)
-    q_sums = tl.zeros([BT, BK], dtype=tl.float32)
-    k_sums = tl.zeros([BT, BK], dtype=tl.float32)
-    dots = tl.zeros([BK], dtype=tl.float32)
-    for i_v in range(tl.cdiv(V, BV)):
-        sums, q_sums, k_sums, dots, _, _ = _v_block_sums(
-            v, d_out, states, state_grads, sums, q_sums, k_sums, dots,
-            i_b, i_h, i_bh, n, T, NT, stride_v, H, K, V, i_v * BV, BT, BK, BV, PRECISION,
-        )  # fmt: skip
-    _store_state(d_scores, sums, i_bh, n, NT, BT, BT, 0, 0, BT, BT)
-    _store_state(dq_inter, q_sums, i_bh, n, NT, BT, K, 0, 0, BT, BK)
-    _store_state(dk_inter, k_sums, i_bh, n, NT, BT, K, 0, 0, BT, BK)
-    ptrs, mask = _decay_ptrs(state_dot_grad, i_bh, n, NT, K, 0, BK)
-    tl.store(ptrs, dots, mask=mask)
-
-
-@triton.jit
-def chunk_intra_grads_kernel(
-    q, gate_logits, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, scale,
-    stride_q, stride_g, stride_dq, stride_dg, normalizer, T, NT,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
-    PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr,
-):  # fmt: skip
-    """SPLIT_INTRA's second half (V: the autotuner's key only): dq and d gate logits of one chunk from
-    `chunk_grad_sums_kernel`'s sums, as `chunk_grads_kernel` forms them after its loop. Grid (N, B·H)."""
-    n, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    # what dq and d gate logits get added to, loaded first: the loads' latency hides behind the work before the store
-    dq_prior, dg_prior = _qk_priors(q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, BK, ACCUMULATE)
-    sums = _load_state(d_scores, i_bh, n, NT, BT, BT, 0, 0, BT, BT)
-    q_sums = _load_state(dq_inter, i_bh, n, NT, BT, K, 0, 0, BT, BK)
-    k_sums = _load_state(dk_inter, i_bh, n, NT, BT, K, 0, 0, BT, BK)
-    ptrs, mask = _decay_ptrs(state_dot_grad, i_bh, n, NT, K, 0, BK)
-    dots = tl.load(ptrs, mask=mask, other=0.0)
-    _store_qk_grads(
-        q, gate_logits, dq, d_gate_logits, sums, q_sums, k_sums, dots, dq_prior, dg_prior, scale, i_b, i_h, n, T,
-        stride_q, stride_g, stride_dq, stride_dg, normalizer, H, K, 0, BT, BK, PRECISION, BF16, ACCUMULATE,
-    )  # fmt: skip

@@ -45,14 +45,6 @@ loop holds three dots instead of five and nothing spills. Read at every backward
 forms in one process."""
 
 
-SPLIT_INTRA = False
-"""With SPLIT_DV: the dq / d gate logits kernel as two, its V loop (chunk_grad_sums_kernel, ~94 registers: several
-programs per SM, the loads of one program hidden behind another's dots) and the intra-chunk part after it
-(chunk_intra_grads_kernel), the loop's sums through fp32 buffers (~100 MB written and read per call at B8 T2048 H8).
-Off until a GPU has timed it against the one kernel (bench/core_configs.py times both forms); read at every
-backward, as SPLIT_DV."""
-
-
 def _block(n: int) -> int:
     """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
     return max(16, 1 << (n - 1).bit_length())
@@ -109,6 +101,8 @@ def _kernels():
     # above. The first block splits V = 32, so that the interpreter's tests run the loop twice. Splitting it over K
     # blocks instead ((64, BK) tiles after the loop, two programs per SM, do vᵀ formed again by each) was slower on
     # an H200 (core f+b 0.633 against 0.577 ms, B8 T2048 bf16, 2026-11-29) and its 4-warp builds were wrong in bf16.
+    # The V loop and the intra-chunk part as two kernels (the loop's sums through fp32 buffers) were slower too
+    # (core f+b with kept states 0.594 against 0.586 ms, B8 T2048 bf16, 2026-11-30).
     qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 1)]
     # dv recomputes its chunk's scores in each V block's program (one BT x BT x K product, as output_kernel).
     # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap
@@ -128,18 +122,6 @@ def _kernels():
         ),
         "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), **grads)(grad_kernels.chunk_grads_kernel),
         "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
-        # SPLIT_INTRA's two kernels: not yet timed on a GPU, so a few candidates each (the first splits V = 32 for
-        # the interpreter's tests); the intra part at 8 warps only (the 4-warp bf16 builds of the same code were
-        # wrong on the GPU, see above)
-        "chunk_grad_sums": triton.autotune(
-            configs(
-                [({"BV": 16}, 4, 2), ({"BV": 32}, 4, 2), ({"BV": 32}, 8, 2), ({"BV": 64}, 4, 2), ({"BV": 64}, 8, 3)]
-            ),
-            key=key,
-        )(grad_kernels.chunk_grad_sums_kernel),
-        "chunk_intra_grads": triton.autotune(
-            configs([({}, 8, 1), ({}, 8, 2)]), key=key, restore_value=["dq", "d_gate_logits"]
-        )(grad_kernels.chunk_intra_grads_kernel),
     }
 
 
@@ -271,28 +253,6 @@ def _gradient_rows(grads, q, v):
     return rows
 
 
-def _split_qk_grads(q, gate_logits, v, d_out, states, state_grads, dq, d_gate_logits, scale, normalizer, strides,
-                    sizes, batch_heads, blocks):  # fmt: skip
-    """dq and d gate logits by SPLIT_INTRA's two kernels."""
-    chunks, head_k_dim, chunk = sizes["NT"], sizes["K"], sizes["BT"]
-    wide = dict(dtype=torch.float32)
-    sums = (
-        q.new_empty(batch_heads, chunks, chunk, chunk, **wide),  # do vᵀ
-        q.new_empty(batch_heads, chunks, chunk, head_k_dim, **wide),  # do hᵀ
-        q.new_empty(batch_heads, chunks, chunk, head_k_dim, **wide),  # v dhᵀ
-        q.new_empty(batch_heads, chunks, head_k_dim, **wide),  # Σ_j h ⊙ dh
-    )
-    grid = (chunks, batch_heads)
-    launch(
-        _kernels()["chunk_grad_sums"], grid, v, d_out, states, state_grads, *sums, strides["stride_v"],
-        **sizes, BK=blocks["BK"],
-    )  # fmt: skip
-    launch(
-        _kernels()["chunk_intra_grads"], grid, q, gate_logits, dq, d_gate_logits, *sums, scale, strides["stride_q"],
-        strides["stride_g"], strides["stride_dq"], strides["stride_dg"], normalizer, **sizes, **blocks,
-    )  # fmt: skip
-
-
 def metala_core_bwd(
     q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE, grads=None, accumulate=False
 ):
@@ -329,14 +289,10 @@ def metala_core_bwd(
     qk_grads = (q, gate_logits, v, d_out, states, state_grads, dq, d_gate_logits, dv, scale)
     qk_strides = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv)
     if SPLIT_DV:
-        if SPLIT_INTRA:
-            _split_qk_grads(q, gate_logits, v, d_out, states, state_grads, dq, d_gate_logits, scale, normalizer,
-                            qk_strides, sizes, batch_heads, blocks)  # fmt: skip
-        else:
-            launch(
-                _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
-                *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False,
-            )  # fmt: skip
+        launch(
+            _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
+            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False,
+        )  # fmt: skip
         launch(
             _kernels()["chunk_dv"], _updates_grid(sizes, batch_heads),
             q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,

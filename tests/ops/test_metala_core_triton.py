@@ -110,19 +110,15 @@ SMALL = [
 ]
 
 
-# metala_core_triton.(SPLIT_DV, SPLIT_INTRA)
-BACKWARD_FORMS = {"split-dv": (True, False), "fused-dv": (False, False), "split-intra": (True, True)}
+BACKWARD_FORMS = {"split-dv": True, "fused-dv": False}  # metala_core_triton.SPLIT_DV
 
 
 @pytest.fixture(params=list(BACKWARD_FORMS))
 def dv_form(request, monkeypatch):
-    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV), and dq's kernel
-    as one or as its loop and its intra-chunk part (SPLIT_INTRA)."""
+    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV)."""
     from neox_metala.ops import metala_core_triton
 
-    split_dv, split_intra = BACKWARD_FORMS[request.param]
-    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
-    monkeypatch.setattr(metala_core_triton, "SPLIT_INTRA", split_intra)
+    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", BACKWARD_FORMS[request.param])
 
 
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
@@ -211,9 +207,8 @@ def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     from neox_metala.ops import metala_core_triton
 
     with triton_runs.every_config_timed_twice(monkeypatch):
-        for split_dv, split_intra in BACKWARD_FORMS.values():
+        for split_dv in BACKWARD_FORMS.values():
             monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
-            monkeypatch.setattr(metala_core_triton, "SPLIT_INTRA", split_intra)
             check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name

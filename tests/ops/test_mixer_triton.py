@@ -104,18 +104,6 @@ def test_one_op_equals_the_reference(dtype, aug, keep_states, batch, seq):
 
 
 @pytest.mark.parametrize("aug", [True, False], ids=["aug", "no-aug"])
-def test_the_split_qk_kernels_add_as_well(monkeypatch, aug):
-    """metala_core_triton.SPLIT_INTRA (opt-in): its intra-chunk kernel adds into the projection's gradient too."""
-    from neox_metala.ops import metala_core_triton
-
-    monkeypatch.setattr(metala_core_triton, "SPLIT_INTRA", True)
-    inputs = draw(torch.float32, 2, 70, HEADS, 32, aug)
-    y, grads = one_op(*inputs, HEADS, keep_states=True)
-    errors = errors_of(y, grads, reference(*inputs, HEADS), aug)
-    assert max(errors[part] for part in ASSERTED if part in errors) <= BOUNDS[torch.float32], errors
-
-
-@pytest.mark.parametrize("aug", [True, False], ids=["aug", "no-aug"])
 def test_one_op_equals_the_two_ops(aug):
     """The same kernels, only the gradients' sum moved into the kernels: equal to the two ops' path within one
     rounding of the sum (exact in fp32 up to the order of one addition)."""
