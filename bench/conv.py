@@ -36,15 +36,17 @@ FORWARD_BLOCKS = [(8, 128, 4), (16, 128, 8), (32, 256, 8), (8, 256, 8)]
 # (tokens, channels, warps, steps); the default first. The kernel reduces dw once per program, so larger tiles no
 # longer pay a reduction per step. Its per-tap sums and taps cost registers (sm90, triton 3.6, bf16): 8 elements
 # per thread per tile build at 128 (16 warps per SM), 16 at ~232 (8 warps per SM), 32 spill.
-PRE_GRAD_BLOCKS = [
-    (8, 64, 2, 16),
-    (8, 128, 4, 16),
-    (16, 128, 8, 8),
-    (8, 256, 8, 16),
-    (16, 128, 4, 8),
-    (32, 128, 8, 4),
-    (16, 256, 8, 8),
-    (32, 64, 4, 8),
+PRE_GRAD_BLOCKS = [  # and the step loop's software-pipeline stages
+    (8, 64, 2, 16, 2),
+    (8, 64, 2, 16, 1),
+    (8, 64, 2, 16, 3),
+    (8, 128, 4, 16, 2),
+    (16, 128, 8, 8, 2),
+    (8, 256, 8, 16, 2),
+    (16, 128, 4, 8, 2),
+    (8, 64, 2, 32, 2),
+    (8, 128, 4, 16, 1),
+    (16, 128, 8, 8, 1),
 ]
 INPUT_GRAD_BLOCKS = [(8, 128, 4), (4, 128, 2), (8, 256, 8), (16, 128, 8), (32, 256, 8), (16, 256, 4)]
 
@@ -105,9 +107,9 @@ def sweep_blocks(case, dtype, device, bandwidth, args):
 
     for blocks in FORWARD_BLOCKS[:count]:
         report(f"forward blocks {blocks}", functools.partial(short_conv_op.conv_forward_triton, x, weight, blocks), 2)
-    for *blocks, steps in PRE_GRAD_BLOCKS[:count]:
-        call = functools.partial(short_conv_op.conv_pre_grad_triton, x, weight, d_out, tuple(blocks), steps)
-        report(f"dpre blocks {tuple(blocks)} steps {steps}", call, 3)
+    for *blocks, steps, stages in PRE_GRAD_BLOCKS[:count]:
+        call = functools.partial(short_conv_op.conv_pre_grad_triton, x, weight, d_out, tuple(blocks), steps, stages)
+        report(f"dpre blocks {tuple(blocks)} steps {steps} stages {stages}", call, 3)
     d_pre, _ = short_conv_op.conv_pre_grad_triton(x, weight, d_out)
     for blocks in INPUT_GRAD_BLOCKS[:count]:
         report(f"dx blocks {blocks}", functools.partial(short_conv_op.conv_input_grad_triton, d_pre, weight, blocks), 2)

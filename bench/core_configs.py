@@ -6,7 +6,7 @@ time with each correct candidate at the model's shapes. Prints the fastest corre
 shape, then the core with all of them, with the shipped lists as the autotuner picks from them, and with the states
 kept from the forward instead of recomputed (the option `keep_states`).
 
-    python bench/core_configs.py [--cases 8x2048 2x8192] [--runs 30] [--out r.json]
+    python bench/core_configs.py [--cases 8x2048 2x8192] [--runs 30] [--out r.json] [--kernels chunk_dv ...]
     TRITON_INTERPRET=1 python bench/core_configs.py --smoke     # the logic on the CPU: tiny shape, 2 candidates
 
 The candidates are wider than the shipped lists on purpose: the shipped lists are what this script showed to win.
@@ -62,7 +62,21 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     "chunk_grads": _bv([(32, 8, 2), (16, 8, 2), (16, 8, 1), (32, 8, 1), (32, 8, 3), (64, 8, 2), (32, 16, 2)]),
     # metala_core_triton.SPLIT_DV's two kernels
     "chunk_qk_grads": _bv([(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1)]),
-    "chunk_dv": _bv([(16, 4, 1), (32, 4, 1), (64, 4, 1), (32, 8, 1, 128), (64, 8, 1, 128), (32, 8, 1), (64, 4, 2)]),
+    "chunk_dv": _bv(
+        [
+            (16, 4, 1),
+            (32, 4, 1),
+            (64, 4, 1),
+            (32, 8, 1, 128),
+            (64, 8, 1, 128),
+            (32, 8, 1),
+            (64, 4, 2),
+            (128, 8, 1),
+            (128, 8, 2),
+            (128, 4, 1),
+            (128, 16, 1),
+        ]
+    ),  # fmt: skip
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.
@@ -144,6 +158,7 @@ def force(chosen: dict[str, tuple]) -> None:
 
 
 _SHIPPED = metala_core_triton._kernels
+ONLY: list[str] = []  # --kernels: sweep these only (the others at their shipped first configuration)
 
 
 def check(name: str, index: int, smoke: bool) -> dict:
@@ -165,7 +180,7 @@ def candidates(smoke: bool) -> dict[str, list]:
     """Of the kernels the backward runs (SPLIT_DV picks chunk_grads or the two that split it)."""
     split = getattr(metala_core_triton, "SPLIT_DV", False)
     unused = {"chunk_grads"} if split else {"chunk_qk_grads", "chunk_dv"}
-    names = [name for name in _SHIPPED() if name not in unused]
+    names = [name for name in _SHIPPED() if name not in unused and (not ONLY or name in ONLY)]
     chosen = {name: CANDIDATES.get(name, []) for name in names}
     missing = [name for name, values in chosen.items() if not values]
     if missing:
@@ -201,7 +216,9 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="tiny fp32 shape on the CPU (needs TRITON_INTERPRET=1)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--check", nargs=2, metavar=("KERNEL", "INDEX"), help=argparse.SUPPRESS)
+    parser.add_argument("--kernels", nargs="+", default=[], help="sweep only these kernels (names as in CANDIDATES)")
     args = parser.parse_args()
+    ONLY[:] = args.kernels
     if args.smoke and os.environ.get("TRITON_INTERPRET") != "1":
         raise SystemExit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
     if not args.smoke and not torch.cuda.is_available():

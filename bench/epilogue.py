@@ -12,8 +12,8 @@ One line per case: median ms of each (CUDA events, L2 flushed before every run),
 q, x, v, g and writes y; backward reads dy and those five and writes their five gradients: 28·V bytes per token and
 head in bf16 at K = V/2) over the copy bandwidth measured here, each time over that floor, the speed-up, and the
 norm-relative differences of y and the gradients. Then, for the first case, each kernel alone at a few blocks
-(tokens, warps; the backward's steps too; the first of each list is ops/epilogue_op.py's default) over its own bytes:
-the lines to pick the defaults from.
+(tokens, warps; the backward's steps and pipeline stages too; the first of each list is ops/epilogue_op.py's
+default) over its own bytes: the lines to pick the defaults from.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from kernel_timing import copy_bandwidth, median_ms, parse_args, relative_differ
 CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
 NORMALIZER, EPS = 16.0, 1e-5
 FORWARD_BLOCKS = [(16, 4), (8, 4), (32, 8), (16, 8), (8, 2), (32, 4), (64, 8), (4, 2)]
+# (tokens, warps, steps, pipeline stages of the step loop); the first is ops/epilogue_op.py's default
 BACKWARD_BLOCKS = [
-    (8, 8, 8), (4, 4, 8), (16, 16, 8), (8, 8, 4), (8, 8, 16), (8, 4, 8), (16, 8, 8),
-    (16, 8, 4), (32, 16, 4), (4, 2, 8), (4, 4, 16), (16, 4, 8), (32, 8, 4), (8, 2, 8),
+    (8, 8, 16, 2), (8, 8, 16, 1), (8, 8, 16, 3), (8, 8, 8, 2), (8, 8, 32, 2), (8, 4, 16, 2), (4, 4, 16, 2),
+    (16, 8, 8, 2), (16, 16, 8, 2), (4, 2, 16, 2), (8, 4, 16, 3), (16, 8, 16, 2), (8, 8, 8, 1), (4, 4, 32, 3),
 ]  # fmt: skip
 
 
@@ -118,11 +119,12 @@ def sweep_blocks(case, dtype, device, bandwidth, args):
         call = functools.partial(epilogue_op.epilogue_forward_triton, *inputs, NORMALIZER, EPS, True, blocks)
         report(f"forward blocks {blocks}", call, 5)
     _, mean, rstd = epilogue_op.epilogue_forward_triton(*inputs, NORMALIZER, EPS, True)
-    for *blocks, steps in BACKWARD_BLOCKS[:count]:
+    for block_t, warps, steps, stages in BACKWARD_BLOCKS[:count]:
         call = functools.partial(
-            epilogue_op.epilogue_backward_triton, d_out, *inputs, mean, rstd, NORMALIZER, tuple(blocks), steps
-        )
-        report(f"backward blocks {tuple(blocks)} steps {steps}", call, 9)
+            epilogue_op.epilogue_backward_triton, d_out, *inputs, mean, rstd, NORMALIZER, (block_t, warps), steps,
+            stages=stages,
+        )  # fmt: skip
+        report(f"backward blocks {(block_t, warps)} steps {steps} stages {stages}", call, 9)
 
 
 def main():

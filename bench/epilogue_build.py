@@ -48,12 +48,13 @@ def main():
     parser.add_argument("--forward", type=parse_blocks, default=epilogue_op.FORWARD_BLOCKS, help="BT,warps")
     parser.add_argument("--backward", type=parse_blocks, default=epilogue_op.BACKWARD_BLOCKS, help="BT,warps")
     parser.add_argument("--steps", type=int, default=epilogue_op.BACKWARD_STEPS)
+    parser.add_argument("--stages", type=int, default=1, help="the backward's step loop's pipeline stages")
     parser.add_argument("--no-aug", action="store_true", help="without aug_balance (AUG=False)")
     args = parser.parse_args()
     shape = dict(H=8, K=64, V=128, BK=64, BV=128, AUG=not args.no_aug, BIAS=True)
     builds = [
         ("epilogue_forward_kernel", args.forward, {}),
-        ("epilogue_backward_kernel", args.backward, dict(STEPS=args.steps)),
+        ("epilogue_backward_kernel", args.backward, dict(STEPS=args.steps, STAGES=args.stages)),
     ]
     for name, (block_t, warps), extra in builds:
         constants = dict(shape, BT=block_t, **extra)

@@ -4,7 +4,8 @@
 # .gpu/wheels/tools for stack dumps) and, if a previous
 # call brought them back, compile caches in .gpu/cache.tgz.part-*. Usage: bash bench/gpu_session.sh STEP...
 # (hang-old, starts, gpu-suite, tests, new-tests, core-tests, core, core-configs, conv, epilogue, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
-# JSON results go to $OUT; the kernel caches come back as $OUT/cache.tgz.part-* (copy them into .gpu/).
+# JSON results go to $OUT (and, at exit, all of them in $OUT/0-logs-PID.tgz); the kernel caches come back as
+# $OUT/cache.tgz.part-* (copy them into .gpu/).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT" /tmp/cache
@@ -45,6 +46,9 @@ cleanup() {
         [ "$pid" != $$ ] && kill -9 "$pid" 2>/dev/null
     done
     save_cache
+    # the device tool returns at most 8 files of $OUT: every log and result of this invocation in one archive, named
+    # to sort first (the cache's parts and a second GPU's archive take most of the rest)
+    tar -czf "$OUT/0-logs-$$.tgz" --exclude='cache.tgz.part-*' --exclude='0-logs-*' -C "$OUT" . 2>/dev/null
 }
 trap cleanup EXIT
 step() {  # step NAME SECONDS COMMAND...

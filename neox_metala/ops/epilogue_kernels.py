@@ -111,7 +111,7 @@ def epilogue_backward_kernel(
     stride_vt, stride_gb, stride_gt, stride_dob, stride_dot, stride_dqb, stride_dqt, stride_dvb, stride_dvt,
     stride_partial, normalizer,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    STEPS: tl.constexpr, AUG: tl.constexpr, BIAS: tl.constexpr,
+    STEPS: tl.constexpr, STAGES: tl.constexpr, AUG: tl.constexpr, BIAS: tl.constexpr,
 ):  # fmt: skip
     """Gradients of STEPS blocks of BT tokens of head i_h of batch row i_b, and this span's partial sums of dw and
     db in dw_partial[(b, span), h, :], db_partial[(b, span), h, :] (fp32; rows stride_partial apart, the two side
@@ -122,7 +122,7 @@ def epilogue_backward_kernel(
     strides = (stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb, stride_vt)
     dw_sum = tl.zeros([BT, BK], dtype=tl.float32)
     db_sum = tl.zeros([BT, BV], dtype=tl.float32)
-    for step in range(STEPS):
+    for step in tl.range(STEPS, num_stages=STAGES):
         t = (i_span * STEPS + step) * BT + tl.arange(0, BT)
         z, q_t, logits, log_decay, v_t, w, key, a, s = _augmented(
             o, q, x, v, aug_balance, i_b, i_h, t, ck, cv, T, strides, normalizer, K, V, AUG

@@ -43,6 +43,12 @@ BACKWARD_BLOCKS = (8, 8)
 # B·T / (BT · STEPS) × H·(K + V) fp32 = 0.75 MB at B=8, T=2048, H=8, V=128. 16 steps: 0.161 ms against 0.180 at 8
 # and 0.216 at 4 on an H200 (bench/epilogue.py, B8 T2048 bf16, 2026-11-29; the other blocks swept were slower).
 BACKWARD_STEPS = 16
+# Software-pipeline stages of the backward's step loop (tl.range num_stages): above 1 the next steps' loads are
+# issued as cp.async into shared memory while this step computes (sm90 build, bf16: 46 cp.async and 111 registers at
+# 2 stages; plain loads and 124 registers at 1). On an H200 (bench/epilogue.py, B8 T2048 bf16, 2026-11-30) at (8, 8)
+# and 16 steps: 0.149 ms at 3 stages, 0.155 at 1, 0.166 at 2. Faster still and not yet run by the GPU tests:
+# (8, 4) at 3 stages 0.132 ms, (4, 4) 32 steps 3 stages 0.135 (tests/ops/test_epilogue_triton.py covers them now).
+BACKWARD_STAGES = 3
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -115,7 +121,7 @@ def epilogue_forward_triton(
 
 def epilogue_backward_triton(
     d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer, blocks=BACKWARD_BLOCKS, steps=BACKWARD_STEPS,
-    grads=None,
+    grads=None, stages=BACKWARD_STAGES,
 ):  # fmt: skip
     """-> (do, dq, dx, dv, dg (contiguous, their inputs' dtypes), d gate_bias, d aug_balance (their dtypes)); dq, dx,
     dv and d aug_balance are empty (0 elements) without aug_balance, d gate_bias without gate_bias. `grads`: (dq, dx,
@@ -154,7 +160,7 @@ def epilogue_backward_triton(
         dw_partial, db_partial, seq, *strides, d_o.stride(0), d_o.stride(1), *k_strides, dg.stride(0), dg.stride(1),
         partial.stride(0), float(normalizer),
         H=heads, K=head_k_dim, V=head_v_dim, BT=block_t, BK=_block(head_k_dim), BV=_block(head_v_dim),
-        STEPS=steps, AUG=aug, BIAS=bias, num_warps=warps,
+        STEPS=steps, STAGES=stages, AUG=aug, BIAS=bias, num_warps=warps,
     )  # fmt: skip
     sums = partial.sum(0) if bias or aug else None
     # copies even where the dtype matches: two views of `sums` would alias, which custom ops must not return

@@ -61,6 +61,7 @@ def conv_pre_grad_kernel(
     BT: tl.constexpr,
     BC: tl.constexpr,
     STEPS: tl.constexpr,
+    STAGES: tl.constexpr,
 ):
     """One program: STEPS blocks of BT tokens × BC channels of one batch row -> dpre there, and this span's share
     of dw in dw_partial[(b, span), c, j] (fp32; summed over the first dim by the launcher: no atomics, so the
@@ -77,7 +78,7 @@ def conv_pre_grad_kernel(
     for j in tl.static_range(W):
         w += (tl.load(weight + c * W + j, mask=c_mask, other=0.0).to(tl.float32),)
     dw = (tl.zeros([BT, BC], dtype=tl.float32),) * W  # per tap
-    for step in range(STEPS):
+    for step in tl.range(STEPS, num_stages=STAGES):  # STAGES > 1: later steps' loads in flight (cp.async)
         t = (i_span * STEPS + step) * BT + tl.arange(0, BT)
         pre = tl.zeros([BT, BC], dtype=tl.float32)
         taps = ()  # W (BT, BC) tiles: tap j holds x[t - (W-1) + j]

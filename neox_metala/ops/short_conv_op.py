@@ -39,6 +39,11 @@ FORWARD_BLOCKS = (8, 128, 4)
 # registers, no spills.
 PRE_GRAD_BLOCKS = (8, 64, 2)
 PRE_GRAD_STEPS = 16
+# Software-pipeline stages of the dpre kernel's step loop (tl.range num_stages): above 1 the later steps' taps load
+# as cp.async while this step computes (sm90 build, bf16: 22 cp.async at 2, 128 registers either way). On an H200
+# (bench/conv.py, B8 T2048 C1024 bf16, 2026-11-30) 3 stages took 0.054 ms against 0.064 at 1 (2: 0.069), but the
+# GPU test of the pipelined loop (test_pipelined_step_loop_bf16) has not yet run with a correct setup: 1 until it has.
+PRE_GRAD_STAGES = 1
 INPUT_GRAD_BLOCKS = (8, 128, 4)
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -78,14 +83,15 @@ def conv_forward_triton(x, weight, blocks=FORWARD_BLOCKS):
 
 
 def conv_backward_triton(
-    x, weight, d_out, pre_grad_blocks=PRE_GRAD_BLOCKS, steps=PRE_GRAD_STEPS, input_grad_blocks=INPUT_GRAD_BLOCKS
-):
+    x, weight, d_out, pre_grad_blocks=PRE_GRAD_BLOCKS, steps=PRE_GRAD_STEPS, input_grad_blocks=INPUT_GRAD_BLOCKS,
+    stages=PRE_GRAD_STAGES,
+):  # fmt: skip
     """-> (dx (B, T, C) contiguous in x's dtype, dweight (C, W) in weight's dtype, summed in fp32)."""
-    d_pre, dweight = conv_pre_grad_triton(x, weight, d_out, pre_grad_blocks, steps)
+    d_pre, dweight = conv_pre_grad_triton(x, weight, d_out, pre_grad_blocks, steps, stages)
     return conv_input_grad_triton(d_pre, weight, input_grad_blocks), dweight
 
 
-def conv_pre_grad_triton(x, weight, d_out, blocks=PRE_GRAD_BLOCKS, steps=PRE_GRAD_STEPS):
+def conv_pre_grad_triton(x, weight, d_out, blocks=PRE_GRAD_BLOCKS, steps=PRE_GRAD_STEPS, stages=PRE_GRAD_STAGES):
     """-> (dpre = dy · SiLU'(pre) (B, T, C) contiguous in x's dtype, dweight (C, W) in weight's dtype).
 
     dpre in x's dtype, not fp32: in bf16 it halves the bytes written here and read back for dx, which is rounded
@@ -104,7 +110,7 @@ def conv_pre_grad_triton(x, weight, d_out, blocks=PRE_GRAD_BLOCKS, steps=PRE_GRA
     launch(
         _kernels().conv_pre_grad_kernel, (spans, _cdiv(channels, block_c), batch),
         x, weight, d_out, d_pre, partials, seq, channels, x.stride(0), x.stride(1), d_out.stride(0), d_out.stride(1),
-        W=width, BT=block_t, BC=block_c, STEPS=steps, num_warps=warps,
+        W=width, BT=block_t, BC=block_c, STEPS=steps, STAGES=stages, num_warps=warps,
     )  # fmt: skip
     return d_pre, partials.sum(0).to(weight.dtype)
 

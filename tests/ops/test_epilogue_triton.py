@@ -74,7 +74,9 @@ def launch(inputs, seq_first, blocks):
 
     o, q, x, v, g, gate_bias, aug_balance, dy = inputs
     forward = {"blocks": blocks["forward"]} if blocks else {}
-    backward = {"blocks": blocks["backward"], "steps": blocks["steps"]} if blocks else {}
+    backward = (
+        {"blocks": blocks["backward"], "steps": blocks["steps"], "stages": blocks.get("stages", 1)} if blocks else {}
+    )
     y, mean, rstd = epilogue_op.epilogue_forward_triton(
         o, q, x, v, g, gate_bias, aug_balance, NORMALIZER, seq_first=seq_first, **forward
     )
@@ -137,6 +139,18 @@ def test_kernels_within_bounds_on_the_gpu(dtype, projected):
 @GPU_ONLY
 def test_model_shape_bf16():
     check(torch.bfloat16, 8, 2048, 8, 128, projected=True)
+
+
+@GPU_ONLY
+@pytest.mark.parametrize(
+    "backward, steps, stages",
+    [((8, 8), 16, 1), ((8, 8), 16, 2), ((8, 8), 16, 3), ((8, 4), 16, 3), ((4, 4), 32, 3), ((4, 2), 16, 2)],
+)
+def test_pipelined_step_loop_bf16(backward, steps, stages):
+    """The backward's step loop at 1-3 software-pipeline stages (cp.async loads of later steps), several spans, at
+    the blocks bench/epilogue.py found fastest."""
+    blocks = dict(forward=(16, 4), backward=backward, steps=steps, stages=stages)
+    check(torch.bfloat16, 3, 1000, 4, 96, projected=True, blocks=blocks)
 
 
 @GPU_ONLY

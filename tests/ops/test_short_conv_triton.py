@@ -95,6 +95,14 @@ def test_kernels_within_bounds_on_the_gpu(dtype, seq_first):
 
 
 @GPU_ONLY
+@pytest.mark.parametrize("stages", [2, 3])
+def test_pipelined_step_loop_bf16(stages):
+    """The dpre kernel's step loop at 2-3 software-pipeline stages (cp.async loads of later steps)."""
+    blocks = {"forward": (16, 128, 4), "pre_grad_blocks": (8, 64, 2), "stages": stages}
+    check(torch.bfloat16, 3, 1000, 300, seq_first=True, blocks=blocks)
+
+
+@GPU_ONLY
 def test_model_shape_bf16():
     check(torch.bfloat16, 8, 2048, 1024, seq_first=True)
 
