@@ -61,7 +61,9 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     "output": [({}, w, s) for w, s in [(4, 2), (8, 2), (8, 3), (4, 1), (8, 1), (4, 3), (16, 2)]],
     "chunk_grads": _bv([(32, 8, 2), (16, 8, 2), (16, 8, 1), (32, 8, 1), (32, 8, 3), (64, 8, 2), (32, 16, 2)]),
     # metala_core_triton.SPLIT_DV's two kernels
-    "chunk_qk_grads": _bv([(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1)]),
+    "chunk_qk_grads": _bv(
+        [(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1), (64, 16, 1), (128, 16, 1)]
+    ),
     "chunk_dv": _bv(
         [
             (16, 4, 1),
