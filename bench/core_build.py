@@ -90,10 +90,17 @@ def main():
     parser.add_argument("--reverse", action="store_true", help="the scan's reverse (state gradients) direction")
     parser.add_argument("--maxnreg", type=int, help="registers per thread at most (triton.Config's maxnreg)")
     parser.add_argument("--kernels", nargs="+", help="only these kernels (default: all)")
+    parser.add_argument("--kstep", type=int, default=0, help="chunk_grads_kernel's K block (0: all of K)")
     parser.add_argument("--accumulate", action="store_true", help="gradient kernels adding into the projection's")
     args = parser.parse_args()
     common = dict(
-        H=8, K=64, V=128, BT=64, PRECISION="ieee" if args.dtype == "fp32" else "tf32", ACCUMULATE=args.accumulate
+        H=8,
+        K=64,
+        V=128,
+        BT=64,
+        PRECISION="ieee" if args.dtype == "fp32" else "tf32",
+        ACCUMULATE=args.accumulate,
+        KSTEP=args.kstep,
     )
     bf16 = args.dtype == "bf16"
     blocks = [
