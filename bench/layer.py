@@ -214,10 +214,16 @@ def kernel_breakdown(module, seq, batch, hidden, timer: Timer) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     x, grad = timer.inputs(seq, batch, hidden)[0]
-    Timer.step(module, x, grad)
+
+    def step():  # as the timed runs: gradients cleared, so no run adds into the last one's (an add per tensor)
+        x.grad = None
+        module.zero_grad(set_to_none=True)
+        Timer.step(module, x, grad)
+
+    step()
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(5):
-            Timer.step(module, x, grad)
+            step()
         torch.cuda.synchronize()
     totals = {"gemm": 0.0, "core": 0.0, "conv": 0.0, "elementwise": 0.0}
     names = {}
