@@ -67,11 +67,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
             h = hidden[start : start + chunk]
             logits = F.linear(h, weight)
             local = labels[start : start + chunk] - vocab_start
-            maxes = logits.amax(-1).to(wide)
-            _all_reduce(maxes, group, dist.ReduceOp.MAX)
-            partials = torch.stack(steps.partials(logits, maxes, local))
-            _all_reduce(partials, group, dist.ReduceOp.SUM)
-            target, sum_exp = partials
+            if dist.get_world_size(group) > 1:  # the max over every rank's slice first, then the sums
+                maxes = logits.amax(-1).to(wide)
+                _all_reduce(maxes, group, dist.ReduceOp.MAX)
+                target, sum_exp = _all_reduce(torch.stack(steps.partials(logits, maxes, local)), group)
+            else:
+                maxes, target, sum_exp = steps.max_and_partials(logits, local)
             w = token_weights[start : start + chunk]
             total += steps.loss(target, sum_exp, maxes, w)
             if want_grads:
@@ -125,9 +126,10 @@ def _wide(dtype):
     return torch.promote_types(dtype, torch.float32)  # fp32 softmax for half logits; fp64 stays fp64 (tests)
 
 
-def _all_reduce(tensor, group, op):
+def _all_reduce(tensor, group, op=dist.ReduceOp.SUM):
     if dist.get_world_size(group) > 1:
         dist.all_reduce(tensor, op=op, group=group)
+    return tensor
 
 
 def _partials(logits, maxes, local):
@@ -136,6 +138,13 @@ def _partials(logits, maxes, local):
     shifted = logits.to(maxes.dtype) - maxes[:, None]
     target = shifted.gather(1, local.clamp(0, logits.shape[-1] - 1)[:, None]).squeeze(1) * inside
     return target, shifted.exp().sum(-1)
+
+
+def _max_and_partials(logits, local):
+    """The row maxima and `_partials` in one function: compiled, one kernel over the logits (inductor's softmax
+    pattern) instead of a separate read of them for the maxima (one rank holds the whole vocabulary)."""
+    maxes = logits.amax(-1).to(_wide(logits.dtype))
+    return (maxes, *_partials(logits, maxes, local))
 
 
 def _loss(target, sum_exp, maxes, w):
@@ -154,6 +163,7 @@ class _Steps:
     def __init__(self, compile_them: bool):
         wrap = (lambda f: torch.compile(f, dynamic=False)) if compile_them else (lambda f: f)
         self.partials, self.loss, self.grad_logits = wrap(_partials), wrap(_loss), wrap(_grad_logits)
+        self.max_and_partials = wrap(_max_and_partials)
 
 
 @functools.cache
