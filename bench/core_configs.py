@@ -1,8 +1,9 @@
 """Candidate autotune configurations of MetaLA's core kernels (ops/metala_core_triton.py), one kernel at a time (the
-others at their first candidate): each candidate's correctness first, in a process of its own with
-CUDA_LAUNCH_BLOCKING=1 (a configuration that faults ends only its own process: Triton 3.6 built one that read out of
-bounds in bf16), against the fp64 chunk form in bf16 and fp16 at awkward lengths; then the core's forward+backward
-time with each correct candidate at the model's shapes. Prints the fastest correct candidate of each kernel per
+others as the shipped lists' autotuner picks them for the shape; states kept from the forward, as the model keeps
+them): each candidate's correctness first, in a process of its own with CUDA_LAUNCH_BLOCKING=1 (a configuration
+that faults ends only its own process: Triton 3.6 built one that read out of bounds in bf16), against the fp64
+chunk form in bf16 and fp16 at awkward lengths; then the core's forward+backward time with each correct candidate
+at the model's shapes. Prints the fastest correct candidate of each kernel per
 shape, then the core with all of them, with the shipped lists as the autotuner picks from them, and with the states
 kept from the forward instead of recomputed (the option `keep_states`).
 
@@ -159,8 +160,9 @@ def reference_call(q, logits, v, d_out):
 
 
 def force(chosen: dict[str, tuple]) -> None:
-    """Make metala_core_triton launch `chosen` {kernel: (constexprs, warps, stages)}, the shipped first config for the
-    rest. One configuration: the autotuner then times nothing."""
+    """Make metala_core_triton launch `chosen` {kernel: (constexprs, warps, stages)}, and for the rest the shipped
+    autotuner's choice where it has made one in this process (`tune_shipped`), else its first config. One
+    configuration: the autotuner then times nothing."""
     import triton
 
     shipped = _SHIPPED()
@@ -170,9 +172,16 @@ def force(chosen: dict[str, tuple]) -> None:
             constexprs, warps, stages, *cap = chosen[name]
             config = triton.Config(constexprs, num_warps=warps, num_stages=stages, maxnreg=(cap or [None])[0])
         else:
-            config = tuner.configs[0]
+            config = getattr(tuner, "best_config", None) or tuner.configs[0]
         kernels[name] = triton.autotune([config], key=tuner.keys)(tuner.fn)
     metala_core_triton._kernels = lambda: kernels
+
+
+def tune_shipped(call) -> None:
+    """Run `call` on the shipped autotuners, so that each picks its configuration for this shape (what `force`
+    keeps for the kernels a sweep does not vary: each candidate is then timed as the model would run it)."""
+    metala_core_triton._kernels = _SHIPPED
+    call()
 
 
 _SHIPPED = metala_core_triton._kernels
@@ -265,12 +274,13 @@ def main():
             return median_ms(call, args.warmup, args.runs, device == "cuda")
 
         times, best = {}, {}
+        tune_shipped(lambda: time(keep_states=True))
         for name, values in candidates(args.smoke).items():
             for index, config in enumerate(values):
                 if not checked[(name, index)]["ok"]:
                     continue
                 force({name: config})
-                times[f"{name} #{index}"] = ms = time()
+                times[f"{name} #{index}"] = ms = time(keep_states=True)  # as the model runs the core
                 if name not in best or ms < best[name][1]:
                     best[name] = (config, ms)
             first = times.get(f"{name} #0", float("nan"))
