@@ -20,7 +20,6 @@ class ParallelSwiGLU(nn.Module):
         tp = parallel.tensor_parallel_size()
         if width % tp:
             raise ValueError(f"intermediate_size {width} is not divisible by model_parallel_size {tp}")
-        self.width_per_rank = width // tp
         config = parallel.linear_config(settings.params_dtype)
         # W1 and W3 in one GEMM; each rank holds [W1 shard; W3 shard].
         self.w1_w3 = parallel.ColumnParallelLinear(

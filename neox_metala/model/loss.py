@@ -63,11 +63,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
         steps = _steps(hidden.is_cuda)
         total = torch.zeros((), dtype=wide, device=hidden.device)
         chunk = chunk_tokens(hidden, weight.shape[0])
+        vocab_split = dist.get_world_size(group) > 1
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start : start + chunk]
             logits = F.linear(h, weight)
             local = labels[start : start + chunk] - vocab_start
-            if dist.get_world_size(group) > 1:  # the max over every rank's slice first, then the sums
+            if vocab_split:  # the max over every rank's slice first, then the sums
                 maxes = logits.amax(-1).to(wide)
                 _all_reduce(maxes, group, dist.ReduceOp.MAX)
                 target, sum_exp = _all_reduce(torch.stack(steps.partials(logits, maxes, local)), group)
