@@ -283,6 +283,9 @@ def main():
                 times[f"{name} #{index}"] = ms = time(keep_states=True)  # as the model runs the core
                 if name not in best or ms < best[name][1]:
                     best[name] = (config, ms)
+            if name not in best:  # every candidate failed its check
+                print(f"T {label} {name}: no correct candidate")
+                continue
             first = times.get(f"{name} #0", float("nan"))
             print(f"T {label} {name}: best {best[name][0]} {best[name][1]:.3f} ms (first candidate {first:.3f})")
         force({name: config for name, (config, _) in best.items()})

@@ -111,7 +111,7 @@ for s in "$@"; do
                          tests/ops/test_epilogue_triton.py tests/training/test_grad_accumulation_kernel.py tests/layers/test_model_gpu.py}) ;;
         new-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
                            NEOX_METALA_FAST_AUTOTUNE=1
-                    step new-tests ${TESTS_LIMIT:-300} python3 -m pytest -q -s -p no:cacheprovider \
+                    step new-tests ${TESTS_LIMIT:-300} python3 -m pytest -q -s -p no:cacheprovider ${NEW_TESTS_K:+-k "$NEW_TESTS_K"} \
                         ${NEW_TESTS:-tests/training/test_batch_stream.py tests/training/test_grad_accumulation_kernel.py \
                         tests/ops/test_triton_launch.py tests/ops/test_epilogue_triton.py tests/layers/test_model_gpu.py}) ;;
         decode) ls .gpu/wheels/hf/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-index \

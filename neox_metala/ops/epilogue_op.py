@@ -35,10 +35,10 @@ from .triton_launch import launch
 # byte floor, within 2% of the best of 8 blocks; backward 2.3x with 16 steps, the best of 14 (4 to 32 tokens, 2 to
 # 16 warps). Forward: 16 tokens of a 128-channel
 # head at 4 warps, 16 elements per thread per tile, 48 registers. Backward: its live tiles and loop-carried partial
-# sums take 255 registers at 16 elements per thread per tile (two programs of 4 warps per SM), 165 at 8, 120 at 4:
-# 8 tokens at 8 warps (4 per thread, 16 warps per SM).
+# sums take 255 registers at 16 elements per thread per tile (two programs of 4 warps per SM), 165 at 8, 120 at 4.
+# Backward: 8 tokens at 4 warps, with BACKWARD_STAGES below the fastest of 14 (0.132 ms against 0.149 at 8 warps).
 FORWARD_BLOCKS = (16, 4)
-BACKWARD_BLOCKS = (8, 8)
+BACKWARD_BLOCKS = (8, 4)
 # The backward program walks STEPS blocks of tokens, so that its d aug_balance and d gate_bias partials stay small:
 # B·T / (BT · STEPS) × H·(K + V) fp32 = 0.75 MB at B=8, T=2048, H=8, V=128. 16 steps: 0.161 ms against 0.180 at 8
 # and 0.216 at 4 on an H200 (bench/epilogue.py, B8 T2048 bf16, 2026-11-29; the other blocks swept were slower).
@@ -46,8 +46,8 @@ BACKWARD_STEPS = 16
 # Software-pipeline stages of the backward's step loop (tl.range num_stages): above 1 the next steps' loads are
 # issued as cp.async into shared memory while this step computes (sm90 build, bf16: 46 cp.async and 111 registers at
 # 2 stages; plain loads and 124 registers at 1). On an H200 (bench/epilogue.py, B8 T2048 bf16, 2026-11-30) at (8, 8)
-# and 16 steps: 0.149 ms at 3 stages, 0.155 at 1, 0.166 at 2. Faster still and not yet run by the GPU tests:
-# (8, 4) at 3 stages 0.132 ms, (4, 4) 32 steps 3 stages 0.135 (tests/ops/test_epilogue_triton.py covers them now).
+# and 16 steps: 0.149 ms at 3 stages, 0.155 at 1, 0.166 at 2; at (8, 4) 0.132 ms at 3 stages, 0.144 at 2 ((4, 4), 32
+# steps, 3 stages: 0.135). GPU tests of (8, 4) and (4, 4) at 3 stages: passed (2026-11-30, session 15).
 BACKWARD_STAGES = 3
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 

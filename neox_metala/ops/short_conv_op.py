@@ -41,9 +41,9 @@ PRE_GRAD_BLOCKS = (8, 64, 2)
 PRE_GRAD_STEPS = 16
 # Software-pipeline stages of the dpre kernel's step loop (tl.range num_stages): above 1 the later steps' taps load
 # as cp.async while this step computes (sm90 build, bf16: 22 cp.async at 2, 128 registers either way). On an H200
-# (bench/conv.py, B8 T2048 C1024 bf16, 2026-11-30) 3 stages took 0.054 ms against 0.064 at 1 (2: 0.069), but the
-# GPU test of the pipelined loop (test_pipelined_step_loop_bf16) has not yet run with a correct setup: 1 until it has.
-PRE_GRAD_STAGES = 1
+# (bench/conv.py, B8 T2048 C1024 bf16, 2026-11-30) 3 stages took 0.054 ms against 0.064 at 1 (2: 0.069); the GPU
+# test of the pipelined loop (test_pipelined_step_loop_bf16, 2 and 3 stages) passed (2026-11-30, session 15).
+PRE_GRAD_STAGES = 3
 INPUT_GRAD_BLOCKS = (8, 128, 4)
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 

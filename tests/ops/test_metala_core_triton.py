@@ -173,6 +173,10 @@ GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
 def test_kernels_half_precision_within_bounds(seq, head_k_dim, head_v_dim, decay, dtype, dv_form):
+    if dtype == torch.float16 and decay == "open":
+        # keys ~6e-15 everywhere make outputs and gradients ~1e-13, below fp16's smallest subnormal (6e-8): no fp16
+        # tensor can hold them (bf16 has fp32's range); "open-shut" keeps fp16's share of these channels
+        pytest.skip("the draw's outputs are below fp16's range")
     check(dtype, 2, seq, 3, head_k_dim, head_v_dim, decay, views=decay == "mixed")
 
 
