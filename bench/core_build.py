@@ -92,6 +92,7 @@ def main():
     parser.add_argument("--kernels", nargs="+", help="only these kernels (default: all)")
     parser.add_argument("--kstep", type=int, default=0, help="chunk_grads_kernel's K block (0: all of K)")
     parser.add_argument("--accumulate", action="store_true", help="gradient kernels adding into the projection's")
+    parser.add_argument("--dot-scan", action="store_true", help="chunk_grads_kernel's DOT_SCAN")
     args = parser.parse_args()
     common = dict(
         H=8,
@@ -101,6 +102,7 @@ def main():
         PRECISION="ieee" if args.dtype == "fp32" else "tf32",
         ACCUMULATE=args.accumulate,
         KSTEP=args.kstep,
+        DOT_SCAN=args.dot_scan,
     )
     bf16 = args.dtype == "bf16"
     blocks = [

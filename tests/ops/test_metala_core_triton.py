@@ -110,6 +110,9 @@ SMALL = [
 ]
 
 
+GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: GPU only")
+
+
 BACKWARD_FORMS = {"split-dv": True, "fused-dv": False}  # metala_core_triton.SPLIT_DV
 
 
@@ -135,15 +138,16 @@ def test_kernels_read_views_of_one_projection(batch, seq, decay, dv_form):
 
 
 @pytest.fixture
-def qk_grads_in_channel_blocks(monkeypatch):
-    """chunk_grads_kernel (without dv) with its KSTEP option set: the channels in blocks, one after the other."""
+def qk_grads_options(monkeypatch):
+    """chunk_grads_kernel (without dv) with options set (KSTEP: the channels in blocks, one after the other;
+    DOT_SCAN: d G's reverse cumsum on the tensor cores)."""
     import triton
 
     from neox_metala.ops import metala_core_grad_kernels, metala_core_triton
 
-    def use(kstep):
+    def use(**options):
         kernels = dict(metala_core_triton._kernels())
-        config = triton.Config({"BV": 16, "KSTEP": kstep}, num_warps=8, num_stages=1)
+        config = triton.Config({"BV": 16, **options}, num_warps=8, num_stages=1)
         kernels["chunk_qk_grads"] = triton.autotune([config], key=["NT", "H", "K", "V"])(
             metala_core_grad_kernels.chunk_grads_kernel
         )
@@ -158,15 +162,27 @@ def qk_grads_in_channel_blocks(monkeypatch):
     [(100, 20, 24, "moderate"), (130, 20, 24, "graded"), (63, 32, 32, "strong"), (70, 32, 32, "open-shut")],
     ids=["T100-K20-moderate", "T130-K20-graded", "T63-K32-strong", "T70-K32-open-shut"],
 )
-def test_qk_gradients_in_channel_blocks_equal_the_recurrence(qk_grads_in_channel_blocks, seq, head_k_dim,
-                                                             head_v_dim, decay):  # fmt: skip
+def test_qk_gradients_in_channel_blocks_equal_the_recurrence(qk_grads_options, seq, head_k_dim, head_v_dim, decay):
     """KSTEP 16 at K = 20 (two blocks, the second mostly past K) and K = 32 (two full blocks): dq and d gate logits
     per block of channels, do vᵀ formed in the first block's V loop only."""
-    qk_grads_in_channel_blocks(16)
+    qk_grads_options(KSTEP=16)
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
-GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: GPU only")
+@pytest.mark.parametrize(
+    "seq, head_k_dim, head_v_dim, decay",
+    [(130, 16, 32, "mild"), (63, 16, 32, "strong"), (130, 20, 24, "graded"), (70, 16, 32, "open-shut")],
+    ids=["T130-mild", "T63-strong", "T130-K20-graded", "T70-open-shut"],
+)
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, pytest.param(torch.bfloat16, marks=GPU_ONLY)], ids=["fp32", "bf16"]
+)  # fmt: skip
+def test_qk_gradients_with_sums_by_the_tensor_cores_equal_the_recurrence(qk_grads_options, seq, head_k_dim,
+                                                                         head_v_dim, decay, dtype):  # fmt: skip
+    """DOT_SCAN: d G's reverse cumsum on the tensor cores, in bf16 as products with a triangle of ones of its three
+    bf16 parts, in fp32 as one exact product; chunks of strong decay (whose d log α cancels most) included."""
+    qk_grads_options(DOT_SCAN=True)
+    check(dtype, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
 @GPU_ONLY
