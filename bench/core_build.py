@@ -29,11 +29,23 @@ from neox_metala.ops import metala_core_grad_kernels, metala_core_kernels  # noq
 
 POINTERS = {
     "state_updates_kernel": ["v", "gate_logits", "states", "decays"],
-    "state_grad_updates_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays"],
+    "state_grad_updates_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays", "log_decays", "cums"],
     "scan_kernel": ["buffer", "decays"],
     "output_kernel": ["q", "gate_logits", "v", "states", "out"],
-    "chunk_grads_kernel": ["q", "gate_logits", "v", "d_out", "states", "state_grads", "dq", "d_gate_logits", "dv"],
-    "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "dv"],
+    "chunk_grads_kernel": [
+        "q",
+        "gate_logits",
+        "v",
+        "d_out",
+        "states",
+        "state_grads",
+        "log_decays",
+        "cums",
+        "dq",
+        "d_gate_logits",
+        "dv",
+    ],
+    "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "log_decays", "cums", "dv"],
 }
 # the inputs' and gradients' row strides: 3W for views of the (B, T, 3W) projection (and of its gradient), H·D when
 # contiguous, multiples of 16 either way
@@ -42,7 +54,8 @@ STRIDES = ("stride_q", "stride_g", "stride_v", "stride_dq", "stride_dg", "stride
 
 def build(name, dtype, warps, stages, constants, maxnreg=None):
     fn = getattr(metala_core_kernels, name, None) or getattr(metala_core_grad_kernels, name)
-    signature = {arg: ("*fp32" if arg in ("d_gate_logits", "decays") else f"*{dtype}") for arg in POINTERS[name]}
+    fp32 = ("d_gate_logits", "decays", "log_decays", "cums")
+    signature = {arg: ("*fp32" if arg in fp32 else f"*{dtype}") for arg in POINTERS[name]}
     signature.update({"scale": "fp32", "normalizer": "fp32", "T": "i32", "NT": "i32"})
     signature.update({arg: "i32" for arg in STRIDES})
     signature = {arg: signature.get(arg, "constexpr") for arg in fn.arg_names}
@@ -93,6 +106,7 @@ def main():
     parser.add_argument("--kstep", type=int, default=0, help="chunk_grads_kernel's K block (0: all of K)")
     parser.add_argument("--accumulate", action="store_true", help="gradient kernels adding into the projection's")
     parser.add_argument("--dot-scan", action="store_true", help="chunk_grads_kernel's DOT_SCAN")
+    parser.add_argument("--stored", action="store_true", help="the gradient kernels' STORED (and its stores)")
     args = parser.parse_args()
     common = dict(
         H=8,
@@ -103,6 +117,8 @@ def main():
         ACCUMULATE=args.accumulate,
         KSTEP=args.kstep,
         DOT_SCAN=args.dot_scan,
+        STORED=args.stored,
+        STORE_DECAY_ROWS=args.stored,
     )
     bf16 = args.dtype == "bf16"
     blocks = [

@@ -302,6 +302,12 @@ def main():
             other_form = time(keep_states=True)
             metala_core_triton.SPLIT_DV = split
             print(f"CORE CONFIGS {label}: kept states, SPLIT_DV={not split} (shipped lists) {other_form:.3f} ms")
+        # the qk gradients reading the decay terms that the state-gradient updates stored, shipped lists
+        stored = metala_core_triton.STORED_DECAY_ROWS
+        metala_core_triton.STORED_DECAY_ROWS = not stored
+        other_rows = time(keep_states=True)
+        metala_core_triton.STORED_DECAY_ROWS = stored
+        print(f"CORE CONFIGS {label}: kept states, STORED_DECAY_ROWS={not stored} (shipped lists) {other_rows:.3f} ms")
         print(
             f"CORE CONFIGS {label}: shipped lists (autotuned) {shipped:.3f} ms, kept states {shipped_kept:.3f}; "
             f"every kernel at its best candidate {all_best:.3f} ms, kept states {all_best_kept:.3f}; host time to "
@@ -319,6 +325,7 @@ def main():
             "all_best_kept_states": all_best_kept,
             "host_ms": host,
             "other_dv_form_kept_states": other_form if split is not None else None,
+            "other_decay_rows_kept_states": other_rows,
         }
     if args.out:
         with open(args.out, "w") as f:

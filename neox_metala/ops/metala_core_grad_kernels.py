@@ -15,7 +15,7 @@ import triton.language as tl
 from .metala_core_kernels import (
     FACTORISED_RANGE,
     SUB_CHUNK,
-    _chunk_decay,
+    _decay_terms,
     _load_state,
     _load_tokens,
     _neg_expm1,
@@ -83,23 +83,13 @@ def _intra_grads(
 
 @triton.jit
 def _dv_operands(
-    q,
-    gate_logits,
-    i_b,
-    i_h,
-    n,
-    T,
-    stride_q,
-    stride_g,
-    normalizer,
-    K: tl.constexpr,
-    BT: tl.constexpr,
-    BK: tl.constexpr,
-    PRECISION: tl.constexpr,
-    BF16: tl.constexpr,
-):
+    q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K: tl.constexpr,
+    BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, STORED: tl.constexpr,
+):  # fmt: skip
     """A chunk's (A ⊙ causal)ᵀ and k ⊙ e^(G_last − G) (≤ 1), in q's dtype: the left operands of its dv."""
-    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    log_decay_b, cum, cum_last = _decay_terms(
+        gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
+    )
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)).to(q_b.dtype)
@@ -136,42 +126,19 @@ def _reverse_row_sums(x, BT: tl.constexpr, PRECISION: tl.constexpr):
 
 @triton.jit
 def _store_qk_grads(
-    q,
-    gate_logits,
-    dq,
-    d_gate_logits,
-    d_scores,
-    dq_inter,
-    dk_inter,
-    state_dot_grad,
-    dq_prior,
-    dg_prior,
-    scale,
-    i_b,
-    i_h,
-    n,
-    T,
-    stride_q,
-    stride_g,
-    stride_dq,
-    stride_dg,
-    normalizer,
-    H: tl.constexpr,
-    K: tl.constexpr,
-    col,
-    BT: tl.constexpr,
-    BK: tl.constexpr,
-    PRECISION: tl.constexpr,
-    BF16: tl.constexpr,
-    ACCUMULATE: tl.constexpr,
-    DOT_SCAN: tl.constexpr,
-):
+    q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
+    dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer, H: tl.constexpr,
+    K: tl.constexpr, col, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
+    ACCUMULATE: tl.constexpr, DOT_SCAN: tl.constexpr, STORED: tl.constexpr,
+):  # fmt: skip
     """dq and d gate logits of one chunk's channels [col, col + BK) from the V loop's sums: d_scores = do vᵀ (all of
     V, unscaled, unmasked), dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh on those channels. Everything here but
     d_scores is per channel, the choice of the factorised form included (it bounds each channel's exponents)."""
     rows = tl.arange(0, BT)
     # the decay terms loaded here rather than kept through the loop: a reload from L2 is cheaper than spilled registers
-    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, col, BT, BK)
+    log_decay_b, cum, cum_last = _decay_terms(
+        gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, col, BT, BK, STORED
+    )
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, col, BT, BK)
     key = _neg_expm1(log_decay_b)
     d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
@@ -243,6 +210,8 @@ def chunk_grads_kernel(
     d_out,
     states,
     state_grads,
+    log_decays,
+    cums,
     dq,
     d_gate_logits,
     dv,
@@ -268,19 +237,22 @@ def chunk_grads_kernel(
     ACCUMULATE: tl.constexpr,
     KSTEP: tl.constexpr = 0,
     DOT_SCAN: tl.constexpr = False,
+    STORED: tl.constexpr = False,
 ):
     """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
     without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that
     only one block of v, do, h, dh is live at a time. KSTEP (without DV; 0: all of K at once): the channels in
     blocks of KSTEP, one after the other, each with a V loop of its own (do vᵀ formed in the first only), so that
     the intra-chunk part after each loop holds (BT, KSTEP) tiles instead of (BT, K) ones. DOT_SCAN: the reverse
-    cumsum of d G by products with a triangle of ones (`_reverse_row_sums`) instead of a scan."""
+    cumsum of d G by products with a triangle of ones (`_reverse_row_sums`) instead of a scan. STORED: the decay
+    terms read from log_decays and cums (ops/metala_core_kernels.py's `_decay_terms`)."""
     n, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     if DV:
         scores_t, key_to_end = _dv_operands(
-            q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16
-        )
+            q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
+            PRECISION, BF16, STORED,
+        )  # fmt: skip
     KB: tl.constexpr = BK if (KSTEP == 0 or DV or KSTEP > BK) else KSTEP
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)
     for i_k in tl.static_range(BK // KB):
@@ -300,9 +272,9 @@ def chunk_grads_kernel(
                 dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
                 _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV, ACCUMULATE)
         _store_qk_grads(
-            q, gate_logits, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior, dg_prior,
-            scale, i_b, i_h, n, T, stride_q, stride_g, stride_dq, stride_dg, normalizer, H, K, i_k * KB, BT, KB,
-            PRECISION, BF16, ACCUMULATE, DOT_SCAN,
+            q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
+            dq_prior, dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer,
+            H, K, i_k * KB, BT, KB, PRECISION, BF16, ACCUMULATE, DOT_SCAN, STORED,
         )  # fmt: skip
 
 
@@ -312,6 +284,8 @@ def chunk_dv_kernel(
     gate_logits,
     d_out,
     state_grads,
+    log_decays,
+    cums,
     dv,
     scale,
     stride_q,
@@ -329,16 +303,19 @@ def chunk_dv_kernel(
     PRECISION: tl.constexpr,
     BF16: tl.constexpr,
     ACCUMULATE: tl.constexpr,
+    STORED: tl.constexpr = False,
 ):
     """dv of one chunk's V block, for `chunk_grads_kernel` without DV: the V blocks run in parallel, and neither
-    kernel holds the other's tiles (the scores are formed once per V block, a 64×64×K product). Grid (N, B·H, V/BV)."""
+    kernel holds the other's tiles (the scores are formed once per V block, a 64×64×K product). STORED as
+    `chunk_grads_kernel`'s. Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
     if ACCUMULATE:  # loaded first, as chunk_grads_kernel's priors
         dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV)
     scores_t, key_to_end = _dv_operands(
-        q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16
-    )
+        q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
+        PRECISION, BF16, STORED,
+    )  # fmt: skip
     d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
     state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
     dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)

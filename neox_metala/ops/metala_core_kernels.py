@@ -188,6 +188,42 @@ def _chunk_decay(
 
 
 @triton.jit
+def _decay_rows_offsets(i_bh, chunk, NT, K: tl.constexpr, col, BT: tl.constexpr, BK: tl.constexpr):
+    """Offsets of a chunk's (BT, BK) block of channels [col, col + BK) in a (B·H, N·BT, K) buffer of per-token decay
+    terms (`STORED` below), the offsets of its last row, and the channels' mask."""
+    cols = col + tl.arange(0, BK)
+    base = (i_bh * NT + chunk).to(tl.int64) * BT * K
+    block = base + tl.arange(0, BT)[:, None] * K + cols[None, :]
+    return block, base + (BT - 1) * K + cols, cols < K
+
+
+@triton.jit
+def _store_decay_rows(log_decays, cums, log_decay, cum, i_bh, chunk, NT, K: tl.constexpr, BT: tl.constexpr,
+                      BK: tl.constexpr):  # fmt: skip
+    block, _, cols = _decay_rows_offsets(i_bh, chunk, NT, K, 0, BT, BK)
+    tl.store(log_decays + block, log_decay, mask=cols[None, :])
+    tl.store(cums + block, cum, mask=cols[None, :])
+
+
+@triton.jit
+def _decay_terms(
+    gate_ptr, log_decays, cums, i_b, i_h, i_bh, chunk, T, NT, stride, normalizer, K: tl.constexpr, col,
+    BT: tl.constexpr, BK: tl.constexpr, STORED: tl.constexpr,
+):  # fmt: skip
+    """`_chunk_decay`'s (log decay, G, G_last), formed from the gate logits, or with STORED read from the fp32 rows
+    that state_grad_updates_kernel stored (STORE_DECAY_ROWS): the gradient kernels then run neither logsigmoid's
+    series (sm90: ~700 instructions of chunk_grads_kernel's ~4,500) nor the scan along the chunk (~570)."""
+    if STORED:
+        block, last, cols = _decay_rows_offsets(i_bh, chunk, NT, K, col, BT, BK)
+        log_decay = tl.load(log_decays + block, mask=cols[None, :], other=0.0)
+        cum = tl.load(cums + block, mask=cols[None, :], other=0.0)
+        cum_last = tl.load(cums + last, mask=cols, other=0.0)
+    else:
+        log_decay, cum, cum_last = _chunk_decay(gate_ptr, i_b, i_h, chunk, T, stride, normalizer, K, col, BT, BK)
+    return log_decay, cum, cum_last
+
+
+@triton.jit
 def _state_ptrs(ptr, i_bh, chunk, NT, K: tl.constexpr, V: tl.constexpr, row, col, BK: tl.constexpr, BV: tl.constexpr):
     """Pointers to a (BK, BV) block of the (B·H, N, K, V) states of one chunk, and their mask."""
     rows = row + tl.arange(0, BK)
@@ -259,6 +295,8 @@ def state_grad_updates_kernel(
     d_out,
     state_grads,
     decays,
+    log_decays,
+    cums,
     scale,
     stride_q,
     stride_g,
@@ -272,13 +310,18 @@ def state_grad_updates_kernel(
     BK: tl.constexpr,
     BV: tl.constexpr,
     PRECISION: tl.constexpr,
+    STORE_DECAY_ROWS: tl.constexpr = False,
 ):
     """The reverse scan's terms, all chunks at once: W_n = scale (q ⊙ e^G)ᵀ do into state_grads[n − 1] (the slot of
     dh_n, which `scan_kernel` forms there in place; chunk 0's W has no slot) and e^G_last into decays[n], written
-    here too so that a backward from kept states needs nothing else from the forward. Grid (N, B·H, V/BV)."""
+    here too so that a backward from kept states needs nothing else from the forward; with STORE_DECAY_ROWS also
+    the chunk's log decay and G per token into log_decays and cums ((B·H, N·BT, K) fp32), for the gradient
+    kernels. Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    _, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    log_decay, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    if STORE_DECAY_ROWS and i_v == 0:
+        _store_decay_rows(log_decays, cums, log_decay, cum, i_bh, n, NT, K, BT, BK)
     if n > 0:
         q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
         d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)

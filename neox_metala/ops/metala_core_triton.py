@@ -44,6 +44,14 @@ of the H200's 0.7 ms core f+b at B8 T2048, its chunk's scores kept through the l
 loop holds three dots instead of five and nothing spills. Read at every backward, so that a benchmark can time both
 forms in one process."""
 
+STORED_DECAY_ROWS = False
+"""The backward's state-gradient updates also store each chunk's log decay and G per token (fp32, two buffers of
+B·T·H·K: 67 MB per layer at B8 T2048 H8 K64, freed with the backward), which the gradient kernels then read instead
+of forming them again from the gate logits (logsigmoid's series and a scan along the chunk): the qk-gradient kernel's
+sm90 bf16 build at BV 64 has 4,944 instructions instead of 6,248 and spills 80 B instead of 136, for ~120 MB more
+traffic; dv keeps forming them (reading them took it from 246 registers to 255 and 160 B spilled). Untimed: off
+until bench/core_configs.py shows it faster on a GPU. Read at every backward, as SPLIT_DV."""
+
 
 def _block(n: int) -> int:
     """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
@@ -281,41 +289,35 @@ def metala_core_bwd(
         states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
     state_grads = torch.empty_like(states)
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
+    stored = STORED_DECAY_ROWS
+    # with stored rows, each chunk's log decay and G per token (fp32); else placeholders that no kernel reads
+    rows = q.new_empty(2, batch_heads, sizes["NT"] * chunk_size, sizes["K"], dtype=torch.float32) if stored else None
+    log_decays, cums = (rows[0], rows[1]) if stored else (decays, decays)
     stride_q, stride_g = strides["stride_q"], strides["stride_g"]
     launch(
-        _kernels()["state_grad_updates"],
-        _updates_grid(sizes, batch_heads),
-        q,
-        gate_logits,
-        d_out,
-        state_grads,
-        decays,
-        scale,
-        stride_q,
-        stride_g,
-        normalizer,
-        **sizes,
-        BK=_block(sizes["K"]),
-    )
+        _kernels()["state_grad_updates"], _updates_grid(sizes, batch_heads),
+        q, gate_logits, d_out, state_grads, decays, log_decays, cums, scale, stride_q, stride_g, normalizer, **sizes,
+        BK=_block(sizes["K"]), STORE_DECAY_ROWS=stored,
+    )  # fmt: skip
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = _gradient_rows(grads, q, v)
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
-    qk_grads = (q, gate_logits, v, d_out, states, state_grads, dq, d_gate_logits, dv, scale)
+    qk_grads = (q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale)
     qk_strides = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv)
     if SPLIT_DV:
         launch(
             _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
-            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False,
+            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False, STORED=stored,
         )  # fmt: skip
         launch(
             _kernels()["chunk_dv"], _updates_grid(sizes, batch_heads),
-            q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,
-            **blocks,
+            q, gate_logits, d_out, state_grads, log_decays, cums, dv, scale, stride_q, stride_g, stride_dv, normalizer,
+            **sizes, **blocks,
         )  # fmt: skip
     else:
         launch(
             _kernels()["chunk_grads"], (sizes["NT"], batch_heads),
-            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=True,
+            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=True, STORED=stored,
         )  # fmt: skip
     return dq, d_gate_logits, dv
 

@@ -113,15 +113,23 @@ SMALL = [
 GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: GPU only")
 
 
-BACKWARD_FORMS = {"split-dv": True, "fused-dv": False}  # metala_core_triton.SPLIT_DV
+# metala_core_triton's (SPLIT_DV, STORED_DECAY_ROWS)
+BACKWARD_FORMS = {"split-dv": (True, False), "fused-dv": (False, False), "stored-decays": (True, True)}
+
+
+def use_backward_form(monkeypatch, name):
+    from neox_metala.ops import metala_core_triton
+
+    split_dv, stored = BACKWARD_FORMS[name]
+    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+    monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
 
 
 @pytest.fixture(params=list(BACKWARD_FORMS))
 def dv_form(request, monkeypatch):
-    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV)."""
-    from neox_metala.ops import metala_core_triton
-
-    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", BACKWARD_FORMS[request.param])
+    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV); the qk
+    gradients' decay terms formed again or read as the state-gradient updates stored them (STORED_DECAY_ROWS)."""
+    use_backward_form(monkeypatch, request.param)
 
 
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
@@ -259,8 +267,8 @@ def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
     from neox_metala.ops import metala_core_triton
 
     with triton_runs.every_config_timed_twice(monkeypatch):
-        for split_dv in BACKWARD_FORMS.values():
-            monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+        for form in BACKWARD_FORMS:
+            use_backward_form(monkeypatch, form)
             check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name

@@ -90,8 +90,8 @@ def test_interpreter_takes_the_normal_path(monkeypatch, interpret_check):
 
 
 @INTERPRETER
-@pytest.mark.parametrize("split_dv", [True, False], ids=["dv", "one"])
-def test_parameter_order_is_tritons_binding(monkeypatch, split_dv):
+@pytest.mark.parametrize("split_dv, stored", [(True, False), (False, False), (True, True)], ids=["dv", "one", "stored"])
+def test_parameter_order_is_tritons_binding(monkeypatch, split_dv, stored):
     """At every launch of the core, the short conv and the epilogue, parameter_order lays the call's values out as
     Triton's own binder (create_function_from_signature, which JITFunction.run binds with) does, the tuned config's
     included."""
@@ -110,6 +110,7 @@ def test_parameter_order_is_tritons_binding(monkeypatch, split_dv):
     for module in (metala_core_triton, short_conv_op, epilogue_op):
         monkeypatch.setattr(module, "launch", recording_launch)
     monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+    monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
     gen = torch.Generator().manual_seed(0)
     q, logits, v, d_out = (torch.randn(1, 20, 1, dim, generator=gen) for dim in (16, 16, 32, 32))
     out, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)
