@@ -190,19 +190,10 @@ def _chunk_decay(
 @triton.jit
 def _decay_rows_offsets(i_bh, chunk, NT, K: tl.constexpr, col, BT: tl.constexpr, BK: tl.constexpr):
     """Offsets of a chunk's (BT, BK) block of channels [col, col + BK) in a (B·H, N·BT, K) buffer of per-token decay
-    terms (`STORED` below), the offsets of its last row, and the channels' mask."""
+    terms (`_decay_terms`), the offsets of its last row, and the channels' mask."""
     cols = col + tl.arange(0, BK)
     base = (i_bh * NT + chunk).to(tl.int64) * BT * K
-    block = base + tl.arange(0, BT)[:, None] * K + cols[None, :]
-    return block, base + (BT - 1) * K + cols, cols < K
-
-
-@triton.jit
-def _store_decay_rows(log_decays, cums, log_decay, cum, i_bh, chunk, NT, K: tl.constexpr, BT: tl.constexpr,
-                      BK: tl.constexpr):  # fmt: skip
-    block, _, cols = _decay_rows_offsets(i_bh, chunk, NT, K, 0, BT, BK)
-    tl.store(log_decays + block, log_decay, mask=cols[None, :])
-    tl.store(cums + block, cum, mask=cols[None, :])
+    return base + tl.arange(0, BT)[:, None] * K + cols[None, :], base + (BT - 1) * K + cols, cols < K
 
 
 @triton.jit
@@ -321,7 +312,9 @@ def state_grad_updates_kernel(
     i_b, i_h = i_bh // H, i_bh % H
     log_decay, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     if STORE_DECAY_ROWS and i_v == 0:
-        _store_decay_rows(log_decays, cums, log_decay, cum, i_bh, n, NT, K, BT, BK)
+        block, _, cols = _decay_rows_offsets(i_bh, n, NT, K, 0, BT, BK)
+        tl.store(log_decays + block, log_decay, mask=cols[None, :])
+        tl.store(cums + block, cum, mask=cols[None, :])
     if n > 0:
         q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
         d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
