@@ -45,7 +45,7 @@ POINTERS = {
         "d_gate_logits",
         "dv",
     ],
-    "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "log_decays", "cums", "dv"],
+    "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "dv"],
 }
 # the inputs' and gradients' row strides: 3W for views of the (B, T, 3W) projection (and of its gradient), H·D when
 # contiguous, multiples of 16 either way
@@ -106,7 +106,7 @@ def main():
     parser.add_argument("--kstep", type=int, default=0, help="chunk_grads_kernel's K block (0: all of K)")
     parser.add_argument("--accumulate", action="store_true", help="gradient kernels adding into the projection's")
     parser.add_argument("--dot-scan", action="store_true", help="chunk_grads_kernel's DOT_SCAN")
-    parser.add_argument("--stored", action="store_true", help="the gradient kernels' STORED (and its stores)")
+    parser.add_argument("--stored", action="store_true", help="chunk_grads_kernel's STORED, with its stores")
     args = parser.parse_args()
     common = dict(
         H=8,

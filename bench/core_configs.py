@@ -180,6 +180,21 @@ def force(chosen: dict[str, tuple]) -> None:
     metala_core_triton._kernels = lambda: kernels
 
 
+FLAGS = ("SPLIT_DV", "STORED_DECAY_ROWS")  # metala_core_triton's switches between forms of the backward
+
+
+def time_flipped(flag: str, timed, label: str) -> float:
+    """`timed()` with metala_core_triton's boolean `flag` the other way (it is read at every backward), then back."""
+    setting = getattr(metala_core_triton, flag)
+    setattr(metala_core_triton, flag, not setting)
+    try:
+        ms = timed()
+    finally:
+        setattr(metala_core_triton, flag, setting)
+    print(f"CORE CONFIGS {label}: kept states, {flag}={not setting} (shipped lists) {ms:.3f} ms", flush=True)
+    return ms
+
+
 def tune_shipped(call) -> None:
     """Run `call` on the shipped autotuners, so that each picks its configuration for this shape (what `force`
     keeps for the kernels a sweep does not vary: each candidate is then timed as the model would run it)."""
@@ -188,7 +203,7 @@ def tune_shipped(call) -> None:
 
 
 _SHIPPED = metala_core_triton._kernels
-ONLY: list[str] = []  # --kernels: sweep these only (the others at their shipped first configuration)
+ONLY: list[str] = []  # --kernels: sweep these only (the others as `force` keeps them)
 
 
 def check(name: str, index: int, smoke: bool) -> dict:
@@ -296,18 +311,9 @@ def main():
         metala_core_triton._kernels = _SHIPPED
         shipped, shipped_kept = time(), time(keep_states=True)
         host = host_ms(inputs, device == "cuda")
-        split = getattr(metala_core_triton, "SPLIT_DV", None)
-        if split is not None:  # the other form of the backward's last kernels, from the shipped lists
-            metala_core_triton.SPLIT_DV = not split
-            other_form = time(keep_states=True)
-            metala_core_triton.SPLIT_DV = split
-            print(f"CORE CONFIGS {label}: kept states, SPLIT_DV={not split} (shipped lists) {other_form:.3f} ms")
-        # the qk gradients reading the decay terms that the state-gradient updates stored, shipped lists
-        stored = metala_core_triton.STORED_DECAY_ROWS
-        metala_core_triton.STORED_DECAY_ROWS = not stored
-        other_rows = time(keep_states=True)
-        metala_core_triton.STORED_DECAY_ROWS = stored
-        print(f"CORE CONFIGS {label}: kept states, STORED_DECAY_ROWS={not stored} (shipped lists) {other_rows:.3f} ms")
+        # the backward's other forms, from the shipped lists: dv in the qk-gradient kernel's V loop; the qk gradients
+        # reading the decay terms that the state-gradient updates stored
+        other = {flag: time_flipped(flag, lambda: time(keep_states=True), label) for flag in FLAGS}
         print(
             f"CORE CONFIGS {label}: shipped lists (autotuned) {shipped:.3f} ms, kept states {shipped_kept:.3f}; "
             f"every kernel at its best candidate {all_best:.3f} ms, kept states {all_best_kept:.3f}; host time to "
@@ -324,8 +330,7 @@ def main():
             "all_best": all_best,
             "all_best_kept_states": all_best_kept,
             "host_ms": host,
-            "other_dv_form_kept_states": other_form if split is not None else None,
-            "other_decay_rows_kept_states": other_rows,
+            "other_forms_kept_states": other,
         }
     if args.out:
         with open(args.out, "w") as f:

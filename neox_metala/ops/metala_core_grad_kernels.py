@@ -284,8 +284,6 @@ def chunk_dv_kernel(
     gate_logits,
     d_out,
     state_grads,
-    log_decays,
-    cums,
     dv,
     scale,
     stride_q,
@@ -303,18 +301,17 @@ def chunk_dv_kernel(
     PRECISION: tl.constexpr,
     BF16: tl.constexpr,
     ACCUMULATE: tl.constexpr,
-    STORED: tl.constexpr = False,
 ):
     """dv of one chunk's V block, for `chunk_grads_kernel` without DV: the V blocks run in parallel, and neither
-    kernel holds the other's tiles (the scores are formed once per V block, a 64×64×K product). STORED as
-    `chunk_grads_kernel`'s. Grid (N, B·H, V/BV)."""
+    kernel holds the other's tiles (the scores are formed once per V block, a 64×64×K product) and its decay terms
+    from the gate logits (reading STORED_DECAY_ROWS' rows cost it registers and spills). Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
     if ACCUMULATE:  # loaded first, as chunk_grads_kernel's priors
         dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV)
-    scores_t, key_to_end = _dv_operands(
-        q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
-        PRECISION, BF16, STORED,
+    scores_t, key_to_end = _dv_operands(  # the gate logits stand in for the stored rows, which it does not read
+        q, gate_logits, gate_logits, gate_logits, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
+        PRECISION, BF16, False,
     )  # fmt: skip
     d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
     state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)

@@ -46,7 +46,7 @@ forms in one process."""
 
 STORED_DECAY_ROWS = False
 """The backward's state-gradient updates also store each chunk's log decay and G per token (fp32, two buffers of
-B·T·H·K: 67 MB per layer at B8 T2048 H8 K64, freed with the backward), which the gradient kernels then read instead
+B·T·H·K: 67 MB per layer at B8 T2048 H8 K64, freed with the backward), which the qk-gradient kernel then reads instead
 of forming them again from the gate logits (logsigmoid's series and a scan along the chunk): the qk-gradient kernel's
 sm90 bf16 build at BV 64 has 4,944 instructions instead of 6,248 and spills 80 B instead of 136, for ~120 MB more
 traffic; dv keeps forming them (reading them took it from 246 registers to 255 and 160 B spilled). Untimed: off
@@ -290,9 +290,10 @@ def metala_core_bwd(
     state_grads = torch.empty_like(states)
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
     stored = STORED_DECAY_ROWS
-    # with stored rows, each chunk's log decay and G per token (fp32); else placeholders that no kernel reads
-    rows = q.new_empty(2, batch_heads, sizes["NT"] * chunk_size, sizes["K"], dtype=torch.float32) if stored else None
-    log_decays, cums = (rows[0], rows[1]) if stored else (decays, decays)
+    if stored:  # each chunk's log decay and G per token (fp32)
+        log_decays, cums = q.new_empty(2, batch_heads, sizes["NT"] * chunk_size, sizes["K"], dtype=torch.float32)
+    else:  # placeholders that no kernel reads
+        log_decays = cums = decays
     stride_q, stride_g = strides["stride_q"], strides["stride_g"]
     launch(
         _kernels()["state_grad_updates"], _updates_grid(sizes, batch_heads),
@@ -311,8 +312,8 @@ def metala_core_bwd(
         )  # fmt: skip
         launch(
             _kernels()["chunk_dv"], _updates_grid(sizes, batch_heads),
-            q, gate_logits, d_out, state_grads, log_decays, cums, dv, scale, stride_q, stride_g, stride_dv, normalizer,
-            **sizes, **blocks,
+            q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,
+            **blocks,
         )  # fmt: skip
     else:
         launch(
