@@ -105,7 +105,6 @@ def main():
     parser.add_argument("--kernels", nargs="+", help="only these kernels (default: all)")
     parser.add_argument("--kstep", type=int, default=0, help="chunk_grads_kernel's K block (0: all of K)")
     parser.add_argument("--accumulate", action="store_true", help="gradient kernels adding into the projection's")
-    parser.add_argument("--dot-scan", action="store_true", help="chunk_grads_kernel's DOT_SCAN")
     parser.add_argument("--stored", action="store_true", help="chunk_grads_kernel's STORED, with its stores")
     args = parser.parse_args()
     common = dict(
@@ -116,7 +115,6 @@ def main():
         PRECISION="ieee" if args.dtype == "fp32" else "tf32",
         ACCUMULATE=args.accumulate,
         KSTEP=args.kstep,
-        DOT_SCAN=args.dot_scan,
         STORED=args.stored,
         STORE_DECAY_ROWS=args.stored,
     )

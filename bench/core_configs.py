@@ -80,10 +80,7 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
             (32, 16, 8, 1, 128),
             (16, 16, 8, 2, 128),
         ]
-    ]
-    # d G's reverse cumsum on the tensor cores (DOT_SCAN; sm90 bf16 build at BV 64: 5,928 instructions against
-    # 6,248, registers and spills as without)
-    + [({"BV": bv, "DOT_SCAN": True}, w, s) for bv, w, s in [(64, 8, 1), (32, 8, 1), (64, 16, 1)]],
+    ],
     "chunk_dv": _bv(
         [
             (16, 4, 1),

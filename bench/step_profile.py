@@ -88,11 +88,17 @@ def idle_attribution(trace_file: str, steps: int, top: int) -> dict:
         return chain or [{"name": "(no profiler op)"}]
 
     inner, outer = defaultdict(float), defaultdict(float)
+    launched_by, launched_count = defaultdict(float), defaultdict(int)  # elementwise kernels, by the ops around
     waited, end = 0.0, None
     for kernel in device:
+        launch = launches.get(kernel.get("args", {}).get("correlation"))
+        if launch is not None and kernel_class(kernel["name"]) == "elementwise":
+            chain = enclosing(launch["tid"], launch["ts"])
+            key = " <- ".join([kernel["name"][:48], *(e["name"][:48] for e in chain[-1:-4:-1])])
+            launched_by[key] += kernel["dur"]
+            launched_count[key] += 1
         if end is not None and kernel["ts"] > end:
             gap = kernel["ts"] - end
-            launch = launches.get(kernel.get("args", {}).get("correlation"))
             if launch is not None and launch["ts"] > end:
                 chain = enclosing(launch["tid"], launch["ts"])
                 inner[chain[-1]["name"][:90]] += gap
@@ -108,6 +114,8 @@ def idle_attribution(trace_file: str, steps: int, top: int) -> dict:
         "by_innermost_op_ms_per_step": table(inner),
         "by_outermost_op_ms_per_step": table(outer),
         "launched_before_gap_ms_per_step": waited / 1e3 / steps,
+        # which host ops start the elementwise kernels (kernel <- innermost op <- its parents): ms, launches per step
+        "elementwise_by_launching_op": [(name, ms, launched_count[name] / steps) for name, ms in table(launched_by)],
     }
 
 
@@ -224,6 +232,9 @@ def main() -> None:
                 for name, ms in idle[title]:
                     print(f"      {ms:8.2f} ms  {name}")
             print(f"   idle, kernel launched before the gap: {idle['launched_before_gap_ms_per_step']:.2f} ms")
+            print("   elementwise kernels by the host ops that launched them:")
+            for name, ms, launches in idle["elementwise_by_launching_op"]:
+                print(f"      {ms:8.2f} ms  {launches:5.0f}x  {name}")
     if options.out:
         with open(options.out, "w") as f:
             json.dump(results, f, indent=1)

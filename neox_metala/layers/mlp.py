@@ -35,6 +35,9 @@ class ParallelSwiGLU(nn.Module):
             skip_bias_add=False,
         )
         self._initialize(settings, layer_number)
+        # one rank: megatron-core's layer would only call the op (no reduction), so the op runs directly and adds
+        # the residual in its GEMM; under TP the residual is added after the reduction across ranks
+        self.residual_in_gemm = tp == 1
 
     def _initialize(self, s: BlockSettings, layer_number: int) -> None:
         std, out_std = init.stds(s)
@@ -49,10 +52,13 @@ class ParallelSwiGLU(nn.Module):
         init.mark_tensor_parallel(self.w1_w3.weight, 0, (s.mlp_width, s.mlp_width))
         init.mark_tensor_parallel(self.w2.weight, 1)
 
-    def forward(self, x):
+    def forward(self, x, residual=None):
+        """-> SwiGLU(x), plus `residual` when given (on one TP rank added by the down projection's GEMM itself)."""
         gate_and_up, _ = self.w1_w3(x)
+        if residual is not None and self.residual_in_gemm:
+            return swiglu_op.swiglu_linear(gate_and_up, self.w2.weight, residual)
         out, _ = self.w2(gate_and_up)
-        return out
+        return out if residual is None else residual + out
 
 
 class SwiGLURowParallelLinear(parallel.RowParallelLinear):

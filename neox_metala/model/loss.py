@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from megatron.core import tensor_parallel
 
 from .. import parallel
+from ..ops import cross_entropy_op
 
 CHUNK_TOKENS = 2048  # 2048 x 50,304 fp32 logits: 0.4 GB; big enough for full-speed GEMMs
 # On CPU, each fp32 temporary of a chunk stays under glibc's largest mmap threshold (32 MiB): larger blocks are
@@ -64,22 +65,31 @@ class _LinearCrossEntropy(torch.autograd.Function):
         total = torch.zeros((), dtype=wide, device=hidden.device)
         chunk = chunk_tokens(hidden, weight.shape[0])
         vocab_split = dist.get_world_size(group) > 1
+        # one rank's whole vocabulary on a GPU: one kernel per chunk, the gradient written over the logits
+        one_kernel = not vocab_split and cross_entropy_op.applies(hidden)
+        row_losses = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device) if one_kernel else None
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start : start + chunk]
             logits = F.linear(h, weight)
             local = labels[start : start + chunk] - vocab_start
-            if vocab_split:  # the max over every rank's slice first, then the sums
-                maxes = logits.amax(-1).to(wide)
-                _all_reduce(maxes, group, dist.ReduceOp.MAX)
-                target, sum_exp = _all_reduce(torch.stack(steps.partials(logits, maxes, local)), group)
-            else:
-                maxes, target, sum_exp = steps.max_and_partials(logits, local)
             w = token_weights[start : start + chunk]
-            total += steps.loss(target, sum_exp, maxes, w)
+            if one_kernel:
+                cross_entropy_op.cross_entropy_rows(logits, local, w, row_losses[start : start + chunk], want_grads)
+                grad_logits = logits
+            else:
+                if vocab_split:  # the max over every rank's slice first, then the sums
+                    maxes = logits.amax(-1).to(wide)
+                    _all_reduce(maxes, group, dist.ReduceOp.MAX)
+                    target, sum_exp = _all_reduce(torch.stack(steps.partials(logits, maxes, local)), group)
+                else:
+                    maxes, target, sum_exp = steps.max_and_partials(logits, local)
+                total += steps.loss(target, sum_exp, maxes, w)
+                grad_logits = steps.grad_logits(logits, maxes, sum_exp, local, w) if want_grads else None
             if want_grads:
-                grad_logits = steps.grad_logits(logits, maxes, sum_exp, local, w)
                 grad_hidden[start : start + chunk] = grad_logits @ weight
                 _accumulate_product(grad_weight, grad_logits.t(), h)
+        if one_kernel:
+            total = row_losses.sum().to(wide)
         if want_grads:
             _all_reduce(grad_hidden, group, dist.ReduceOp.SUM)  # hidden feeds every rank's vocab slice
             ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))

@@ -104,32 +104,11 @@ def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.co
 
 
 @triton.jit
-def _reverse_row_sums(x, BT: tl.constexpr, PRECISION: tl.constexpr):
-    """tl.cumsum(x, 0, reverse=True) of a (BT, N) fp32 tile as products with a triangle of ones on the tensor cores:
-    x split into three bf16 parts (x = hi + mid + lo to 2^-24 of |x|, fp32's own rounding), whose products with 1 are
-    exact and sum in fp32; with fp32 inputs (PRECISION "ieee": the tests' reference runs, and the interpreter's,
-    whose bf16 products are not the GPU's) one exact fp32 product. A scan along the rows crosses threads and warps
-    (sm90 bf16 build of chunk_grads_kernel at BV 64: 6,248 instructions with it, 5,928 with this)."""
-    rows = tl.arange(0, BT)
-    triangle = tl.where(rows[None, :] >= rows[:, None], 1.0, 0.0)
-    if PRECISION == "ieee":
-        return tl.dot(triangle, x, input_precision="ieee")
-    triangle = triangle.to(tl.bfloat16)
-    hi = x.to(tl.bfloat16)
-    rest = x - hi.to(tl.float32)
-    mid = rest.to(tl.bfloat16)
-    lo = (rest - mid.to(tl.float32)).to(tl.bfloat16)
-    total = tl.dot(triangle, hi)
-    total = tl.dot(triangle, mid, total)
-    return tl.dot(triangle, lo, total)
-
-
-@triton.jit
 def _store_qk_grads(
     q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
     dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer, H: tl.constexpr,
     K: tl.constexpr, col, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
-    ACCUMULATE: tl.constexpr, DOT_SCAN: tl.constexpr, STORED: tl.constexpr,
+    ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
 ):  # fmt: skip
     """dq and d gate logits of one chunk's channels [col, col + BK) from the V loop's sums: d_scores = do vᵀ (all of
     V, unscaled, unmasked), dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh on those channels. Everything here but
@@ -150,12 +129,7 @@ def _store_qk_grads(
     d_cum = q_b.to(tl.float32) * dq_b - key * dk
     last_term = tl.exp(cum_last) * state_dot_grad + tl.sum(key * dk_inter, 0)
     d_cum += tl.where(rows[:, None] == BT - 1, last_term[None, :], 0.0)
-    # G's sums (by a scan, or with DOT_SCAN by the tensor cores), then the key's path
-    if DOT_SCAN:
-        sums = _reverse_row_sums(d_cum, BT, PRECISION)
-    else:
-        sums = tl.cumsum(d_cum, 0, reverse=True)
-    d_log_decay_b = sums - tl.exp(log_decay_b) * dk
+    d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - tl.exp(log_decay_b) * dk  # G's sums, then the key's path
     # through log α = logsigmoid(x) / normalizer: d x = d log α · sigmoid(−x) / normalizer, with
     # sigmoid(−x) = 1 − e^(normalizer · log α) formed as −expm1 (exact where x is large and sigmoid(−x) tiny)
     d_gate_logits_b = d_log_decay_b * _neg_expm1(log_decay_b * normalizer) * (1.0 / normalizer)
@@ -236,15 +210,13 @@ def chunk_grads_kernel(
     DV: tl.constexpr,
     ACCUMULATE: tl.constexpr,
     KSTEP: tl.constexpr = 0,
-    DOT_SCAN: tl.constexpr = False,
     STORED: tl.constexpr = False,
 ):
     """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
     without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that
     only one block of v, do, h, dh is live at a time. KSTEP (without DV; 0: all of K at once): the channels in
     blocks of KSTEP, one after the other, each with a V loop of its own (do vᵀ formed in the first only), so that
-    the intra-chunk part after each loop holds (BT, KSTEP) tiles instead of (BT, K) ones. DOT_SCAN: the reverse
-    cumsum of d G by products with a triangle of ones (`_reverse_row_sums`) instead of a scan. STORED: the decay
+    the intra-chunk part after each loop holds (BT, KSTEP) tiles instead of (BT, K) ones. STORED: the decay
     terms read from log_decays and cums (ops/metala_core_kernels.py's `_decay_terms`)."""
     n, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
@@ -274,7 +246,7 @@ def chunk_grads_kernel(
         _store_qk_grads(
             q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
             dq_prior, dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer,
-            H, K, i_k * KB, BT, KB, PRECISION, BF16, ACCUMULATE, DOT_SCAN, STORED,
+            H, K, i_k * KB, BT, KB, PRECISION, BF16, ACCUMULATE, STORED,
         )  # fmt: skip
 
 

@@ -44,13 +44,14 @@ of the H200's 0.7 ms core f+b at B8 T2048, its chunk's scores kept through the l
 loop holds three dots instead of five and nothing spills. Read at every backward, so that a benchmark can time both
 forms in one process."""
 
-STORED_DECAY_ROWS = False
+STORED_DECAY_ROWS = True
 """The backward's state-gradient updates also store each chunk's log decay and G per token (fp32, two buffers of
 B·T·H·K: 67 MB per layer at B8 T2048 H8 K64, freed with the backward), which the qk-gradient kernel then reads instead
 of forming them again from the gate logits (logsigmoid's series and a scan along the chunk): the qk-gradient kernel's
 sm90 bf16 build at BV 64 has 4,944 instructions instead of 6,248 and spills 80 B instead of 136, for ~120 MB more
-traffic; dv keeps forming them (reading them took it from 246 registers to 255 and 160 B spilled). Untimed: off
-until bench/core_configs.py shows it faster on a GPU. Read at every backward, as SPLIT_DV."""
+traffic; dv keeps forming them (reading them took it from 246 registers to 255 and 160 B spilled).
+bench/core_configs.py on an H200 (session 16): core forward + backward with kept states 0.518 vs 0.526 ms at B8
+T2048, 0.529 vs 0.536 at B2 T8192. Read at every backward, as SPLIT_DV."""
 
 
 def _block(n: int) -> int:

@@ -89,8 +89,13 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
-def _gemm(y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    return torch.matmul(y, weight.t())
+def _gemm(y: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    if residual is None:
+        return torch.matmul(y, weight.t())
+    # the residual as the GEMM's C (beta = 1): added to the fp32 product before its one rounding, in the GEMM's
+    # epilogue instead of a separate add over the block's output
+    rows = y.reshape(-1, y.shape[-1])
+    return torch.addmm(residual.reshape(-1, residual.shape[-1]), rows, weight.t()).view(residual.shape)
 
 
 def _weight_grad(d_out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -101,19 +106,19 @@ def _weight_grad(d_out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @torch.library.custom_op("neox_metala::swiglu_linear", mutates_args=(), device_types="cuda")
-def swiglu_linear_op(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """-> (SiLU(gate) ⊙ up) weightᵀ, (..., hidden) in h's dtype."""
-    return _gemm(swiglu_forward_triton(h), weight)
+def swiglu_linear_op(h: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+    """-> residual + (SiLU(gate) ⊙ up) weightᵀ (without a residual: the product), (..., hidden) in h's dtype."""
+    return _gemm(swiglu_forward_triton(h), weight, residual)
 
 
 @swiglu_linear_op.register_fake
-def _(h, weight):
+def _(h, weight, residual):
     return h.new_empty(*h.shape[:-1], weight.shape[0])
 
 
 @swiglu_linear_op.register_kernel("cpu")
-def _(h, weight):
-    return _gemm(swiglu_torch(h), weight)
+def _(h, weight, residual):
+    return _gemm(swiglu_torch(h), weight, residual)
 
 
 @torch.library.custom_op("neox_metala::swiglu_linear_backward", mutates_args=(), device_types="cuda")
@@ -137,20 +142,22 @@ def _(d_out, h, weight):
 
 
 def _setup_context(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
+    h, weight, residual = inputs
+    ctx.save_for_backward(h, weight)
+    ctx.has_residual = residual is not None
 
 
 def _backward(ctx, d_out):
     h, weight = ctx.saved_tensors
-    return swiglu_linear_backward(d_out, h, weight)
+    return *swiglu_linear_backward(d_out, h, weight), d_out if ctx.has_residual else None
 
 
 swiglu_linear_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-def swiglu_linear(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def swiglu_linear(h: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
     """out = (SiLU(gate) ⊙ up) weightᵀ for h = [gate | up] (..., 2W) and weight (hidden, W), differentiable, without
-    storing SiLU(gate) ⊙ up for the backward.
+    storing SiLU(gate) ⊙ up for the backward; plus `residual` (..., hidden), added by the GEMM, when given.
 
     Example:
         >>> out = swiglu_linear(gate_and_up, w2.weight)  # (2048, 8, 5632) bf16, (1024, 2816) -> (2048, 8, 1024)
@@ -162,4 +169,9 @@ def swiglu_linear(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         )
     if h.dtype != weight.dtype:
         raise ValueError(f"swiglu_linear: h is {h.dtype} but weight is {weight.dtype}; cast one to the other")
-    return swiglu_linear_op(h, weight)
+    if residual is not None and (residual.shape != (*h.shape[:-1], weight.shape[0]) or residual.dtype != h.dtype):
+        raise ValueError(
+            f"swiglu_linear: residual {tuple(residual.shape)} {residual.dtype} must be the output's shape "
+            f"{(*h.shape[:-1], weight.shape[0])} and h's dtype {h.dtype}"
+        )
+    return swiglu_linear_op(h, weight, residual)

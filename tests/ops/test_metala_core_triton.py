@@ -147,8 +147,7 @@ def test_kernels_read_views_of_one_projection(batch, seq, decay, dv_form):
 
 @pytest.fixture
 def qk_grads_options(monkeypatch):
-    """chunk_grads_kernel (without dv) with options set (KSTEP: the channels in blocks, one after the other;
-    DOT_SCAN: d G's reverse cumsum on the tensor cores)."""
+    """chunk_grads_kernel (without dv) with options set (KSTEP: the channels in blocks, one after the other)."""
     import triton
 
     from neox_metala.ops import metala_core_grad_kernels, metala_core_triton
@@ -175,22 +174,6 @@ def test_qk_gradients_in_channel_blocks_equal_the_recurrence(qk_grads_options, s
     per block of channels, do vᵀ formed in the first block's V loop only."""
     qk_grads_options(KSTEP=16)
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
-
-
-@pytest.mark.parametrize(
-    "seq, head_k_dim, head_v_dim, decay",
-    [(130, 16, 32, "mild"), (63, 16, 32, "strong"), (130, 20, 24, "graded"), (70, 16, 32, "open-shut")],
-    ids=["T130-mild", "T63-strong", "T130-K20-graded", "T70-open-shut"],
-)
-@pytest.mark.parametrize(
-    "dtype", [torch.float32, pytest.param(torch.bfloat16, marks=GPU_ONLY)], ids=["fp32", "bf16"]
-)  # fmt: skip
-def test_qk_gradients_with_sums_by_the_tensor_cores_equal_the_recurrence(qk_grads_options, seq, head_k_dim,
-                                                                         head_v_dim, decay, dtype):  # fmt: skip
-    """DOT_SCAN: d G's reverse cumsum on the tensor cores, in bf16 as products with a triangle of ones of its three
-    bf16 parts, in fp32 as one exact product; chunks of strong decay (whose d log α cancels most) included."""
-    qk_grads_options(DOT_SCAN=True)
-    check(dtype, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
 @GPU_ONLY

@@ -40,9 +40,25 @@ def test_op_equals_the_plain_formula_in_fp64(leading, width, hidden):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_residual_form_adds_the_residual_and_passes_its_gradient():
+    """out = residual + (SiLU(gate) ⊙ up) Wᵀ with the residual as the GEMM's C; d residual = d out."""
+    h, weight, d_out = draw((7, 3), 24, 10)
+    residual = torch.randn_like(d_out)
+    leaves = [t.detach().requires_grad_() for t in (h, weight, residual)]
+    got = swiglu_op.swiglu_linear(*leaves)
+    want_leaves = [t.detach().requires_grad_() for t in (h, weight, residual)]
+    want = want_leaves[2] + plain(*want_leaves[:2])
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for g, w in zip(torch.autograd.grad(got, leaves, d_out), torch.autograd.grad(want, want_leaves, d_out)):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"residual \(7, 3, 9\)"):
+        swiglu_op.swiglu_linear(h, weight, residual[..., 1:])
+
+
 def test_op_registrations_pass_opcheck():
     h, weight, d_out = draw((6, 2), 16, 8)
-    torch.library.opcheck(swiglu_op.swiglu_linear_op, (h.detach().requires_grad_(), weight.requires_grad_()))
+    torch.library.opcheck(swiglu_op.swiglu_linear_op, (h.detach().requires_grad_(), weight.requires_grad_(), None))
+    torch.library.opcheck(swiglu_op.swiglu_linear_op, (h.detach(), weight.detach(), d_out.clone().requires_grad_()))
     torch.library.opcheck(swiglu_op.swiglu_linear_backward, (d_out, h.detach(), weight.detach()))
 
 
@@ -82,3 +98,6 @@ def test_mlp_equals_the_plain_formula(single_rank):
     weights = (x, mlp.w1_w3.weight, mlp.w2.weight)
     for got, expected in zip(torch.autograd.grad(out, weights, d_out), torch.autograd.grad(want, weights, d_out)):
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    assert mlp.residual_in_gemm  # one rank: the block's residual goes into the down projection's GEMM
+    residual = torch.randn_like(want)
+    torch.testing.assert_close(mlp(x, residual=residual), residual + want, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,48 @@
+"""The loss's softmax cross-entropy of one chunk of logits as one Triton kernel (ops/cross_entropy_kernels.py):
+per-row losses and, in place of the logits, their gradient. CUDA only; model/loss.py runs its PyTorch steps
+elsewhere (CPU, and vocab-parallel ranks, whose sums need an all-reduce between the passes).
+
+Why: the compiled PyTorch steps read each chunk's logits three times (2048 × 50,304 bf16, 206 MB per chunk, 32
+chunks per step of the 380M run): 8.8 ms of a 375 ms step on an H200 against ~4 ms for one read for the sums and
+one read and write for the gradient (docs/benchmarks.md, session 15's profile).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+from .triton_launch import launch
+
+BLOCK = 4096  # logits per loop step of a row (16 per thread at 8 warps)
+WARPS = 8
+
+
+@functools.cache
+def _kernel():
+    from .cross_entropy_kernels import cross_entropy_kernel
+
+    return cross_entropy_kernel
+
+
+def applies(logits: torch.Tensor) -> bool:
+    """Whether the kernel runs these logits: CUDA (or the Triton interpreter, in tests), fp32 or half."""
+    runs = logits.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+    return runs and logits.dtype in (torch.float32, torch.bfloat16, torch.float16)
+
+
+def cross_entropy_rows(logits, labels, weights, losses, write_grad: bool) -> None:
+    """logits (rows, V) with contiguous rows, labels (rows,) int64 in [0, V) (a label outside is not read: its
+    row gets no target term, as the PyTorch steps' out-of-slice labels; the loss weighs such tokens 0), weights
+    (rows,) fp32 -> losses[r] = (logsumexp(logits[r]) − logits[r, labels[r]]) · weights[r] (fp32, written into
+    `losses`); with write_grad the logits are overwritten by weights[r] (softmax(logits[r]) − onehot(labels[r]))."""
+    rows, vocab = logits.shape
+    if logits.stride(1) != 1:
+        raise ValueError("cross_entropy_rows: the logits' rows must be contiguous")
+    if rows:
+        launch(
+            _kernel(), (rows,), logits, labels, weights, losses, vocab, logits.stride(0), WRITE_GRAD=write_grad,
+            BV=BLOCK, num_warps=WARPS,
+        )  # fmt: skip
