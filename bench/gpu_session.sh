@@ -3,7 +3,7 @@
 # ../shared/tools/device-wheels.sh in .gpu/wheels (`bash bench/gpu_prepare.sh` here builds .gpu/; py-spy in
 # .gpu/wheels/tools for stack dumps) and, if a previous
 # call brought them back, compile caches in .gpu/cache.tgz.part-*. Usage: bash bench/gpu_session.sh STEP...
-# (hang-old, starts, gpu-suite, tests, new-tests, core-tests, core, core-configs, conv, epilogue, norm, loss, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
+# (hang-old, starts, gpu-suite, tests, new-tests, core-tests, core, core-configs, conv, epilogue, loss, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
 # JSON results go to $OUT (and, at exit, all of them in $OUT/0-logs-PID.tgz); the kernel caches come back as
 # $OUT/cache.tgz.part-* (copy them into .gpu/).
 set -uo pipefail
@@ -57,7 +57,7 @@ step() {  # step NAME SECONDS COMMAND...
     echo "== $name (limit ${limit}s)"
     timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
     echo "== $name exit $? after $(( $(date +%s) - t0 )) s"
-    grep -E "GPU-ERR|passed|failed|error|Error|ratio|==|tok/s|M tok|floor|share|gemm|MFU|warmup|vs 1gpu|resumed|FAILED|best|CONFIGS|NORM|LOSS" "$OUT/$name.log" | tail -60
+    grep -E "GPU-ERR|passed|failed|error|Error|ratio|==|tok/s|M tok|floor|share|gemm|MFU|warmup|vs 1gpu|resumed|FAILED|best|CONFIGS|LOSS" "$OUT/$name.log" | tail -60
 }
 hang_old() {  # the code before the fix (.gpu/old: git archive of it), a pipeline-engine run with DataLoader workers
     [ -d .gpu/old ] || { echo "no .gpu/old"; return 0; }
@@ -105,7 +105,6 @@ for s in "$@"; do
                           ${CORE_CONFIGS_ARGS:-} ;;
         conv) step conv ${CONV_LIMIT:-180} python3 bench/conv.py ${CONV_ARGS:-} ;;
         epilogue) step epilogue ${EPILOGUE_LIMIT:-240} python3 bench/epilogue.py ${EPILOGUE_ARGS:-} ;;
-        norm) step norm ${NORM_LIMIT:-180} python3 bench/norm.py ${NORM_ARGS:-} ;;
         loss) step loss ${LOSS_LIMIT:-180} python3 bench/loss.py ${LOSS_ARGS:-} ;;
         core-tests) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton NEOX_METALA_FAST_AUTOTUNE=1
                      step core-tests ${CORE_TESTS_LIMIT:-420} python3 -m pytest -q -s -p no:cacheprovider \

@@ -14,7 +14,7 @@ from .attention import ParallelSelfAttention
 from .cache import LayerCache
 from .mixer import MetaLAMixer, padding_mask_or_none
 from .mlp import ParallelSwiGLU
-from .norms import add_and_norm, build_norm
+from .norms import build_norm
 from .settings import BlockSettings
 
 MIXER_TYPES = {"metala": MetaLAMixer, "attention": ParallelSelfAttention}
@@ -50,8 +50,8 @@ class ParallelBlock(nn.Module):
 
     def _forward(self, hidden, padding_mask, document_starts=None, cache=None):
         mixed = self.mixer(self.input_norm(hidden), padding_mask, cache=cache, document_starts=document_starts)
-        hidden, normed = add_and_norm(self.post_mixer_norm, hidden, self.dropout(mixed))
-        return self.mlp(normed, residual=hidden)
+        hidden = hidden + self.dropout(mixed)
+        return self.mlp(self.post_mixer_norm(hidden), residual=hidden)
 
     def forward(self, hidden, padding_mask=None, cache: LayerCache | None = None, document_starts=None):
         """hidden: (seq, batch, hidden) -> same shape. `cache`: decode state, continued and updated.

@@ -1,16 +1,17 @@
 """Block norms: `rmsnorm` (learned scale), `layernorm` (weight and bias), `simple_rmsnorm` (no parameters,
-the official HF model's default). RMS norms compute in fp32 and return the input dtype, through
-ops/rms_norm_op.py (Triton kernels on CUDA). `add_and_norm(norm, x, residual)` is the block's residual add and
-the norm after it, one op for the RMS norms."""
+the official HF model's default). RMS norms compute in fp32 and return the input dtype."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..ops import rms_norm_op
-
 SIMPLE_RMSNORM_EPS = 1e-6  # fixed in the official HF model, whatever the config says
+
+
+def _rms_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
+    wide = x.float()
+    return wide * torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + eps)
 
 
 class RMSNorm(nn.Module):
@@ -22,10 +23,7 @@ class RMSNorm(nn.Module):
         self.scale = nn.Parameter(torch.ones(hidden_size))
 
     def forward(self, x):
-        return rms_norm_op.rms_norm(x, self.scale, self.eps)
-
-    def add_and_norm(self, x, residual):
-        return rms_norm_op.add_rms_norm(x, residual, self.scale, self.eps)
+        return (_rms_normalize(x, self.eps) * self.scale.float()).to(x.dtype)
 
 
 class SimpleRMSNorm(nn.Module):
@@ -36,18 +34,7 @@ class SimpleRMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        return rms_norm_op.rms_norm(x, None, self.eps)
-
-    def add_and_norm(self, x, residual):
-        return rms_norm_op.add_rms_norm(x, residual, None, self.eps)
-
-
-def add_and_norm(norm: nn.Module, x: torch.Tensor, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (x + residual, norm(x + residual))."""
-    if hasattr(norm, "add_and_norm"):
-        return norm.add_and_norm(x, residual)
-    total = x + residual
-    return total, norm(total)
+        return _rms_normalize(x, self.eps).to(x.dtype)
 
 
 NORMS = {

@@ -7,6 +7,8 @@ Two forms of the same number:
     neither the fp32 logits of the whole batch nor the softmax for the backward are ever held (~5 GB for 8 x 2048
     tokens of a 50k vocabulary), and the backward is a scaling. Same arithmetic as the first form: bf16 logits
     from one GEMM, softmax in fp32, gradients cast to the weight dtype for the GEMMs.
+    On a GPU with the whole vocabulary on one rank each chunk's softmax, loss and gradient are one Triton kernel
+    (ops/cross_entropy_op.py); elsewhere (CPU, vocab-parallel ranks) compiled or eager PyTorch steps.
 """
 
 from __future__ import annotations
