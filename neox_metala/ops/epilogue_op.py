@@ -131,7 +131,7 @@ def epilogue_backward_triton(
     (d_out, o, q, x, v, g), strides = _strided(d_out, o, q, x, v, g)
     batch, seq, heads, head_v_dim = o.shape
     head_k_dim = q.shape[-1]
-    block_t, warps = blocks
+    block_t, warps, *register_cap = blocks  # (tokens, warps[, registers per thread: Triton's maxnreg])
     steps = max(1, min(steps, _cdiv(seq, block_t)))  # a short sequence needs no empty steps
     spans = _cdiv(seq, block_t * steps)
     aug, bias = aug_balance is not None, gate_bias is not None
@@ -161,6 +161,7 @@ def epilogue_backward_triton(
         partial.stride(0), float(normalizer),
         H=heads, K=head_k_dim, V=head_v_dim, BT=block_t, BK=_block(head_k_dim), BV=_block(head_v_dim),
         STEPS=steps, STAGES=stages, AUG=aug, BIAS=bias, num_warps=warps,
+        **({"maxnreg": register_cap[0]} if register_cap else {}),
     )  # fmt: skip
     sums = partial.sum(0) if bias or aug else None
     # copies even where the dtype matches: two views of `sums` would alias, which custom ops must not return
