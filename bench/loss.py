@@ -8,7 +8,8 @@ in both and not timed.
 
 One line per case: median ms of each path (CUDA events, L2 flushed before every run), the speed-up, the kernel
 against its byte floor (read the logits, read and write them again: 3 × rows × V × 2 bytes; the second read may
-come from L2, so the floor is an upper bound of what a row-at-a-time kernel needs) and the largest differences.
+come from L2, so the floor is an upper bound of what a row-at-a-time kernel needs) and the largest differences;
+then the kernel at each (block, warps) of BLOCKS.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 from kernel_timing import copy_bandwidth, median_ms, parse_args, relative_differences  # noqa: E402
 
 CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
+# (logits per loop step, warps): the default first. Fewer rows in flight (more warps per program) may keep a row in L2
+# between the kernel's two reads of it (~100 KB a row at 50k bf16; an H200's L2 holds 50 MB)
+BLOCKS = [(4096, 8), (2048, 4), (4096, 16), (8192, 16), (8192, 8), (2048, 8), (16384, 32)]
 
 
 def draw(rows, vocab, dtype, device):
@@ -44,10 +48,10 @@ def steps_path(steps):
     return call
 
 
-def kernel_path(logits, labels, weights):
+def kernel_path(logits, labels, weights, blocks=None):
     losses = torch.empty(logits.shape[0], device=logits.device)
     grad = logits.clone()  # the kernel writes over its input; the clone is timed separately and subtracted
-    cross_entropy_op.cross_entropy_rows(grad, labels, weights, losses, write_grad=True)
+    cross_entropy_op.cross_entropy_rows(grad, labels, weights, losses, write_grad=True, blocks=blocks)
     return losses.sum(), grad
 
 
@@ -78,6 +82,9 @@ def run_case(rows, vocab, dtype, device, steps, bandwidth, args):
         + ", ".join(f"{name} {value:.1e}" for name, value in differences.items()),
         flush=True,
     )
+    for blocks in BLOCKS[: 1 if args.smoke else None]:
+        ms = median_ms(lambda b=blocks: kernel_path(*inputs, b), *timing) - (clone if CUDA else 0.0)
+        print(f"blocks {blocks}: {ms:.3f} ms ({ms / floor:.2f}x floor)", flush=True)
 
 
 if __name__ == "__main__":
