@@ -103,7 +103,6 @@ def main():
     parser.add_argument("--reverse", action="store_true", help="the scan's reverse (state gradients) direction")
     parser.add_argument("--maxnreg", type=int, help="registers per thread at most (triton.Config's maxnreg)")
     parser.add_argument("--kernels", nargs="+", help="only these kernels (default: all)")
-    parser.add_argument("--kstep", type=int, default=0, help="chunk_grads_kernel's K block (0: all of K)")
     parser.add_argument("--accumulate", action="store_true", help="gradient kernels adding into the projection's")
     parser.add_argument("--stored", action="store_true", help="chunk_grads_kernel's STORED, with its stores")
     args = parser.parse_args()
@@ -114,7 +113,6 @@ def main():
         BT=64,
         PRECISION="ieee" if args.dtype == "fp32" else "tf32",
         ACCUMULATE=args.accumulate,
-        KSTEP=args.kstep,
         STORED=args.stored,
         STORE_DECAY_ROWS=args.stored,
     )

@@ -64,23 +64,7 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     # metala_core_triton.SPLIT_DV's two kernels
     "chunk_qk_grads": _bv(
         [(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1), (64, 16, 1), (128, 16, 1)]
-    )
-    # the channels in blocks of KSTEP (sm90 bf16 builds: no spills at 8 warps with 32 or 16, 254 / 222 registers;
-    # at 16 warps 104 / 72 B spilled against 224 B with all of K; KSTEP 16 under a 128-register cap, two programs
-    # per SM: 200 B)
-    + [
-        ({"BV": bv, "KSTEP": ks}, w, s, *cap)
-        for bv, ks, w, s, *cap in [
-            (32, 32, 8, 1),
-            (32, 16, 8, 1),
-            (16, 32, 8, 2),
-            (64, 32, 16, 1),
-            (32, 16, 16, 1),
-            (64, 16, 16, 1),
-            (32, 16, 8, 1, 128),
-            (16, 16, 8, 2, 128),
-        ]
-    ],
+    ),
     "chunk_dv": _bv(
         [
             (16, 4, 1),

@@ -107,18 +107,18 @@ def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.co
 def _store_qk_grads(
     q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
     dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer, H: tl.constexpr,
-    K: tl.constexpr, col, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
+    K: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
     ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
 ):  # fmt: skip
-    """dq and d gate logits of one chunk's channels [col, col + BK) from the V loop's sums: d_scores = do vᵀ (all of
-    V, unscaled, unmasked), dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh on those channels. Everything here but
-    d_scores is per channel, the choice of the factorised form included (it bounds each channel's exponents)."""
+    """dq and d gate logits of one chunk from the V loop's sums: d_scores = do vᵀ (all of V, unscaled, unmasked),
+    dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh. Everything here but d_scores is per channel, the choice of
+    the factorised form included (it bounds each channel's exponents)."""
     rows = tl.arange(0, BT)
     # the decay terms loaded here rather than kept through the loop: a reload from L2 is cheaper than spilled registers
     log_decay_b, cum, cum_last = _decay_terms(
-        gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, col, BT, BK, STORED
+        gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
     )
-    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, col, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
     dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)
@@ -136,20 +136,20 @@ def _store_qk_grads(
     if ACCUMULATE:
         dq_b += dq_prior.to(tl.float32)
         d_gate_logits_b += dg_prior.to(tl.float32)
-    _store_tokens(dq, dq_b, i_b, i_h, n, T, stride_dq, K, col, BT, BK, False)
-    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T, stride_dg, K, col, BT, BK, False)
+    _store_tokens(dq, dq_b, i_b, i_h, n, T, stride_dq, K, 0, BT, BK, False)
+    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T, stride_dg, K, 0, BT, BK, False)
 
 
 @triton.jit
 def _qk_priors(
     q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K: tl.constexpr, BT: tl.constexpr,
-    BK: tl.constexpr, ACCUMULATE: tl.constexpr, col=0,
+    BK: tl.constexpr, ACCUMULATE: tl.constexpr,
 ):  # fmt: skip
-    """With ACCUMULATE the chunk's dq and d gate logits on channels [col, col + BK) as they are (what
-    `_store_qk_grads` adds to), else placeholders it does not read."""
+    """With ACCUMULATE the chunk's dq and d gate logits as they are (what `_store_qk_grads` adds to), else
+    placeholders it does not read."""
     if ACCUMULATE:
-        dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, col, BT, BK)
-        dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, col, BT, BK)
+        dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, 0, BT, BK)
+        dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, 0, BT, BK)
     else:
         dq_prior, dg_prior = q, q
     return dq_prior, dg_prior
@@ -159,17 +159,15 @@ def _qk_priors(
 def _v_block_sums(
     v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
     i_b, i_h, i_bh, n, T, NT, stride_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, col,
-    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr, row=0, SCORES: tl.constexpr = True,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """One step of the V loop, V block [col, col + BV), state rows [row, row + BK): d_scores += do vᵀ (if SCORES),
-    dq_inter += do hᵀ, dk_inter += v dhᵀ, state_dot_grad += Σ_j h ⊙ dh; and that block's do and dh (dv's
-    operands)."""
+    """One step of the V loop, V block [col, col + BV): d_scores += do vᵀ, dq_inter += do hᵀ, dk_inter += v dhᵀ,
+    state_dot_grad += Σ_j h ⊙ dh; and that block's do and dh (dv's operands)."""
     v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, col, BT, BV)
     d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, col, BT, BV)
-    state = _load_state(states, i_bh, n, NT, K, V, row, col, BK, BV)
-    state_grad = _load_state(state_grads, i_bh, n, NT, K, V, row, col, BK, BV)
-    if SCORES:
-        d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
+    state = _load_state(states, i_bh, n, NT, K, V, 0, col, BK, BV)
+    state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, col, BK, BV)
+    d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
     dq_inter += tl.dot(d_out_b, tl.trans(state.to(d_out_b.dtype)), input_precision=PRECISION)
     dk_inter += tl.dot(v_b, tl.trans(state_grad.to(v_b.dtype)), input_precision=PRECISION)
     state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
@@ -209,15 +207,12 @@ def chunk_grads_kernel(
     BF16: tl.constexpr,
     DV: tl.constexpr,
     ACCUMULATE: tl.constexpr,
-    KSTEP: tl.constexpr = 0,
     STORED: tl.constexpr = False,
 ):
     """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
     without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that
-    only one block of v, do, h, dh is live at a time. KSTEP (without DV; 0: all of K at once): the channels in
-    blocks of KSTEP, one after the other, each with a V loop of its own (do vᵀ formed in the first only), so that
-    the intra-chunk part after each loop holds (BT, KSTEP) tiles instead of (BT, K) ones. STORED: the decay
-    terms read from log_decays and cums (ops/metala_core_kernels.py's `_decay_terms`)."""
+    only one block of v, do, h, dh is live at a time. STORED: the decay terms read from log_decays and cums
+    (ops/metala_core_kernels.py's `_decay_terms`)."""
     n, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     if DV:
@@ -225,29 +220,25 @@ def chunk_grads_kernel(
             q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
             PRECISION, BF16, STORED,
         )  # fmt: skip
-    KB: tl.constexpr = BK if (KSTEP == 0 or DV or KSTEP > BK) else KSTEP
-    d_scores = tl.zeros([BT, BT], dtype=tl.float32)
-    for i_k in tl.static_range(BK // KB):
-        # what dq and d gate logits get added to, loaded first: the latency hides behind the work before the store
-        dq_prior, dg_prior = _qk_priors(
-            q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, KB, ACCUMULATE, i_k * KB
-        )
-        dq_inter = tl.zeros([BT, KB], dtype=tl.float32)  # do hᵀ
-        dk_inter = tl.zeros([BT, KB], dtype=tl.float32)  # v dhᵀ
-        state_dot_grad = tl.zeros([KB], dtype=tl.float32)  # Σ_j h ⊙ dh
-        for i_v in range(tl.cdiv(V, BV)):
-            d_scores, dq_inter, dk_inter, state_dot_grad, d_out_b, state_grad = _v_block_sums(
-                v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
-                i_b, i_h, i_bh, n, T, NT, stride_v, H, K, V, i_v * BV, BT, KB, BV, PRECISION, i_k * KB, i_k == 0,
-            )  # fmt: skip
-            if DV:
-                dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-                _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV, ACCUMULATE)
-        _store_qk_grads(
-            q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
-            dq_prior, dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer,
-            H, K, i_k * KB, BT, KB, PRECISION, BF16, ACCUMULATE, STORED,
+    # what dq and d gate logits get added to, loaded first: the latency hides behind the work before the store
+    dq_prior, dg_prior = _qk_priors(q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, BK, ACCUMULATE)
+    d_scores = tl.zeros([BT, BT], dtype=tl.float32)  # do vᵀ
+    dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
+    dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
+    state_dot_grad = tl.zeros([BK], dtype=tl.float32)  # Σ_j h ⊙ dh
+    for i_v in range(tl.cdiv(V, BV)):
+        d_scores, dq_inter, dk_inter, state_dot_grad, d_out_b, state_grad = _v_block_sums(
+            v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
+            i_b, i_h, i_bh, n, T, NT, stride_v, H, K, V, i_v * BV, BT, BK, BV, PRECISION,
         )  # fmt: skip
+        if DV:
+            dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
+            _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV, ACCUMULATE)
+    _store_qk_grads(
+        q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
+        dq_prior, dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer,
+        H, K, BT, BK, PRECISION, BF16, ACCUMULATE, STORED,
+    )  # fmt: skip
 
 
 @triton.jit

@@ -112,7 +112,7 @@ def _kernels():
     # an H200 (core f+b 0.633 against 0.577 ms, B8 T2048 bf16, 2026-11-29) and its 4-warp builds were wrong in bf16.
     # The V loop and the intra-chunk part as two kernels (the loop's sums through fp32 buffers) were slower too
     # (core f+b with kept states 0.594 against 0.586 ms, B8 T2048 bf16, 2026-11-30). So were each kernel's channels
-    # in blocks (KSTEP, kept as an option for bench/core_configs.py: 0.603-0.853 against 0.528 ms) and, for this
+    # in blocks, one V loop per block (KSTEP, session 15: 0.603-0.853 against 0.528 ms; removed) and, for this
     # kernel and dv, a launch per form of the scores (factorised chunks by a build without the sub-chunk form's
     # registers, then the strong-decay ones): 0.525 against 0.529 ms, and its dv builds at BV <= 32 faulted on an
     # H200 (session 15, 2026-11-30); not kept.

@@ -145,37 +145,6 @@ def test_kernels_read_views_of_one_projection(batch, seq, decay, dv_form):
     check(torch.float32, batch, seq, 2, 16, 32, decay, views=True)
 
 
-@pytest.fixture
-def qk_grads_options(monkeypatch):
-    """chunk_grads_kernel (without dv) with options set (KSTEP: the channels in blocks, one after the other)."""
-    import triton
-
-    from neox_metala.ops import metala_core_grad_kernels, metala_core_triton
-
-    def use(**options):
-        kernels = dict(metala_core_triton._kernels())
-        config = triton.Config({"BV": 16, **options}, num_warps=8, num_stages=1)
-        kernels["chunk_qk_grads"] = triton.autotune([config], key=["NT", "H", "K", "V"])(
-            metala_core_grad_kernels.chunk_grads_kernel
-        )
-        monkeypatch.setattr(metala_core_triton, "_kernels", lambda: kernels)
-        monkeypatch.setattr(metala_core_triton, "SPLIT_DV", True)
-
-    return use
-
-
-@pytest.mark.parametrize(
-    "seq, head_k_dim, head_v_dim, decay",
-    [(100, 20, 24, "moderate"), (130, 20, 24, "graded"), (63, 32, 32, "strong"), (70, 32, 32, "open-shut")],
-    ids=["T100-K20-moderate", "T130-K20-graded", "T63-K32-strong", "T70-K32-open-shut"],
-)
-def test_qk_gradients_in_channel_blocks_equal_the_recurrence(qk_grads_options, seq, head_k_dim, head_v_dim, decay):
-    """KSTEP 16 at K = 20 (two blocks, the second mostly past K) and K = 32 (two full blocks): dq and d gate logits
-    per block of channels, do vᵀ formed in the first block's V loop only."""
-    qk_grads_options(KSTEP=16)
-    check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
-
-
 @GPU_ONLY
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
