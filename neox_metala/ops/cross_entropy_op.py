@@ -2,9 +2,9 @@
 per-row losses and, in place of the logits, their gradient. CUDA only; model/loss.py runs its PyTorch steps
 elsewhere (CPU, and vocab-parallel ranks, whose sums need an all-reduce between the passes).
 
-Why: the compiled PyTorch steps read each chunk's logits three times (2048 × 50,304 bf16, 206 MB per chunk, 32
-chunks per step of the 380M run): 8.8 ms of a 375 ms step on an H200 against ~4 ms for one read for the sums and
-one read and write for the gradient (docs/benchmarks.md, session 15's profile).
+Why: the compiled PyTorch steps took 8.85 ms of a 372 ms step of the 380M run on an H200 (2048 × 50,304 bf16
+logits per chunk, 206 MB, 32 chunks per step); this kernel 6.26 ms (docs/benchmarks.md, session 16), at 1.33× the
+time of three passes over the logits at copy bandwidth.
 """
 
 from __future__ import annotations
