@@ -62,7 +62,8 @@ def busy_union(intervals) -> float:
 
 
 def idle_attribution(trace_file: str, steps: int, top: int) -> dict:
-    """GPU idle gaps charged to the host ops that launched the kernel ending each gap (see the module docstring)."""
+    """GPU idle gaps charged to the host ops that launched the kernel ending each gap (see the module docstring); and
+    each elementwise kernel's time charged to the ops around its launch."""
     with open(trace_file) as f:
         events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
     device = sorted(
@@ -92,6 +93,7 @@ def idle_attribution(trace_file: str, steps: int, top: int) -> dict:
     waited, end = 0.0, None
     for kernel in device:
         launch = launches.get(kernel.get("args", {}).get("correlation"))
+        chain = None  # the ops around the launch, looked up once per kernel when needed
         if launch is not None and kernel_class(kernel["name"]) == "elementwise":
             chain = enclosing(launch["tid"], launch["ts"])
             key = " <- ".join([kernel["name"][:48], *(e["name"][:48] for e in chain[-1:-4:-1])])
@@ -100,7 +102,7 @@ def idle_attribution(trace_file: str, steps: int, top: int) -> dict:
         if end is not None and kernel["ts"] > end:
             gap = kernel["ts"] - end
             if launch is not None and launch["ts"] > end:
-                chain = enclosing(launch["tid"], launch["ts"])
+                chain = chain or enclosing(launch["tid"], launch["ts"])
                 inner[chain[-1]["name"][:90]] += gap
                 outer[chain[0]["name"][:90]] += gap
             else:  # launched before the gap: waited on something else (another stream, an event)

@@ -15,6 +15,13 @@ MARKS = [
     pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton"),
     pytest.mark.skipif(DEVICE == "cpu" and not INTERPRETED, reason="needs a CUDA GPU or TRITON_INTERPRET=1"),
 ]
+# norm-relative error bounds of a kernel whose fp32 math is rounded once to its inputs' dtype (`relative_error`)
+ONE_ROUNDING = {torch.float32: 1e-6, torch.bfloat16: 2**-8, torch.float16: 2**-11}
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    """‖got − want‖ / ‖want‖ in fp64, `want` an fp64 reference."""
+    return ((got.double() - want).norm() / want.norm()).item()
 
 
 @contextlib.contextmanager

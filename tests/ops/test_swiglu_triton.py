@@ -11,14 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 import triton_runs
+from triton_runs import relative_error
 
 from neox_metala.ops import swiglu_op
 
 pytestmark = triton_runs.MARKS
 DEVICE = triton_runs.DEVICE
 F64 = torch.float64
-# norm-relative: fp32 math, each result rounded once to the inputs' dtype
-BOUNDS = {torch.float32: 1e-6, torch.bfloat16: 2**-8, torch.float16: 2**-11}
+BOUNDS = triton_runs.ONE_ROUNDING
 SMALL = (4, 16, 1)  # rows, channels, warps: several programs along both axes at the interpreter's shapes
 
 
@@ -39,10 +39,6 @@ def exact(h, dy):
     return y.detach(), dh
 
 
-def error(got, want):
-    return ((got.double() - want).norm() / want.norm()).item()
-
-
 def check(rows, width, dtype, blocks):
     h, dy = draw(rows, width, dtype)
     y_exact, dh_exact = exact(h, dy)
@@ -50,7 +46,7 @@ def check(rows, width, dtype, blocks):
     dh, y_again = swiglu_op.swiglu_backward_triton(h, dy, blocks)
     assert y.shape == (rows, width) and dh.shape == (rows, 2 * width)
     assert torch.equal(y, y_again)  # the backward's y is the forward's, bit for bit
-    errors = {"y": error(y, y_exact), "dh": error(dh, dh_exact)}
+    errors = {"y": relative_error(y, y_exact), "dh": relative_error(dh, dh_exact)}
     assert max(errors.values()) < BOUNDS[dtype], errors
 
 
@@ -92,5 +88,5 @@ def test_op_autograd_equals_the_plain_formula():
     gate, up = exact_leaves[0].chunk(2, dim=-1)
     want = (F.silu(gate) * up) @ exact_leaves[1].t()
     expected = (want, *torch.autograd.grad(want, exact_leaves, d_out.double()))
-    errors = [error(a, b) for a, b in zip(got, expected)]
+    errors = [relative_error(a, b) for a, b in zip(got, expected)]
     assert max(errors) < 2**-7, errors  # bf16 GEMM inputs and outputs: a few roundings
