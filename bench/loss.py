@@ -29,7 +29,7 @@ from kernel_timing import copy_bandwidth, median_ms, parse_args, relative_differ
 CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
 # (logits per loop step, warps): the default first. Fewer rows in flight (more warps per program) may keep a row in L2
 # between the kernel's two reads of it (~100 KB a row at 50k bf16; an H200's L2 holds 50 MB)
-BLOCKS = [(4096, 8), (2048, 4), (4096, 16), (8192, 16), (8192, 8), (2048, 8), (16384, 32)]
+BLOCKS = [(2048, 8), (2048, 4), (4096, 16), (4096, 8), (1024, 4), (1024, 8)]
 
 
 def draw(rows, vocab, dtype, device):

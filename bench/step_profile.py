@@ -182,6 +182,7 @@ def profile_kind(kind, options, directory) -> dict:
         "kernel_ms_per_step": table,
         "idle_ms_per_step": max(0.0, wall * 1e3 - busy_ms),
         "host_syncs_per_step": syncs / options.steps,
+        "kernels_per_step": len(events) / options.steps,
         "tokens_per_step": args.training.train_batch_size * seq,
         # kernel, ms and launches per step (ms / launches: the time of one launch, to set against its byte floor)
         "top_kernels_ms_per_step": [
@@ -225,7 +226,7 @@ def main() -> None:
             wall = r["wall_ms_per_step"]
             print(
                 f"== {kind} T={options.seq}: {wall:.1f} ms/step, {r['tokens_per_step'] / wall * 1e3 / 1e3:.1f} k "
-                f"tok/s, host syncs/step {r['host_syncs_per_step']:.0f}"
+                f"tok/s, host syncs/step {r['host_syncs_per_step']:.0f}, kernels/step {r['kernels_per_step']:.0f}"
             )
             for label, ms in [*r["kernel_ms_per_step"].items(), ("idle", r["idle_ms_per_step"])]:
                 print(f"   {label:<14} {ms:8.1f} ms  {100 * ms / wall:5.1f}%")

@@ -3,8 +3,8 @@ per-row losses and, in place of the logits, their gradient. CUDA only; model/los
 elsewhere (CPU, and vocab-parallel ranks, whose sums need an all-reduce between the passes).
 
 Why: the compiled PyTorch steps took 8.85 ms of a 372 ms step of the 380M run on an H200 (2048 × 50,304 bf16
-logits per chunk, 206 MB, 32 chunks per step); this kernel 6.26 ms (docs/benchmarks.md, session 16), at 1.33× the
-time of three passes over the logits at copy bandwidth.
+logits per chunk, 206 MB, 32 chunks per step); this kernel 6.04 ms (docs/benchmarks.md, session 17), at 1.23× the
+time of three passes over the logits at copy bandwidth (bench/loss.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import torch
 
 from .triton_launch import launch
 
-# logits per loop step of a row (16 per thread at 8 warps), warps: 0.195 ms per 2048 × 50,304 bf16 chunk on an H200
-# (bench/loss.py, session 16); the first pair of bench/loss.py's sweep
-BLOCK = 4096
+# logits per loop step of a row (8 per thread at 8 warps), warps: bench/loss.py's sweep on an H200 (2048 × 50,304
+# bf16 per chunk, session 17): 0.180 ms at (2048, 8) against 0.185 at (2048, 4), 0.182 at (4096, 16), 0.193 at
+# (4096, 8) (session 16's choice) and 0.199-0.250 at 8192-16384 logits per step
+BLOCK = 2048
 WARPS = 8
 
 

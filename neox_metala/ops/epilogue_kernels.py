@@ -8,16 +8,19 @@ Backward, for dy:
     dn = dy ⊙ SiLU(u);  du = dy ⊙ n ⊙ σ(u)(1 + u(1 − σ(u)));  dz = rstd (dn − mean(dn) − n·mean(dn ⊙ n)) = do
     dp = dz ⊙ s(1 − s);  dv = dp·a;  da = Σ_c dp ⊙ v;  dq = da·key·w;  dx = −da·q·w·α·σ(−x)/τ  (α = 1 − key)
     dw = Σ_tokens da·q·key;  db = Σ_tokens du
-The forward stores mean and rstd (fp32, one each per token and head: 1/32 of o's bytes at V = 128 in bf16), so the
-backward needs no reduction for them. dw and db are summed per program over its tokens in (BT, ·) fp32 tiles,
-reduced once at its end (bench/conv.py measured what a reduction per step costs) and written as per-program
-partials that the launcher sums: no atomics, so the result does not depend on the order programs run.
+The forward stores mean, rstd and a (fp32, one each per token and head, 3/64 of o's bytes at V = 128 in bf16), so
+the backward needs no reduction for them: its chain of row sums is mean(dn) and mean(dn·n), then da, and it reads
+q and the logits only at its end (for dq, dx, dw), which keeps them out of registers until then. dw and db are
+summed per program over its tokens in (BT, ·) fp32 tiles, reduced once at its end (bench/conv.py measured what a
+reduction per step costs) and written as per-program partials that the launcher sums: no atomics, so the result
+does not depend on the order programs run.
 
 Layouts: every (B, T, H, D) input has each token's H·D channels contiguous and may be strided over batch and time
 (views of the layer's (B, T, 3W) projection, a (seq, batch) transpose of dy): a batch and a token stride each.
-mean, rstd are (B, T, H) contiguous; y's strides are the launcher's (it may lay y out seq-first for the out
-projection); do (its own pair of strides), dq and dx (one pair), dv and dg (another) may be strided over batch and
-time too: contiguous tensors of their own, or views of the projection's gradient (ops/mixer_op.py). Without AUG
+stats is (3, B, T, H) contiguous, the planes mean, rstd and a (zero without AUG); y's strides are the launcher's (it
+may lay y out seq-first for the out projection); do (its own pair of strides), dq and dx (one pair), dv and dg
+(another) may be strided over batch and time too: contiguous tensors of their own, or views of the projection's
+gradient (ops/mixer_op.py). Without AUG
 (aug_balance None) q, x and v are not read and dq, dx, dv, dw not written; without BIAS, b = 0.
 """
 
@@ -38,27 +41,30 @@ def _tile(ptr, i_b, t, cols, T, stride_b, stride_t, i_h, D: tl.constexpr):
 
 
 @triton.jit
+def _key(x, i_b, i_h, t, ck, T, stride_xb, stride_xt, normalizer, K: tl.constexpr):
+    """The decay logits, log α and key = 1 − α (BT, BK) of head i_h at tokens t."""
+    logits = _tile(x, i_b, t, ck, T, stride_xb, stride_xt, i_h, K)
+    log_decay = _log_sigmoid(logits) * (1.0 / normalizer)
+    return logits, log_decay, _neg_expm1(log_decay)
+
+
+@triton.jit
 def _augmented(
     o, q, x, v, aug_balance, i_b, i_h, t, ck, cv, T, strides, normalizer,
     K: tl.constexpr, V: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
-    """z = o + σ(a·v) (BT, BV), and for the backward q, the logits, log α, v, w (BK,), key, a (BT,) and σ(a·v)."""
+    """z = o + σ(a·v) (BT, BV) and a = Σ_k q·key·w (BT,) (zero without AUG)."""
     stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb, stride_vt = strides
     z = _tile(o, i_b, t, cv, T, stride_ob, stride_ot, i_h, V)
+    a = tl.zeros_like(t).to(tl.float32)
     if AUG:
         q_t = _tile(q, i_b, t, ck, T, stride_qb, stride_qt, i_h, K)
-        logits = _tile(x, i_b, t, ck, T, stride_xb, stride_xt, i_h, K)
-        v_t = _tile(v, i_b, t, cv, T, stride_vb, stride_vt, i_h, V)
+        key = _key(x, i_b, i_h, t, ck, T, stride_xb, stride_xt, normalizer, K)[2]
         w = tl.load(aug_balance + i_h * K + ck, mask=ck < K, other=0.0).to(tl.float32)
-        log_decay = _log_sigmoid(logits) * (1.0 / normalizer)
-        key = _neg_expm1(log_decay)
-        a = tl.sum(q_t * key * w[None, :], 1)  # (BT,): zero q and w past K add nothing
-        s = tl.where((cv < V)[None, :], tl.sigmoid(a[:, None] * v_t), 0.0)  # σ(0) = ½ past V: not in the norm
-        z += s
-    else:
-        q_t, logits, log_decay, v_t, key, a, s = z, z, z, z, z, tl.sum(z, 1), z  # unused: placeholders
-        w = tl.zeros_like(ck).to(tl.float32)
-    return z, q_t, logits, log_decay, v_t, w, key, a, s
+        a = tl.sum(q_t * key * w[None, :], 1)  # zero q and w past K add nothing
+        v_t = _tile(v, i_b, t, cv, T, stride_vb, stride_vt, i_h, V)
+        z += tl.where((cv < V)[None, :], tl.sigmoid(a[:, None] * v_t), 0.0)  # σ(0) = ½ past V: not in the norm
+    return z, a
 
 
 @triton.jit
@@ -71,18 +77,19 @@ def _gate(g, gate_bias, i_b, i_h, t, cv, T, stride_gb, stride_gt, V: tl.constexp
 
 @triton.jit
 def epilogue_forward_kernel(
-    o, q, x, v, g, gate_bias, aug_balance, y, mean, rstd,
-    T, stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb, stride_vt, stride_gb, stride_gt,
-    stride_yb, stride_yt, normalizer, eps,
+    o, q, x, v, g, gate_bias, aug_balance, y, stats,
+    T, plane, stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb, stride_vt, stride_gb,
+    stride_gt, stride_yb, stride_yt, normalizer, eps,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     AUG: tl.constexpr, BIAS: tl.constexpr,
 ):  # fmt: skip
-    """y, mean, rstd for BT tokens of head i_h of batch row i_b. Grid (T/BT, H, B)."""
+    """y and stats (mean, rstd, a: planes `plane` apart) for BT tokens of head i_h of batch row i_b. Grid (T/BT, H,
+    B)."""
     i_t, i_h, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     t = i_t * BT + tl.arange(0, BT)
     ck, cv = tl.arange(0, BK), tl.arange(0, BV)
     strides = (stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb, stride_vt)
-    z = _augmented(o, q, x, v, aug_balance, i_b, i_h, t, ck, cv, T, strides, normalizer, K, V, AUG)[0]
+    z, a = _augmented(o, q, x, v, aug_balance, i_b, i_h, t, ck, cv, T, strides, normalizer, K, V, AUG)
     z_mean = tl.sum(z, 1) / V  # z is zero past V
     centred = tl.where((cv < V)[None, :], z - z_mean[:, None], 0.0)
     z_rstd = tl.rsqrt(tl.sum(centred * centred, 1) / V + eps)
@@ -92,8 +99,9 @@ def epilogue_forward_kernel(
     ptrs = y + i_b * stride_yb + t[:, None] * stride_yt + i_h * V + cv[None, :]
     tl.store(ptrs, out.to(y.dtype.element_ty), mask=mask)
     rows = (i_b * T + t) * H + i_h
-    tl.store(mean + rows, z_mean, mask=t < T)
-    tl.store(rstd + rows, z_rstd, mask=t < T)
+    tl.store(stats + rows, z_mean, mask=t < T)
+    tl.store(stats + plane + rows, z_rstd, mask=t < T)
+    tl.store(stats + 2 * plane + rows, a, mask=t < T)
 
 
 @triton.jit
@@ -106,8 +114,8 @@ def _store(ptr, value, i_b, t, cols, T, stride_b, stride_t, i_h, D: tl.constexpr
 
 @triton.jit
 def epilogue_backward_kernel(
-    dy, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, d_o, dq, dx, dv, dg, dw_partial, db_partial,
-    T, stride_dyb, stride_dyt, stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb,
+    dy, o, q, x, v, g, gate_bias, aug_balance, stats, d_o, dq, dx, dv, dg, dw_partial, db_partial,
+    T, plane, stride_dyb, stride_dyt, stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb,
     stride_vt, stride_gb, stride_gt, stride_dob, stride_dot, stride_dqb, stride_dqt, stride_dvb, stride_dvt,
     stride_partial, normalizer,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
@@ -119,17 +127,19 @@ def epilogue_backward_kernel(
     i_span, i_h, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     ck, cv = tl.arange(0, BK), tl.arange(0, BV)
     v_mask = (cv < V)[None, :]
-    strides = (stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb, stride_vt)
     dw_sum = tl.zeros([BT, BK], dtype=tl.float32)
     db_sum = tl.zeros([BT, BV], dtype=tl.float32)
     for step in tl.range(STEPS, num_stages=STAGES):
         t = (i_span * STEPS + step) * BT + tl.arange(0, BT)
-        z, q_t, logits, log_decay, v_t, w, key, a, s = _augmented(
-            o, q, x, v, aug_balance, i_b, i_h, t, ck, cv, T, strides, normalizer, K, V, AUG
-        )
         rows = (i_b * T + t) * H + i_h
-        z_mean = tl.load(mean + rows, mask=t < T, other=0.0)
-        z_rstd = tl.load(rstd + rows, mask=t < T, other=0.0)
+        z = _tile(o, i_b, t, cv, T, stride_ob, stride_ot, i_h, V)
+        if AUG:
+            a = tl.load(stats + 2 * plane + rows, mask=t < T, other=0.0)
+            v_t = _tile(v, i_b, t, cv, T, stride_vb, stride_vt, i_h, V)
+            s = tl.where(v_mask, tl.sigmoid(a[:, None] * v_t), 0.0)
+            z += s
+        z_mean = tl.load(stats + rows, mask=t < T, other=0.0)
+        z_rstd = tl.load(stats + plane + rows, mask=t < T, other=0.0)
         n = tl.where(v_mask, (z - z_mean[:, None]) * z_rstd[:, None], 0.0)
         u = _gate(g, gate_bias, i_b, i_h, t, cv, T, stride_gb, stride_gt, V, BIAS)
         d_out = _tile(dy, i_b, t, cv, T, stride_dyb, stride_dyt, i_h, V)  # zero past T: adds nothing to the sums
@@ -144,6 +154,9 @@ def epilogue_backward_kernel(
             dp = dz * s * (1.0 - s)
             _store(dv, dp * a[:, None], i_b, t, cv, T, stride_dvb, stride_dvt, i_h, V)
             da = tl.sum(dp * v_t, 1)[:, None]  # (BT, 1)
+            q_t = _tile(q, i_b, t, ck, T, stride_qb, stride_qt, i_h, K)
+            logits, log_decay, key = _key(x, i_b, i_h, t, ck, T, stride_xb, stride_xt, normalizer, K)
+            w = tl.load(aug_balance + i_h * K + ck, mask=ck < K, other=0.0).to(tl.float32)
             _store(dq, da * key * w[None, :], i_b, t, ck, T, stride_dqb, stride_dqt, i_h, K)
             # −d key / d logits = α σ(−x) / τ; α from log α, not 1 − key, which cancels where the decay is strong
             decay_grad = tl.sigmoid(-logits) * tl.exp(log_decay) * (1.0 / normalizer)

@@ -5,10 +5,10 @@ metala_epilogue_kernel).
 
 Why: in a compiled block inductor runs the epilogue, the key it needs and their backward as ~6-7 kernels per layer
 and micro batch at ~2.5x their byte floor (the 380M model on an H200: ~30 ms of a ~410 ms step, issue 14's 18.8%
-of the token mixer's kernel time in elementwise kernels). Here: one forward kernel that stores y and the
-LayerNorm's mean and rstd, one backward kernel for every gradient, and one small sum over its per-program partials
-(d aug_balance, d gate_bias). As opaque ops with declared output shapes they stay inside one compiled graph (as
-ops/core_op.py's).
+of the token mixer's kernel time in elementwise kernels). Here: one forward kernel that stores y and, per token and
+head, the LayerNorm's mean and rstd and the self-augmentation's dot product a (`stats`, fp32), one backward kernel
+for every gradient, and one small sum over its per-program partials (d aug_balance, d gate_bias). As opaque ops
+with declared output shapes they stay inside one compiled graph (as ops/core_op.py's).
 
 Layout: o, q, x (decay logits), v, g (gate, without its bias) may be strided over batch and time (views of the
 layer's (B, T, 3W) projection as they are; dy a (seq, batch) transpose); their channels must be contiguous within a
@@ -27,18 +27,19 @@ import functools
 
 import torch
 
+from .partial_sums import sum_partials
 from .reference import HEAD_NORM_EPS
 from .triton_launch import launch
 
-# (tokens per block, warps): chosen by their sm90 builds (bench/epilogue_build.py, Triton 3.6, bf16, H8 K64 V128, no
-# spills anywhere), then timed (bench/epilogue.py on an H200, B8 T2048, 2026-11-29): forward 0.052 ms = 1.3x its
-# byte floor, within 2% of the best of 8 blocks; backward 2.3x with 16 steps, the best of 14 (4 to 32 tokens, 2 to
-# 16 warps). Forward: 16 tokens of a 128-channel
-# head at 4 warps, 16 elements per thread per tile, 48 registers. Backward: its live tiles and loop-carried partial
-# sums take 255 registers at 16 elements per thread per tile (two programs of 4 warps per SM), 165 at 8, 120 at 4.
-# Chosen: 8 tokens at 4 warps, with BACKWARD_STAGES below the fastest of 14 (0.132 ms against 0.149 at 8 warps).
+# (tokens per block, warps[, registers per thread: Triton's maxnreg]): chosen by their sm90 builds
+# (bench/epilogue_build.py, Triton 3.6, bf16, H8 K64 V128), then timed (bench/epilogue.py on an H200, B8 T2048 bf16).
+# Forward (2026-11-29): 16 tokens of a 128-channel head at 4 warps, 48 registers: 0.052 ms = 1.3x its byte floor,
+# within 2% of the best of 8 blocks. Backward, since the forward stores a (session 17, 2026-11-30): 8 tokens at 4
+# warps take 150 registers (three programs per SM) and 0.105 ms = 1.5x its floor; capped at 128 registers, without
+# spills, four programs per SM and 0.099 ms, the best of 11 (4 to 16 tokens, 2 to 8 warps, 16-32 steps, 2-3 stages;
+# 0.133 ms before a was stored). GPU tests of the capped blocks: passed (session 17, call 2).
 FORWARD_BLOCKS = (16, 4)
-BACKWARD_BLOCKS = (8, 4)
+BACKWARD_BLOCKS = (8, 4, 128)
 # The backward program walks STEPS blocks of tokens, so that its d aug_balance and d gate_bias partials stay small:
 # B·T / (BT · STEPS) × H·(K + V) fp32 = 0.75 MB at B=8, T=2048, H=8, V=128. 16 steps: 0.161 ms against 0.180 at 8
 # and 0.216 at 4 on an H200 (bench/epilogue.py, B8 T2048 bf16, 2026-11-29; the other blocks swept were slower).
@@ -96,31 +97,35 @@ def _strided(*tensors):
     return [t for t, _, _ in rows], [stride for _, *strides in rows for stride in strides]
 
 
+def _stats(o: torch.Tensor) -> torch.Tensor:
+    """An empty (3, B, T, H) tensor for the planes mean, rstd and a (fp32; fp64 for fp64 inputs: the CPU tests)."""
+    return o.new_empty(3, *o.shape[:3], dtype=torch.promote_types(o.dtype, torch.float32))
+
+
 def epilogue_forward_triton(
     o, q, x, v, g, gate_bias, aug_balance, normalizer, eps=HEAD_NORM_EPS, seq_first=False, blocks=FORWARD_BLOCKS
 ):
-    """-> (y (B, T, H, V) in g's dtype, mean (B, T, H) fp32, rstd (B, T, H) fp32)."""
+    """-> (y (B, T, H, V) in g's dtype, stats (3, B, T, H) fp32: mean, rstd and a per token and head)."""
     _check_triton_inputs(o, q, v)
     (o, q, x, v, g), strides = _strided(o, q, x, v, g)
     batch, seq, heads, head_v_dim = o.shape
     head_k_dim = q.shape[-1]
     block_t, warps = blocks
     y = _output(g, seq_first)
-    mean = o.new_empty(batch, seq, heads, dtype=torch.float32)
-    rstd = torch.empty_like(mean)
+    stats = _stats(o)
     aug, bias = aug_balance is not None, gate_bias is not None
     launch(
         _kernels().epilogue_forward_kernel, (_cdiv(seq, block_t), heads, batch),
-        o, q, x, v, g, gate_bias.contiguous() if bias else o, aug_balance.contiguous() if aug else o, y, mean, rstd,
-        seq, *strides, y.stride(0), y.stride(1), float(normalizer), float(eps),
+        o, q, x, v, g, gate_bias.contiguous() if bias else o, aug_balance.contiguous() if aug else o, y, stats,
+        seq, stats[0].numel(), *strides, y.stride(0), y.stride(1), float(normalizer), float(eps),
         H=heads, K=head_k_dim, V=head_v_dim, BT=block_t, BK=_block(head_k_dim), BV=_block(head_v_dim),
         AUG=aug, BIAS=bias, num_warps=warps,
     )  # fmt: skip
-    return y, mean, rstd
+    return y, stats
 
 
 def epilogue_backward_triton(
-    d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer, blocks=BACKWARD_BLOCKS, steps=BACKWARD_STEPS,
+    d_out, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer, blocks=BACKWARD_BLOCKS, steps=BACKWARD_STEPS,
     grads=None, stages=BACKWARD_STAGES,
 ):  # fmt: skip
     """-> (do, dq, dx, dv, dg (contiguous, their inputs' dtypes), d gate_bias, d aug_balance (their dtypes)); dq, dx,
@@ -156,18 +161,20 @@ def epilogue_backward_triton(
     launch(
         _kernels().epilogue_backward_kernel, (spans, heads, batch),
         d_out, o, q, x, v, g, gate_bias.contiguous() if bias else o, aug_balance.contiguous() if aug else o,
-        mean.contiguous(), rstd.contiguous(), d_o, dq if aug else o, dx if aug else o, dv if aug else o, dg,
-        dw_partial, db_partial, seq, *strides, d_o.stride(0), d_o.stride(1), *k_strides, dg.stride(0), dg.stride(1),
+        stats.contiguous(), d_o, dq if aug else o, dx if aug else o, dv if aug else o, dg, dw_partial, db_partial,
+        seq, stats[0].numel(), *strides, d_o.stride(0), d_o.stride(1), *k_strides, dg.stride(0), dg.stride(1),
         partial.stride(0), float(normalizer),
         H=heads, K=head_k_dim, V=head_v_dim, BT=block_t, BK=_block(head_k_dim), BV=_block(head_v_dim),
         STEPS=steps, STAGES=stages, AUG=aug, BIAS=bias, num_warps=warps,
         **({"maxnreg": register_cap[0]} if register_cap else {}),
     )  # fmt: skip
-    sums = partial.sum(0) if bias or aug else None
-    # copies even where the dtype matches: two views of `sums` would alias, which custom ops must not return
-    d_bias = sums[aug_width:].to(gate_bias.dtype, copy=True) if bias else o.new_empty(0)
-    d_aug = sums[:aug_width].to(aug_balance.dtype, copy=True).view(aug_balance.shape) if aug else o.new_empty(0)
-    return d_o, dq, dx, dv, dg, d_bias.view(gate_bias.shape) if bias else d_bias, d_aug
+    d_aug = d_bias = o.new_empty(0)
+    if bias or aug:  # one launch for both sums, each written in its parameter's dtype (fresh tensors: no aliases)
+        dtypes = (aug_balance.dtype if aug else torch.float32, gate_bias.dtype if bias else torch.float32)
+        sums = sum_partials(partial, dtypes, splits=(aug_width, partial.shape[1] - aug_width))
+        d_aug = sums[0].view(aug_balance.shape) if aug else d_aug
+        d_bias = sums[1].view(gate_bias.shape) if bias else d_bias
+    return d_o, dq, dx, dv, dg, d_bias, d_aug
 
 
 # --- the same math in PyTorch: the ops' CPU kernels -----------------------------------------------------------
@@ -177,8 +184,9 @@ def _wide(t):
     return t.to(torch.promote_types(t.dtype, torch.float32))  # fp32 math for half inputs; fp64 stays fp64 (tests)
 
 
-def _augmented_torch(o, q, x, v, aug_balance, normalizer):
-    """z = o + σ(a·v) and, with aug_balance, (key, log α, w, a, σ(a·v)) for the backward (else None)."""
+def _augmented_torch(o, q, x, v, aug_balance, normalizer, a=None):
+    """z = o + σ(a·v) and, with aug_balance, (key, log α, w, a, σ(a·v)) for the backward (else None); a (B, T, H)
+    as the forward stored it, else computed."""
     from .metala import decay_and_key
 
     z = _wide(o)
@@ -187,7 +195,7 @@ def _augmented_torch(o, q, x, v, aug_balance, normalizer):
     log_decay, key = decay_and_key(x, normalizer)
     q, v = _wide(q), _wide(v)
     w = aug_balance.to(z.dtype).view(q.shape[-2:])
-    a = (q * key * w).sum(-1, keepdim=True)  # (B, T, H, 1)
+    a = (q * key * w).sum(-1, keepdim=True) if a is None else a.to(z.dtype)[..., None]  # (B, T, H, 1)
     s = torch.sigmoid(a * v)
     return z + s, (key.to(z.dtype), log_decay.to(z.dtype), w, a, s)
 
@@ -198,17 +206,24 @@ def _gate_torch(g, gate_bias):
 
 
 def epilogue_forward_torch(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps=HEAD_NORM_EPS, seq_first=False):
-    z, _ = _augmented_torch(o, q, x, v, aug_balance, normalizer)
-    mean = z.mean(-1)
-    rstd = torch.rsqrt(z.var(-1, unbiased=False) + eps)
+    z, aug = _augmented_torch(o, q, x, v, aug_balance, normalizer)
+    stats = _stats(o)
+    mean, rstd, a = stats
+    mean.copy_(z.mean(-1))
+    rstd.copy_(torch.rsqrt(z.var(-1, unbiased=False) + eps))
+    if aug is None:
+        a.zero_()
+    else:
+        a.copy_(aug[3][..., 0])
     u = _gate_torch(g, gate_bias)
     y = _output(g, seq_first)
     y.copy_(torch.nn.functional.silu(u) * (z - mean[..., None]) * rstd[..., None])
-    return y, mean, rstd
+    return y, stats
 
 
-def epilogue_backward_torch(d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer):
-    z, aug = _augmented_torch(o, q, x, v, aug_balance, normalizer)
+def epilogue_backward_torch(d_out, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer):
+    mean, rstd, a = stats
+    z, aug = _augmented_torch(o, q, x, v, aug_balance, normalizer, a)
     n = (z - mean[..., None]) * rstd[..., None]
     u = _gate_torch(g, gate_bias)
     d_out, gate = d_out.to(z.dtype), torch.sigmoid(u)
@@ -248,15 +263,14 @@ def epilogue_forward(
     normalizer: float,
     eps: float,
     seq_first: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> (y (B, T, H, V) in g's dtype, seq-first in memory if seq_first; mean, rstd (B, T, H) fp32)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (y (B, T, H, V) in g's dtype, seq-first in memory if seq_first; stats (3, B, T, H) fp32: mean, rstd, a)."""
     return epilogue_forward_triton(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first)
 
 
 @epilogue_forward.register_fake
 def _(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first):
-    stats = o.new_empty(o.shape[:3], dtype=torch.promote_types(o.dtype, torch.float32))
-    return _output(g, seq_first), stats, torch.empty_like(stats)
+    return _output(g, seq_first), _stats(o)
 
 
 @epilogue_forward.register_kernel("cpu")
@@ -274,17 +288,16 @@ def epilogue_backward(
     g: torch.Tensor,
     gate_bias: torch.Tensor | None,
     aug_balance: torch.Tensor | None,
-    mean: torch.Tensor,
-    rstd: torch.Tensor,
+    stats: torch.Tensor,
     normalizer: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> (do, dq, dx, dv, dg, d gate_bias, d aug_balance); empty tensors for what has no gradient (no aug_balance:
     dq, dx, dv, d aug_balance; no gate_bias: d gate_bias)."""
-    return epilogue_backward_triton(d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer)
+    return epilogue_backward_triton(d_out, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer)
 
 
 @epilogue_backward.register_fake
-def _(d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer):
+def _(d_out, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer):
     aug = aug_balance is not None
     like = lambda t, present: t.new_empty(t.shape if present else (0,))  # noqa: E731
     d_bias = like(gate_bias, True) if gate_bias is not None else o.new_empty(0)
@@ -293,22 +306,22 @@ def _(d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer):
 
 
 @epilogue_backward.register_kernel("cpu")
-def _(d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer):
-    return epilogue_backward_torch(d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer)
+def _(d_out, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer):
+    return epilogue_backward_torch(d_out, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer)
 
 
 def _setup_context(ctx, inputs, output):
     o, q, x, v, g, gate_bias, aug_balance, normalizer, _, _ = inputs
-    _, mean, rstd = output
-    ctx.mark_non_differentiable(mean, rstd)
-    ctx.save_for_backward(o, q, x, v, g, gate_bias, aug_balance, mean, rstd)
+    _, stats = output
+    ctx.mark_non_differentiable(stats)
+    ctx.save_for_backward(o, q, x, v, g, gate_bias, aug_balance, stats)
     ctx.normalizer = normalizer
 
 
-def _backward(ctx, d_out, _d_mean, _d_rstd):
-    o, q, x, v, g, gate_bias, aug_balance, mean, rstd = ctx.saved_tensors
+def _backward(ctx, d_out, _d_stats):
+    o, q, x, v, g, gate_bias, aug_balance, stats = ctx.saved_tensors
     d_o, dq, dx, dv, dg, d_bias, d_aug = epilogue_backward(
-        d_out, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, ctx.normalizer
+        d_out, o, q, x, v, g, gate_bias, aug_balance, stats, ctx.normalizer
     )
     aug = aug_balance is not None
     d_aug_parts = (dq, dx, dv) if aug else (None, None, None)

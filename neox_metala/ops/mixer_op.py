@@ -11,9 +11,10 @@ gradient once; the epilogue's kernel writes its four parts, then the core's kern
 the epilogue's parts are rounded to the projection's dtype as before, and the core adds its fp32 values to them in
 fp32 and rounds once (the two ops rounded the core's dq and dv on their own as well).
 
-Saves for backward what the two ops saved: the projection, the core's output o, the LayerNorm's mean and rstd, the
-core's chunk states if kept. The CPU kernels compose the two ops' CPU kernels, so the CPU tests check the op, its
-autograd and its registrations (in fp64); tests/ops/test_mixer_triton.py checks the Triton path.
+Saves for backward what the two ops saved: the projection, the core's output o, the epilogue's stats (the
+LayerNorm's mean and rstd, the self-augmentation's dot product), the core's chunk states if kept. The CPU kernels
+compose the two ops' CPU kernels, so the CPU tests check the op, its autograd and its registrations (in fp64);
+tests/ops/test_mixer_triton.py checks the Triton path.
 """
 
 from __future__ import annotations
@@ -35,18 +36,16 @@ def _scale(q: torch.Tensor) -> float:
 
 
 def mixer_forward_triton(projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states):
-    """-> (y (B, T, H, V), seq-first in memory if seq_first; o; mean; rstd; the core's states or None)."""
+    """-> (y (B, T, H, V), seq-first in memory if seq_first; o; the epilogue's stats; the core's states or None)."""
     from .metala_core_triton import metala_core_fwd
 
     q, x, v, g = _parts(projected, heads)
     o, states = metala_core_fwd(q, x, v, _scale(q), normalizer, metala_core_op.CHUNK_SIZE, keep_states)
-    y, mean, rstd = epilogue_op.epilogue_forward_triton(
-        o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first
-    )
-    return y, o, mean, rstd, states
+    y, stats = epilogue_op.epilogue_forward_triton(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first)
+    return y, o, stats, states
 
 
-def mixer_backward_triton(dy, projected, o, mean, rstd, states, gate_bias, aug_balance, heads, normalizer):
+def mixer_backward_triton(dy, projected, o, stats, states, gate_bias, aug_balance, heads, normalizer):
     """-> (d projected (B, T, 3W) contiguous, d gate_bias, d aug_balance (empty where absent)). `states`: the
     forward's, or None to recompute them."""
     from .metala_core_triton import metala_core_bwd
@@ -55,7 +54,7 @@ def mixer_backward_triton(dy, projected, o, mean, rstd, states, gate_bias, aug_b
     d_projected = torch.empty(projected.shape, dtype=projected.dtype, device=projected.device)
     dq, dx, dv, dg = _parts(d_projected, heads)
     d_o, *_, d_bias, d_aug = epilogue_op.epilogue_backward_triton(
-        dy, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer, grads=(dq, dx, dv, dg)
+        dy, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer, grads=(dq, dx, dv, dg)
     )
     # without self-augmentation the epilogue leaves dq, dx, dv alone: the core writes them instead of adding
     metala_core_bwd(
@@ -79,12 +78,12 @@ def mixer_forward(
     eps: float,
     seq_first: bool,
     keep_states: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> (y, o, mean, rstd, the core's states or an empty tensor)."""
-    y, o, mean, rstd, states = mixer_forward_triton(
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> (y, o, the epilogue's stats, the core's states or an empty tensor)."""
+    y, o, stats, states = mixer_forward_triton(
         projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states
     )
-    return y, o, mean, rstd, states if keep_states else _no_states(projected)
+    return y, o, stats, states if keep_states else _no_states(projected)
 
 
 def _forward_by_the_two_ops(projected, gate_bias, aug_balance, heads, normalizer, eps, seq_first, keep_states):
@@ -92,8 +91,8 @@ def _forward_by_the_two_ops(projected, gate_bias, aug_balance, heads, normalizer
     torch.compile) or their CPU kernels, whichever the tensors dispatch to."""
     q, x, v, g = _parts(projected, heads)
     o, states = metala_core_op.metala_core_forward(q, x, v, _scale(q), normalizer, keep_states)
-    y, mean, rstd = epilogue_op.epilogue_forward(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first)
-    return y, o, mean, rstd, states
+    y, stats = epilogue_op.epilogue_forward(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first)
+    return y, o, stats, states
 
 
 mixer_forward.register_fake(_forward_by_the_two_ops)
@@ -105,8 +104,7 @@ def mixer_backward(
     dy: torch.Tensor,
     projected: torch.Tensor,
     o: torch.Tensor,
-    mean: torch.Tensor,
-    rstd: torch.Tensor,
+    stats: torch.Tensor,
     states: torch.Tensor,
     gate_bias: torch.Tensor | None,
     aug_balance: torch.Tensor | None,
@@ -116,22 +114,22 @@ def mixer_backward(
     """-> (d projected, d gate_bias, d aug_balance); empty tensors for the parameters that are absent. `states`
     empty: recomputed."""
     return mixer_backward_triton(
-        dy, projected, o, mean, rstd, states if states.numel() else None, gate_bias, aug_balance, heads, normalizer
+        dy, projected, o, stats, states if states.numel() else None, gate_bias, aug_balance, heads, normalizer
     )
 
 
 @mixer_backward.register_fake
-def _(dy, projected, o, mean, rstd, states, gate_bias, aug_balance, heads, normalizer):
+def _(dy, projected, o, stats, states, gate_bias, aug_balance, heads, normalizer):
     d_bias = gate_bias.new_empty(gate_bias.shape) if gate_bias is not None else o.new_empty(0)
     d_aug = aug_balance.new_empty(aug_balance.shape) if aug_balance is not None else o.new_empty(0)
     return projected.new_empty(projected.shape), d_bias, d_aug
 
 
 @mixer_backward.register_kernel("cpu")
-def _(dy, projected, o, mean, rstd, states, gate_bias, aug_balance, heads, normalizer):
+def _(dy, projected, o, stats, states, gate_bias, aug_balance, heads, normalizer):
     q, x, v, g = _parts(projected, heads)
     d_o, dq, dx, dv, dg, d_bias, d_aug = epilogue_op.epilogue_backward(
-        dy, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, normalizer
+        dy, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer
     )
     core = metala_core_op.metala_core_backward(q, x, v, states, d_o, _scale(q), normalizer)
     if aug_balance is not None:  # in the core's (wider) dtypes, rounded once, as the GPU kernels add
@@ -142,16 +140,16 @@ def _(dy, projected, o, mean, rstd, states, gate_bias, aug_balance, heads, norma
 
 def _setup_context(ctx, inputs, output):
     projected, gate_bias, aug_balance, heads, normalizer, *_ = inputs
-    _, o, mean, rstd, states = output
-    ctx.mark_non_differentiable(o, mean, rstd, states)
-    ctx.save_for_backward(projected, o, mean, rstd, states, gate_bias, aug_balance)
+    _, o, stats, states = output
+    ctx.mark_non_differentiable(o, stats, states)
+    ctx.save_for_backward(projected, o, stats, states, gate_bias, aug_balance)
     ctx.heads, ctx.normalizer = heads, normalizer
 
 
-def _backward(ctx, dy, _d_o, _d_mean, _d_rstd, _d_states):
-    projected, o, mean, rstd, states, gate_bias, aug_balance = ctx.saved_tensors
+def _backward(ctx, dy, _d_o, _d_stats, _d_states):
+    projected, o, stats, states, gate_bias, aug_balance = ctx.saved_tensors
     d_projected, d_bias, d_aug = mixer_backward(
-        dy, projected, o, mean, rstd, states, gate_bias, aug_balance, ctx.heads, ctx.normalizer
+        dy, projected, o, stats, states, gate_bias, aug_balance, ctx.heads, ctx.normalizer
     )
     d_bias = d_bias if gate_bias is not None else None
     d_aug = d_aug if aug_balance is not None else None

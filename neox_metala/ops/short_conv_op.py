@@ -6,8 +6,8 @@ Why: inside a compiled block, inductor runs the shifted form as four kernels per
 its recomputation in backward, dx, the weight-gradient reduction; ~246 µs at B=8, T=2048, C=1024 bf16 on an
 H200, where the bytes allow ~45 µs). Here: one forward kernel; in backward, one kernel that recomputes the
 pre-activation from x, stores dpre = dy · SiLU'(pre) and per-span weight gradients, one kernel for dx from dpre at
-W shifts, and a small sum over spans. The forward saves only x. Two backward kernels, so that dpre is formed once
-per element (ops/short_conv_kernels.py says what one kernel cost).
+W shifts, and one small kernel that sums the spans' partials (ops/partial_sums.py). The forward saves only x. Two
+backward kernels, so that dpre is formed once per element (ops/short_conv_kernels.py says what one kernel cost).
 As opaque ops with declared output shapes they stay inside one compiled graph (as ops/core_op.py's). The kernels
 are launched through ops/triton_launch.py.
 
@@ -25,6 +25,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from .partial_sums import sum_partials
 from .triton_launch import launch
 
 # (tokens per block, channels per block, warps). The forward's: the fastest of bench/conv.py's sweep on an H200
@@ -112,7 +113,9 @@ def conv_pre_grad_triton(x, weight, d_out, blocks=PRE_GRAD_BLOCKS, steps=PRE_GRA
         x, weight, d_out, d_pre, partials, seq, channels, x.stride(0), x.stride(1), d_out.stride(0), d_out.stride(1),
         W=width, BT=block_t, BC=block_c, STEPS=steps, STAGES=stages, num_warps=warps,
     )  # fmt: skip
-    return d_pre, partials.sum(0).to(weight.dtype)
+    # the partials' column sums in weight's dtype in one launch (torch's sum and cast were two)
+    (dweight,) = sum_partials(partials.view(batch * spans, channels * width), (weight.dtype,))
+    return d_pre, dweight.view(weight.shape)
 
 
 def conv_input_grad_triton(d_pre, weight, blocks=INPUT_GRAD_BLOCKS):

@@ -99,9 +99,9 @@ def test_op_registrations_pass_opcheck(aug):
     inputs = [o, q, logits, v, gate, gate_bias, aug_balance]
     needs_grad = [t.requires_grad_() if t is not None else None for t in inputs]
     torch.library.opcheck(epilogue_op.epilogue_forward, (*needs_grad, NORMALIZER, 1e-5, True))
-    _, mean, rstd = epilogue_op.epilogue_forward(*inputs, NORMALIZER, 1e-5, False)
+    _, stats = epilogue_op.epilogue_forward(*inputs, NORMALIZER, 1e-5, False)
     detached = [t.detach() if t is not None else None for t in inputs]
-    torch.library.opcheck(epilogue_op.epilogue_backward, (cotangent, *detached, mean, rstd, NORMALIZER))
+    torch.library.opcheck(epilogue_op.epilogue_backward, (cotangent, *detached, stats, NORMALIZER))
 
 
 def test_mismatched_shapes_are_refused():

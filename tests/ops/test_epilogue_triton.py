@@ -77,11 +77,11 @@ def launch(inputs, seq_first, blocks):
     backward = (
         {"blocks": blocks["backward"], "steps": blocks["steps"], "stages": blocks.get("stages", 1)} if blocks else {}
     )
-    y, mean, rstd = epilogue_op.epilogue_forward_triton(
+    y, stats = epilogue_op.epilogue_forward_triton(
         o, q, x, v, g, gate_bias, aug_balance, NORMALIZER, seq_first=seq_first, **forward
     )
     grads = epilogue_op.epilogue_backward_triton(
-        dy, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, NORMALIZER, **backward
+        dy, o, q, x, v, g, gate_bias, aug_balance, stats, NORMALIZER, **backward
     )
     return y, *grads
 

@@ -47,10 +47,10 @@ def test_op_registrations_pass_opcheck():
     projected, gate_bias, aug_balance = mix_parameters()
     args = (projected, gate_bias, aug_balance, MIX_HEADS, NORMALIZER, EPS, True, True)
     torch.library.opcheck(mixer_op.mixer_forward, args)
-    y, o, mean, rstd, states = mixer_op.mixer_forward(*args)
+    y, o, stats, states = mixer_op.mixer_forward(*args)
     detached = [t.detach() for t in (projected, gate_bias, aug_balance)]
     dy = cotangent(y)
-    backward_args = (dy, detached[0], o, mean, rstd, states, *detached[1:], MIX_HEADS, NORMALIZER)
+    backward_args = (dy, detached[0], o, stats, states, *detached[1:], MIX_HEADS, NORMALIZER)
     torch.library.opcheck(mixer_op.mixer_backward, backward_args)
 
 

@@ -40,13 +40,11 @@ def draw(dtype, batch, seq, heads, head_v_dim, aug, seed=0):
 
 
 def one_op(projected, gate_bias, aug_balance, dy, heads, keep_states):
-    y, o, mean, rstd, states = mixer_op.mixer_forward_triton(
+    y, o, stats, states = mixer_op.mixer_forward_triton(
         projected, gate_bias, aug_balance, heads, NORMALIZER, EPS, True, keep_states
     )
     d_y = dy.unflatten(-1, (heads, -1)).transpose(0, 1)  # (B, T, H, V) view of the (T, B, W) gradient
-    grads = mixer_op.mixer_backward_triton(
-        d_y, projected, o, mean, rstd, states, gate_bias, aug_balance, heads, NORMALIZER
-    )
+    grads = mixer_op.mixer_backward_triton(d_y, projected, o, stats, states, gate_bias, aug_balance, heads, NORMALIZER)
     return y.flatten(-2).transpose(0, 1), grads
 
 
@@ -57,10 +55,10 @@ def two_ops(projected, gate_bias, aug_balance, dy, heads):
     q, x, v, g = mixer_op._parts(projected, heads)
     scale = q.shape[-1] ** -0.5
     o, _ = metala_core_fwd(q, x, v, scale, NORMALIZER)
-    y, mean, rstd = epilogue_op.epilogue_forward_triton(o, q, x, v, g, gate_bias, aug_balance, NORMALIZER, EPS, True)
+    y, stats = epilogue_op.epilogue_forward_triton(o, q, x, v, g, gate_bias, aug_balance, NORMALIZER, EPS, True)
     d_y = dy.unflatten(-1, (heads, -1)).transpose(0, 1)
     d_o, dq, dx, dv, dg, d_bias, d_aug = epilogue_op.epilogue_backward_triton(
-        d_y, o, q, x, v, g, gate_bias, aug_balance, mean, rstd, NORMALIZER
+        d_y, o, q, x, v, g, gate_bias, aug_balance, stats, NORMALIZER
     )
     core = metala_core_bwd(q, x, v, scale, NORMALIZER, d_o)
     if aug_balance is not None:

@@ -119,8 +119,8 @@ def test_parameter_order_is_tritons_binding(monkeypatch, split_dv, stored):
     short_conv_op.conv_backward_triton(x, weight, short_conv_op.conv_forward_triton(x, weight))
     o, g, dy = (torch.randn(1, 20, 1, 32, generator=gen) for _ in range(3))
     bias, balance = torch.randn(32, generator=gen), torch.randn(16, generator=gen)
-    _, mean, rstd = epilogue_op.epilogue_forward_triton(o, q, logits, v, g, bias, balance, NORMALIZER)
-    epilogue_op.epilogue_backward_triton(dy, o, q, logits, v, g, bias, balance, mean, rstd, NORMALIZER)
+    _, stats = epilogue_op.epilogue_forward_triton(o, q, logits, v, g, bias, balance, NORMALIZER)
+    epilogue_op.epilogue_backward_triton(dy, o, q, logits, v, g, bias, balance, stats, NORMALIZER)
     assert len(calls) == 3 + 4 + (2 if split_dv else 1) + 3 + 2
     for kernel, args, kwargs in calls:
         tuned = kernel.best_config.all_kwargs() if isinstance(kernel, Autotuner) else {}
