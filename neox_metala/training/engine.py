@@ -105,7 +105,7 @@ def build_model(args: NeoXArgs, layout: parallel.ParallelLayout, padded_vocab_si
         torch._functorch.config.activation_memory_budget = budget
         mode = compile_mode(args)
         for module in model.modules():
-            if isinstance(module, ParallelBlock):
+            if isinstance(module, (ParallelBlock, gpt.FinalNormPipe)):
                 module.compile(mode)
         if mode == "reduce-overhead" and args.parallel.pipeline_stages == 1:
             model.register_forward_pre_hook(_new_cuda_graph_step)
@@ -155,7 +155,29 @@ def initialize_engine(args: NeoXArgs, model: torch.nn.Module):
     )
     accumulate_in_one_call(engine.optimizer, model)
     grad_norm.use_multi_tensor_norm(engine.optimizer)
+    skip_lone_gradient_allreduce(engine)
     return engine
+
+
+def skip_lone_gradient_allreduce(engine) -> None:
+    """No data-parallel gradient all-reduce where the data-parallel group is this one rank and the optimizer is
+    DeepSpeed's BF16 optimizer (bf16 runs), whose reduction is that all-reduce alone. DeepSpeed's engines run it
+    anyway: they flatten every fp32 gradient into one buffer, cast it to the bf16 communication dtype, all-reduce it
+    over the one rank and copy it back (1.4 ms of the 380M model's step at T=8192 on an H200: a 0.72 ms cat and
+    ~0.7 ms of copies, session 17's profile), which also rounded the fp32-accumulated gradients to bf16 before the
+    optimizer saw them: here they reach it as accumulated (tests/training/test_lone_allreduce.py). ZeRO's own
+    optimizers (fp32 and fp16 runs) collect their gradients inside that call, and AutoEP folding reduces there: both
+    keep it. Tensor-parallel ranks reduce their gradients in megatron-core's layers and the pipeline its tied
+    weights in a step of its own: neither uses it."""
+    from deepspeed.runtime.bf16_optimizer import BF16_Optimizer
+
+    optimizer = engine.optimizer
+    if engine.dp_world_size != 1 or not isinstance(optimizer, BF16_Optimizer):
+        return
+    if getattr(optimizer, "autoep_folding_tp_group", None) is not None:
+        return
+    engine.enable_backward_allreduce = False  # the plain engine's switch
+    engine.pipeline_enable_backward_allreduce = False  # the pipeline engine's (it turns the other one off)
 
 
 def accumulate_in_one_call(optimizer, module: torch.nn.Module) -> None:
@@ -172,6 +194,9 @@ def accumulate_in_one_call(optimizer, module: torch.nn.Module) -> None:
     bit-identical (tests/training/test_bf16_accumulation.py). Any DeepSpeed feature that needs the per-parameter
     path (immediate gradient updates, AutoEP folding) keeps it.
 
+    The fp32 buffers are cleared lazily (_LazyGradientClear): the first micro batch after a step writes its
+    gradients over them instead of adding into zeros.
+
     The first call also names every parameter of `module` that got no gradient, or one of zeros, in the run's
     first micro batch (warn_gradientless)."""
     from deepspeed.runtime.bf16_optimizer import BF16_Optimizer
@@ -182,16 +207,20 @@ def accumulate_in_one_call(optimizer, module: torch.nn.Module) -> None:
         return
 
     first_call = True
+    clear = _LazyGradientClear(optimizer)
 
     def update_hp_grads(clear_lp_grads=False):  # clear_lp_grads: dropped either way
         nonlocal first_call
         if first_call:
             first_call = False
             warn_gradientless(module)  # before the loop below drops the bf16 gradients
-        lp_grads, hp_grads = [], []
+        overwrite = clear.stale
+        lp_grads, hp_grads, unwritten = [], [], []
         for i, group in enumerate(optimizer.bf16_groups):
             for j, lp in enumerate(group):
                 if lp.grad is None:
+                    if overwrite:
+                        unwritten.append(optimizer.fp32_groups_gradients[i][j])
                     continue
                 hp_grad = optimizer.fp32_groups_gradients[i][j]
                 # DeepSpeed's fp32 gradients are views shaped as their parameters: no view op per parameter here
@@ -203,9 +232,59 @@ def accumulate_in_one_call(optimizer, module: torch.nn.Module) -> None:
                 optimizer.fp32_groups_has_gradients[i][j] = True
                 lp.grad = None
         with torch.no_grad():
-            add_into_fp32(hp_grads, lp_grads)
+            add_into_fp32(hp_grads, lp_grads, overwrite=overwrite)
+            if overwrite:
+                clear.written(unwritten)
 
     optimizer.update_hp_grads = update_hp_grads
+
+
+class _LazyGradientClear:
+    """The BF16 optimizer's clear_hp_grads (after every step, and in zero_grad) without its zero-fill of the fp32
+    gradient buffers, which cost 0.62 ms per step of the 380M model, and made the next micro batch read those zeros
+    back to add into them, ~0.4 ms more (T=8192 on an H200, 2026-11-30 profile). A clear only marks the buffers
+    `stale`: they stand for zeros. The next update_hp_grads then writes 0.0 + gradient over them (the old values
+    bit for bit) and zeroes what it does not write (parameters without a gradient in that micro batch, the
+    alignment padding), through `written`.
+
+    Every reader of the buffers sees zeros while they are stale. step (should one come without a micro batch: the
+    buffers it hands the optimizer) and get_grads_for_reduction (the engine's data-parallel reduction) zero-fill
+    for real first. get_grads_for_norm (the norm and clipping) returns only gradients flagged in
+    fp32_groups_has_gradients, all reset by the clear. A skipped non-finite step and zero_grad clear through this
+    clear_hp_grads too, so the next micro batch writes over the inf/NaN. The pipeline's tied-weight reduction reads
+    `_hp_grad` after the backward passes; state_dict, load_state_dict and the checkpoint paths hold no gradients.
+    Not guarded: DeepSpeed's safe_get_full_grad between a step and the next backward (nothing here calls it)."""
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.stale = False  # the buffers start as zeros
+        used = [sum(grad.numel() for grad in grads) for grads in optimizer.fp32_groups_gradients]
+        flats = optimizer.fp32_groups_gradients_flat
+        self.padding = [flat[n:] for flat, n in zip(flats, used) if flat.numel() > n]  # no gradient view on it
+        optimizer.clear_hp_grads = self.clear  # step() and zero_grad() call it through the instance
+        for name in ("step", "get_grads_for_reduction"):
+            setattr(optimizer, name, self._zeroed_before(getattr(optimizer, name)))
+
+    def clear(self) -> None:
+        self.stale = True
+        for i, group in enumerate(self.optimizer.fp32_groups_gradients):
+            self.optimizer.fp32_groups_has_gradients[i] = [False] * len(group)
+
+    def written(self, unwritten: list[torch.Tensor]) -> None:
+        """After update_hp_grads wrote the gradients it got: the rest as the zero-fill would have left it."""
+        if unwritten or self.padding:
+            torch._foreach_zero_(unwritten + self.padding)
+        self.stale = False
+
+    def _zeroed_before(self, read):
+        def guarded(*args, **kwargs):
+            if self.stale:
+                for flat in self.optimizer.fp32_groups_gradients_flat:
+                    flat.zero_()
+                self.stale = False
+            return read(*args, **kwargs)
+
+        return guarded
 
 
 def warn_gradientless(module: torch.nn.Module) -> None:
