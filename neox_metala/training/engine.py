@@ -163,12 +163,12 @@ def skip_lone_gradient_allreduce(engine) -> None:
     """No data-parallel gradient all-reduce where the data-parallel group is this one rank and the optimizer is
     DeepSpeed's BF16 optimizer (bf16 runs), whose reduction is that all-reduce alone. DeepSpeed's engines run it
     anyway: they flatten every fp32 gradient into one buffer, cast it to the bf16 communication dtype, all-reduce it
-    over the one rank and copy it back (1.4 ms of the 380M model's step at T=8192 on an H200: a 0.72 ms cat and
-    ~0.7 ms of copies, session 17's profile), which also rounded the fp32-accumulated gradients to bf16 before the
-    optimizer saw them: here they reach it as accumulated (tests/training/test_lone_allreduce.py). ZeRO's own
-    optimizers (fp32 and fp16 runs) collect their gradients inside that call, and AutoEP folding reduces there: both
-    keep it. Tensor-parallel ranks reduce their gradients in megatron-core's layers and the pipeline its tied
-    weights in a step of its own: neither uses it."""
+    over the one rank and copy it back (~3 ms of the 380M model's step at T=8192 on an H200: a 0.72 ms cat, ~1.6 ms
+    of casts, 0.68 ms of copies, session 17's profiles), which also rounded the fp32-accumulated gradients to bf16
+    before the optimizer saw them: here they reach it as accumulated (tests/training/test_lone_allreduce.py).
+    ZeRO's own optimizers (fp32 and fp16 runs) collect their gradients inside that call, and AutoEP folding reduces
+    there: both keep it. Tensor-parallel ranks reduce their gradients in megatron-core's layers and the pipeline
+    its tied weights in a step of its own: neither uses it."""
     from deepspeed.runtime.bf16_optimizer import BF16_Optimizer
 
     optimizer = engine.optimizer
