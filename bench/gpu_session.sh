@@ -86,7 +86,8 @@ for s in "$@"; do
                 step gpu-tests ${TESTS_LIMIT:-540} python3 -m pytest -q -s -p no:cacheprovider tests/ops/test_ops_gpu.py \
                     tests/ops/test_fused_gpu.py tests/layers/test_model_gpu.py) ;;
         layer-quick) step layer-quick 200 python3 bench/layer.py --hidden 2048 --seq 2048 --out "$OUT/layer-quick.json" ;;
-        layer-main) step layer-main 200 python3 bench/layer.py --hidden 2048 --seq 2048 8192 --out "$OUT/layer-main.json" ;;
+        layer-main) step layer-main ${LAYER_LIMIT:-200} python3 bench/layer.py --hidden 2048 --seq 2048 8192 \
+                        --out "$OUT/layer-main.json" ${LAYER_ARGS:-} ;;
         model-test) (export TRITON_CACHE_DIR=/tmp/cache-tests/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache-tests/inductor \
                             NEOX_METALA_FAST_AUTOTUNE=1
                      step model-test 180 python3 -m pytest -q -s -p no:cacheprovider tests/layers/test_model_gpu.py \

@@ -275,6 +275,8 @@ def main() -> None:
             for kind in args.kinds:
                 module = build(kind, hidden)
                 row[kind] = timer.measure(module, seq, batch, hidden)
+                # each measurement as it lands: a run cut by its time limit still reports what it measured
+                print(f"  measured D{hidden} T{seq} {kind}: {row[kind]['ms']:.2f} ms", flush=True)
                 if kind == "metala":
                     row["breakdown"] = kernel_breakdown(module, seq, batch, hidden, timer)
                 del module
