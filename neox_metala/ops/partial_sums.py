@@ -6,23 +6,20 @@ Why: the plain form, `partial.sum(0).to(dtype)`, is two launches (torch's reduce
 cast), once per layer and micro batch for each op that uses it (ops/short_conv_op.py's weight gradient; the
 epilogue's d aug_balance and d gate_bias); here it is one launch of a kernel that reads the partials once.
 
-The kernel is defined here rather than in a *_kernels.py file, beside its launcher, because it is small; triton is
-imported only where it is installed (the CPU environments take the PyTorch path).
+The kernel is in ops/partial_sums_kernels.py.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 
 import torch
 
 from .triton_launch import launch
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # CPU environments without triton: sum_partials takes the PyTorch path
-    triton = None
+_TRITON = importlib.util.find_spec("triton") is not None  # CPU environments without it take the PyTorch path
 
 # (rows, columns) per step of a program's loop, and warps. A program owns BLOCK_COLUMNS columns and walks all rows.
 # On an H200 (session 17's profile, 2 x 8192 tokens per micro batch) 32 x 128 took ~7 µs per launch, as torch's
@@ -34,25 +31,11 @@ WARPS = 4
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-def _jit(fn):
-    return fn if triton is None else triton.jit(fn)
+@functools.cache
+def _kernel():
+    from .partial_sums_kernels import sum_partials_kernel
 
-
-@_jit
-def sum_partials_kernel(partial, first, second, R, C, split, stride_r, BR: tl.constexpr, BC: tl.constexpr):
-    """first[c] = Σ_r partial[r, c] for c < split, second[c - split] for split ≤ c < C, in fp32, stored in the
-    outputs' dtypes. Each program sums its columns' rows in blocks of BR, in row order, into a (BR, BC) accumulator,
-    then reduces that over its BR rows: the same order at every launch, whatever the scheduling."""
-    c = tl.program_id(0) * BC + tl.arange(0, BC)
-    c_mask = c < C
-    acc = tl.zeros([BR, BC], dtype=tl.float32)
-    for start in range(0, R, BR):
-        r = start + tl.arange(0, BR)
-        mask = (r < R)[:, None] & c_mask[None, :]
-        acc += tl.load(partial + r[:, None].to(tl.int64) * stride_r + c[None, :], mask=mask, other=0.0)
-    total = tl.sum(acc, axis=0)  # (BC,)
-    tl.store(first + c, total.to(first.dtype.element_ty), mask=c < split)
-    tl.store(second + (c - split), total.to(second.dtype.element_ty), mask=c_mask & (c >= split))
+    return sum_partials_kernel
 
 
 def applies(partial: torch.Tensor, dtypes) -> bool:
@@ -60,7 +43,7 @@ def applies(partial: torch.Tensor, dtypes) -> bool:
     with at least one element, outputs in fp32, bf16 or fp16."""
     runs = partial.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
     return (
-        triton is not None
+        _TRITON
         and runs
         and partial.dtype == torch.float32
         and partial.numel() > 0
@@ -101,11 +84,11 @@ def sum_partials(partial: torch.Tensor, dtypes, splits=None) -> tuple[torch.Tens
         partial = partial.contiguous()
     rows, columns = partial.shape
     outputs = tuple(torch.empty(width, dtype=dtype, device=partial.device) for width, dtype in zip(splits, dtypes))
-    first, second = outputs if len(outputs) == 2 else (outputs[0], outputs[0])
-    # an empty output is never written (its mask is all false): give the kernel the other one's pointer in its place
-    first, second = (first if splits[0] else second), (second if second.numel() else first)
+    # an empty output is never written (its mask is all false): the kernel gets the other one's pointer in its place
+    written = [t for t in outputs if t.numel()]
+    first, second = written[0], written[-1]
     launch(
-        sum_partials_kernel, (-(-columns // BLOCK_COLUMNS),),
+        _kernel(), (-(-columns // BLOCK_COLUMNS),),
         partial, first, second, rows, columns, splits[0], partial.stride(0), BR=BLOCK_ROWS, BC=BLOCK_COLUMNS,
         num_warps=WARPS,
     )  # fmt: skip
