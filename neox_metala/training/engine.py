@@ -261,6 +261,7 @@ class _LazyGradientClear:
         used = [sum(grad.numel() for grad in grads) for grads in optimizer.fp32_groups_gradients]
         flats = optimizer.fp32_groups_gradients_flat
         self.padding = [flat[n:] for flat, n in zip(flats, used) if flat.numel() > n]  # no gradient view on it
+        self.zero_fill = optimizer.clear_hp_grads  # DeepSpeed's own clear: the real zero-fill, when one is needed
         optimizer.clear_hp_grads = self.clear  # step() and zero_grad() call it through the instance
         for name in ("step", "get_grads_for_reduction"):
             setattr(optimizer, name, self._zeroed_before(getattr(optimizer, name)))
@@ -279,8 +280,7 @@ class _LazyGradientClear:
     def _zeroed_before(self, read):
         def guarded(*args, **kwargs):
             if self.stale:
-                for flat in self.optimizer.fp32_groups_gradients_flat:
-                    flat.zero_()
+                self.zero_fill()
                 self.stale = False
             return read(*args, **kwargs)
 
