@@ -20,8 +20,8 @@ Layouts: every (B, T, H, D) input has each token's H·D channels contiguous and 
 stats is (3, B, T, H) contiguous, the planes mean, rstd and a (zero without AUG); y's strides are the launcher's (it
 may lay y out seq-first for the out projection); do (its own pair of strides), dq and dx (one pair), dv and dg
 (another) may be strided over batch and time too: contiguous tensors of their own, or views of the projection's
-gradient (ops/mixer_op.py). Without AUG
-(aug_balance None) q, x and v are not read and dq, dx, dv, dw not written; without BIAS, b = 0.
+gradient (ops/mixer_op.py). Without AUG (aug_balance None) q, x and v are not read and dq, dx, dv, dw not written;
+without BIAS, b = 0.
 """
 
 from __future__ import annotations
@@ -49,6 +49,13 @@ def _key(x, i_b, i_h, t, ck, T, stride_xb, stride_xt, normalizer, K: tl.constexp
 
 
 @triton.jit
+def _augmentation(v, a, i_b, i_h, t, cv, T, stride_vb, stride_vt, V: tl.constexpr):
+    """v (BT, BV) of head i_h at tokens t and s = σ(a·v), zero past V (σ(0) = ½ there would enter the norm)."""
+    v_t = _tile(v, i_b, t, cv, T, stride_vb, stride_vt, i_h, V)
+    return v_t, tl.where((cv < V)[None, :], tl.sigmoid(a[:, None] * v_t), 0.0)
+
+
+@triton.jit
 def _augmented(
     o, q, x, v, aug_balance, i_b, i_h, t, ck, cv, T, strides, normalizer,
     K: tl.constexpr, V: tl.constexpr, AUG: tl.constexpr,
@@ -62,8 +69,7 @@ def _augmented(
         key = _key(x, i_b, i_h, t, ck, T, stride_xb, stride_xt, normalizer, K)[2]
         w = tl.load(aug_balance + i_h * K + ck, mask=ck < K, other=0.0).to(tl.float32)
         a = tl.sum(q_t * key * w[None, :], 1)  # zero q and w past K add nothing
-        v_t = _tile(v, i_b, t, cv, T, stride_vb, stride_vt, i_h, V)
-        z += tl.where((cv < V)[None, :], tl.sigmoid(a[:, None] * v_t), 0.0)  # σ(0) = ½ past V: not in the norm
+        z += _augmentation(v, a, i_b, i_h, t, cv, T, stride_vb, stride_vt, V)[1]
     return z, a
 
 
@@ -135,8 +141,7 @@ def epilogue_backward_kernel(
         z = _tile(o, i_b, t, cv, T, stride_ob, stride_ot, i_h, V)
         if AUG:
             a = tl.load(stats + 2 * plane + rows, mask=t < T, other=0.0)
-            v_t = _tile(v, i_b, t, cv, T, stride_vb, stride_vt, i_h, V)
-            s = tl.where(v_mask, tl.sigmoid(a[:, None] * v_t), 0.0)
+            v_t, s = _augmentation(v, a, i_b, i_h, t, cv, T, stride_vb, stride_vt, V)
             z += s
         z_mean = tl.load(stats + rows, mask=t < T, other=0.0)
         z_rstd = tl.load(stats + plane + rows, mask=t < T, other=0.0)
