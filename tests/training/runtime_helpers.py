@@ -122,6 +122,11 @@ def run_main(config_dir: Path, files: list[str], log_path: Path, env: dict | Non
     return MainRun(code, Path(log_path).read_text(), time.monotonic() - started)
 
 
+def bits(t: torch.Tensor) -> torch.Tensor:
+    """t's bits as integers: torch.equal calls -0.0 and +0.0 equal, these compare every bit."""
+    return t.detach().view(torch.int16 if t.element_size() == 2 else torch.int32)
+
+
 def metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

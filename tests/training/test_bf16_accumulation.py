@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dist_helpers import run_workers
-from runtime_helpers import job_configs
+from runtime_helpers import bits, job_configs
 
 pytestmark = pytest.mark.multiproc
 
@@ -53,10 +53,6 @@ def train_both_ways(rank, world_size, jobs):
         for part in ("weights", "master")
     }
     return same, results["ours"]["bf16_grads_left"], len(results["ours"]["weights"])
-
-
-def bits(t: torch.Tensor) -> torch.Tensor:  # torch.equal calls -0.0 and +0.0 equal; these compare every bit
-    return t.view(torch.int16 if t.element_size() == 2 else torch.int32)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from runtime_helpers import bits
+
 # each step: its 2 micro batches, each the layers its loss goes through, and the loss's scale (inf: a non-finite
 # step, which the optimizer skips)
 SCHEDULE = [
@@ -32,10 +34,6 @@ class Layers(torch.nn.Module):
         for i in used:
             x = torch.tanh(self.layers[i](x))
         return (x[:, :3] * self.gain).float().square().mean() * scale
-
-
-def bits(t: torch.Tensor) -> torch.Tensor:  # torch.equal calls -0.0 and +0.0 equal; these compare every bit
-    return t.detach().view(torch.int16 if t.element_size() == 2 else torch.int32)
 
 
 def train(lazy: bool) -> dict:
