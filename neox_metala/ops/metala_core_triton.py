@@ -276,6 +276,15 @@ def _gradient_rows(grads, q, v):
     return rows
 
 
+STORED_ROWS_BYTES = 128 * 2**20
+"""The backward runs in batch slices whose STORED_DECAY_ROWS buffers (and state gradients) take at most about this
+much: at the block benchmark's B32 T2048 H16 the rows of the whole batch were 537 MB, all alive at the backward's
+peak, which put the block's peak memory above attention's (bench/layer.py on an H200, session 18: +4.05 GB against
++3.77; in slices +3.44); the 380M model's 2 x 8192 or 8 x 2048 tokens per layer take 67 MB, one slice. Every
+(batch, head) is independent in every kernel here, so the slices change no result. Read at every backward, as
+SPLIT_DV."""
+
+
 def metala_core_bwd(
     q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE, grads=None, accumulate=False
 ):
@@ -285,6 +294,22 @@ def metala_core_bwd(
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     d_out = d_out.to(v.dtype).contiguous()
+    rows = _gradient_rows(grads, q, v)
+    batch, seq, heads, head_k_dim = q.shape
+    chunks = -(-seq // chunk_size)
+    per_batch = 2 * heads * chunks * chunk_size * head_k_dim * 4 if STORED_DECAY_ROWS else 0
+    step = max(1, min(batch, STORED_ROWS_BYTES // max(per_batch, 1)))
+    for start in range(0, batch, step):
+        part = slice(start, start + step)
+        _backward_slice(
+            q[part], gate_logits[part], v[part], scale, normalizer, d_out[part], strides,
+            None if states is None else states[part], chunk_size, [(t[part], row) for t, row in rows], accumulate,
+        )  # fmt: skip
+    return tuple(t for t, _ in rows)
+
+
+def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states, chunk_size, rows, accumulate):
+    """metala_core_bwd on one batch slice: its inputs in the kernels' layout, `rows` the gradients and their strides."""
     sizes, batch_heads = _sizes(q, v, chunk_size)
     if states is None:
         states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
@@ -302,7 +327,7 @@ def metala_core_bwd(
         BK=_block(sizes["K"]), STORE_DECAY_ROWS=stored,
     )  # fmt: skip
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
-    (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = _gradient_rows(grads, q, v)
+    (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
     qk_grads = (q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale)
     qk_strides = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv)
@@ -321,7 +346,6 @@ def metala_core_bwd(
             _kernels()["chunk_grads"], (sizes["NT"], batch_heads),
             *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=True, STORED=stored,
         )  # fmt: skip
-    return dq, d_gate_logits, dv
 
 
 class MetaLACoreTriton(torch.autograd.Function):

@@ -145,6 +145,34 @@ def test_kernels_read_views_of_one_projection(batch, seq, decay, dv_form):
     check(torch.float32, batch, seq, 2, 16, 32, decay, views=True)
 
 
+@pytest.mark.parametrize("kept", [True, False], ids=["kept-states", "recomputed"])
+def test_backward_in_batch_slices_changes_nothing(kept, monkeypatch):
+    """A backward run in batch slices (STORED_ROWS_BYTES below one sequence's rows: one slice per sequence, the
+    states and the gradients' views sliced with it) writes what the one-slice backward writes, bit for bit, into
+    views of one projection's gradient, added to what they held."""
+    from neox_metala.ops import metala_core_triton
+
+    use_backward_form(monkeypatch, "stored-decays")  # the slices bound the stored rows
+    q, logits, v, cotangent = draw(3, 70, 2, 16, 32, "mixed")
+    inputs = projection_views(q.float(), logits.float(), v.float())
+    _, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, NORMALIZER, keep_states=True)
+    prior = torch.randn(q.shape[:2] + (2 * 16 * 2 + 2 * 32 * 2,), generator=torch.Generator().manual_seed(5))
+
+    def backward():
+        gradient = prior.to(DEVICE).clone()
+        views = [t.unflatten(-1, (2, -1)) for t in gradient.split([32, 32, 64, 64], dim=-1)[:3]]
+        metala_core_triton.metala_core_bwd(
+            *inputs, SCALE, NORMALIZER, cotangent.float(), states if kept else None, grads=views, accumulate=True
+        )
+        return gradient
+
+    whole = backward()
+    monkeypatch.setattr(metala_core_triton, "STORED_ROWS_BYTES", 1)
+    sliced = backward()
+    assert torch.equal(sliced, whole)
+    assert not torch.equal(whole, prior.to(DEVICE))
+
+
 @GPU_ONLY
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
