@@ -1,7 +1,7 @@
 """The MetaLA core alone, forward + backward per call: fla's chunk_gla (through ops/core_op.py's functions, as
 training runs it) against MetaLA's own kernels (ops/metala_core_triton.py), bf16, H=8, K=64, V=128.
 
-    python bench/core.py [--cases 8x2048 2x8192] [--runs 30] [--warmup 5] [--chunk-sizes 64 32] [--forward-forms]
+    python bench/core.py [--cases 8x2048 2x8192] [--runs 30] [--warmup 5]
     TRITON_INTERPRET=1 python bench/core.py --smoke     # the same logic on the CPU, tiny shape, no GPU
 
 One line per case: median ms of each (CUDA events, L2 flushed before every run; MetaLA's also with the backward's
@@ -17,7 +17,6 @@ so both paths' values are rounding noise and differ by O(1) relative. Then the t
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 
@@ -59,49 +58,10 @@ def fla_call(q, v, logits, log_decay, key, d_out):
     return output, dq, dv, dlog * torch.sigmoid(-logits.float()) / NORMALIZER  # g = logsigmoid(x) / 16
 
 
-def metala_call(q, v, logits, log_decay, key, d_out, chunk_size=metala_core.CHUNK_SIZE, keep_states=False):
-    """-> (o, dq, dv, d logits); keep_states: the forward's states kept for the backward, as training runs it."""
-    output, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, chunk_size, keep_states)
-    dq, dlogits, dv = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out, states, chunk_size)
+def metala_call(q, v, logits, log_decay, key, d_out):
+    output, _ = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER)
+    dq, dlogits, dv = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out)
     return output, dq, dv, dlogits
-
-
-def forward_forms(inputs, args, cuda) -> None:
-    """The forward (states kept) and the kept-states forward + backward, by the chunk-parallel kernels and by the one
-    sequential kernel (metala_core_triton.SEQUENTIAL), timed in one process; the outputs' difference."""
-    q, v, logits, _, _, d_out = inputs
-    times, outputs = {}, {}
-    for sequential in (False, True):
-        metala_core_triton.SEQUENTIAL = sequential
-        forward = lambda: metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)  # noqa: E731
-        both = functools.partial(metala_call, *inputs, keep_states=True)
-        times[sequential] = (
-            median_ms(forward, args.warmup, args.runs, cuda),
-            median_ms(both, args.warmup, args.runs, cuda),
-        )
-        outputs[sequential] = both()
-    metala_core_triton.SEQUENTIAL = "auto"
-    differences = relative_differences(("o", "dq", "dv", "dlogits"), outputs[True], outputs[False])
-    print(
-        f"  forward, states kept: chunk-parallel {times[False][0]:.3f} ms, sequential {times[True][0]:.3f} ms; "
-        f"with the backward {times[False][1]:.3f} / {times[True][1]:.3f} ms; sequential against chunk-parallel: "
-        + ", ".join(f"{name} {value:.1e}" for name, value in differences.items()),
-        flush=True,
-    )
-
-
-def chunk_sizes(inputs, chunks, floor, args, cuda) -> None:
-    """The kept-states core (training's form) at each chunk size, timed in one process, each against fla."""
-    reference = fla_call(*inputs)
-    for chunk_size in chunks:
-        call = functools.partial(metala_call, *inputs, chunk_size=chunk_size, keep_states=True)
-        ms = median_ms(call, args.warmup, args.runs, cuda)
-        differences = relative_differences(("o", "dq", "dv", "dlogits"), call(), reference)
-        print(
-            f"  chunks of {chunk_size}, states kept: {ms:.3f} ms ({ms / floor:.1f}x floor), against fla: "
-            + ", ".join(f"{name} {value:.1e}" for name, value in differences.items()),
-            flush=True,
-        )
 
 
 def floor_ms(q, v, bandwidth) -> float:
@@ -140,18 +100,10 @@ def run_case(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, bandwidth
         + f"), factorised chunks {factorised_share(inputs[3]):.0%}",
         flush=True,
     )
-    if args.chunk_sizes:
-        chunk_sizes(inputs, args.chunk_sizes, floor, args, cuda)
 
 
 def main():
-    def options(parser):
-        parser.add_argument("--chunk-sizes", type=int, nargs="*", default=[], help="the kept-states core at these")
-        parser.add_argument(
-            "--forward-forms", action="store_true", help="only the chunk-parallel and sequential forwards, per case"
-        )
-
-    args = parse_args(__doc__, ["8x2048", "2x8192"], "BATCHxSEQ", options)
+    args = parse_args(__doc__, ["8x2048", "2x8192"], "BATCHxSEQ")
     if args.smoke:
         shape, dtype, device = (1, 80, 2, 16, 32), torch.float32, "cpu"
         cases = [(shape, 0.0, ""), (shape, -200.0, " strong")]
@@ -162,10 +114,6 @@ def main():
     bandwidth = copy_bandwidth(device == "cuda")
     print(f"copy bandwidth {bandwidth / 1e9:.0f} GB/s", flush=True)
     for shape, logit_shift, label in cases:
-        if args.forward_forms:  # only these (fla's tuning at a new shape takes minutes)
-            print(f"CORE B{shape[0]} T{shape[1]} H{shape[2]}{label}:", flush=True)
-            forward_forms(draw(*shape, dtype, device, logit_shift), args, device == "cuda")
-            continue
         run_case(*shape, dtype, device, bandwidth, args, logit_shift, label)
     for name, kernel in metala_core_triton._kernels().items():
         print(f"tuned {name}: {getattr(kernel, 'best_config', None)}")

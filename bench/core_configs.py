@@ -8,7 +8,6 @@ shape, then the core with all of them, with the shipped lists as the autotuner p
 kept from the forward instead of recomputed (the option `keep_states`).
 
     python bench/core_configs.py [--cases 8x2048 2x8192] [--runs 30] [--out r.json] [--kernels chunk_dv ...]
-                                 [--sequential]    # the kernels sequential over chunks (SEQUENTIAL) instead
     TRITON_INTERPRET=1 python bench/core_configs.py --smoke     # the logic on the CPU: tiny shape, 2 candidates
 
 The candidates are wider than the shipped lists on purpose: the shipped lists are what this script showed to win.
@@ -82,13 +81,6 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         ]
     ),  # fmt: skip
 }
-# the kernels sequential over chunks (metala_core_triton.SEQUENTIAL; swept with --sequential)
-_SEQUENTIAL = [
-    ({"BV": bv, "STAGES": stages}, warps, 1)
-    for bv, warps, stages in [(16, 4, 2), (16, 8, 2), (32, 8, 1), (32, 8, 2), (64, 8, 1), (64, 8, 2), (64, 8, 3),
-                              (128, 8, 2), (64, 16, 2), (32, 4, 1)]
-]  # fmt: skip
-CANDIDATES["sequential_forward"] = CANDIDATES["sequential_dv"] = _SEQUENTIAL
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.
 CHECKS = [
@@ -169,7 +161,7 @@ def force(chosen: dict[str, tuple]) -> None:
     metala_core_triton._kernels = lambda: kernels
 
 
-FLAGS = ["SPLIT_DV", "STORED_DECAY_ROWS"]  # metala_core_triton's switches between forms of the core
+FLAGS = ("SPLIT_DV", "STORED_DECAY_ROWS")  # metala_core_triton's switches between forms of the backward
 
 
 def time_flipped(flag: str, timed, label: str) -> float:
@@ -214,10 +206,6 @@ def candidates(smoke: bool) -> dict[str, list]:
     """Of the kernels the backward runs (SPLIT_DV picks chunk_grads or the two that split it)."""
     split = getattr(metala_core_triton, "SPLIT_DV", False)
     unused = {"chunk_grads"} if split else {"chunk_qk_grads", "chunk_dv"}
-    if metala_core_triton.SEQUENTIAL is True:
-        unused |= {"state_updates", "output", "state_grad_updates", "scan", "chunk_dv", "chunk_grads"}
-    else:
-        unused |= {"sequential_forward", "sequential_dv"}
     names = [name for name in _SHIPPED() if name not in unused and (not ONLY or name in ONLY)]
     chosen = {name: CANDIDATES.get(name, []) for name in names}
     missing = [name for name, values in chosen.items() if not values]
@@ -232,7 +220,6 @@ def check_all(smoke: bool) -> dict[tuple, dict]:
 
     def run(job):
         command = [sys.executable, __file__, "--check", job[0], str(job[1])] + (["--smoke"] if smoke else [])
-        command += ["--sequential"] if metala_core_triton.SEQUENTIAL is True else []
         try:
             done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
         except subprocess.TimeoutExpired:
@@ -256,14 +243,8 @@ def main():
     parser.add_argument("--out", default=None)
     parser.add_argument("--check", nargs=2, metavar=("KERNEL", "INDEX"), help=argparse.SUPPRESS)
     parser.add_argument("--kernels", nargs="+", default=[], help="sweep only these kernels (names as in CANDIDATES)")
-    parser.add_argument(
-        "--sequential", action="store_true", help="the kernels sequential over chunks (SEQUENTIAL), also timed off"
-    )
     args = parser.parse_args()
     ONLY[:] = args.kernels
-    if args.sequential:
-        metala_core_triton.SEQUENTIAL = True
-        FLAGS.append("SEQUENTIAL")
     if args.smoke and os.environ.get("TRITON_INTERPRET") != "1":
         raise SystemExit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
     if not args.smoke and not torch.cuda.is_available():

@@ -16,13 +16,10 @@ import torch
 from neox_metala import warmup
 
 
-def parse_args(description: str, default_cases: list[str], cases_help: str, extra=None) -> argparse.Namespace:
-    """--cases, --runs, --warmup, --smoke (and what `extra(parser)` adds), checked: --smoke needs the Triton
-    interpreter, else a GPU, on which the run uses the trainer's kernel cache (what earlier runs compiled and tuned:
-    fla's tuning takes minutes)."""
+def parse_args(description: str, default_cases: list[str], cases_help: str) -> argparse.Namespace:
+    """--cases, --runs, --warmup, --smoke, checked: --smoke needs the Triton interpreter, else a GPU, on which the
+    run uses the trainer's kernel cache (what earlier runs compiled and tuned: fla's tuning takes minutes)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    if extra is not None:
-        extra(parser)
     parser.add_argument("--cases", nargs="+", default=default_cases, help=cases_help)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)

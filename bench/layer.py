@@ -265,15 +265,7 @@ def main() -> None:
         "--kinds", nargs="+", default=["metala", "metala_fused", "attention", "metala_layer", "attention_layer"]
     )
     parser.add_argument("--out", default=None)
-    parser.add_argument(
-        "--sequential", choices=["auto", "on", "off"], default="auto",
-        help="MetaLA's core forward and dv by its sequential kernels (ops/metala_core_triton.py's SEQUENTIAL)",
-    )  # fmt: skip
     args = parser.parse_args()
-    if args.sequential != "auto":
-        from neox_metala.ops import metala_core_triton
-
-        metala_core_triton.SEQUENTIAL = args.sequential == "on"
     warmup.use_kernel_cache(None)
     parallel.initialize(1, 1)
     timer = Timer(args.warmup, args.runs)

@@ -32,7 +32,7 @@ def every_config_timed_twice(monkeypatch):
     (restore_value), or the second run works on the first one's result."""
     import triton.runtime.autotuner as autotuner
 
-    from neox_metala.ops import metala_core_triton, metala_core_tuning
+    from neox_metala.ops import metala_core_triton
 
     timed = []
 
@@ -42,7 +42,7 @@ def every_config_timed_twice(monkeypatch):
         timed.append(kernel_call)
         return [1.0 / len(timed)] * len(quantiles)
 
-    monkeypatch.setattr(metala_core_tuning, "FIRST_CONFIG_ONLY", False)
+    monkeypatch.setattr(metala_core_triton, "FIRST_CONFIG_ONLY", False)
     monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
     metala_core_triton._kernels.cache_clear()
     try:

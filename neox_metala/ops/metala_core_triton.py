@@ -26,11 +26,16 @@ Imports triton on first use: `import neox_metala.ops.metala_core_triton` needs t
 
 from __future__ import annotations
 
+import functools
+import os
+
 import torch
 
 from .metala_core import CHUNK_SIZE
-from .metala_core_tuning import kernels as _kernels
 from .triton_launch import launch
+
+# The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each
+FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
 
 SPLIT_DV = True
 """dv by its own kernel (chunk_dv_kernel, a program per V block, two per SM) rather than in the V loop of
@@ -49,13 +54,6 @@ bench/core_configs.py on an H200 (session 16): core forward + backward with kept
 T2048, 0.529 vs 0.536 at B2 T8192. Read at every backward, as SPLIT_DV."""
 
 
-SEQUENTIAL = "auto"
-"""The forward, and the backward's state gradients and dv, by ops/metala_core_seq_kernels.py's kernels sequential
-over chunks (True), by the chunk-parallel ones (False), or by the first where B·H·V/64 programs are at least
-SEQUENTIAL_MIN_PROGRAMS ("auto"). Read at every call, as SPLIT_DV."""
-SEQUENTIAL_MIN_PROGRAMS = 1 << 30
-
-
 def _block(n: int) -> int:
     """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
     return max(16, 1 << (n - 1).bit_length())
@@ -64,6 +62,90 @@ def _block(n: int) -> int:
 def _precision(dtype: torch.dtype) -> str:
     # fp32 inputs are the accuracy reference on the GPU: exact fp32 products, not TF32's 10-bit mantissa
     return "ieee" if dtype == torch.float32 else "tf32"
+
+
+@functools.cache
+def _kernels():
+    """The kernels, autotuned over a few configurations each (each one compiles on first use of a shape)."""
+    import triton
+
+    from . import metala_core_grad_kernels as grad_kernels
+    from . import metala_core_kernels as kernels
+
+    # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
+    # the chunk gradients spill ~1 KB at BV=64 but ≤ 120 B at BV ≤ 32 with 8 warps.
+    # The chunk gradients with 4 warps are left out: Triton 3.6's bf16 build of them reads out of bounds when T is
+    # below one chunk (an illegal address on the H200, 2026-11-29; fp16 / fp32 and the other configs are clean).
+    def configs(blocks):
+        """(meta-parameters, warps, stages[, register cap]) -> the configurations."""
+        configs = [
+            triton.Config(block, num_warps=w, num_stages=s, maxnreg=(cap or [None])[0]) for block, w, s, *cap in blocks
+        ]
+        return configs[:1] if FIRST_CONFIG_ONLY else configs
+
+    key = ["NT", "H", "K", "V"]
+    # The scan's step is a load and a multiply-add, so small blocks cost little and give programs at small B·H:
+    # B·H = 16, K = 64, V = 128 makes 128 programs of 32 x 32 or 16 x 64, 256 of 16 x 32. STAGES − 1 steps' loads
+    # in flight hide the memory's latency behind the steps (≤ 30 KB of shared memory, no spills at 8). Its key has
+    # no H (not an argument); NT tells apart the shapes of one run. The scan works in place, so timing a
+    # configuration must restore the updates it overwrites.
+    scan_blocks = [
+        ({"BK": 32, "BV": 32, "STAGES": 8}, 4, 1),
+        ({"BK": 16, "BV": 64, "STAGES": 8}, 4, 1),
+        ({"BK": 32, "BV": 64, "STAGES": 8}, 4, 1),
+        ({"BK": 16, "BV": 32, "STAGES": 8}, 2, 1),
+        ({"BK": 32, "BV": 32, "STAGES": 4}, 4, 1),
+    ]
+    scan = triton.autotune(configs(scan_blocks), key=["NT", "K", "V"], restore_value=["buffer"])
+    # Every list below: the first configuration is the interpreter's (small blocks, so that its tests at V = 32 see
+    # several V blocks); the others are the fastest of bench/core_configs.py's wider candidates on an H200 (bf16,
+    # B8 T2048 and B2 T8192, 2026-11-29: the core f+b 0.741 -> 0.565 ms with all of them, states recomputed).
+    # The updates: fastest with whole rows of V per program (one decay cumsum per chunk instead of one per V block);
+    # BV >= 64 spills in fp32 (a test-only path on GPUs), so the autotuner, which tunes per dtype, keeps 32 there.
+    update_blocks = [({"BV": 16}, 4, 1), ({"BV": 32}, 4, 1), ({"BV": 64}, 4, 1), ({"BV": 128}, 4, 1)]
+    # The chunk gradients without dv (bf16, Triton 3.6): still 255 registers at 8 warps whatever BV or stages,
+    # which the intra-chunk gradients after the V loop take (the loop alone: 94); at BV 32, 24 B spilled at one or
+    # two stages (168 B with dv), at BV 64 136 B (sm90 builds, bench/core_build.py; before the kernels formed the
+    # decay from the gate logits themselves: 0, 8 and 104 B). 4 warps spill 800 B, besides the out-of-bounds read
+    # above. The first block splits V = 32, so that the interpreter's tests run the loop twice. Splitting it over K
+    # blocks instead ((64, BK) tiles after the loop, two programs per SM, do vᵀ formed again by each) was slower on
+    # an H200 (core f+b 0.633 against 0.577 ms, B8 T2048 bf16, 2026-11-29) and its 4-warp builds were wrong in bf16.
+    # The V loop and the intra-chunk part as two kernels (the loop's sums through fp32 buffers) were slower too
+    # (core f+b with kept states 0.594 against 0.586 ms, B8 T2048 bf16, 2026-11-30). So were each kernel's channels
+    # in blocks, one V loop per block (KSTEP, session 15: 0.603-0.853 against 0.528 ms; removed) and, for this
+    # kernel and dv, a launch per form of the scores (factorised chunks by a build without the sub-chunk form's
+    # registers, then the strong-decay ones): 0.525 against 0.529 ms, and its dv builds at BV <= 32 faulted on an
+    # H200 (session 15, 2026-11-30); not kept.
+    qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 1)]
+    # dv recomputes its chunk's scores in each V block's program (one BT x BT x K product, as output_kernel).
+    # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap
+    # (two). fp32 (tests) spills 0.2-2 KB. The first block splits V = 32, so that the interpreter's tests see a
+    # second V block.
+    # BV 128, one program per chunk (its scores formed once, q and the gate logits read once), was the fastest of 11
+    # on an H200 (bench/core_configs.py --kernels chunk_dv, B8 T2048 and B2 T8192 bf16, 2026-11-30): at 4 warps
+    # 0.05 ms per call below the best BV 64 (~1/3 of the kernel), at 8 warps 0.017; both correct in bf16 and fp16.
+    dv_blocks = [
+        ({"BV": 16}, 4, 1),
+        ({"BV": 64}, 4, 1),
+        ({"BV": 64}, 4, 2),
+        ({"BV": 64}, 8, 1, 128),
+        ({"BV": 128}, 8, 1),
+        ({"BV": 128}, 4, 1),
+    ]
+    # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
+    # gradients once more, so the autotuner restores them (a copy at tuning time only)
+    grads = dict(key=key, restore_value=["dq", "d_gate_logits", "dv"])
+    return {
+        "state_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_updates_kernel),
+        "state_grad_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_grad_updates_kernel),
+        "scan": scan(kernels.scan_kernel),
+        "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
+        "chunk_grads": triton.autotune(configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), **grads)(
+            grad_kernels.chunk_grads_kernel
+        ),
+        "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), **grads)(grad_kernels.chunk_grads_kernel),
+        "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
+    }
 
 
 def check_inputs(q, gate_logits, v):
@@ -153,12 +235,6 @@ def chunk_states(q, gate_logits, v, normalizer, chunk_size=CHUNK_SIZE):
     return _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
 
 
-def _sequential(batch_heads: int, head_v_dim: int) -> bool:
-    if SEQUENTIAL != "auto":
-        return bool(SEQUENTIAL)
-    return batch_heads * -(-head_v_dim // 64) >= SEQUENTIAL_MIN_PROGRAMS
-
-
 def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False):
     """q, gate_logits (B, T, H, K), v (B, T, H, V), one dtype, log α = logsigmoid(gate_logits) / normalizer ->
     (o (B, T, H, V) contiguous in v's dtype, the states if keep_states else None). The inputs may be views of one
@@ -166,17 +242,8 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     sizes, batch_heads = _sizes(q, v, chunk_size)
-    out = v.new_empty(v.shape)
-    if _sequential(batch_heads, sizes["V"]):
-        shape = (batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
-        states = q.new_empty(shape) if keep_states else out  # (a placeholder that the kernel does not write)
-        launch(
-            _kernels()["sequential_forward"], lambda meta: (-(-sizes["V"] // meta["BV"]), batch_heads),
-            q, gate_logits, v, states, out, scale, **strides, normalizer=normalizer, BH=batch_heads, **sizes,
-            BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, KEEP_STATES=keep_states,
-        )  # fmt: skip
-        return out, (states if keep_states else None)
     states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
+    out = v.new_empty(v.shape)
     block_v = _block(sizes["V"])
     grid = (sizes["NT"], batch_heads, 1)
     launch(
@@ -254,34 +321,30 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     else:  # placeholders that no kernel reads
         log_decays = cums = decays
     stride_q, stride_g = strides["stride_q"], strides["stride_g"]
+    launch(
+        _kernels()["state_grad_updates"], _updates_grid(sizes, batch_heads),
+        q, gate_logits, d_out, state_grads, decays, log_decays, cums, scale, stride_q, stride_g, normalizer, **sizes,
+        BK=_block(sizes["K"]), STORE_DECAY_ROWS=stored,
+    )  # fmt: skip
+    _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
-    sequential = _sequential(batch_heads, sizes["V"])
-    if sequential:  # the state gradients and dv by one kernel, then the qk gradients' (below)
-        launch(
-            _kernels()["sequential_dv"], lambda meta: (-(-sizes["V"] // meta["BV"]), batch_heads),
-            q, gate_logits, d_out, state_grads, log_decays, cums, dv, scale, stride_q, stride_g, stride_dv, normalizer,
-            BH=batch_heads, **sizes, **blocks, STORE_DECAY_ROWS=stored,
-        )  # fmt: skip
-    else:
-        launch(
-            _kernels()["state_grad_updates"], _updates_grid(sizes, batch_heads),
-            q, gate_logits, d_out, state_grads, decays, log_decays, cums, scale, stride_q, stride_g, normalizer,
-            **sizes, BK=_block(sizes["K"]), STORE_DECAY_ROWS=stored,
-        )  # fmt: skip
-        _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     qk_grads = (q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale)
     qk_strides = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv)
-    split = SPLIT_DV or sequential
-    launch(
-        _kernels()["chunk_qk_grads" if split else "chunk_grads"], (sizes["NT"], batch_heads),
-        *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=not split, STORED=stored,
-    )  # fmt: skip
-    if split and not sequential:
+    if SPLIT_DV:
+        launch(
+            _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
+            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False, STORED=stored,
+        )  # fmt: skip
         launch(
             _kernels()["chunk_dv"], _updates_grid(sizes, batch_heads),
             q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,
             **blocks,
+        )  # fmt: skip
+    else:
+        launch(
+            _kernels()["chunk_grads"], (sizes["NT"], batch_heads),
+            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=True, STORED=stored,
         )  # fmt: skip
 
 

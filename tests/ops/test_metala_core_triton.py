@@ -87,10 +87,7 @@ def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False):
     assert all(error <= relative for error in errors.values()), errors
     with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype), states=states)
     for got, recomputed in zip(with_states, grads):
-        if metala_core_triton.SEQUENTIAL is True:  # its states summed in another order than the recomputed
-            assert (got - recomputed).float().norm() <= relative * recomputed.float().norm()
-        else:
-            assert torch.equal(got, recomputed)  # the forward's states are the ones the backward recomputes
+        assert torch.equal(got, recomputed)  # the forward's states are the ones the backward recomputes
 
 
 SMALL = [
@@ -146,46 +143,6 @@ def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, d
 def test_kernels_read_views_of_one_projection(batch, seq, decay, dv_form):
     """q, gate logits and v as head-split views of one (B, T, 3W) projection: read in place, same results."""
     check(torch.float32, batch, seq, 2, 16, 32, decay, views=True)
-
-
-SEQUENTIAL_CASES = [
-    case
-    for case in SMALL
-    if case.id
-    in (
-        "T1-mild",
-        "T130-mild",
-        "T130-K20-V24-mild",
-        "T130-strong",
-        "T130-mixed",
-        "T130-K20-V24-graded",
-        "T70-open-shut",
-    )
-]
-
-
-@pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SEQUENTIAL_CASES)
-@pytest.mark.parametrize("form", ["split-dv", "stored-decays"])
-def test_sequential_kernels_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, form, monkeypatch):
-    """The forward, and the backward's state gradients and dv, by the kernels sequential over chunks (SEQUENTIAL),
-    the forward's kept states then read by the backward: output and gradients against the recurrence, in fp32 (and
-    in bf16 on a GPU, at the model's widths)."""
-    from neox_metala.ops import metala_core_triton
-
-    use_backward_form(monkeypatch, form)
-    monkeypatch.setattr(metala_core_triton, "SEQUENTIAL", True)
-    check(torch.float32, 2, seq, 2, head_k_dim, head_v_dim, decay, views=decay == "mixed")
-
-
-@GPU_ONLY
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
-@pytest.mark.parametrize("decay", ["mild", "mixed"])
-def test_sequential_kernels_at_model_widths(dtype, decay, monkeypatch):
-    from neox_metala.ops import metala_core_triton
-
-    use_backward_form(monkeypatch, "stored-decays")
-    monkeypatch.setattr(metala_core_triton, "SEQUENTIAL", True)
-    check(dtype, 3, 300, 3, 64, 128, decay, views=True)
 
 
 @pytest.mark.parametrize("kept", [True, False], ids=["kept-states", "recomputed"])
@@ -293,7 +250,5 @@ def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
         for form in BACKWARD_FORMS:
             use_backward_form(monkeypatch, form)
             check(torch.float32, 1, 130, 2, 20, 24, "graded")
-        monkeypatch.setattr(metala_core_triton, "SEQUENTIAL", True)  # and the sequential kernels
-        check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
