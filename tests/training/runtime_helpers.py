@@ -138,9 +138,24 @@ def train_losses(run_dir: Path) -> dict[int, float]:
 
 
 def run_deepy(config_dir: Path, files: list[str], timeout: int = 600, env: dict | None = None):
+    """`python deepy.py train.py -d config_dir files` to its end. free_port's port is free when chosen, not when rank 0
+    binds it (the other pytest worker's runs take ports from the same range): a run that lost it before its first
+    iteration starts again, at most twice, on a new port written into the files that set `master_port`."""
     command = [sys.executable, str(REPO / "deepy.py"), str(REPO / "train.py"), "-d", str(config_dir), *files]
     environment = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+    for _ in range(3):
+        result = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+        output = result.stdout + result.stderr
+        if result.returncode == 0 or "EADDRINUSE" not in output or "iteration 1/" in output:
+            return result
+        for name in files:
+            path = config_dir / name
+            if path.parent != config_dir:  # (the repository's own configs are never rewritten)
+                continue
+            settings = yaml.safe_load(path.read_text())
+            if isinstance(settings, dict) and "master_port" in settings:
+                path.write_text(yaml.safe_dump({**settings, "master_port": free_port()}))
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------------------
