@@ -148,8 +148,8 @@ def test_kernels_read_views_of_one_projection(batch, seq, decay, dv_form):
 @pytest.mark.parametrize("kept", [True, False], ids=["kept-states", "recomputed"])
 def test_backward_in_batch_slices_changes_nothing(kept, monkeypatch):
     """A backward run in batch slices (STORED_ROWS_BYTES below one sequence's rows: one slice per sequence, the
-    states and the gradients' views sliced with it) writes what the one-slice backward writes, bit for bit, into
-    views of one projection's gradient, added to what they held."""
+    states and the gradients' views sliced with it) writes what the one-slice backward writes, bit for bit: into
+    views of one projection's gradient, added to what they held, and into tensors of its own."""
     from neox_metala.ops import metala_core_triton
 
     use_backward_form(monkeypatch, "stored-decays")  # the slices bound the stored rows
@@ -166,11 +166,17 @@ def test_backward_in_batch_slices_changes_nothing(kept, monkeypatch):
         )
         return gradient
 
-    whole = backward()
+    def backward_into_new_tensors():
+        given_states = states if kept else None
+        return metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.float(), given_states)
+
+    whole, whole_new = backward(), backward_into_new_tensors()
     monkeypatch.setattr(metala_core_triton, "STORED_ROWS_BYTES", 1)
-    sliced = backward()
+    sliced, sliced_new = backward(), backward_into_new_tensors()
     assert torch.equal(sliced, whole)
     assert not torch.equal(whole, prior.to(DEVICE))
+    for got, want in zip(sliced_new, whole_new):
+        assert torch.equal(got, want)
 
 
 @GPU_ONLY
