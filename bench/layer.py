@@ -265,7 +265,15 @@ def main() -> None:
         "--kinds", nargs="+", default=["metala", "metala_fused", "attention", "metala_layer", "attention_layer"]
     )
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--stored-rows-mib", type=int, default=None,
+        help="MetaLA's core backward in batch slices of this many MiB of stored decay rows (STORED_ROWS_BYTES)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.stored_rows_mib is not None:
+        from neox_metala.ops import metala_core_triton
+
+        metala_core_triton.STORED_ROWS_BYTES = args.stored_rows_mib * 2**20
     warmup.use_kernel_cache(None)
     parallel.initialize(1, 1)
     timer = Timer(args.warmup, args.runs)
