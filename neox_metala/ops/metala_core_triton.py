@@ -295,9 +295,10 @@ def metala_core_bwd(
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     d_out = d_out.to(v.dtype).contiguous()
     rows = _gradient_rows(grads, q, v)
-    batch, seq, heads, head_k_dim = q.shape
-    chunks = -(-seq // chunk_size)
-    per_batch = 2 * heads * chunks * chunk_size * head_k_dim * 4 if STORED_DECAY_ROWS else 0
+    sizes, _ = _sizes(q, v, chunk_size)
+    batch = q.shape[0]
+    # one sequence's share of _backward_slice's two fp32 row buffers, (B·H, N·BT, K) each
+    per_batch = 2 * sizes["H"] * sizes["NT"] * chunk_size * sizes["K"] * 4 if STORED_DECAY_ROWS else 0
     step = max(1, min(batch, STORED_ROWS_BYTES // max(per_batch, 1)))
     for start in range(0, batch, step):
         part = slice(start, start + step)

@@ -137,16 +137,21 @@ def train_losses(run_dir: Path) -> dict[int, float]:
     return {r["iteration"]: r["loss"] for r in metrics(run_dir) if "loss" in r}
 
 
+def lost_its_port(output: str) -> bool:
+    """Whether a deepy.py run's output shows it lost its rendezvous port before its first iteration: free_port's port
+    is free when chosen, not when rank 0 binds it, and the other pytest worker's runs take ports from the same range
+    (CI, session 17). Such a run is started again on a new port."""
+    return "EADDRINUSE" in output and "iteration 1/" not in output
+
+
 def run_deepy(config_dir: Path, files: list[str], timeout: int = 600, env: dict | None = None):
-    """`python deepy.py train.py -d config_dir files` to its end. free_port's port is free when chosen, not when rank 0
-    binds it (the other pytest worker's runs take ports from the same range): a run that lost it before its first
-    iteration starts again, at most twice, on a new port written into the files that set `master_port`."""
+    """`python deepy.py train.py -d config_dir files` to its end; a run that lost its port (`lost_its_port`) starts
+    again, at most twice, on a new port written into the files that set `master_port`."""
     command = [sys.executable, str(REPO / "deepy.py"), str(REPO / "train.py"), "-d", str(config_dir), *files]
     environment = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", **(env or {})}
     for _ in range(3):
         result = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
-        output = result.stdout + result.stderr
-        if result.returncode == 0 or "EADDRINUSE" not in output or "iteration 1/" in output:
+        if result.returncode == 0 or not lost_its_port(result.stdout + result.stderr):
             return result
         for name in files:
             path = config_dir / name

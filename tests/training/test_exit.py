@@ -25,7 +25,7 @@ import psutil
 import pytest
 
 from dist_helpers import free_port
-from runtime_helpers import REPO, SMALL_MODEL, sample_data_settings, train_losses, write_configs
+from runtime_helpers import REPO, SMALL_MODEL, lost_its_port, sample_data_settings, train_losses, write_configs
 
 pytestmark = pytest.mark.multiproc
 PROMPT_EXIT_SECONDS = 30
@@ -57,9 +57,8 @@ class DeepyRun:
             )
 
     def _lost_its_port(self) -> bool:
-        """free_port's port is free when chosen, not when rank 0 binds it: the other pytest worker's runs take ports
-        from the same range (CI, session 17: EADDRINUSE before the first iteration). Only then: started again."""
-        return "EADDRINUSE" in self.log() and "iteration 1/" not in self.log() and self.starts < 3
+        """runtime_helpers.lost_its_port, at most three starts in all."""
+        return lost_its_port(self.log()) and self.starts < 3
 
     def log(self) -> str:
         return self.log_path.read_text()
