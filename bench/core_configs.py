@@ -42,7 +42,10 @@ def _bv(rows):
     return [({"BV": bv}, warps, stages, *cap) for bv, warps, stages, *cap in rows]
 
 
-_UPDATES = _bv([(32, 4, 1), (16, 4, 1), (32, 8, 1), (64, 4, 1), (64, 8, 1), (128, 4, 1), (128, 8, 1), (64, 8, 2)])
+_UPDATES = _bv(
+    [(32, 4, 1), (16, 4, 1), (32, 8, 1), (64, 4, 1), (64, 8, 1), (128, 4, 1), (128, 8, 1), (64, 8, 2)]
+    + [(128, 4, 1, 168), (128, 4, 1, 128), (128, 8, 1, 128)]
+)
 CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, warps, stages[, register cap])]
     "state_updates": _UPDATES,
     "state_grad_updates": _UPDATES,
@@ -59,11 +62,15 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
             (32, 32, 2, 4),
         ]
     ],  # fmt: skip
-    "output": [({}, w, s) for w, s in [(4, 2), (8, 2), (8, 3), (4, 1), (8, 1), (4, 3), (16, 2)]],
+    "output": [
+        ({}, *c)
+        for c in [(4, 2), (8, 2), (8, 3), (4, 1), (8, 1), (4, 3), (16, 2), (4, 2, 168), (4, 1, 168), (8, 2, 128)]
+    ],
     "chunk_grads": _bv([(32, 8, 2), (16, 8, 2), (16, 8, 1), (32, 8, 1), (32, 8, 3), (64, 8, 2), (32, 16, 2)]),
     # metala_core_triton.SPLIT_DV's two kernels
     "chunk_qk_grads": _bv(
         [(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1), (64, 16, 1), (128, 16, 1)]
+        + [(64, 8, 1, 128), (64, 8, 1, 168), (32, 8, 1, 168)]
     ),
     "chunk_dv": _bv(
         [
@@ -78,6 +85,10 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
             (128, 8, 2),
             (128, 4, 1),
             (128, 16, 1),
+            (128, 4, 1, 168),
+            (64, 4, 1, 168),
+            (128, 4, 1, 128),
+            (128, 8, 1, 128),
         ]
     ),  # fmt: skip
 }

@@ -54,6 +54,15 @@ bench/core_configs.py on an H200 (session 16): core forward + backward with kept
 T2048, 0.529 vs 0.536 at B2 T8192. Read at every backward, as SPLIT_DV."""
 
 
+PRIORS_FIRST = True
+"""With accumulate (the one-op mixer's backward adds the core's gradients into the epilogue's), the gradient kernels
+load what they add to at the start of each program, so that its latency hides behind the work; False loads it at the
+store. Loaded first, the values stay live through the kernel: sm90 bf16 builds of the qk gradients spill 192-200 B
+instead of 80, dv takes 255 registers and spills 40 B instead of 246 and 0 (416 B instead of 176 under the 168-register
+cap); at the store both builds equal the plain ones. Not yet timed against each other (session 19 found it after its
+device time: `bench/core_ncu.py --timings --accumulate --flip PRIORS_FIRST`). Read at every backward, as SPLIT_DV."""
+
+
 def _block(n: int) -> int:
     """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
     return max(16, 1 << (n - 1).bit_length())
@@ -103,6 +112,14 @@ def _kernels():
     # The updates: fastest with whole rows of V per program (one decay cumsum per chunk instead of one per V block);
     # BV >= 64 spills in fp32 (a test-only path on GPUs), so the autotuner, which tunes per dtype, keeps 32 there.
     update_blocks = [({"BV": 16}, 4, 1), ({"BV": 32}, 4, 1), ({"BV": 64}, 4, 1), ({"BV": 128}, 4, 1)]
+    # The state-gradient updates and dv are latency-bound at two programs per SM (ncu on an H200, B32 T2048 H16 bf16,
+    # session 19: 12% achieved occupancy, 0.6 eligible warps per scheduler, 39-42% issue slots busy): capped at 168
+    # registers they run three (the updates spill nothing, dv 176 B). bench/core_configs.py (B64 T2048 and B16 T8192
+    # H8, kept states): core f+b 3.96 -> 3.87 ms for each, 3.77 for both. In bench/layer.py's block the updates went
+    # 0.68 -> 0.58 ms and dv stayed at 0.75 (its build that adds into the projection's gradient spills 416 B capped).
+    # Not faster: the output kernel capped the same way (1% slower), the qk gradients capped at 128 or 168 (672 / 448 B
+    # spilled), and 8-warp programs capped at 128 (two per SM) for all three (offered to the autotuners: no change).
+    capped = ({"BV": 128}, 4, 1, 168)
     # The chunk gradients without dv (bf16, Triton 3.6): still 255 registers at 8 warps whatever BV or stages,
     # which the intra-chunk gradients after the V loop take (the loop alone: 94); at BV 32, 24 B spilled at one or
     # two stages (168 B with dv), at BV 64 136 B (sm90 builds, bench/core_build.py; before the kernels formed the
@@ -131,13 +148,16 @@ def _kernels():
         ({"BV": 64}, 8, 1, 128),
         ({"BV": 128}, 8, 1),
         ({"BV": 128}, 4, 1),
+        capped,
     ]
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
     # gradients once more, so the autotuner restores them (a copy at tuning time only)
     grads = dict(key=key, restore_value=["dq", "d_gate_logits", "dv"])
     return {
         "state_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_updates_kernel),
-        "state_grad_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_grad_updates_kernel),
+        "state_grad_updates": triton.autotune(configs([*update_blocks, capped]), key=key)(
+            kernels.state_grad_updates_kernel
+        ),
         "scan": scan(kernels.scan_kernel),
         "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
         "chunk_grads": triton.autotune(configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), **grads)(
@@ -329,7 +349,9 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     )  # fmt: skip
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
-    blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
+    blocks = dict(
+        BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate, PRIORS_FIRST=PRIORS_FIRST
+    )
     qk_grads = (q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale)
     qk_strides = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv)
     if SPLIT_DV:
