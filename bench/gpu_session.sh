@@ -3,7 +3,7 @@
 # ../shared/tools/device-wheels.sh in .gpu/wheels (`bash bench/gpu_prepare.sh` here builds .gpu/; py-spy in
 # .gpu/wheels/tools for stack dumps) and, if a previous
 # call brought them back, compile caches in .gpu/cache.tgz.part-*. Usage: bash bench/gpu_session.sh STEP...
-# (hang-old, starts, gpu-suite, tests, new-tests, core-tests, core, core-configs, conv, epilogue, loss, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
+# (hang-old, starts, gpu-suite, tests, new-tests, core-tests, core, core-configs, core-ncu, conv, epilogue, loss, layer-quick, layer, train, profile, decode). Every step has its own time limit; logs and
 # JSON results go to $OUT (and, at exit, all of them in $OUT/0-logs-PID.tgz); the kernel caches come back as
 # $OUT/cache.tgz.part-* (copy them into .gpu/).
 set -uo pipefail
@@ -104,6 +104,13 @@ for s in "$@"; do
         core) step core ${CORE_LIMIT:-240} python3 bench/core.py ${CORE_ARGS:-} ;;
         core-configs) step core-configs ${CORE_CONFIGS_LIMIT:-420} python3 bench/core_configs.py --out "$OUT/core-configs.json" \
                           ${CORE_CONFIGS_ARGS:-} ;;
+        core-ncu) (NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu | head -1)  # a CSV (details page) in the log;
+                   # NCU_ARGS="-k regex:chunk_grads --launch-count 1 --section SourceCounters --page source --print-source sass"
+                   # gives the SASS rows that bench/ncu_lines.py reads
+                   step core-ncu ${CORE_NCU_LIMIT:-240} "$NCU" --clock-control none --profile-from-start off --csv \
+                       ${NCU_ARGS:---launch-count 10 --page details --section SpeedOfLight --section Occupancy \
+                       --section LaunchStats --section WarpStateStats --section SchedulerStats --section InstructionStats} \
+                       python3 bench/core_ncu.py ${CORE_NCU_ARGS:-}) ;;
         conv) step conv ${CONV_LIMIT:-180} python3 bench/conv.py ${CONV_ARGS:-} ;;
         epilogue) step epilogue ${EPILOGUE_LIMIT:-240} python3 bench/epilogue.py ${EPILOGUE_ARGS:-} ;;
         loss) step loss ${LOSS_LIMIT:-180} python3 bench/loss.py ${LOSS_ARGS:-} ;;

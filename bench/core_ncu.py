@@ -1,0 +1,79 @@
+"""MetaLA's core kernels (ops/metala_core_triton.py) under Nsight Compute: one forward + backward at a chosen shape,
+after warm-up runs that let the autotuners pick their configurations, between cudaProfilerStart and Stop, so that
+`ncu --profile-from-start off` profiles exactly the kernels of one step. Default shape: bench/layer.py's block at
+T = 2048 (B32, H16, K64, V128, bf16), where the core takes ~4.5 ms of a ~14.8 ms block.
+
+    ncu --clock-control none --profile-from-start off --section SpeedOfLight --section Occupancy \\
+        --section WarpStateStats --csv --page details python3 bench/core_ncu.py [--case 32x2048] [--keep-states]
+
+With --timings (and without ncu, whose counters and torch's profiler exclude each other) it prints each kernel's
+time from torch's profiler instead, and the step's median time (CUDA events, L2 flushed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from neox_metala import warmup  # noqa: E402
+from neox_metala.ops import metala_core_triton  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+import core as core_bench  # noqa: E402
+from kernel_timing import median_ms  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", default="32x2048", help="BATCHxSEQ")
+    parser.add_argument("--heads", type=int, default=16)
+    parser.add_argument("--keep-states", action="store_true", help="the backward reads the forward's states")
+    parser.add_argument("--flip", nargs="*", default=[], help="metala_core_triton booleans to turn the other way")
+    parser.add_argument("--timings", action="store_true", help="kernel times by torch's profiler (not under ncu)")
+    parser.add_argument(
+        "--accumulate", action="store_true",
+        help="the backward adds into given gradients, as the one-op mixer's does (ops/mixer_op.py: the gradient "
+        "kernels' ACCUMULATE builds, which the model runs with self-augmentation)",
+    )  # fmt: skip
+    args = parser.parse_args()
+    warmup.use_kernel_cache(None)
+    for flag in args.flip:
+        setattr(metala_core_triton, flag, not getattr(metala_core_triton, flag))
+    batch, seq = (int(x) for x in args.case.split("x"))
+    q, v, logits, _, _, d_out = core_bench.draw(batch, seq, args.heads, 64, 128, torch.bfloat16, "cuda")
+    scale, normalizer = core_bench.SCALE, core_bench.NORMALIZER
+
+    grads = (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v))
+
+    def step():
+        out, states = metala_core_triton.metala_core_fwd(q, logits, v, scale, normalizer, keep_states=args.keep_states)
+        given = grads if args.accumulate else None
+        return out, metala_core_triton.metala_core_bwd(
+            q, logits, v, scale, normalizer, d_out, states, grads=given, accumulate=args.accumulate
+        )
+
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    settings = f"flips {args.flip} keep_states {args.keep_states} accumulate {args.accumulate}"
+    print(f"core f+b B{batch} T{seq} H{args.heads} {settings}", flush=True)
+    if args.timings:
+        print(f"core f+b median {median_ms(step, 3, 20):.3f} ms", flush=True)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
+            for _ in range(5):
+                step()
+            torch.cuda.synchronize()
+        print(profile.key_averages().table(sort_by="cuda_time_total", row_limit=12))
+        return
+    torch.cuda.cudart().cudaProfilerStart()
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.cudart().cudaProfilerStop()
+
+
+if __name__ == "__main__":
+    main()
