@@ -8,6 +8,7 @@ shape, then the core with all of them, with the shipped lists as the autotuner p
 kept from the forward instead of recomputed (the option `keep_states`).
 
     python bench/core_configs.py [--cases 8x2048 2x8192] [--runs 30] [--out r.json] [--kernels chunk_dv ...]
+                                 [--accumulate]    # the backward adding into given gradients, as the model's does
     TRITON_INTERPRET=1 python bench/core_configs.py --smoke     # the logic on the CPU: tiny shape, 2 candidates
 
 The candidates are wider than the shipped lists on purpose: the shipped lists are what this script showed to win.
@@ -112,9 +113,20 @@ def draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift=0
     return q, logits, v, d_out
 
 
-def core_call(q, logits, v, d_out, keep_states=False):
+ACCUMULATE = False
+"""--accumulate: the backward adds into given gradients, as ops/mixer_op.py's one op does with self-augmentation
+(the gradient kernels' ACCUMULATE builds, which the model runs)."""
+
+
+def core_call(q, logits, v, d_out, keep_states=False, grads=None):
+    """The core's forward and backward; with ACCUMULATE added into `grads` (zeros unless given: a timing loop passes
+    the same ones each call, so that no allocation is timed)."""
     output, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=keep_states)
-    dq, dlogits, dv = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out, states)
+    if ACCUMULATE and grads is None:
+        grads = (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v))
+    dq, dlogits, dv = metala_core_triton.metala_core_bwd(
+        q, logits, v, SCALE, NORMALIZER, d_out, states, grads=grads if ACCUMULATE else None, accumulate=ACCUMULATE
+    )
     return {"o": output, "dq": dq, "dv": dv, "dlogits": dlogits}
 
 
@@ -172,7 +184,7 @@ def force(chosen: dict[str, tuple]) -> None:
     metala_core_triton._kernels = lambda: kernels
 
 
-FLAGS = ("SPLIT_DV", "STORED_DECAY_ROWS")  # metala_core_triton's switches between forms of the backward
+FLAGS = ("SPLIT_DV", "STORED_DECAY_ROWS", "PRIORS_FIRST")  # metala_core_triton's switches between backward forms
 
 
 def time_flipped(flag: str, timed, label: str) -> float:
@@ -231,6 +243,7 @@ def check_all(smoke: bool) -> dict[tuple, dict]:
 
     def run(job):
         command = [sys.executable, __file__, "--check", job[0], str(job[1])] + (["--smoke"] if smoke else [])
+        command += ["--accumulate"] if ACCUMULATE else []
         try:
             done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
         except subprocess.TimeoutExpired:
@@ -254,8 +267,13 @@ def main():
     parser.add_argument("--out", default=None)
     parser.add_argument("--check", nargs=2, metavar=("KERNEL", "INDEX"), help=argparse.SUPPRESS)
     parser.add_argument("--kernels", nargs="+", default=[], help="sweep only these kernels (names as in CANDIDATES)")
+    parser.add_argument(
+        "--accumulate", action="store_true", help="time the backward adding into given gradients (the model's builds)"
+    )
     args = parser.parse_args()
     ONLY[:] = args.kernels
+    global ACCUMULATE
+    ACCUMULATE = args.accumulate
     if args.smoke and os.environ.get("TRITON_INTERPRET") != "1":
         raise SystemExit("--smoke runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1")
     if not args.smoke and not torch.cuda.is_available():
@@ -278,9 +296,11 @@ def main():
     for shape in cases:
         label = f"{shape[0]}x{shape[1]}"
         inputs = draw(*shape, dtype, device)
+        q, _, v, _ = inputs
+        grads = (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v))
 
-        def time(keep_states=False, inputs=inputs):
-            call = lambda: core_call(*inputs, keep_states=keep_states)  # noqa: E731
+        def time(keep_states=False, inputs=inputs, grads=grads):
+            call = lambda: core_call(*inputs, keep_states=keep_states, grads=grads)  # noqa: E731
             return median_ms(call, args.warmup, args.runs, device == "cuda")
 
         times, best = {}, {}

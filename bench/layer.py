@@ -269,11 +269,18 @@ def main() -> None:
         "--stored-rows-mib", type=int, default=None,
         help="MetaLA's core backward in batch slices of this many MiB of stored decay rows (STORED_ROWS_BYTES)",
     )  # fmt: skip
+    parser.add_argument(
+        "--flip", nargs="*", default=[],
+        help="metala_core_triton's switches to turn the other way (SPLIT_DV, STORED_DECAY_ROWS, PRIORS_FIRST)",
+    )  # fmt: skip
     args = parser.parse_args()
-    if args.stored_rows_mib is not None:
-        from neox_metala.ops import metala_core_triton
+    if args.stored_rows_mib is not None or args.flip:
+        from neox_metala.ops import metala_core_triton  # imports triton
 
-        metala_core_triton.STORED_ROWS_BYTES = args.stored_rows_mib * 2**20
+        if args.stored_rows_mib is not None:
+            metala_core_triton.STORED_ROWS_BYTES = args.stored_rows_mib * 2**20
+        for flag in args.flip:
+            setattr(metala_core_triton, flag, not getattr(metala_core_triton, flag))
     warmup.use_kernel_cache(None)
     parallel.initialize(1, 1)
     timer = Timer(args.warmup, args.runs)
