@@ -118,14 +118,18 @@ ACCUMULATE = False
 (the gradient kernels' ACCUMULATE builds, which the model runs)."""
 
 
+def zero_gradients(q, v):
+    """(dq, d gate logits, dv) for the backward to add into with ACCUMULATE, else None."""
+    return (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v)) if ACCUMULATE else None
+
+
 def core_call(q, logits, v, d_out, keep_states=False, grads=None):
     """The core's forward and backward; with ACCUMULATE added into `grads` (zeros unless given: a timing loop passes
     the same ones each call, so that no allocation is timed)."""
     output, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=keep_states)
-    if ACCUMULATE and grads is None:
-        grads = (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v))
+    grads = grads if grads is not None else zero_gradients(q, v)
     dq, dlogits, dv = metala_core_triton.metala_core_bwd(
-        q, logits, v, SCALE, NORMALIZER, d_out, states, grads=grads if ACCUMULATE else None, accumulate=ACCUMULATE
+        q, logits, v, SCALE, NORMALIZER, d_out, states, grads=grads, accumulate=ACCUMULATE
     )
     return {"o": output, "dq": dq, "dv": dv, "dlogits": dlogits}
 
@@ -296,8 +300,7 @@ def main():
     for shape in cases:
         label = f"{shape[0]}x{shape[1]}"
         inputs = draw(*shape, dtype, device)
-        q, _, v, _ = inputs
-        grads = (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v))
+        grads = zero_gradients(inputs[0], inputs[2])  # allocated once per case, only with --accumulate
 
         def time(keep_states=False, inputs=inputs, grads=grads):
             call = lambda: core_call(*inputs, keep_states=keep_states, grads=grads)  # noqa: E731
