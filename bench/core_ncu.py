@@ -47,13 +47,14 @@ def main():
     q, v, logits, _, _, d_out = core_bench.draw(batch, seq, args.heads, 64, 128, torch.bfloat16, "cuda")
     scale, normalizer = core_bench.SCALE, core_bench.NORMALIZER
 
-    grads = (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v))
+    grads = None  # what the backward adds into with --accumulate
+    if args.accumulate:
+        grads = (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v))
 
     def step():
         out, states = metala_core_triton.metala_core_fwd(q, logits, v, scale, normalizer, keep_states=args.keep_states)
-        given = grads if args.accumulate else None
         return out, metala_core_triton.metala_core_bwd(
-            q, logits, v, scale, normalizer, d_out, states, grads=given, accumulate=args.accumulate
+            q, logits, v, scale, normalizer, d_out, states, grads=grads, accumulate=args.accumulate
         )
 
     for _ in range(3):
