@@ -108,7 +108,7 @@ def _store_qk_grads(
     q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
     dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer, H: tl.constexpr,
     K: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
-    ACCUMULATE: tl.constexpr, STORED: tl.constexpr, PRIORS_FIRST: tl.constexpr,
+    ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
 ):  # fmt: skip
     """dq and d gate logits of one chunk from the V loop's sums: d_scores = do vᵀ (all of V, unscaled, unmasked),
     dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh. Everything here but d_scores is per channel, the choice of
@@ -133,22 +133,21 @@ def _store_qk_grads(
     # through log α = logsigmoid(x) / normalizer: d x = d log α · sigmoid(−x) / normalizer, with
     # sigmoid(−x) = 1 − e^(normalizer · log α) formed as −expm1 (exact where x is large and sigmoid(−x) tiny)
     d_gate_logits_b = d_log_decay_b * _neg_expm1(log_decay_b * normalizer) * (1.0 / normalizer)
-    if ACCUMULATE and PRIORS_FIRST:
+    if ACCUMULATE:
         dq_b += dq_prior.to(tl.float32)
         d_gate_logits_b += dg_prior.to(tl.float32)
-    at_store = ACCUMULATE and not PRIORS_FIRST
-    _store_tokens(dq, dq_b, i_b, i_h, n, T, stride_dq, K, 0, BT, BK, at_store)
-    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T, stride_dg, K, 0, BT, BK, at_store)
+    _store_tokens(dq, dq_b, i_b, i_h, n, T, stride_dq, K, 0, BT, BK, False)
+    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T, stride_dg, K, 0, BT, BK, False)
 
 
 @triton.jit
 def _qk_priors(
     q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K: tl.constexpr, BT: tl.constexpr,
-    BK: tl.constexpr, ACCUMULATE: tl.constexpr, PRIORS_FIRST: tl.constexpr,
+    BK: tl.constexpr, ACCUMULATE: tl.constexpr,
 ):  # fmt: skip
-    """With ACCUMULATE and PRIORS_FIRST the chunk's dq and d gate logits as they are (what `_store_qk_grads` adds
-    to), else placeholders it does not read."""
-    if ACCUMULATE and PRIORS_FIRST:
+    """With ACCUMULATE the chunk's dq and d gate logits as they are (what `_store_qk_grads` adds to), else
+    placeholders it does not read."""
+    if ACCUMULATE:
         dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, 0, BT, BK)
         dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, 0, BT, BK)
     else:
@@ -209,13 +208,11 @@ def chunk_grads_kernel(
     DV: tl.constexpr,
     ACCUMULATE: tl.constexpr,
     STORED: tl.constexpr = False,
-    PRIORS_FIRST: tl.constexpr = True,
 ):
     """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
     without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that
     only one block of v, do, h, dh is live at a time. STORED: the decay terms read from log_decays and cums
-    (ops/metala_core_kernels.py's `_decay_terms`). ACCUMULATE: the gradients added to what they hold, loaded at the
-    program's start with PRIORS_FIRST, else at the store (metala_core_triton.PRIORS_FIRST)."""
+    (ops/metala_core_kernels.py's `_decay_terms`)."""
     n, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     if DV:
@@ -223,10 +220,8 @@ def chunk_grads_kernel(
             q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
             PRECISION, BF16, STORED,
         )  # fmt: skip
-    # with PRIORS_FIRST what dq and d gate logits get added to, loaded first: the latency hides behind the work
-    dq_prior, dg_prior = _qk_priors(
-        q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, BK, ACCUMULATE, PRIORS_FIRST
-    )
+    # what dq and d gate logits get added to, loaded first: the latency hides behind the work before the store
+    dq_prior, dg_prior = _qk_priors(q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, BK, ACCUMULATE)
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)  # do vᵀ
     dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
@@ -242,7 +237,7 @@ def chunk_grads_kernel(
     _store_qk_grads(
         q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
         dq_prior, dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer,
-        H, K, BT, BK, PRECISION, BF16, ACCUMULATE, STORED, PRIORS_FIRST,
+        H, K, BT, BK, PRECISION, BF16, ACCUMULATE, STORED,
     )  # fmt: skip
 
 
@@ -269,22 +264,28 @@ def chunk_dv_kernel(
     PRECISION: tl.constexpr,
     BF16: tl.constexpr,
     ACCUMULATE: tl.constexpr,
-    PRIORS_FIRST: tl.constexpr = True,
+    V_STEPS: tl.constexpr = 1,
 ):
-    """dv of one chunk's V block, for `chunk_grads_kernel` without DV: the V blocks run in parallel, and neither
-    kernel holds the other's tiles (the scores are formed once per V block, a 64×64×K product) and its decay terms
-    from the gate logits (reading STORED_DECAY_ROWS' rows cost it registers and spills). Grid (N, B·H, V/BV)."""
+    """dv of one chunk's V blocks, for `chunk_grads_kernel` without DV: the V blocks run in parallel, and neither
+    kernel holds the other's tiles (the scores are formed once per program, a 64×64×K product) and its decay terms
+    from the gate logits (reading STORED_DECAY_ROWS' rows cost it registers and spills). Grid (N, B·H,
+    V/(BV·V_STEPS)): a program steps through V_STEPS blocks of BV, the scores formed once and the next block's loads
+    issued ahead by the loop's pipelining."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    if ACCUMULATE and PRIORS_FIRST:  # loaded first, as chunk_grads_kernel's priors
+    if ACCUMULATE and V_STEPS == 1:  # loaded first, as chunk_grads_kernel's priors (a loop's pipelining does it)
         dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV)
     scores_t, key_to_end = _dv_operands(  # the gate logits stand in for the stored rows, which it does not read
         q, gate_logits, gate_logits, gate_logits, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
         PRECISION, BF16, False,
     )  # fmt: skip
-    d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
-    state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
-    dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-    if ACCUMULATE and PRIORS_FIRST:
-        dv_b += dv_prior.to(tl.float32)
-    _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV, ACCUMULATE and not PRIORS_FIRST)
+    for step in range(V_STEPS):
+        col = (i_v * V_STEPS + step) * BV
+        if ACCUMULATE and V_STEPS > 1:
+            dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, col, BT, BV)
+        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, col, BT, BV)
+        state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, col, BK, BV)
+        dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
+        if ACCUMULATE:
+            dv_b += dv_prior.to(tl.float32)
+        _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, col, BT, BV, False)

@@ -54,15 +54,6 @@ bench/core_configs.py on an H200 (session 16): core forward + backward with kept
 T2048, 0.529 vs 0.536 at B2 T8192. Read at every backward, as SPLIT_DV."""
 
 
-PRIORS_FIRST = True
-"""With accumulate (the one-op mixer's backward adds the core's gradients into the epilogue's), the gradient kernels
-load what they add to at the start of each program, so that its latency hides behind the work; False loads it at the
-store. Loaded first, the values stay live through the kernel: sm90 bf16 builds of the qk gradients spill 192-200 B
-instead of 80, dv takes 255 registers and spills 40 B instead of 246 and 0 (416 B instead of 176 under the 168-register
-cap); at the store both builds equal the plain ones. Not yet timed against each other (session 19 found it after its
-device time: `bench/core_ncu.py --timings --accumulate --flip PRIORS_FIRST`). Read at every backward, as SPLIT_DV."""
-
-
 def _block(n: int) -> int:
     """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
     return max(16, 1 << (n - 1).bit_length())
@@ -133,22 +124,31 @@ def _kernels():
     # kernel and dv, a launch per form of the scores (factorised chunks by a build without the sub-chunk form's
     # registers, then the strong-decay ones): 0.525 against 0.529 ms, and its dv builds at BV <= 32 faulted on an
     # H200 (session 15, 2026-11-30); not kept.
-    qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 1)]
-    # dv recomputes its chunk's scores in each V block's program (one BT x BT x K product, as output_kernel).
+    # BV 64 at 3 stages: the V loop's two steps' loads issued together before the first step's dots (Triton's
+    # pipelining; 48 KB of shared memory, registers and spills as at 1 stage). In the model's build (ACCUMULATE) at
+    # B32 T2048 H16 on an H200 (bench/core_ncu.py --timings --accumulate --keep-states, session 20): 447 -> 411 µs
+    # per call (2 stages 424; BV 32 at 2 or 3 stages 483 / 448), and in bench/layer.py's block 1.68 -> 1.56 ms.
+    qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 3)]
+    # dv recomputes its chunk's scores in each program (one BT x BT x K product, as output_kernel).
     # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap
-    # (two). fp32 (tests) spills 0.2-2 KB. The first block splits V = 32, so that the interpreter's tests see a
-    # second V block.
+    # (two). fp32 (tests) spills 0.2-2 KB.
     # BV 128, one program per chunk (its scores formed once, q and the gate logits read once), was the fastest of 11
     # on an H200 (bench/core_configs.py --kernels chunk_dv, B8 T2048 and B2 T8192 bf16, 2026-11-30): at 4 warps
     # 0.05 ms per call below the best BV 64 (~1/3 of the kernel), at 8 warps 0.017; both correct in bf16 and fp16.
+    # A program stepping through V in two blocks of 64 (V_STEPS: the scores formed once, the second block's loads
+    # issued by the pipelining) at 3 stages under the 168 cap: in the model's build at B32 T2048 H16 (session 20, as
+    # above) 175 -> 161 µs per call, in the block 0.765 -> 0.676 ms; uncapped or at 8 warps 186-259 µs. The same
+    # steps in output_kernel were slower at every configuration tried (595-954 against 564 µs): it keeps one block.
+    # The first configuration steps twice through V = 32 in the interpreter's tests.
     dv_blocks = [
-        ({"BV": 16}, 4, 1),
+        ({"BV": 16, "V_STEPS": 2}, 4, 2),
         ({"BV": 64}, 4, 1),
         ({"BV": 64}, 4, 2),
         ({"BV": 64}, 8, 1, 128),
         ({"BV": 128}, 8, 1),
         ({"BV": 128}, 4, 1),
         capped,
+        ({"BV": 64, "V_STEPS": 2}, 4, 3, 168),
     ]
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
     # gradients once more, so the autotuner restores them (a copy at tuning time only)
@@ -223,8 +223,9 @@ def _scan(buffer, decays, sizes, batch_heads, reverse):
     launch(_kernels()["scan"], grid, buffer, decays, sizes["NT"], sizes["K"], sizes["V"], REVERSE=reverse)
 
 
-def _updates_grid(sizes, batch_heads):
-    return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // meta["BV"]))
+def _chunks_grid(sizes, batch_heads):
+    """(chunks, B·H, V blocks): a program per chunk and V_STEPS blocks of BV (1 when a kernel has no V_STEPS)."""
+    return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))))
 
 
 def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
@@ -233,7 +234,7 @@ def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
     launch(
         _kernels()["state_updates"],
-        _updates_grid(sizes, batch_heads),
+        _chunks_grid(sizes, batch_heads),
         v,
         gate_logits,
         states,
@@ -343,15 +344,13 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
         log_decays = cums = decays
     stride_q, stride_g = strides["stride_q"], strides["stride_g"]
     launch(
-        _kernels()["state_grad_updates"], _updates_grid(sizes, batch_heads),
+        _kernels()["state_grad_updates"], _chunks_grid(sizes, batch_heads),
         q, gate_logits, d_out, state_grads, decays, log_decays, cums, scale, stride_q, stride_g, normalizer, **sizes,
         BK=_block(sizes["K"]), STORE_DECAY_ROWS=stored,
     )  # fmt: skip
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
-    blocks = dict(
-        BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate, PRIORS_FIRST=PRIORS_FIRST
-    )
+    blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
     qk_grads = (q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale)
     qk_strides = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv)
     if SPLIT_DV:
@@ -360,7 +359,7 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
             *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False, STORED=stored,
         )  # fmt: skip
         launch(
-            _kernels()["chunk_dv"], _updates_grid(sizes, batch_heads),
+            _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
             q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,
             **blocks,
         )  # fmt: skip

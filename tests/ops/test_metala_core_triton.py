@@ -145,20 +145,6 @@ def test_kernels_read_views_of_one_projection(batch, seq, decay, dv_form):
     check(torch.float32, batch, seq, 2, 16, 32, decay, views=True)
 
 
-def added_to_a_projections_gradient(inputs, cotangent, states):
-    """-> (a random gradient of one (B, T, q | gate logits | v | output gate) projection, that gradient after the
-    backward): the core's gradients added (accumulate) into views of it, as ops/mixer_op.py's one op adds them to
-    the epilogue's. H = 2, K = 16, V = 32."""
-    from neox_metala.ops import metala_core_triton
-
-    batch, seq = inputs[0].shape[:2]
-    prior = torch.randn(batch, seq, 2 * 16 * 2 + 2 * 32 * 2, generator=torch.Generator().manual_seed(5)).to(DEVICE)
-    gradient = prior.clone()
-    views = [t.unflatten(-1, (2, -1)) for t in gradient.split([32, 32, 64, 64], dim=-1)[:3]]
-    metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent, states, grads=views, accumulate=True)
-    return prior, gradient
-
-
 @pytest.mark.parametrize("kept", [True, False], ids=["kept-states", "recomputed"])
 def test_backward_in_batch_slices_changes_nothing(kept, monkeypatch):
     """A backward run in batch slices (STORED_ROWS_BYTES below one sequence's rows: one slice per sequence, the
@@ -170,35 +156,27 @@ def test_backward_in_batch_slices_changes_nothing(kept, monkeypatch):
     q, logits, v, cotangent = draw(3, 70, 2, 16, 32, "mixed")
     inputs = projection_views(q.float(), logits.float(), v.float())
     _, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, NORMALIZER, keep_states=True)
+    prior = torch.randn(q.shape[:2] + (2 * 16 * 2 + 2 * 32 * 2,), generator=torch.Generator().manual_seed(5))
 
     def backward():
-        return added_to_a_projections_gradient(inputs, cotangent.float(), states if kept else None)
+        gradient = prior.to(DEVICE).clone()
+        views = [t.unflatten(-1, (2, -1)) for t in gradient.split([32, 32, 64, 64], dim=-1)[:3]]
+        metala_core_triton.metala_core_bwd(
+            *inputs, SCALE, NORMALIZER, cotangent.float(), states if kept else None, grads=views, accumulate=True
+        )
+        return gradient
 
     def backward_into_new_tensors():
         given_states = states if kept else None
         return metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.float(), given_states)
 
-    (prior, whole), whole_new = backward(), backward_into_new_tensors()
+    whole, whole_new = backward(), backward_into_new_tensors()
     monkeypatch.setattr(metala_core_triton, "STORED_ROWS_BYTES", 1)
-    (_, sliced), sliced_new = backward(), backward_into_new_tensors()
+    sliced, sliced_new = backward(), backward_into_new_tensors()
     assert torch.equal(sliced, whole)
-    assert not torch.equal(whole, prior)
+    assert not torch.equal(whole, prior.to(DEVICE))
     for got, want in zip(sliced_new, whole_new):
         assert torch.equal(got, want)
-
-
-def test_gradients_added_at_the_store_equal_those_added_first(dv_form, monkeypatch):
-    """With accumulate the gradient kernels add to what the gradients held, loaded at each program's start or at the
-    store (metala_core_triton.PRIORS_FIRST): the same fp32 sum, rounded once, bit for bit, in every backward form."""
-    from neox_metala.ops import metala_core_triton
-
-    q, logits, v, cotangent = draw(2, 130, 2, 16, 32, "mixed")
-    inputs = projection_views(q.float(), logits.float(), v.float())
-    prior, first = added_to_a_projections_gradient(inputs, cotangent.float(), None)
-    monkeypatch.setattr(metala_core_triton, "PRIORS_FIRST", False)
-    _, at_the_store = added_to_a_projections_gradient(inputs, cotangent.float(), None)
-    assert torch.equal(at_the_store, first)
-    assert not torch.equal(first[..., :128], prior[..., :128])  # the core's gradients were added
 
 
 @GPU_ONLY
