@@ -47,6 +47,11 @@ _UPDATES = _bv(
     [(32, 4, 1), (16, 4, 1), (32, 8, 1), (64, 4, 1), (64, 8, 1), (128, 4, 1), (128, 8, 1), (64, 8, 2)]
     + [(128, 4, 1, 168), (128, 4, 1, 128), (128, 8, 1, 128)]
 )
+# dv stepping through V = 128 in blocks within each program (V_STEPS), the loads pipelined
+_V_STEPS = [
+    ({"BV": bv, "V_STEPS": 128 // bv}, *c)
+    for bv, *c in [(64, 4, 3, 168), (64, 4, 2, 168), (32, 4, 3, 168), (64, 4, 3), (64, 8, 3), (64, 4, 2), (32, 4, 3)]
+]
 CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, warps, stages[, register cap])]
     "state_updates": _UPDATES,
     "state_grad_updates": _UPDATES,
@@ -71,7 +76,7 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     # metala_core_triton.SPLIT_DV's two kernels
     "chunk_qk_grads": _bv(
         [(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1), (64, 16, 1), (128, 16, 1)]
-        + [(64, 8, 1, 128), (64, 8, 1, 168), (32, 8, 1, 168)]
+        + [(64, 8, 1, 128), (64, 8, 1, 168), (32, 8, 1, 168), (64, 8, 2), (64, 8, 3), (64, 8, 4)]
     ),
     "chunk_dv": _bv(
         [
@@ -91,7 +96,8 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
             (128, 4, 1, 128),
             (128, 8, 1, 128),
         ]
-    ),  # fmt: skip
+    )
+    + _V_STEPS,  # fmt: skip
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.
@@ -188,7 +194,7 @@ def force(chosen: dict[str, tuple]) -> None:
     metala_core_triton._kernels = lambda: kernels
 
 
-FLAGS = ("SPLIT_DV", "STORED_DECAY_ROWS", "PRIORS_FIRST")  # metala_core_triton's switches between backward forms
+FLAGS = ("SPLIT_DV", "STORED_DECAY_ROWS")  # metala_core_triton's switches between backward forms
 
 
 def time_flipped(flag: str, timed, label: str) -> float:

@@ -35,6 +35,10 @@ def main():
     parser.add_argument("--flip", nargs="*", default=[], help="metala_core_triton booleans to turn the other way")
     parser.add_argument("--timings", action="store_true", help="kernel times by torch's profiler (not under ncu)")
     parser.add_argument(
+        "--chunk-size", type=int, default=metala_core_triton.CHUNK_SIZE,
+        help="tokens per chunk (a power of 2, at least 16; the model's is 64)",
+    )  # fmt: skip
+    parser.add_argument(
         "--accumulate", action="store_true",
         help="the backward adds into given gradients, as the one-op mixer's does (ops/mixer_op.py: the gradient "
         "kernels' ACCUMULATE builds, which the model runs with self-augmentation)",
@@ -52,16 +56,18 @@ def main():
         grads = (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v))
 
     def step():
-        out, states = metala_core_triton.metala_core_fwd(q, logits, v, scale, normalizer, keep_states=args.keep_states)
+        out, states = metala_core_triton.metala_core_fwd(
+            q, logits, v, scale, normalizer, args.chunk_size, keep_states=args.keep_states
+        )
         return out, metala_core_triton.metala_core_bwd(
-            q, logits, v, scale, normalizer, d_out, states, grads=grads, accumulate=args.accumulate
+            q, logits, v, scale, normalizer, d_out, states, args.chunk_size, grads=grads, accumulate=args.accumulate
         )
 
     for _ in range(3):
         step()
     torch.cuda.synchronize()
     settings = f"flips {args.flip} keep_states {args.keep_states} accumulate {args.accumulate}"
-    print(f"core f+b B{batch} T{seq} H{args.heads} {settings}", flush=True)
+    print(f"core f+b B{batch} T{seq} H{args.heads} chunks of {args.chunk_size} {settings}", flush=True)
     if args.timings:
         print(f"core f+b median {median_ms(step, 3, 20):.3f} ms", flush=True)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:

@@ -271,7 +271,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--flip", nargs="*", default=[],
-        help="metala_core_triton's switches to turn the other way (SPLIT_DV, STORED_DECAY_ROWS, PRIORS_FIRST)",
+        help="metala_core_triton's switches to turn the other way (SPLIT_DV, STORED_DECAY_ROWS)",
     )  # fmt: skip
     args = parser.parse_args()
     if args.stored_rows_mib is not None or args.flip:
