@@ -46,6 +46,12 @@ def draw(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, logit_shift=0
     return q, v, logits, log_decay, metala_core.key_from_log_decay(log_decay).to(dtype), d_out
 
 
+def zero_gradients(q, v):
+    """Zero (dq, d gate logits, dv) for MetaLA's core backward to add into (accumulate=True), as ops/mixer_op.py's
+    one op has it add into the projection's gradient."""
+    return torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v)
+
+
 def fla_call(q, v, logits, log_decay, key, d_out):
     """fla's forward and backward as the custom ops call them -> (o, dq, dv, d logits through log α and the key)."""
     if q.is_cuda:

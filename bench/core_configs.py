@@ -126,7 +126,7 @@ ACCUMULATE = False
 
 def zero_gradients(q, v):
     """(dq, d gate logits, dv) for the backward to add into with ACCUMULATE, else None."""
-    return (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v)) if ACCUMULATE else None
+    return core_bench.zero_gradients(q, v) if ACCUMULATE else None
 
 
 def core_call(q, logits, v, d_out, keep_states=False, grads=None):

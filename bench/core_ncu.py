@@ -51,9 +51,7 @@ def main():
     q, v, logits, _, _, d_out = core_bench.draw(batch, seq, args.heads, 64, 128, torch.bfloat16, "cuda")
     scale, normalizer = core_bench.SCALE, core_bench.NORMALIZER
 
-    grads = None  # what the backward adds into with --accumulate
-    if args.accumulate:
-        grads = (torch.zeros_like(q), torch.zeros_like(q, dtype=torch.float32), torch.zeros_like(v))
+    grads = core_bench.zero_gradients(q, v) if args.accumulate else None  # what the backward adds into
 
     def step():
         out, states = metala_core_triton.metala_core_fwd(
