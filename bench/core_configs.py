@@ -51,6 +51,7 @@ _UPDATES = _bv(
 _V_STEPS = [
     ({"BV": bv, "V_STEPS": 128 // bv}, *c)
     for bv, *c in [(64, 4, 3, 168), (64, 4, 2, 168), (32, 4, 3, 168), (64, 4, 3), (64, 8, 3), (64, 4, 2), (32, 4, 3)]
+    + [(64, 4, 3, 128)]
 ]
 CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, warps, stages[, register cap])]
     "state_updates": _UPDATES,
@@ -71,12 +72,14 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     "output": [
         ({}, *c)
         for c in [(4, 2), (8, 2), (8, 3), (4, 1), (8, 1), (4, 3), (16, 2), (4, 2, 168), (4, 1, 168), (8, 2, 128)]
+        + [(16, 3), (16, 1), (4, 2, 128)]
     ],
     "chunk_grads": _bv([(32, 8, 2), (16, 8, 2), (16, 8, 1), (32, 8, 1), (32, 8, 3), (64, 8, 2), (32, 16, 2)]),
     # metala_core_triton.SPLIT_DV's two kernels
     "chunk_qk_grads": _bv(
         [(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1), (64, 16, 1), (128, 16, 1)]
         + [(64, 8, 1, 128), (64, 8, 1, 168), (32, 8, 1, 168), (64, 8, 2), (64, 8, 3), (64, 8, 4)]
+        + [(64, 16, 3), (64, 16, 2), (32, 16, 3), (32, 16, 2)]  # 16 warps: 128 registers, one program per SM
     ),
     "chunk_dv": _bv(
         [

@@ -7,7 +7,10 @@ T = 2048 (B32, H16, K64, V128, bf16), where the core takes ~4.5 ms of a ~14.8 ms
         --section WarpStateStats --csv --page details python3 bench/core_ncu.py [--case 32x2048] [--keep-states]
 
 With --timings (and without ncu, whose counters and torch's profiler exclude each other) it prints each kernel's
-time from torch's profiler instead, and the step's median time (CUDA events, L2 flushed).
+time from torch's profiler instead, and the step's median time (CUDA events, L2 flushed). With --candidates
+KERNEL=I,J ... it times bench/core_configs.py's candidates I, J of each KERNEL in one process instead, one at a time,
+the other kernels as the shipped autotuners pick them: per candidate the step's median and that kernel's time per
+call, in --rounds rounds of alternating order (a drift of the GPU's clocks shows as a difference between rounds).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ def main():
         help="the backward adds into given gradients, as the one-op mixer's does (ops/mixer_op.py: the gradient "
         "kernels' ACCUMULATE builds, which the model runs with self-augmentation)",
     )  # fmt: skip
+    parser.add_argument("--candidates", nargs="+", help="KERNEL=I,J ...: time core_configs.CANDIDATES[KERNEL][I]")
+    parser.add_argument("--rounds", type=int, default=2, help="with --candidates: rounds, each in the other order")
     args = parser.parse_args()
     warmup.use_kernel_cache(None)
     for flag in args.flip:
@@ -66,6 +71,14 @@ def main():
     torch.cuda.synchronize()
     settings = f"flips {args.flip} keep_states {args.keep_states} accumulate {args.accumulate}"
     print(f"core f+b B{batch} T{seq} H{args.heads} chunks of {args.chunk_size} {settings}", flush=True)
+    if args.candidates:
+        jobs = [
+            (kernel, int(i))
+            for kernel, _, indices in (c.partition("=") for c in args.candidates)
+            for i in indices.split(",")
+        ]
+        time_candidates(step, jobs, args.rounds)
+        return
     if args.timings:
         print(f"core f+b median {median_ms(step, 3, 20):.3f} ms", flush=True)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
@@ -73,11 +86,41 @@ def main():
                 step()
             torch.cuda.synchronize()
         print(profile.key_averages().table(sort_by="cuda_time_total", row_limit=12))
+        launches = [e for e in profile.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        for name in dict.fromkeys(e.name for e in launches):  # the first step's launches of each, in order
+            times = [e.time_range.elapsed_us() for e in launches if e.name == name]
+            print(f"{name}: " + ", ".join(f"{t:.1f}" for t in times[: len(times) // 5]) + " us")
         return
     torch.cuda.cudart().cudaProfilerStart()
     step()
     torch.cuda.synchronize()
     torch.cuda.cudart().cudaProfilerStop()
+
+
+def kernel_us(step, kernel: str, steps: int = 5) -> float:
+    """Microseconds per step of the Triton kernel `kernel` (its function's name; all its launches: the backward's
+    batch slices, the factorised and strong-decay launches), by torch's profiler."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+    return sum(e.device_time_total for e in profile.key_averages() if e.key == kernel) / steps
+
+
+def time_candidates(step, jobs: list[tuple[str, int]], rounds: int) -> None:
+    """Each (kernel, candidate index) of `jobs` forced in turn (bench/core_configs.py's `force`), then timed."""
+    import core_configs
+
+    core_configs.tune_shipped(step)
+    for round_ in range(rounds):
+        for kernel, index in jobs if round_ % 2 == 0 else jobs[::-1]:
+            config = core_configs.CANDIDATES[kernel][index]
+            function = core_configs._SHIPPED()[kernel].fn.__name__
+            core_configs.force({kernel: config})
+            for _ in range(3):  # compiles it
+                step()
+            ms, us = median_ms(step, 3, 20), kernel_us(step, function)
+            print(f"round {round_ + 1} {kernel} #{index} {config}: core f+b {ms:.3f} ms, {function} {us:.1f} us/step")
 
 
 if __name__ == "__main__":
