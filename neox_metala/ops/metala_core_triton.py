@@ -229,16 +229,17 @@ def _chunks_grid(sizes, batch_heads):
     return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))))
 
 
-STRONG_CHUNKS = 32  # per program of the strong-decay launches: one load of their decays, and mostly nothing more
+STRONG_CHUNKS = 128  # per program of a strong-decay launch at most: one load of their decays, mostly nothing more
 
 
 def _by_form(kernel, grid, *args, **kwargs):
     """`kernel` launched on the factorised chunks, a program per chunk of `grid` (a tuple, or a function of the
-    meta-parameters), then on the chunks of strong decay, STRONG_CHUNKS per program."""
+    meta-parameters), then on the chunks of strong decay, up to STRONG_CHUNKS per program."""
     launch(kernel, grid, *args, **kwargs, FACTORISED=True)
     chunks = grid if callable(grid) else lambda meta: grid
-    strong = lambda meta: (-(-chunks(meta)[0] // STRONG_CHUNKS), *chunks(meta)[1:])  # noqa: E731
-    launch(kernel, strong, *args, **kwargs, FACTORISED=False, STRONG_CHUNKS=STRONG_CHUNKS)
+    per_program = min(STRONG_CHUNKS, _block(kwargs["NT"]))  # a power of 2 (tl.arange)
+    strong = lambda meta: (-(-chunks(meta)[0] // per_program), *chunks(meta)[1:])  # noqa: E731
+    launch(kernel, strong, *args, **kwargs, FACTORISED=False, STRONG_CHUNKS=per_program)
 
 
 def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
