@@ -64,6 +64,8 @@ def build(name, dtype, warps, stages, constants, maxnreg=None):
     # pipelining of loads that do not feed a dot, which needs ≥ 32-bit accesses), and strides divisible by 16
     specialised = [arg for arg in (*POINTERS[name], *STRIDES) if arg in fn.arg_names]
     constants = {arg: value for arg, value in constants.items() if arg in fn.arg_names}
+    # ASTSource does not apply the kernel's constexpr defaults, as a launch does
+    constants.update({p.name: p.default for p in fn.params if p.has_default and p.name not in constants})
     return compile_sm90(fn, signature, constants, specialised, warps, stages, maxnreg)
 
 

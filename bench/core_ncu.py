@@ -10,7 +10,7 @@ With --timings (and without ncu, whose counters and torch's profiler exclude eac
 time from torch's profiler instead, and the step's median time (CUDA events, L2 flushed). With --candidates
 KERNEL=I,J ... it times bench/core_configs.py's candidates I, J of each KERNEL in one process instead, one at a time,
 the other kernels as the shipped autotuners pick them: per candidate the step's median and that kernel's time per
-call, in --rounds rounds of alternating order (a drift of the GPU's clocks shows as a difference between rounds).
+step, in --rounds rounds of alternating order (a drift of the GPU's clocks shows as a difference between rounds).
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def main():
 
 
 def kernel_us(step, kernel: str, steps: int = 5) -> float:
-    """Microseconds per step of the Triton kernel `kernel` (its function's name; all its launches: the backward's
-    batch slices, the factorised and strong-decay launches), by torch's profiler."""
+    """Microseconds per step of the Triton kernel `kernel` (its function's name; all its launches in a step, e.g. one
+    per batch slice of the backward), by torch's profiler."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
         for _ in range(steps):
             step()
