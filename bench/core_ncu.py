@@ -81,15 +81,12 @@ def main():
         return
     if args.timings:
         print(f"core f+b median {median_ms(step, 3, 20):.3f} ms", flush=True)
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
-            for _ in range(5):
-                step()
-            torch.cuda.synchronize()
+        profile = profiled(step)
         print(profile.key_averages().table(sort_by="cuda_time_total", row_limit=12))
         launches = [e for e in profile.events() if e.device_type == torch.autograd.DeviceType.CUDA]
         for name in dict.fromkeys(e.name for e in launches):  # the first step's launches of each, in order
             times = [e.time_range.elapsed_us() for e in launches if e.name == name]
-            print(f"{name}: " + ", ".join(f"{t:.1f}" for t in times[: len(times) // 5]) + " us")
+            print(f"{name}: " + ", ".join(f"{t:.1f}" for t in times[: len(times) // PROFILED_STEPS]) + " us")
         return
     torch.cuda.cudart().cudaProfilerStart()
     step()
@@ -97,14 +94,23 @@ def main():
     torch.cuda.cudart().cudaProfilerStop()
 
 
-def kernel_us(step, kernel: str, steps: int = 5) -> float:
-    """Microseconds per step of the Triton kernel `kernel` (its function's name; all its launches in a step, e.g. one
-    per batch slice of the backward), by torch's profiler."""
+PROFILED_STEPS = 5
+
+
+def profiled(step):
+    """torch's profiler (CUDA activity) over PROFILED_STEPS steps."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
-        for _ in range(steps):
+        for _ in range(PROFILED_STEPS):
             step()
         torch.cuda.synchronize()
-    return sum(e.device_time_total for e in profile.key_averages() if e.key == kernel) / steps
+    return profile
+
+
+def kernel_us(step, kernel: str) -> float:
+    """Microseconds per step of the Triton kernel `kernel` (its function's name; all its launches in a step, e.g. one
+    per batch slice of the backward)."""
+    averages = profiled(step).key_averages()
+    return sum(e.device_time_total for e in averages if e.key == kernel) / PROFILED_STEPS
 
 
 def time_candidates(step, jobs: list[tuple[str, int]], rounds: int) -> None:
