@@ -31,7 +31,7 @@ POINTERS = {
     "state_updates_kernel": ["v", "gate_logits", "states", "decays"],
     "state_grad_updates_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays", "log_decays", "cums"],
     "scan_kernel": ["buffer", "decays"],
-    "output_kernel": ["q", "gate_logits", "v", "states", "out"],
+    "output_kernel": ["q", "gate_logits", "v", "states", "decays", "out"],
     "chunk_grads_kernel": [
         "q",
         "gate_logits",
@@ -39,13 +39,14 @@ POINTERS = {
         "d_out",
         "states",
         "state_grads",
+        "decays",
         "log_decays",
         "cums",
         "dq",
         "d_gate_logits",
         "dv",
     ],
-    "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "dv"],
+    "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays", "dv"],
 }
 # the inputs' and gradients' row strides: 3W for views of the (B, T, 3W) projection (and of its gradient), H·D when
 # contiguous, multiples of 16 either way
@@ -107,6 +108,9 @@ def main():
     parser.add_argument("--kernels", nargs="+", help="only these kernels (default: all)")
     parser.add_argument("--accumulate", action="store_true", help="gradient kernels adding into the projection's")
     parser.add_argument("--stored", action="store_true", help="chunk_grads_kernel's STORED, with its stores")
+    parser.add_argument(
+        "--strong", action="store_true", help="the builds for chunks of strong decay (FACTORISED False: sub-chunks)"
+    )
     args = parser.parse_args()
     common = dict(
         H=8,
@@ -117,6 +121,8 @@ def main():
         ACCUMULATE=args.accumulate,
         STORED=args.stored,
         STORE_DECAY_ROWS=args.stored,
+        FACTORISED=not args.strong,
+        STRONG_CHUNKS=8 if args.strong else 1,
     )
     bf16 = args.dtype == "bf16"
     blocks = [

@@ -13,8 +13,8 @@ import triton
 import triton.language as tl
 
 from .metala_core_kernels import (
-    FACTORISED_RANGE,
     SUB_CHUNK,
+    _any_strong,
     _decay_terms,
     _load_state,
     _load_tokens,
@@ -22,6 +22,7 @@ from .metala_core_kernels import (
     _operand,
     _scores,
     _store_tokens,
+    _strong_decay,
     _sub_chunk_factors,
     _sub_chunks,
 )
@@ -55,12 +56,13 @@ def _diagonal_intra_grads(d_diagonal, qf, key, cum, BT: tl.constexpr, BC: tl.con
 
 @triton.jit
 def _intra_grads(
-    d_scores, q, key, cum, cum_last, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr
-):
+    d_scores, q, key, cum, cum_last, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
+    FACTORISED: tl.constexpr,
+):  # fmt: skip
     """dq_t = Σ_s dA_ts k_s e^(G_t − G_s) and dk_s = Σ_t dA_ts q_t e^(G_t − G_s) for causal-masked dA, in the
-    same form as `_scores` picks for this chunk."""
+    form of `_scores`."""
     qf = q.to(tl.float32)
-    if tl.max(-cum_last, 0) <= FACTORISED_RANGE:
+    if FACTORISED:
         offset = cum - cum_last[None, :] * 0.5
         to_ref = tl.exp(offset)
         from_ref = tl.exp(-offset)
@@ -85,6 +87,7 @@ def _intra_grads(
 def _dv_operands(
     q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K: tl.constexpr,
     BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, STORED: tl.constexpr,
+    FACTORISED: tl.constexpr,
 ):  # fmt: skip
     """A chunk's (A ⊙ causal)ᵀ and k ⊙ e^(G_last − G) (≤ 1), in q's dtype: the left operands of its dv."""
     log_decay_b, cum, cum_last = _decay_terms(
@@ -92,7 +95,7 @@ def _dv_operands(
     )
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
-    scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)).to(q_b.dtype)
+    scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)).to(q_b.dtype)
     return scores_t, (key * tl.exp(cum_last[None, :] - cum)).to(q_b.dtype)
 
 
@@ -106,9 +109,10 @@ def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.co
 @triton.jit
 def _store_qk_grads(
     q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
-    dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer, H: tl.constexpr,
+    dg_prior, scale, i_b, i_h, i_bh, n, T, T_store, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer,
+    H: tl.constexpr,
     K: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
-    ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
+    ACCUMULATE: tl.constexpr, STORED: tl.constexpr, FACTORISED: tl.constexpr,
 ):  # fmt: skip
     """dq and d gate logits of one chunk from the V loop's sums: d_scores = do vᵀ (all of V, unscaled, unmasked),
     dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh. Everything here but d_scores is per channel, the choice of
@@ -121,7 +125,7 @@ def _store_qk_grads(
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
-    dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, BK, PRECISION, BF16)
+    dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)
     dq_b = scale * tl.exp(cum) * dq_inter + dq_intra
     dk_inter = tl.exp(cum_last[None, :] - cum) * dk_inter
     dk = dk_inter + dk_intra
@@ -136,8 +140,8 @@ def _store_qk_grads(
     if ACCUMULATE:
         dq_b += dq_prior.to(tl.float32)
         d_gate_logits_b += dg_prior.to(tl.float32)
-    _store_tokens(dq, dq_b, i_b, i_h, n, T, stride_dq, K, 0, BT, BK, False)
-    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T, stride_dg, K, 0, BT, BK, False)
+    _store_tokens(dq, dq_b, i_b, i_h, n, T_store, stride_dq, K, 0, BT, BK, False)
+    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T_store, stride_dg, K, 0, BT, BK, False)
 
 
 @triton.jit
@@ -175,50 +179,18 @@ def _v_block_sums(
 
 
 @triton.jit
-def chunk_grads_kernel(
-    q,
-    gate_logits,
-    v,
-    d_out,
-    states,
-    state_grads,
-    log_decays,
-    cums,
-    dq,
-    d_gate_logits,
-    dv,
-    scale,
-    stride_q,
-    stride_g,
-    stride_v,
-    stride_dq,
-    stride_dg,
-    stride_dv,
-    normalizer,
-    T,
-    NT,
-    H: tl.constexpr,
-    K: tl.constexpr,
-    V: tl.constexpr,
-    BT: tl.constexpr,
-    BK: tl.constexpr,
-    BV: tl.constexpr,
-    PRECISION: tl.constexpr,
-    BF16: tl.constexpr,
-    DV: tl.constexpr,
-    ACCUMULATE: tl.constexpr,
-    STORED: tl.constexpr = False,
-):
-    """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
-    without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. Grid (N, B·H); V in blocks of BV so that
-    only one block of v, do, h, dh is live at a time. STORED: the decay terms read from log_decays and cums
-    (ops/metala_core_kernels.py's `_decay_terms`)."""
-    n, i_bh = tl.program_id(0), tl.program_id(1)
+def _chunk_grads(
+    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale, stride_q, stride_g,
+    stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T_store, NT, n, i_bh, H: tl.constexpr,
+    K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
+    BF16: tl.constexpr, DV: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr, FACTORISED: tl.constexpr,
+):  # fmt: skip
+    """`chunk_grads_kernel` on chunk n, its gradients stored where its rows are before T_store."""
     i_b, i_h = i_bh // H, i_bh % H
     if DV:
         scores_t, key_to_end = _dv_operands(
             q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
-            PRECISION, BF16, STORED,
+            PRECISION, BF16, STORED, FACTORISED,
         )  # fmt: skip
     # what dq and d gate logits get added to, loaded first: the latency hides behind the work before the store
     dq_prior, dg_prior = _qk_priors(q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, BK, ACCUMULATE)
@@ -233,51 +205,61 @@ def chunk_grads_kernel(
         )  # fmt: skip
         if DV:
             dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-            _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV, ACCUMULATE)
+            _store_tokens(dv, dv_b, i_b, i_h, n, T_store, stride_dv, V, i_v * BV, BT, BV, ACCUMULATE)
     _store_qk_grads(
         q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
-        dq_prior, dg_prior, scale, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer,
-        H, K, BT, BK, PRECISION, BF16, ACCUMULATE, STORED,
+        dq_prior, dg_prior, scale, i_b, i_h, i_bh, n, T, T_store, NT, stride_q, stride_g, stride_dq, stride_dg,
+        normalizer, H, K, BT, BK, PRECISION, BF16, ACCUMULATE, STORED, FACTORISED,
     )  # fmt: skip
 
 
 @triton.jit
-def chunk_dv_kernel(
-    q,
-    gate_logits,
-    d_out,
-    state_grads,
-    dv,
-    scale,
-    stride_q,
-    stride_g,
-    stride_dv,
-    normalizer,
-    T,
-    NT,
-    H: tl.constexpr,
-    K: tl.constexpr,
-    V: tl.constexpr,
-    BT: tl.constexpr,
-    BK: tl.constexpr,
-    BV: tl.constexpr,
-    PRECISION: tl.constexpr,
-    BF16: tl.constexpr,
-    ACCUMULATE: tl.constexpr,
-    V_STEPS: tl.constexpr = 1,
-):
-    """dv of one chunk's V blocks, for `chunk_grads_kernel` without DV: the V blocks run in parallel, and neither
-    kernel holds the other's tiles (the scores are formed once per program, a 64×64×K product) and its decay terms
-    from the gate logits (reading STORED_DECAY_ROWS' rows cost it registers and spills). Grid (N, B·H,
-    V/(BV·V_STEPS)): a program steps through V_STEPS blocks of BV, the scores formed once and the next block's loads
-    issued ahead by the loop's pipelining."""
-    n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+def chunk_grads_kernel(
+    q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, dv, scale, stride_q,
+    stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, H: tl.constexpr, K: tl.constexpr,
+    V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
+    BF16: tl.constexpr, DV: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr = False,
+    FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1,
+):  # fmt: skip
+    """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
+    without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. V in blocks of BV so that only one block
+    of v, do, h, dh is live at a time. STORED: the decay terms read from log_decays and cums
+    (ops/metala_core_kernels.py's `_decay_terms`). The chunks of one form (FACTORISED: ops/metala_core_kernels.py's
+    docstring): grid (N, B·H) for FACTORISED, else (N / STRONG_CHUNKS, B·H)."""
+    pid, i_bh = tl.program_id(0), tl.program_id(1)
+    if FACTORISED:
+        # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
+        # output_kernel's
+        T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
+        _chunk_grads(
+            q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale,
+            stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T_store, NT, pid, i_bh, H, K,
+            V, BT, BK, BV, PRECISION, BF16, DV, ACCUMULATE, STORED, True,
+        )  # fmt: skip
+    elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
+        for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
+            if _strong_decay(decays, i_bh, n, NT, K, BK):
+                _chunk_grads(
+                    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale,
+                    stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T, NT, n, i_bh, H,
+                    K, V, BT, BK, BV, PRECISION, BF16, DV, ACCUMULATE, STORED, False,
+                )  # fmt: skip
+
+
+@triton.jit
+def _chunk_dv(
+    q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, T_store, NT, n, i_bh,
+    i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr,
+    FACTORISED: tl.constexpr,
+):  # fmt: skip
+    """`chunk_dv_kernel` on chunk n, its dv stored where its rows are before T_store."""
     i_b, i_h = i_bh // H, i_bh % H
     if ACCUMULATE and V_STEPS == 1:  # loaded first, as chunk_grads_kernel's priors (a loop's pipelining does it)
         dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV)
     scores_t, key_to_end = _dv_operands(  # the gate logits stand in for the stored rows, which it does not read
         q, gate_logits, gate_logits, gate_logits, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
-        PRECISION, BF16, False,
+        PRECISION, BF16, False, FACTORISED,
     )  # fmt: skip
     for step in range(V_STEPS):
         col = (i_v * V_STEPS + step) * BV
@@ -288,4 +270,32 @@ def chunk_dv_kernel(
         dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
         if ACCUMULATE:
             dv_b += dv_prior.to(tl.float32)
-        _store_tokens(dv, dv_b, i_b, i_h, n, T, stride_dv, V, col, BT, BV, False)
+        _store_tokens(dv, dv_b, i_b, i_h, n, T_store, stride_dv, V, col, BT, BV, False)
+
+
+@triton.jit
+def chunk_dv_kernel(
+    q, gate_logits, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, NT,
+    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr = 1,
+    FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1,
+):  # fmt: skip
+    """dv of one chunk's V blocks, for `chunk_grads_kernel` without DV: the V blocks run in parallel, and neither
+    kernel holds the other's tiles (the scores are formed once per program, a 64×64×K product) and its decay terms
+    from the gate logits (reading STORED_DECAY_ROWS' rows cost it registers and spills). A program steps through
+    V_STEPS blocks of BV, the scores formed once and the next block's loads issued ahead by the loop's pipelining.
+    The chunks of one form, as chunk_grads_kernel's: grid (N, B·H, V/(BV·V_STEPS)) for FACTORISED, else (N /
+    STRONG_CHUNKS, B·H, V/(BV·V_STEPS))."""
+    pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    if FACTORISED:
+        # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
+        # output_kernel's
+        T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
+        _chunk_dv(q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, T_store,
+                  NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, V_STEPS, True)  # fmt: skip
+    elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
+        for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
+            if _strong_decay(decays, i_bh, n, NT, K, BK):
+                _chunk_dv(q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer,
+                          T, T, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, V_STEPS,
+                          False)  # fmt: skip

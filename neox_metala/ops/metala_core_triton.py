@@ -3,8 +3,9 @@ chunks' state updates (chunk-parallel), the scan over chunks that turns them int
 (sequential, in place), then one chunk-parallel kernel for the output. Backward: the same two for the states (or the
 forward's, if kept), the chunks' state-gradient updates and the reverse scan over them, then the chunk-parallel
 gradients: dq and d gate logits by one kernel (a program per chunk), dv by another (SPLIT_DV) or in the first
-one's V loop. Seven launches per forward + backward pair with kept states, nine without
-(one fewer each with dv in the loop).
+one's V loop. The kernels that form the chunks' scores run twice (`_by_form`: the factorised chunks, then those of
+strong decay). Ten launches per forward + backward pair with kept states, twelve without (two fewer with dv in the
+loop); the backward's per batch slice.
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 they took ~60% of the core's time
 when each step formed its chunk's update itself (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an
@@ -228,6 +229,19 @@ def _chunks_grid(sizes, batch_heads):
     return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))))
 
 
+STRONG_CHUNKS = 128  # per program of a strong-decay launch at most: one load of their decays, mostly nothing more
+
+
+def _by_form(kernel, grid, *args, **kwargs):
+    """`kernel` launched on the factorised chunks, a program per chunk of `grid` (a tuple, or a function of the
+    meta-parameters), then on the chunks of strong decay, up to STRONG_CHUNKS per program."""
+    launch(kernel, grid, *args, **kwargs, FACTORISED=True)
+    chunks = grid if callable(grid) else lambda meta: grid
+    per_program = min(STRONG_CHUNKS, _block(kwargs["NT"]))  # a power of 2 (tl.arange)
+    strong = lambda meta: (-(-chunks(meta)[0] // per_program), *chunks(meta)[1:])  # noqa: E731
+    launch(kernel, strong, *args, **kwargs, FACTORISED=False, STRONG_CHUNKS=per_program)
+
+
 def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
@@ -246,14 +260,14 @@ def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
         BK=_block(sizes["K"]),
     )
     _scan(states, decays, sizes, batch_heads, reverse=False)
-    return states
+    return states, decays
 
 
 def chunk_states(q, gate_logits, v, normalizer, chunk_size=CHUNK_SIZE):
     """(B, H, N, K, V) in q's dtype: the state entering each chunk, from a zero state."""
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
-    return _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
+    return _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)[0]
 
 
 def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False):
@@ -263,17 +277,18 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     sizes, batch_heads = _sizes(q, v, chunk_size)
-    states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
+    states, decays = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
     out = v.new_empty(v.shape)
     block_v = _block(sizes["V"])
     grid = (sizes["NT"], batch_heads, 1)
-    launch(
+    _by_form(
         _kernels()["output"],
         grid,
         q,
         gate_logits,
         v,
         states,
+        decays,
         out,
         scale,
         **strides,
@@ -334,7 +349,7 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     """metala_core_bwd on one batch slice: its inputs in the kernels' layout, `rows` the gradients and their strides."""
     sizes, batch_heads = _sizes(q, v, chunk_size)
     if states is None:
-        states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
+        states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)[0]
     state_grads = torch.empty_like(states)
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
     stored = STORED_DECAY_ROWS
@@ -351,20 +366,20 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
-    qk_grads = (q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale)
+    qk_grads = (q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, dv, scale)
     qk_strides = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv)
     if SPLIT_DV:
-        launch(
+        _by_form(
             _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
             *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False, STORED=stored,
         )  # fmt: skip
-        launch(
+        _by_form(
             _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
-            q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,
+            q, gate_logits, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,
             **blocks,
         )  # fmt: skip
     else:
-        launch(
+        _by_form(
             _kernels()["chunk_grads"], (sizes["NT"], batch_heads),
             *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=True, STORED=stored,
         )  # fmt: skip

@@ -137,6 +137,25 @@ def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, d
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
+@pytest.mark.parametrize("decay", ["mixed", "graded"])
+def test_strong_decay_launches_of_several_programs(monkeypatch, decay):
+    """The launches for chunks of strong decay test STRONG_CHUNKS chunks per program: at 2, T = 300 (5 chunks) takes
+    three programs per head, the last one past the sequence's end, with chunks of both forms among them."""
+    from neox_metala.ops import metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "STRONG_CHUNKS", 2)
+    check(torch.float32, 1, 300, 2, 16, 32, decay)
+    # adding into given gradients (the one-op mixer's ACCUMULATE builds): every chunk added exactly once, by one launch
+    q, logits, v, cotangent = (t.float() for t in draw(1, 300, 2, 16, 32, decay))
+    plain = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
+    priors = [torch.full_like(t, 0.5) for t in plain]
+    added = metala_core_triton.metala_core_bwd(
+        q, logits, v, SCALE, NORMALIZER, cotangent, grads=[t.clone() for t in priors], accumulate=True
+    )
+    for got, want, prior in zip(added, plain, priors):
+        torch.testing.assert_close(got, want + prior, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "batch, seq, decay", [(2, 130, "mixed"), (2, 70, "open-shut")], ids=["B2-T130-mixed", "B2-T70-open-shut"]
 )
