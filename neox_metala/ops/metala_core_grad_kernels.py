@@ -90,10 +90,10 @@ def _dv_operands(
     FACTORISED: tl.constexpr,
 ):  # fmt: skip
     """A chunk's (A ⊙ causal)ᵀ and k ⊙ e^(G_last − G) (≤ 1), in q's dtype: the left operands of its dv."""
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     log_decay_b, cum, cum_last = _decay_terms(
         gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
     )
-    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)).to(q_b.dtype)
     return scores_t, (key * tl.exp(cum_last[None, :] - cum)).to(q_b.dtype)
@@ -108,21 +108,14 @@ def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.co
 
 @triton.jit
 def _store_qk_grads(
-    q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
-    dg_prior, scale, i_b, i_h, i_bh, n, T, T_store, NT, stride_q, stride_g, stride_dq, stride_dg, normalizer,
-    H: tl.constexpr,
-    K: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
-    ACCUMULATE: tl.constexpr, STORED: tl.constexpr, FACTORISED: tl.constexpr,
+    q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
+    dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K: tl.constexpr, BT: tl.constexpr,
+    BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, FACTORISED: tl.constexpr,
 ):  # fmt: skip
     """dq and d gate logits of one chunk from the V loop's sums: d_scores = do vᵀ (all of V, unscaled, unmasked),
     dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh. Everything here but d_scores is per channel, the choice of
     the factorised form included (it bounds each channel's exponents)."""
     rows = tl.arange(0, BT)
-    # the decay terms loaded here rather than kept through the loop: a reload from L2 is cheaper than spilled registers
-    log_decay_b, cum, cum_last = _decay_terms(
-        gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
-    )
-    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
     dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)
@@ -192,8 +185,13 @@ def _chunk_grads(
             q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
             PRECISION, BF16, STORED, FACTORISED,
         )  # fmt: skip
-    # what dq and d gate logits get added to, loaded first: the latency hides behind the work before the store
+    # what dq and d gate logits get added to, and the terms after the V loop, loaded first: their latency hides
+    # behind the loop
     dq_prior, dg_prior = _qk_priors(q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, BK, ACCUMULATE)
+    log_decay_b, cum, cum_last = _decay_terms(
+        gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
+    )
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)  # do vᵀ
     dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
@@ -207,9 +205,9 @@ def _chunk_grads(
             dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
             _store_tokens(dv, dv_b, i_b, i_h, n, T_store, stride_dv, V, i_v * BV, BT, BV, ACCUMULATE)
     _store_qk_grads(
-        q, gate_logits, log_decays, cums, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
-        dq_prior, dg_prior, scale, i_b, i_h, i_bh, n, T, T_store, NT, stride_q, stride_g, stride_dq, stride_dg,
-        normalizer, H, K, BT, BK, PRECISION, BF16, ACCUMULATE, STORED, FACTORISED,
+        q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
+        dq_prior, dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K, BT, BK, PRECISION, BF16,
+        ACCUMULATE, FACTORISED,
     )  # fmt: skip
 
 

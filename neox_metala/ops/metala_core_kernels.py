@@ -285,9 +285,10 @@ def state_updates_kernel(
     chunk's U has no slot: nothing reads h_N), and its decay e^G_last into decays[n]. Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
+    # loaded first, as every kernel here loads: a load after the decay's cumsum (its barriers) waits for it
+    v_b = _load_tokens(v, i_b, i_h, n, tl.where(n + 1 < NT, T, 0), stride_v, V, i_v * BV, BT, BV)  # none for the last
     log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     if n + 1 < NT:
-        v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
         key_to_end = _neg_expm1(log_decay_b) * tl.exp(cum_last[None, :] - cum)  # ≤ 1: safe in any dtype
         update = tl.dot(tl.trans(key_to_end.to(v_b.dtype)), v_b, input_precision=PRECISION)
         _store_state(states, update, i_bh, n + 1, NT, K, V, 0, i_v * BV, BK, BV)
@@ -309,14 +310,16 @@ def state_grad_updates_kernel(
     kernels. Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
+    # loaded first, as state_updates_kernel's v (chunk 0's W has no slot: nothing loaded)
+    T_load = tl.where(n > 0, T, 0)
+    q_b = _load_tokens(q, i_b, i_h, n, T_load, stride_q, K, 0, BT, BK)
+    d_out_b = _load_tokens(d_out, i_b, i_h, n, T_load, H * V, V, i_v * BV, BT, BV)
     log_decay, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     if STORE_DECAY_ROWS and i_v == 0:
         block, _, cols = _decay_rows_offsets(i_bh, n, NT, K, 0, BT, BK)
         tl.store(log_decays + block, log_decay, mask=cols[None, :])
         tl.store(cums + block, cum, mask=cols[None, :])
     if n > 0:
-        q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
-        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
         q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(d_out_b.dtype)  # e^G ≤ 1
         update = scale * tl.dot(tl.trans(q_from_start), d_out_b, input_precision=PRECISION)
         _store_state(state_grads, update, i_bh, n - 1, NT, K, V, 0, i_v * BV, BK, BV)
@@ -359,10 +362,10 @@ def _chunk_output(
 ):  # fmt: skip
     """o = scale [(q ⊙ e^G) h_n + A v] for chunk n, stored where its rows are before T_store."""
     i_b, i_h = i_bh // H, i_bh % H
-    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
     state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
+    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     scores = _scores(q_b, _neg_expm1(log_decay_b), cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)
     q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(v_b.dtype)
     acc = tl.dot(q_from_start, state.to(v_b.dtype), input_precision=PRECISION)
