@@ -112,9 +112,10 @@ def _store_qk_grads(
     dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K: tl.constexpr, BT: tl.constexpr,
     BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, FACTORISED: tl.constexpr,
 ):  # fmt: skip
-    """dq and d gate logits of one chunk from the V loop's sums: d_scores = do vᵀ (all of V, unscaled, unmasked),
-    dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh. Everything here but d_scores is per channel, the choice of
-    the factorised form included (it bounds each channel's exponents)."""
+    """dq and d gate logits of one chunk (its q and decay terms as loaded before the V loop) from the loop's sums:
+    d_scores = do vᵀ (all of V, unscaled, unmasked), dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh. Everything
+    here but d_scores is per channel, the choice of the factorised form included (it bounds each channel's exponents).
+    """
     rows = tl.arange(0, BT)
     key = _neg_expm1(log_decay_b)
     d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
@@ -185,8 +186,8 @@ def _chunk_grads(
             q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
             PRECISION, BF16, STORED, FACTORISED,
         )  # fmt: skip
-    # what dq and d gate logits get added to, and the terms after the V loop, loaded first: their latency hides
-    # behind the loop
+    # what dq and d gate logits get added to and the terms after the V loop, loaded first (metala_core_kernels.py's
+    # docstring): their latency hides behind the loop
     dq_prior, dg_prior = _qk_priors(q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, BK, ACCUMULATE)
     log_decay_b, cum, cum_last = _decay_terms(
         gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
@@ -253,18 +254,22 @@ def _chunk_dv(
 ):  # fmt: skip
     """`chunk_dv_kernel` on chunk n, its dv stored where its rows are before T_store."""
     i_b, i_h = i_bh // H, i_bh % H
-    if ACCUMULATE and V_STEPS == 1:  # loaded first, as chunk_grads_kernel's priors (a loop's pipelining does it)
-        dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV)
+    if V_STEPS == 1:  # loaded first (metala_core_kernels.py); with V_STEPS the loop's pipelining issues them
+        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
+        state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
+        if ACCUMULATE:
+            dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV)
     scores_t, key_to_end = _dv_operands(  # the gate logits stand in for the stored rows, which it does not read
         q, gate_logits, gate_logits, gate_logits, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
         PRECISION, BF16, False, FACTORISED,
     )  # fmt: skip
     for step in range(V_STEPS):
         col = (i_v * V_STEPS + step) * BV
-        if ACCUMULATE and V_STEPS > 1:
-            dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, col, BT, BV)
-        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, col, BT, BV)
-        state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, col, BK, BV)
+        if V_STEPS > 1:
+            if ACCUMULATE:
+                dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, col, BT, BV)
+            d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, col, BT, BV)
+            state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, col, BK, BV)
         dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
         if ACCUMULATE:
             dv_b += dv_prior.to(tl.float32)

@@ -5,6 +5,11 @@ them (`scan_kernel`, the same for the states and their gradients), so that its s
 
 The chunk gradients' kernels are in ops/metala_core_grad_kernels.py, which shares the helpers here.
 
+Every kernel issues its global loads first, before the decay's in-chunk cumsum: the cumsum's barriers hold back any
+load after them, which then waits for the gate logits' load and the cumsum in turn (sm90 SASS). On an H200 (B32 T2048
+H16, session 22) the qk gradients went 390 -> 345 µs per call with their post-loop terms loaded before the V loop,
+dv 138 -> 128, the output 443 -> 435; the block 14.47 -> 14.22 ms.
+
 Imports triton: only ops/metala_core_triton.py and ops/metala_core_grad_kernels.py import this module, and only when
 a kernel runs.
 
@@ -285,7 +290,7 @@ def state_updates_kernel(
     chunk's U has no slot: nothing reads h_N), and its decay e^G_last into decays[n]. Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    # loaded first, as every kernel here loads: a load after the decay's cumsum (its barriers) waits for it
+    # loaded first (module docstring)
     v_b = _load_tokens(v, i_b, i_h, n, tl.where(n + 1 < NT, T, 0), stride_v, V, i_v * BV, BT, BV)  # none for the last
     log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     if n + 1 < NT:
@@ -310,7 +315,7 @@ def state_grad_updates_kernel(
     kernels. Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
-    # loaded first, as state_updates_kernel's v (chunk 0's W has no slot: nothing loaded)
+    # loaded first (module docstring); chunk 0's W has no slot: nothing loaded
     T_load = tl.where(n > 0, T, 0)
     q_b = _load_tokens(q, i_b, i_h, n, T_load, stride_q, K, 0, BT, BK)
     d_out_b = _load_tokens(d_out, i_b, i_h, n, T_load, H * V, V, i_v * BV, BT, BV)
