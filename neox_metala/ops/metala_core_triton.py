@@ -112,23 +112,13 @@ def _kernels():
     # Not faster: the output kernel capped the same way (1% slower), the qk gradients capped at 128 or 168 (672 / 448 B
     # spilled), and 8-warp programs capped at 128 (two per SM) for all three (offered to the autotuners: no change).
     capped = ({"BV": 128}, 4, 1, 168)
-    # The chunk gradients without dv (bf16, Triton 3.6): still 255 registers at 8 warps whatever BV or stages,
-    # which the intra-chunk gradients after the V loop take (the loop alone: 94); at BV 32, 24 B spilled at one or
-    # two stages (168 B with dv), at BV 64 136 B (sm90 builds, bench/core_build.py; before the kernels formed the
-    # decay from the gate logits themselves: 0, 8 and 104 B). 4 warps spill 800 B, besides the out-of-bounds read
-    # above. The first block splits V = 32, so that the interpreter's tests run the loop twice. Splitting it over K
-    # blocks instead ((64, BK) tiles after the loop, two programs per SM, do vᵀ formed again by each) was slower on
-    # an H200 (core f+b 0.633 against 0.577 ms, B8 T2048 bf16, 2026-11-29) and its 4-warp builds were wrong in bf16.
-    # The V loop and the intra-chunk part as two kernels (the loop's sums through fp32 buffers) were slower too
-    # (core f+b with kept states 0.594 against 0.586 ms, B8 T2048 bf16, 2026-11-30). So were each kernel's channels
-    # in blocks, one V loop per block (KSTEP, session 15: 0.603-0.853 against 0.528 ms; removed) and, for this
-    # kernel and dv, a launch per form of the scores (factorised chunks by a build without the sub-chunk form's
-    # registers, then the strong-decay ones): 0.525 against 0.529 ms, and its dv builds at BV <= 32 faulted on an
-    # H200 (session 15, 2026-11-30); not kept.
-    # BV 64 at 3 stages: the V loop's two steps' loads issued together before the first step's dots (Triton's
-    # pipelining; 48 KB of shared memory, registers and spills as at 1 stage). In the model's build (ACCUMULATE) at
-    # B32 T2048 H16 on an H200 (bench/core_ncu.py --timings --accumulate --keep-states, session 20): 447 -> 411 µs
-    # per call (2 stages 424; BV 32 at 2 or 3 stages 483 / 448), and in bench/layer.py's block 1.68 -> 1.56 ms.
+    # The qk gradients (bf16, Triton 3.6, sm90 builds: bench/core_build.py): 8 warps at ~254 registers (the sums after
+    # the V loop take them; the loop alone 94), no spills at BV 64; 4 warps spill ~1.2 KB, besides the out-of-bounds
+    # read above. The first block splits V = 32, so that the interpreter's tests run the loop twice. Slower on an
+    # H200 (docs/benchmarks.md): the channels split over K blocks (core f+b 0.633 against 0.577 ms), the V loop and
+    # the sums after it as two kernels (0.594 against 0.586), a V loop per channel block (KSTEP, session 15), 16 warps
+    # (session 21). BV 64 at 3 stages: the V loop's two steps' loads issued together before the first step's dots
+    # (session 20, the model's build at B32 T2048 H16: 447 -> 411 µs per call; in the block 1.68 -> 1.56 ms).
     qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 3)]
     # dv recomputes its chunk's scores in each program (one BT x BT x K product, as output_kernel).
     # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap
