@@ -85,13 +85,17 @@ def parse_blocks(text):
     return tuple(int(n) for n in text.split(","))
 
 
-def resource_usage(cubin: bytes) -> str:
+def cuobjdump(cubin: bytes, option: str) -> str:
+    """The output of the cuobjdump bundled with Triton's wheel on `cubin`, with one option (e.g. -sass)."""
     tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
         file.write(cubin)
         file.flush()
-        report = subprocess.run([tool, "--dump-resource-usage", file.name], capture_output=True, text=True).stdout
-    return " ".join(re.findall(r"(?:REG|STACK):\d+", report))
+        return subprocess.run([tool, option, file.name], capture_output=True, text=True).stdout
+
+
+def resource_usage(cubin: bytes) -> str:
+    return " ".join(re.findall(r"(?:REG|STACK):\d+", cuobjdump(cubin, "--dump-resource-usage")))
 
 
 def main():

@@ -15,11 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
-import tempfile
-
-import triton
 
 sys.path.insert(0, os.path.dirname(__file__))
 import core_build  # noqa: E402
@@ -28,11 +24,8 @@ MARKED = ("LDGSTS", "LDGDEPBAR", "LDG", "STG", "BAR", "HGMMA", "HMMA", "DEPBAR",
 
 
 def sass(cubin: bytes) -> list[str]:
-    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as file:
-        file.write(cubin)
-        file.flush()
-        text = subprocess.run([tool, "-sass", file.name], capture_output=True, text=True).stdout
+    """The instruction lines of the cubin's SASS."""
+    text = core_build.cuobjdump(cubin, "-sass")
     return [line for line in text.splitlines() if re.match(r"\s+/\*[0-9a-f]{4}\*/", line)]
 
 
