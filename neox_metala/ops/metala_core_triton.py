@@ -84,7 +84,12 @@ def _kernels():
         ]
         return configs[:1] if FIRST_CONFIG_ONLY else configs
 
-    key = ["NT", "H", "K", "V"]
+    # The key: the shape and the constexprs that make another build (Triton adds the tensors' dtypes, not those):
+    # keyed by the shape alone, a pick timed for one build was taken for another in one process or through the disk
+    # cache (TRITON_CACHE_AUTOTUNING), the plain dv's for the accumulating one: 169 µs per call against 135 with its
+    # own (bench/core_ncu.py on an H200, session 23). FACTORISED left out on purpose: the strong launch takes the
+    # factorised chunks' pick rather than compiling every configuration of its build.
+    key = ["NT", "H", "K", "V", "ACCUMULATE", "DV", "STORED", "STORE_DECAY_ROWS"]
     # The scan's step is a load and a multiply-add, so small blocks cost little and give programs at small B·H:
     # B·H = 16, K = 64, V = 128 makes 128 programs of 32 x 32 or 16 x 64, 256 of 16 x 32. STAGES − 1 steps' loads
     # in flight hide the memory's latency behind the steps (≤ 30 KB of shared memory, no spills at 8). Its key has

@@ -277,3 +277,20 @@ def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
             check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
+
+
+def test_autotuners_key_the_plain_and_accumulating_builds_apart(monkeypatch):
+    """A configuration timed for the backward that writes its gradients is not taken for the one that adds into
+    given gradients (another build, with another best configuration on an H200): each gets a pick of its own."""
+    from neox_metala.ops import metala_core_triton
+
+    q, logits, v, cotangent = (t.float() for t in draw(1, 70, 2, 16, 32, "mild"))
+    with triton_runs.every_config_timed_twice(monkeypatch):
+        plain = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
+        given = [torch.zeros_like(t) for t in plain]
+        metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent, grads=given, accumulate=True)
+        kernels = metala_core_triton._kernels()
+        for name in ("chunk_qk_grads", "chunk_dv"):
+            assert len(kernels[name].cache) == 2, (name, list(kernels[name].cache))
+    for got, want in zip(given, plain):
+        assert torch.equal(got, want)  # added into zeros
