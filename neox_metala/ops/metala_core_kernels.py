@@ -49,7 +49,6 @@ import triton.language as tl
 from . import metala_core
 
 # a jit function reads only constexpr globals
-FACTORISED_RANGE = tl.constexpr(metala_core.FACTORISED_RANGE)
 STRONG_DECAY = tl.constexpr(math.exp(-metala_core.FACTORISED_RANGE))  # e^G_last of a channel beyond the range
 SUB_CHUNK = tl.constexpr(metala_core.SUB_CHUNK_SIZE)
 
@@ -273,10 +272,9 @@ def _strong_decay(decays, i_bh, chunk, NT, K: tl.constexpr, BK: tl.constexpr):
 @triton.jit
 def _any_strong(decays, i_bh, first, NT, K: tl.constexpr, BK: tl.constexpr, CHUNKS: tl.constexpr):
     """Whether any of chunks first .. first + CHUNKS − 1 takes the sub-chunk form (`_strong_decay`), in one load."""
-    chunks = first + tl.arange(0, CHUNKS)
-    rows = tl.arange(0, BK)
-    ptrs = decays + (i_bh * NT + chunks[:, None]).to(tl.int64) * K + rows[None, :]
-    chunk_decays = tl.load(ptrs, mask=(chunks[:, None] < NT) & (rows[None, :] < K), other=1.0)
+    chunks = (first + tl.arange(0, CHUNKS))[:, None]
+    ptrs, mask = _decay_ptrs(decays, i_bh, chunks, NT, K, 0, BK)  # (CHUNKS, BK)
+    chunk_decays = tl.load(ptrs, mask=mask & (chunks < NT), other=1.0)
     return tl.min(tl.min(chunk_decays, 1), 0) < STRONG_DECAY
 
 
