@@ -2,15 +2,15 @@
 (as a compiled block runs it) against MetaLA's Triton kernels as custom ops (ops/short_conv_op.py), bf16, W=4, x
 a (seq, batch) transpose as the layer hands it.
 
-    python bench/conv.py [--cases 8x2048x1024 2x8192x1024] [--runs 30] [--warmup 5]
+    python bench/conv.py [--cases 32x2048x2048 8x2048x1024] [--runs 30] [--warmup 5]
     TRITON_INTERPRET=1 python bench/conv.py --smoke     # the same logic on the CPU, tiny fp32 shape, no GPU
 
 One line per case: median ms of each (CUDA events, L2 flushed before every run), the byte floor (forward reads x
 and writes y, backward reads x and dy and writes dx: five tensors) over the copy bandwidth measured here, each
 time over that floor, the speed-up, and the norm-relative differences of y, dx and dweight. Then, for the first
-case, each kernel alone at a few block shapes (tokens, channels, warps; the backward's steps and stages too; the
-first of each list is ops/short_conv_op.py's default), each over its own bytes (forward 2 tensors; backward 3: x,
-dy, dx).
+case (by default the full block's shape, where the backward's two kernels before took 0.292 + 0.190 ms), each
+kernel alone at a few block shapes (tokens, channels, warps; the backward's steps and stages too; the first of
+each list is ops/short_conv_op.py's default), each over its own bytes (forward 2 tensors; backward 3: x, dy, dx).
 The backward is timed as conv_backward_triton runs it, its kernel and the sum of its weight-gradient partials
 (whose size depends on the blocks), with its dx and dweight differences from the PyTorch math in fp32 (a wrong
 build is not a fast one): the lines to pick the defaults from.
@@ -121,7 +121,7 @@ def sweep_blocks(case, dtype, device, bandwidth, args):
 
 
 def main():
-    args = parse_args(__doc__, ["8x2048x1024", "2x8192x1024"], "BATCHxSEQxCHANNELS")
+    args = parse_args(__doc__, ["32x2048x2048", "8x2048x1024", "2x8192x1024"], "BATCHxSEQxCHANNELS")
     if args.smoke:
         cases, dtype, device, backend = [(2, 37, 160)], torch.float32, "cpu", "eager"  # no C++ toolchain needed
     else:
