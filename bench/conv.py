@@ -2,16 +2,18 @@
 (as a compiled block runs it) against MetaLA's Triton kernels as custom ops (ops/short_conv_op.py), bf16, W=4, x
 a (seq, batch) transpose as the layer hands it.
 
-    python bench/conv.py [--cases 8x2048x1024 2x8192x1024] [--runs 30] [--warmup 5]
+    python bench/conv.py [--cases 32x2048x2048 8x2048x1024] [--runs 30] [--warmup 5]
     TRITON_INTERPRET=1 python bench/conv.py --smoke     # the same logic on the CPU, tiny fp32 shape, no GPU
 
 One line per case: median ms of each (CUDA events, L2 flushed before every run), the byte floor (forward reads x
-and writes y, backward reads x and dy and writes dx: five tensors; the Triton path also writes dpre and reads it
-back, seven) over the copy bandwidth measured here, each time over that floor, the speed-up, and the norm-relative
-differences of y, dx and dweight. Then, for the first case, each of the three kernels alone at a few block shapes
-(tokens, channels, warps; the dpre kernel's steps too; the first of each list is ops/short_conv_op.py's default),
-each over its own bytes (forward 2 tensors, dpre 3, dx 2), and the whole backward at the defaults over its 5
-(and over the 3 of x, dy, dx): the lines to pick the defaults from.
+and writes y, backward reads x and dy and writes dx: five tensors) over the copy bandwidth measured here, each
+time over that floor, the speed-up, and the norm-relative differences of y, dx and dweight. Then, for the first
+case (by default the full block's shape, where the backward's two kernels before took 0.292 + 0.190 ms), each
+kernel alone at a few block shapes (tokens, channels, warps; the backward's steps and stages too; the first of
+each list is ops/short_conv_op.py's default), each over its own bytes (forward 2 tensors; backward 3: x, dy, dx).
+The backward is timed as conv_backward_triton runs it, its kernel and the sum of its weight-gradient partials
+(whose size depends on the blocks), with its dx and dweight differences from the PyTorch math in fp32 (a wrong
+build is not a fast one): the lines to pick the defaults from.
 """
 
 from __future__ import annotations
@@ -33,22 +35,23 @@ CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
 
 WIDTH = 4
 FORWARD_BLOCKS = [(8, 128, 4), (16, 128, 8), (32, 256, 8), (8, 256, 8)]
-# (tokens, channels, warps, steps); the default first. The kernel reduces dw once per program, so larger tiles no
-# longer pay a reduction per step. Its per-tap sums and taps cost registers (sm90, triton 3.6, bf16): 8 elements
-# per thread per tile build at 128 (16 warps per SM), 16 at ~232 (8 warps per SM), 32 spill.
-PRE_GRAD_BLOCKS = [  # and the step loop's software-pipeline stages
-    (8, 64, 2, 16, 2),
-    (8, 64, 2, 16, 1),
-    (8, 64, 2, 16, 3),
-    (8, 128, 4, 16, 2),
-    (16, 128, 8, 8, 2),
-    (8, 256, 8, 16, 2),
-    (16, 128, 4, 8, 2),
-    (8, 64, 2, 32, 2),
-    (8, 128, 4, 16, 1),
-    (16, 128, 8, 8, 1),
+# (tokens per step, channels, warps, steps, stages); the default first. Each thread holds BC / (32 · warps) channels
+# of a token row: 4 (8-byte bf16 loads) at 140-150 registers with 8 tokens per step, no spills (sm90, triton 3.6,
+# bench/conv_build.py); 8 per thread spills, 2 take 64-91. More stages keep later steps' rows in flight (cp.async)
+# while a step computes; shorter spans (tokens · steps) make more programs but more partials and halo rows.
+BACKWARD_BLOCKS = [
+    (8, 256, 2, 16, 1),  # 140 registers
+    (8, 256, 2, 16, 2),  # 182
+    (8, 256, 2, 16, 3),  # 150
+    (8, 256, 2, 8, 1),  # 140
+    (4, 256, 2, 32, 1),  # 96
+    (4, 256, 2, 32, 3),  # 96
+    (8, 128, 2, 16, 1),  # 64
+    (8, 128, 2, 16, 3),  # 91
+    (8, 512, 4, 16, 1),  # 144
+    (8, 512, 4, 16, 3),  # 146
+    (16, 512, 4, 8, 1),  # 182
 ]
-INPUT_GRAD_BLOCKS = [(8, 128, 4), (4, 128, 2), (8, 256, 8), (16, 128, 8), (32, 256, 8), (16, 256, 4)]
 
 
 def draw(batch, seq, channels, dtype, device):
@@ -100,25 +103,25 @@ def sweep_blocks(case, dtype, device, bandwidth, args):
     tensor_ms = x.numel() * x.element_size() / bandwidth * 1e3
     count = 1 if args.smoke else None
 
-    def report(name, call, tensors):
+    def report(name, call, tensors, expected=()):
         ms = median_ms(call, args.warmup, args.runs, CUDA)
-        print(f"{name}: {ms:.3f} ms, floor ratio {ms / (tensors * tensor_ms):.1f}x", flush=True)
-        return ms
+        differences = relative_differences(("dx", "dweight"), call(), expected) if expected else {}
+        print(
+            f"{name}: {ms:.3f} ms, floor ratio {ms / (tensors * tensor_ms):.1f}x"
+            + "".join(f", {key} rel diff {value:.1e}" for key, value in differences.items()),
+            flush=True,
+        )
 
     for blocks in FORWARD_BLOCKS[:count]:
         report(f"forward blocks {blocks}", functools.partial(short_conv_op.conv_forward_triton, x, weight, blocks), 2)
-    for *blocks, steps, stages in PRE_GRAD_BLOCKS[:count]:
-        call = functools.partial(short_conv_op.conv_pre_grad_triton, x, weight, d_out, tuple(blocks), steps, stages)
-        report(f"dpre blocks {tuple(blocks)} steps {steps} stages {stages}", call, 3)
-    d_pre, _ = short_conv_op.conv_pre_grad_triton(x, weight, d_out)
-    for blocks in INPUT_GRAD_BLOCKS[:count]:
-        report(f"dx blocks {blocks}", functools.partial(short_conv_op.conv_input_grad_triton, d_pre, weight, blocks), 2)
-    ms = report("backward at the defaults", functools.partial(short_conv_op.conv_backward_triton, x, weight, d_out), 5)
-    print(f"backward at the defaults over x, dy and dx alone: {ms / (3 * tensor_ms):.1f}x", flush=True)
+    expected = short_conv_op.conv_backward_torch(x, weight, d_out)  # the same math in fp32
+    for *blocks, steps, stages in BACKWARD_BLOCKS[:count]:
+        call = functools.partial(short_conv_op.conv_backward_triton, x, weight, d_out, tuple(blocks), steps, stages)
+        report(f"backward blocks {tuple(blocks)} steps {steps} stages {stages}", call, 3, expected)
 
 
 def main():
-    args = parse_args(__doc__, ["8x2048x1024", "2x8192x1024"], "BATCHxSEQxCHANNELS")
+    args = parse_args(__doc__, ["32x2048x2048", "8x2048x1024", "2x8192x1024"], "BATCHxSEQxCHANNELS")
     if args.smoke:
         cases, dtype, device, backend = [(2, 37, 160)], torch.float32, "cpu", "eager"  # no C++ toolchain needed
     else:

@@ -43,15 +43,13 @@ def main():
     parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     parser.add_argument("--width", type=int, default=4)
     parser.add_argument("--forward", type=parse_blocks, default=short_conv_op.FORWARD_BLOCKS, help="BT,BC,warps")
-    parser.add_argument("--pre-grad", type=parse_blocks, default=short_conv_op.PRE_GRAD_BLOCKS, help="BT,BC,warps")
-    parser.add_argument("--steps", type=int, default=short_conv_op.PRE_GRAD_STEPS)
-    parser.add_argument("--stages", type=int, default=short_conv_op.PRE_GRAD_STAGES, help="dpre step loop stages")
-    parser.add_argument("--input-grad", type=parse_blocks, default=short_conv_op.INPUT_GRAD_BLOCKS, help="BT,BC,warps")
+    parser.add_argument("--backward", type=parse_blocks, default=short_conv_op.BACKWARD_BLOCKS, help="BT,BC,warps")
+    parser.add_argument("--steps", type=int, default=short_conv_op.BACKWARD_STEPS)
+    parser.add_argument("--stages", type=int, default=short_conv_op.BACKWARD_STAGES, help="backward step loop stages")
     args = parser.parse_args()
     kernels = [
         ("conv_forward_kernel", args.forward, {}),
-        ("conv_pre_grad_kernel", args.pre_grad, dict(STEPS=args.steps, STAGES=args.stages)),
-        ("conv_input_grad_kernel", args.input_grad, {}),
+        ("conv_backward_kernel", args.backward, dict(STEPS=args.steps, STAGES=args.stages)),
     ]
     for name, (block_t, block_c, warps), extra in kernels:
         constants = dict(W=args.width, BT=block_t, BC=block_c, **extra)

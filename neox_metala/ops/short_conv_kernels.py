@@ -4,10 +4,7 @@ y[b, t, c] = SiLU(pre[b, t, c]), pre[b, t, c] = Σ_j w[c, j] · x[b, t - (W-1) +
 Backward, with dpre = dy · SiLU'(pre):
     dx[b, t, c] = Σ_j w[c, j] · dpre[b, t + (W-1) - j, c]   (dpre = 0 from t = T on)
     dw[c, j]    = Σ_{b, t} dpre[b, t, c] · x[b, t - (W-1) + j, c]
-The backward is two kernels, so that dpre is formed once per element: conv_pre_grad_kernel recomputes pre from x
-(instead of reading a saved copy from HBM), stores dpre and sums its span's share of dw; conv_input_grad_kernel
-reads dpre at W shifts for dx. One kernel for both needed dpre at W later tokens per element, each recomputed from
-W loads of x: W² loads and SiLU' per element (12–26× the byte floor on an H200, 2026-11-29).
+The backward is one kernel that walks its tokens one row at a time (conv_backward_kernel says why).
 
 Plain pointer arithmetic only (no block pointers or TMA), so the kernels build on every Triton the project meets.
 x and dy may be strided over batch and time (the layer hands a (seq, batch) transpose); channels are contiguous.
@@ -45,11 +42,54 @@ def conv_forward_kernel(x, weight, y, T, C, stride_xb, stride_xt, W: tl.constexp
 
 
 @triton.jit
-def conv_pre_grad_kernel(
+def _shifted(window, newest, N: tl.constexpr):
+    """The window of the last N rows (oldest first) after `newest`: its first row dropped, `newest` appended."""
+    rows = ()
+    for k in tl.static_range(1, N):
+        rows += (window[k],)
+    if N > 0:
+        rows += (newest,)
+    return rows
+
+
+@triton.jit
+def _load_rows(x_row, dy_row, r0, T, c, c_mask, stride_xt, stride_dt, N: tl.constexpr):
+    """x and dy at tokens r0 .. r0 + N - 1 (0 from T on), as N (BC,) fp32 rows each. All loads of a step are issued
+    here, before its dx stores: a load after a store may read what the store wrote (dx may alias x for all the
+    compiler knows), so it would wait a full memory latency per token."""
+    xs, dys = (), ()
+    for i in tl.static_range(N):
+        inside = c_mask & (r0 + i < T)
+        xs += (tl.load(x_row + (r0 + i) * stride_xt + c, mask=inside, other=0.0).to(tl.float32),)
+        dys += (tl.load(dy_row + (r0 + i) * stride_dt + c, mask=inside, other=0.0).to(tl.float32),)
+    return xs, dys
+
+
+@triton.jit
+def _row_grads(x_r, d_out, w, x_window, d_window, dx_row, r, first, T, C, c, c_mask, W: tl.constexpr):
+    """Token r of one batch row: its dpre (fp32) from x and dy there (x_r, d_out) and the W-1 x rows before it
+    (x_window), and dx of token r - (W-1) from the W-1 dpre rows before r (d_window) and r's, stored where that
+    token is ≥ first (the earlier ones are the previous span's) and < T. -> dpre[r]."""
+    pre = w[W - 1] * x_r
+    for k in tl.static_range(W - 1):
+        pre += w[k] * x_window[k]
+    gate = tl.sigmoid(pre)
+    d_pre = d_out * gate * (1.0 + pre * (1.0 - gate))
+    d_in = w[0] * d_pre
+    for k in tl.static_range(W - 1):  # d_window[k] is dpre[r - (W-1) + k], at tap W-1-k of token r - (W-1)
+        d_in += w[W - 1 - k] * d_window[k]
+    target = r - (W - 1)
+    keep = c_mask & (target >= first) & (target < T)
+    tl.store(dx_row + target * C + c, d_in.to(dx_row.dtype.element_ty), mask=keep)
+    return d_pre
+
+
+@triton.jit
+def conv_backward_kernel(
     x,
     weight,
     dy,
-    dpre,
+    dx,
     dw_partial,
     T,
     C,
@@ -63,59 +103,50 @@ def conv_pre_grad_kernel(
     STEPS: tl.constexpr,
     STAGES: tl.constexpr,
 ):
-    """One program: STEPS blocks of BT tokens × BC channels of one batch row -> dpre there, and this span's share
-    of dw in dw_partial[(b, span), c, j] (fp32; summed over the first dim by the launcher: no atomics, so the
-    result does not depend on the order programs run).
+    """One program: dx for STEPS blocks of BT tokens × BC channels of one batch row, and this span's share of dw in
+    dw_partial[(b, span), c, j] (fp32; summed over the first dim by the launcher: no atomics, so the result does
+    not depend on the order programs run).
 
-    Each step loads its W taps of x once, for pre and for dw. dw is summed per tap in (BT, BC) fp32 tiles and
-    reduced over tokens once, after the last step: a reduction across threads at every step (and tap) took
-    ~5x the kernel's byte time on an H200 (155 µs at B8 T2048 C1024 bf16) and kept the tiles small."""
+    Why one row at a time: dx of a token needs dpre at the W-1 tokens after it, which in a (BT, BC) tile sit in
+    other threads. Two kernels passed dpre through HBM (written and read back: 268 MB at B32 T2048 C2048 bf16,
+    0.292 + 0.190 ms on an H200 where one kernel's bytes allow ~0.19 ms); one that recomputed dpre at W shifts
+    from W² loads of x took 12–26× the floor (2026-11-29); a per-program scratch ring in global memory would cost
+    a barrier per step (two with a ring of two blocks: its reads and the next step's writes) and a store and W
+    loads of dpre per element. Walked in (BC,) rows, each thread holds its channels of every token, so the last
+    W-1 rows of x and of dpre are registers carried from row to row: x and dy are read once, dpre never leaves
+    registers (fp32, so dx is rounded once), dx lags dpre by W-1 tokens, and dw sums per thread with no reduction
+    across threads. A span also forms dpre for the W-1 tokens past its end (for
+    its last dx rows; not added to its dw) and loads the W-1 x rows before its start. Not yet timed on a GPU."""
     i_span, i_c, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     c = i_c * BC + tl.arange(0, BC)
     c_mask = c < C
-    x_row, dy_row, dpre_row = x + i_b * stride_xb, dy + i_b * stride_db, dpre + i_b * T * C
-    w = ()  # W (BC,) tiles, loaded once: loaded per step, each also paid a layout change through shared memory
+    first = i_span.to(tl.int64) * (STEPS * BT)  # int64: the row offsets below are r · stride
+    x_row, dy_row, dx_row = x + i_b * stride_xb, dy + i_b * stride_db, dx + i_b * T * C
+    w = ()  # W (BC,) rows, loaded once
     for j in tl.static_range(W):
         w += (tl.load(weight + c * W + j, mask=c_mask, other=0.0).to(tl.float32),)
-    dw = (tl.zeros([BT, BC], dtype=tl.float32),) * W  # per tap
-    for step in tl.range(STEPS, num_stages=STAGES):  # STAGES > 1: later steps' loads in flight (cp.async)
-        t = (i_span * STEPS + step) * BT + tl.arange(0, BT)
-        pre = tl.zeros([BT, BC], dtype=tl.float32)
-        taps = ()  # W (BT, BC) tiles: tap j holds x[t - (W-1) + j]
-        for j in tl.static_range(W):
-            source = t - (W - 1 - j)
-            mask = ((source >= 0) & (source < T))[:, None] & c_mask[None, :]
-            x_j = tl.load(x_row + source[:, None] * stride_xt + c[None, :], mask=mask, other=0.0).to(tl.float32)
-            pre += x_j * w[j][None, :]
-            taps += (x_j,)
-        mask = (t < T)[:, None] & c_mask[None, :]
-        d_out = tl.load(dy_row + t[:, None] * stride_dt + c[None, :], mask=mask, other=0.0).to(tl.float32)
-        gate = tl.sigmoid(pre)
-        d_pre = d_out * gate * (1.0 + pre * (1.0 - gate))  # 0 where t >= T, so past-T taps add nothing to dw
-        tl.store(dpre_row + t[:, None] * C + c[None, :], d_pre.to(dpre.dtype.element_ty), mask=mask)
-        sums = ()
-        for j in tl.static_range(W):
-            sums += (dw[j] + d_pre * taps[j],)
-        dw = sums
+    x_window = ()  # x at the W-1 tokens before the next row, oldest first
+    for k in tl.static_range(W - 1):
+        r = first - (W - 1) + k
+        x_window += (tl.load(x_row + r * stride_xt + c, mask=c_mask & (r >= 0), other=0.0).to(tl.float32),)
+    d_window = (tl.zeros([BC], dtype=tl.float32),) * (W - 1)  # dpre there: the previous span's, never stored here
+    dw = (tl.zeros([BC], dtype=tl.float32),) * W  # per tap
+    for step in tl.range(STEPS, num_stages=STAGES):  # STAGES > 1: later steps' rows load as cp.async meanwhile
+        r0 = first + step * BT
+        xs, dys = _load_rows(x_row, dy_row, r0, T, c, c_mask, stride_xt, stride_dt, BT)
+        for i in tl.static_range(BT):
+            d_pre = _row_grads(xs[i], dys[i], w, x_window, d_window, dx_row, r0 + i, first, T, C, c, c_mask, W)
+            sums = ()  # dpre is 0 from T on, so rows past the sequence add nothing
+            for k in tl.static_range(W - 1):
+                sums += (dw[k] + d_pre * x_window[k],)
+            dw = sums + (dw[W - 1] + d_pre * xs[i],)
+            x_window, d_window = _shifted(x_window, xs[i], W - 1), _shifted(d_window, d_pre, W - 1)
+    # the W-1 tokens past the span: dpre for its last dx rows, not added to its dw
+    r0 = first + STEPS * BT
+    xs, dys = _load_rows(x_row, dy_row, r0, T, c, c_mask, stride_xt, stride_dt, W - 1)
+    for i in tl.static_range(W - 1):
+        d_pre = _row_grads(xs[i], dys[i], w, x_window, d_window, dx_row, r0 + i, first, T, C, c, c_mask, W)
+        x_window, d_window = _shifted(x_window, xs[i], W - 1), _shifted(d_window, d_pre, W - 1)
     partial = dw_partial + (i_b * tl.num_programs(0) + i_span) * C * W
     for j in tl.static_range(W):
-        tl.store(partial + c * W + j, tl.sum(dw[j], axis=0), mask=c_mask)
-
-
-@triton.jit
-def conv_input_grad_kernel(dpre, weight, dx, T, C, W: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
-    """dx for BT tokens × BC channels of one batch row: x[t] sits at tap j of the window of token t + (W-1) - j."""
-    i_t, i_c, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
-    t = i_t * BT + tl.arange(0, BT)
-    c = i_c * BC + tl.arange(0, BC)
-    c_mask = c < C
-    row = i_b * T * C
-    d_in = tl.zeros([BT, BC], dtype=tl.float32)
-    for j in tl.static_range(W):
-        later = t + (W - 1 - j)
-        mask = (later < T)[:, None] & c_mask[None, :]  # no gradient from beyond the sequence
-        d_pre = tl.load(dpre + row + later[:, None] * C + c[None, :], mask=mask, other=0.0).to(tl.float32)
-        w = tl.load(weight + c * W + j, mask=c_mask, other=0.0).to(tl.float32)
-        d_in += w[None, :] * d_pre
-    mask = (t < T)[:, None] & c_mask[None, :]
-    tl.store(dx + row + t[:, None] * C + c[None, :], d_in.to(dx.dtype.element_ty), mask=mask)
+        tl.store(partial + c * W + j, dw[j], mask=c_mask)

@@ -5,9 +5,8 @@ on Triton kernels (ops/short_conv_kernels.py): the default in compiled blocks, i
 Why: inside a compiled block, inductor runs the shifted form as four kernels per layer and micro batch (forward,
 its recomputation in backward, dx, the weight-gradient reduction; ~246 µs at B=8, T=2048, C=1024 bf16 on an
 H200, where the bytes allow ~45 µs). Here: one forward kernel; in backward, one kernel that recomputes the
-pre-activation from x, stores dpre = dy · SiLU'(pre) and per-span weight gradients, one kernel for dx from dpre at
-W shifts, and one small kernel that sums the spans' partials (ops/partial_sums.py). The forward saves only x. Two
-backward kernels, so that dpre is formed once per element (ops/short_conv_kernels.py says what one kernel cost).
+pre-activation from x, forms dpre = dy · SiLU'(pre) in registers, dx from it and per-span weight gradients, and
+one small kernel that sums the spans' partials (ops/partial_sums.py). The forward saves only x.
 As opaque ops with declared output shapes they stay inside one compiled graph (as ops/core_op.py's). The kernels
 are launched through ops/triton_launch.py.
 
@@ -31,21 +30,25 @@ from .triton_launch import launch
 # (tokens per block, channels per block, warps). The forward's: the fastest of bench/conv.py's sweep on an H200
 # (2026-11-29, B8 T2048 C1024 bf16: 0.031 ms = 1.9x its byte floor, against 0.141 ms at (16, 128, 8)).
 FORWARD_BLOCKS = (8, 128, 4)
-# The backward's two kernels, from the same sweep: dx at the forward's blocks (0.026 ms = 1.6x its floor); dpre,
-# which reduces its weight-gradient partials once per program, fastest at (8, 64, 2) walking 16 token blocks:
-# 0.062 ms = 2.6x its floor (H200, 2026-11-29 session 9; 0.072 at (8, 128, 4), 0.082-0.117 at 16-32 tokens), where
-# the form that reduced at every step and tap took 0.152 ms. Backward at these blocks: 0.088 ms (2.2x its floor).
-# The dpre program walks STEPS blocks of tokens, so its weight-gradient partials stay small (B · T / (BT · STEPS) ×
-# C × W fp32: 2 MB at B=8, T=2048, C=1024). sm90 builds (bench/conv_build.py, triton 3.6, bf16): 40, 128 and 40
-# registers, no spills.
-PRE_GRAD_BLOCKS = (8, 64, 2)
-PRE_GRAD_STEPS = 16
-# Software-pipeline stages of the dpre kernel's step loop (tl.range num_stages): above 1 the later steps' taps load
-# as cp.async while this step computes (sm90 build, bf16: 22 cp.async at 2, 128 registers either way). On an H200
-# (bench/conv.py, B8 T2048 C1024 bf16, 2026-11-30) 3 stages took 0.054 ms against 0.064 at 1 (2: 0.069); the GPU
-# test of the pipelined loop (test_pipelined_step_loop_bf16, 2 and 3 stages) passed (2026-11-30, session 15).
-PRE_GRAD_STAGES = 3
-INPUT_GRAD_BLOCKS = (8, 128, 4)
+# The backward: one kernel (ops/short_conv_kernels.py, conv_backward_kernel), a program per STEPS blocks of BT
+# tokens × BC channels of one batch row, walked one token row at a time. Not yet timed on a GPU: the blocks are
+# bench/conv.py's first candidate, chosen by the sm90 build alone (bench/conv_build.py, triton 3.6, bf16: 140
+# registers, no spills; 8 channels per thread spilled). BC is 32 · warps · 4, so each thread loads 4 channels of a
+# row at once (8 bytes in bf16). Its SASS step loop issues the 2 · BT row loads first, then ~34 instructions per
+# element (23 fp32: pre, SiLU', dx and dw at W taps each): ~0.15 ms of issue at B32 T2048 C2048 on an H200, near
+# the bytes' ~0.19 ms, so it may be bound by both. Its weight-gradient partials are B · T / (BT · STEPS) × C × W
+# fp32 (2 MB at B=8, T=2048, C=1024 and 128 tokens per program); a span also reads the W-1 x rows before it and
+# forms dpre for the W-1 tokens after it, ~4% more reads than x and dy at 128 tokens (mostly L2 hits: the
+# neighbouring span reads them too).
+# What it replaces, measured on an H200: two kernels, dpre + dw partials at (8, 64, 2) × 16 steps, 3 stages, then
+# dx from dpre at W shifts at (8, 128, 4); 0.054 + 0.026 ms at B8 T2048 C1024 bf16 (2026-11-29/30), 0.292 + 0.190
+# ms at B32 T2048 C2048, where one kernel's bytes (x, dy, dx) allow ~0.19 ms: dpre's round trip through HBM.
+BACKWARD_BLOCKS = (8, 256, 2)  # (tokens per step, channels, warps)
+BACKWARD_STEPS = 16
+# Software-pipeline stages of the step loop (tl.range num_stages): above 1 the later steps' rows load as cp.async
+# while a step computes (the two-kernel dpre kernel was fastest at 3: 0.054 ms against 0.064 at 1). 1 until timed:
+# the interpreter ignores num_stages, so only the GPU tests run the pipelined loop (bench/conv.py times 2 and 3).
+BACKWARD_STAGES = 1
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -83,21 +86,11 @@ def conv_forward_triton(x, weight, blocks=FORWARD_BLOCKS):
     return y
 
 
-def conv_backward_triton(
-    x, weight, d_out, pre_grad_blocks=PRE_GRAD_BLOCKS, steps=PRE_GRAD_STEPS, input_grad_blocks=INPUT_GRAD_BLOCKS,
-    stages=PRE_GRAD_STAGES,
-):  # fmt: skip
-    """-> (dx (B, T, C) contiguous in x's dtype, dweight (C, W) in weight's dtype, summed in fp32)."""
-    d_pre, dweight = conv_pre_grad_triton(x, weight, d_out, pre_grad_blocks, steps, stages)
-    return conv_input_grad_triton(d_pre, weight, input_grad_blocks), dweight
+def conv_backward_triton(x, weight, d_out, blocks=BACKWARD_BLOCKS, steps=BACKWARD_STEPS, stages=BACKWARD_STAGES):
+    """-> (dx (B, T, C) contiguous in x's dtype, dweight (C, W) in weight's dtype, summed in fp32).
 
-
-def conv_pre_grad_triton(x, weight, d_out, blocks=PRE_GRAD_BLOCKS, steps=PRE_GRAD_STEPS, stages=PRE_GRAD_STAGES):
-    """-> (dpre = dy · SiLU'(pre) (B, T, C) contiguous in x's dtype, dweight (C, W) in weight's dtype).
-
-    dpre in x's dtype, not fp32: in bf16 it halves the bytes written here and read back for dx, which is rounded
-    to bf16 anyway; the extra rounding takes dx's norm-relative error against fp64 from 1.7e-3 to 2.3e-3 (fp16:
-    2.1e-4 to 2.9e-4; B2 T2048 C1024, W=4). dweight is summed from the fp32 dpre.
+    dx from the fp32 dpre, rounded once to x's dtype (the two kernels before rounded dpre to x's dtype on its way
+    through HBM: in bf16 dx's norm-relative error against fp64 was 2.3e-3 with it, 1.7e-3 without; B2 T2048 C1024).
     """
     _check_triton_inputs(x, weight)
     x, weight, d_out = _channels_contiguous(x), weight.contiguous(), _channels_contiguous(d_out)
@@ -106,30 +99,16 @@ def conv_pre_grad_triton(x, weight, d_out, blocks=PRE_GRAD_BLOCKS, steps=PRE_GRA
     block_t, block_c, warps = blocks
     steps = max(1, min(steps, _cdiv(seq, block_t)))  # a short sequence needs no empty steps
     spans = _cdiv(seq, block_t * steps)
-    d_pre = torch.empty(batch, seq, channels, dtype=x.dtype, device=x.device)
+    dx = torch.empty(batch, seq, channels, dtype=x.dtype, device=x.device)
     partials = torch.empty(batch * spans, channels, width, dtype=torch.float32, device=x.device)
     launch(
-        _kernels().conv_pre_grad_kernel, (spans, _cdiv(channels, block_c), batch),
-        x, weight, d_out, d_pre, partials, seq, channels, x.stride(0), x.stride(1), d_out.stride(0), d_out.stride(1),
+        _kernels().conv_backward_kernel, (spans, _cdiv(channels, block_c), batch),
+        x, weight, d_out, dx, partials, seq, channels, x.stride(0), x.stride(1), d_out.stride(0), d_out.stride(1),
         W=width, BT=block_t, BC=block_c, STEPS=steps, STAGES=stages, num_warps=warps,
     )  # fmt: skip
     # the partials' column sums in weight's dtype in one launch (torch's sum and cast were two)
     (dweight,) = sum_partials(partials.view(batch * spans, channels * width), (weight.dtype,))
-    return d_pre, dweight.view(weight.shape)
-
-
-def conv_input_grad_triton(d_pre, weight, blocks=INPUT_GRAD_BLOCKS):
-    """dpre (B, T, C) contiguous -> dx (B, T, C) contiguous, in dpre's dtype."""
-    weight = weight.contiguous()
-    batch, seq, channels = d_pre.shape
-    block_t, block_c, warps = blocks
-    dx = torch.empty_like(d_pre)
-    grid = (_cdiv(seq, block_t), _cdiv(channels, block_c), batch)
-    launch(
-        _kernels().conv_input_grad_kernel, grid, d_pre, weight, dx, seq, channels, W=weight.shape[1], BT=block_t,
-        BC=block_c, num_warps=warps,
-    )  # fmt: skip
-    return dx
+    return dx, dweight.view(weight.shape)
 
 
 def _cdiv(n: int, block: int) -> int:

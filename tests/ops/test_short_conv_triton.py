@@ -1,8 +1,10 @@
-"""The short convolution's Triton kernels (ops/short_conv_kernels.py, launched by ops/short_conv_op.py) against the
-fp64 step-by-step reference: y, dx and dweight, T not a multiple of the token block, C not a multiple of the
-channel block, a strided (seq, batch)-transposed x and dy, several backward spans per row of several steps each
-(the weight gradient's partials), dx's window of later dpre reaching past the next token block, and widths other
-than 4.
+"""The short convolution's Triton kernels (ops/short_conv_kernels.py, launched by ops/short_conv_op.py) against
+fp64 references: y, dx and dweight through the step-by-step reference's autograd, and the backward kernel alone
+against conv_backward_torch in fp64 at the sizes where its halos matter: T of 1-5 tokens, T not a multiple of the
+token block, several spans per row of several steps each (the weight gradient's partials; dx of a span's last W-1
+tokens needs dpre past its end, pre of its first tokens x before its start), token blocks of 1 (the window reaches
+back over three steps), C not a multiple of the channel block, a strided (seq, batch)-transposed x and dy, widths
+1-4, and bf16 and fp16 with dx rounded once from its fp32 sum.
 
 Runs natively on a CUDA GPU (bf16 as well, and the 380M model's shape), or on the CPU through the Triton
 interpreter when TRITON_INTERPRET=1 is set before the run (small shapes). Skips without triton, and on a CPU
@@ -11,6 +13,7 @@ without the interpreter (the project's CPU suite).
 
 import pytest
 import torch
+import torch.nn.functional as F
 import triton_runs
 
 from neox_metala.ops import reference
@@ -18,9 +21,15 @@ from neox_metala.ops import reference
 pytestmark = triton_runs.MARKS
 DEVICE = triton_runs.DEVICE
 F64 = torch.float64
-BOUNDS = {torch.float32: 1e-6, torch.bfloat16: 1e-2, torch.float16: 3e-3}  # norm-relative
-# Many blocks and spans at small shapes; conv_backward_triton's keywords after "forward".
-SMALL_BLOCKS = dict(forward=(16, 16, 4), pre_grad_blocks=(8, 16, 4), steps=2, input_grad_blocks=(8, 16, 4))
+BF16, F16 = torch.bfloat16, torch.float16
+BOUNDS = {torch.float32: 1e-6, BF16: 1e-2, F16: 3e-3}  # norm-relative
+# Many blocks and spans at small shapes (spans of 4 tokens); conv_backward_triton's keywords after "forward".
+SMALL_BLOCKS = dict(forward=(16, 16, 4), blocks=(2, 16, 1), steps=2)
+# Rounding to dx's dtype, relative: half an ulp, or a whole one in Triton 3.6's interpreter, which casts fp32 to
+# bf16 by truncation. FP32_SUM: dx's fp32 sum (sigmoid's approximate exp2 and reciprocal included), relative to
+# the sum of its terms' magnitudes.
+UNIT = {torch.float32: 2**-24, BF16: 2**-7 if triton_runs.INTERPRETED else 2**-8, F16: 2**-11}
+FP32_SUM = 2**-19
 
 
 def exact(x, weight, d_out):
@@ -30,15 +39,21 @@ def exact(x, weight, d_out):
     return (y, *torch.autograd.grad(y, leaves, d_out.double()))
 
 
-def check(dtype, batch, seq, channels, width=4, seq_first=False, blocks=None, seed=0):
-    from neox_metala.ops import short_conv_op
-
+def draw(dtype, batch, seq, channels, width=4, seq_first=False, seed=0):
+    """x and dy (B, T, C) in dtype on DEVICE, as (seq, batch) transposes with seq_first (the layer's: strided
+    views, not copies), and an fp32 weight (C, W)."""
     gen = torch.Generator().manual_seed(seed)
     shape = (seq, batch, channels) if seq_first else (batch, seq, channels)
     x, d_out = (torch.randn(*shape, generator=gen).to(DEVICE, dtype) for _ in range(2))
-    if seq_first:  # the layer's transpose: a strided view, not a copy
+    if seq_first:
         x, d_out = x.transpose(0, 1), d_out.transpose(0, 1)
-    weight = (torch.randn(channels, width, generator=gen) * 0.5).to(DEVICE)
+    return x, (torch.randn(channels, width, generator=gen) * 0.5).to(DEVICE), d_out
+
+
+def check(dtype, batch, seq, channels, width=4, seq_first=False, blocks=None, seed=0):
+    from neox_metala.ops import short_conv_op
+
+    x, weight, d_out = draw(dtype, batch, seq, channels, width, seq_first, seed)
     backward = dict(blocks or {})
     forward = {"blocks": backward.pop("forward")} if blocks else {}
     y = short_conv_op.conv_forward_triton(x, weight, **forward)
@@ -52,12 +67,76 @@ def check(dtype, batch, seq, channels, width=4, seq_first=False, blocks=None, se
     assert all(error <= BOUNDS[dtype] for error in errors.values()), errors
 
 
+def magnitudes(x, weight, d_out):
+    """fp64 sizes of what dx and dweight sum, which bound the error of their fp32 sums: with |dpre| ≤ |dy| · (1 + Σ_j
+    |w_j · x_j|) (as is its error over pre's: |SiLU'| ≤ 1.1 and |SiLU''| ≤ 0.5), Σ_j |w[c, j]| · that at t + (W-1) - j
+    for dx, and Σ_{b,t} that · |x[t - (W-1) + j]| for dweight."""
+    seq, width = x.shape[1], weight.shape[1]
+    taps = [F.pad(x.double().abs(), (0, 0, width - 1 - j, 0))[:, :seq] for j in range(width)]  # x[t - (W-1) + j]
+    d_pre = d_out.double().abs() * (1 + sum(tap * weight.double()[:, j].abs() for j, tap in enumerate(taps)))
+    later = F.pad(d_pre, (0, 0, 0, width - 1))
+    dx = sum(weight.double()[:, j].abs() * later[:, width - 1 - j : width - 1 - j + seq] for j in range(width))
+    return dx, torch.stack([(d_pre * tap).sum((0, 1)) for tap in taps], dim=-1)
+
+
+def check_backward(dtype, batch, seq, channels, width=4, seq_first=False, blocks=(2, 16, 1), steps=2, stages=1):
+    """The backward kernel at these blocks against conv_backward_torch in fp64, element by element: dx within one
+    rounding to its dtype of its fp32 sum (so dpre is not rounded on its way), dweight within its fp32 sum."""
+    from neox_metala.ops import short_conv_op
+
+    x, weight, d_out = draw(dtype, batch, seq, channels, width, seq_first)
+    dx, dweight = short_conv_op.conv_backward_triton(x, weight, d_out, blocks, steps, stages)
+    assert dx.shape == x.shape and dx.dtype == dtype and dx.is_contiguous() and dweight.dtype == weight.dtype
+    want_dx, want_dweight = short_conv_op.conv_backward_torch(x.double(), weight.double(), d_out.double())
+    dx_scale, dweight_scale = magnitudes(x, weight, d_out)
+    dx_error = (dx.double() - want_dx).abs() / (UNIT[dtype] * want_dx.abs() + FP32_SUM * dx_scale + 1e-300)
+    dweight_error = (dweight.double() - want_dweight).abs() / (FP32_SUM * dweight_scale + 1e-300)
+    print(f"CONV-BACKWARD {dtype} B{batch} T{seq} C{channels} W{width} {blocks} x{steps}:", end=" ")
+    print(f"dx {dx_error.max():.2f}, dweight {dweight_error.max():.2f} of their bounds")
+    assert dx_error.max() <= 1, f"dx rows {sorted(set(torch.nonzero(dx_error > 1)[:, 1].tolist()))}"
+    assert dweight_error.max() <= 1, dweight_error
+
+
+@pytest.mark.parametrize("seq", [1, 2, 3, 5, 13], ids=lambda seq: f"T{seq}")
+def test_backward_at_short_and_awkward_lengths(seq):
+    """Spans of 2 steps of 2 tokens: T=5 and 13 end inside a span's second step, with dpre 0 from T on."""
+    check_backward(torch.float32, 2, seq, 20, seq_first=True)
+
+
+@pytest.mark.parametrize(
+    "batch, seq, channels, width, seq_first, blocks, steps",
+    [
+        (1, 13, 16, 4, False, (2, 16, 1), 2),  # one whole channel block
+        (2, 13, 40, 4, False, (2, 16, 1), 2),  # three channel blocks, the last 8 wide
+        (1, 11, 20, 4, True, (1, 16, 1), 3),  # the x and dpre windows reach back over three steps
+        (2, 37, 70, 4, True, (4, 32, 1), 3),  # spans of 12 tokens, the last one 1 token long
+        (1, 37, 20, 4, False, (8, 16, 1), 1),  # one step per span
+        (1, 19, 130, 4, True, None, None),  # ops/short_conv_op.py's blocks and steps
+        (2, 13, 20, 3, True, (2, 16, 1), 2),
+        (2, 13, 20, 2, False, (2, 16, 1), 2),
+        (1, 9, 20, 1, False, (2, 16, 1), 2),  # no window at all
+    ],
+    ids=["C16", "C40", "BT1", "T37-C70", "one-step", "defaults", "W3", "W2", "W1"],
+)
+def test_backward_blocks_spans_and_widths(batch, seq, channels, width, seq_first, blocks, steps):
+    from neox_metala.ops import short_conv_op
+
+    blocks, steps = blocks or short_conv_op.BACKWARD_BLOCKS, steps or short_conv_op.BACKWARD_STEPS
+    check_backward(torch.float32, batch, seq, channels, width, seq_first, blocks, steps)
+
+
+@pytest.mark.parametrize("dtype", [BF16, F16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("seq", [5, 13], ids=lambda seq: f"T{seq}")
+def test_backward_rounds_dx_once_in_low_precision(dtype, seq):
+    check_backward(dtype, 2, seq, 20, seq_first=True)
+
+
 @pytest.mark.parametrize(
     "batch, seq, channels, width, seq_first",
     [
         (2, 1, 20, 4, False),
         (2, 3, 20, 4, False),
-        (1, 37, 20, 4, False),  # 5 token blocks of 8, 3 backward spans of 16 tokens, the last partial
+        (1, 37, 20, 4, False),  # 3 forward token blocks of 16, 10 backward spans of 4 tokens, the last one 1 long
         (2, 37, 40, 4, True),
         (1, 21, 18, 3, False),
         (1, 9, 16, 2, False),
@@ -68,23 +147,11 @@ def test_kernels_fp32_equal_the_reference(batch, seq, channels, width, seq_first
     check(torch.float32, batch, seq, channels, width, seq_first, blocks=SMALL_BLOCKS)
 
 
-def test_dx_window_spans_several_token_blocks():
-    """dx's token blocks of 2 with W=4: a token's later dpre lie in the next two blocks, the last ones past T."""
-    check(torch.float32, 2, 11, 20, blocks={**SMALL_BLOCKS, "input_grad_blocks": (2, 16, 4)})
-
-
-def test_weight_gradient_over_many_steps():
-    """dpre programs of 4 steps of 4 tokens: T = 45 leaves the last span 13 tokens (its last step holds one), and
-    C = 70 a channel block of 6; the per-tap dw tiles are summed over the steps and reduced once per program."""
-    blocks = {**SMALL_BLOCKS, "pre_grad_blocks": (4, 32, 2), "steps": 4}
-    check(torch.float32, 2, 45, 70, seq_first=True, blocks=blocks)
-
-
 def test_default_blocks_fp32():
     check(torch.float32, 1, 19, 130)  # ops/short_conv_op.py's blocks; C = 130 leaves a partial channel block
 
 
-GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="bf16 and larger shapes: GPU only")
+GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes: GPU only")
 
 
 @GPU_ONLY
@@ -97,9 +164,10 @@ def test_kernels_within_bounds_on_the_gpu(dtype, seq_first):
 @GPU_ONLY
 @pytest.mark.parametrize("stages", [2, 3])
 def test_pipelined_step_loop_bf16(stages):
-    """The dpre kernel's step loop at 2-3 software-pipeline stages (cp.async loads of later steps)."""
-    blocks = {"forward": (16, 128, 4), "pre_grad_blocks": (8, 64, 2), "stages": stages}
-    check(torch.bfloat16, 3, 1000, 300, seq_first=True, blocks=blocks)
+    """The backward's step loop at 2-3 software-pipeline stages (cp.async loads of later steps), at bench/conv.py's
+    candidate blocks with 2 or 4 channels per thread."""
+    for blocks, steps in (((8, 256, 2), 16), ((4, 256, 2), 32), ((8, 128, 2), 16), ((8, 512, 4), 16)):
+        check_backward(BF16, 3, 1000, 600, seq_first=True, blocks=blocks, steps=steps, stages=stages)
 
 
 @GPU_ONLY
