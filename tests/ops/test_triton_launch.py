@@ -166,9 +166,11 @@ def core(q, logits, v, d_out):
 def core_launches():
     from neox_metala.ops import metala_core_triton
 
-    # forward 3 (updates, scan, output); backward 2 + its gradient kernels, 2 more where it recomputes the states
+    # forward 3 (updates, scan, output); backward 2 + its gradient kernels, 2 more where it recomputes the states;
+    # every kernel that forms scores (output, the gradient kernels) launched once per form (metala_core_triton's
+    # `_by_form`: the factorised chunks, then the strong-decay ones)
     grad_kernels = 2 if metala_core_triton.SPLIT_DV else 1
-    return 3 + (2 + grad_kernels) + (4 + grad_kernels)
+    return (2 + 2) + (2 + 2 * grad_kernels) + (4 + 2 * grad_kernels)
 
 
 CONV_LAUNCHES = 3  # the forward, the backward, the sum of its weight-gradient partials (ops/partial_sums.py)
