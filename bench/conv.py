@@ -9,11 +9,11 @@ One line per case: median ms of each (CUDA events, L2 flushed before every run),
 and writes y, backward reads x and dy and writes dx: five tensors) over the copy bandwidth measured here, each
 time over that floor, the speed-up, and the norm-relative differences of y, dx and dweight. Then, for the first
 case (by default the full block's shape, where the backward's two kernels before took 0.292 + 0.190 ms), each
-kernel alone at a few block shapes (tokens, channels, warps; the backward's steps and stages too; the first of
-each list is ops/short_conv_op.py's default), each over its own bytes (forward 2 tensors; backward 3: x, dy, dx).
-The backward is timed as conv_backward_triton runs it, its kernel and the sum of its weight-gradient partials
-(whose size depends on the blocks), with its dx and dweight differences from the PyTorch math in fp32 (a wrong
-build is not a fast one): the lines to pick the defaults from.
+kernel alone at a few block shapes (tokens, channels, warps, steps, stages; the first of each list is
+ops/short_conv_op.py's default), each over its own bytes (forward 2 tensors; backward 3: x, dy, dx), with its
+differences from the PyTorch math in fp32 (a wrong build is not a fast one). The backward is timed as
+conv_backward_triton runs it, its kernel and the sum of its weight-gradient partials (whose size depends on the
+blocks): the lines to pick the defaults from.
 """
 
 from __future__ import annotations
@@ -34,18 +34,27 @@ from kernel_timing import copy_bandwidth, median_ms, parse_args, relative_differ
 CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
 
 WIDTH = 4
-FORWARD_BLOCKS = [(8, 128, 4), (16, 128, 8), (32, 256, 8), (8, 256, 8)]
-# (tokens per step, channels, warps, steps, stages); the default first. Each thread holds BC / (32 · warps) channels
-# of a token row: 4 (8-byte bf16 loads) at 140-150 registers with 8 tokens per step, no spills (sm90, triton 3.6,
-# bench/conv_build.py); 8 per thread spills, 2 take 64-91. More stages keep later steps' rows in flight (cp.async)
-# while a step computes; shorter spans (tokens · steps) make more programs but more partials and halo rows.
+# (tokens per step, channels, warps, steps, stages) of both kernels, the default first; all build for sm90 without
+# spills (bench/conv_build.py --candidates, triton 3.6, bf16; registers after each). Each thread holds BC / (32 ·
+# warps) channels of a token row: 4 (8-byte bf16 loads) in the backward at 96-182 registers; 8 per thread spilled
+# there, 2 take 64-91; the forward takes 48-68. More stages keep later steps' rows in flight (cp.async) while a step
+# computes; shorter spans (tokens · steps) make more programs but more halo rows, and in backward more partials.
+FORWARD_BLOCKS = [  # not yet timed; the tiled forward before: 0.215 ms at B32 T2048 C2048 (1.7x its floor)
+    (4, 256, 2, 32, 3),  # 61 registers
+    (4, 256, 2, 32, 1),  # 48
+    (4, 256, 2, 64, 3),  # 61
+    (8, 256, 2, 16, 3),  # 68
+    (8, 256, 2, 16, 1),  # 61
+    (8, 128, 2, 16, 3),  # 48
+    (8, 512, 4, 16, 3),  # 68
+]
 BACKWARD_BLOCKS = [
+    (4, 256, 2, 32, 3),  # 96; 0.243 ms on an H200 at B32 T2048 C2048 (ops/short_conv_op.py has the sweep)
     (8, 256, 2, 16, 1),  # 140 registers
     (8, 256, 2, 16, 2),  # 182
     (8, 256, 2, 16, 3),  # 150
     (8, 256, 2, 8, 1),  # 140
     (4, 256, 2, 32, 1),  # 96
-    (4, 256, 2, 32, 3),  # 96
     (8, 128, 2, 16, 1),  # 64
     (8, 128, 2, 16, 3),  # 91
     (8, 512, 4, 16, 1),  # 144
@@ -103,21 +112,26 @@ def sweep_blocks(case, dtype, device, bandwidth, args):
     tensor_ms = x.numel() * x.element_size() / bandwidth * 1e3
     count = 1 if args.smoke else None
 
-    def report(name, call, tensors, expected=()):
+    def report(name, call, tensors, outputs, expected):
         ms = median_ms(call, args.warmup, args.runs, CUDA)
-        differences = relative_differences(("dx", "dweight"), call(), expected) if expected else {}
+        differences = relative_differences(outputs, call(), expected)
         print(
             f"{name}: {ms:.3f} ms, floor ratio {ms / (tensors * tensor_ms):.1f}x"
             + "".join(f", {key} rel diff {value:.1e}" for key, value in differences.items()),
             flush=True,
         )
 
-    for blocks in FORWARD_BLOCKS[:count]:
-        report(f"forward blocks {blocks}", functools.partial(short_conv_op.conv_forward_triton, x, weight, blocks), 2)
-    expected = short_conv_op.conv_backward_torch(x, weight, d_out)  # the same math in fp32
+    def forward(*blocks):
+        return (short_conv_op.conv_forward_triton(x, weight, *blocks),)
+
+    expected = (short_conv_op.conv_forward_torch(x, weight),)  # the same math in fp32
+    for *blocks, steps, stages in FORWARD_BLOCKS[:count]:
+        call = functools.partial(forward, tuple(blocks), steps, stages)
+        report(f"forward blocks {tuple(blocks)} steps {steps} stages {stages}", call, 2, ("y",), expected)
+    expected = short_conv_op.conv_backward_torch(x, weight, d_out)
     for *blocks, steps, stages in BACKWARD_BLOCKS[:count]:
         call = functools.partial(short_conv_op.conv_backward_triton, x, weight, d_out, tuple(blocks), steps, stages)
-        report(f"backward blocks {tuple(blocks)} steps {steps} stages {stages}", call, 3, expected)
+        report(f"backward blocks {tuple(blocks)} steps {steps} stages {stages}", call, 3, ("dx", "dweight"), expected)
 
 
 def main():

@@ -1,10 +1,10 @@
 """Build the short-convolution kernels (ops/short_conv_kernels.py) for an H100/H200 (sm90) without a GPU and print
 each one's registers and stack (spilled) bytes per thread: Triton's compiler and the ptxas bundled with its wheel.
 
-    python bench/conv_build.py [--dtype bf16] [--width 4]
+    python bench/conv_build.py [--dtype bf16] [--width 4] [--forward 4,256,2,32,3] [--backward ...] [--candidates]
 
 The interpreter runs the kernels' arithmetic but not the compiler (bench/core_build.py says what that misses).
-Blocks: ops/short_conv_op.py's defaults unless given.
+Blocks: ops/short_conv_op.py's defaults unless given, or all of bench/conv.py's candidates (--candidates).
 """
 
 from __future__ import annotations
@@ -42,19 +42,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     parser.add_argument("--width", type=int, default=4)
-    parser.add_argument("--forward", type=parse_blocks, default=short_conv_op.FORWARD_BLOCKS, help="BT,BC,warps")
-    parser.add_argument("--backward", type=parse_blocks, default=short_conv_op.BACKWARD_BLOCKS, help="BT,BC,warps")
-    parser.add_argument("--steps", type=int, default=short_conv_op.BACKWARD_STEPS)
-    parser.add_argument("--stages", type=int, default=short_conv_op.BACKWARD_STAGES, help="backward step loop stages")
+    op = short_conv_op
+    forward = (*op.FORWARD_BLOCKS, op.FORWARD_STEPS, op.FORWARD_STAGES)
+    backward = (*op.BACKWARD_BLOCKS, op.BACKWARD_STEPS, op.BACKWARD_STAGES)
+    parser.add_argument("--forward", type=parse_blocks, default=forward, help="BT,BC,warps,steps,stages")
+    parser.add_argument("--backward", type=parse_blocks, default=backward, help="BT,BC,warps,steps,stages")
+    parser.add_argument("--candidates", action="store_true", help="bench/conv.py's block lists instead")
     args = parser.parse_args()
-    kernels = [
-        ("conv_forward_kernel", args.forward, {}),
-        ("conv_backward_kernel", args.backward, dict(STEPS=args.steps, STAGES=args.stages)),
-    ]
-    for name, (block_t, block_c, warps), extra in kernels:
-        constants = dict(W=args.width, BT=block_t, BC=block_c, **extra)
+    if args.candidates:
+        import conv
+
+        kernels = [("conv_forward_kernel", blocks) for blocks in conv.FORWARD_BLOCKS]
+        kernels += [("conv_backward_kernel", blocks) for blocks in conv.BACKWARD_BLOCKS]
+    else:
+        kernels = [("conv_forward_kernel", args.forward), ("conv_backward_kernel", args.backward)]
+    for name, (block_t, block_c, warps, steps, stages) in kernels:
+        constants = dict(W=args.width, BT=block_t, BC=block_c, STEPS=steps, STAGES=stages)
         compiled = build(name, args.dtype, warps, constants)
-        print(f"{name} {args.dtype} warps {warps} {constants}: {resource_usage(compiled.asm['cubin'])}")
+        print(f"{name} {args.dtype} warps {warps} {constants}: {resource_usage(compiled.asm['cubin'])}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ y[b, t, c] = SiLU(pre[b, t, c]), pre[b, t, c] = Σ_j w[c, j] · x[b, t - (W-1) +
 Backward, with dpre = dy · SiLU'(pre):
     dx[b, t, c] = Σ_j w[c, j] · dpre[b, t + (W-1) - j, c]   (dpre = 0 from t = T on)
     dw[c, j]    = Σ_{b, t} dpre[b, t, c] · x[b, t - (W-1) + j, c]
-The backward is one kernel that walks its tokens one row at a time (conv_backward_kernel says why).
+Each direction is one kernel that walks its tokens one row at a time (conv_backward_kernel says why).
 
 Plain pointer arithmetic only (no block pointers or TMA), so the kernels build on every Triton the project meets.
 x and dy may be strided over batch and time (the layer hands a (seq, batch) transpose); channels are contiguous.
@@ -14,31 +14,6 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
-
-
-@triton.jit
-def _pre_activation(x, weight, t, c, T, C, stride_t, W: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
-    """pre for tokens t (BT,) and channels c (BC,) of one batch row (x points at it); 0 where t >= T."""
-    c_mask = c < C
-    pre = tl.zeros([BT, BC], dtype=tl.float32)
-    for j in tl.static_range(W):
-        source = t - (W - 1 - j)  # (BT,)
-        mask = ((source >= 0) & (source < T))[:, None] & c_mask[None, :]
-        taps = tl.load(x + source[:, None] * stride_t + c[None, :], mask=mask, other=0.0).to(tl.float32)
-        w = tl.load(weight + c * W + j, mask=c_mask, other=0.0).to(tl.float32)
-        pre += taps * w[None, :]
-    return pre
-
-
-@triton.jit
-def conv_forward_kernel(x, weight, y, T, C, stride_xb, stride_xt, W: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr):
-    i_t, i_c, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
-    t = i_t * BT + tl.arange(0, BT)
-    c = i_c * BC + tl.arange(0, BC)
-    pre = _pre_activation(x + i_b * stride_xb, weight, t, c, T, C, stride_xt, W, BT, BC)
-    out = pre * tl.sigmoid(pre)
-    mask = (t < T)[:, None] & (c < C)[None, :]
-    tl.store(y + i_b * T * C + t[:, None] * C + c[None, :], out.to(y.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -53,16 +28,80 @@ def _shifted(window, newest, N: tl.constexpr):
 
 
 @triton.jit
-def _load_rows(x_row, dy_row, r0, T, c, c_mask, stride_xt, stride_dt, N: tl.constexpr):
-    """x and dy at tokens r0 .. r0 + N - 1 (0 from T on), as N (BC,) fp32 rows each. All loads of a step are issued
-    here, before its dx stores: a load after a store may read what the store wrote (dx may alias x for all the
-    compiler knows), so it would wait a full memory latency per token."""
-    xs, dys = (), ()
+def _load_rows(tensors, strides, r0, T, c, c_mask, N: tl.constexpr):
+    """Each tensor (a batch row's pointer, its token stride in strides) at tokens r0 .. r0 + N - 1 (0 from T on), as
+    N (BC,) fp32 rows per tensor, loaded token by token. Each kernel issues all loads of a step here before its
+    stores: a load after a store may read what the store wrote (y or dx may alias x for all the compiler knows), so
+    it would wait a full memory latency per token."""
+    rows = ((),) * len(tensors)
     for i in tl.static_range(N):
         inside = c_mask & (r0 + i < T)
-        xs += (tl.load(x_row + (r0 + i) * stride_xt + c, mask=inside, other=0.0).to(tl.float32),)
-        dys += (tl.load(dy_row + (r0 + i) * stride_dt + c, mask=inside, other=0.0).to(tl.float32),)
-    return xs, dys
+        loaded = ()
+        for k in tl.static_range(len(tensors)):
+            row = tl.load(tensors[k] + (r0 + i) * strides[k] + c, mask=inside, other=0.0).to(tl.float32)
+            loaded += (rows[k] + (row,),)
+        rows = loaded
+    return rows
+
+
+@triton.jit
+def _span_start(x_row, weight, first, c, c_mask, stride_xt, W: tl.constexpr):
+    """-> (w: W (BC,) fp32 rows, loaded once; x at the W-1 tokens before `first`, oldest first, 0 before t = 0):
+    what a program needs before its span's first row."""
+    w = ()
+    for j in tl.static_range(W):
+        w += (tl.load(weight + c * W + j, mask=c_mask, other=0.0).to(tl.float32),)
+    x_window = ()
+    for k in tl.static_range(W - 1):
+        r = first - (W - 1) + k
+        x_window += (tl.load(x_row + r * stride_xt + c, mask=c_mask & (r >= 0), other=0.0).to(tl.float32),)
+    return w, x_window
+
+
+@triton.jit
+def _row_pre(x_r, w, x_window, W: tl.constexpr):
+    """pre (fp32) of one token from x there (x_r) and at the W-1 tokens before it (x_window, oldest first)."""
+    pre = w[W - 1] * x_r
+    for k in tl.static_range(W - 1):
+        pre += w[k] * x_window[k]
+    return pre
+
+
+@triton.jit
+def conv_forward_kernel(
+    x,
+    weight,
+    y,
+    T,
+    C,
+    stride_xb,
+    stride_xt,
+    W: tl.constexpr,
+    BT: tl.constexpr,
+    BC: tl.constexpr,
+    STEPS: tl.constexpr,
+    STAGES: tl.constexpr,
+):
+    """One program: y for STEPS blocks of BT tokens × BC channels of one batch row, walked one token row at a time
+    as conv_backward_kernel is, so each x row is loaded once and kept in registers for the W-1 tokens after it.
+    The (BT, BC) tiles before loaded W shifted tiles per block, re-reading each row W times from L1/L2: 1.7× the
+    byte floor at best (0.215 ms at B32 T2048 C2048 bf16 on an H200, 2026-11-30), where the row-walking backward
+    reached 1.3× its own. A span loads the W-1 x rows before its start (mostly L2 hits: the previous span read
+    them). Not yet timed on a GPU."""
+    i_span, i_c, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
+    c = i_c * BC + tl.arange(0, BC)
+    c_mask = c < C
+    first = i_span.to(tl.int64) * (STEPS * BT)  # int64: the row offsets below are r · stride
+    x_row, y_row = x + i_b * stride_xb, y + i_b * T * C
+    w, x_window = _span_start(x_row, weight, first, c, c_mask, stride_xt, W)
+    for step in tl.range(STEPS, num_stages=STAGES):  # STAGES > 1: later steps' rows load as cp.async meanwhile
+        r0 = first + step * BT
+        (xs,) = _load_rows((x_row,), (stride_xt,), r0, T, c, c_mask, BT)
+        for i in tl.static_range(BT):
+            pre = _row_pre(xs[i], w, x_window, W)
+            out = pre * tl.sigmoid(pre)
+            tl.store(y_row + (r0 + i) * C + c, out.to(y.dtype.element_ty), mask=c_mask & (r0 + i < T))
+            x_window = _shifted(x_window, xs[i], W - 1)
 
 
 @triton.jit
@@ -70,9 +109,7 @@ def _row_grads(x_r, d_out, w, x_window, d_window, dx_row, r, first, T, C, c, c_m
     """Token r of one batch row: its dpre (fp32) from x and dy there (x_r, d_out) and the W-1 x rows before it
     (x_window), and dx of token r - (W-1) from the W-1 dpre rows before r (d_window) and r's, stored where that
     token is ≥ first (the earlier ones are the previous span's) and < T. -> dpre[r]."""
-    pre = w[W - 1] * x_r
-    for k in tl.static_range(W - 1):
-        pre += w[k] * x_window[k]
+    pre = _row_pre(x_r, w, x_window, W)
     gate = tl.sigmoid(pre)
     d_pre = d_out * gate * (1.0 + pre * (1.0 - gate))
     d_in = w[0] * d_pre
@@ -115,25 +152,19 @@ def conv_backward_kernel(
     loads of dpre per element. Walked in (BC,) rows, each thread holds its channels of every token, so the last
     W-1 rows of x and of dpre are registers carried from row to row: x and dy are read once, dpre never leaves
     registers (fp32, so dx is rounded once), dx lags dpre by W-1 tokens, and dw sums per thread with no reduction
-    across threads. A span also forms dpre for the W-1 tokens past its end (for
-    its last dx rows; not added to its dw) and loads the W-1 x rows before its start. Not yet timed on a GPU."""
+    across threads. A span also forms dpre for the W-1 tokens past its end (for its last dx rows; not added to its
+    dw) and loads the W-1 x rows before its start. Timed: ops/short_conv_op.py (BACKWARD_BLOCKS)."""
     i_span, i_c, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     c = i_c * BC + tl.arange(0, BC)
     c_mask = c < C
     first = i_span.to(tl.int64) * (STEPS * BT)  # int64: the row offsets below are r · stride
     x_row, dy_row, dx_row = x + i_b * stride_xb, dy + i_b * stride_db, dx + i_b * T * C
-    w = ()  # W (BC,) rows, loaded once
-    for j in tl.static_range(W):
-        w += (tl.load(weight + c * W + j, mask=c_mask, other=0.0).to(tl.float32),)
-    x_window = ()  # x at the W-1 tokens before the next row, oldest first
-    for k in tl.static_range(W - 1):
-        r = first - (W - 1) + k
-        x_window += (tl.load(x_row + r * stride_xt + c, mask=c_mask & (r >= 0), other=0.0).to(tl.float32),)
+    w, x_window = _span_start(x_row, weight, first, c, c_mask, stride_xt, W)  # x_window: before the next row
     d_window = (tl.zeros([BC], dtype=tl.float32),) * (W - 1)  # dpre there: the previous span's, never stored here
     dw = (tl.zeros([BC], dtype=tl.float32),) * W  # per tap
     for step in tl.range(STEPS, num_stages=STAGES):  # STAGES > 1: later steps' rows load as cp.async meanwhile
         r0 = first + step * BT
-        xs, dys = _load_rows(x_row, dy_row, r0, T, c, c_mask, stride_xt, stride_dt, BT)
+        xs, dys = _load_rows((x_row, dy_row), (stride_xt, stride_dt), r0, T, c, c_mask, BT)
         for i in tl.static_range(BT):
             d_pre = _row_grads(xs[i], dys[i], w, x_window, d_window, dx_row, r0 + i, first, T, C, c, c_mask, W)
             sums = ()  # dpre is 0 from T on, so rows past the sequence add nothing
@@ -143,7 +174,7 @@ def conv_backward_kernel(
             x_window, d_window = _shifted(x_window, xs[i], W - 1), _shifted(d_window, d_pre, W - 1)
     # the W-1 tokens past the span: dpre for its last dx rows, not added to its dw
     r0 = first + STEPS * BT
-    xs, dys = _load_rows(x_row, dy_row, r0, T, c, c_mask, stride_xt, stride_dt, W - 1)
+    xs, dys = _load_rows((x_row, dy_row), (stride_xt, stride_dt), r0, T, c, c_mask, W - 1)
     for i in tl.static_range(W - 1):
         d_pre = _row_grads(xs[i], dys[i], w, x_window, d_window, dx_row, r0 + i, first, T, C, c, c_mask, W)
         x_window, d_window = _shifted(x_window, xs[i], W - 1), _shifted(d_window, d_pre, W - 1)

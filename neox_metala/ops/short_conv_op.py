@@ -27,28 +27,27 @@ import torch.nn.functional as F
 from .partial_sums import sum_partials
 from .triton_launch import launch
 
-# (tokens per block, channels per block, warps). The forward's: the fastest of bench/conv.py's sweep on an H200
-# (2026-11-29, B8 T2048 C1024 bf16: 0.031 ms = 1.9x its byte floor, against 0.141 ms at (16, 128, 8)).
-FORWARD_BLOCKS = (8, 128, 4)
-# The backward: one kernel (ops/short_conv_kernels.py, conv_backward_kernel), a program per STEPS blocks of BT
-# tokens × BC channels of one batch row, walked one token row at a time. Not yet timed on a GPU: the blocks are
-# bench/conv.py's first candidate, chosen by the sm90 build alone (bench/conv_build.py, triton 3.6, bf16: 140
-# registers, no spills; 8 channels per thread spilled). BC is 32 · warps · 4, so each thread loads 4 channels of a
-# row at once (8 bytes in bf16). Its SASS step loop issues the 2 · BT row loads first, then ~34 instructions per
-# element (23 fp32: pre, SiLU', dx and dw at W taps each): ~0.15 ms of issue at B32 T2048 C2048 on an H200, near
-# the bytes' ~0.19 ms, so it may be bound by both. Its weight-gradient partials are B · T / (BT · STEPS) × C × W
-# fp32 (2 MB at B=8, T=2048, C=1024 and 128 tokens per program); a span also reads the W-1 x rows before it and
-# forms dpre for the W-1 tokens after it, ~4% more reads than x and dy at 128 tokens (mostly L2 hits: the
-# neighbouring span reads them too).
-# What it replaces, measured on an H200: two kernels, dpre + dw partials at (8, 64, 2) × 16 steps, 3 stages, then
-# dx from dpre at W shifts at (8, 128, 4); 0.054 + 0.026 ms at B8 T2048 C1024 bf16 (2026-11-29/30), 0.292 + 0.190
-# ms at B32 T2048 C2048, where one kernel's bytes (x, dy, dx) allow ~0.19 ms: dpre's round trip through HBM.
-BACKWARD_BLOCKS = (8, 256, 2)  # (tokens per step, channels, warps)
-BACKWARD_STEPS = 16
-# Software-pipeline stages of the step loop (tl.range num_stages): above 1 the later steps' rows load as cp.async
-# while a step computes (the two-kernel dpre kernel was fastest at 3: 0.054 ms against 0.064 at 1). 1 until timed:
-# the interpreter ignores num_stages, so only the GPU tests run the pipelined loop (bench/conv.py times 2 and 3).
-BACKWARD_STAGES = 1
+# Both kernels walk a program's span of STEPS blocks of BT tokens × BC channels of one batch row one token row at
+# a time (ops/short_conv_kernels.py): (tokens per step, channels, warps), steps per program, and the step loop's
+# software-pipeline stages (tl.range num_stages: above 1 later steps' rows load as cp.async while a step computes;
+# the interpreter ignores it, so only the GPU tests run the pipelined loop).
+# The forward: the backward's best blocks, not yet timed on a GPU (bench/conv.py's first forward candidate). The
+# tiled forward it replaces (W shifted (8, 128) tiles per block, warps 4) ran 0.215 ms at B32 T2048 C2048 bf16 on
+# an H200 (2026-11-30), 1.7x its byte floor (x read, y written); its other blocks 0.216-1.08 ms.
+FORWARD_BLOCKS = (4, 256, 2)
+FORWARD_STEPS = 32
+FORWARD_STAGES = 3
+# The backward: one kernel that also forms its span's dw partials (B · T / (BT · STEPS) × C × W fp32, summed by
+# ops/partial_sums.py). bench/conv.py's sweep on an H200 (2026-11-30, B32 T2048 C2048 bf16, the whole backward
+# with the partials' sum; (BT, BC, warps) x steps, stages): (8,256,2)x16 s1 0.332 ms, s2 0.401, s3 0.300;
+# (8,256,2)x8 s1 0.344; (4,256,2)x32 s1 0.295, s3 0.243 (1.3x its 3-tensor floor: x, dy, dx); (8,128,2)x16 s1
+# 0.276, s3 0.328; (8,512,4)x16 s1 0.332, s3 0.308; (16,512,4)x8 s1 0.304. GPU tests of (4,256,2)x32 at 2 and 3
+# stages passed. In the block (bench/layer.py, T=2048) the one kernel at its first default, (8,256,2)x16 s1, ran
+# 0.323 ms against the two kernels' 0.294 + 0.191 (dpre + dw partials, then dx: dpre's round trip through HBM).
+# BC is 32 · warps · 4, so each thread loads 4 channels of a row at once (8 bytes in bf16); 8 per thread spilled.
+BACKWARD_BLOCKS = (4, 256, 2)
+BACKWARD_STEPS = 32
+BACKWARD_STAGES = 3
 _TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -70,18 +69,19 @@ def _check_triton_inputs(x: torch.Tensor, weight: torch.Tensor) -> None:
         raise ValueError(f"short_conv: x has no tokens, shape {tuple(x.shape)}")
 
 
-def conv_forward_triton(x, weight, blocks=FORWARD_BLOCKS):
+def conv_forward_triton(x, weight, blocks=FORWARD_BLOCKS, steps=FORWARD_STEPS, stages=FORWARD_STAGES):
     """x (B, T, C), weight (C, W) -> y (B, T, C) contiguous, in x's dtype."""
     _check_triton_inputs(x, weight)
     x, weight = _channels_contiguous(x), weight.contiguous()
     batch, seq, channels = x.shape
     block_t, block_c, warps = blocks
+    steps = _span_steps(seq, block_t, steps)
     y = torch.empty(batch, seq, channels, dtype=x.dtype, device=x.device)
-    grid = (_cdiv(seq, block_t), _cdiv(channels, block_c), batch)
+    grid = (_cdiv(seq, block_t * steps), _cdiv(channels, block_c), batch)
     launch(
         _kernels().conv_forward_kernel, grid,
         x, weight, y, seq, channels, x.stride(0), x.stride(1), W=weight.shape[1], BT=block_t, BC=block_c,
-        num_warps=warps,
+        STEPS=steps, STAGES=stages, num_warps=warps,
     )  # fmt: skip
     return y
 
@@ -97,7 +97,7 @@ def conv_backward_triton(x, weight, d_out, blocks=BACKWARD_BLOCKS, steps=BACKWAR
     batch, seq, channels = x.shape
     width = weight.shape[1]
     block_t, block_c, warps = blocks
-    steps = max(1, min(steps, _cdiv(seq, block_t)))  # a short sequence needs no empty steps
+    steps = _span_steps(seq, block_t, steps)
     spans = _cdiv(seq, block_t * steps)
     dx = torch.empty(batch, seq, channels, dtype=x.dtype, device=x.device)
     partials = torch.empty(batch * spans, channels, width, dtype=torch.float32, device=x.device)
@@ -113,6 +113,11 @@ def conv_backward_triton(x, weight, d_out, blocks=BACKWARD_BLOCKS, steps=BACKWAR
 
 def _cdiv(n: int, block: int) -> int:
     return -(-n // block)
+
+
+def _span_steps(seq: int, block_t: int, steps: int) -> int:
+    """Steps per program: a short sequence needs no empty steps (each would still be a build and masked loads)."""
+    return max(1, min(steps, _cdiv(seq, block_t)))
 
 
 # --- the same math in PyTorch: the ops' CPU kernels -----------------------------------------------------------

@@ -1,10 +1,10 @@
 """The short convolution's Triton kernels (ops/short_conv_kernels.py, launched by ops/short_conv_op.py) against
-fp64 references: y, dx and dweight through the step-by-step reference's autograd, and the backward kernel alone
-against conv_backward_torch in fp64 at the sizes where its halos matter: T of 1-5 tokens, T not a multiple of the
-token block, several spans per row of several steps each (the weight gradient's partials; dx of a span's last W-1
-tokens needs dpre past its end, pre of its first tokens x before its start), token blocks of 1 (the window reaches
-back over three steps), C not a multiple of the channel block, a strided (seq, batch)-transposed x and dy, widths
-1-4, and bf16 and fp16 with dx rounded once from its fp32 sum.
+fp64 references: y, dx and dweight through the step-by-step reference's autograd, and each kernel alone against
+conv_forward_torch / conv_backward_torch in fp64 at the sizes where its halos matter: T of 1-5 tokens, T not a
+multiple of the token block, several spans per row of several steps each (the weight gradient's partials; dx of a
+span's last W-1 tokens needs dpre past its end, pre of its first tokens x before its start), token blocks of 1
+(the window reaches back over three steps), C not a multiple of the channel block, a strided (seq,
+batch)-transposed x and dy, widths 1-4, and bf16 and fp16 with y and dx rounded once from their fp32 values.
 
 Runs natively on a CUDA GPU (bf16 as well, and the 380M model's shape), or on the CPU through the Triton
 interpreter when TRITON_INTERPRET=1 is set before the run (small shapes). Skips without triton, and on a CPU
@@ -23,8 +23,8 @@ DEVICE = triton_runs.DEVICE
 F64 = torch.float64
 BF16, F16 = torch.bfloat16, torch.float16
 BOUNDS = {torch.float32: 1e-6, BF16: 1e-2, F16: 3e-3}  # norm-relative
-# Many blocks and spans at small shapes (spans of 4 tokens); conv_backward_triton's keywords after "forward".
-SMALL_BLOCKS = dict(forward=(16, 16, 4), blocks=(2, 16, 1), steps=2)
+# Many blocks and spans at small shapes (spans of 4 tokens in backward, 6 in forward): each launcher's keywords.
+SMALL_BLOCKS = dict(forward=dict(blocks=(3, 16, 1), steps=2), backward=dict(blocks=(2, 16, 1), steps=2))
 # Rounding to dx's dtype, relative: half an ulp, or a whole one in Triton 3.6's interpreter, which casts fp32 to
 # bf16 by truncation. FP32_SUM: dx's fp32 sum (sigmoid's approximate exp2 and reciprocal included), relative to
 # the sum of its terms' magnitudes.
@@ -54,10 +54,9 @@ def check(dtype, batch, seq, channels, width=4, seq_first=False, blocks=None, se
     from neox_metala.ops import short_conv_op
 
     x, weight, d_out = draw(dtype, batch, seq, channels, width, seq_first, seed)
-    backward = dict(blocks or {})
-    forward = {"blocks": backward.pop("forward")} if blocks else {}
-    y = short_conv_op.conv_forward_triton(x, weight, **forward)
-    dx, dweight = short_conv_op.conv_backward_triton(x, weight, d_out, **backward)
+    blocks = blocks or dict(forward={}, backward={})
+    y = short_conv_op.conv_forward_triton(x, weight, **blocks["forward"])
+    dx, dweight = short_conv_op.conv_backward_triton(x, weight, d_out, **blocks["backward"])
     assert (y.dtype, dx.dtype, dweight.dtype) == (dtype, dtype, torch.float32)
     errors = {}
     for name, got, want in zip(("y", "dx", "dweight"), (y, dx, dweight), exact(x, weight, d_out)):
@@ -77,6 +76,54 @@ def magnitudes(x, weight, d_out):
     later = F.pad(d_pre, (0, 0, 0, width - 1))
     dx = sum(weight.double()[:, j].abs() * later[:, width - 1 - j : width - 1 - j + seq] for j in range(width))
     return dx, torch.stack([(d_pre * tap).sum((0, 1)) for tap in taps], dim=-1)
+
+
+def check_forward(dtype, batch, seq, channels, width=4, seq_first=False, blocks=(2, 16, 1), steps=2, stages=1):
+    """The forward kernel at these blocks against conv_forward_torch in fp64, element by element: y within one
+    rounding to its dtype of its fp32 value (pre's sum and SiLU: |SiLU'| ≤ 1.1 carries pre's error over)."""
+    from neox_metala.ops import short_conv_op
+
+    x, weight, _ = draw(dtype, batch, seq, channels, width, seq_first)
+    y = short_conv_op.conv_forward_triton(x, weight, blocks, steps, stages)
+    assert y.shape == x.shape and y.dtype == dtype and y.is_contiguous()
+    want = short_conv_op.conv_forward_torch(x.double(), weight.double())
+    taps = [F.pad(x.double().abs(), (0, 0, width - 1 - j, 0))[:, :seq] for j in range(width)]  # |x[t - (W-1) + j]|
+    scale = 1.1 * sum(tap * weight.double()[:, j].abs() for j, tap in enumerate(taps))
+    error = (y.double() - want).abs() / (UNIT[dtype] * want.abs() + FP32_SUM * scale + 1e-300)
+    print(f"CONV-FORWARD {dtype} B{batch} T{seq} C{channels} W{width} {blocks} x{steps}: y {error.max():.2f} of bound")
+    assert error.max() <= 1, f"y rows {sorted(set(torch.nonzero(error > 1)[:, 1].tolist()))}"
+
+
+@pytest.mark.parametrize("seq", [1, 2, 3, 5, 13], ids=lambda seq: f"T{seq}")
+def test_forward_at_short_and_awkward_lengths(seq):
+    """Spans of 2 steps of 2 tokens: T=5 and 13 end inside a span's second step; T=13 has 4 spans."""
+    check_forward(torch.float32, 2, seq, 20, seq_first=True)
+
+
+@pytest.mark.parametrize(
+    "batch, seq, channels, width, seq_first, blocks, steps",
+    [
+        (2, 13, 40, 4, False, (2, 16, 1), 2),  # three channel blocks, the last 8 wide
+        (1, 11, 20, 4, True, (1, 16, 1), 3),  # the x window reaches back over three steps and into the last span
+        (2, 37, 70, 4, True, (4, 32, 1), 3),  # spans of 12 tokens, the last one 1 token long
+        (1, 37, 20, 4, False, (8, 16, 1), 1),  # one step per span
+        (1, 19, 130, 4, True, None, None),  # ops/short_conv_op.py's blocks and steps
+        (2, 13, 20, 3, True, (2, 16, 1), 2),
+        (2, 13, 20, 2, False, (2, 16, 1), 2),
+        (1, 9, 20, 1, False, (2, 16, 1), 2),  # no window at all
+    ],
+    ids=["C40", "BT1", "T37-C70", "one-step", "defaults", "W3", "W2", "W1"],
+)
+def test_forward_blocks_spans_and_widths(batch, seq, channels, width, seq_first, blocks, steps):
+    from neox_metala.ops import short_conv_op
+
+    blocks, steps = blocks or short_conv_op.FORWARD_BLOCKS, steps or short_conv_op.FORWARD_STEPS
+    check_forward(torch.float32, batch, seq, channels, width, seq_first, blocks, steps)
+
+
+@pytest.mark.parametrize("dtype", [BF16, F16], ids=["bf16", "fp16"])
+def test_forward_rounds_y_once_in_low_precision(dtype):
+    check_forward(dtype, 2, 13, 20, seq_first=True)
 
 
 def check_backward(dtype, batch, seq, channels, width=4, seq_first=False, blocks=(2, 16, 1), steps=2, stages=1):
@@ -136,7 +183,7 @@ def test_backward_rounds_dx_once_in_low_precision(dtype, seq):
     [
         (2, 1, 20, 4, False),
         (2, 3, 20, 4, False),
-        (1, 37, 20, 4, False),  # 3 forward token blocks of 16, 10 backward spans of 4 tokens, the last one 1 long
+        (1, 37, 20, 4, False),  # 7 forward spans of 6 tokens, 10 backward spans of 4, the last ones 1 long
         (2, 37, 40, 4, True),
         (1, 21, 18, 3, False),
         (1, 9, 16, 2, False),
@@ -164,8 +211,11 @@ def test_kernels_within_bounds_on_the_gpu(dtype, seq_first):
 @GPU_ONLY
 @pytest.mark.parametrize("stages", [2, 3])
 def test_pipelined_step_loop_bf16(stages):
-    """The backward's step loop at 2-3 software-pipeline stages (cp.async loads of later steps), at bench/conv.py's
+    """Both kernels' step loops at 2-3 software-pipeline stages (cp.async loads of later steps), at bench/conv.py's
     candidate blocks with 2 or 4 channels per thread."""
+    forward = (((4, 256, 2), 32), ((4, 256, 2), 64), ((8, 256, 2), 16), ((8, 128, 2), 16), ((8, 512, 4), 16))
+    for blocks, steps in forward:
+        check_forward(BF16, 3, 1000, 600, seq_first=True, blocks=blocks, steps=steps, stages=stages)
     for blocks, steps in (((8, 256, 2), 16), ((4, 256, 2), 32), ((8, 128, 2), 16), ((8, 512, 4), 16)):
         check_backward(BF16, 3, 1000, 600, seq_first=True, blocks=blocks, steps=steps, stages=stages)
 
