@@ -90,12 +90,8 @@ def test_interpreter_takes_the_normal_path(monkeypatch, interpret_check):
 
 
 @INTERPRETER
-@pytest.mark.parametrize(
-    "split_dv, stored, sequential",
-    [(True, False, True), (False, False, True), (True, True, False)],
-    ids=["dv", "one", "stored-two-level"],
-)
-def test_parameter_order_is_tritons_binding(monkeypatch, split_dv, stored, sequential):
+@pytest.mark.parametrize("split_dv, stored", [(True, False), (False, False), (True, True)], ids=["dv", "one", "stored"])
+def test_parameter_order_is_tritons_binding(monkeypatch, split_dv, stored):
     """At every launch of the core, the short conv and the epilogue, parameter_order lays the call's values out as
     Triton's own binder (create_function_from_signature, which JITFunction.run binds with) does, the tuned config's
     included."""
@@ -115,8 +111,6 @@ def test_parameter_order_is_tritons_binding(monkeypatch, split_dv, stored, seque
         monkeypatch.setattr(module, "launch", recording_launch)
     monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
     monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
-    monkeypatch.setattr(metala_core_triton, "SEQUENTIAL_STATES", sequential)
-    monkeypatch.setattr(metala_core_triton, "SEQUENTIAL_STATES_MIN_BH", 1)
     gen = torch.Generator().manual_seed(0)
     q, logits, v, d_out = (torch.randn(1, 20, 1, dim, generator=gen) for dim in (16, 16, 32, 32))
     out, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)
@@ -127,10 +121,9 @@ def test_parameter_order_is_tritons_binding(monkeypatch, split_dv, stored, seque
     bias, balance = torch.randn(32, generator=gen), torch.randn(16, generator=gen)
     _, stats = epilogue_op.epilogue_forward_triton(o, q, logits, v, g, bias, balance, NORMALIZER)
     epilogue_op.epilogue_backward_triton(dy, o, q, logits, v, g, bias, balance, stats, NORMALIZER)
-    # the core's forward (its states: 1 launch or 2; the output) and its backward recomputing them, the scores'
-    # kernels twice (one launch per form); the short conv's forward and backward; the epilogue's 2
-    states = 1 if sequential else 2
-    assert len(calls) == (states + 2) + (states + 2 + (4 if split_dv else 2)) + 2 + 2
+    # the core's forward 3 and backward 4 + 1 or 2 launches, the scores' kernels twice (one launch per form); the
+    # short conv's forward and backward; the epilogue's 2
+    assert len(calls) == 4 + 4 + (4 if split_dv else 2) + 2 + 2
     for kernel, args, kwargs in calls:
         tuned = kernel.best_config.all_kwargs() if isinstance(kernel, Autotuner) else {}
         jit = JITFunction((kernel.fn if tuned else kernel).fn)  # the interpreter's kernels wrap the same function
@@ -170,16 +163,14 @@ def core(q, logits, v, d_out):
     return [out, states, *kept, *recomputed]
 
 
-def core_launches(batch=2, heads=3):
-    from neox_metala.ops import metala_core_triton as core
+def core_launches():
+    from neox_metala.ops import metala_core_triton
 
-    # the forward's states: one pass, or the updates and the scan (metala_core_triton.SEQUENTIAL_STATES); then the
-    # output; the backward 2 (state-gradient updates, scan) + its gradient kernels, and the states again where it
-    # recomputes them; every kernel that forms scores (output, the gradient kernels) launched once per form
-    # (`_by_form`: the factorised chunks, then the strong-decay ones)
-    states = 1 if core.SEQUENTIAL_STATES and batch * heads >= core.SEQUENTIAL_STATES_MIN_BH else 2
-    grad_kernels = 2 * (2 if core.SPLIT_DV else 1)
-    return (states + 2) + (2 + grad_kernels) + (states + 2 + grad_kernels)
+    # forward 3 (updates, scan, output); backward 2 + its gradient kernels, 2 more where it recomputes the states;
+    # every kernel that forms scores (output, the gradient kernels) launched once per form (metala_core_triton's
+    # `_by_form`: the factorised chunks, then the strong-decay ones)
+    grad_kernels = 2 if metala_core_triton.SPLIT_DV else 1
+    return (2 + 2) + (2 + 2 * grad_kernels) + (4 + 2 * grad_kernels)
 
 
 CONV_LAUNCHES = 3  # the forward, the backward, the sum of its weight-gradient partials (ops/partial_sums.py)
@@ -238,7 +229,7 @@ def test_signatures_after_aligned_ones(monkeypatch):
     holds: the same signature, another grid)."""
     assert_direct_equals_normal(core, core_inputs(), core_launches(), monkeypatch)
     assert_direct_equals_normal(core, core_inputs(layout="misaligned", seed=1), core_launches(), monkeypatch)
-    assert_direct_equals_normal(core, core_inputs(batch=3, seed=2), core_launches(batch=3), monkeypatch)
+    assert_direct_equals_normal(core, core_inputs(batch=3, seed=2), core_launches(), monkeypatch)
     assert_direct_equals_normal(conv, conv_inputs("contiguous"), CONV_LAUNCHES, monkeypatch)
     assert_direct_equals_normal(conv, conv_inputs("contiguous", batch=3, seed=1), CONV_LAUNCHES, monkeypatch)
     assert_direct_equals_normal(conv, conv_inputs("misaligned", seed=2), CONV_LAUNCHES, monkeypatch)
