@@ -25,13 +25,12 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from neox_metala.ops import metala_core_grad_kernels, metala_core_kernels, metala_states_kernels  # noqa: E402
+from neox_metala.ops import metala_core_grad_kernels, metala_core_kernels  # noqa: E402
 
 POINTERS = {
     "state_updates_kernel": ["v", "gate_logits", "states", "decays"],
     "state_grad_updates_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays", "log_decays", "cums"],
     "scan_kernel": ["buffer", "decays"],
-    "states_kernel": ["v", "gate_logits", "states", "decays"],
     "output_kernel": ["q", "gate_logits", "v", "states", "decays", "out"],
     "chunk_grads_kernel": [
         "q",
@@ -55,8 +54,7 @@ STRIDES = ("stride_q", "stride_g", "stride_v", "stride_dq", "stride_dg", "stride
 
 
 def build(name, dtype, warps, stages, constants, maxnreg=None):
-    modules = (metala_core_kernels, metala_core_grad_kernels, metala_states_kernels)
-    fn = next(getattr(module, name) for module in modules if hasattr(module, name))
+    fn = getattr(metala_core_kernels, name, None) or getattr(metala_core_grad_kernels, name)
     fp32 = ("d_gate_logits", "decays", "log_decays", "cums")
     signature = {arg: ("*fp32" if arg in fp32 else f"*{dtype}") for arg in POINTERS[name]}
     signature.update({"scale": "fp32", "normalizer": "fp32", "T": "i32", "NT": "i32"})
@@ -135,7 +133,6 @@ def main():
         ("state_updates_kernel", dict(BK=64, BV=args.bv)),
         ("state_grad_updates_kernel", dict(BK=64, BV=args.bv)),
         ("scan_kernel", dict(BK=args.bk, BV=args.bv, REVERSE=args.reverse, STAGES=args.stages)),
-        ("states_kernel", dict(BK=64, BV=args.bv, STAGES=args.stages)),
         ("output_kernel", dict(BK=64, BV=128, BF16=bf16)),
         ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=True)),
         ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=False)),  # dv by chunk_dv_kernel instead

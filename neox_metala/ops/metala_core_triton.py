@@ -45,11 +45,6 @@ of the H200's 0.7 ms core f+b at B8 T2048, its chunk's scores kept through the l
 loop holds three dots instead of five and nothing spills. Read at every backward, so that a benchmark can time both
 forms in one process."""
 
-SEQUENTIAL_STATES = True
-SEQUENTIAL_STATES_MIN_BH = 0
-"""The forward's states by ops/metala_states_kernels.py's one pass where B·H ≥ SEQUENTIAL_STATES_MIN_BH, else by the
-two-level form. Read at every forward, as SPLIT_DV."""
-
 STORED_DECAY_ROWS = True
 """The backward's state-gradient updates also store each chunk's log decay and G per token (fp32, two buffers of
 B·T·H·K: 67 MB per layer at B8 T2048 H8 K64, freed with the backward), which the qk-gradient kernel then reads instead
@@ -77,7 +72,6 @@ def _kernels():
 
     from . import metala_core_grad_kernels as grad_kernels
     from . import metala_core_kernels as kernels
-    from . import metala_states_kernels as states_kernels
 
     # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
     # the chunk gradients spill ~1 KB at BV=64 but ≤ 120 B at BV ≤ 32 with 8 warps.
@@ -115,9 +109,6 @@ def _kernels():
     # The updates: fastest with whole rows of V per program (one decay cumsum per chunk instead of one per V block);
     # BV >= 64 spills in fp32 (a test-only path on GPUs), so the autotuner, which tunes per dtype, keeps 32 there.
     update_blocks = [({"BV": 16}, 4, 1), ({"BV": 32}, 4, 1), ({"BV": 64}, 4, 1), ({"BV": 128}, 4, 1)]
-    # not yet timed on a GPU
-    states_blocks = [({"BV": 16, "STAGES": 2}, 4, 1), ({"BV": 32, "STAGES": 2}, 4, 1), ({"BV": 32, "STAGES": 3}, 4, 1),
-                     ({"BV": 64, "STAGES": 2}, 4, 1), ({"BV": 64, "STAGES": 3}, 8, 1)]  # fmt: skip
     # The state-gradient updates and dv are latency-bound at two programs per SM (ncu on an H200, B32 T2048 H16 bf16,
     # session 19: 12% achieved occupancy, 0.6 eligible warps per scheduler, 39-42% issue slots busy): capped at 168
     # registers they run three (the updates spill nothing, dv 176 B). bench/core_configs.py (B64 T2048 and B16 T8192
@@ -164,7 +155,6 @@ def _kernels():
             kernels.state_grad_updates_kernel
         ),
         "scan": scan(kernels.scan_kernel),
-        "states": triton.autotune(configs(states_blocks), key=["NT", "H", "K", "V"])(states_kernels.states_kernel),
         "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
         "chunk_grads": triton.autotune(configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), **grads)(
             grad_kernels.chunk_grads_kernel
@@ -251,12 +241,19 @@ def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
-    args = (v, gate_logits, states, decays, strides["stride_v"], strides["stride_g"], normalizer)
-    if SEQUENTIAL_STATES and batch_heads >= SEQUENTIAL_STATES_MIN_BH:
-        grid = lambda meta: (-(-sizes["V"] // meta["BV"]), batch_heads)  # noqa: E731
-        launch(_kernels()["states"], grid, *args, **sizes, BK=_block(sizes["K"]))
-        return states, decays
-    launch(_kernels()["state_updates"], _chunks_grid(sizes, batch_heads), *args, **sizes, BK=_block(sizes["K"]))
+    launch(
+        _kernels()["state_updates"],
+        _chunks_grid(sizes, batch_heads),
+        v,
+        gate_logits,
+        states,
+        decays,
+        strides["stride_v"],
+        strides["stride_g"],
+        normalizer,
+        **sizes,
+        BK=_block(sizes["K"]),
+    )
     _scan(states, decays, sizes, batch_heads, reverse=False)
     return states, decays
 

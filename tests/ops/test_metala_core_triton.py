@@ -113,29 +113,22 @@ SMALL = [
 GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: GPU only")
 
 
-# metala_core_triton's (SPLIT_DV, STORED_DECAY_ROWS, SEQUENTIAL_STATES)
-BACKWARD_FORMS = {
-    "split-dv": (True, False, False),
-    "fused-dv": (False, False, True),
-    "stored-decays": (True, True, True),
-}
+# metala_core_triton's (SPLIT_DV, STORED_DECAY_ROWS)
+BACKWARD_FORMS = {"split-dv": (True, False), "fused-dv": (False, False), "stored-decays": (True, True)}
 
 
 def use_backward_form(monkeypatch, name):
     from neox_metala.ops import metala_core_triton
 
-    split_dv, stored, sequential = BACKWARD_FORMS[name]
+    split_dv, stored = BACKWARD_FORMS[name]
     monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
     monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
-    monkeypatch.setattr(metala_core_triton, "SEQUENTIAL_STATES", sequential)
 
 
 @pytest.fixture(params=list(BACKWARD_FORMS))
 def dv_form(request, monkeypatch):
     """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV); the qk
-    gradients' decay terms formed again or read as the state-gradient updates stored them (STORED_DECAY_ROWS); and
-    the forward's states (which the backward recomputes by the same path) by the two-level form or in one pass
-    (SEQUENTIAL_STATES)."""
+    gradients' decay terms formed again or read as the state-gradient updates stored them (STORED_DECAY_ROWS)."""
     use_backward_form(monkeypatch, request.param)
 
 
