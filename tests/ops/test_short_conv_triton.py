@@ -94,17 +94,13 @@ def check_forward(dtype, batch, seq, channels, width=4, seq_first=False, blocks=
     assert error.max() <= 1, f"y rows {sorted(set(torch.nonzero(error > 1)[:, 1].tolist()))}"
 
 
-@pytest.mark.parametrize("seq", [1, 2, 3, 5, 13], ids=lambda seq: f"T{seq}")
-def test_forward_at_short_and_awkward_lengths(seq):
-    """Spans of 2 steps of 2 tokens: T=5 and 13 end inside a span's second step; T=13 has 4 spans."""
-    check_forward(torch.float32, 2, seq, 20, seq_first=True)
-
-
-@pytest.mark.parametrize(
+# (batch, seq, channels, width, seq_first, blocks, steps) of both kernels' span tests
+SPANS_AND_WIDTHS = pytest.mark.parametrize(
     "batch, seq, channels, width, seq_first, blocks, steps",
     [
+        (1, 13, 16, 4, False, (2, 16, 1), 2),  # one whole channel block
         (2, 13, 40, 4, False, (2, 16, 1), 2),  # three channel blocks, the last 8 wide
-        (1, 11, 20, 4, True, (1, 16, 1), 3),  # the x window reaches back over three steps and into the last span
+        (1, 11, 20, 4, True, (1, 16, 1), 3),  # the windows reach back over three steps
         (2, 37, 70, 4, True, (4, 32, 1), 3),  # spans of 12 tokens, the last one 1 token long
         (1, 37, 20, 4, False, (8, 16, 1), 1),  # one step per span
         (1, 19, 130, 4, True, None, None),  # ops/short_conv_op.py's blocks and steps
@@ -112,8 +108,17 @@ def test_forward_at_short_and_awkward_lengths(seq):
         (2, 13, 20, 2, False, (2, 16, 1), 2),
         (1, 9, 20, 1, False, (2, 16, 1), 2),  # no window at all
     ],
-    ids=["C40", "BT1", "T37-C70", "one-step", "defaults", "W3", "W2", "W1"],
+    ids=["C16", "C40", "BT1", "T37-C70", "one-step", "defaults", "W3", "W2", "W1"],
 )
+
+
+@pytest.mark.parametrize("seq", [1, 2, 3, 5, 13], ids=lambda seq: f"T{seq}")
+def test_forward_at_short_and_awkward_lengths(seq):
+    """Spans of 2 steps of 2 tokens: T=5 and 13 end inside a span's second step; T=13 has 4 spans."""
+    check_forward(torch.float32, 2, seq, 20, seq_first=True)
+
+
+@SPANS_AND_WIDTHS
 def test_forward_blocks_spans_and_widths(batch, seq, channels, width, seq_first, blocks, steps):
     from neox_metala.ops import short_conv_op
 
@@ -150,21 +155,7 @@ def test_backward_at_short_and_awkward_lengths(seq):
     check_backward(torch.float32, 2, seq, 20, seq_first=True)
 
 
-@pytest.mark.parametrize(
-    "batch, seq, channels, width, seq_first, blocks, steps",
-    [
-        (1, 13, 16, 4, False, (2, 16, 1), 2),  # one whole channel block
-        (2, 13, 40, 4, False, (2, 16, 1), 2),  # three channel blocks, the last 8 wide
-        (1, 11, 20, 4, True, (1, 16, 1), 3),  # the x and dpre windows reach back over three steps
-        (2, 37, 70, 4, True, (4, 32, 1), 3),  # spans of 12 tokens, the last one 1 token long
-        (1, 37, 20, 4, False, (8, 16, 1), 1),  # one step per span
-        (1, 19, 130, 4, True, None, None),  # ops/short_conv_op.py's blocks and steps
-        (2, 13, 20, 3, True, (2, 16, 1), 2),
-        (2, 13, 20, 2, False, (2, 16, 1), 2),
-        (1, 9, 20, 1, False, (2, 16, 1), 2),  # no window at all
-    ],
-    ids=["C16", "C40", "BT1", "T37-C70", "one-step", "defaults", "W3", "W2", "W1"],
-)
+@SPANS_AND_WIDTHS
 def test_backward_blocks_spans_and_widths(batch, seq, channels, width, seq_first, blocks, steps):
     from neox_metala.ops import short_conv_op
 
