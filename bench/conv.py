@@ -39,7 +39,7 @@ WIDTH = 4
 # warps) channels of a token row: 4 (8-byte bf16 loads) in the backward at 96-182 registers; 8 per thread spilled
 # there, 2 take 64-91; the forward takes 48-68. More stages keep later steps' rows in flight (cp.async) while a step
 # computes; shorter spans (tokens · steps) make more programs but more halo rows, and in backward more partials.
-FORWARD_BLOCKS = [  # not yet timed; the tiled forward before: 0.215 ms at B32 T2048 C2048 (1.7x its floor)
+FORWARD_BLOCKS = [  # the first: 0.16 ms in the block (call 3, session 24); the others not yet timed
     (4, 256, 2, 32, 3),  # 61 registers
     (4, 256, 2, 32, 1),  # 48
     (4, 256, 2, 64, 3),  # 61

@@ -87,7 +87,7 @@ def conv_forward_kernel(
     The (BT, BC) tiles before loaded W shifted tiles per block, re-reading each row W times from L1/L2: 1.7× the
     byte floor at best (0.215 ms at B32 T2048 C2048 bf16 on an H200, 2026-11-30), where the row-walking backward
     reached 1.3× its own. A span loads the W-1 x rows before its start (mostly L2 hits: the previous span read
-    them). Not yet timed on a GPU."""
+    them). In the block (B32 T2048 C2048 bf16, H200): 0.159-0.166 ms against the tiles' 0.247-0.251."""
     i_span, i_c, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     c = i_c * BC + tl.arange(0, BC)
     c_mask = c < C

@@ -31,9 +31,11 @@ from .triton_launch import launch
 # a time (ops/short_conv_kernels.py): (tokens per step, channels, warps), steps per program, and the step loop's
 # software-pipeline stages (tl.range num_stages: above 1 later steps' rows load as cp.async while a step computes;
 # the interpreter ignores it, so only the GPU tests run the pipelined loop).
-# The forward: the backward's best blocks, not yet timed on a GPU (bench/conv.py's first forward candidate). The
-# tiled forward it replaces (W shifted (8, 128) tiles per block, warps 4) ran 0.215 ms at B32 T2048 C2048 bf16 on
-# an H200 (2026-11-30), 1.7x its byte floor (x read, y written); its other blocks 0.216-1.08 ms.
+# The forward: the backward's best blocks (bench/conv.py's other forward candidates not yet timed). In the block
+# (bench/layer.py, B32 T2048 C2048 bf16, H200, 2026-11-30) 0.159-0.166 ms against the tiled forward it replaces
+# (W shifted (8, 128) tiles per block, warps 4: x re-read W times) at 0.247-0.251; alone 0.215 ms, 1.7x its byte
+# floor (x read, y written), its other blocks 0.216-1.08 ms. Neither kernel is timed at the 380M model's shape
+# (B8 T2048 C1024: 512 programs of 2 warps at these blocks).
 FORWARD_BLOCKS = (4, 256, 2)
 FORWARD_STEPS = 32
 FORWARD_STAGES = 3
