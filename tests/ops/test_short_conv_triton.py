@@ -66,13 +66,20 @@ def check(dtype, batch, seq, channels, width=4, seq_first=False, blocks=None, se
     assert all(error <= BOUNDS[dtype] for error in errors.values()), errors
 
 
+def pre_magnitudes(x, weight):
+    """fp64 |x[t - (W-1) + j]| for each tap j, and Σ_j |w[c, j]| · those: the size of what pre sums."""
+    seq, width = x.shape[1], weight.shape[1]
+    taps = [F.pad(x.double().abs(), (0, 0, width - 1 - j, 0))[:, :seq] for j in range(width)]
+    return taps, sum(tap * weight.double()[:, j].abs() for j, tap in enumerate(taps))
+
+
 def magnitudes(x, weight, d_out):
     """fp64 sizes of what dx and dweight sum, which bound the error of their fp32 sums: with |dpre| ≤ |dy| · (1 + Σ_j
     |w_j · x_j|) (as is its error over pre's: |SiLU'| ≤ 1.1 and |SiLU''| ≤ 0.5), Σ_j |w[c, j]| · that at t + (W-1) - j
     for dx, and Σ_{b,t} that · |x[t - (W-1) + j]| for dweight."""
     seq, width = x.shape[1], weight.shape[1]
-    taps = [F.pad(x.double().abs(), (0, 0, width - 1 - j, 0))[:, :seq] for j in range(width)]  # x[t - (W-1) + j]
-    d_pre = d_out.double().abs() * (1 + sum(tap * weight.double()[:, j].abs() for j, tap in enumerate(taps)))
+    taps, pre = pre_magnitudes(x, weight)
+    d_pre = d_out.double().abs() * (1 + pre)
     later = F.pad(d_pre, (0, 0, 0, width - 1))
     dx = sum(weight.double()[:, j].abs() * later[:, width - 1 - j : width - 1 - j + seq] for j in range(width))
     return dx, torch.stack([(d_pre * tap).sum((0, 1)) for tap in taps], dim=-1)
@@ -87,8 +94,7 @@ def check_forward(dtype, batch, seq, channels, width=4, seq_first=False, blocks=
     y = short_conv_op.conv_forward_triton(x, weight, blocks, steps, stages)
     assert y.shape == x.shape and y.dtype == dtype and y.is_contiguous()
     want = short_conv_op.conv_forward_torch(x.double(), weight.double())
-    taps = [F.pad(x.double().abs(), (0, 0, width - 1 - j, 0))[:, :seq] for j in range(width)]  # |x[t - (W-1) + j]|
-    scale = 1.1 * sum(tap * weight.double()[:, j].abs() for j, tap in enumerate(taps))
+    scale = 1.1 * pre_magnitudes(x, weight)[1]
     error = (y.double() - want).abs() / (UNIT[dtype] * want.abs() + FP32_SUM * scale + 1e-300)
     print(f"CONV-FORWARD {dtype} B{batch} T{seq} C{channels} W{width} {blocks} x{steps}: y {error.max():.2f} of bound")
     assert error.max() <= 1, f"y rows {sorted(set(torch.nonzero(error > 1)[:, 1].tolist()))}"
