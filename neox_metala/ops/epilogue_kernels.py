@@ -120,16 +120,18 @@ def _store(ptr, value, i_b, t, cols, T, stride_b, stride_t, i_h, D: tl.constexpr
 
 @triton.jit
 def epilogue_backward_kernel(
-    dy, o, q, x, v, g, gate_bias, aug_balance, stats, d_o, dq, dx, dv, dg, dw_partial, db_partial,
+    dy, o, q, x, v, g, gate_bias, aug_balance, stats, d_o, dq, dx, dv, dg, da_out, dw_partial, db_partial,
     T, plane, stride_dyb, stride_dyt, stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb,
     stride_vt, stride_gb, stride_gt, stride_dob, stride_dot, stride_dqb, stride_dqt, stride_dvb, stride_dvt,
     stride_partial, normalizer,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    STEPS: tl.constexpr, STAGES: tl.constexpr, AUG: tl.constexpr, BIAS: tl.constexpr,
+    STEPS: tl.constexpr, STAGES: tl.constexpr, AUG: tl.constexpr, BIAS: tl.constexpr, DA: tl.constexpr = False,
 ):  # fmt: skip
     """Gradients of STEPS blocks of BT tokens of head i_h of batch row i_b, and this span's partial sums of dw and
     db in dw_partial[(b, span), h, :], db_partial[(b, span), h, :] (fp32; rows stride_partial apart, the two side
-    by side in one buffer). Grid (spans, H, B)."""
+    by side in one buffer). DA (with AUG): da itself stored in da_out (fp32, (B, T, H) as a stats plane) instead of
+    dq and dx, which the core's qk-gradient kernel then forms from it (ops/mixer_op.py's CORE_AUG). Grid (spans, H,
+    B)."""
     i_span, i_h, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     ck, cv = tl.arange(0, BK), tl.arange(0, BV)
     v_mask = (cv < V)[None, :]
@@ -161,11 +163,14 @@ def epilogue_backward_kernel(
             da = tl.sum(dp * v_t, 1)[:, None]  # (BT, 1)
             q_t = _tile(q, i_b, t, ck, T, stride_qb, stride_qt, i_h, K)
             logits, log_decay, key = _key(x, i_b, i_h, t, ck, T, stride_xb, stride_xt, normalizer, K)
-            w = tl.load(aug_balance + i_h * K + ck, mask=ck < K, other=0.0).to(tl.float32)
-            _store(dq, da * key * w[None, :], i_b, t, ck, T, stride_dqb, stride_dqt, i_h, K)
-            # −d key / d logits = α σ(−x) / τ; α from log α, not 1 − key, which cancels where the decay is strong
-            decay_grad = tl.sigmoid(-logits) * tl.exp(log_decay) * (1.0 / normalizer)
-            _store(dx, -da * q_t * w[None, :] * decay_grad, i_b, t, ck, T, stride_dqb, stride_dqt, i_h, K)
+            if DA:
+                tl.store(da_out + rows, tl.sum(da, 1), mask=t < T)
+            else:
+                w = tl.load(aug_balance + i_h * K + ck, mask=ck < K, other=0.0).to(tl.float32)
+                _store(dq, da * key * w[None, :], i_b, t, ck, T, stride_dqb, stride_dqt, i_h, K)
+                # −d key / d logits = α σ(−x) / τ; α from log α, not 1 − key, which cancels where the decay is strong
+                decay_grad = tl.sigmoid(-logits) * tl.exp(log_decay) * (1.0 / normalizer)
+                _store(dx, -da * q_t * w[None, :] * decay_grad, i_b, t, ck, T, stride_dqb, stride_dqt, i_h, K)
             dw_sum += da * q_t * key
     span = i_b * tl.num_programs(0) + i_span
     tl.store(db_partial + span * stride_partial + i_h * V + cv, tl.sum(db_sum, 0), mask=cv < V)

@@ -126,12 +126,14 @@ def epilogue_forward_triton(
 
 def epilogue_backward_triton(
     d_out, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer, blocks=BACKWARD_BLOCKS, steps=BACKWARD_STEPS,
-    grads=None, stages=BACKWARD_STAGES,
+    grads=None, stages=BACKWARD_STAGES, da=None,
 ):  # fmt: skip
     """-> (do, dq, dx, dv, dg (contiguous, their inputs' dtypes), d gate_bias, d aug_balance (their dtypes)); dq, dx,
     dv and d aug_balance are empty (0 elements) without aug_balance, d gate_bias without gate_bias. `grads`: (dq, dx,
     dv, dg) to write into instead, views of the projection's gradient (ops/mixer_op.py): dq and dx with one pair of
-    (batch, token) strides, dv and dg with another, each token's channels contiguous."""
+    (batch, token) strides, dv and dg with another, each token's channels contiguous. `da` (with aug_balance): a
+    (B, T, H) fp32 tensor that gets the self-augmentation's da = d a instead of dq and dx getting theirs (they are
+    left as they are; the core's kernels form them from da, ops/mixer_op.py's CORE_AUG)."""
     _check_triton_inputs(o, q, v)
     (d_out, o, q, x, v, g), strides = _strided(d_out, o, q, x, v, g)
     batch, seq, heads, head_v_dim = o.shape
@@ -140,6 +142,8 @@ def epilogue_backward_triton(
     steps = max(1, min(steps, _cdiv(seq, block_t)))  # a short sequence needs no empty steps
     spans = _cdiv(seq, block_t * steps)
     aug, bias = aug_balance is not None, gate_bias is not None
+    if da is not None and (not aug or da.shape != o.shape[:3] or da.dtype != torch.float32 or not da.is_contiguous()):
+        raise ValueError(f"epilogue: da must be a contiguous (B, T, H) fp32 tensor with aug_balance, got {da.shape}")
     d_o = torch.empty_like(o)
     if grads is None:
         dq, dx, dv = (torch.empty_like(t) if aug else t.new_empty(0) for t in (q, x, v))
@@ -161,11 +165,12 @@ def epilogue_backward_triton(
     launch(
         _kernels().epilogue_backward_kernel, (spans, heads, batch),
         d_out, o, q, x, v, g, gate_bias.contiguous() if bias else o, aug_balance.contiguous() if aug else o,
-        stats.contiguous(), d_o, dq if aug else o, dx if aug else o, dv if aug else o, dg, dw_partial, db_partial,
+        stats.contiguous(), d_o, dq if aug else o, dx if aug else o, dv if aug else o, dg, o if da is None else da,
+        dw_partial, db_partial,
         seq, stats[0].numel(), *strides, d_o.stride(0), d_o.stride(1), *k_strides, dg.stride(0), dg.stride(1),
         partial.stride(0), float(normalizer),
         H=heads, K=head_k_dim, V=head_v_dim, BT=block_t, BK=_block(head_k_dim), BV=_block(head_v_dim),
-        STEPS=steps, STAGES=stages, AUG=aug, BIAS=bias, num_warps=warps,
+        STEPS=steps, STAGES=stages, AUG=aug, BIAS=bias, DA=da is not None, num_warps=warps,
         **({"maxnreg": register_cap[0]} if register_cap else {}),
     )  # fmt: skip
     d_aug = d_bias = o.new_empty(0)

@@ -111,10 +111,12 @@ def _store_qk_grads(
     q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
     dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K: tl.constexpr, BT: tl.constexpr,
     BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, FACTORISED: tl.constexpr,
+    AUG: tl.constexpr,
 ):  # fmt: skip
     """dq and d gate logits of one chunk (its q and decay terms as loaded before the V loop) from the loop's sums:
     d_scores = do vᵀ (all of V, unscaled, unmasked), dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh. Everything
     here but d_scores is per channel, the choice of the factorised form included (it bounds each channel's exponents).
+    `_qk_priors` says what dq_prior and dg_prior are.
     """
     rows = tl.arange(0, BT)
     key = _neg_expm1(log_decay_b)
@@ -127,11 +129,15 @@ def _store_qk_grads(
     d_cum = q_b.to(tl.float32) * dq_b - key * dk
     last_term = tl.exp(cum_last) * state_dot_grad + tl.sum(key * dk_inter, 0)
     d_cum += tl.where(rows[:, None] == BT - 1, last_term[None, :], 0.0)
+    if AUG:  # a = Σ q·key·w: dq += da·key·w and d key += da·q·w (epilogue_kernels.py), neither a term of dG
+        da_w = dq_prior[:, None] * dg_prior[None, :]
+        dq_b += da_w * key
+        dk += da_w * q_b.to(tl.float32)
     d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - tl.exp(log_decay_b) * dk  # G's sums, then the key's path
     # through log α = logsigmoid(x) / normalizer: d x = d log α · sigmoid(−x) / normalizer, with
     # sigmoid(−x) = 1 − e^(normalizer · log α) formed as −expm1 (exact where x is large and sigmoid(−x) tiny)
     d_gate_logits_b = d_log_decay_b * _neg_expm1(log_decay_b * normalizer) * (1.0 / normalizer)
-    if ACCUMULATE:
+    if ACCUMULATE and not AUG:
         dq_b += dq_prior.to(tl.float32)
         d_gate_logits_b += dg_prior.to(tl.float32)
     _store_tokens(dq, dq_b, i_b, i_h, n, T_store, stride_dq, K, 0, BT, BK, False)
@@ -140,12 +146,18 @@ def _store_qk_grads(
 
 @triton.jit
 def _qk_priors(
-    q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K: tl.constexpr, BT: tl.constexpr,
-    BK: tl.constexpr, ACCUMULATE: tl.constexpr,
+    q, dq, d_gate_logits, aug_da, aug_w, i_b, i_h, n, T, stride_dq, stride_dg, H: tl.constexpr, K: tl.constexpr,
+    BT: tl.constexpr, BK: tl.constexpr, ACCUMULATE: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
-    """With ACCUMULATE the chunk's dq and d gate logits as they are (what `_store_qk_grads` adds to), else
-    placeholders it does not read."""
-    if ACCUMULATE:
+    """With AUG the self-augmentation's da of the chunk's tokens (BT,) and w = aug_balance[h] (BK,) (fp32), from
+    which `_store_qk_grads` forms its terms of dq and d gate logits (ops/mixer_op.py's CORE_AUG); else with
+    ACCUMULATE the chunk's dq and d gate logits as they are (what it adds to); else placeholders it does not read."""
+    if AUG:
+        t = n * BT + tl.arange(0, BT)
+        dq_prior = tl.load(aug_da + (i_b * T + t) * H + i_h, mask=t < T, other=0.0)
+        cols = tl.arange(0, BK)
+        dg_prior = tl.load(aug_w + i_h * K + cols, mask=cols < K, other=0.0).to(tl.float32)
+    elif ACCUMULATE:
         dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, 0, BT, BK)
         dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, 0, BT, BK)
     else:
@@ -174,10 +186,11 @@ def _v_block_sums(
 
 @triton.jit
 def _chunk_grads(
-    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale, stride_q, stride_g,
-    stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T_store, NT, n, i_bh, H: tl.constexpr,
-    K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
-    BF16: tl.constexpr, DV: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr, FACTORISED: tl.constexpr,
+    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, aug_da, aug_w, scale,
+    stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T_store, NT, n, i_bh,
+    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    PRECISION: tl.constexpr, BF16: tl.constexpr, DV: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
+    FACTORISED: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
     """`chunk_grads_kernel` on chunk n, its gradients stored where its rows are before T_store."""
     i_b, i_h = i_bh // H, i_bh % H
@@ -188,7 +201,9 @@ def _chunk_grads(
         )  # fmt: skip
     # what dq and d gate logits get added to and the terms after the V loop, loaded first (metala_core_kernels.py's
     # docstring): their latency hides behind the loop
-    dq_prior, dg_prior = _qk_priors(q, dq, d_gate_logits, i_b, i_h, n, T, stride_dq, stride_dg, K, BT, BK, ACCUMULATE)
+    dq_prior, dg_prior = _qk_priors(
+        q, dq, d_gate_logits, aug_da, aug_w, i_b, i_h, n, T, stride_dq, stride_dg, H, K, BT, BK, ACCUMULATE, AUG
+    )
     log_decay_b, cum, cum_last = _decay_terms(
         gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
     )
@@ -208,20 +223,22 @@ def _chunk_grads(
     _store_qk_grads(
         q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
         dq_prior, dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K, BT, BK, PRECISION, BF16,
-        ACCUMULATE, FACTORISED,
+        ACCUMULATE, FACTORISED, AUG,
     )  # fmt: skip
 
 
 @triton.jit
 def chunk_grads_kernel(
-    q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, dv, scale, stride_q,
-    stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, H: tl.constexpr, K: tl.constexpr,
-    V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
+    q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, dv, aug_da, aug_w,
+    scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, H: tl.constexpr,
+    K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
     BF16: tl.constexpr, DV: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr = False,
-    FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1,
+    FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1, AUG: tl.constexpr = False,
 ):  # fmt: skip
     """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
-    without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. V in blocks of BV so that only one block
+    without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. AUG: the self-augmentation's terms of dq
+    and d gate logits formed from aug_da (B, T, H) and aug_w = aug_balance (H·K) (`_qk_priors`), those two written
+    rather than added to; ACCUMULATE then applies to dv only. V in blocks of BV so that only one block
     of v, do, h, dh is live at a time. STORED: the decay terms read from log_decays and cums
     (ops/metala_core_kernels.py's `_decay_terms`). The chunks of one form (FACTORISED: ops/metala_core_kernels.py's
     docstring): grid (N, B·H) for FACTORISED, else (N / STRONG_CHUNKS, B·H)."""
@@ -231,17 +248,17 @@ def chunk_grads_kernel(
         # output_kernel's
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
         _chunk_grads(
-            q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale,
-            stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T_store, NT, pid, i_bh, H, K,
-            V, BT, BK, BV, PRECISION, BF16, DV, ACCUMULATE, STORED, True,
+            q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, aug_da, aug_w,
+            scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T_store, NT, pid, i_bh,
+            H, K, V, BT, BK, BV, PRECISION, BF16, DV, ACCUMULATE, STORED, True, AUG,
         )  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
                 _chunk_grads(
-                    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, scale,
-                    stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T, NT, n, i_bh, H,
-                    K, V, BT, BK, BV, PRECISION, BF16, DV, ACCUMULATE, STORED, False,
+                    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, aug_da,
+                    aug_w, scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T, NT,
+                    n, i_bh, H, K, V, BT, BK, BV, PRECISION, BF16, DV, ACCUMULATE, STORED, False, AUG,
                 )  # fmt: skip
 
 

@@ -89,7 +89,7 @@ def _kernels():
     # cache (TRITON_CACHE_AUTOTUNING), the plain dv's for the accumulating one: 169 µs per call against 135 with its
     # own (bench/core_ncu.py on an H200, session 23). FACTORISED left out on purpose: the strong launch takes the
     # factorised chunks' pick rather than compiling every configuration of its build.
-    key = ["NT", "H", "K", "V", "ACCUMULATE", "DV", "STORED", "STORE_DECAY_ROWS"]
+    key = ["NT", "H", "K", "V", "ACCUMULATE", "DV", "STORED", "STORE_DECAY_ROWS", "AUG"]
     # The scan's step is a load and a multiply-add, so small blocks cost little and give programs at small B·H:
     # B·H = 16, K = 64, V = 128 makes 128 programs of 32 x 32 or 16 x 64, 256 of 16 x 32. STAGES − 1 steps' loads
     # in flight hide the memory's latency behind the steps (≤ 30 KB of shared memory, no spills at 8). Its key has
@@ -316,12 +316,13 @@ peak, which put the block's peak memory above attention's (bench/layer.py on an 
 SPLIT_DV."""
 
 
-def metala_core_bwd(
-    q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE, grads=None, accumulate=False
-):
+def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE, grads=None,
+                    accumulate=False, augmentation=None):  # fmt: skip
     """-> (dq, d_gate_logits (fp32), dv), contiguous, for the cotangent d_out; `states` from
     metala_core_fwd(keep_states=True), else recomputed. `grads`: (dq, d gate logits, dv) tensors to write into
-    instead (any dtype; channels contiguous, tokens one row stride apart), added to what they hold if accumulate."""
+    instead (any dtype; channels contiguous, tokens one row stride apart), added to what they hold if accumulate.
+    `augmentation`: (da (B, T, H) fp32, aug_balance (H·K)): the self-augmentation's terms of dq and d gate logits
+    (ops/epilogue_kernels.py) formed here and added to the core's; `accumulate` then applies to dv only."""
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     d_out = d_out.to(v.dtype).contiguous()
@@ -336,11 +337,13 @@ def metala_core_bwd(
         _backward_slice(
             q[part], gate_logits[part], v[part], scale, normalizer, d_out[part], strides,
             None if states is None else states[part], chunk_size, [(t[part], row) for t, row in rows], accumulate,
+            None if augmentation is None else (augmentation[0][part], augmentation[1]),
         )  # fmt: skip
     return tuple(t for t, _ in rows)
 
 
-def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states, chunk_size, rows, accumulate):
+def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states, chunk_size, rows, accumulate,
+                    augmentation):  # fmt: skip
     """metala_core_bwd on one batch slice: its inputs in the kernels' layout, `rows` the gradients and their strides."""
     sizes, batch_heads = _sizes(q, v, chunk_size)
     if states is None:
@@ -361,12 +364,14 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
-    qk_grads = (q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, dv, scale)
+    aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
+    qk_grads = (q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, dv, *aug)
     qk_strides = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv)
+    qk_strides["AUG"] = augmentation is not None  # (the dv kernel's part stays the epilogue's, added to)
     if SPLIT_DV:
         _by_form(
             _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
-            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False, STORED=stored,
+            *qk_grads, scale, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False, STORED=stored,
         )  # fmt: skip
         _by_form(
             _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
@@ -376,7 +381,7 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     else:
         _by_form(
             _kernels()["chunk_grads"], (sizes["NT"], batch_heads),
-            *qk_grads, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=True, STORED=stored,
+            *qk_grads, scale, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=True, STORED=stored,
         )  # fmt: skip
 
 

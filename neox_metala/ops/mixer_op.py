@@ -7,7 +7,8 @@ Why one op: the projection's gradient is the sum of the epilogue's and the core'
 and v, next to the gate's. As two ops each returned tensors of its own and a compiled kernel summed them into the
 projection's gradient (the 380M model on an H200: 6.4 ms of a 381 ms step, ~9 KB read and 4 KB written per token
 and layer, and those separate gradients alive at the backward's peak). Here the backward allocates the projection's
-gradient once; the epilogue's kernel writes its four parts, then the core's kernels add theirs in place. Rounding:
+gradient once; the epilogue's kernel writes its parts, then the core's kernels add theirs in place (with CORE_AUG the
+core forms the epilogue's dq and d logits terms itself). Rounding:
 the epilogue's parts are rounded to the projection's dtype as before, and the core adds its fp32 values to them in
 fp32 and rounds once (the two ops rounded the core's dq and dv on their own as well).
 
@@ -23,6 +24,13 @@ import torch
 
 from . import epilogue_op, metala_core_op
 from .options import projection_widths
+
+CORE_AUG = True
+"""With self-augmentation, its terms of dq and d decay logits are formed by the core's qk-gradient kernel from da
+(one fp32 per token and head, which the epilogue's backward writes instead of those two parts) rather than written by
+the epilogue and read back by the qk kernel to add to: 2 x B·T·H·K fewer elements written and read (268 MB each way
+at the block benchmark's B32 T2048 H16 K64 in bf16), and the two rounded once instead of twice. dv's term stays the
+epilogue's (the dv kernel adds to it). Read at every backward, so that tests and benchmarks can take either path."""
 
 
 def _parts(projected: torch.Tensor, heads: int) -> list[torch.Tensor]:
@@ -53,13 +61,15 @@ def mixer_backward_triton(dy, projected, o, stats, states, gate_bias, aug_balanc
     q, x, v, g = _parts(projected, heads)
     d_projected = torch.empty(projected.shape, dtype=projected.dtype, device=projected.device)
     dq, dx, dv, dg = _parts(d_projected, heads)
+    in_core = aug_balance is not None and CORE_AUG
+    da = torch.empty(q.shape[:3], dtype=torch.float32, device=q.device) if in_core else None
     d_o, *_, d_bias, d_aug = epilogue_op.epilogue_backward_triton(
-        dy, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer, grads=(dq, dx, dv, dg)
+        dy, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer, grads=(dq, dx, dv, dg), da=da
     )
     # without self-augmentation the epilogue leaves dq, dx, dv alone: the core writes them instead of adding
     metala_core_bwd(
         q, x, v, _scale(q), normalizer, d_o, states, metala_core_op.CHUNK_SIZE, grads=(dq, dx, dv),
-        accumulate=aug_balance is not None,
+        accumulate=aug_balance is not None, augmentation=(da, aug_balance) if in_core else None,
     )  # fmt: skip
     return d_projected, d_bias, d_aug
 

@@ -101,11 +101,27 @@ def test_one_op_equals_the_reference(dtype, aug, keep_states, batch, seq):
     assert max(errors[part] for part in ASSERTED if part in errors) <= BOUNDS[dtype], errors
 
 
+@pytest.mark.parametrize("core_aug", [True, False], ids=["aug-in-core", "aug-in-epilogue"])
+def test_strong_decay_chunks_equal_the_reference(core_aug, monkeypatch):
+    """A first chunk of strong decay in one sequence (the core's sub-chunk form, its own launch: the self-augmentation's
+    terms formed there too with CORE_AUG), weak decay elsewhere, fp32 against fp64."""
+    monkeypatch.setattr(mixer_op, "CORE_AUG", core_aug)
+    projected, gate_bias, aug_balance, dy = draw(torch.float32, 2, 70, HEADS, 32, aug=True)
+    width = HEADS * 32
+    projected[0, :64, width // 2 : width] = -20.0  # log α = −1.25 per token: e^G_last = e^−80, below e^−60
+    y, grads = one_op(projected, gate_bias, aug_balance, dy, HEADS, keep_states=False)
+    errors = errors_of(y, grads, reference(projected, gate_bias, aug_balance, dy, HEADS), aug=True)
+    assert max(errors[part] for part in ASSERTED) <= BOUNDS[torch.float32], errors
+
+
+@pytest.mark.parametrize("core_aug", [True, False], ids=["aug-in-core", "aug-in-epilogue"])
 @pytest.mark.parametrize("aug", [True, False], ids=["aug", "no-aug"])
-def test_one_op_equals_the_two_ops(aug):
-    """The same kernels, only the gradients' sum moved into the kernels: equal to the two ops' path within fp32
-    rounding of the sums, norm-relative (on a GPU the core's plain and accumulating builds are tuned apart, so their
-    sums may run in other orders: elementwise 1e-6 failed there on the projection's gradient, session 24)."""
+def test_one_op_equals_the_two_ops(aug, core_aug, monkeypatch):
+    """The same kernels, only the gradients' sum moved into the kernels (and with CORE_AUG the self-augmentation's
+    dq and d logits terms formed by the core's qk kernel): equal to the two ops' path within fp32 rounding of the
+    sums, norm-relative (on a GPU the core's plain and accumulating builds are tuned apart, so their sums may run in
+    other orders: elementwise 1e-6 failed there on the projection's gradient, session 24)."""
+    monkeypatch.setattr(mixer_op, "CORE_AUG", core_aug)
     inputs = draw(torch.float32, 2, 70, HEADS, 32, aug)
     y, grads = one_op(*inputs, HEADS, keep_states=False)
     y2, grads2 = two_ops(*inputs, HEADS)
@@ -113,6 +129,19 @@ def test_one_op_equals_the_two_ops(aug):
     for mine, theirs in zip(grads, grads2):
         assert mine.shape == theirs.shape
         assert (mine - theirs).norm() <= 1e-6 * theirs.norm(), (mine - theirs).abs().max()
+
+
+def test_backward_in_batch_slices_changes_nothing(monkeypatch):
+    """The core's backward in batch slices (STORED_ROWS_BYTES), each taking its rows of the epilogue's da with
+    CORE_AUG: bit-equal to the whole batch at once."""
+    from neox_metala.ops import metala_core_triton
+
+    inputs = draw(torch.float32, 3, 70, HEADS, 32, aug=True)
+    whole = one_op(*inputs, HEADS, keep_states=True)[1]
+    monkeypatch.setattr(metala_core_triton, "STORED_ROWS_BYTES", 1)  # one sequence per slice
+    sliced = one_op(*inputs, HEADS, keep_states=True)[1]
+    for mine, theirs in zip(sliced, whole):
+        assert torch.equal(mine, theirs)
 
 
 @pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU the tests above autotune for real")

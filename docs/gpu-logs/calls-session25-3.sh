@@ -1,0 +1,6 @@
+# Session 25, call 3 (nvidia-h200): working tree = main 6c910f5 + CORE_AUG (uncommitted; calls 1-2): whole model against the plain baseline at T=8192; the default path against fp64 (test_fused_gpu, bf16 with self-augmentation) and the fused-dv fp16 xfail case alone
+mkdir -p $OUT/train; OUT=$OUT/train SAVE_CACHE=0 TRAIN_LIMIT=280 TRAIN_ARGS="--seqs 8192 --kinds baseline metala --iters 10" bash bench/gpu_session.sh train 2>&1 | grep -v "^$" | grep -v "^iteration" | tail -8
+(timeout 200 python3 -m pytest -s -p no:cacheprovider -o addopts="" tests/ops/test_fused_gpu.py -k "test_paths_equal_reference and bf16 and self-aug and not no-self-aug" > $OUT/fused-gpu.log 2>&1; echo "== fused-gpu exit $?"; grep -E "GPU-ERR default-.*grad-projected|GPU-ERR default-.*aug_balance|GPU-ERR floor-.*grad-projected|passed|failed" $OUT/fused-gpu.log | tail -20) &
+(timeout 120 python3 -m pytest -q -rxX -p no:cacheprovider -o addopts="" "tests/ops/test_metala_core_triton.py::test_kernels_half_precision_within_bounds[fused-dv-T70-K64-mixed-fp16]" > $OUT/fp16-case.log 2>&1; echo "== fp16 case exit $?"; tail -4 $OUT/fp16-case.log) &
+wait
+tar -czf /tmp/all.tgz -C $OUT . && find $OUT -mindepth 1 -maxdepth 1 -exec rm -rf {} + && mv /tmp/all.tgz $OUT/0-all.tgz
