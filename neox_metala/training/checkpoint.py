@@ -99,6 +99,13 @@ def save(
             f"refusing to save iteration {iteration} to {save_dir}: non-finite weights in "
             f"{', '.join(bad[:5])}; the last complete checkpoint there stays the newest"
         )
+    marker_path = os.path.join(step_dir, COMPLETE_MARKER)
+    if rank == 0 and os.path.exists(marker_path):
+        # an earlier save of this step, whose job was killed after its marker but before `latest` and then resumed
+        # from before it: that marker must not vouch for the files about to be overwritten (a kill during this save
+        # would leave them looking complete), nor be listed in the new one (whose own size it is not)
+        os.remove(marker_path)
+    dist.barrier()
     engine.save_checkpoint(save_dir, tag=tag, client_state=client_state, save_latest=False)
     if after_engine_files is not None:
         after_engine_files(iteration)
@@ -119,7 +126,7 @@ def save(
             "files": files,
             **(marker or {}),
         }
-        _write_atomically(os.path.join(step_dir, COMPLETE_MARKER), json.dumps(record, indent=1))
+        _write_atomically(marker_path, json.dumps(record, indent=1))
         _write_atomically(os.path.join(save_dir, LATEST), tag)
         if keep_last:
             prune(save_dir, keep_last)
@@ -128,8 +135,8 @@ def save(
 
 
 def _gather_file_records(step_dir: str) -> dict:
-    """{name: {"bytes", "sha256"}} of every file in the step folder, each rank hashing a share of them."""
-    names = sorted(os.listdir(step_dir))
+    """{name: {"bytes", "sha256"}} of every file in the step folder but its marker, each rank hashing a share."""
+    names = sorted(name for name in os.listdir(step_dir) if name != COMPLETE_MARKER)
     mine = {
         name: {
             "bytes": os.path.getsize(os.path.join(step_dir, name)),

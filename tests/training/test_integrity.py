@@ -113,6 +113,21 @@ def test_unsound_steps_are_refused_one_after_the_other_and_the_newest_sound_one_
     assert resumed_from(result.output) == 2
 
 
+def test_a_step_saved_again_over_its_earlier_save_is_complete(trained, tmp_path):
+    """A job killed after step 8's marker but before `latest` named it resumes from 6 and saves 8 again into that
+    folder: the new marker describes the new files only (not the earlier marker, whose size it changes: CI found
+    such a step refused as "complete.json is missing or has the wrong size" at the next resume, session 25)."""
+    ckpt, files = resume_copy(trained, tmp_path)
+    (ckpt / checkpoint.LATEST).write_text("global_step6")
+    earlier = checkpoint.read_marker(str(ckpt / "global_step8"))
+    result = run_main(tmp_path / "configs", files, tmp_path / "resume.log")
+    assert result.returncode == 0, result.output[-3000:]
+    assert resumed_from(result.output) == 6
+    marker = checkpoint.read_marker(str(ckpt / "global_step8"))
+    assert marker["time"] != earlier["time"] and checkpoint.COMPLETE_MARKER not in marker["files"]
+    assert checkpoint.incompleteness(str(ckpt / "global_step8")) is None
+
+
 def test_non_finite_weights_are_never_saved_as_complete(single_rank, tmp_path):
     import deepspeed
 
