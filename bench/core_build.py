@@ -31,7 +31,7 @@ POINTERS = {
     "state_updates_kernel": ["v", "gate_logits", "states", "decays"],
     "state_grad_updates_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays", "log_decays", "cums"],
     "scan_kernel": ["buffer", "decays"],
-    "output_kernel": ["q", "gate_logits", "v", "states", "decays", "out"],
+    "output_kernel": ["q", "gate_logits", "v", "states", "decays", "out", "aug_w", "aug_a"],
     "chunk_grads_kernel": [
         "q",
         "gate_logits",
@@ -57,7 +57,7 @@ STRIDES = ("stride_q", "stride_g", "stride_v", "stride_dq", "stride_dg", "stride
 
 def build(name, dtype, warps, stages, constants, maxnreg=None):
     fn = getattr(metala_core_kernels, name, None) or getattr(metala_core_grad_kernels, name)
-    fp32 = ("d_gate_logits", "decays", "log_decays", "cums", "aug_da", "aug_w")
+    fp32 = ("d_gate_logits", "decays", "log_decays", "cums", "aug_da", "aug_w", "aug_a")
     signature = {arg: ("*fp32" if arg in fp32 else f"*{dtype}") for arg in POINTERS[name]}
     signature.update({"scale": "fp32", "normalizer": "fp32", "T": "i32", "NT": "i32"})
     signature.update({arg: "i32" for arg in STRIDES})
@@ -114,7 +114,7 @@ def main():
     parser.add_argument("--kernels", nargs="+", help="only these kernels (default: all)")
     parser.add_argument("--accumulate", action="store_true", help="gradient kernels adding into the projection's")
     parser.add_argument("--stored", action="store_true", help="chunk_grads_kernel's STORED, with its stores")
-    parser.add_argument("--aug", action="store_true", help="chunk_grads_kernel's AUG (ops/mixer_op.py's CORE_AUG)")
+    parser.add_argument("--aug", action="store_true", help="output and chunk_grads kernels' AUG (mixer_op.CORE_AUG)")
     parser.add_argument(
         "--strong", action="store_true", help="the builds for chunks of strong decay (FACTORISED False: sub-chunks)"
     )

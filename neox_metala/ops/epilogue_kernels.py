@@ -57,14 +57,18 @@ def _augmentation(v, a, i_b, i_h, t, cv, T, stride_vb, stride_vt, V: tl.constexp
 
 @triton.jit
 def _augmented(
-    o, q, x, v, aug_balance, i_b, i_h, t, ck, cv, T, strides, normalizer,
-    K: tl.constexpr, V: tl.constexpr, AUG: tl.constexpr,
+    o, q, x, v, aug_balance, a_ptrs, i_b, i_h, t, ck, cv, T, strides, normalizer,
+    K: tl.constexpr, V: tl.constexpr, AUG: tl.constexpr, A_GIVEN: tl.constexpr,
 ):  # fmt: skip
-    """z = o + σ(a·v) (BT, BV) and a = Σ_k q·key·w (BT,) (zero without AUG)."""
+    """z = o + σ(a·v) (BT, BV) and a = Σ_k q·key·w (BT,) (zero without AUG), or with A_GIVEN a loaded from a_ptrs
+    (BT,), as the core's output kernel stored it, q and the logits not read."""
     stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb, stride_vt = strides
     z = _tile(o, i_b, t, cv, T, stride_ob, stride_ot, i_h, V)
     a = tl.zeros_like(t).to(tl.float32)
-    if AUG:
+    if AUG and A_GIVEN:
+        a = tl.load(a_ptrs, mask=t < T, other=0.0)
+        z += _augmentation(v, a, i_b, i_h, t, cv, T, stride_vb, stride_vt, V)[1]
+    elif AUG:
         q_t = _tile(q, i_b, t, ck, T, stride_qb, stride_qt, i_h, K)
         key = _key(x, i_b, i_h, t, ck, T, stride_xb, stride_xt, normalizer, K)[2]
         w = tl.load(aug_balance + i_h * K + ck, mask=ck < K, other=0.0).to(tl.float32)
@@ -87,15 +91,19 @@ def epilogue_forward_kernel(
     T, plane, stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb, stride_vt, stride_gb,
     stride_gt, stride_yb, stride_yt, normalizer, eps,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    AUG: tl.constexpr, BIAS: tl.constexpr,
+    AUG: tl.constexpr, BIAS: tl.constexpr, A_GIVEN: tl.constexpr = False,
 ):  # fmt: skip
-    """y and stats (mean, rstd, a: planes `plane` apart) for BT tokens of head i_h of batch row i_b. Grid (T/BT, H,
-    B)."""
+    """y and stats (mean, rstd, a: planes `plane` apart) for BT tokens of head i_h of batch row i_b; A_GIVEN: the a
+    plane already holds a (`_augmented`), and is left as it is. Grid (T/BT, H, B)."""
     i_t, i_h, i_b = tl.program_id(0), tl.program_id(1), tl.program_id(2).to(tl.int64)
     t = i_t * BT + tl.arange(0, BT)
     ck, cv = tl.arange(0, BK), tl.arange(0, BV)
     strides = (stride_ob, stride_ot, stride_qb, stride_qt, stride_xb, stride_xt, stride_vb, stride_vt)
-    z, a = _augmented(o, q, x, v, aug_balance, i_b, i_h, t, ck, cv, T, strides, normalizer, K, V, AUG)
+    rows = (i_b * T + t) * H + i_h
+    z, a = _augmented(
+        o, q, x, v, aug_balance, stats + 2 * plane + rows, i_b, i_h, t, ck, cv, T, strides, normalizer, K, V, AUG,
+        A_GIVEN,
+    )  # fmt: skip
     z_mean = tl.sum(z, 1) / V  # z is zero past V
     centred = tl.where((cv < V)[None, :], z - z_mean[:, None], 0.0)
     z_rstd = tl.rsqrt(tl.sum(centred * centred, 1) / V + eps)
@@ -104,10 +112,10 @@ def epilogue_forward_kernel(
     mask = (t < T)[:, None] & (cv < V)[None, :]
     ptrs = y + i_b * stride_yb + t[:, None] * stride_yt + i_h * V + cv[None, :]
     tl.store(ptrs, out.to(y.dtype.element_ty), mask=mask)
-    rows = (i_b * T + t) * H + i_h
     tl.store(stats + rows, z_mean, mask=t < T)
     tl.store(stats + plane + rows, z_rstd, mask=t < T)
-    tl.store(stats + 2 * plane + rows, a, mask=t < T)
+    if not A_GIVEN:
+        tl.store(stats + 2 * plane + rows, a, mask=t < T)
 
 
 @triton.jit

@@ -97,29 +97,35 @@ def _strided(*tensors):
     return [t for t, _, _ in rows], [stride for _, *strides in rows for stride in strides]
 
 
-def _stats(o: torch.Tensor) -> torch.Tensor:
+def stats_for(o: torch.Tensor) -> torch.Tensor:
     """An empty (3, B, T, H) tensor for the planes mean, rstd and a (fp32; fp64 for fp64 inputs: the CPU tests)."""
     return o.new_empty(3, *o.shape[:3], dtype=torch.promote_types(o.dtype, torch.float32))
 
 
 def epilogue_forward_triton(
-    o, q, x, v, g, gate_bias, aug_balance, normalizer, eps=HEAD_NORM_EPS, seq_first=False, blocks=FORWARD_BLOCKS
-):
-    """-> (y (B, T, H, V) in g's dtype, stats (3, B, T, H) fp32: mean, rstd and a per token and head)."""
+    o, q, x, v, g, gate_bias, aug_balance, normalizer, eps=HEAD_NORM_EPS, seq_first=False, blocks=FORWARD_BLOCKS,
+    stats=None,
+):  # fmt: skip
+    """-> (y (B, T, H, V) in g's dtype, stats (3, B, T, H) fp32: mean, rstd and a per token and head). `stats`
+    (with aug_balance): such a tensor whose a plane already holds a (`stats_for`; the core's output kernel wrote it,
+    ops/mixer_op.py's CORE_AUG): a is read from it, q and x are not, and the other two planes are written."""
     _check_triton_inputs(o, q, v)
     (o, q, x, v, g), strides = _strided(o, q, x, v, g)
     batch, seq, heads, head_v_dim = o.shape
     head_k_dim = q.shape[-1]
     block_t, warps = blocks
     y = _output(g, seq_first)
-    stats = _stats(o)
     aug, bias = aug_balance is not None, gate_bias is not None
+    a_given = stats is not None
+    if a_given and (not aug or stats.shape != (3, *o.shape[:3]) or not stats.is_contiguous()):
+        raise ValueError(f"epilogue: a given needs aug_balance and stats as stats_for(o) makes, got {stats.shape}")
+    stats = stats if a_given else stats_for(o)
     launch(
         _kernels().epilogue_forward_kernel, (_cdiv(seq, block_t), heads, batch),
         o, q, x, v, g, gate_bias.contiguous() if bias else o, aug_balance.contiguous() if aug else o, y, stats,
         seq, stats[0].numel(), *strides, y.stride(0), y.stride(1), float(normalizer), float(eps),
         H=heads, K=head_k_dim, V=head_v_dim, BT=block_t, BK=_block(head_k_dim), BV=_block(head_v_dim),
-        AUG=aug, BIAS=bias, num_warps=warps,
+        AUG=aug, BIAS=bias, A_GIVEN=a_given, num_warps=warps,
     )  # fmt: skip
     return y, stats
 
@@ -212,7 +218,7 @@ def _gate_torch(g, gate_bias):
 
 def epilogue_forward_torch(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps=HEAD_NORM_EPS, seq_first=False):
     z, aug = _augmented_torch(o, q, x, v, aug_balance, normalizer)
-    stats = _stats(o)
+    stats = stats_for(o)
     mean, rstd, a = stats
     mean.copy_(z.mean(-1))
     rstd.copy_(torch.rsqrt(z.var(-1, unbiased=False) + eps))
@@ -275,7 +281,7 @@ def epilogue_forward(
 
 @epilogue_forward.register_fake
 def _(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first):
-    return _output(g, seq_first), _stats(o)
+    return _output(g, seq_first), stats_for(o)
 
 
 @epilogue_forward.register_kernel("cpu")

@@ -4,14 +4,10 @@ is two kernels: the chunks' updates and decays, formed for all chunks at once, t
 them (`scan_kernel`, the same for the states and their gradients), so that its steps carry no chunk-sized work.
 
 The chunk gradients' kernels are in ops/metala_core_grad_kernels.py, which shares the helpers here.
+Every kernel issues its global loads first, before the decay's in-chunk cumsum, whose barriers hold back any load
+after them (sm90 SASS; on an H200, B32 T2048 H16, session 22: the qk gradients 390 -> 345 µs per call).
 
-Every kernel issues its global loads first, before the decay's in-chunk cumsum: the cumsum's barriers hold back any
-load after them, which then waits for the gate logits' load and the cumsum in turn (sm90 SASS). On an H200 (B32 T2048
-H16, session 22) the qk gradients went 390 -> 345 µs per call with their post-loop terms loaded before the V loop,
-dv 138 -> 128, the output 443 -> 435; the block 14.47 -> 14.22 ms.
-
-Imports triton: only ops/metala_core_triton.py and ops/metala_core_grad_kernels.py import this module, and only when
-a kernel runs.
+Imports triton: only the core's launcher and its gradient kernels import this module, and only when a kernel runs.
 
 Layouts: q, gate logits (B, T, H, K); v, output (B, T, H, V); states (B, H, N, K, V), N = number of chunks. The
 inputs q, gate logits and v are read where the layer's projection left them: each token's H·D channels contiguous,
@@ -28,15 +24,12 @@ Chunks of strong decay (ops/metala_core.py's exact form) are taken by sub-chunks
 chunk_gla takes every chunk: the pairs of sub-chunk i's rows with the columns before it are factorised about r_i, the
 G of the row just before sub-chunk i (G_t ≤ r_i ≤ G_s, so both factors are at most 1 whatever the decay: one masked
 product per sub-chunk), and only the pairs within a sub-chunk are formed per element, 16 steps over the chunk's tiles
-seen as (4, 16, K). The per-element loop over all 64 columns that this replaces cost 5.5 ms against fla's 1.0 ms
-(f+b, B8 T2048 H8 K64 V128, H200) where every chunk took it.
+seen as (4, 16, K) (a per-element loop over all 64 columns: 5.5 ms against fla's 1.0, B8 T2048 H8, H200).
 The kernels that form scores are built once per form (FACTORISED) and launched twice: the factorised build a program
 per chunk, skipping the chunks of strong decay, then the sub-chunk build over STRONG_CHUNKS chunks per program,
 taking only those. Both tell the forms apart by the chunk's decays e^G_last as the state (gradient) updates stored
-them (`_strong_decay`), so each chunk is taken exactly once. One build holding both forms behind a branch per chunk
-took the sub-chunk form's registers everywhere: on an H200 (B32 T2048 H16, the model's builds, session 21) the output
-kernel 568 µs per call against 408 for the factorised build alone (255 registers against 189), dv 161 against 136,
-the qk gradients 410 against 388 (192 B spilled against none).
+them (`_strong_decay`), so each chunk is taken exactly once. One build holding both forms took the sub-chunk form's
+registers everywhere (session 21, H200: the output kernel 568 against 408 µs per call, dv 161 against 136).
 """
 
 from __future__ import annotations
@@ -359,17 +352,24 @@ def scan_kernel(
 
 @triton.jit
 def _chunk_output(
-    q, gate_logits, v, states, out, scale, stride_q, stride_g, stride_v, normalizer, T, T_store, NT, n, i_bh, i_v,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr,
+    q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, T_store, NT, n,
+    i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
+    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
-    """o = scale [(q ⊙ e^G) h_n + A v] for chunk n, stored where its rows are before T_store."""
+    """o = scale [(q ⊙ e^G) h_n + A v] of chunk n, and with AUG a = Σ_k q·key·aug_w[h] (B, T, H) into aug_a."""
     i_b, i_h = i_bh // H, i_bh % H
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
     state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
+    if AUG:
+        w = tl.load(aug_w + i_h * K + tl.arange(0, BK), mask=tl.arange(0, BK) < K, other=0.0).to(tl.float32)
     log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
-    scores = _scores(q_b, _neg_expm1(log_decay_b), cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)
+    key = _neg_expm1(log_decay_b)
+    if AUG:  # stored before the dots, so that the key's tile is not kept for it
+        t = n * BT + tl.arange(0, BT)
+        a = tl.sum(q_b.to(tl.float32) * key * w[None, :], 1)
+        tl.store(aug_a + (i_b * T + t) * H + i_h, a, mask=(t < T_store) & (i_v == 0))
+    scores = _scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)
     q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(v_b.dtype)
     acc = tl.dot(q_from_start, state.to(v_b.dtype), input_precision=PRECISION)
     acc = tl.dot(scores.to(v_b.dtype), v_b, acc, input_precision=PRECISION)
@@ -378,9 +378,10 @@ def _chunk_output(
 
 @triton.jit
 def output_kernel(
-    q, gate_logits, v, states, decays, out, scale, stride_q, stride_g, stride_v, normalizer, T, NT, H: tl.constexpr,
-    K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
-    BF16: tl.constexpr, FACTORISED: tl.constexpr, STRONG_CHUNKS: tl.constexpr = 1,
+    q, gate_logits, v, states, decays, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, NT,
+    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr, STRONG_CHUNKS: tl.constexpr = 1,
+    AUG: tl.constexpr = False,
 ):  # fmt: skip
     """The chunks' outputs in one form (module docstring). Grid (N, B·H, V/BV) for FACTORISED, else (N /
     STRONG_CHUNKS, B·H, V/BV) (STRONG_CHUNKS a power of 2)."""
@@ -389,10 +390,11 @@ def output_kernel(
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), since
         # making the loads or the work wait for the test added its latency (session 21: output 408 -> 437 µs per call)
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
-        _chunk_output(q, gate_logits, v, states, out, scale, stride_q, stride_g, stride_v, normalizer, T, T_store, NT,
-                      pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, True)  # fmt: skip
+        _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T,
+                      T_store, NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, True, AUG)  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
-                _chunk_output(q, gate_logits, v, states, out, scale, stride_q, stride_g, stride_v, normalizer, T, T,
-                              NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, False)  # fmt: skip
+                _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v,
+                              normalizer, T, T, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, False,
+                              AUG)  # fmt: skip

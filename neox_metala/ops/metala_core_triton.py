@@ -265,34 +265,23 @@ def chunk_states(q, gate_logits, v, normalizer, chunk_size=CHUNK_SIZE):
     return _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)[0]
 
 
-def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False):
+def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False, augmentation=None):
     """q, gate_logits (B, T, H, K), v (B, T, H, V), one dtype, log α = logsigmoid(gate_logits) / normalizer ->
     (o (B, T, H, V) contiguous in v's dtype, the states if keep_states else None). The inputs may be views of one
-    projection (token_rows)."""
+    projection (token_rows). `augmentation`: (a (B, T, H) fp32, aug_balance (H·K)): the output kernel also writes the
+    self-augmentation's a = Σ_k q·key·w into a (ops/epilogue_kernels.py), so that the epilogue need not read q and
+    the logits (ops/mixer_op.py's CORE_AUG)."""
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states, decays = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
     out = v.new_empty(v.shape)
-    block_v = _block(sizes["V"])
-    grid = (sizes["NT"], batch_heads, 1)
+    a, w = (decays, decays) if augmentation is None else augmentation  # placeholders without
     _by_form(
-        _kernels()["output"],
-        grid,
-        q,
-        gate_logits,
-        v,
-        states,
-        decays,
-        out,
-        scale,
-        **strides,
-        normalizer=normalizer,
-        **sizes,
-        BK=_block(sizes["K"]),
-        BV=block_v,
-        BF16=q.dtype == torch.bfloat16,
-    )
+        _kernels()["output"], (sizes["NT"], batch_heads, 1), q, gate_logits, v, states, decays, out, w, a, scale,
+        **strides, normalizer=normalizer, **sizes, BK=_block(sizes["K"]), BV=_block(sizes["V"]),
+        BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
+    )  # fmt: skip
     return out, (states if keep_states else None)
 
 

@@ -30,7 +30,13 @@ CORE_AUG = True
 (one fp32 per token and head, which the epilogue's backward writes instead of those two parts) rather than written by
 the epilogue and read back by the qk kernel to add to: 2 x B·T·H·K fewer elements written and read (268 MB each way
 at the block benchmark's B32 T2048 H16 K64 in bf16), and the two rounded once instead of twice. dv's term stays the
-epilogue's (the dv kernel adds to it). Read at every backward, so that tests and benchmarks can take either path."""
+epilogue's (the dv kernel adds to it). On an H200 (bench/layer.py, session 25): block 14.02 against 14.07 / 14.10 ms.
+Read at every backward, so that tests and benchmarks can take either path."""
+CORE_A = False
+"""The forward's counterpart: with self-augmentation the core's output kernel, which holds q and the key, writes
+a = Σ_k q·key·w into the epilogue's stats, so that the epilogue's forward reads neither q nor the logits (268 MB at
+the block's shape). sm90 bf16 output build at 4 warps: 166 registers against 159 (three programs per SM either way).
+Off until timed on a GPU (session 25 wrote it after its device time was spent). Read at every forward."""
 
 
 def _parts(projected: torch.Tensor, heads: int) -> list[torch.Tensor]:
@@ -48,8 +54,12 @@ def mixer_forward_triton(projected, gate_bias, aug_balance, heads, normalizer, e
     from .metala_core_triton import metala_core_fwd
 
     q, x, v, g = _parts(projected, heads)
-    o, states = metala_core_fwd(q, x, v, _scale(q), normalizer, metala_core_op.CHUNK_SIZE, keep_states)
-    y, stats = epilogue_op.epilogue_forward_triton(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first)
+    stats = epilogue_op.stats_for(v) if aug_balance is not None and CORE_A else None  # o's (B, T, H) and dtype
+    augmentation = None if stats is None else (stats[2], aug_balance)
+    o, states = metala_core_fwd(q, x, v, _scale(q), normalizer, metala_core_op.CHUNK_SIZE, keep_states, augmentation)
+    y, stats = epilogue_op.epilogue_forward_triton(
+        o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first, stats=stats
+    )
     return y, o, stats, states
 
 

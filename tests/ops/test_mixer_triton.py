@@ -101,11 +101,17 @@ def test_one_op_equals_the_reference(dtype, aug, keep_states, batch, seq):
     assert max(errors[part] for part in ASSERTED if part in errors) <= BOUNDS[dtype], errors
 
 
-@pytest.mark.parametrize("core_aug", [True, False], ids=["aug-in-core", "aug-in-epilogue"])
-def test_strong_decay_chunks_equal_the_reference(core_aug, monkeypatch):
+AUG_PATHS = pytest.mark.parametrize(
+    "core_aug, core_a", [(True, True), (True, False), (False, False)], ids=["all-in-core", "aug-in-core", "epilogue"]
+)
+
+
+@AUG_PATHS
+def test_strong_decay_chunks_equal_the_reference(core_aug, core_a, monkeypatch):
     """A first chunk of strong decay in one sequence (the core's sub-chunk form, its own launch: the self-augmentation's
-    terms formed there too with CORE_AUG), weak decay elsewhere, fp32 against fp64."""
+    terms formed there too with CORE_AUG and CORE_A), weak decay elsewhere, fp32 against fp64."""
     monkeypatch.setattr(mixer_op, "CORE_AUG", core_aug)
+    monkeypatch.setattr(mixer_op, "CORE_A", core_a)
     projected, gate_bias, aug_balance, dy = draw(torch.float32, 2, 70, HEADS, 32, aug=True)
     width = HEADS * 32
     projected[0, :64, width // 2 : width] = -20.0  # log α = −1.25 per token: e^G_last = e^−80, below e^−60
@@ -114,18 +120,19 @@ def test_strong_decay_chunks_equal_the_reference(core_aug, monkeypatch):
     assert max(errors[part] for part in ASSERTED) <= BOUNDS[torch.float32], errors
 
 
-@pytest.mark.parametrize("core_aug", [True, False], ids=["aug-in-core", "aug-in-epilogue"])
+@AUG_PATHS
 @pytest.mark.parametrize("aug", [True, False], ids=["aug", "no-aug"])
-def test_one_op_equals_the_two_ops(aug, core_aug, monkeypatch):
+def test_one_op_equals_the_two_ops(aug, core_aug, core_a, monkeypatch):
     """The same kernels, only the gradients' sum moved into the kernels (and with CORE_AUG the self-augmentation's
-    dq and d logits terms formed by the core's qk kernel): equal to the two ops' path within fp32 rounding of the
+    a, dq and d logits terms formed by the core's kernels): equal to the two ops' path within fp32 rounding of the
     sums, norm-relative (on a GPU the core's plain and accumulating builds are tuned apart, so their sums may run in
     other orders: elementwise 1e-6 failed there on the projection's gradient, session 24)."""
     monkeypatch.setattr(mixer_op, "CORE_AUG", core_aug)
+    monkeypatch.setattr(mixer_op, "CORE_A", core_a)
     inputs = draw(torch.float32, 2, 70, HEADS, 32, aug)
     y, grads = one_op(*inputs, HEADS, keep_states=False)
     y2, grads2 = two_ops(*inputs, HEADS)
-    assert torch.equal(y, y2)
+    assert (y - y2).norm() <= 1e-6 * y2.norm()  # with CORE_A a is summed by another kernel, in another order
     for mine, theirs in zip(grads, grads2):
         assert mine.shape == theirs.shape
         assert (mine - theirs).norm() <= 1e-6 * theirs.norm(), (mine - theirs).abs().max()
@@ -160,12 +167,13 @@ def test_autotuning_every_configuration_keeps_the_sums_exact(monkeypatch):
 @GPU_ONLY
 def test_model_shape_bf16_equals_the_two_ops():
     """bf16 at the 380M model's mixer shape (B8 T2048 H8 V128): the one op and the two ops' path differ only where
-    the core's dq and dv were rounded to bf16 before the sum: within two bf16 units, norm-relative."""
+    the core's dq and dv were rounded to bf16 before the sum (and where a, summed in another order, moved a rounding
+    of y): within two bf16 units, norm-relative."""
     heads = 8
     inputs = draw(torch.bfloat16, 8, 2048, heads, 128, True)
     y, grads = one_op(*inputs, heads, keep_states=True)
     y2, grads2 = two_ops(*inputs, heads)
-    assert torch.equal(y, y2)
+    assert (y.double() - y2.double()).norm() <= 2**-7 * y2.double().norm()
     for name, mine, theirs in zip(("projected", "gate_bias", "aug_balance"), grads, grads2):
         error = ((mine.double() - theirs.double()).norm() / theirs.double().norm()).item()
         print(f"GPU-ERR one-op-vs-two-ops {name} {error:.2e}")
