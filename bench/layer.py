@@ -271,16 +271,18 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--flip", nargs="*", default=[],
-        help="metala_core_triton's switches to turn the other way (SPLIT_DV, STORED_DECAY_ROWS)",
+        help="switches of metala_core_triton (SPLIT_DV, STORED_DECAY_ROWS) or mixer_op (CORE_AUG, CORE_A) to turn the "
+        "other way",
     )  # fmt: skip
     args = parser.parse_args()
     if args.stored_rows_mib is not None or args.flip:
-        from neox_metala.ops import metala_core_triton  # imports triton
+        from neox_metala.ops import metala_core_triton, mixer_op  # imports triton
 
         if args.stored_rows_mib is not None:
             metala_core_triton.STORED_ROWS_BYTES = args.stored_rows_mib * 2**20
         for flag in args.flip:
-            setattr(metala_core_triton, flag, not getattr(metala_core_triton, flag))
+            module = mixer_op if hasattr(mixer_op, flag) else metala_core_triton
+            setattr(module, flag, not getattr(module, flag))
     warmup.use_kernel_cache(None)
     parallel.initialize(1, 1)
     timer = Timer(args.warmup, args.runs)
