@@ -108,7 +108,7 @@ def epilogue_forward_triton(
 ):  # fmt: skip
     """-> (y (B, T, H, V) in g's dtype, stats (3, B, T, H) fp32: mean, rstd and a per token and head). `stats`
     (with aug_balance): such a tensor whose a plane already holds a (`stats_for`; the core's output kernel wrote it,
-    ops/mixer_op.py's CORE_AUG): a is read from it, q and x are not, and the other two planes are written."""
+    ops/mixer_op.py's CORE_A): a is read from it, q and x are not, and the other two planes are written."""
     _check_triton_inputs(o, q, v)
     (o, q, x, v, g), strides = _strided(o, q, x, v, g)
     batch, seq, heads, head_v_dim = o.shape

@@ -270,7 +270,7 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     (o (B, T, H, V) contiguous in v's dtype, the states if keep_states else None). The inputs may be views of one
     projection (token_rows). `augmentation`: (a (B, T, H) fp32, aug_balance (H·K)): the output kernel also writes the
     self-augmentation's a = Σ_k q·key·w into a (ops/epilogue_kernels.py), so that the epilogue need not read q and
-    the logits (ops/mixer_op.py's CORE_AUG)."""
+    the logits (ops/mixer_op.py's CORE_A)."""
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     sizes, batch_heads = _sizes(q, v, chunk_size)
