@@ -1,7 +1,9 @@
 """Checkpoints in GPT-NeoX's layout (`SAVE/global_stepN/…`, `SAVE/latest`), written so a crash never leaves a
 checkpoint that looks complete but is not.
 
-Save: every rank writes its DeepSpeed files (per layer, per TP rank) and its own RNG state; all ranks flush to
+Save: an earlier folder of the same step (a run resumed from before it) is removed first, so that neither its
+marker nor its files join the new save; every rank writes its DeepSpeed files (per layer, per TP rank) and its own
+RNG state; all ranks flush to
 disk and hash a share of the step's files (sha256); only then does rank 0 write `global_stepN/complete.json`
 (every file's size and digest, the tokenizer, whether any update was applied since the previous save) and
 replace `latest` by an atomic rename. Weights that are not finite are never saved as a complete step.
@@ -99,13 +101,13 @@ def save(
             f"refusing to save iteration {iteration} to {save_dir}: non-finite weights in "
             f"{', '.join(bad[:5])}; the last complete checkpoint there stays the newest"
         )
-    marker_path = os.path.join(step_dir, COMPLETE_MARKER)
-    if rank == 0 and os.path.exists(marker_path):
-        # an earlier save of this step, whose job was killed after its marker but before `latest` and then resumed
-        # from before it: that marker must not vouch for the files about to be overwritten (a kill during this save
-        # would leave them looking complete), nor be listed in the new one (whose own size it is not)
-        os.remove(marker_path)
+    if rank == 0 and os.path.isdir(step_dir):
+        # an earlier save of this step (a job killed after its marker but before `latest`, or a run resumed from an
+        # earlier step on purpose): its marker must not vouch for files about to be overwritten (a kill during this
+        # save would leave them looking complete), and its files, maybe of another layout, must not join this save's
+        shutil.rmtree(step_dir)
     dist.barrier()
+    marker_path = os.path.join(step_dir, COMPLETE_MARKER)
     engine.save_checkpoint(save_dir, tag=tag, client_state=client_state, save_latest=False)
     if after_engine_files is not None:
         after_engine_files(iteration)

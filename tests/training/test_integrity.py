@@ -116,15 +116,18 @@ def test_unsound_steps_are_refused_one_after_the_other_and_the_newest_sound_one_
 def test_a_step_saved_again_over_its_earlier_save_is_complete(trained, tmp_path):
     """A job killed after step 8's marker but before `latest` named it resumes from 6 and saves 8 again into that
     folder: the new marker describes the new files only (not the earlier marker, whose size it changes: CI found
-    such a step refused as "complete.json is missing or has the wrong size" at the next resume, session 25)."""
+    such a step refused as "complete.json is missing or has the wrong size" at the next resume, session 25), and no
+    file of the earlier save stays (one of another layout, say, would join this save's shards)."""
     ckpt, files = resume_copy(trained, tmp_path)
     (ckpt / checkpoint.LATEST).write_text("global_step6")
     earlier = checkpoint.read_marker(str(ckpt / "global_step8"))
+    (ckpt / "global_step8" / "zero_pp_rank_1_mp_rank_00_optim_states.pt").write_bytes(b"of an earlier layout")
     result = run_main(tmp_path / "configs", files, tmp_path / "resume.log")
     assert result.returncode == 0, result.output[-3000:]
     assert resumed_from(result.output) == 6
     marker = checkpoint.read_marker(str(ckpt / "global_step8"))
     assert marker["time"] != earlier["time"] and checkpoint.COMPLETE_MARKER not in marker["files"]
+    assert not (ckpt / "global_step8" / "zero_pp_rank_1_mp_rank_00_optim_states.pt").exists()
     assert checkpoint.incompleteness(str(ckpt / "global_step8")) is None
 
 
