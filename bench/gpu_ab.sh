@@ -3,7 +3,7 @@
 # has installed the stack (OUT set, the repository root the working directory). A variant is a tree of its own:
 # `git archive REV neox_metala bench | tar -x -C .gpu/variants/NAME` on this machine, carried with .gpu.
 #   ab_core NAME DIR [ARGS...]   bench/core_ncu.py --accumulate --keep-states (default --timings) in DIR
-#   ab_layer NAME DIR SEQ...     bench/layer.py's block, metala against attention, and its non-GEMM kernels
+#   ab_layer NAME DIR SEQ... [--flip X]  bench/layer.py's block, metala against attention, its non-GEMM kernels
 #   ab_checks JOB...             bench/core_configs.py --check JOB (e.g. "chunk_qk_grads 13"), plain and accumulating
 #   ab_tests FILE...             pytest over the node ids in each FILE, one process per file, in parallel
 # Every step writes its log under $OUT and prints its summary lines.
