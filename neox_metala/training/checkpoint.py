@@ -3,10 +3,9 @@ checkpoint that looks complete but is not.
 
 Save: an earlier folder of the same step (a run resumed from before it) is removed first, so that neither its
 marker nor its files join the new save; every rank writes its DeepSpeed files (per layer, per TP rank) and its own
-RNG state; all ranks flush to
-disk and hash a share of the step's files (sha256); only then does rank 0 write `global_stepN/complete.json`
-(every file's size and digest, the tokenizer, whether any update was applied since the previous save) and
-replace `latest` by an atomic rename. Weights that are not finite are never saved as a complete step.
+RNG state; all ranks flush to disk and hash a share of the step's files (sha256); only then does rank 0 write
+`global_stepN/complete.json` (every file's size and digest, the tokenizer, whether any update was applied since the
+previous save) and replace `latest` by an atomic rename. Weights that are not finite are never saved as a complete step.
 Load: `latest` if it names a complete step, else the newest complete step before it (with a warning); a
 `load` folder that has checkpoints but none complete is an error, never a silent fresh start. The chosen step's
 files must match their digests and its weights and optimizer state must be finite; a step that fails is named
@@ -107,7 +106,6 @@ def save(
         # save would leave them looking complete), and its files, maybe of another layout, must not join this save's
         shutil.rmtree(step_dir)
     dist.barrier()
-    marker_path = os.path.join(step_dir, COMPLETE_MARKER)
     engine.save_checkpoint(save_dir, tag=tag, client_state=client_state, save_latest=False)
     if after_engine_files is not None:
         after_engine_files(iteration)
@@ -128,7 +126,7 @@ def save(
             "files": files,
             **(marker or {}),
         }
-        _write_atomically(marker_path, json.dumps(record, indent=1))
+        _write_atomically(os.path.join(step_dir, COMPLETE_MARKER), json.dumps(record, indent=1))
         _write_atomically(os.path.join(save_dir, LATEST), tag)
         if keep_last:
             prune(save_dir, keep_last)
@@ -137,8 +135,8 @@ def save(
 
 
 def _gather_file_records(step_dir: str) -> dict:
-    """{name: {"bytes", "sha256"}} of every file in the step folder but its marker, each rank hashing a share."""
-    names = sorted(name for name in os.listdir(step_dir) if name != COMPLETE_MARKER)
+    """{name: {"bytes", "sha256"}} of every file in the step folder, each rank hashing a share of them."""
+    names = sorted(os.listdir(step_dir))
     mine = {
         name: {
             "bytes": os.path.getsize(os.path.join(step_dir, name)),
