@@ -4,15 +4,14 @@ training runs it) against MetaLA's own kernels (ops/metala_core_triton.py), bf16
     python bench/core.py [--cases 8x2048 2x8192] [--runs 30] [--warmup 5]
     TRITON_INTERPRET=1 python bench/core.py --smoke     # the same logic on the CPU, tiny shape, no GPU
 
-One line per case: median ms of each (CUDA events, L2 flushed before every run; MetaLA's also with the backward's
-other dv form, metala_core_triton.SPLIT_DV), the byte floor of the MetaLA op (fwd reads q, gate logits, v bf16,
-writes o; bwd reads them and do, writes dq, dv bf16 and d logits fp32; fla's reads fp32 log α instead of the logits
-and also reads and writes the key) over the copy bandwidth measured here, each time over that floor, the speed-up,
-the largest norm-relative difference between the two paths' o, dq, dv and d gate logits (fla's chained from its
-d log α, with the key's path), and the share of chunks whose scores took the factorised form. A last case draws
-strong decays (gate logits around -200: every chunk takes the exact form, by sub-chunks), the kernels' worst case;
-there d log α (so d logits) is a difference of terms ~1e5 times larger than itself,
-so both paths' values are rounding noise and differ by O(1) relative. Then the tuned configurations.
+One line per case: median ms of each (CUDA events, L2 flushed before every run), the byte floor of the MetaLA op
+(fwd reads q, gate logits, v bf16, writes o; bwd reads them and do, writes dq, dv bf16 and d logits fp32; fla's
+reads fp32 log α instead of the logits and also reads and writes the key) over the copy bandwidth measured here,
+each time over that floor, the speed-up, the largest norm-relative difference between the two paths' o, dq, dv and d
+gate logits (fla's chained from its d log α, with the key's path), and the share of chunks whose scores took the
+factorised form. A last case draws strong decays (gate logits around -200: every chunk takes the exact form, by
+sub-chunks), the kernels' worst case; there d log α (so d logits) is a difference of terms ~1e5 times larger than
+itself, so both paths' values are rounding noise and differ by O(1) relative. Then the tuned configurations.
 """
 
 from __future__ import annotations
@@ -89,17 +88,12 @@ def run_case(batch, seq, heads, head_k_dim, head_v_dim, dtype, device, bandwidth
     cuda = inputs[0].is_cuda
     fla_ms = median_ms(lambda: fla_call(*inputs), args.warmup, args.runs, cuda)
     metala_ms = median_ms(lambda: metala_call(*inputs), args.warmup, args.runs, cuda)
-    # the backward's other form (metala_core_triton.SPLIT_DV), timed in the same process
-    metala_core_triton.SPLIT_DV = not metala_core_triton.SPLIT_DV
-    other_dv_ms = median_ms(lambda: metala_call(*inputs), args.warmup, args.runs, cuda)
-    metala_core_triton.SPLIT_DV = not metala_core_triton.SPLIT_DV
-    other_dv = "fused dv" if metala_core_triton.SPLIT_DV else "split dv"
     floor = floor_ms(inputs[0], inputs[1], bandwidth)
     differences = relative_differences(("o", "dq", "dv", "dlogits"), metala_call(*inputs), fla_call(*inputs))
     worst = max(differences, key=differences.get)
     print(
         f"CORE B{batch} T{seq} H{heads} K{head_k_dim} V{head_v_dim}{label}: fla {fla_ms:.3f} ms, "
-        f"metala {metala_ms:.3f} ms ({other_dv} {other_dv_ms:.3f} ms), floor {floor:.3f} ms "
+        f"metala {metala_ms:.3f} ms, floor {floor:.3f} ms "
         f"(fla {fla_ms / floor:.1f}x, metala {metala_ms / floor:.1f}x), "
         f"speed-up {fla_ms / metala_ms:.2f}x, max rel diff {differences[worst]:.2e} ({worst}; "
         + ", ".join(f"{name} {value:.1e}" for name, value in differences.items())

@@ -44,11 +44,11 @@ POINTERS = {
         "cums",
         "dq",
         "d_gate_logits",
-        "dv",
         "aug_da",
         "aug_w",
     ],
     "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays", "dv"],
+    "decay_rows_kernel": ["gate_logits", "log_decays", "cums"],
 }
 # the inputs' and gradients' row strides: 3W for views of the (B, T, 3W) projection (and of its gradient), H·D when
 # contiguous, multiples of 16 either way
@@ -138,9 +138,9 @@ def main():
         ("state_grad_updates_kernel", dict(BK=64, BV=args.bv)),
         ("scan_kernel", dict(BK=args.bk, BV=args.bv, REVERSE=args.reverse, STAGES=args.stages)),
         ("output_kernel", dict(BK=64, BV=128, BF16=bf16)),
-        ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=True)),
-        ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16, DV=False)),  # dv by chunk_dv_kernel instead
+        ("chunk_grads_kernel", dict(BK=64, BV=args.bv, BF16=bf16)),
         ("chunk_dv_kernel", dict(BK=64, BV=args.bv, BF16=bf16)),
+        ("decay_rows_kernel", dict(BK=64)),
     ]
     for name, block in blocks:
         if args.kernels and name not in args.kernels:

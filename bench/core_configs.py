@@ -74,8 +74,6 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         for c in [(4, 2), (8, 2), (8, 3), (4, 1), (8, 1), (4, 3), (16, 2), (4, 2, 168), (4, 1, 168), (8, 2, 128)]
         + [(16, 3), (16, 1), (4, 2, 128)]
     ],
-    "chunk_grads": _bv([(32, 8, 2), (16, 8, 2), (16, 8, 1), (32, 8, 1), (32, 8, 3), (64, 8, 2), (32, 16, 2)]),
-    # metala_core_triton.SPLIT_DV's two kernels
     "chunk_qk_grads": _bv(
         [(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1), (64, 16, 1), (128, 16, 1)]
         + [(64, 8, 1, 128), (64, 8, 1, 168), (32, 8, 1, 168), (64, 8, 2), (64, 8, 3), (64, 8, 4)]
@@ -101,6 +99,7 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         ]
     )
     + _V_STEPS,  # fmt: skip
+    "decay_rows": [({}, w, 1) for w in (4, 8, 16, 2)],  # swept with DECAY_ROWS_KERNEL on only (`candidates`)
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.
@@ -197,7 +196,7 @@ def force(chosen: dict[str, tuple]) -> None:
     metala_core_triton._kernels = lambda: kernels
 
 
-FLAGS = ("SPLIT_DV", "STORED_DECAY_ROWS")  # metala_core_triton's switches between backward forms
+FLAGS = ("STORED_DECAY_ROWS", "DECAY_ROWS_KERNEL")  # metala_core_triton's switches between backward forms
 
 
 def time_flipped(flag: str, timed, label: str) -> float:
@@ -239,10 +238,9 @@ def check(name: str, index: int, smoke: bool) -> dict:
 
 
 def candidates(smoke: bool) -> dict[str, list]:
-    """Of the kernels the backward runs (SPLIT_DV picks chunk_grads or the two that split it)."""
-    split = getattr(metala_core_triton, "SPLIT_DV", False)
-    unused = {"chunk_grads"} if split else {"chunk_qk_grads", "chunk_dv"}
-    names = [name for name in _SHIPPED() if name not in unused and (not ONLY or name in ONLY)]
+    """Of the kernels the forward and backward run."""
+    running = [name for name in _SHIPPED() if name != "decay_rows" or metala_core_triton.DECAY_ROWS_KERNEL]
+    names = [name for name in running if not ONLY or name in ONLY]
     chosen = {name: CANDIDATES.get(name, []) for name in names}
     missing = [name for name, values in chosen.items() if not values]
     if missing:

@@ -213,8 +213,9 @@ def core_floor(seq, batch, hidden, timer: Timer, bandwidth: float) -> dict:
     return {"core_ms": ms, "core_floor_ms": floor_ms, "core_over_floor": ms / floor_ms}
 
 
-def kernel_breakdown(module, seq, batch, hidden, timer: Timer) -> dict:
-    """Share of GPU time in GEMMs, the core, the short conv, and everything else (elementwise, copies)."""
+def kernel_breakdown(module, seq, batch, hidden, timer: Timer, trace: str | None = None) -> dict:
+    """Share of GPU time in GEMMs, the core, the short conv, and everything else (elementwise, copies); with trace,
+    the profiled steps' timeline written there (chrome://tracing JSON) to find where the GPU waits."""
     from torch.profiler import ProfilerActivity, profile
 
     x, grad = timer.inputs(seq, batch, hidden)[0]
@@ -228,6 +229,8 @@ def kernel_breakdown(module, seq, batch, hidden, timer: Timer) -> dict:
         for _ in range(5):
             step()
         torch.cuda.synchronize()
+    if trace:
+        prof.export_chrome_trace(trace)
     totals = {"gemm": 0.0, "core": 0.0, "conv": 0.0, "elementwise": 0.0}
     names = {}
     for event in prof.key_averages():
@@ -265,14 +268,15 @@ def main() -> None:
         "--kinds", nargs="+", default=["metala", "metala_fused", "attention", "metala_layer", "attention_layer"]
     )
     parser.add_argument("--out", default=None)
+    parser.add_argument("--trace", default=None, help="folder for each block's profiled timeline (KIND-T.json)")
     parser.add_argument(
         "--stored-rows-mib", type=int, default=None,
         help="MetaLA's core backward in batch slices of this many MiB of stored decay rows (STORED_ROWS_BYTES)",
     )  # fmt: skip
     parser.add_argument(
         "--flip", nargs="*", default=[],
-        help="switches of metala_core_triton (SPLIT_DV, STORED_DECAY_ROWS) or mixer_op (CORE_AUG, CORE_A) to turn the "
-        "other way",
+        help="switches of metala_core_triton (STORED_DECAY_ROWS, DECAY_ROWS_KERNEL) or mixer_op (CORE_AUG, CORE_A) to "
+        "turn the other way",
     )  # fmt: skip
     args = parser.parse_args()
     if args.stored_rows_mib is not None or args.flip:
@@ -283,6 +287,8 @@ def main() -> None:
         for flag in args.flip:
             module = mixer_op if hasattr(mixer_op, flag) else metala_core_triton
             setattr(module, flag, not getattr(module, flag))
+    if args.trace:
+        os.makedirs(args.trace, exist_ok=True)
     warmup.use_kernel_cache(None)
     parallel.initialize(1, 1)
     timer = Timer(args.warmup, args.runs)
@@ -297,8 +303,12 @@ def main() -> None:
                 row[kind] = timer.measure(module, seq, batch, hidden)
                 # each measurement as it lands: a run cut by its time limit still reports what it measured
                 print(f"  measured D{hidden} T{seq} {kind}: {row[kind]['ms']:.2f} ms", flush=True)
+                trace = args.trace and os.path.join(args.trace, f"{kind}-T{seq}.json")
+                breakdown = kernel_breakdown(module, seq, batch, hidden, timer, trace)
+                # the GPU's idle time within a step: host work the GPU waited for (launches, syncs)
+                row[kind]["kernel_ms"] = breakdown["ms_per_step"]
                 if kind == "metala":
-                    row["breakdown"] = kernel_breakdown(module, seq, batch, hidden, timer)
+                    row["breakdown"] = breakdown
                 del module
                 torch.cuda.empty_cache()
             row["core"] = core_floor(seq, batch, hidden, timer, results["copy_GBps"] * 1e9)
@@ -315,7 +325,8 @@ def report(hidden, seq, batch, row) -> None:
         if "ms" in r:
             print(
                 f"  {kind:<16} {r['ms']:8.2f} ms (spread {r['spread_ms']:.2f})  "
-                f"{r['tokens_per_s'] / 1e6:6.2f} M tok/s  peak +{r['peak_gb']:.2f} GB (saved {r['saved_gb']:.2f})"
+                f"{r['tokens_per_s'] / 1e6:6.2f} M tok/s  peak +{r['peak_gb']:.2f} GB (saved {r['saved_gb']:.2f})  "
+                f"kernels {r['kernel_ms']:.2f} ms"
             )
     for mixer, base in (("metala", "attention"), ("metala_fused", "attention"), ("metala_layer", "attention_layer")):
         if mixer in row and base in row:

@@ -1,8 +1,7 @@
 """Triton kernels of MetaLA's core's chunk gradients: dq, dv and d gate logits (d log_decay chained through the
 decay rule) of each chunk from the states entering it and the state gradients leaving it (ops/metala_core.py's
-formulas), by one kernel or with dv by a second one (ops/metala_core_triton.py's SPLIT_DV), in the factorised or
-sub-chunk form that ops/metala_core_kernels.py's docstring describes; its helpers load the chunks and form the
-scores.
+formulas), dq and d gate logits by one kernel and dv by a second one, in the factorised or sub-chunk form that
+ops/metala_core_kernels.py's docstring describes; its helpers load the chunks and form the scores.
 
 Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
 """
@@ -15,6 +14,8 @@ import triton.language as tl
 from .metala_core_kernels import (
     SUB_CHUNK,
     _any_strong,
+    _chunk_decay,
+    _decay_rows_offsets,
     _decay_terms,
     _load_state,
     _load_tokens,
@@ -85,15 +86,13 @@ def _intra_grads(
 
 @triton.jit
 def _dv_operands(
-    q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K: tl.constexpr,
-    BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, STORED: tl.constexpr,
-    FACTORISED: tl.constexpr,
+    q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K: tl.constexpr, BT: tl.constexpr,
+    BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr,
 ):  # fmt: skip
-    """A chunk's (A ⊙ causal)ᵀ and k ⊙ e^(G_last − G) (≤ 1), in q's dtype: the left operands of its dv."""
+    """A chunk's (A ⊙ causal)ᵀ and k ⊙ e^(G_last − G) (≤ 1), in q's dtype: the left operands of its dv. Its decay
+    terms formed from the gate logits (reading STORED_DECAY_ROWS' rows cost dv registers and spills)."""
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
-    log_decay_b, cum, cum_last = _decay_terms(
-        gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
-    )
+    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)).to(q_b.dtype)
     return scores_t, (key * tl.exp(cum_last[None, :] - cum)).to(q_b.dtype)
@@ -172,7 +171,7 @@ def _v_block_sums(
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """One step of the V loop, V block [col, col + BV): d_scores += do vᵀ, dq_inter += do hᵀ, dk_inter += v dhᵀ,
-    state_dot_grad += Σ_j h ⊙ dh; and that block's do and dh (dv's operands)."""
+    state_dot_grad += Σ_j h ⊙ dh."""
     v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, col, BT, BV)
     d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, col, BT, BV)
     state = _load_state(states, i_bh, n, NT, K, V, 0, col, BK, BV)
@@ -181,24 +180,19 @@ def _v_block_sums(
     dq_inter += tl.dot(d_out_b, tl.trans(state.to(d_out_b.dtype)), input_precision=PRECISION)
     dk_inter += tl.dot(v_b, tl.trans(state_grad.to(v_b.dtype)), input_precision=PRECISION)
     state_dot_grad += tl.sum(state.to(tl.float32) * state_grad.to(tl.float32), 1)
-    return d_scores, dq_inter, dk_inter, state_dot_grad, d_out_b, state_grad
+    return d_scores, dq_inter, dk_inter, state_dot_grad
 
 
 @triton.jit
 def _chunk_grads(
-    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, aug_da, aug_w, scale,
-    stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T_store, NT, n, i_bh,
+    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, aug_da, aug_w, scale,
+    stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, n, i_bh,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    PRECISION: tl.constexpr, BF16: tl.constexpr, DV: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
+    PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
     FACTORISED: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
     """`chunk_grads_kernel` on chunk n, its gradients stored where its rows are before T_store."""
     i_b, i_h = i_bh // H, i_bh % H
-    if DV:
-        scores_t, key_to_end = _dv_operands(
-            q, gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
-            PRECISION, BF16, STORED, FACTORISED,
-        )  # fmt: skip
     # what dq and d gate logits get added to and the terms after the V loop, loaded first (metala_core_kernels.py's
     # docstring): their latency hides behind the loop
     dq_prior, dg_prior = _qk_priors(
@@ -213,13 +207,10 @@ def _chunk_grads(
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
     state_dot_grad = tl.zeros([BK], dtype=tl.float32)  # Σ_j h ⊙ dh
     for i_v in range(tl.cdiv(V, BV)):
-        d_scores, dq_inter, dk_inter, state_dot_grad, d_out_b, state_grad = _v_block_sums(
+        d_scores, dq_inter, dk_inter, state_dot_grad = _v_block_sums(
             v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
             i_b, i_h, i_bh, n, T, NT, stride_v, H, K, V, i_v * BV, BT, BK, BV, PRECISION,
         )  # fmt: skip
-        if DV:
-            dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-            _store_tokens(dv, dv_b, i_b, i_h, n, T_store, stride_dv, V, i_v * BV, BT, BV, ACCUMULATE)
     _store_qk_grads(
         q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
         dq_prior, dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K, BT, BK, PRECISION, BF16,
@@ -229,16 +220,17 @@ def _chunk_grads(
 
 @triton.jit
 def chunk_grads_kernel(
-    q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, dv, aug_da, aug_w,
-    scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, H: tl.constexpr,
+    q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, aug_da, aug_w,
+    scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, NT, H: tl.constexpr,
     K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
-    BF16: tl.constexpr, DV: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr = False,
+    BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr = False,
     FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1, AUG: tl.constexpr = False,
 ):  # fmt: skip
-    """dq, d gate logits and, with DV, dv of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas);
-    without DV, `chunk_dv_kernel` writes dv and the V loop holds no scores. AUG: the self-augmentation's terms of dq
-    and d gate logits formed from aug_da (B, T, H) and aug_w = aug_balance (H·K) (`_qk_priors`), those two written
-    rather than added to; ACCUMULATE then applies to dv only. V in blocks of BV so that only one block
+    """dq and d gate logits of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas); `chunk_dv_kernel`
+    writes dv, so that the V loop holds no scores (with dv in this kernel's V loop, a form removed in session 26, the
+    loop held five dots, its scores spilled, and its fp16 build gave wrong dq on an H200). AUG: the
+    self-augmentation's terms of dq and d gate logits formed from aug_da (B, T, H) and aug_w = aug_balance (H·K)
+    (`_qk_priors`), those two written rather than added to. V in blocks of BV so that only one block
     of v, do, h, dh is live at a time. STORED: the decay terms read from log_decays and cums
     (ops/metala_core_kernels.py's `_decay_terms`). The chunks of one form (FACTORISED: ops/metala_core_kernels.py's
     docstring): grid (N, B·H) for FACTORISED, else (N / STRONG_CHUNKS, B·H)."""
@@ -248,17 +240,17 @@ def chunk_grads_kernel(
         # output_kernel's
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
         _chunk_grads(
-            q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, aug_da, aug_w,
-            scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T_store, NT, pid, i_bh,
-            H, K, V, BT, BK, BV, PRECISION, BF16, DV, ACCUMULATE, STORED, True, AUG,
+            q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, aug_da, aug_w,
+            scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, pid, i_bh,
+            H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
         )  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
                 _chunk_grads(
-                    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, dv, aug_da,
-                    aug_w, scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, T, NT,
-                    n, i_bh, H, K, V, BT, BK, BV, PRECISION, BF16, DV, ACCUMULATE, STORED, False, AUG,
+                    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, aug_da,
+                    aug_w, scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T, NT,
+                    n, i_bh, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
                 )  # fmt: skip
 
 
@@ -276,10 +268,9 @@ def _chunk_dv(
         state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
         if ACCUMULATE:
             dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV)
-    scores_t, key_to_end = _dv_operands(  # the gate logits stand in for the stored rows, which it does not read
-        q, gate_logits, gate_logits, gate_logits, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK,
-        PRECISION, BF16, False, FACTORISED,
-    )  # fmt: skip
+    scores_t, key_to_end = _dv_operands(
+        q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16, FACTORISED
+    )
     for step in range(V_STEPS):
         col = (i_v * V_STEPS + step) * BV
         if V_STEPS > 1:
@@ -300,7 +291,7 @@ def chunk_dv_kernel(
     PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr = 1,
     FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1,
 ):  # fmt: skip
-    """dv of one chunk's V blocks, for `chunk_grads_kernel` without DV: the V blocks run in parallel, and neither
+    """dv of one chunk's V blocks, beside `chunk_grads_kernel`: the V blocks run in parallel, and neither
     kernel holds the other's tiles (the scores are formed once per program, a 64×64×K product) and its decay terms
     from the gate logits (reading STORED_DECAY_ROWS' rows cost it registers and spills). A program steps through
     V_STEPS blocks of BV, the scores formed once and the next block's loads issued ahead by the loop's pipelining.
@@ -319,3 +310,20 @@ def chunk_dv_kernel(
                 _chunk_dv(q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer,
                           T, T, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, V_STEPS,
                           False)  # fmt: skip
+
+
+@triton.jit
+def decay_rows_kernel(
+    gate_logits, log_decays, cums, stride_g, normalizer, T, NT, H: tl.constexpr, K: tl.constexpr, BT: tl.constexpr,
+    BK: tl.constexpr,
+):  # fmt: skip
+    """Each chunk's log decay and G per token into log_decays and cums ((B·H, N·BT, K) fp32), the values that
+    state_grad_updates_kernel's STORE_DECAY_ROWS stores, by a kernel of its own (ops/metala_core_triton.py's
+    DECAY_ROWS_KERNEL): a read of the logits and a write of the rows, at the memory's rate, where the state-gradient
+    updates' stores took them from 0.27 to 0.58 ms at the block benchmark's shape. Grid (N, B·H)."""
+    n, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    log_decay, cum, _ = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    block, _, cols = _decay_rows_offsets(i_bh, n, NT, K, 0, BT, BK)
+    tl.store(log_decays + block, log_decay, mask=cols[None, :])
+    tl.store(cums + block, cum, mask=cols[None, :])

@@ -2,10 +2,10 @@
 chunks' state updates (chunk-parallel), the scan over chunks that turns them into the state entering each chunk
 (sequential, in place), then one chunk-parallel kernel for the output. Backward: the same two for the states (or the
 forward's, if kept), the chunks' state-gradient updates and the reverse scan over them, then the chunk-parallel
-gradients: dq and d gate logits by one kernel (a program per chunk), dv by another (SPLIT_DV) or in the first
-one's V loop. The kernels that form the chunks' scores run twice (`_by_form`: the factorised chunks, then those of
-strong decay). Ten launches per forward + backward pair with kept states, twelve without (two fewer with dv in the
-loop); the backward's per batch slice.
+gradients: dq and d gate logits by one kernel (a program per chunk), dv by another (a program per chunk and V block:
+in the first one's V loop, a form removed in session 26, it made that loop hold five dots and spill its scores). The
+kernels that form the chunks' scores run twice (`_by_form`: the factorised chunks, then those of strong decay). Ten
+launches per forward + backward pair with kept states, twelve without; the backward's per batch slice.
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 they took ~60% of the core's time
 when each step formed its chunk's update itself (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an
@@ -38,13 +38,6 @@ from .triton_launch import launch
 # The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each
 FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
 
-SPLIT_DV = True
-"""dv by its own kernel (chunk_dv_kernel, a program per V block, two per SM) rather than in the V loop of
-chunk_grads_kernel, which runs one program per chunk and per SM at 255 registers: latency-bound, 366 µs per call
-of the H200's 0.7 ms core f+b at B8 T2048, its chunk's scores kept through the loop and spilled. Without dv, that
-loop holds three dots instead of five and nothing spills. Read at every backward, so that a benchmark can time both
-forms in one process."""
-
 STORED_DECAY_ROWS = True
 """The backward's state-gradient updates also store each chunk's log decay and G per token (fp32, two buffers of
 B·T·H·K: 67 MB per layer at B8 T2048 H8 K64, freed with the backward), which the qk-gradient kernel then reads instead
@@ -52,7 +45,16 @@ of forming them again from the gate logits (logsigmoid's series and a scan along
 sm90 bf16 build at BV 64 has 4,944 instructions instead of 6,248 and spills 80 B instead of 136, for ~120 MB more
 traffic; dv keeps forming them (reading them took it from 246 registers to 255 and 160 B spilled).
 bench/core_configs.py on an H200 (session 16): core forward + backward with kept states 0.518 vs 0.526 ms at B8
-T2048, 0.529 vs 0.536 at B2 T8192. Read at every backward, as SPLIT_DV."""
+T2048, 0.529 vs 0.536 at B2 T8192. Read at every backward, so that a benchmark can time both forms in one
+process."""
+
+DECAY_ROWS_KERNEL = False
+"""With STORED_DECAY_ROWS, the rows formed and written by a kernel of their own (decay_rows_kernel: the logits read
+once more, 64×64 tiles at the memory's rate) rather than by the state-gradient updates, whose stores of them took
+that kernel from 0.27 to 0.58 ms in the block benchmark (session 25, H200): its sm90 bf16 build at 4 warps holds
+the two fp32 tiles to store, 219 registers against 128 without them (three programs per SM under the 168 cap against
+four). Bit-equal rows either way. Off until timed on a GPU (session 26 wrote it after its device time was spent; the
+estimate: 0.27 + ~0.19 against 0.58 ms). Read at every backward, as STORED_DECAY_ROWS."""
 
 
 def _block(n: int) -> int:
@@ -89,7 +91,7 @@ def _kernels():
     # cache (TRITON_CACHE_AUTOTUNING), the plain dv's for the accumulating one: 169 µs per call against 135 with its
     # own (bench/core_ncu.py on an H200, session 23). FACTORISED left out on purpose: the strong launch takes the
     # factorised chunks' pick rather than compiling every configuration of its build.
-    key = ["NT", "H", "K", "V", "ACCUMULATE", "DV", "STORED", "STORE_DECAY_ROWS", "AUG"]
+    key = ["NT", "H", "K", "V", "ACCUMULATE", "STORED", "STORE_DECAY_ROWS", "AUG"]
     # The scan's step is a load and a multiply-add, so small blocks cost little and give programs at small B·H:
     # B·H = 16, K = 64, V = 128 makes 128 programs of 32 x 32 or 16 x 64, 256 of 16 x 32. STAGES − 1 steps' loads
     # in flight hide the memory's latency behind the steps (≤ 30 KB of shared memory, no spills at 8). Its key has
@@ -148,7 +150,7 @@ def _kernels():
     ]
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
     # gradients once more, so the autotuner restores them (a copy at tuning time only)
-    grads = dict(key=key, restore_value=["dq", "d_gate_logits", "dv"])
+    grads = dict(key=key, restore_value=["dq", "d_gate_logits"])
     return {
         "state_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_updates_kernel),
         "state_grad_updates": triton.autotune(configs([*update_blocks, capped]), key=key)(
@@ -156,11 +158,12 @@ def _kernels():
         ),
         "scan": scan(kernels.scan_kernel),
         "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
-        "chunk_grads": triton.autotune(configs([({"BV": 32}, 8, 2), ({"BV": 16}, 8, 2)]), **grads)(
-            grad_kernels.chunk_grads_kernel
-        ),
         "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), **grads)(grad_kernels.chunk_grads_kernel),
         "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
+        # sm90 bf16 builds: 96 registers at 4 warps, 62 at 8 (250 at 2)
+        "decay_rows": triton.autotune(configs([({}, 4, 1), ({}, 8, 1)]), key=["NT", "H", "K"])(
+            grad_kernels.decay_rows_kernel
+        ),
     }
 
 
@@ -302,7 +305,7 @@ much: at the block benchmark's B32 T2048 H16 the rows of the whole batch were 53
 peak, which put the block's peak memory above attention's (bench/layer.py on an H200, session 18: +4.05 GB against
 +3.77; in slices +3.44); the 380M model's 2 x 8192 or 8 x 2048 tokens per layer take 67 MB, one slice. Every
 (batch, head) is independent in every kernel here, so the slices change no result. Read at every backward, as
-SPLIT_DV."""
+STORED_DECAY_ROWS."""
 
 
 def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE, grads=None,
@@ -345,33 +348,34 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     else:  # placeholders that no kernel reads
         log_decays = cums = decays
     stride_q, stride_g = strides["stride_q"], strides["stride_g"]
+    rows_kernel = stored and DECAY_ROWS_KERNEL
+    if rows_kernel:
+        launch(
+            _kernels()["decay_rows"], (sizes["NT"], batch_heads),
+            gate_logits, log_decays, cums, stride_g, normalizer, sizes["T"], sizes["NT"], H=sizes["H"], K=sizes["K"],
+            BT=sizes["BT"], BK=_block(sizes["K"]),
+        )  # fmt: skip
     launch(
         _kernels()["state_grad_updates"], _chunks_grid(sizes, batch_heads),
         q, gate_logits, d_out, state_grads, decays, log_decays, cums, scale, stride_q, stride_g, normalizer, **sizes,
-        BK=_block(sizes["K"]), STORE_DECAY_ROWS=stored,
+        BK=_block(sizes["K"]), STORE_DECAY_ROWS=stored and not rows_kernel,
     )  # fmt: skip
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
-    qk_grads = (q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, dv, *aug)
-    qk_strides = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv)
-    qk_strides["AUG"] = augmentation is not None  # (the dv kernel's part stays the epilogue's, added to)
-    if SPLIT_DV:
-        _by_form(
-            _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
-            *qk_grads, scale, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=False, STORED=stored,
-        )  # fmt: skip
-        _by_form(
-            _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
-            q, gate_logits, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,
-            **blocks,
-        )  # fmt: skip
-    else:
-        _by_form(
-            _kernels()["chunk_grads"], (sizes["NT"], batch_heads),
-            *qk_grads, scale, **qk_strides, normalizer=normalizer, **sizes, **blocks, DV=True, STORED=stored,
-        )  # fmt: skip
+    qk_grads = (q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, *aug)
+    # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
+    _by_form(
+        _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
+        *qk_grads, scale, **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes,
+        **blocks, STORED=stored, AUG=augmentation is not None,
+    )  # fmt: skip
+    _by_form(
+        _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
+        q, gate_logits, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,
+        **blocks,
+    )  # fmt: skip
 
 
 class MetaLACoreTriton(torch.autograd.Function):

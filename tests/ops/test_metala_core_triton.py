@@ -113,27 +113,27 @@ SMALL = [
 GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: GPU only")
 
 
-# metala_core_triton's (SPLIT_DV, STORED_DECAY_ROWS)
-BACKWARD_FORMS = {"split-dv": (True, False), "fused-dv": (False, False), "stored-decays": (True, True)}
+# metala_core_triton's (STORED_DECAY_ROWS, DECAY_ROWS_KERNEL)
+BACKWARD_FORMS = {"formed-decays": (False, False), "stored-decays": (True, False), "rows-kernel": (True, True)}
 
 
 def use_backward_form(monkeypatch, name):
     from neox_metala.ops import metala_core_triton
 
-    split_dv, stored = BACKWARD_FORMS[name]
-    monkeypatch.setattr(metala_core_triton, "SPLIT_DV", split_dv)
+    stored, rows_kernel = BACKWARD_FORMS[name]
     monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
+    monkeypatch.setattr(metala_core_triton, "DECAY_ROWS_KERNEL", rows_kernel)
 
 
 @pytest.fixture(params=list(BACKWARD_FORMS))
-def dv_form(request, monkeypatch):
-    """The backward's dv by its own kernel or in the V loop of dq's (metala_core_triton.SPLIT_DV); the qk
-    gradients' decay terms formed again or read as the state-gradient updates stored them (STORED_DECAY_ROWS)."""
+def backward_form(request, monkeypatch):
+    """The qk gradients' decay terms formed again or read as the state-gradient updates stored them
+    (metala_core_triton.STORED_DECAY_ROWS) or as a kernel of their own did (DECAY_ROWS_KERNEL)."""
     use_backward_form(monkeypatch, request.param)
 
 
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
-def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, dv_form):
+def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, backward_form):
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
@@ -159,7 +159,7 @@ def test_strong_decay_launches_of_several_programs(monkeypatch, decay):
 @pytest.mark.parametrize(
     "batch, seq, decay", [(2, 130, "mixed"), (2, 70, "open-shut")], ids=["B2-T130-mixed", "B2-T70-open-shut"]
 )
-def test_kernels_read_views_of_one_projection(batch, seq, decay, dv_form):
+def test_kernels_read_views_of_one_projection(batch, seq, decay, backward_form):
     """q, gate logits and v as head-split views of one (B, T, 3W) projection: read in place, same results."""
     check(torch.float32, batch, seq, 2, 16, 32, decay, views=True)
 
@@ -198,18 +198,32 @@ def test_backward_in_batch_slices_changes_nothing(kept, monkeypatch):
         assert torch.equal(got, want)
 
 
+def test_decay_rows_by_their_own_kernel_equal_those_the_updates_store(monkeypatch):
+    """DECAY_ROWS_KERNEL: the rows that decay_rows_kernel writes are the state-gradient updates' own (the same
+    formulas), so every gradient is bit-equal, over several chunks, a partial last one and channels past K's block."""
+    from neox_metala.ops import metala_core_triton
+
+    q, logits, v, cotangent = (t.float() for t in draw(2, 150, 2, 20, 24, "mixed"))
+    use_backward_form(monkeypatch, "stored-decays")
+    launches, launch = [], metala_core_triton.launch
+
+    def recording_launch(kernel, grid, *args, **kwargs):
+        launches.append(kernel)
+        launch(kernel, grid, *args, **kwargs)
+
+    monkeypatch.setattr(metala_core_triton, "launch", recording_launch)
+    by_updates = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
+    use_backward_form(monkeypatch, "rows-kernel")
+    by_kernel = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
+    assert launches.count(metala_core_triton._kernels()["decay_rows"]) == 1
+    for got, want in zip(by_kernel, by_updates):
+        assert torch.equal(got, want)
+
+
 @GPU_ONLY
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
-def test_kernels_half_precision_within_bounds(seq, head_k_dim, head_v_dim, decay, dtype, dv_form, request):
-    from neox_metala.ops import metala_core_triton
-
-    if dtype == torch.float16 and (head_k_dim, decay) == (64, "mixed") and not metala_core_triton.SPLIT_DV:
-        # open defect (session 24 note): on an H200 this case's dq has non-finite values at its first token, with dv
-        # in the qk kernel's V loop and its decay terms formed from the logits (STORED_DECAY_ROWS off; not the
-        # default form) only: the split-dv forms of it pass, and the same call with the stored rows is finite in a
-        # process of its own (session 25, call 2, whichever chunk_grads configuration is forced)
-        request.applymarker(pytest.mark.xfail(reason="fused-dv fp16 K64 mixed: non-finite dq on the GPU"))
+def test_kernels_half_precision_within_bounds(seq, head_k_dim, head_v_dim, decay, dtype, backward_form):
     if dtype == torch.float16 and decay == "open":
         # keys ~6e-15 everywhere make outputs and gradients ~1e-13, below fp16's smallest subnormal (6e-8): no fp16
         # tensor can hold them (bf16 has fp32's range); "open-shut" keeps fp16's share of these channels
@@ -224,7 +238,7 @@ def test_kernels_half_precision_within_bounds(seq, head_k_dim, head_v_dim, decay
     [(2, 300, "mild"), (2, 300, "mixed"), (1, 2048, "mild"), (1, 2048, "mixed")],
     ids=["B2-T300-mild", "B2-T300-mixed", "B1-T2048-mild", "B1-T2048-mixed"],
 )
-def test_kernels_at_model_widths(dtype, batch, seq, decay, dv_form):
+def test_kernels_at_model_widths(dtype, batch, seq, decay, backward_form):
     check(dtype, batch, seq, 3, 64, 128, decay, views=True)
 
 
