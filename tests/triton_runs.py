@@ -24,6 +24,22 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return ((got.double() - want).norm() / want.norm()).item()
 
 
+def record_launches(monkeypatch, *modules) -> list:
+    """Every launch that these ops modules make, as (kernel, args, kwargs), each still run through
+    ops/triton_launch.py."""
+    from neox_metala.ops import triton_launch
+
+    calls = []
+
+    def recording_launch(kernel, grid, *args, **kwargs):
+        triton_launch.launch(kernel, grid, *args, **kwargs)
+        calls.append((kernel, args, kwargs))
+
+    for module in modules:
+        monkeypatch.setattr(module, "launch", recording_launch)
+    return calls
+
+
 @contextlib.contextmanager
 def every_config_timed_twice(monkeypatch):
     """MetaLA's core kernels with all of their autotune configurations, the autotuner's timing path run on the real

@@ -364,12 +364,12 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
-    qk_grads = (q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, *aug)
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
     _by_form(
         _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
-        *qk_grads, scale, **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes,
-        **blocks, STORED=stored, AUG=augmentation is not None,
+        q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, *aug, scale,
+        **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks, STORED=stored,
+        AUG=augmentation is not None,
     )  # fmt: skip
     _by_form(
         _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),

@@ -205,17 +205,11 @@ def test_decay_rows_by_their_own_kernel_equal_those_the_updates_store(monkeypatc
 
     q, logits, v, cotangent = (t.float() for t in draw(2, 150, 2, 20, 24, "mixed"))
     use_backward_form(monkeypatch, "stored-decays")
-    launches, launch = [], metala_core_triton.launch
-
-    def recording_launch(kernel, grid, *args, **kwargs):
-        launches.append(kernel)
-        launch(kernel, grid, *args, **kwargs)
-
-    monkeypatch.setattr(metala_core_triton, "launch", recording_launch)
+    calls = triton_runs.record_launches(monkeypatch, metala_core_triton)
     by_updates = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
     use_backward_form(monkeypatch, "rows-kernel")
     by_kernel = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
-    assert launches.count(metala_core_triton._kernels()["decay_rows"]) == 1
+    assert [kernel for kernel, *_ in calls].count(metala_core_triton._kernels()["decay_rows"]) == 1
     for got, want in zip(by_kernel, by_updates):
         assert torch.equal(got, want)
 

@@ -103,14 +103,7 @@ def test_parameter_order_is_tritons_binding(monkeypatch, stored, rows_kernel):
 
     from neox_metala.ops import epilogue_op, metala_core_triton, short_conv_op
 
-    calls = []
-
-    def recording_launch(kernel, grid, *args, **kwargs):
-        triton_launch.launch(kernel, grid, *args, **kwargs)
-        calls.append((kernel, args, kwargs))
-
-    for module in (metala_core_triton, short_conv_op, epilogue_op):
-        monkeypatch.setattr(module, "launch", recording_launch)
+    calls = triton_runs.record_launches(monkeypatch, metala_core_triton, short_conv_op, epilogue_op)
     monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
     monkeypatch.setattr(metala_core_triton, "DECAY_ROWS_KERNEL", rows_kernel)
     gen = torch.Generator().manual_seed(0)
