@@ -29,7 +29,7 @@ from neox_metala.ops import metala_core_grad_kernels, metala_core_kernels  # noq
 
 POINTERS = {
     "state_updates_kernel": ["v", "gate_logits", "states", "decays"],
-    "state_grad_updates_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays", "log_decays", "cums"],
+    "state_grad_updates_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays"],
     "scan_kernel": ["buffer", "decays"],
     "output_kernel": ["q", "gate_logits", "v", "states", "decays", "out", "aug_w", "aug_a"],
     "chunk_grads_kernel": [
@@ -113,7 +113,7 @@ def main():
     parser.add_argument("--maxnreg", type=int, help="registers per thread at most (triton.Config's maxnreg)")
     parser.add_argument("--kernels", nargs="+", help="only these kernels (default: all)")
     parser.add_argument("--accumulate", action="store_true", help="gradient kernels adding into the projection's")
-    parser.add_argument("--stored", action="store_true", help="chunk_grads_kernel's STORED, with its stores")
+    parser.add_argument("--stored", action="store_true", help="chunk_grads_kernel's STORED (the shipped backward)")
     parser.add_argument("--aug", action="store_true", help="output and chunk_grads kernels' AUG (mixer_op.CORE_AUG)")
     parser.add_argument(
         "--strong", action="store_true", help="the builds for chunks of strong decay (FACTORISED False: sub-chunks)"
@@ -127,7 +127,6 @@ def main():
         PRECISION="ieee" if args.dtype == "fp32" else "tf32",
         ACCUMULATE=args.accumulate,
         STORED=args.stored,
-        STORE_DECAY_ROWS=args.stored,
         FACTORISED=not args.strong,
         STRONG_CHUNKS=8 if args.strong else 1,
         AUG=args.aug,

@@ -99,7 +99,7 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         ]
     )
     + _V_STEPS,  # fmt: skip
-    "decay_rows": [({}, w, 1) for w in (4, 8, 16, 2)],  # swept with DECAY_ROWS_KERNEL on only (`candidates`)
+    "decay_rows": [({}, w, 1) for w in (4, 8, 16, 2)],  # swept with STORED_DECAY_ROWS on only (`candidates`)
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.
@@ -196,7 +196,7 @@ def force(chosen: dict[str, tuple]) -> None:
     metala_core_triton._kernels = lambda: kernels
 
 
-FLAGS = ("STORED_DECAY_ROWS", "DECAY_ROWS_KERNEL")  # metala_core_triton's switches between backward forms
+FLAGS = ("STORED_DECAY_ROWS",)  # metala_core_triton's switches between backward forms
 
 
 def time_flipped(flag: str, timed, label: str) -> float:
@@ -239,7 +239,7 @@ def check(name: str, index: int, smoke: bool) -> dict:
 
 def candidates(smoke: bool) -> dict[str, list]:
     """Of the kernels the forward and backward run."""
-    running = [name for name in _SHIPPED() if name != "decay_rows" or metala_core_triton.DECAY_ROWS_KERNEL]
+    running = [name for name in _SHIPPED() if name != "decay_rows" or metala_core_triton.STORED_DECAY_ROWS]
     names = [name for name in running if not ONLY or name in ONLY]
     chosen = {name: CANDIDATES.get(name, []) for name in names}
     missing = [name for name, values in chosen.items() if not values]

@@ -59,7 +59,7 @@ def main():
     parser.add_argument("--set", nargs="+", default=[], help="NAME=INT constexprs (V_STEPS=2, CHUNK_STEPS=2, ...)")
     args = parser.parse_args()
     constants = dict(H=8, K=64, V=128, BT=64, BK=64, BV=args.bv, PRECISION="tf32", BF16=True)
-    constants.update(ACCUMULATE=args.accumulate, STORED=True, STORE_DECAY_ROWS=True, FACTORISED=True)
+    constants.update(ACCUMULATE=args.accumulate, STORED=True, FACTORISED=True)
     constants.update({name: int(value) for name, value in (item.split("=") for item in args.set)})
     compiled = core_build.build(args.kernel, "bf16", args.warps, args.stages, constants, args.maxnreg)
     lines = sass(compiled.asm["cubin"])

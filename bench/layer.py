@@ -275,8 +275,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--flip", nargs="*", default=[],
-        help="switches of metala_core_triton (STORED_DECAY_ROWS, DECAY_ROWS_KERNEL) or mixer_op (CORE_AUG, CORE_A) to "
-        "turn the other way",
+        help="switches of metala_core_triton (STORED_DECAY_ROWS) or mixer_op (CORE_AUG, CORE_A) to turn the other way",
     )  # fmt: skip
     args = parser.parse_args()
     if args.stored_rows_mib is not None or args.flip:

@@ -68,13 +68,12 @@ def main():
     parser.add_argument("--bv", type=int, default=64)
     parser.add_argument("--heads", type=int, default=16)
     parser.add_argument("--maxnreg", type=int)
-    parser.add_argument("--stored", action="store_true", help="STORED / STORE_DECAY_ROWS (the shipped backward)")
+    parser.add_argument("--stored", action="store_true", help="STORED (the shipped backward)")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     constants = dict(
         H=args.heads, K=64, V=128, BT=64, BK=64, BV=args.bv, BF16=args.dtype == "bf16", ACCUMULATE=False,
         PRECISION="ieee" if args.dtype == "fp32" else "tf32", STORED=args.stored,
-        STORE_DECAY_ROWS=args.stored,
     )  # fmt: skip
     compiled = core_build.build(args.kernel, args.dtype, args.warps, args.stages, constants, args.maxnreg)
     located, rows = source_lines(compiled.asm["cubin"]), page_rows(args.page, args.kernel)

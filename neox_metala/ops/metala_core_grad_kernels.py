@@ -317,10 +317,11 @@ def decay_rows_kernel(
     gate_logits, log_decays, cums, stride_g, normalizer, T, NT, H: tl.constexpr, K: tl.constexpr, BT: tl.constexpr,
     BK: tl.constexpr,
 ):  # fmt: skip
-    """Each chunk's log decay and G per token into log_decays and cums ((B·H, N·BT, K) fp32), the values that
-    state_grad_updates_kernel's STORE_DECAY_ROWS stores, by a kernel of its own (ops/metala_core_triton.py's
-    DECAY_ROWS_KERNEL): a read of the logits and a write of the rows, at the memory's rate, where the state-gradient
-    updates' stores took them from 0.27 to 0.58 ms at the block benchmark's shape. Grid (N, B·H)."""
+    """Each chunk's log decay and G per token into log_decays and cums ((B·H, N·BT, K) fp32), which the qk-gradient
+    kernel reads (ops/metala_core_triton.py's STORED_DECAY_ROWS): a read of the logits and a write of the rows, at
+    the memory's rate. A kernel of its own because the state-gradient updates, which form the same terms, took 0.58
+    instead of 0.27 ms at the block benchmark's shape when they stored them too (their fp32 tiles kept for the stores:
+    219 registers instead of 128). Grid (N, B·H)."""
     n, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     log_decay, cum, _ = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)

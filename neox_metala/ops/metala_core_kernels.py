@@ -212,8 +212,8 @@ def _decay_terms(
     BT: tl.constexpr, BK: tl.constexpr, STORED: tl.constexpr,
 ):  # fmt: skip
     """`_chunk_decay`'s (log decay, G, G_last), formed from the gate logits, or with STORED read from the fp32 rows
-    that state_grad_updates_kernel stored (STORE_DECAY_ROWS): the gradient kernels then run neither logsigmoid's
-    series (sm90: ~700 instructions of chunk_grads_kernel's ~4,500) nor the scan along the chunk (~570)."""
+    that decay_rows_kernel wrote (ops/metala_core_triton.py's STORED_DECAY_ROWS): the qk-gradient kernel then runs
+    neither logsigmoid's series (sm90: ~700 instructions of its ~4,500) nor the scan along the chunk (~570)."""
     if STORED:
         block, last, cols = _decay_rows_offsets(i_bh, chunk, NT, K, col, BT, BK)
         log_decay = tl.load(log_decays + block, mask=cols[None, :], other=0.0)
@@ -295,26 +295,19 @@ def state_updates_kernel(
 
 @triton.jit
 def state_grad_updates_kernel(
-    q, gate_logits, d_out, state_grads, decays, log_decays, cums, scale, stride_q, stride_g, normalizer, T, NT,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    PRECISION: tl.constexpr, STORE_DECAY_ROWS: tl.constexpr = False,
+    q, gate_logits, d_out, state_grads, decays, scale, stride_q, stride_g, normalizer, T, NT, H: tl.constexpr,
+    K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """The reverse scan's terms, all chunks at once: W_n = scale (q ⊙ e^G)ᵀ do into state_grads[n − 1] (the slot of
     dh_n, which `scan_kernel` forms there in place; chunk 0's W has no slot) and e^G_last into decays[n], written
-    here too so that a backward from kept states needs nothing else from the forward; with STORE_DECAY_ROWS also
-    the chunk's log decay and G per token into log_decays and cums ((B·H, N·BT, K) fp32), for the gradient
-    kernels. Grid (N, B·H, V/BV)."""
+    here too so that a backward from kept states needs nothing else from the forward. Grid (N, B·H, V/BV)."""
     n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
     # loaded first (module docstring); chunk 0's W has no slot: nothing loaded
     T_load = tl.where(n > 0, T, 0)
     q_b = _load_tokens(q, i_b, i_h, n, T_load, stride_q, K, 0, BT, BK)
     d_out_b = _load_tokens(d_out, i_b, i_h, n, T_load, H * V, V, i_v * BV, BT, BV)
-    log_decay, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
-    if STORE_DECAY_ROWS and i_v == 0:
-        block, _, cols = _decay_rows_offsets(i_bh, n, NT, K, 0, BT, BK)
-        tl.store(log_decays + block, log_decay, mask=cols[None, :])
-        tl.store(cums + block, cum, mask=cols[None, :])
+    _, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     if n > 0:
         q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(d_out_b.dtype)  # e^G ≤ 1
         update = scale * tl.dot(tl.trans(q_from_start), d_out_b, input_precision=PRECISION)

@@ -1,11 +1,12 @@
 """Launchers of MetaLA's core kernels (ops/metala_core_kernels.py, ops/metala_core_grad_kernels.py). Forward: the
 chunks' state updates (chunk-parallel), the scan over chunks that turns them into the state entering each chunk
 (sequential, in place), then one chunk-parallel kernel for the output. Backward: the same two for the states (or the
-forward's, if kept), the chunks' state-gradient updates and the reverse scan over them, then the chunk-parallel
-gradients: dq and d gate logits by one kernel (a program per chunk), dv by another (a program per chunk and V block:
-in the first one's V loop, a form removed in session 26, it made that loop hold five dots and spill its scores). The
-kernels that form the chunks' scores run twice (`_by_form`: the factorised chunks, then those of strong decay). Ten
-launches per forward + backward pair with kept states, twelve without; the backward's per batch slice.
+forward's, if kept), the chunks' decay rows (STORED_DECAY_ROWS), their state-gradient updates and the reverse scan
+over them, then the chunk-parallel gradients: dq and d gate logits by one kernel (a program per chunk), dv by another
+(a program per chunk and V block: in the first one's V loop, a form removed in session 26, it made that loop hold
+five dots and spill its scores). The kernels that form the chunks' scores run twice (`_by_form`: the factorised
+chunks, then those of strong decay). Eleven launches per forward + backward pair with kept states, thirteen without;
+the backward's per batch slice.
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 they took ~60% of the core's time
 when each step formed its chunk's update itself (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an
@@ -39,22 +40,16 @@ from .triton_launch import launch
 FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
 
 STORED_DECAY_ROWS = True
-"""The backward's state-gradient updates also store each chunk's log decay and G per token (fp32, two buffers of
-B·T·H·K: 67 MB per layer at B8 T2048 H8 K64, freed with the backward), which the qk-gradient kernel then reads instead
-of forming them again from the gate logits (logsigmoid's series and a scan along the chunk): the qk-gradient kernel's
-sm90 bf16 build at BV 64 has 4,944 instructions instead of 6,248 and spills 80 B instead of 136, for ~120 MB more
-traffic; dv keeps forming them (reading them took it from 246 registers to 255 and 160 B spilled).
-bench/core_configs.py on an H200 (session 16): core forward + backward with kept states 0.518 vs 0.526 ms at B8
-T2048, 0.529 vs 0.536 at B2 T8192. Read at every backward, so that a benchmark can time both forms in one
-process."""
-
-DECAY_ROWS_KERNEL = False
-"""With STORED_DECAY_ROWS, the rows formed and written by a kernel of their own (decay_rows_kernel: the logits read
-once more, 64×64 tiles at the memory's rate) rather than by the state-gradient updates, whose stores of them took
-that kernel from 0.27 to 0.58 ms in the block benchmark (session 25, H200): its sm90 bf16 build at 4 warps holds
-the two fp32 tiles to store, 219 registers against 128 without them (three programs per SM under the 168 cap against
-four). Bit-equal rows either way. Off until timed on a GPU (session 26 wrote it after its device time was spent; the
-estimate: 0.27 + ~0.19 against 0.58 ms). Read at every backward, as STORED_DECAY_ROWS."""
+"""The backward's decay rows: each chunk's log decay and G per token (fp32, two buffers of B·T·H·K: 67 MB per layer at
+B8 T2048 H8 K64, freed with the backward), written by a kernel of their own (decay_rows_kernel: the logits read once
+more, the rows written, at the memory's rate) and read by the qk-gradient kernel instead of forming them again
+from the gate logits (logsigmoid's series and a scan along the chunk): that kernel's sm90 bf16 build at BV 64 has
+4,944 instructions instead of 6,248 and spills 80 B instead of 136; dv keeps forming them (reading them took it from
+246 registers to 255 and 160 B spilled). Until session 27 the state-gradient updates stored the rows, which took
+them from 0.27 to 0.58 ms in the block benchmark (their fp32 tiles held for the stores: 219 registers against 128);
+the kernel of its own: the core f+b 3.50 -> 3.41 ms in bench/core_ncu.py (H200, B32 T2048 H16, session 27), the
+updates 0.57 -> 0.31 ms and the rows kernel 0.18 in the block. Read at every backward, so that a benchmark can time
+both forms in one process."""
 
 
 def _block(n: int) -> int:
@@ -91,7 +86,7 @@ def _kernels():
     # cache (TRITON_CACHE_AUTOTUNING), the plain dv's for the accumulating one: 169 µs per call against 135 with its
     # own (bench/core_ncu.py on an H200, session 23). FACTORISED left out on purpose: the strong launch takes the
     # factorised chunks' pick rather than compiling every configuration of its build.
-    key = ["NT", "H", "K", "V", "ACCUMULATE", "STORED", "STORE_DECAY_ROWS", "AUG"]
+    key = ["NT", "H", "K", "V", "ACCUMULATE", "STORED", "AUG"]
     # The scan's step is a load and a multiply-add, so small blocks cost little and give programs at small B·H:
     # B·H = 16, K = 64, V = 128 makes 128 programs of 32 x 32 or 16 x 64, 256 of 16 x 32. STAGES − 1 steps' loads
     # in flight hide the memory's latency behind the steps (≤ 30 KB of shared memory, no spills at 8). Its key has
@@ -343,13 +338,10 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     state_grads = torch.empty_like(states)
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
     stored = STORED_DECAY_ROWS
+    stride_q, stride_g = strides["stride_q"], strides["stride_g"]
+    log_decays = cums = decays  # placeholders that no kernel reads, unless stored
     if stored:  # each chunk's log decay and G per token (fp32)
         log_decays, cums = q.new_empty(2, batch_heads, sizes["NT"] * chunk_size, sizes["K"], dtype=torch.float32)
-    else:  # placeholders that no kernel reads
-        log_decays = cums = decays
-    stride_q, stride_g = strides["stride_q"], strides["stride_g"]
-    rows_kernel = stored and DECAY_ROWS_KERNEL
-    if rows_kernel:
         launch(
             _kernels()["decay_rows"], (sizes["NT"], batch_heads),
             gate_logits, log_decays, cums, stride_g, normalizer, sizes["T"], sizes["NT"], H=sizes["H"], K=sizes["K"],
@@ -357,8 +349,8 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
         )  # fmt: skip
     launch(
         _kernels()["state_grad_updates"], _chunks_grid(sizes, batch_heads),
-        q, gate_logits, d_out, state_grads, decays, log_decays, cums, scale, stride_q, stride_g, normalizer, **sizes,
-        BK=_block(sizes["K"]), STORE_DECAY_ROWS=stored and not rows_kernel,
+        q, gate_logits, d_out, state_grads, decays, scale, stride_q, stride_g, normalizer, **sizes,
+        BK=_block(sizes["K"]),
     )  # fmt: skip
     _scan(state_grads, decays, sizes, batch_heads, reverse=True)
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows

@@ -113,22 +113,20 @@ SMALL = [
 GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: GPU only")
 
 
-# metala_core_triton's (STORED_DECAY_ROWS, DECAY_ROWS_KERNEL)
-BACKWARD_FORMS = {"formed-decays": (False, False), "stored-decays": (True, False), "rows-kernel": (True, True)}
+# metala_core_triton.STORED_DECAY_ROWS
+BACKWARD_FORMS = {"formed-decays": False, "stored-decays": True}
 
 
 def use_backward_form(monkeypatch, name):
     from neox_metala.ops import metala_core_triton
 
-    stored, rows_kernel = BACKWARD_FORMS[name]
-    monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
-    monkeypatch.setattr(metala_core_triton, "DECAY_ROWS_KERNEL", rows_kernel)
+    monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", BACKWARD_FORMS[name])
 
 
 @pytest.fixture(params=list(BACKWARD_FORMS))
 def backward_form(request, monkeypatch):
-    """The qk gradients' decay terms formed again or read as the state-gradient updates stored them
-    (metala_core_triton.STORED_DECAY_ROWS) or as a kernel of their own did (DECAY_ROWS_KERNEL)."""
+    """The qk gradients' decay terms formed again or read as decay_rows_kernel stored them
+    (metala_core_triton.STORED_DECAY_ROWS)."""
     use_backward_form(monkeypatch, request.param)
 
 
@@ -195,22 +193,6 @@ def test_backward_in_batch_slices_changes_nothing(kept, monkeypatch):
     assert torch.equal(sliced, whole)
     assert not torch.equal(whole, prior.to(DEVICE))
     for got, want in zip(sliced_new, whole_new):
-        assert torch.equal(got, want)
-
-
-def test_decay_rows_by_their_own_kernel_equal_those_the_updates_store(monkeypatch):
-    """DECAY_ROWS_KERNEL: the rows that decay_rows_kernel writes are the state-gradient updates' own (the same
-    formulas), so every gradient is bit-equal, over several chunks, a partial last one and channels past K's block."""
-    from neox_metala.ops import metala_core_triton
-
-    q, logits, v, cotangent = (t.float() for t in draw(2, 150, 2, 20, 24, "mixed"))
-    use_backward_form(monkeypatch, "stored-decays")
-    calls = triton_runs.record_launches(monkeypatch, metala_core_triton)
-    by_updates = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
-    use_backward_form(monkeypatch, "rows-kernel")
-    by_kernel = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
-    assert [kernel for kernel, *_ in calls].count(metala_core_triton._kernels()["decay_rows"]) == 1
-    for got, want in zip(by_kernel, by_updates):
         assert torch.equal(got, want)
 
 

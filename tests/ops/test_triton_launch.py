@@ -90,10 +90,8 @@ def test_interpreter_takes_the_normal_path(monkeypatch, interpret_check):
 
 
 @INTERPRETER
-@pytest.mark.parametrize(
-    "stored, rows_kernel", [(False, False), (True, False), (True, True)], ids=["formed", "stored", "rows-kernel"]
-)
-def test_parameter_order_is_tritons_binding(monkeypatch, stored, rows_kernel):
+@pytest.mark.parametrize("stored", [False, True], ids=["formed", "stored"])
+def test_parameter_order_is_tritons_binding(monkeypatch, stored):
     """At every launch of the core, the short conv and the epilogue, parameter_order lays the call's values out as
     Triton's own binder (create_function_from_signature, which JITFunction.run binds with) does, the tuned config's
     included."""
@@ -105,7 +103,6 @@ def test_parameter_order_is_tritons_binding(monkeypatch, stored, rows_kernel):
 
     calls = triton_runs.record_launches(monkeypatch, metala_core_triton, short_conv_op, epilogue_op)
     monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
-    monkeypatch.setattr(metala_core_triton, "DECAY_ROWS_KERNEL", rows_kernel)
     gen = torch.Generator().manual_seed(0)
     q, logits, v, d_out = (torch.randn(1, 20, 1, dim, generator=gen) for dim in (16, 16, 32, 32))
     out, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)
@@ -116,9 +113,9 @@ def test_parameter_order_is_tritons_binding(monkeypatch, stored, rows_kernel):
     bias, balance = torch.randn(32, generator=gen), torch.randn(16, generator=gen)
     _, stats = epilogue_op.epilogue_forward_triton(o, q, logits, v, g, bias, balance, NORMALIZER)
     epilogue_op.epilogue_backward_triton(dy, o, q, logits, v, g, bias, balance, stats, NORMALIZER)
-    # the core's forward 3 and backward 4 + 2 launches (+ 1 for the rows' kernel), the scores' kernels twice (one
-    # launch per form); the short conv's forward and backward; the epilogue's 2
-    assert len(calls) == 4 + 4 + 4 + rows_kernel + 2 + 2
+    # the core's forward 3 and backward 4 + 2 launches (+ 1 for the stored rows' kernel), the scores' kernels twice
+    # (one launch per form); the short conv's forward and backward; the epilogue's 2
+    assert len(calls) == 4 + 4 + 4 + stored + 2 + 2
     for kernel, args, kwargs in calls:
         tuned = kernel.best_config.all_kwargs() if isinstance(kernel, Autotuner) else {}
         jit = JITFunction((kernel.fn if tuned else kernel).fn)  # the interpreter's kernels wrap the same function
