@@ -40,6 +40,7 @@ GEMM_MARKERS = ("gemm", "xmma", "cutlass", "nvjet", "cublas", "sm90_", "wgmma")
 # fla's core kernels (the fused path), then MetaLA's own (ops/metala_core_kernels.py, metala_core_grad_kernels.py)
 CORE_MARKERS = ("chunk_gla", "chunk_fwd", "chunk_bwd", "chunk_local_cumsum", "gla_")
 CORE_MARKERS += ("state_updates", "state_grad_updates", "scan_kernel", "output_kernel", "chunk_grads", "chunk_dv")
+CORE_MARKERS += ("decay_rows",)
 CONV_MARKERS = ("conv_forward_kernel", "conv_backward_kernel", "causal_conv")
 
 
@@ -275,7 +276,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--flip", nargs="*", default=[],
-        help="switches of metala_core_triton (STORED_DECAY_ROWS) or mixer_op (CORE_AUG, CORE_A) to turn the other way",
+        help="switches of metala_core_triton (STORED_DECAY_ROWS) or mixer_op (CORE_AUG, CORE_A, EPILOGUE_IN_CORE) to "
+        "turn the other way",
     )  # fmt: skip
     args = parser.parse_args()
     if args.stored_rows_mib is not None or args.flip:

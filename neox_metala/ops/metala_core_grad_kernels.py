@@ -17,15 +17,18 @@ from .metala_core_kernels import (
     _chunk_decay,
     _decay_rows_offsets,
     _decay_terms,
+    _from_start,
     _load_state,
     _load_tokens,
     _neg_expm1,
     _operand,
+    _reference_factors,
     _scores,
     _store_tokens,
     _strong_decay,
     _sub_chunk_factors,
     _sub_chunks,
+    _to_end,
 )
 
 
@@ -64,9 +67,7 @@ def _intra_grads(
     form of `_scores`."""
     qf = q.to(tl.float32)
     if FACTORISED:
-        offset = cum - cum_last[None, :] * 0.5
-        to_ref = tl.exp(offset)
-        from_ref = tl.exp(-offset)
+        to_ref, from_ref, _ = _reference_factors(cum, cum_last)
         d_scores_op = _operand(d_scores, BF16)
         dq = to_ref * tl.dot(d_scores_op, _operand(key * from_ref, BF16), input_precision=PRECISION)
         dk = from_ref * tl.dot(tl.trans(d_scores_op), _operand(qf * to_ref, BF16), input_precision=PRECISION)
@@ -95,7 +96,7 @@ def _dv_operands(
     log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)).to(q_b.dtype)
-    return scores_t, (key * tl.exp(cum_last[None, :] - cum)).to(q_b.dtype)
+    return scores_t, (key * _to_end(cum, cum_last, FACTORISED)).to(q_b.dtype)
 
 
 @triton.jit
@@ -121,8 +122,8 @@ def _store_qk_grads(
     key = _neg_expm1(log_decay_b)
     d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
     dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)
-    dq_b = scale * tl.exp(cum) * dq_inter + dq_intra
-    dk_inter = tl.exp(cum_last[None, :] - cum) * dk_inter
+    dq_b = scale * _from_start(cum, cum_last, FACTORISED) * dq_inter + dq_intra
+    dk_inter = _to_end(cum, cum_last, FACTORISED) * dk_inter
     dk = dk_inter + dk_intra
     # dG = q dq − k dk, and the gradient of G_last through h_n+1 (from h_n and from the keys' decay to the end)
     d_cum = q_b.to(tl.float32) * dq_b - key * dk

@@ -3,7 +3,8 @@ per chunk for the chunk-parallel steps and one per (batch·head, K block, V bloc
 is two kernels: the chunks' updates and decays, formed for all chunks at once, then the sequential recurrence over
 them (`scan_kernel`, the same for the states and their gradients), so that its steps carry no chunk-sized work.
 
-The chunk gradients' kernels are in ops/metala_core_grad_kernels.py, which shares the helpers here.
+The output kernel is in ops/metala_core_output_kernels.py, the chunk gradients' kernels in
+ops/metala_core_grad_kernels.py; both share the helpers here.
 Every kernel issues its global loads first, before the decay's in-chunk cumsum, whose barriers hold back any load
 after them (sm90 SASS; on an H200, B32 T2048 H16, session 22: the qk gradients 390 -> 345 µs per call).
 
@@ -110,6 +111,35 @@ def _diagonal_scores(qf, key, cum, BT: tl.constexpr, BC: tl.constexpr, BK: tl.co
 
 
 @triton.jit
+def _reference_factors(cum, cum_last):
+    """The factorised form's e^(G − r) and e^(r − G) about r = G_last / 2 (within e^±30, `_scores`), and e^r per
+    channel (1, BK)."""
+    offset = cum - cum_last[None, :] * 0.5
+    return tl.exp(offset), tl.exp(-offset), tl.exp(cum_last * 0.5)[None, :]
+
+
+@triton.jit
+def _from_start(cum, cum_last, FACTORISED: tl.constexpr):
+    """e^G (≤ 1); in the factorised form e^(G − r) e^r, whose first factor the chunk's scores form anyway (the
+    compiler forms it once): a (BT, BK) exp fewer per program."""
+    if FACTORISED:
+        to_ref, _, at_ref = _reference_factors(cum, cum_last)
+        return to_ref * at_ref
+    else:
+        return tl.exp(cum)
+
+
+@triton.jit
+def _to_end(cum, cum_last, FACTORISED: tl.constexpr):
+    """e^(G_last − G) (≤ 1), as `_from_start`: e^(r − G) e^r in the factorised form."""
+    if FACTORISED:
+        _, from_ref, at_ref = _reference_factors(cum, cum_last)
+        return from_ref * at_ref
+    else:
+        return tl.exp(cum_last[None, :] - cum)
+
+
+@triton.jit
 def _scores(
     q, key, cum, cum_last, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
     FACTORISED: tl.constexpr,
@@ -120,10 +150,9 @@ def _scores(
     causal = rows[:, None] >= rows[None, :]
     qf = q.to(tl.float32)
     if FACTORISED:
-        offset = cum - cum_last[None, :] * 0.5  # G − r, within ±30
-        q_scaled = _operand(qf * tl.exp(offset), BF16)
-        key_scaled = _operand(key * tl.exp(-offset), BF16)
-        scores = tl.dot(q_scaled, tl.trans(key_scaled), input_precision=PRECISION)
+        to_ref, from_ref, _ = _reference_factors(cum, cum_last)
+        key_scaled = _operand(key * from_ref, BF16)
+        scores = tl.dot(_operand(qf * to_ref, BF16), tl.trans(key_scaled), input_precision=PRECISION)
     else:
         scores = _diagonal_scores(qf, key, cum, BT, SUB_CHUNK, BK)
         for i in range(1, BT // SUB_CHUNK):  # sub-chunk i's rows on the columns before it: one product each
@@ -341,53 +370,3 @@ def scan_kernel(
         update = _load_state(buffer, i_bh, n, NT, K, V, i_k * BK, i_v * BV, BK, BV).to(tl.float32)
         carried = decay[:, None] * carried + update
         _store_state(buffer, carried, i_bh, n, NT, K, V, i_k * BK, i_v * BV, BK, BV)
-
-
-@triton.jit
-def _chunk_output(
-    q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, T_store, NT, n,
-    i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
-    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr, AUG: tl.constexpr,
-):  # fmt: skip
-    """o = scale [(q ⊙ e^G) h_n + A v] of chunk n, and with AUG a = Σ_k q·key·aug_w[h] (B, T, H) into aug_a."""
-    i_b, i_h = i_bh // H, i_bh % H
-    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
-    v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
-    state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
-    if AUG:
-        w = tl.load(aug_w + i_h * K + tl.arange(0, BK), mask=tl.arange(0, BK) < K, other=0.0).to(tl.float32)
-    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
-    key = _neg_expm1(log_decay_b)
-    if AUG:  # stored before the dots, so that the key's tile is not kept for it
-        t = n * BT + tl.arange(0, BT)
-        a = tl.sum(q_b.to(tl.float32) * key * w[None, :], 1)
-        tl.store(aug_a + (i_b * T + t) * H + i_h, a, mask=(t < T_store) & (i_v == 0))
-    scores = _scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)
-    q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(v_b.dtype)
-    acc = tl.dot(q_from_start, state.to(v_b.dtype), input_precision=PRECISION)
-    acc = tl.dot(scores.to(v_b.dtype), v_b, acc, input_precision=PRECISION)
-    _store_tokens(out, scale * acc, i_b, i_h, n, T_store, H * V, V, i_v * BV, BT, BV, False)
-
-
-@triton.jit
-def output_kernel(
-    q, gate_logits, v, states, decays, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, NT,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr, STRONG_CHUNKS: tl.constexpr = 1,
-    AUG: tl.constexpr = False,
-):  # fmt: skip
-    """The chunks' outputs in one form (module docstring). Grid (N, B·H, V/BV) for FACTORISED, else (N /
-    STRONG_CHUNKS, B·H, V/BV) (STRONG_CHUNKS a power of 2)."""
-    pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    if FACTORISED:
-        # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), since
-        # making the loads or the work wait for the test added its latency (session 21: output 408 -> 437 µs per call)
-        T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
-        _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T,
-                      T_store, NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, True, AUG)  # fmt: skip
-    elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
-        for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
-            if _strong_decay(decays, i_bh, n, NT, K, BK):
-                _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v,
-                              normalizer, T, T, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, False,
-                              AUG)  # fmt: skip

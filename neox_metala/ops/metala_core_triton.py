@@ -1,26 +1,23 @@
-"""Launchers of MetaLA's core kernels (ops/metala_core_kernels.py, ops/metala_core_grad_kernels.py). Forward: the
-chunks' state updates (chunk-parallel), the scan over chunks that turns them into the state entering each chunk
-(sequential, in place), then one chunk-parallel kernel for the output. Backward: the same two for the states (or the
-forward's, if kept), the chunks' decay rows (STORED_DECAY_ROWS), their state-gradient updates and the reverse scan
-over them, then the chunk-parallel gradients: dq and d gate logits by one kernel (a program per chunk), dv by another
-(a program per chunk and V block: in the first one's V loop, a form removed in session 26, it made that loop hold
-five dots and spill its scores). The kernels that form the chunks' scores run twice (`_by_form`: the factorised
-chunks, then those of strong decay). Eleven launches per forward + backward pair with kept states, thirteen without;
-the backward's per batch slice.
+"""Launchers of MetaLA's core kernels (ops/metala_core_kernels.py, metala_core_output_kernels.py and
+metala_core_grad_kernels.py). Forward: the chunks' state updates (chunk-parallel), the scan over chunks that turns them
+into the state entering each chunk (sequential, in place), then one chunk-parallel kernel for the output. Backward:
+the same two for the states (or the forward's, if kept), the chunks' decay rows (STORED_DECAY_ROWS), their
+state-gradient updates and the reverse scan over them, then the chunk-parallel gradients: dq and d gate logits by one
+kernel (a program per chunk), dv by another (a program per chunk and V block: in the first one's V loop, a form
+removed in session 26, it made that loop hold five dots and spill its scores). The kernels that form the chunks'
+scores run twice (`_by_form`: the factorised chunks, then those of strong decay). Eleven launches per forward +
+backward pair with kept states, thirteen without; the backward's per batch slice.
 
-Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 they took ~60% of the core's time
-when each step formed its chunk's update itself (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an
-H200). All of that is independent of the carried state, so it now runs for all chunks at once, and a scan step is
-a prefetched load and one multiply-add.
+Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 scans whose steps formed their chunk's
+update (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an H200) took ~60% of the core's time; that
+is independent of the carried state, so it runs for all chunks at once, and a step is a load and a multiply-add.
 
 States are stored in the inputs' dtype (bf16 for training): the state is an average of values (k = 1 − α, so
 S_t = α S_t−1 + (1 − α) v per channel, |S| ≤ max |v|), and every use of a state is a dot operand in that dtype
 anyway; the scans carry them in fp32. Kept states cost B·N·H·K·V elements (33 MB per layer in bf16 at B=8, T=2048,
-H=8, K=64, V=128: twice q), hence recomputation by default. The updates are written into the states' (and the
-state gradients') own buffer, so they too are in the inputs' dtype: no memory beyond the (B, H, N, K) fp32 chunk
-decays, for a rounding of each update as large as that of a stored state (its weights sum to at most 1, so
-|U| ≤ max |v|, and fp16 holds it). The scan still sums in fp32; emulated in PyTorch at T=2048, the bf16 states' error
-against fp64 goes from 1.7e-3 to 2.2e-3. An fp32 buffer of updates would double the bytes the scan reads.
+H=8, K=64, V=128: twice q). The updates are written into the states' (and the state gradients') own buffer, in the
+inputs' dtype too (|U| ≤ max |v|: fp16 holds it): emulated in PyTorch at T=2048, the bf16 states' error against
+fp64 goes from 1.7e-3 to 2.2e-3; an fp32 buffer of updates would double the bytes the scan reads.
 
 Every launch goes through ops/triton_launch.py (Triton's launch path costs ~50 µs of host time per launch).
 Imports triton on first use: `import neox_metala.ops.metala_core_triton` needs triton, nothing else here does.
@@ -40,16 +37,12 @@ from .triton_launch import launch
 FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
 
 STORED_DECAY_ROWS = True
-"""The backward's decay rows: each chunk's log decay and G per token (fp32, two buffers of B·T·H·K: 67 MB per layer at
-B8 T2048 H8 K64, freed with the backward), written by a kernel of their own (decay_rows_kernel: the logits read once
-more, the rows written, at the memory's rate) and read by the qk-gradient kernel instead of forming them again
-from the gate logits (logsigmoid's series and a scan along the chunk): that kernel's sm90 bf16 build at BV 64 has
-4,944 instructions instead of 6,248 and spills 80 B instead of 136; dv keeps forming them (reading them took it from
-246 registers to 255 and 160 B spilled). Until session 27 the state-gradient updates stored the rows, which took
-them from 0.27 to 0.58 ms in the block benchmark (their fp32 tiles held for the stores: 219 registers against 128);
-the kernel of its own: the core f+b 3.50 -> 3.41 ms in bench/core_ncu.py (H200, B32 T2048 H16, session 27), the
-updates 0.57 -> 0.31 ms and the rows kernel 0.18 in the block. Read at every backward, so that a benchmark can time
-both forms in one process."""
+"""The backward's decay rows: each chunk's log decay and G per token (fp32, two B·T·H·K buffers, 67 MB per layer at B8
+T2048 H8 K64, freed with the backward), written by decay_rows_kernel at the memory's rate and read by the qk-gradient
+kernel instead of formed again there (logsigmoid's series, a scan along the chunk; its sm90 bf16 build 4,944
+instructions instead of 6,248). H200, B32 T2048 H16 (session 27): core f+b 3.40 ms against 3.45 formed; the
+state-gradient updates stored them until then, at 0.57 instead of 0.31 ms (219 registers against 128). dv forms
+them (reading them spilled). Read at every backward, so that a benchmark can time both forms in one process."""
 
 
 def _block(n: int) -> int:
@@ -69,6 +62,7 @@ def _kernels():
 
     from . import metala_core_grad_kernels as grad_kernels
     from . import metala_core_kernels as kernels
+    from . import metala_core_output_kernels as output_kernels
 
     # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
     # the chunk gradients spill ~1 KB at BV=64 but ≤ 120 B at BV ≤ 32 with 8 warps.
@@ -82,16 +76,14 @@ def _kernels():
         return configs[:1] if FIRST_CONFIG_ONLY else configs
 
     # The key: the shape and the constexprs that make another build (Triton adds the tensors' dtypes, not those):
-    # keyed by the shape alone, a pick timed for one build was taken for another in one process or through the disk
-    # cache (TRITON_CACHE_AUTOTUNING), the plain dv's for the accumulating one: 169 µs per call against 135 with its
-    # own (bench/core_ncu.py on an H200, session 23). FACTORISED left out on purpose: the strong launch takes the
-    # factorised chunks' pick rather than compiling every configuration of its build.
-    key = ["NT", "H", "K", "V", "ACCUMULATE", "STORED", "AUG"]
+    # keyed by the shape alone, a pick timed for one build was taken for another (the plain dv's for the accumulating
+    # one: 169 µs per call against 135 with its own, H200, session 23). FACTORISED left out on purpose: the strong
+    # launch takes the factorised chunks' pick rather than compiling every configuration of its build.
+    key = ["NT", "H", "K", "V", "ACCUMULATE", "STORED", "AUG", "EPILOGUE"]
     # The scan's step is a load and a multiply-add, so small blocks cost little and give programs at small B·H:
-    # B·H = 16, K = 64, V = 128 makes 128 programs of 32 x 32 or 16 x 64, 256 of 16 x 32. STAGES − 1 steps' loads
-    # in flight hide the memory's latency behind the steps (≤ 30 KB of shared memory, no spills at 8). Its key has
-    # no H (not an argument); NT tells apart the shapes of one run. The scan works in place, so timing a
-    # configuration must restore the updates it overwrites.
+    # B·H = 16, K = 64, V = 128 makes 128 programs of 32 x 32 or 16 x 64, 256 of 16 x 32. STAGES − 1 steps' loads in
+    # flight hide the memory's latency (≤ 30 KB of shared memory, no spills at 8). Its key has no H (not an argument).
+    # It works in place, so timing a configuration must restore the updates it overwrites.
     scan_blocks = [
         ({"BK": 32, "BV": 32, "STAGES": 8}, 4, 1),
         ({"BK": 16, "BV": 64, "STAGES": 8}, 4, 1),
@@ -122,17 +114,14 @@ def _kernels():
     # (session 21). BV 64 at 3 stages: the V loop's two steps' loads issued together before the first step's dots
     # (session 20, the model's build at B32 T2048 H16: 447 -> 411 µs per call; in the block 1.68 -> 1.56 ms).
     qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 3)]
-    # dv recomputes its chunk's scores in each program (one BT x BT x K product, as output_kernel).
-    # No spills in bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap
-    # (two). fp32 (tests) spills 0.2-2 KB.
-    # BV 128, one program per chunk (its scores formed once, q and the gate logits read once), was the fastest of 11
-    # on an H200 (bench/core_configs.py --kernels chunk_dv, B8 T2048 and B2 T8192 bf16, 2026-11-30): at 4 warps
-    # 0.05 ms per call below the best BV 64 (~1/3 of the kernel), at 8 warps 0.017; both correct in bf16 and fp16.
-    # A program stepping through V in two blocks of 64 (V_STEPS: the scores formed once, the second block's loads
-    # issued by the pipelining) at 3 stages under the 168 cap: in the model's build at B32 T2048 H16 (session 20, as
-    # above) 175 -> 161 µs per call, in the block 0.765 -> 0.676 ms; uncapped or at 8 warps 186-259 µs. The same
-    # steps in output_kernel were slower at every configuration tried (595-954 against 564 µs): it keeps one block.
-    # The first configuration steps twice through V = 32 in the interpreter's tests.
+    # dv recomputes its chunk's scores in each program (one BT x BT x K product, as output_kernel). No spills in
+    # bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap (two); fp32
+    # (tests) spills 0.2-2 KB. BV 128, one program per chunk, was the fastest of 11 on an H200 (bench/core_configs.py
+    # --kernels chunk_dv, B8 T2048 and B2 T8192 bf16, 2026-11-30): at 4 warps 0.05 ms per call below the best BV 64.
+    # Two V blocks of 64 per program (V_STEPS: the scores formed once, the second block's loads issued by the
+    # pipelining) at 3 stages under the 168 cap: in the model's build at B32 T2048 H16 (session 20) 175 -> 161 µs per
+    # call, in the block 0.765 -> 0.676 ms. The same steps in output_kernel were slower at every configuration tried
+    # (595-954 against 564 µs): it keeps one block. The first configuration steps twice through V = 32 (interpreter).
     dv_blocks = [
         ({"BV": 16, "V_STEPS": 2}, 4, 2),
         ({"BV": 64}, 4, 1),
@@ -146,13 +135,20 @@ def _kernels():
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
     # gradients once more, so the autotuner restores them (a copy at tuning time only)
     grads = dict(key=key, restore_value=["dq", "d_gate_logits"])
+    output_blocks = [({}, 8, 2), ({}, 4, 2), ({}, 8, 2, 128), ({}, 8, 3)]
+    prune = lambda configs, _, **kw: [c for c in configs if kw.get("EPILOGUE") or c.maxnreg is None]  # noqa: E731
     return {
         "state_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_updates_kernel),
         "state_grad_updates": triton.autotune(configs([*update_blocks, capped]), key=key)(
             kernels.state_grad_updates_kernel
         ),
         "scan": scan(kernels.scan_kernel),
-        "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(kernels.output_kernel),
+        # with the epilogue (mixer_op.EPILOGUE_IN_CORE) sm90 bf16 builds take 255 registers at 4 warps and 180 at 8,
+        # 128 capped at 8 (8 B spilled, two programs per SM); without, 168 at 4 warps: the cap is for that build only
+        # (not last in the list, which the interpreter's autotuning test expects every build to keep)
+        "output": triton.autotune(configs(output_blocks), key=key, prune_configs_by={"early_config_prune": prune})(
+            output_kernels.output_kernel
+        ),
         "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), **grads)(grad_kernels.chunk_grads_kernel),
         "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
         # sm90 bf16 builds: 96 registers at 4 warps, 62 at 8 (250 at 2)
@@ -263,24 +259,42 @@ def chunk_states(q, gate_logits, v, normalizer, chunk_size=CHUNK_SIZE):
     return _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)[0]
 
 
-def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False, augmentation=None):
+def metala_core_fwd(
+    q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False, augmentation=None, epilogue=None
+):
     """q, gate_logits (B, T, H, K), v (B, T, H, V), one dtype, log α = logsigmoid(gate_logits) / normalizer ->
-    (o (B, T, H, V) contiguous in v's dtype, the states if keep_states else None). The inputs may be views of one
-    projection (token_rows). `augmentation`: (a (B, T, H) fp32, aug_balance (H·K)): the output kernel also writes the
-    self-augmentation's a = Σ_k q·key·w into a (ops/epilogue_kernels.py), so that the epilogue need not read q and
-    the logits (ops/mixer_op.py's CORE_A)."""
+    (o (B, T, H, V) contiguous in v's dtype, the states if keep_states else None); the inputs may be views of one
+    projection (token_rows). `augmentation` (a (B, T, H) fp32, aug_balance (H·K)): the output kernel also writes
+    the self-augmentation's a = Σ_k q·key·w into a (ops/mixer_op.py's CORE_A). `epilogue` (g (B, T, H, V), gate_bias
+    or None, y, stats (3, B, T, H) fp32, eps): it also writes the epilogue's y and stats from o, as
+    epilogue_op.epilogue_forward_triton would (mixer_op.EPILOGUE_IN_CORE; the a plane is `augmentation`'s)."""
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states, decays = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
     out = v.new_empty(v.shape)
     a, w = (decays, decays) if augmentation is None else augmentation  # placeholders without
+    pointers, epilogue_args = _epilogue_arguments(epilogue, decays)
     _by_form(
-        _kernels()["output"], (sizes["NT"], batch_heads, 1), q, gate_logits, v, states, decays, out, w, a, scale,
-        **strides, normalizer=normalizer, **sizes, BK=_block(sizes["K"]), BV=_block(sizes["V"]),
-        BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
+        _kernels()["output"], (sizes["NT"], batch_heads, 1), q, gate_logits, v, states, decays, out, w, a, *pointers,
+        scale, **strides, **epilogue_args, normalizer=normalizer, **sizes, BK=_block(sizes["K"]),
+        BV=_block(sizes["V"]), BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
     )  # fmt: skip
     return out, (states if keep_states else None)
+
+
+def _epilogue_arguments(epilogue, placeholder) -> tuple[list, dict]:
+    """output_kernel's pointers g, gate_bias, y, stats and its other epilogue arguments, for metala_core_fwd's
+    `epilogue` (placeholders that the kernel does not read without)."""
+    if epilogue is None:
+        strides = dict.fromkeys(("stride_gb", "stride_gt", "stride_yb", "stride_yt", "plane"), 0)
+        return [placeholder] * 4, dict(**strides, eps=0.0, EPILOGUE=False, BIAS=False)
+    g, gate_bias, y, stats, eps = epilogue
+    if g.stride(-1) != 1 or g.stride(-2) != g.shape[-1] or y.stride(-1) != 1 or not stats.is_contiguous():
+        raise ValueError("MetaLA core: the epilogue's g and y need each token's channels contiguous, stats contiguous")
+    strides = dict(stride_gb=g.stride(0), stride_gt=g.stride(1), stride_yb=y.stride(0), stride_yt=y.stride(1))
+    args = dict(**strides, plane=stats[0].numel(), eps=float(eps), EPILOGUE=True, BIAS=gate_bias is not None)
+    return [g, placeholder if gate_bias is None else gate_bias.contiguous(), y, stats], args
 
 
 def _gradient_rows(grads, q, v):
