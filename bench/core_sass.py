@@ -26,7 +26,7 @@ MARKED = ("LDGSTS", "LDGDEPBAR", "LDG", "STG", "BAR", "HGMMA", "HMMA", "DEPBAR",
 def sass(cubin: bytes) -> list[str]:
     """The instruction lines of the cubin's SASS."""
     text = core_build.cuobjdump(cubin, "-sass")
-    return [line for line in text.splitlines() if re.match(r"\s+/\*[0-9a-f]{4}\*/", line)]
+    return [line for line in text.splitlines() if re.match(r"\s+/\*[0-9a-f]{4,}\*/", line)]
 
 
 def runs(lines: list[str]) -> str:

@@ -279,10 +279,14 @@ def main() -> None:
         help="switches of metala_core_triton (STORED_DECAY_ROWS) or mixer_op (CORE_AUG, CORE_A, EPILOGUE_IN_CORE) to "
         "turn the other way",
     )  # fmt: skip
+    parser.add_argument(
+        "--chunk-size", type=int, default=None, help="MetaLA's core kernels' chunk (metala_core_op.CHUNK_SIZE, 64)"
+    )
     args = parser.parse_args()
-    if args.stored_rows_mib is not None or args.flip:
-        from neox_metala.ops import metala_core_triton, mixer_op  # imports triton
+    if args.stored_rows_mib is not None or args.flip or args.chunk_size:
+        from neox_metala.ops import metala_core_op, metala_core_triton, mixer_op  # imports triton
 
+        metala_core_op.CHUNK_SIZE = args.chunk_size or metala_core_op.CHUNK_SIZE
         if args.stored_rows_mib is not None:
             metala_core_triton.STORED_ROWS_BYTES = args.stored_rows_mib * 2**20
         for flag in args.flip:
