@@ -64,10 +64,8 @@ def _kernels():
     from . import metala_core_kernels as kernels
     from . import metala_core_output_kernels as output_kernels
 
-    # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
-    # the chunk gradients spill ~1 KB at BV=64 but ≤ 120 B at BV ≤ 32 with 8 warps.
-    # The chunk gradients with 4 warps are left out: Triton 3.6's bf16 build of them reads out of bounds when T is
-    # below one chunk (an illegal address on the H200, 2026-11-29; fp16 / fp32 and the other configs are clean).
+    # Few configurations, each compiled once per shape. The chunk gradients with 4 warps are left out: Triton 3.6's
+    # bf16 build of them reads out of bounds when T is below one chunk (an illegal address on the H200, 2026-11-29).
     def configs(blocks):
         """(meta-parameters, warps, stages[, register cap]) -> the configurations."""
         configs = [
@@ -79,7 +77,7 @@ def _kernels():
     # keyed by the shape alone, a pick timed for one build was taken for another (the plain dv's for the accumulating
     # one: 169 µs per call against 135 with its own, H200, session 23). FACTORISED left out on purpose: the strong
     # launch takes the factorised chunks' pick rather than compiling every configuration of its build.
-    key = ["NT", "H", "K", "V", "ACCUMULATE", "STORED", "AUG", "EPILOGUE"]
+    key = ["NT", "H", "K", "V", "ACCUMULATE", "STORED", "AUG", "EPILOGUE", "HALF"]
     # The scan's step is a load and a multiply-add, so small blocks cost little and give programs at small B·H:
     # B·H = 16, K = 64, V = 128 makes 128 programs of 32 x 32 or 16 x 64, 256 of 16 x 32. STAGES − 1 steps' loads in
     # flight hide the memory's latency (≤ 30 KB of shared memory, no spills at 8). Its key has no H (not an argument).
@@ -284,8 +282,7 @@ def metala_core_fwd(
 
 
 def _epilogue_arguments(epilogue, placeholder) -> tuple[list, dict]:
-    """output_kernel's pointers g, gate_bias, y, stats and its other epilogue arguments, for metala_core_fwd's
-    `epilogue` (placeholders that the kernel does not read without)."""
+    """output_kernel's g, gate_bias, y, stats and its other epilogue arguments (placeholders without `epilogue`)."""
     if epilogue is None:
         strides = dict.fromkeys(("stride_gb", "stride_gt", "stride_yb", "stride_yt", "plane"), 0)
         return [placeholder] * 4, dict(**strides, eps=0.0, EPILOGUE=False, BIAS=False)
@@ -307,6 +304,8 @@ def _gradient_rows(grads, q, v):
         raise ValueError("MetaLA core: the gradients to write into must have each token's channels contiguous")
     return rows
 
+
+QK_HALVES_AT = 128  # at this chunk size the qk gradients take halves (chunk_grads_kernel's HALF: 128 spills 1.5 KB)
 
 STORED_ROWS_BYTES = 128 * 2**20
 """The backward runs in batch slices whose STORED_DECAY_ROWS buffers (and state gradients) take at most about this
@@ -352,14 +351,15 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     state_grads = torch.empty_like(states)
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
     stored = STORED_DECAY_ROWS
-    stride_q, stride_g = strides["stride_q"], strides["stride_g"]
-    log_decays = cums = decays  # placeholders that no kernel reads, unless stored
-    if stored:  # each chunk's log decay and G per token (fp32)
+    stride_q, stride_g, log_decays, cums = strides["stride_q"], strides["stride_g"], decays, decays  # placeholder rows
+    halves = 2 if chunk_size == QK_HALVES_AT else 1  # the qk gradients' token chunks per state chunk
+    qk_chunk, qk_chunks = chunk_size // halves, sizes["NT"] * halves
+    if stored:  # each (qk) chunk's log decay and G per token (fp32)
         log_decays, cums = q.new_empty(2, batch_heads, sizes["NT"] * chunk_size, sizes["K"], dtype=torch.float32)
         launch(
-            _kernels()["decay_rows"], (sizes["NT"], batch_heads),
-            gate_logits, log_decays, cums, stride_g, normalizer, sizes["T"], sizes["NT"], H=sizes["H"], K=sizes["K"],
-            BT=sizes["BT"], BK=_block(sizes["K"]),
+            _kernels()["decay_rows"], (qk_chunks, batch_heads),
+            gate_logits, log_decays, cums, stride_g, normalizer, sizes["T"], qk_chunks, H=sizes["H"], K=sizes["K"],
+            BT=qk_chunk, BK=_block(sizes["K"]),
         )  # fmt: skip
     launch(
         _kernels()["state_grad_updates"], _chunks_grid(sizes, batch_heads),
@@ -371,12 +371,13 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
-    _by_form(
-        _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
-        q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, *aug, scale,
-        **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks, STORED=stored,
-        AUG=augmentation is not None,
-    )  # fmt: skip
+    for half in range(1, 3) if halves == 2 else [0]:
+        _by_form(
+            _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
+            q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, *aug, scale,
+            **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **{**sizes, "BT": qk_chunk},
+            **blocks, STORED=stored, AUG=augmentation is not None, HALF=half,
+        )  # fmt: skip
     _by_form(
         _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
         q, gate_logits, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,

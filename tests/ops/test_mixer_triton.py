@@ -217,3 +217,17 @@ def test_epilogue_in_core_equals_its_own_kernel(aug, dtype, batch, seq, heads, h
         y, grads = one_op(projected, gate_bias, aug_balance, dy, heads, keep_states=False)
         errors = errors_of(y, grads, reference(projected, gate_bias, aug_balance, dy, heads), aug)
         assert max(errors[part] for part in ASSERTED if part in errors) <= BOUNDS[torch.float32], errors
+
+
+@pytest.mark.parametrize("dtype", [pytest.param(torch.float32, id="fp32"), BF16])
+@pytest.mark.parametrize("aug", [True, False], ids=["aug", "no-aug"])
+def test_chunks_of_128_equal_the_reference(dtype, aug, monkeypatch):
+    """The one op with the core on chunks of 128 tokens (metala_core_op.CHUNK_SIZE; the qk gradients in halves,
+    metala_core_triton.QK_HALVES_AT), states kept, the self-augmentation's terms in the core's kernels."""
+    from neox_metala.ops import metala_core_op
+
+    monkeypatch.setattr(metala_core_op, "CHUNK_SIZE", 128)
+    inputs = draw(dtype, 2, 200, HEADS, 32, aug)
+    y, grads = one_op(*inputs, HEADS, keep_states=True)
+    errors = errors_of(y, grads, reference(*inputs, HEADS), aug)
+    assert max(errors[part] for part in ASSERTED if part in errors) <= BOUNDS[dtype], errors
