@@ -180,11 +180,11 @@ def _half_terms(
     log_decay, cum, cum_last = _decay_terms(
         gate_logits, log_decays, cums, i_b, i_h, i_bh, other, T, NT_rows, stride_g, normalizer, K, 0, BT, BK, STORED
     )
-    if HALF == 2:
-        operand = _neg_expm1(log_decay) * tl.exp(cum_last[None, :] - cum)
-    else:
+    if HALF == 2:  # the keys' decay to the half's end, as state_updates_kernel's
+        operand = _neg_expm1(log_decay) * _to_end(cum, cum_last, False)
+    else:  # q's decay from the half's start, as state_grad_updates_kernel's
         q_other = _load_tokens(q, i_b, i_h, other, T, stride_q, K, 0, BT, BK)
-        operand = scale * q_other.to(tl.float32) * tl.exp(cum)
+        operand = scale * q_other.to(tl.float32) * _from_start(cum, cum_last, False)
     return operand.to(q.dtype.element_ty), tl.exp(cum_last)
 
 

@@ -52,12 +52,13 @@ def _chunk_output(
     q_from_start = (q_b.to(tl.float32) * _from_start(cum, cum_last, FACTORISED)).to(v_b.dtype)
     acc = tl.dot(q_from_start, state.to(v_b.dtype), input_precision=PRECISION)
     acc = tl.dot(scores.to(v_b.dtype), v_b, acc, input_precision=PRECISION)
-    _store_tokens(out, scale * acc, i_b, i_h, n, T_store, H * V, V, i_v * BV, BT, BV, False)
+    o_b = scale * acc
+    _store_tokens(out, o_b, i_b, i_h, n, T_store, H * V, V, i_v * BV, BT, BV, False)
     if EPILOGUE:
         g, gate_bias, y, stats, stride_gb, stride_gt, stride_yb, stride_yt, plane, eps = epilogue
         t = n * BT + tl.arange(0, BT)
         cv = tl.arange(0, BV)
-        z = (scale * acc).to(out.dtype.element_ty).to(tl.float32)  # o as stored: as the epilogue's backward reads it
+        z = o_b.to(out.dtype.element_ty).to(tl.float32)  # o as stored: as the epilogue's backward reads it
         if AUG:
             z += _sigmoid_term(a, v_b.to(tl.float32), cv, V)
         else:

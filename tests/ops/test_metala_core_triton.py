@@ -64,13 +64,13 @@ def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False, 
     q, logits, v, cotangent = draw(batch, seq, heads, head_k_dim, head_v_dim, decay)
     q, logits, v = (t.to(dtype).double() for t in (q, logits, v))  # the reference sees the kernel's rounded inputs
     expected, expected_grads = exact(q, logits, v, cotangent)
-    inputs = [q.to(dtype), logits.to(dtype), v.to(dtype)]
+    inputs, d_out = [q.to(dtype), logits.to(dtype), v.to(dtype)], cotangent.to(dtype)
     if views:
         inputs = projection_views(*inputs)
         for x in inputs:  # read in place
             assert not x.is_contiguous() and metala_core_triton.token_rows(x)[0].data_ptr() == x.data_ptr()
     output, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, NORMALIZER, chunk_size, keep_states=True)
-    grads = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype), None, chunk_size)
+    grads = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, d_out, None, chunk_size)
     assert grads[1].dtype == torch.float32 and all(g.is_contiguous() for g in (output, *grads))
     relative, floor = BOUNDS[dtype]
     errors = {"output": (output.double() - expected).norm() / expected.norm()}
@@ -85,8 +85,7 @@ def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False, 
         " ".join(f"{name} {error:.2e}" for name, error in errors.items()),
     )
     assert all(error <= relative for error in errors.values()), errors
-    cotangent = cotangent.to(dtype)
-    with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent, states, chunk_size)
+    with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, d_out, states, chunk_size)
     for got, recomputed in zip(with_states, grads):
         assert torch.equal(got, recomputed)  # the forward's states are the ones the backward recomputes
 
