@@ -31,20 +31,7 @@ POINTERS = {
     "state_updates_kernel": ["v", "gate_logits", "states", "decays"],
     "state_grad_updates_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays"],
     "scan_kernel": ["buffer", "decays"],
-    "output_kernel": [
-        "q",
-        "gate_logits",
-        "v",
-        "states",
-        "decays",
-        "out",
-        "aug_w",
-        "aug_a",
-        "g",
-        "gate_bias",
-        "y",
-        "stats",
-    ],
+    "output_kernel": ["q", "gate_logits", "v", "states", "decays", "out", "aug_w", "aug_a"],
     "chunk_grads_kernel": [
         "q",
         "gate_logits",
@@ -66,15 +53,14 @@ POINTERS = {
 # the inputs' and gradients' row strides: 3W for views of the (B, T, 3W) projection (and of its gradient), H·D when
 # contiguous, multiples of 16 either way
 STRIDES = ("stride_q", "stride_g", "stride_v", "stride_dq", "stride_dg", "stride_dv")
-STRIDES += ("stride_gb", "stride_gt", "stride_yb", "stride_yt")  # the output kernel's epilogue (gate and y)
 
 
 def build(name, dtype, warps, stages, constants, maxnreg=None):
     modules = (metala_core_kernels, metala_core_output_kernels, metala_core_grad_kernels)
     fn = next(getattr(module, name) for module in modules if hasattr(module, name))
-    fp32 = ("d_gate_logits", "decays", "log_decays", "cums", "aug_da", "aug_w", "aug_a", "stats")
+    fp32 = ("d_gate_logits", "decays", "log_decays", "cums", "aug_da", "aug_w", "aug_a")
     signature = {arg: ("*fp32" if arg in fp32 else f"*{dtype}") for arg in POINTERS[name]}
-    signature.update({"scale": "fp32", "normalizer": "fp32", "eps": "fp32", "T": "i32", "NT": "i32", "plane": "i32"})
+    signature.update({"scale": "fp32", "normalizer": "fp32", "T": "i32", "NT": "i32"})
     signature.update({arg: "i32" for arg in STRIDES})
     signature = {arg: signature.get(arg, "constexpr") for arg in fn.arg_names}
     # the launcher's specialisation of torch's allocations: 16-byte aligned pointers (vector loads, and the

@@ -276,8 +276,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--flip", nargs="*", default=[],
-        help="switches of metala_core_triton (STORED_DECAY_ROWS) or mixer_op (CORE_AUG, CORE_A, EPILOGUE_IN_CORE) to "
-        "turn the other way",
+        help="switches of metala_core_triton (STORED_DECAY_ROWS) or mixer_op (CORE_AUG, CORE_A) to turn the other way",
     )  # fmt: skip
     parser.add_argument(
         "--chunk-size", type=int, default=None, help="MetaLA's core kernels' chunk (metala_core_op.CHUNK_SIZE, 64)"
@@ -286,6 +285,9 @@ def main() -> None:
     if args.stored_rows_mib is not None or args.flip or args.chunk_size:
         from neox_metala.ops import metala_core_op, metala_core_triton, mixer_op  # imports triton
 
+        # Inductor's caches key a compiled graph by its code, not by these globals: a run with another chunk size took
+        # a graph whose shape checks held the default's (session 28), so compile afresh
+        torch._inductor.config.force_disable_caches = True
         metala_core_op.CHUNK_SIZE = args.chunk_size or metala_core_op.CHUNK_SIZE
         if args.stored_rows_mib is not None:
             metala_core_triton.STORED_ROWS_BYTES = args.stored_rows_mib * 2**20

@@ -49,16 +49,10 @@ def _key(x, i_b, i_h, t, ck, T, stride_xb, stride_xt, normalizer, K: tl.constexp
 
 
 @triton.jit
-def _sigmoid_term(a, v_t, cv, V: tl.constexpr):
-    """s = σ(a·v) (BT, BV) for v (BT, BV) fp32, zero past V (σ(0) = ½ there would enter the norm)."""
-    return tl.where((cv < V)[None, :], tl.sigmoid(a[:, None] * v_t), 0.0)
-
-
-@triton.jit
 def _augmentation(v, a, i_b, i_h, t, cv, T, stride_vb, stride_vt, V: tl.constexpr):
-    """v (BT, BV) of head i_h at tokens t and s = σ(a·v) (`_sigmoid_term`)."""
+    """v (BT, BV) of head i_h at tokens t and s = σ(a·v), zero past V (σ(0) = ½ there would enter the norm)."""
     v_t = _tile(v, i_b, t, cv, T, stride_vb, stride_vt, i_h, V)
-    return v_t, _sigmoid_term(a, v_t, cv, V)
+    return v_t, tl.where((cv < V)[None, :], tl.sigmoid(a[:, None] * v_t), 0.0)
 
 
 @triton.jit
@@ -110,21 +104,6 @@ def epilogue_forward_kernel(
         o, q, x, v, aug_balance, stats + 2 * plane + rows, i_b, i_h, t, ck, cv, T, strides, normalizer, K, V, AUG,
         A_GIVEN,
     )  # fmt: skip
-    _norm_gate(
-        z, a, g, gate_bias, y, stats, i_b, i_h, t, cv, T, stride_gb, stride_gt, stride_yb, stride_yt, plane, eps, H, V,
-        BIAS, not A_GIVEN,
-    )  # fmt: skip
-
-
-@triton.jit
-def _norm_gate(
-    z, a, g, gate_bias, y, stats, i_b, i_h, t, cv, T, stride_gb, stride_gt, stride_yb, stride_yt, plane, eps,
-    H: tl.constexpr, V: tl.constexpr, BIAS: tl.constexpr, STORE_A: tl.constexpr,
-):  # fmt: skip
-    """From z (BT, BV) fp32, zero past V, of head i_h at tokens t (those before T stored): y = SiLU(g + b) ⊙ n into y,
-    mean and rstd (and a with STORE_A) into stats' planes. The epilogue's forward after z, here and in the core's
-    output kernel (ops/metala_core_output_kernels.py's EPILOGUE)."""
-    rows = (i_b * T + t) * H + i_h
     z_mean = tl.sum(z, 1) / V  # z is zero past V
     centred = tl.where((cv < V)[None, :], z - z_mean[:, None], 0.0)
     z_rstd = tl.rsqrt(tl.sum(centred * centred, 1) / V + eps)
@@ -135,7 +114,7 @@ def _norm_gate(
     tl.store(ptrs, out.to(y.dtype.element_ty), mask=mask)
     tl.store(stats + rows, z_mean, mask=t < T)
     tl.store(stats + plane + rows, z_rstd, mask=t < T)
-    if STORE_A:
+    if not A_GIVEN:
         tl.store(stats + 2 * plane + rows, a, mask=t < T)
 
 

@@ -76,7 +76,7 @@ def _token_rows(t: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     return t, t.stride(0), t.stride(1)
 
 
-def output_for(g: torch.Tensor, seq_first: bool) -> torch.Tensor:
+def _output(g: torch.Tensor, seq_first: bool) -> torch.Tensor:
     """An empty (B, T, H, V) tensor in g's dtype, laid out (T, B, H, V) in memory if seq_first."""
     batch, seq, heads, head_v_dim = g.shape
     if seq_first:
@@ -114,7 +114,7 @@ def epilogue_forward_triton(
     batch, seq, heads, head_v_dim = o.shape
     head_k_dim = q.shape[-1]
     block_t, warps = blocks
-    y = output_for(g, seq_first)
+    y = _output(g, seq_first)
     aug, bias = aug_balance is not None, gate_bias is not None
     a_given = stats is not None
     if a_given and (not aug or stats.shape != (3, *o.shape[:3]) or not stats.is_contiguous()):
@@ -227,7 +227,7 @@ def epilogue_forward_torch(o, q, x, v, g, gate_bias, aug_balance, normalizer, ep
     else:
         a.copy_(aug[3][..., 0])
     u = _gate_torch(g, gate_bias)
-    y = output_for(g, seq_first)
+    y = _output(g, seq_first)
     y.copy_(torch.nn.functional.silu(u) * (z - mean[..., None]) * rstd[..., None])
     return y, stats
 
@@ -281,7 +281,7 @@ def epilogue_forward(
 
 @epilogue_forward.register_fake
 def _(o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first):
-    return output_for(g, seq_first), stats_for(o)
+    return _output(g, seq_first), stats_for(o)
 
 
 @epilogue_forward.register_kernel("cpu")

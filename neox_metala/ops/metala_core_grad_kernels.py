@@ -166,50 +166,17 @@ def _qk_priors(
 
 
 @triton.jit
-def _half_terms(
-    q, gate_logits, log_decays, cums, scale, i_b, i_h, i_bh, m, T, NT_rows, stride_q, stride_g, normalizer,
-    K: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, STORED: tl.constexpr,
-    HALF: tl.constexpr,
-):  # fmt: skip
-    """For a half (HALF 1 or 2) of a chunk of 2·BT tokens, as `_v_block_sums` completes the state at the half's
-    boundary from the other half: HALF 2 (its second half, token chunk m) enters with h_mid = e^G'_last ⊙ h + (k' ⊙
-    e^(G'_last − G'))ᵀ v' of the first half (token chunk m − 1, G' its cumsum from its start); HALF 1 leaves with
-    dh_mid = e^G''_last ⊙ dh + scale (q'' ⊙ e^G'')ᵀ do'' of the second (chunk m + 1). -> that (BT, BK) left operand, in
-    q's dtype (its factors ≤ 1), and e^G_last of the other half (BK,)."""
-    other = m - 1 if HALF == 2 else m + 1  # < NT_rows: the rows of a chunk's two halves are stored either way
-    log_decay, cum, cum_last = _decay_terms(
-        gate_logits, log_decays, cums, i_b, i_h, i_bh, other, T, NT_rows, stride_g, normalizer, K, 0, BT, BK, STORED
-    )
-    if HALF == 2:  # the keys' decay to the half's end, as state_updates_kernel's
-        operand = _neg_expm1(log_decay) * _to_end(cum, cum_last, False)
-    else:  # q's decay from the half's start, as state_grad_updates_kernel's
-        q_other = _load_tokens(q, i_b, i_h, other, T, stride_q, K, 0, BT, BK)
-        operand = scale * q_other.to(tl.float32) * _from_start(cum, cum_last, False)
-    return operand.to(q.dtype.element_ty), tl.exp(cum_last)
-
-
-@triton.jit
 def _v_block_sums(
-    v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad, half_operand, half_decay,
-    i_b, i_h, i_bh, n, m, T, NT, stride_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, col,
-    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr, HALF: tl.constexpr,
+    v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
+    i_b, i_h, i_bh, n, T, NT, stride_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, col,
+    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """One step of the V loop, V block [col, col + BV), of token chunk m whose state and state gradient are chunk
-    n's: d_scores += do vᵀ, dq_inter += do hᵀ, dk_inter += v dhᵀ, state_dot_grad += Σ_j h ⊙ dh. With HALF, token
-    chunk m is a half of state chunk n, and h (HALF 2) or dh (HALF 1) is completed at the half's boundary with
-    `_half_terms`' operand and decay, from the other half's v or do."""
-    v_b = _load_tokens(v, i_b, i_h, m, T, stride_v, V, col, BT, BV)
-    d_out_b = _load_tokens(d_out, i_b, i_h, m, T, H * V, V, col, BT, BV)
+    """One step of the V loop, V block [col, col + BV): d_scores += do vᵀ, dq_inter += do hᵀ, dk_inter += v dhᵀ,
+    state_dot_grad += Σ_j h ⊙ dh."""
+    v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, col, BT, BV)
+    d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, col, BT, BV)
     state = _load_state(states, i_bh, n, NT, K, V, 0, col, BK, BV)
     state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, col, BK, BV)
-    if HALF == 2:
-        v_first = _load_tokens(v, i_b, i_h, m - 1, T, stride_v, V, col, BT, BV)
-        update = tl.dot(tl.trans(half_operand), v_first.to(half_operand.dtype), input_precision=PRECISION)
-        state = (half_decay[:, None] * state.to(tl.float32) + update).to(state.dtype)
-    elif HALF == 1:
-        d_out_second = _load_tokens(d_out, i_b, i_h, m + 1, T, H * V, V, col, BT, BV)
-        update = tl.dot(tl.trans(half_operand), d_out_second.to(half_operand.dtype), input_precision=PRECISION)
-        state_grad = (half_decay[:, None] * state_grad.to(tl.float32) + update).to(state_grad.dtype)
     d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
     dq_inter += tl.dot(d_out_b, tl.trans(state.to(d_out_b.dtype)), input_precision=PRECISION)
     dk_inter += tl.dot(v_b, tl.trans(state_grad.to(v_b.dtype)), input_precision=PRECISION)
@@ -223,40 +190,31 @@ def _chunk_grads(
     stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, n, i_bh,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
-    FACTORISED: tl.constexpr, AUG: tl.constexpr, HALF: tl.constexpr,
+    FACTORISED: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
-    """`chunk_grads_kernel` on chunk n (with HALF, on that half of chunk n), its gradients stored where its rows are
-    before T_store."""
+    """`chunk_grads_kernel` on chunk n, its gradients stored where its rows are before T_store."""
     i_b, i_h = i_bh // H, i_bh % H
-    m = n if HALF == 0 else 2 * n + HALF - 1  # the token chunk, of BT tokens
-    NT_rows = NT if HALF == 0 else 2 * NT
     # what dq and d gate logits get added to and the terms after the V loop, loaded first (metala_core_kernels.py's
     # docstring): their latency hides behind the loop
     dq_prior, dg_prior = _qk_priors(
-        q, dq, d_gate_logits, aug_da, aug_w, i_b, i_h, m, T, stride_dq, stride_dg, H, K, BT, BK, ACCUMULATE, AUG
+        q, dq, d_gate_logits, aug_da, aug_w, i_b, i_h, n, T, stride_dq, stride_dg, H, K, BT, BK, ACCUMULATE, AUG
     )
     log_decay_b, cum, cum_last = _decay_terms(
-        gate_logits, log_decays, cums, i_b, i_h, i_bh, m, T, NT_rows, stride_g, normalizer, K, 0, BT, BK, STORED
+        gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
     )
-    q_b = _load_tokens(q, i_b, i_h, m, T, stride_q, K, 0, BT, BK)
-    half_operand, half_decay = q_b, cum_last  # placeholders without HALF
-    if HALF != 0:
-        half_operand, half_decay = _half_terms(
-            q, gate_logits, log_decays, cums, scale, i_b, i_h, i_bh, m, T, NT_rows, stride_q, stride_g, normalizer,
-            K, BT, BK, PRECISION, STORED, HALF,
-        )  # fmt: skip
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)  # do vᵀ
     dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
     state_dot_grad = tl.zeros([BK], dtype=tl.float32)  # Σ_j h ⊙ dh
     for i_v in range(tl.cdiv(V, BV)):
         d_scores, dq_inter, dk_inter, state_dot_grad = _v_block_sums(
-            v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad, half_operand, half_decay,
-            i_b, i_h, i_bh, n, m, T, NT, stride_v, H, K, V, i_v * BV, BT, BK, BV, PRECISION, HALF,
+            v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
+            i_b, i_h, i_bh, n, T, NT, stride_v, H, K, V, i_v * BV, BT, BK, BV, PRECISION,
         )  # fmt: skip
     _store_qk_grads(
         q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
-        dq_prior, dg_prior, scale, i_b, i_h, m, T_store, stride_dq, stride_dg, normalizer, K, BT, BK, PRECISION, BF16,
+        dq_prior, dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K, BT, BK, PRECISION, BF16,
         ACCUMULATE, FACTORISED, AUG,
     )  # fmt: skip
 
@@ -268,7 +226,6 @@ def chunk_grads_kernel(
     K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
     BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr = False,
     FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1, AUG: tl.constexpr = False,
-    HALF: tl.constexpr = 0,
 ):  # fmt: skip
     """dq and d gate logits of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas); `chunk_dv_kernel`
     writes dv, so that the V loop holds no scores (with dv in this kernel's V loop, a form removed in session 26, the
@@ -277,9 +234,7 @@ def chunk_grads_kernel(
     (`_qk_priors`), those two written rather than added to. V in blocks of BV so that only one block
     of v, do, h, dh is live at a time. STORED: the decay terms read from log_decays and cums
     (ops/metala_core_kernels.py's `_decay_terms`). The chunks of one form (FACTORISED: ops/metala_core_kernels.py's
-    docstring): grid (N, B·H) for FACTORISED, else (N / STRONG_CHUNKS, B·H). HALF 1 or 2: the states are those of
-    chunks of 2·BT tokens, and each program takes that half of its chunk as a chunk of BT tokens (`_half_terms`;
-    the decay rows are those of the halves, 2·N chunks of BT)."""
+    docstring): grid (N, B·H) for FACTORISED, else (N / STRONG_CHUNKS, B·H)."""
     pid, i_bh = tl.program_id(0), tl.program_id(1)
     if FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
@@ -288,7 +243,7 @@ def chunk_grads_kernel(
         _chunk_grads(
             q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, aug_da, aug_w,
             scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, pid, i_bh,
-            H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG, HALF,
+            H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
         )  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
@@ -296,7 +251,7 @@ def chunk_grads_kernel(
                 _chunk_grads(
                     q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, aug_da,
                     aug_w, scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T, NT,
-                    n, i_bh, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG, HALF,
+                    n, i_bh, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
                 )  # fmt: skip
 
 

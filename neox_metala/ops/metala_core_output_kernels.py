@@ -1,9 +1,7 @@
 """Triton kernel of MetaLA's core's output, the forward's last step: each chunk's o = scale [(q ⊙ e^G) h_n + A v] from
 the state entering it (ops/metala_core_kernels.py's scans), one program per chunk and head, in the factorised or
 sub-chunk form that ops/metala_core_kernels.py's docstring describes; with AUG it also writes the self-augmentation's a
-(ops/mixer_op.py's CORE_A). With EPILOGUE it also runs the epilogue's forward on the chunk's o (ops/mixer_op.py's
-EPILOGUE_IN_CORE): a program holds all V channels of its tokens and head (the launcher's one V block), which the
-per-head LayerNorm needs.
+(ops/mixer_op.py's CORE_A).
 
 Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
 """
@@ -13,7 +11,6 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .epilogue_kernels import _norm_gate, _sigmoid_term
 from .metala_core_kernels import (
     _any_strong,
     _chunk_decay,
@@ -30,12 +27,10 @@ from .metala_core_kernels import (
 @triton.jit
 def _chunk_output(
     q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, T_store, NT, n,
-    i_bh, i_v, epilogue, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
+    i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
     BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr, AUG: tl.constexpr,
-    EPILOGUE: tl.constexpr, BIAS: tl.constexpr,
 ):  # fmt: skip
-    """o = scale [(q ⊙ e^G) h_n + A v] of chunk n, and with AUG a = Σ_k q·key·aug_w[h] (B, T, H) into aug_a; with
-    EPILOGUE y and the stats from o (`output_kernel`'s `epilogue` arguments)."""
+    """o = scale [(q ⊙ e^G) h_n + A v] of chunk n, and with AUG a = Σ_k q·key·aug_w[h] (B, T, H) into aug_a."""
     i_b, i_h = i_bh // H, i_bh % H
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
@@ -52,48 +47,28 @@ def _chunk_output(
     q_from_start = (q_b.to(tl.float32) * _from_start(cum, cum_last, FACTORISED)).to(v_b.dtype)
     acc = tl.dot(q_from_start, state.to(v_b.dtype), input_precision=PRECISION)
     acc = tl.dot(scores.to(v_b.dtype), v_b, acc, input_precision=PRECISION)
-    o_b = scale * acc
-    _store_tokens(out, o_b, i_b, i_h, n, T_store, H * V, V, i_v * BV, BT, BV, False)
-    if EPILOGUE:
-        g, gate_bias, y, stats, stride_gb, stride_gt, stride_yb, stride_yt, plane, eps = epilogue
-        t = n * BT + tl.arange(0, BT)
-        cv = tl.arange(0, BV)
-        z = o_b.to(out.dtype.element_ty).to(tl.float32)  # o as stored: as the epilogue's backward reads it
-        if AUG:
-            z += _sigmoid_term(a, v_b.to(tl.float32), cv, V)
-        else:
-            a = tl.zeros([BT], dtype=tl.float32)
-        # T_store 0 (the chunks that the strong launch stores) masks every load and store of it
-        _norm_gate(
-            z, a, g, gate_bias, y, stats, i_b, i_h, t, cv, T_store, stride_gb, stride_gt, stride_yb, stride_yt, plane,
-            eps, H, V, BIAS, not AUG,
-        )  # fmt: skip
+    _store_tokens(out, scale * acc, i_b, i_h, n, T_store, H * V, V, i_v * BV, BT, BV, False)
 
 
 @triton.jit
 def output_kernel(
-    q, gate_logits, v, states, decays, out, aug_w, aug_a, g, gate_bias, y, stats, scale, stride_q, stride_g, stride_v,
-    stride_gb, stride_gt, stride_yb, stride_yt, plane, normalizer, eps, T, NT, H: tl.constexpr, K: tl.constexpr,
-    V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
-    FACTORISED: tl.constexpr, STRONG_CHUNKS: tl.constexpr = 1, AUG: tl.constexpr = False,
-    EPILOGUE: tl.constexpr = False, BIAS: tl.constexpr = False,
+    q, gate_logits, v, states, decays, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, NT,
+    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr, STRONG_CHUNKS: tl.constexpr = 1,
+    AUG: tl.constexpr = False,
 ):  # fmt: skip
     """The chunks' outputs in one form (ops/metala_core_kernels.py's docstring). Grid (N, B·H, V/BV) for FACTORISED,
-    else (N / STRONG_CHUNKS, B·H, V/BV) (STRONG_CHUNKS a power of 2). With EPILOGUE (BV ≥ V, one V block): y (B, T,
-    H, V) and stats (3, B, T, H) fp32, planes `plane` apart, as ops/epilogue_kernels.py's forward writes them, from g
-    (the gate, (B, T, H, V), batch and token strides) and gate_bias (with BIAS); y's strides its own."""
+    else (N / STRONG_CHUNKS, B·H, V/BV) (STRONG_CHUNKS a power of 2)."""
     pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    epilogue = (g, gate_bias, y, stats, stride_gb, stride_gt, stride_yb, stride_yt, plane, eps)
     if FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), since
         # making the loads or the work wait for the test added its latency (session 21: output 408 -> 437 µs per call)
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
         _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T,
-                      T_store, NT, pid, i_bh, i_v, epilogue, H, K, V, BT, BK, BV, PRECISION, BF16, True, AUG, EPILOGUE,
-                      BIAS)  # fmt: skip
+                      T_store, NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, True, AUG)  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
                 _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v,
-                              normalizer, T, T, NT, n, i_bh, i_v, epilogue, H, K, V, BT, BK, BV, PRECISION, BF16,
-                              False, AUG, EPILOGUE, BIAS)  # fmt: skip
+                              normalizer, T, T, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, False,
+                              AUG)  # fmt: skip

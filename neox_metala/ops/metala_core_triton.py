@@ -64,8 +64,10 @@ def _kernels():
     from . import metala_core_kernels as kernels
     from . import metala_core_output_kernels as output_kernels
 
-    # Few configurations, each compiled once per shape. The chunk gradients with 4 warps are left out: Triton 3.6's
-    # bf16 build of them reads out of bounds when T is below one chunk (an illegal address on the H200, 2026-11-29).
+    # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
+    # the chunk gradients spill ~1 KB at BV=64 but ≤ 120 B at BV ≤ 32 with 8 warps.
+    # The chunk gradients with 4 warps are left out: Triton 3.6's bf16 build of them reads out of bounds when T is
+    # below one chunk (an illegal address on the H200, 2026-11-29; fp16 / fp32 and the other configs are clean).
     def configs(blocks):
         """(meta-parameters, warps, stages[, register cap]) -> the configurations."""
         configs = [
@@ -77,7 +79,7 @@ def _kernels():
     # keyed by the shape alone, a pick timed for one build was taken for another (the plain dv's for the accumulating
     # one: 169 µs per call against 135 with its own, H200, session 23). FACTORISED left out on purpose: the strong
     # launch takes the factorised chunks' pick rather than compiling every configuration of its build.
-    key = ["NT", "H", "K", "V", "ACCUMULATE", "STORED", "AUG", "EPILOGUE", "HALF"]
+    key = ["NT", "H", "K", "V", "ACCUMULATE", "STORED", "AUG"]
     # The scan's step is a load and a multiply-add, so small blocks cost little and give programs at small B·H:
     # B·H = 16, K = 64, V = 128 makes 128 programs of 32 x 32 or 16 x 64, 256 of 16 x 32. STAGES − 1 steps' loads in
     # flight hide the memory's latency (≤ 30 KB of shared memory, no spills at 8). Its key has no H (not an argument).
@@ -133,20 +135,13 @@ def _kernels():
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
     # gradients once more, so the autotuner restores them (a copy at tuning time only)
     grads = dict(key=key, restore_value=["dq", "d_gate_logits"])
-    output_blocks = [({}, 8, 2), ({}, 4, 2), ({}, 8, 2, 128), ({}, 8, 3)]
-    prune = lambda configs, _, **kw: [c for c in configs if kw.get("EPILOGUE") or c.maxnreg is None]  # noqa: E731
     return {
         "state_updates": triton.autotune(configs(update_blocks), key=key)(kernels.state_updates_kernel),
         "state_grad_updates": triton.autotune(configs([*update_blocks, capped]), key=key)(
             kernels.state_grad_updates_kernel
         ),
         "scan": scan(kernels.scan_kernel),
-        # with the epilogue (mixer_op.EPILOGUE_IN_CORE) sm90 bf16 builds take 255 registers at 4 warps and 180 at 8,
-        # 128 capped at 8 (8 B spilled, two programs per SM); without, 168 at 4 warps: the cap is for that build only
-        # (not last in the list, which the interpreter's autotuning test expects every build to keep)
-        "output": triton.autotune(configs(output_blocks), key=key, prune_configs_by={"early_config_prune": prune})(
-            output_kernels.output_kernel
-        ),
+        "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(output_kernels.output_kernel),
         "chunk_qk_grads": triton.autotune(configs(qk_grads_blocks), **grads)(grad_kernels.chunk_grads_kernel),
         "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
         # sm90 bf16 builds: 96 registers at 4 warps, 62 at 8 (250 at 2)
@@ -257,41 +252,23 @@ def chunk_states(q, gate_logits, v, normalizer, chunk_size=CHUNK_SIZE):
     return _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)[0]
 
 
-def metala_core_fwd(
-    q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False, augmentation=None, epilogue=None
-):
+def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False, augmentation=None):
     """q, gate_logits (B, T, H, K), v (B, T, H, V), one dtype, log α = logsigmoid(gate_logits) / normalizer ->
     (o (B, T, H, V) contiguous in v's dtype, the states if keep_states else None); the inputs may be views of one
     projection (token_rows). `augmentation` (a (B, T, H) fp32, aug_balance (H·K)): the output kernel also writes
-    the self-augmentation's a = Σ_k q·key·w into a (ops/mixer_op.py's CORE_A). `epilogue` (g (B, T, H, V), gate_bias
-    or None, y, stats (3, B, T, H) fp32, eps): it also writes the epilogue's y and stats from o, as
-    epilogue_op.epilogue_forward_triton would (mixer_op.EPILOGUE_IN_CORE; the a plane is `augmentation`'s)."""
+    the self-augmentation's a = Σ_k q·key·w into a (ops/mixer_op.py's CORE_A)."""
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states, decays = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
     out = v.new_empty(v.shape)
     a, w = (decays, decays) if augmentation is None else augmentation  # placeholders without
-    pointers, epilogue_args = _epilogue_arguments(epilogue, decays)
     _by_form(
-        _kernels()["output"], (sizes["NT"], batch_heads, 1), q, gate_logits, v, states, decays, out, w, a, *pointers,
-        scale, **strides, **epilogue_args, normalizer=normalizer, **sizes, BK=_block(sizes["K"]),
-        BV=_block(sizes["V"]), BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
+        _kernels()["output"], (sizes["NT"], batch_heads, 1), q, gate_logits, v, states, decays, out, w, a, scale,
+        **strides, normalizer=normalizer, **sizes, BK=_block(sizes["K"]), BV=_block(sizes["V"]),
+        BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
     )  # fmt: skip
     return out, (states if keep_states else None)
-
-
-def _epilogue_arguments(epilogue, placeholder) -> tuple[list, dict]:
-    """output_kernel's g, gate_bias, y, stats and its other epilogue arguments (placeholders without `epilogue`)."""
-    if epilogue is None:
-        strides = dict.fromkeys(("stride_gb", "stride_gt", "stride_yb", "stride_yt", "plane"), 0)
-        return [placeholder] * 4, dict(**strides, eps=0.0, EPILOGUE=False, BIAS=False)
-    g, gate_bias, y, stats, eps = epilogue
-    if g.stride(-1) != 1 or g.stride(-2) != g.shape[-1] or y.stride(-1) != 1 or not stats.is_contiguous():
-        raise ValueError("MetaLA core: the epilogue's g and y need each token's channels contiguous, stats contiguous")
-    strides = dict(stride_gb=g.stride(0), stride_gt=g.stride(1), stride_yb=y.stride(0), stride_yt=y.stride(1))
-    args = dict(**strides, plane=stats[0].numel(), eps=float(eps), EPILOGUE=True, BIAS=gate_bias is not None)
-    return [g, placeholder if gate_bias is None else gate_bias.contiguous(), y, stats], args
 
 
 def _gradient_rows(grads, q, v):
@@ -304,8 +281,6 @@ def _gradient_rows(grads, q, v):
         raise ValueError("MetaLA core: the gradients to write into must have each token's channels contiguous")
     return rows
 
-
-QK_HALVES_AT = 128  # at this chunk size the qk gradients take halves (chunk_grads_kernel's HALF: 128 spills 1.5 KB)
 
 STORED_ROWS_BYTES = 128 * 2**20
 """The backward runs in batch slices whose STORED_DECAY_ROWS buffers (and state gradients) take at most about this
@@ -351,15 +326,14 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     state_grads = torch.empty_like(states)
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
     stored = STORED_DECAY_ROWS
-    stride_q, stride_g, log_decays, cums = strides["stride_q"], strides["stride_g"], decays, decays  # placeholder rows
-    halves = 2 if chunk_size == QK_HALVES_AT else 1  # the qk gradients' token chunks per state chunk
-    qk_chunk, qk_chunks = chunk_size // halves, sizes["NT"] * halves
-    if stored:  # each (qk) chunk's log decay and G per token (fp32)
+    stride_q, stride_g = strides["stride_q"], strides["stride_g"]
+    log_decays = cums = decays  # placeholders that no kernel reads, unless stored
+    if stored:  # each chunk's log decay and G per token (fp32)
         log_decays, cums = q.new_empty(2, batch_heads, sizes["NT"] * chunk_size, sizes["K"], dtype=torch.float32)
         launch(
-            _kernels()["decay_rows"], (qk_chunks, batch_heads),
-            gate_logits, log_decays, cums, stride_g, normalizer, sizes["T"], qk_chunks, H=sizes["H"], K=sizes["K"],
-            BT=qk_chunk, BK=_block(sizes["K"]),
+            _kernels()["decay_rows"], (sizes["NT"], batch_heads),
+            gate_logits, log_decays, cums, stride_g, normalizer, sizes["T"], sizes["NT"], H=sizes["H"], K=sizes["K"],
+            BT=sizes["BT"], BK=_block(sizes["K"]),
         )  # fmt: skip
     launch(
         _kernels()["state_grad_updates"], _chunks_grid(sizes, batch_heads),
@@ -371,13 +345,12 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
-    for half in range(1, 3) if halves == 2 else [0]:
-        _by_form(
-            _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
-            q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, *aug, scale,
-            **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **{**sizes, "BT": qk_chunk},
-            **blocks, STORED=stored, AUG=augmentation is not None, HALF=half,
-        )  # fmt: skip
+    _by_form(
+        _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
+        q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, *aug, scale,
+        **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks, STORED=stored,
+        AUG=augmentation is not None,
+    )  # fmt: skip
     _by_form(
         _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
         q, gate_logits, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,

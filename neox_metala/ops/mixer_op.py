@@ -39,14 +39,6 @@ the block's shape). sm90 bf16 output build at 4 warps: 166 registers against 159
 On an H200 (bench/layer.py, session 26): block 13.49 against 13.65 / 13.70 ms, epilogue forward 0.39 -> 0.28 ms,
 output kernel 0.46 -> 0.49. Read at every forward."""
 
-EPILOGUE_IN_CORE = False
-"""The epilogue's forward run by the core's output kernel on each chunk's o as it forms it (ops/
-metala_core_output_kernels.py), instead of by a kernel of its own that reads o, v and the gate back: o is still
-stored (the epilogue's backward reads it), y and the stats are written there, o and v are not read again (537 MB at
-the block benchmark's B32 T2048 H16 V128 in bf16; its forward kernel 0.28 ms on an H200, session 27) for the gate's
-read and y's write in the output kernel. Written in session 27 after its device time was spent: off until timed
-(bench/layer.py --flip EPILOGUE_IN_CORE). Read at every forward."""
-
 
 def _parts(projected: torch.Tensor, heads: int) -> list[torch.Tensor]:
     """(B, T, 3W) -> q, decay logits (B, T, H, W/(2H)) and v, gate (B, T, H, W/H): strided views."""
@@ -63,19 +55,12 @@ def mixer_forward_triton(projected, gate_bias, aug_balance, heads, normalizer, e
     from .metala_core_triton import metala_core_fwd
 
     q, x, v, g = _parts(projected, heads)
-    in_core = EPILOGUE_IN_CORE
-    a_in_core = aug_balance is not None and (CORE_A or in_core)
-    stats = epilogue_op.stats_for(v) if a_in_core or in_core else None  # o's (B, T, H) and dtype
-    augmentation = (stats[2], aug_balance) if a_in_core else None
-    y = epilogue_op.output_for(g, seq_first) if in_core else None
-    o, states = metala_core_fwd(
-        q, x, v, _scale(q), normalizer, metala_core_op.CHUNK_SIZE, keep_states, augmentation,
-        epilogue=(g, gate_bias, y, stats, eps) if in_core else None,
-    )  # fmt: skip
-    if not in_core:
-        y, stats = epilogue_op.epilogue_forward_triton(
-            o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first, stats=stats
-        )
+    stats = epilogue_op.stats_for(v) if aug_balance is not None and CORE_A else None  # o's (B, T, H) and dtype
+    augmentation = None if stats is None else (stats[2], aug_balance)
+    o, states = metala_core_fwd(q, x, v, _scale(q), normalizer, metala_core_op.CHUNK_SIZE, keep_states, augmentation)
+    y, stats = epilogue_op.epilogue_forward_triton(
+        o, q, x, v, g, gate_bias, aug_balance, normalizer, eps, seq_first, stats=stats
+    )
     return y, o, stats, states
 
 

@@ -58,19 +58,19 @@ def projection_views(q, logits, v):
     return [part.unflatten(-1, (heads, -1)) for part in parts[:3]]
 
 
-def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False, chunk_size=64):
+def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False):
     from neox_metala.ops import metala_core_triton
 
     q, logits, v, cotangent = draw(batch, seq, heads, head_k_dim, head_v_dim, decay)
     q, logits, v = (t.to(dtype).double() for t in (q, logits, v))  # the reference sees the kernel's rounded inputs
     expected, expected_grads = exact(q, logits, v, cotangent)
-    inputs, d_out = [q.to(dtype), logits.to(dtype), v.to(dtype)], cotangent.to(dtype)
+    inputs = [q.to(dtype), logits.to(dtype), v.to(dtype)]
     if views:
         inputs = projection_views(*inputs)
         for x in inputs:  # read in place
             assert not x.is_contiguous() and metala_core_triton.token_rows(x)[0].data_ptr() == x.data_ptr()
-    output, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, NORMALIZER, chunk_size, keep_states=True)
-    grads = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, d_out, None, chunk_size)
+    output, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, NORMALIZER, keep_states=True)
+    grads = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype))
     assert grads[1].dtype == torch.float32 and all(g.is_contiguous() for g in (output, *grads))
     relative, floor = BOUNDS[dtype]
     errors = {"output": (output.double() - expected).norm() / expected.norm()}
@@ -85,7 +85,7 @@ def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False, 
         " ".join(f"{name} {error:.2e}" for name, error in errors.items()),
     )
     assert all(error <= relative for error in errors.values()), errors
-    with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, d_out, states, chunk_size)
+    with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype), states=states)
     for got, recomputed in zip(with_states, grads):
         assert torch.equal(got, recomputed)  # the forward's states are the ones the backward recomputes
 
@@ -133,26 +133,6 @@ def backward_form(request, monkeypatch):
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
 def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, backward_form):
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
-
-
-@pytest.mark.parametrize(
-    "seq, head_k_dim, head_v_dim, decay",
-    [
-        pytest.param(300, 16, 32, "mild", id="T300-mild"),
-        pytest.param(129, 20, 24, "mixed", id="T129-K20-V24-mixed"),
-        pytest.param(63, 16, 32, "strong", id="T63-strong"),
-        pytest.param(200, 16, 32, "graded", id="T200-graded"),
-        pytest.param(70, 16, 32, "open-shut", id="T70-open-shut"),
-    ],
-)
-def test_chunks_of_128_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, backward_form):
-    """Chunks of QK_HALVES_AT = 128 tokens: every kernel on whole chunks but the qk gradients', which take each
-    chunk's halves, completing the state and state gradient at the half's boundary; a partial last chunk whose second
-    half is empty or partial, chunks of strong decay (the sub-chunk form) and both backward forms."""
-    from neox_metala.ops import metala_core_triton
-
-    assert metala_core_triton.QK_HALVES_AT == 128
-    check(torch.float32, 2, seq, 2, head_k_dim, head_v_dim, decay, chunk_size=128)
 
 
 @pytest.mark.parametrize("decay", ["mixed", "graded"])

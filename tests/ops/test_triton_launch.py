@@ -113,14 +113,9 @@ def test_parameter_order_is_tritons_binding(monkeypatch, stored):
     bias, balance = torch.randn(32, generator=gen), torch.randn(16, generator=gen)
     _, stats = epilogue_op.epilogue_forward_triton(o, q, logits, v, g, bias, balance, NORMALIZER)
     epilogue_op.epilogue_backward_triton(dy, o, q, logits, v, g, bias, balance, stats, NORMALIZER)
-    # the output kernel with the epilogue (ops/mixer_op.py's EPILOGUE_IN_CORE)
-    epilogue = (g, bias, torch.empty_like(g), epilogue_op.stats_for(g), 1e-5)
-    metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, epilogue=epilogue)
-    metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, d_out, states, 128)  # the qk kernel's halves
     # the core's forward 3 and backward 4 + 2 launches (+ 1 for the stored rows' kernel), the scores' kernels twice
-    # (one launch per form); the short conv's forward and backward; the epilogue's 2; the forward with the epilogue;
-    # a backward from kept states at 128 tokens per chunk: updates, scan, the qk kernel's 2 launches per half, dv's 2
-    assert len(calls) == 4 + 4 + 4 + stored + 2 + 2 + 4 + (2 + 4 + 2 + stored)
+    # (one launch per form); the short conv's forward and backward; the epilogue's 2
+    assert len(calls) == 4 + 4 + 4 + stored + 2 + 2
     for kernel, args, kwargs in calls:
         tuned = kernel.best_config.all_kwargs() if isinstance(kernel, Autotuner) else {}
         jit = JITFunction((kernel.fn if tuned else kernel).fn)  # the interpreter's kernels wrap the same function
