@@ -40,7 +40,6 @@ POINTERS = {
         "states",
         "state_grads",
         "decays",
-        "log_decays",
         "cums",
         "dq",
         "d_gate_logits",
@@ -48,7 +47,7 @@ POINTERS = {
         "aug_w",
     ],
     "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays", "dv"],
-    "decay_rows_kernel": ["gate_logits", "log_decays", "cums"],
+    "decay_rows_kernel": ["gate_logits", "cums"],
 }
 # the inputs' and gradients' row strides: 3W for views of the (B, T, 3W) projection (and of its gradient), H·D when
 # contiguous, multiples of 16 either way
@@ -58,7 +57,7 @@ STRIDES = ("stride_q", "stride_g", "stride_v", "stride_dq", "stride_dg", "stride
 def build(name, dtype, warps, stages, constants, maxnreg=None):
     modules = (metala_core_kernels, metala_core_output_kernels, metala_core_grad_kernels)
     fn = next(getattr(module, name) for module in modules if hasattr(module, name))
-    fp32 = ("d_gate_logits", "decays", "log_decays", "cums", "aug_da", "aug_w", "aug_a")
+    fp32 = ("d_gate_logits", "decays", "cums", "aug_da", "aug_w", "aug_a")
     signature = {arg: ("*fp32" if arg in fp32 else f"*{dtype}") for arg in POINTERS[name]}
     signature.update({"scale": "fp32", "normalizer": "fp32", "T": "i32", "NT": "i32"})
     signature.update({arg: "i32" for arg in STRIDES})

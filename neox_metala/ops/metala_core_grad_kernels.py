@@ -186,7 +186,7 @@ def _v_block_sums(
 
 @triton.jit
 def _chunk_grads(
-    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, aug_da, aug_w, scale,
+    q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w, scale,
     stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, n, i_bh,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
@@ -200,7 +200,7 @@ def _chunk_grads(
         q, dq, d_gate_logits, aug_da, aug_w, i_b, i_h, n, T, stride_dq, stride_dg, H, K, BT, BK, ACCUMULATE, AUG
     )
     log_decay_b, cum, cum_last = _decay_terms(
-        gate_logits, log_decays, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
+        gate_logits, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
     )
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)  # do vᵀ
@@ -221,7 +221,7 @@ def _chunk_grads(
 
 @triton.jit
 def chunk_grads_kernel(
-    q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, aug_da, aug_w,
+    q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, aug_da, aug_w,
     scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, NT, H: tl.constexpr,
     K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
     BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr = False,
@@ -232,7 +232,7 @@ def chunk_grads_kernel(
     loop held five dots, its scores spilled, and its fp16 build gave wrong dq on an H200). AUG: the
     self-augmentation's terms of dq and d gate logits formed from aug_da (B, T, H) and aug_w = aug_balance (H·K)
     (`_qk_priors`), those two written rather than added to. V in blocks of BV so that only one block
-    of v, do, h, dh is live at a time. STORED: the decay terms read from log_decays and cums
+    of v, do, h, dh is live at a time. STORED: the decay terms read from the rows of G, cums
     (ops/metala_core_kernels.py's `_decay_terms`). The chunks of one form (FACTORISED: ops/metala_core_kernels.py's
     docstring): grid (N, B·H) for FACTORISED, else (N / STRONG_CHUNKS, B·H)."""
     pid, i_bh = tl.program_id(0), tl.program_id(1)
@@ -241,7 +241,7 @@ def chunk_grads_kernel(
         # output_kernel's
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
         _chunk_grads(
-            q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, aug_da, aug_w,
+            q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
             scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, pid, i_bh,
             H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
         )  # fmt: skip
@@ -249,7 +249,7 @@ def chunk_grads_kernel(
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
                 _chunk_grads(
-                    q, gate_logits, v, d_out, states, state_grads, log_decays, cums, dq, d_gate_logits, aug_da,
+                    q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da,
                     aug_w, scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T, NT,
                     n, i_bh, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
                 )  # fmt: skip
@@ -315,17 +315,16 @@ def chunk_dv_kernel(
 
 @triton.jit
 def decay_rows_kernel(
-    gate_logits, log_decays, cums, stride_g, normalizer, T, NT, H: tl.constexpr, K: tl.constexpr, BT: tl.constexpr,
+    gate_logits, cums, stride_g, normalizer, T, NT, H: tl.constexpr, K: tl.constexpr, BT: tl.constexpr,
     BK: tl.constexpr,
 ):  # fmt: skip
-    """Each chunk's log decay and G per token into log_decays and cums ((B·H, N·BT, K) fp32), which the qk-gradient
-    kernel reads (ops/metala_core_triton.py's STORED_DECAY_ROWS): a read of the logits and a write of the rows, at
-    the memory's rate. A kernel of its own because the state-gradient updates, which form the same terms, took 0.58
-    instead of 0.27 ms at the block benchmark's shape when they stored them too (their fp32 tiles kept for the stores:
-    219 registers instead of 128). Grid (N, B·H)."""
+    """Each chunk's G per token into cums ((B·H, N·BT, K) fp32), which the qk-gradient kernel reads
+    (ops/metala_core_triton.py's STORED_DECAY_ROWS): a read of the logits and a write of the rows, at the memory's
+    rate. A kernel of its own because the state-gradient updates, which form the same terms, took 0.58 instead of 0.27
+    ms at the block benchmark's shape when they stored them too (their fp32 tiles kept for the stores: 219 registers
+    instead of 128). Grid (N, B·H)."""
     n, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
-    log_decay, cum, _ = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    _, cum, _ = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     block, _, cols = _decay_rows_offsets(i_bh, n, NT, K, 0, BT, BK)
-    tl.store(log_decays + block, log_decay, mask=cols[None, :])
     tl.store(cums + block, cum, mask=cols[None, :])

@@ -237,16 +237,18 @@ def _decay_rows_offsets(i_bh, chunk, NT, K: tl.constexpr, col, BT: tl.constexpr,
 
 @triton.jit
 def _decay_terms(
-    gate_ptr, log_decays, cums, i_b, i_h, i_bh, chunk, T, NT, stride, normalizer, K: tl.constexpr, col,
-    BT: tl.constexpr, BK: tl.constexpr, STORED: tl.constexpr,
+    gate_ptr, cums, i_b, i_h, i_bh, chunk, T, NT, stride, normalizer, K: tl.constexpr, col, BT: tl.constexpr,
+    BK: tl.constexpr, STORED: tl.constexpr,
 ):  # fmt: skip
-    """`_chunk_decay`'s (log decay, G, G_last), formed from the gate logits, or with STORED read from the fp32 rows
-    that decay_rows_kernel wrote (ops/metala_core_triton.py's STORED_DECAY_ROWS): the qk-gradient kernel then runs
-    neither logsigmoid's series (sm90: ~700 instructions of its ~4,500) nor the scan along the chunk (~570)."""
+    """`_chunk_decay`'s (log decay, G, G_last), formed from the gate logits, or with STORED from the fp32 rows of G
+    that decay_rows_kernel wrote (ops/metala_core_triton.py's STORED_DECAY_ROWS), the log decay as G's steps (the row
+    before read again, from the cache): the qk-gradient kernel then runs neither logsigmoid's series (sm90: ~700
+    instructions of its ~4,500) nor the scan along the chunk (~570)."""
     if STORED:
         block, last, cols = _decay_rows_offsets(i_bh, chunk, NT, K, col, BT, BK)
-        log_decay = tl.load(log_decays + block, mask=cols[None, :], other=0.0)
         cum = tl.load(cums + block, mask=cols[None, :], other=0.0)
+        before = tl.load(cums + block - K, mask=(tl.arange(0, BT) > 0)[:, None] & cols[None, :], other=0.0)
+        log_decay = cum - before
         cum_last = tl.load(cums + last, mask=cols, other=0.0)
     else:
         log_decay, cum, cum_last = _chunk_decay(gate_ptr, i_b, i_h, chunk, T, stride, normalizer, K, col, BT, BK)

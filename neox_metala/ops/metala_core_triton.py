@@ -37,12 +37,15 @@ from .triton_launch import launch
 FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
 
 STORED_DECAY_ROWS = True
-"""The backward's decay rows: each chunk's log decay and G per token (fp32, two B·T·H·K buffers, 67 MB per layer at B8
-T2048 H8 K64, freed with the backward), written by decay_rows_kernel at the memory's rate and read by the qk-gradient
-kernel instead of formed again there (logsigmoid's series, a scan along the chunk; its sm90 bf16 build 4,944
-instructions instead of 6,248). H200, B32 T2048 H16 (session 27): core f+b 3.40 ms against 3.45 formed; the
-state-gradient updates stored them until then, at 0.57 instead of 0.31 ms (219 registers against 128). dv forms
-them (reading them spilled). Read at every backward, so that a benchmark can time both forms in one process."""
+"""The backward's decay rows: each chunk's G per token (fp32, one B·T·H·K buffer, 34 MB per layer at B8 T2048 H8
+K64, freed with the backward), written by decay_rows_kernel at the memory's rate and read by the qk-gradient kernel
+instead of formed again there (logsigmoid's series, a scan along the chunk; its sm90 bf16 build 4,944 instructions
+instead of 6,248), which takes the log decay as G's steps (G_t − G_t−1, the row before read again from the cache).
+H200, B32 T2048 H16: core f+b 3.40 ms against 3.45 formed (session 27); the log decay stored as a second buffer
+until session 28, at 3.33 ms against 3.19 now (the rows kernel 170 -> 118 µs per step, two batch slices instead of
+four). The state-gradient updates stored the rows until session 27, at 0.57 instead of 0.31 ms (219 registers
+against 128); dv forms them (reading them spilled). Read at every backward, so that a benchmark can time both forms
+in one process."""
 
 
 def _block(n: int) -> int:
@@ -283,12 +286,12 @@ def _gradient_rows(grads, q, v):
 
 
 STORED_ROWS_BYTES = 128 * 2**20
-"""The backward runs in batch slices whose STORED_DECAY_ROWS buffers (and state gradients) take at most about this
-much: at the block benchmark's B32 T2048 H16 the rows of the whole batch were 537 MB, all alive at the backward's
+"""The backward runs in batch slices whose STORED_DECAY_ROWS buffer takes at most about this much: at the block
+benchmark's B32 T2048 H16 the rows of the whole batch (then two buffers, 537 MB) were all alive at the backward's
 peak, which put the block's peak memory above attention's (bench/layer.py on an H200, session 18: +4.05 GB against
-+3.77; in slices +3.44); the 380M model's 2 x 8192 or 8 x 2048 tokens per layer take 67 MB, one slice. Every
-(batch, head) is independent in every kernel here, so the slices change no result. Read at every backward, as
-STORED_DECAY_ROWS."""
++3.77; in slices +3.44; session 28, one buffer in slices of 128 MiB: +3.52); the 380M model's 2 x 8192 or 8 x 2048
+tokens per layer take 34 MB, one slice. Every (batch, head) is independent in every kernel here, so the slices change
+no result. Read at every backward, as STORED_DECAY_ROWS."""
 
 
 def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE, grads=None,
@@ -304,8 +307,8 @@ def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, ch
     rows = _gradient_rows(grads, q, v)
     sizes, _ = _sizes(q, v, chunk_size)
     batch = q.shape[0]
-    # one sequence's share of _backward_slice's two fp32 row buffers, (B·H, N·BT, K) each
-    per_batch = 2 * sizes["H"] * sizes["NT"] * chunk_size * sizes["K"] * 4 if STORED_DECAY_ROWS else 0
+    # one sequence's share of _backward_slice's fp32 rows, (B·H, N·BT, K)
+    per_batch = sizes["H"] * sizes["NT"] * chunk_size * sizes["K"] * 4 if STORED_DECAY_ROWS else 0
     step = max(1, min(batch, STORED_ROWS_BYTES // max(per_batch, 1)))
     for start in range(0, batch, step):
         part = slice(start, start + step)
@@ -327,12 +330,12 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
     stored = STORED_DECAY_ROWS
     stride_q, stride_g = strides["stride_q"], strides["stride_g"]
-    log_decays = cums = decays  # placeholders that no kernel reads, unless stored
-    if stored:  # each chunk's log decay and G per token (fp32)
-        log_decays, cums = q.new_empty(2, batch_heads, sizes["NT"] * chunk_size, sizes["K"], dtype=torch.float32)
+    cums = decays  # a placeholder that no kernel reads, unless stored
+    if stored:  # each chunk's G per token (fp32)
+        cums = q.new_empty(batch_heads, sizes["NT"] * chunk_size, sizes["K"], dtype=torch.float32)
         launch(
             _kernels()["decay_rows"], (sizes["NT"], batch_heads),
-            gate_logits, log_decays, cums, stride_g, normalizer, sizes["T"], sizes["NT"], H=sizes["H"], K=sizes["K"],
+            gate_logits, cums, stride_g, normalizer, sizes["T"], sizes["NT"], H=sizes["H"], K=sizes["K"],
             BT=sizes["BT"], BK=_block(sizes["K"]),
         )  # fmt: skip
     launch(
@@ -347,7 +350,7 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
     _by_form(
         _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
-        q, gate_logits, v, d_out, states, state_grads, decays, log_decays, cums, dq, d_gate_logits, *aug, scale,
+        q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, *aug, scale,
         **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks, STORED=stored,
         AUG=augmentation is not None,
     )  # fmt: skip
