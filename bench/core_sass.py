@@ -3,7 +3,7 @@ GPU as bench/core_build.py builds it: where a load issues after a barrier, it wa
 barrier (session 22 found the decay's cumsum holding back every later load of four kernels this way).
 
     python bench/core_sass.py chunk_grads_kernel --warps 8 --stages 3 --bv 64 --accumulate [--maxnreg 168]
-                              [--set CHUNK_STEPS=2 ...]
+                              [--fast-exp] [--set CHUNK_STEPS=2 ...]
 
 Prints the build's registers and spills, its instruction count, and runs of LDG / LDGSTS / BAR / HGMMA / STG ... as
 NAMExCOUNT@INDEX (index of the run's first instruction). Shapes as core_build.py's (H=8, K=64, V=128, chunks of 64),
@@ -18,6 +18,11 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from neox_metala.ops import metala_core_triton  # noqa: E402
+
+# before core_build imports the kernels, which read it
+metala_core_triton.FAST_EXP = "--fast-exp" in sys.argv
 import core_build  # noqa: E402
 
 MARKED = ("LDGSTS", "LDGDEPBAR", "LDG", "STG", "BAR", "HGMMA", "HMMA", "DEPBAR", "BRA", "WARPSYNC", "EXIT")
@@ -56,6 +61,7 @@ def main():
     parser.add_argument("--bv", type=int, default=128)
     parser.add_argument("--maxnreg", type=int)
     parser.add_argument("--accumulate", action="store_true")
+    parser.add_argument("--fast-exp", action="store_true", help="metala_core_triton.FAST_EXP on")
     parser.add_argument("--set", nargs="+", default=[], help="NAME=INT constexprs (V_STEPS=2, CHUNK_STEPS=2, ...)")
     args = parser.parse_args()
     constants = dict(H=8, K=64, V=128, BT=64, BK=64, BV=args.bv, PRECISION="tf32", BF16=True)

@@ -276,7 +276,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--flip", nargs="*", default=[],
-        help="switches of metala_core_triton (STORED_DECAY_ROWS) or mixer_op (CORE_AUG, CORE_A) to turn the other way",
+        help="switches of metala_core_triton (STORED_DECAY_ROWS, FAST_EXP) or mixer_op (CORE_AUG, CORE_A) to turn the "
+        "other way",
     )  # fmt: skip
     parser.add_argument(
         "--chunk-size", type=int, default=None, help="MetaLA's core kernels' chunk (metala_core_op.CHUNK_SIZE, 64)"

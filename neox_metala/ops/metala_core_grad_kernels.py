@@ -17,6 +17,7 @@ from .metala_core_kernels import (
     _chunk_decay,
     _decay_rows_offsets,
     _decay_terms,
+    _exp,
     _from_start,
     _load_state,
     _load_tokens,
@@ -51,7 +52,7 @@ def _diagonal_intra_grads(d_diagonal, qf, key, cum, BT: tl.constexpr, BC: tl.con
     for j in range(BC):
         pick = sub_rows[None, :, None] == j
         # e^(G_t − G_j) for t ≥ j (dA is zero above the diagonal)
-        pair = tl.exp(tl.minimum(cum_sub - tl.sum(tl.where(pick, cum_sub, 0.0), 1)[:, None, :], 0.0))
+        pair = _exp(tl.minimum(cum_sub - tl.sum(tl.where(pick, cum_sub, 0.0), 1)[:, None, :], 0.0))
         d_column = tl.sum(tl.where(sub_rows[None, None, :] == j, d_diagonal, 0.0), 2)[:, :, None]  # dA_tj
         dq += d_column * tl.sum(tl.where(pick, key_sub, 0.0), 1)[:, None, :] * pair
         dk += tl.where(pick, tl.sum(d_column * q_sub * pair, 1)[:, None, :], 0.0)
@@ -127,13 +128,13 @@ def _store_qk_grads(
     dk = dk_inter + dk_intra
     # dG = q dq − k dk, and the gradient of G_last through h_n+1 (from h_n and from the keys' decay to the end)
     d_cum = q_b.to(tl.float32) * dq_b - key * dk
-    last_term = tl.exp(cum_last) * state_dot_grad + tl.sum(key * dk_inter, 0)
+    last_term = _exp(cum_last) * state_dot_grad + tl.sum(key * dk_inter, 0)
     d_cum += tl.where(rows[:, None] == BT - 1, last_term[None, :], 0.0)
     if AUG:  # a = Σ q·key·w: dq += da·key·w and d key += da·q·w (epilogue_kernels.py), neither a term of dG
         da_w = dq_prior[:, None] * dg_prior[None, :]
         dq_b += da_w * key
         dk += da_w * q_b.to(tl.float32)
-    d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - tl.exp(log_decay_b) * dk  # G's sums, then the key's path
+    d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - _exp(log_decay_b) * dk  # G's sums, then the key's path
     # through log α = logsigmoid(x) / normalizer: d x = d log α · sigmoid(−x) / normalizer, with
     # sigmoid(−x) = 1 − e^(normalizer · log α) formed as −expm1 (exact where x is large and sigmoid(−x) tiny)
     d_gate_logits_b = d_log_decay_b * _neg_expm1(log_decay_b * normalizer) * (1.0 / normalizer)

@@ -36,22 +36,34 @@ registers everywhere (session 21, H200: the output kernel 568 against 408 µs pe
 from __future__ import annotations
 
 import math
+import os
 
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
-from . import metala_core
+from . import metala_core, metala_core_triton
 
 # a jit function reads only constexpr globals
 STRONG_DECAY = tl.constexpr(math.exp(-metala_core.FACTORISED_RANGE))  # e^G_last of a channel beyond the range
 SUB_CHUNK = tl.constexpr(metala_core.SUB_CHUNK_SIZE)
+FAST_EXP = tl.constexpr(metala_core_triton.FAST_EXP and os.environ.get("TRITON_INTERPRET") != "1")  # no libdevice there
+
+
+@triton.jit
+def _exp(x):
+    """e^x, by libdevice's fast_expf with ops/metala_core_triton.py's FAST_EXP."""
+    if FAST_EXP:
+        return libdevice.fast_expf(x)
+    else:
+        return tl.exp(x)
 
 
 @triton.jit
 def _neg_expm1(g):
     """-expm1(g) for g ≤ 0, to fp32's relative precision: 1 − e^g cancels for small |g| (MetaLA: ~0.04 and less)."""
     series = g * (1.0 + g * (0.5 + g * (1.0 / 6.0 + g * (1.0 / 24.0 + g * (1.0 / 120.0)))))
-    return -tl.where(g > -0.1, series, tl.exp(g) - 1.0)
+    return -tl.where(g > -0.1, series, _exp(g) - 1.0)
 
 
 @triton.jit
@@ -76,8 +88,8 @@ def _sub_chunk_factors(cum, i, BT: tl.constexpr, BC: tl.constexpr):
     rows = tl.arange(0, BT)[:, None]
     ref = _row(cum, tl.arange(0, BT), i * BC - 1)[None, :]
     # the minimum keeps the rows that the mask drops finite
-    to_ref = tl.where((rows >= i * BC) & (rows < i * BC + BC), tl.exp(tl.minimum(cum - ref, 0.0)), 0.0)
-    from_ref = tl.where(rows < i * BC, tl.exp(tl.minimum(ref - cum, 0.0)), 0.0)
+    to_ref = tl.where((rows >= i * BC) & (rows < i * BC + BC), _exp(tl.minimum(cum - ref, 0.0)), 0.0)
+    from_ref = tl.where(rows < i * BC, _exp(tl.minimum(ref - cum, 0.0)), 0.0)
     return to_ref, from_ref
 
 
@@ -104,7 +116,7 @@ def _diagonal_scores(qf, key, cum, BT: tl.constexpr, BC: tl.constexpr, BK: tl.co
     diagonal = tl.zeros([BT // BC, BC, BC], dtype=tl.float32)
     for j in range(BC):
         pick = sub_rows[None, :, None] == j
-        pair = tl.exp(tl.minimum(cum_sub - tl.sum(tl.where(pick, cum_sub, 0.0), 1)[:, None, :], 0.0))
+        pair = _exp(tl.minimum(cum_sub - tl.sum(tl.where(pick, cum_sub, 0.0), 1)[:, None, :], 0.0))
         column = tl.sum(q_sub * tl.sum(tl.where(pick, key_sub, 0.0), 1)[:, None, :] * pair, 2)  # (BT / BC, BC)
         diagonal += tl.where(sub_rows[None, None, :] == j, column[:, :, None], 0.0)
     return _block_diagonal(diagonal, BT, BC)
@@ -115,7 +127,7 @@ def _reference_factors(cum, cum_last):
     """The factorised form's e^(G − r) and e^(r − G) about r = G_last / 2 (within e^±30, `_scores`), and e^r per
     channel (1, BK)."""
     offset = cum - cum_last[None, :] * 0.5
-    return tl.exp(offset), tl.exp(-offset), tl.exp(cum_last * 0.5)[None, :]
+    return _exp(offset), _exp(-offset), _exp(cum_last * 0.5)[None, :]
 
 
 @triton.jit
@@ -126,7 +138,7 @@ def _from_start(cum, cum_last, FACTORISED: tl.constexpr):
         to_ref, _, at_ref = _reference_factors(cum, cum_last)
         return to_ref * at_ref
     else:
-        return tl.exp(cum)
+        return _exp(cum)
 
 
 @triton.jit
@@ -136,7 +148,7 @@ def _to_end(cum, cum_last, FACTORISED: tl.constexpr):
         _, from_ref, at_ref = _reference_factors(cum, cum_last)
         return from_ref * at_ref
     else:
-        return tl.exp(cum_last[None, :] - cum)
+        return _exp(cum_last[None, :] - cum)
 
 
 @triton.jit
@@ -211,7 +223,7 @@ def _log1p(y):
 def _log_sigmoid(x):
     """logsigmoid(x) = min(x, 0) − log1p(e^−|x|), accurate for large positive x too (≈ −e^−x, where the key
     −expm1(log α) needs its relative precision)."""
-    return tl.minimum(x, 0.0) - _log1p(tl.exp(-tl.abs(x)))
+    return tl.minimum(x, 0.0) - _log1p(_exp(-tl.abs(x)))
 
 
 @triton.jit
@@ -316,12 +328,12 @@ def state_updates_kernel(
     v_b = _load_tokens(v, i_b, i_h, n, tl.where(n + 1 < NT, T, 0), stride_v, V, i_v * BV, BT, BV)  # none for the last
     log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     if n + 1 < NT:
-        key_to_end = _neg_expm1(log_decay_b) * tl.exp(cum_last[None, :] - cum)  # ≤ 1: safe in any dtype
+        key_to_end = _neg_expm1(log_decay_b) * _exp(cum_last[None, :] - cum)  # ≤ 1: safe in any dtype
         update = tl.dot(tl.trans(key_to_end.to(v_b.dtype)), v_b, input_precision=PRECISION)
         _store_state(states, update, i_bh, n + 1, NT, K, V, 0, i_v * BV, BK, BV)
     if i_v == 0:
         ptrs, mask = _decay_ptrs(decays, i_bh, n, NT, K, 0, BK)
-        tl.store(ptrs, tl.exp(cum_last), mask=mask)
+        tl.store(ptrs, _exp(cum_last), mask=mask)
 
 
 @triton.jit
@@ -340,12 +352,12 @@ def state_grad_updates_kernel(
     d_out_b = _load_tokens(d_out, i_b, i_h, n, T_load, H * V, V, i_v * BV, BT, BV)
     _, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     if n > 0:
-        q_from_start = (q_b.to(tl.float32) * tl.exp(cum)).to(d_out_b.dtype)  # e^G ≤ 1
+        q_from_start = (q_b.to(tl.float32) * _exp(cum)).to(d_out_b.dtype)  # e^G ≤ 1
         update = scale * tl.dot(tl.trans(q_from_start), d_out_b, input_precision=PRECISION)
         _store_state(state_grads, update, i_bh, n - 1, NT, K, V, 0, i_v * BV, BK, BV)
     if i_v == 0:
         ptrs, mask = _decay_ptrs(decays, i_bh, n, NT, K, 0, BK)
-        tl.store(ptrs, tl.exp(cum_last), mask=mask)
+        tl.store(ptrs, _exp(cum_last), mask=mask)
 
 
 @triton.jit
