@@ -49,13 +49,14 @@ in one process."""
 
 
 FAST_EXP = False
-"""The core kernels' e^x by libdevice's fast_expf (ex2.approx.ftz: results below 2^-126 flushed to zero, which no term
-needs next to the 1s and the factorised form's e^±30 they meet) instead of tl.exp (ex2.approx.f32, whose subnormal
-handling takes ~3 more instructions per element). sm90 bf16 builds, session 28: qk gradients 3,256 -> 2,936
-instructions, output 3,504 -> 3,104, dv 3,648 -> 3,232, state updates 2,616 -> 2,304, state-gradient updates 2,360 ->
-2,144, registers within each build's budget. Read when ops/metala_core_kernels.py is imported (the first kernel
-launch), never in the interpreter (no libdevice). Off until timed: written after session 28's device time was spent
-(bench/layer.py and bench/core_ncu.py --flip FAST_EXP, bench/core_sass.py --fast-exp)."""
+"""The core kernels' e^x by libdevice's fast_expf (ex2.approx.ftz: results below 2^-126 flushed to zero; the largest
+change is logsigmoid(x) = 0 instead of ≈ −e^−x for gate logits x > 87, a key below 1e-38 instead of a subnormal one)
+instead of tl.exp (ex2.approx.f32, whose subnormal handling takes ~3 more instructions per element). sm90 bf16
+builds, session 28: qk gradients 3,256 -> 2,936 instructions, output 3,504 -> 3,104, dv 3,648 -> 3,232, state
+updates 2,616 -> 2,304, state-gradient updates 2,360 -> 2,144, registers within each build's budget. Read when
+ops/metala_core_kernels.py is imported (the first kernel launch), never in the interpreter (no libdevice). Off until
+timed: written after session 28's device time was spent (bench/layer.py and bench/core_ncu.py --flip FAST_EXP,
+bench/core_sass.py --fast-exp)."""
 
 
 def _block(n: int) -> int:
