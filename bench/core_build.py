@@ -46,7 +46,7 @@ POINTERS = {
         "aug_da",
         "aug_w",
     ],
-    "chunk_dv_kernel": ["q", "gate_logits", "d_out", "state_grads", "decays", "dv"],
+    "chunk_dv_kernel": ["q", "gate_logits", "cums", "d_out", "state_grads", "decays", "dv"],
     "decay_rows_kernel": ["gate_logits", "cums"],
 }
 # the inputs' and gradients' row strides: 3W for views of the (B, T, 3W) projection (and of its gradient), H·D when

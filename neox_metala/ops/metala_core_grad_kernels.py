@@ -88,13 +88,16 @@ def _intra_grads(
 
 @triton.jit
 def _dv_operands(
-    q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K: tl.constexpr, BT: tl.constexpr,
-    BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr,
+    q, gate_logits, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K: tl.constexpr,
+    BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr,
+    STORED: tl.constexpr,
 ):  # fmt: skip
     """A chunk's (A ⊙ causal)ᵀ and k ⊙ e^(G_last − G) (≤ 1), in q's dtype: the left operands of its dv. Its decay
-    terms formed from the gate logits (reading STORED_DECAY_ROWS' rows cost dv registers and spills)."""
+    terms formed from the gate logits, or with STORED read from the rows of G (`_decay_terms`)."""
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
-    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    log_decay_b, cum, cum_last = _decay_terms(
+        gate_logits, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
+    )
     key = _neg_expm1(log_decay_b)
     scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)).to(q_b.dtype)
     return scores_t, (key * _to_end(cum, cum_last, FACTORISED)).to(q_b.dtype)
@@ -258,10 +261,10 @@ def chunk_grads_kernel(
 
 @triton.jit
 def _chunk_dv(
-    q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, T_store, NT, n, i_bh,
-    i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr,
-    FACTORISED: tl.constexpr,
+    q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, T_store, NT, n,
+    i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
+    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr,
+    FACTORISED: tl.constexpr, STORED: tl.constexpr,
 ):  # fmt: skip
     """`chunk_dv_kernel` on chunk n, its dv stored where its rows are before T_store."""
     i_b, i_h = i_bh // H, i_bh % H
@@ -271,8 +274,9 @@ def _chunk_dv(
         if ACCUMULATE:
             dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV)
     scores_t, key_to_end = _dv_operands(
-        q, gate_logits, i_b, i_h, n, T, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16, FACTORISED
-    )
+        q, gate_logits, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16,
+        FACTORISED, STORED,
+    )  # fmt: skip
     for step in range(V_STEPS):
         col = (i_v * V_STEPS + step) * BV
         if V_STEPS > 1:
@@ -288,30 +292,31 @@ def _chunk_dv(
 
 @triton.jit
 def chunk_dv_kernel(
-    q, gate_logits, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, NT,
+    q, gate_logits, cums, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, NT,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr = 1,
-    FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1,
+    FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1, STORED: tl.constexpr = False,
 ):  # fmt: skip
     """dv of one chunk's V blocks, beside `chunk_grads_kernel`: the V blocks run in parallel, and neither
-    kernel holds the other's tiles (the scores are formed once per program, a 64×64×K product) and its decay terms
-    from the gate logits (reading STORED_DECAY_ROWS' rows cost it registers and spills). A program steps through
-    V_STEPS blocks of BV, the scores formed once and the next block's loads issued ahead by the loop's pipelining.
-    The chunks of one form, as chunk_grads_kernel's: grid (N, B·H, V/(BV·V_STEPS)) for FACTORISED, else (N /
-    STRONG_CHUNKS, B·H, V/(BV·V_STEPS))."""
+    kernel holds the other's tiles (the scores are formed once per program, a 64×64×K product). Its decay terms
+    formed from the gate logits, or with STORED read from the rows of G in cums (ops/metala_core_triton.py's
+    DV_READS_ROWS). A program steps through V_STEPS blocks of BV, the scores formed once and the next block's loads
+    issued ahead by the loop's pipelining. The chunks of one form, as chunk_grads_kernel's: grid (N, B·H,
+    V/(BV·V_STEPS)) for FACTORISED, else (N / STRONG_CHUNKS, B·H, V/(BV·V_STEPS))."""
     pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     if FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
         # output_kernel's
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
-        _chunk_dv(q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, T_store,
-                  NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, V_STEPS, True)  # fmt: skip
+        _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T,
+                  T_store, NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, V_STEPS, True,
+                  STORED)  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
-                _chunk_dv(q, gate_logits, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer,
-                          T, T, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, V_STEPS,
-                          False)  # fmt: skip
+                _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv,
+                          normalizer, T, T, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE,
+                          V_STEPS, False, STORED)  # fmt: skip
 
 
 @triton.jit

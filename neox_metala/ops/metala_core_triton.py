@@ -59,6 +59,15 @@ timed: written after session 28's device time was spent (bench/layer.py and benc
 bench/core_sass.py --fast-exp)."""
 
 
+DV_READS_ROWS = False
+"""dv's decay terms read from the backward's rows of G (STORED_DECAY_ROWS; the log decay as G's steps) instead of
+formed from the gate logits: the logsigmoid series and the in-chunk scan gone from the kernel for a read of 16 KB
+instead of 8 per chunk and head. sm90 bf16 builds (session 28): at 4 warps, BV 128, accumulating, 3,648 -> 3,072
+instructions (246 -> 237 registers; with FAST_EXP 3,232 -> 2,528), under the 168 cap with V_STEPS 2: 3,440 -> 2,128
+(32 B spilled; with FAST_EXP 1,784 and none). Until session 28 the rows were two buffers, and reading both spilled.
+Read at every backward. Off until timed: written after session 28's device time was spent (--flip DV_READS_ROWS)."""
+
+
 def _block(n: int) -> int:
     """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
     return max(16, 1 << (n - 1).bit_length())
@@ -367,8 +376,8 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     )  # fmt: skip
     _by_form(
         _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
-        q, gate_logits, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer, **sizes,
-        **blocks,
+        q, gate_logits, cums, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer,
+        **sizes, **blocks, STORED=stored and DV_READS_ROWS,
     )  # fmt: skip
 
 

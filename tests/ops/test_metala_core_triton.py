@@ -135,6 +135,16 @@ def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, b
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
+@pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
+def test_dv_from_the_stored_rows_equals_the_recurrence(seq, head_k_dim, head_v_dim, decay, monkeypatch):
+    """metala_core_triton.DV_READS_ROWS: dv's decay terms read from the rows of G, the log decay as G's steps."""
+    from neox_metala.ops import metala_core_triton
+
+    use_backward_form(monkeypatch, "stored-decays")
+    monkeypatch.setattr(metala_core_triton, "DV_READS_ROWS", True)
+    check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
+
+
 @pytest.mark.parametrize("decay", ["mixed", "graded"])
 def test_strong_decay_launches_of_several_programs(monkeypatch, decay):
     """The launches for chunks of strong decay test STRONG_CHUNKS chunks per program: at 2, T = 300 (5 chunks) takes
