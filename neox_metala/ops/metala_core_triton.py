@@ -44,7 +44,7 @@ instead of 6,248), which takes the log decay as G's steps (G_t − G_t−1, the 
 H200, B32 T2048 H16: core f+b 3.40 ms against 3.45 formed (session 27); the log decay stored as a second buffer
 until session 28, at 3.33 ms against 3.19 now (the rows kernel 170 -> 118 µs per step, two batch slices instead of
 four). The state-gradient updates stored the rows until session 27, at 0.57 instead of 0.31 ms (219 registers
-against 128); dv forms them (reading them spilled). Read at every backward, so that a benchmark can time both forms
+against 128); dv forms them unless DV_READS_ROWS. Read at every backward, so that a benchmark can time both forms
 in one process."""
 
 
