@@ -48,24 +48,24 @@ against 128); dv forms them unless DV_READS_ROWS. Read at every backward, so tha
 in one process."""
 
 
-FAST_EXP = False
+FAST_EXP = True
 """The core kernels' e^x by libdevice's fast_expf (ex2.approx.ftz: results below 2^-126 flushed to zero; the largest
 change is logsigmoid(x) = 0 instead of ≈ −e^−x for gate logits x > 87, a key below 1e-38 instead of a subnormal one)
 instead of tl.exp (ex2.approx.f32, whose subnormal handling takes ~3 more instructions per element). sm90 bf16
 builds, session 28: qk gradients 3,256 -> 2,936 instructions, output 3,504 -> 3,104, dv 3,648 -> 3,232, state
 updates 2,616 -> 2,304, state-gradient updates 2,360 -> 2,144, registers within each build's budget. Read when
-ops/metala_core_kernels.py is imported (the first kernel launch), never in the interpreter (no libdevice). Off until
-timed: written after session 28's device time was spent (bench/layer.py and bench/core_ncu.py --flip FAST_EXP,
-bench/core_sass.py --fast-exp)."""
+ops/metala_core_kernels.py is imported (the first kernel launch), never in the interpreter (no libdevice). H200, B32
+T2048 H16 (session 29, with DV_READS_ROWS): core f+b 3.174 -> 3.058 ms; block 13.76 / 13.75 -> 13.55 ms
+(bench/layer.py --flip, bench/core_ncu.py --flip; bench/core_sass.py --fast-exp for the builds)."""
 
 
-DV_READS_ROWS = False
+DV_READS_ROWS = True
 """dv's decay terms read from the backward's rows of G (STORED_DECAY_ROWS; the log decay as G's steps) instead of
 formed from the gate logits: the logsigmoid series and the in-chunk scan gone from the kernel for a read of 16 KB
 instead of 8 per chunk and head. sm90 bf16 builds (session 28): at 4 warps, BV 128, accumulating, 3,648 -> 3,072
 instructions (246 -> 237 registers; with FAST_EXP 3,232 -> 2,528), under the 168 cap with V_STEPS 2: 3,440 -> 2,128
 (32 B spilled; with FAST_EXP 1,784 and none). Until session 28 the rows were two buffers, and reading both spilled.
-Read at every backward. Off until timed: written after session 28's device time was spent (--flip DV_READS_ROWS)."""
+H200 (session 29): dv 250 -> 226 µs per call with FAST_EXP. Read at every backward."""
 
 
 def _block(n: int) -> int:

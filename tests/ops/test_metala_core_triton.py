@@ -136,12 +136,15 @@ def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, b
 
 
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
-def test_dv_from_the_stored_rows_equals_the_recurrence(seq, head_k_dim, head_v_dim, decay, monkeypatch):
-    """metala_core_triton.DV_READS_ROWS: dv's decay terms read from the rows of G, the log decay as G's steps."""
+def test_dv_forming_its_decays_beside_the_stored_rows_equals_the_recurrence(
+    seq, head_k_dim, head_v_dim, decay, monkeypatch
+):
+    """metala_core_triton.DV_READS_ROWS off: dv forms its decay terms from the gate logits while the qk gradients
+    read the rows of G."""
     from neox_metala.ops import metala_core_triton
 
     use_backward_form(monkeypatch, "stored-decays")
-    monkeypatch.setattr(metala_core_triton, "DV_READS_ROWS", True)
+    monkeypatch.setattr(metala_core_triton, "DV_READS_ROWS", False)
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
