@@ -48,7 +48,7 @@ def every_config_timed_twice(monkeypatch):
     (restore_value), or the second run works on the first one's result."""
     import triton.runtime.autotuner as autotuner
 
-    from neox_metala.ops import metala_core_triton
+    from neox_metala.ops import metala_core_configs
 
     timed = []
 
@@ -58,10 +58,10 @@ def every_config_timed_twice(monkeypatch):
         timed.append(kernel_call)
         return [1.0 / len(timed)] * len(quantiles)
 
-    monkeypatch.setattr(metala_core_triton, "FIRST_CONFIG_ONLY", False)
+    monkeypatch.setattr(metala_core_configs, "FIRST_CONFIG_ONLY", False)
     monkeypatch.setattr(autotuner.Autotuner, "do_bench", property(lambda self: run_twice))
-    metala_core_triton._kernels.cache_clear()
+    metala_core_configs.kernels.cache_clear()
     try:
         yield timed
     finally:
-        metala_core_triton._kernels.cache_clear()  # the other tests' single configurations again
+        metala_core_configs.kernels.cache_clear()  # the other tests' single configurations again
