@@ -19,7 +19,8 @@ H=8, K=64, V=128: twice q). The updates are written into the states' (and the st
 inputs' dtype too (|U| ≤ max |v|: fp16 holds it): emulated in PyTorch at T=2048, the bf16 states' error against
 fp64 goes from 1.7e-3 to 2.2e-3; an fp32 buffer of updates would double the bytes the scan reads.
 
-Every launch goes through ops/triton_launch.py (Triton's launch path costs ~50 µs of host time per launch).
+Every launch goes through ops/triton_launch.py (Triton's launch path costs ~50 µs of host time per launch); the
+configurations each kernel is autotuned over are ops/metala_core_configs.py's (`_kernels()`).
 Imports triton on first use: `import neox_metala.ops.metala_core_triton` needs triton, nothing else here does.
 """
 
