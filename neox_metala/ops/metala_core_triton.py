@@ -147,10 +147,16 @@ def _by_form(kernel, grid, *args, **kwargs):
     launch(kernel, strong, *args, **kwargs, FACTORISED=False, STRONG_CHUNKS=per_program)
 
 
+def _scan_buffers(q, sizes, batch_heads):
+    """A (B, H, N, K, V) buffer in q's dtype for a scan's updates (then its states or state gradients) and the
+    chunks' (B·H, N, K) fp32 decays e^G_last."""
+    buffer = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
+    return buffer, q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
+
+
 def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     sizes, batch_heads = _sizes(q, v, chunk_size)
-    states = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
-    decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
+    states, decays = _scan_buffers(q, sizes, batch_heads)
     launch(
         _kernels()["state_updates"], _chunks_grid(sizes, batch_heads),
         v, gate_logits, states, decays, strides["stride_v"], strides["stride_g"], normalizer, **sizes,
@@ -162,8 +168,7 @@ def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
 
 def _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads):
     """(the state gradients, each chunk's decays e^G_last): slot n holds dh_n+1, the last slot zero."""
-    state_grads = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
-    decays = q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
+    state_grads, decays = _scan_buffers(q, sizes, batch_heads)
     launch(
         _kernels()["state_grad_updates"], _chunks_grid(sizes, batch_heads),
         q, gate_logits, d_out, state_grads, decays, scale, strides["stride_q"], strides["stride_g"], normalizer,
@@ -184,9 +189,10 @@ def chunk_state_grads(q, gate_logits, d_out, scale, normalizer, chunk_size=CHUNK
     """(B, H, N, K, V) in q's dtype: slot n the gradient of Σ output · d_out with respect to the state entering chunk
     n + 1 (zero in the last slot)."""
     check_inputs(q, gate_logits, d_out)
-    q, gate_logits, d_out, strides = _inputs(q, gate_logits, d_out)
+    # the kernel reads d out contiguous, as metala_core_bwd hands it over
+    q, gate_logits, d_out, strides = _inputs(q, gate_logits, d_out.contiguous())
     sizes, batch_heads = _sizes(q, d_out, chunk_size)
-    return _state_grads(q, gate_logits, d_out.contiguous(), scale, normalizer, strides, sizes, batch_heads)[0]
+    return _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads)[0]
 
 
 def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False, augmentation=None):
