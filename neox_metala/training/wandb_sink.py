@@ -114,8 +114,10 @@ class WandBLogger:
     def _last_step_held(self) -> int:
         if not self.run.offline:
             return self.run.step - 1
-        settings = self.run.settings  # earlier jobs of this run: offline-run-<time>-<id> folders beside this one
-        pattern = os.path.join(settings.wandb_dir, f"offline-run-*-{self.run.id}", f"run-{self.run.id}.wandb")
+        # Earlier jobs of this run: offline-run-<time>-<id>[-<n>] folders beside this one (W&B adds -<n> when a
+        # job starts in the same second as the last), each holding run-<id>.wandb.
+        settings = self.run.settings
+        pattern = os.path.join(settings.wandb_dir, "offline-run-*", f"run-{self.run.id}.wandb")
         own = os.path.abspath(settings.sync_file)
         return last_logged_step(sorted(path for path in glob.glob(pattern) if os.path.abspath(path) != own))
 

@@ -15,7 +15,12 @@ def read_finished_wandb_run(log_file: Path, timeout_seconds: float = 60.0):
     process and may still be flushing for a moment after `run.finish()` has returned."""
     deadline = time.monotonic() + timeout_seconds
     while True:
-        records = list(read_transaction_log(log_file, strict=True))
+        try:  # mid-flush, the tail is a record cut off: strict only once the deadline has passed
+            records = list(read_transaction_log(log_file, strict=True))
+        except ValueError:
+            if time.monotonic() > deadline:
+                raise
+            records = []
         if any(record.HasField("exit") for record in records) or time.monotonic() > deadline:
             return records
         time.sleep(0.05)
