@@ -78,7 +78,23 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         [(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1), (64, 16, 1), (128, 16, 1)]
         + [(64, 8, 1, 128), (64, 8, 1, 168), (32, 8, 1, 168), (64, 8, 2), (64, 8, 3), (64, 8, 4)]
         + [(64, 16, 3), (64, 16, 2), (32, 16, 3), (32, 16, 2)]  # 16 warps: 128 registers, one program per SM
-    ),
+    )
+    # each chunk's channels over K_SPLIT programs (#19-27; sm90 bf16 builds with self-augmentation: K_SPLIT 2 at 8
+    # warps 190 registers, K_SPLIT 4 at 8 warps 124, at 4 warps 168-202: two or three programs per SM)
+    + [
+        ({"BV": bv, "K_SPLIT": split}, warps, stages, *cap)
+        for bv, split, warps, stages, *cap in [
+            (64, 2, 8, 3),
+            (64, 2, 8, 3, 128),
+            (64, 2, 4, 3),
+            (64, 4, 8, 3),
+            (64, 4, 4, 3),
+            (128, 4, 4, 1),
+            (32, 4, 4, 3),
+            (128, 4, 8, 1),
+            (32, 4, 8, 3),
+        ]
+    ],  # fmt: skip
     "chunk_dv": _bv(
         [
             (16, 4, 1),

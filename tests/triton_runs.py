@@ -65,3 +65,16 @@ def every_config_timed_twice(monkeypatch):
         yield timed
     finally:
         metala_core_configs.kernels.cache_clear()  # the other tests' single configurations again
+
+
+def force_config(monkeypatch, kernel: str, constexprs: dict, warps: int = 4, stages: int = 1):
+    """MetaLA's core launching one configuration of `kernel` (a name in metala_core_configs.kernels()), the others
+    as the shipped autotuners choose."""
+    import triton
+
+    from neox_metala.ops import metala_core_configs, metala_core_triton
+
+    kernels = dict(metala_core_configs.kernels())
+    config = triton.Config(constexprs, num_warps=warps, num_stages=stages)
+    kernels[kernel] = triton.autotune([config], key=kernels[kernel].keys)(kernels[kernel].fn)
+    monkeypatch.setattr(metala_core_triton, "_kernels", lambda: kernels)

@@ -11,6 +11,13 @@ import os
 # The interpreter (TRITON_INTERPRET=1, CPU tests) cannot time configurations: it gets the first of each
 FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
 
+# metala_core_triton.QK_K_SPLIT's configurations of the qk gradients, (BV, K_SPLIT, stages) at 8 warps. sm90 bf16
+# builds with self-augmentation (bench/core_sass.py): K_SPLIT 2 190 registers and 1,824 instructions (one program of
+# 8 warps per SM, as the unsplit kernel's 255 and 2,936), K_SPLIT 4 124 registers and 1,288 (two per SM; 1,464 at
+# BV 128), no spills. At 4 warps they build at 168-255 registers (bench/core_configs.py's candidates #21, #23-25),
+# left out here as the unsplit kernel's 4-warp builds are (below).
+QK_K_SPLIT_BLOCKS = [(64, 2, 3), (64, 4, 3), (128, 4, 1)]
+
 
 @functools.cache
 def kernels():
@@ -20,6 +27,7 @@ def kernels():
     from . import metala_core_grad_kernels as grad_kernels
     from . import metala_core_kernels as core_kernels
     from . import metala_core_output_kernels as output_kernels
+    from . import metala_core_triton
 
     # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
     # the chunk gradients spill ~1 KB at BV=64 but ≤ 120 B at BV ≤ 32 with 8 warps.
@@ -71,6 +79,8 @@ def kernels():
     # (session 21). BV 64 at 3 stages: the V loop's two steps' loads issued together before the first step's dots
     # (session 20, the model's build at B32 T2048 H16: 447 -> 411 µs per call; in the block 1.68 -> 1.56 ms).
     qk_grads_blocks = [({"BV": 16}, 8, 2), ({"BV": 32}, 8, 1), ({"BV": 64}, 8, 3)]
+    if metala_core_triton.QK_K_SPLIT:  # its docstring; written in session 30 without device time, not yet timed
+        qk_grads_blocks += [({"BV": bv, "K_SPLIT": split}, 8, stages) for bv, split, stages in QK_K_SPLIT_BLOCKS]
     # dv recomputes its chunk's scores in each program (one BT x BT x K product, as output_kernel). No spills in
     # bf16: 4 warps take 255 registers (two programs per SM), 8 warps 149 (one), or 128 under the cap (two); fp32
     # (tests) spills 0.2-2 KB. BV 128, one program per chunk, was the fastest of 11 on an H200 (bench/core_configs.py

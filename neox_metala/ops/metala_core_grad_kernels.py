@@ -113,7 +113,7 @@ def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.co
 @triton.jit
 def _store_qk_grads(
     q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
-    dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K: tl.constexpr, BT: tl.constexpr,
+    dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K: tl.constexpr, k_col, BT: tl.constexpr,
     BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, FACTORISED: tl.constexpr,
     AUG: tl.constexpr,
 ):  # fmt: skip
@@ -144,14 +144,14 @@ def _store_qk_grads(
     if ACCUMULATE and not AUG:
         dq_b += dq_prior.to(tl.float32)
         d_gate_logits_b += dg_prior.to(tl.float32)
-    _store_tokens(dq, dq_b, i_b, i_h, n, T_store, stride_dq, K, 0, BT, BK, False)
-    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T_store, stride_dg, K, 0, BT, BK, False)
+    _store_tokens(dq, dq_b, i_b, i_h, n, T_store, stride_dq, K, k_col, BT, BK, False)
+    _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T_store, stride_dg, K, k_col, BT, BK, False)
 
 
 @triton.jit
 def _qk_priors(
     q, dq, d_gate_logits, aug_da, aug_w, i_b, i_h, n, T, stride_dq, stride_dg, H: tl.constexpr, K: tl.constexpr,
-    BT: tl.constexpr, BK: tl.constexpr, ACCUMULATE: tl.constexpr, AUG: tl.constexpr,
+    k_col, BT: tl.constexpr, BK: tl.constexpr, ACCUMULATE: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
     """With AUG the self-augmentation's da of the chunk's tokens (BT,) and w = aug_balance[h] (BK,) (fp32), from
     which `_store_qk_grads` forms its terms of dq and d gate logits (ops/mixer_op.py's CORE_AUG); else with
@@ -159,11 +159,11 @@ def _qk_priors(
     if AUG:
         t = n * BT + tl.arange(0, BT)
         dq_prior = tl.load(aug_da + (i_b * T + t) * H + i_h, mask=t < T, other=0.0)
-        cols = tl.arange(0, BK)
+        cols = k_col + tl.arange(0, BK)
         dg_prior = tl.load(aug_w + i_h * K + cols, mask=cols < K, other=0.0).to(tl.float32)
     elif ACCUMULATE:
-        dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, 0, BT, BK)
-        dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, 0, BT, BK)
+        dq_prior = _load_tokens(dq, i_b, i_h, n, T, stride_dq, K, k_col, BT, BK)
+        dg_prior = _load_tokens(d_gate_logits, i_b, i_h, n, T, stride_dg, K, k_col, BT, BK)
     else:
         dq_prior, dg_prior = q, q
     return dq_prior, dg_prior
@@ -172,15 +172,15 @@ def _qk_priors(
 @triton.jit
 def _v_block_sums(
     v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
-    i_b, i_h, i_bh, n, T, NT, stride_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, col,
+    i_b, i_h, i_bh, n, T, NT, stride_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, k_col, col,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """One step of the V loop, V block [col, col + BV): d_scores += do vᵀ, dq_inter += do hᵀ, dk_inter += v dhᵀ,
     state_dot_grad += Σ_j h ⊙ dh."""
     v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, col, BT, BV)
     d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, col, BT, BV)
-    state = _load_state(states, i_bh, n, NT, K, V, 0, col, BK, BV)
-    state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, col, BK, BV)
+    state = _load_state(states, i_bh, n, NT, K, V, k_col, col, BK, BV)
+    state_grad = _load_state(state_grads, i_bh, n, NT, K, V, k_col, col, BK, BV)
     d_scores += tl.dot(d_out_b, tl.trans(v_b), input_precision=PRECISION)
     dq_inter += tl.dot(d_out_b, tl.trans(state.to(d_out_b.dtype)), input_precision=PRECISION)
     dk_inter += tl.dot(v_b, tl.trans(state_grad.to(v_b.dtype)), input_precision=PRECISION)
@@ -191,22 +191,23 @@ def _v_block_sums(
 @triton.jit
 def _chunk_grads(
     q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w, scale,
-    stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, n, i_bh,
+    stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, n, i_bh, k_col,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
     FACTORISED: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
-    """`chunk_grads_kernel` on chunk n, its gradients stored where its rows are before T_store."""
+    """`chunk_grads_kernel` on chunk n's channels [k_col, k_col + BK), its gradients stored where its rows are before
+    T_store."""
     i_b, i_h = i_bh // H, i_bh % H
     # what dq and d gate logits get added to and the terms after the V loop, loaded first (metala_core_kernels.py's
     # docstring): their latency hides behind the loop
     dq_prior, dg_prior = _qk_priors(
-        q, dq, d_gate_logits, aug_da, aug_w, i_b, i_h, n, T, stride_dq, stride_dg, H, K, BT, BK, ACCUMULATE, AUG
+        q, dq, d_gate_logits, aug_da, aug_w, i_b, i_h, n, T, stride_dq, stride_dg, H, K, k_col, BT, BK, ACCUMULATE, AUG
     )
     log_decay_b, cum, cum_last = _decay_terms(
-        gate_logits, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
+        gate_logits, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, k_col, BT, BK, STORED
     )
-    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, k_col, BT, BK)
     d_scores = tl.zeros([BT, BT], dtype=tl.float32)  # do vᵀ
     dq_inter = tl.zeros([BT, BK], dtype=tl.float32)  # do hᵀ
     dk_inter = tl.zeros([BT, BK], dtype=tl.float32)  # v dhᵀ
@@ -214,11 +215,12 @@ def _chunk_grads(
     for i_v in range(tl.cdiv(V, BV)):
         d_scores, dq_inter, dk_inter, state_dot_grad = _v_block_sums(
             v, d_out, states, state_grads, d_scores, dq_inter, dk_inter, state_dot_grad,
-            i_b, i_h, i_bh, n, T, NT, stride_v, H, K, V, i_v * BV, BT, BK, BV, PRECISION,
+            i_b, i_h, i_bh, n, T, NT, stride_v, H, K, V, k_col, i_v * BV, BT, BK, BV, PRECISION,
         )  # fmt: skip
     _store_qk_grads(
         q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
-        dq_prior, dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K, BT, BK, PRECISION, BF16,
+        dq_prior, dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K, k_col, BT, BK, PRECISION,
+        BF16,
         ACCUMULATE, FACTORISED, AUG,
     )  # fmt: skip
 
@@ -230,6 +232,7 @@ def chunk_grads_kernel(
     K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
     BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr = False,
     FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1, AUG: tl.constexpr = False,
+    K_SPLIT: tl.constexpr = 1,
 ):  # fmt: skip
     """dq and d gate logits of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas); `chunk_dv_kernel`
     writes dv, so that the V loop holds no scores (with dv in this kernel's V loop, a form removed in session 26, the
@@ -237,17 +240,28 @@ def chunk_grads_kernel(
     self-augmentation's terms of dq and d gate logits formed from aug_da (B, T, H) and aug_w = aug_balance (H·K)
     (`_qk_priors`), those two written rather than added to. V in blocks of BV so that only one block
     of v, do, h, dh is live at a time. STORED: the decay terms read from the rows of G, cums
-    (ops/metala_core_kernels.py's `_decay_terms`). The chunks of one form (FACTORISED: ops/metala_core_kernels.py's
-    docstring): grid (N, B·H) for FACTORISED, else (N / STRONG_CHUNKS, B·H)."""
-    pid, i_bh = tl.program_id(0), tl.program_id(1)
+    (ops/metala_core_kernels.py's `_decay_terms`). K_SPLIT: each chunk's channels over that many programs
+    (ops/metala_core_triton.py's QK_K_SPLIT), each forming the chunk's do vᵀ again. The chunks of one form
+    (FACTORISED: ops/metala_core_kernels.py's docstring): grid (N, B·H, K_SPLIT) for FACTORISED, else
+    (N / STRONG_CHUNKS, B·H, K_SPLIT)."""
+    pid, i_bh, i_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    if FACTORISED and K_SPLIT > 1:
+        # the K_SPLIT programs of a chunk one after another, so that v and do come from the L2 for all but one
+        index = pid + NT * (i_bh + tl.num_programs(1) * i_k)
+        i_k, pid, i_bh = index % K_SPLIT, (index // K_SPLIT) % NT, index // (K_SPLIT * NT)
+    # each program's channels: BK / K_SPLIT, at least tl.dot's 16 (a program past K then stores nothing)
+    BKS: tl.constexpr = max(BK // K_SPLIT, 16)
+    k_col = 0  # a constant unless split: an offset of program_id(2) costs the unsplit build 64 instructions
+    if K_SPLIT > 1:
+        k_col = i_k * BKS
     if FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
         # output_kernel's
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
         _chunk_grads(
             q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
-            scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, pid, i_bh,
-            H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
+            scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, pid, i_bh, k_col,
+            H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
         )  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
@@ -255,7 +269,7 @@ def chunk_grads_kernel(
                 _chunk_grads(
                     q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da,
                     aug_w, scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T, NT,
-                    n, i_bh, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
+                    n, i_bh, k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
                 )  # fmt: skip
 
 

@@ -64,6 +64,19 @@ instructions (246 -> 237 registers; with FAST_EXP 3,232 -> 2,528), under the 168
 H200 (session 29): dv 250 -> 226 µs per call with FAST_EXP. Read at every backward."""
 
 
+QK_K_SPLIT = False
+"""The qk-gradient kernel's autotuner also offered configurations that split each chunk's channels over K_SPLIT
+programs (ops/metala_core_configs.py's QK_K_SPLIT_BLOCKS; `chunk_grads_kernel`'s K_SPLIT): the unsplit kernel runs
+one 8-warp program per SM at 255 registers and is latency-bound (ncu, session 19: 0.41 eligible warps per scheduler,
+29% of issue slots busy; 2 x 643 µs per step against 408 at the copy rate, session 29). Every channel's gradients
+depend on the others only through the chunk's scores' gradient do vᵀ, which each program forms again (a 64x64x128
+product), so a split costs v's and do's reads once more per program (32 of the ~104 KB per chunk and head), served
+from the L2 when a chunk's programs run one after another (the kernel orders them so), and leaves a program 1/K_SPLIT
+of the elementwise work and the registers for two programs per SM at K_SPLIT 4. Written in session 30 without
+device time: to time (`bench/layer.py --flip QK_K_SPLIT`, `bench/core_ncu.py --candidates chunk_qk_grads=13,19,...`).
+Read when the autotuners are built (the first launch)."""
+
+
 def _block(n: int) -> int:
     """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
     return max(16, 1 << (n - 1).bit_length())
@@ -282,7 +295,7 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
     _by_form(
-        _kernels()["chunk_qk_grads"], (sizes["NT"], batch_heads),
+        _kernels()["chunk_qk_grads"], lambda meta: (sizes["NT"], batch_heads, meta.get("K_SPLIT", 1)),
         q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, *aug, scale,
         **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks, STORED=stored,
         AUG=augmentation is not None,

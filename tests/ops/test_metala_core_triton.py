@@ -148,6 +148,26 @@ def test_dv_forming_its_decays_beside_the_stored_rows_equals_the_recurrence(
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
+@pytest.mark.parametrize(
+    "seq, head_k_dim, head_v_dim, decay, k_split",
+    [
+        pytest.param(130, 20, 24, "mild", 2, id="T130-K20-V24-mild-split2"),  # the second program's channels masked
+        pytest.param(70, 64, 32, "mixed", 2, id="T70-K64-mixed-split2"),
+        pytest.param(70, 64, 32, "mixed", 4, id="T70-K64-mixed-split4"),
+        pytest.param(100, 20, 24, "moderate", 2, id="T100-K20-V24-moderate-split2"),
+        pytest.param(130, 32, 24, "graded", 4, id="T130-K32-V24-graded-split4"),  # programs past K store nothing
+    ],
+)
+def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
+    seq, head_k_dim, head_v_dim, decay, k_split, monkeypatch
+):
+    """The qk-gradient kernel's K_SPLIT: each chunk's channels over K_SPLIT programs (at least 16 channels each),
+    in both forms' launches."""
+    use_backward_form(monkeypatch, "stored-decays")
+    triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": 16, "K_SPLIT": k_split}, warps=8, stages=2)
+    check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
+
+
 def exact_states(q, logits, v, cotangent, chunk_size=64):
     """fp64 (B, H, N, K, V) states entering each chunk, h_n = Σ_t<s k_t e^(L_s−1 − L_t) v_t with L the inclusive
     cumsum of log α and s = n·chunk_size, and the state gradients of Σ output · cotangent, slot n that of h_n+1:
@@ -320,19 +340,23 @@ def test_custom_op_runs_the_kernels(keep_states):
 
 
 @pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU every test above autotunes for real")
-def test_autotuning_every_configuration_keeps_the_results_exact(monkeypatch):
+@pytest.mark.parametrize("k_split", [False, True], ids=["shipped", "qk-k-split"])
+def test_autotuning_every_configuration_keeps_the_results_exact(k_split, monkeypatch):
     """The state scan works in place on its updates, so the autotuner, which times each configuration on the real
     buffers, must restore them (restore_value). In the interpreter (which cannot time): every configuration of every
     kernel, those of every backward form, run twice through the autotuner's own timing path, the last one reported
-    fastest and so kept; then the result must still be the recurrence's."""
+    fastest and so kept; then the result must still be the recurrence's. With metala_core_triton.QK_K_SPLIT the qk
+    gradients' last configuration splits the channels."""
     from neox_metala.ops import metala_core_triton
 
+    monkeypatch.setattr(metala_core_triton, "QK_K_SPLIT", k_split)
     with triton_runs.every_config_timed_twice(monkeypatch):
         for form in BACKWARD_FORMS:
             use_backward_form(monkeypatch, form)
             check(torch.float32, 1, 130, 2, 20, 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
+        assert ("K_SPLIT" in metala_core_triton._kernels()["chunk_qk_grads"].best_config.kwargs) == k_split
 
 
 def test_autotuners_key_the_plain_and_accumulating_builds_apart(monkeypatch):

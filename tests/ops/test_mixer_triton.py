@@ -140,6 +140,17 @@ def test_one_op_equals_the_two_ops(aug, core_aug, core_a, monkeypatch):
         assert (mine - theirs).norm() <= 1e-5 * theirs.norm(), (mine - theirs).abs().max()
 
 
+@pytest.mark.parametrize("k_split", [2, 4])
+def test_qk_gradients_over_channel_blocks_equal_the_reference(k_split, monkeypatch):
+    """The qk-gradient kernel's K_SPLIT (metala_core_triton.QK_K_SPLIT) with the self-augmentation's terms formed in
+    it (CORE_AUG: each program's channels of aug_balance), K = 32, fp32 against fp64."""
+    triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": 16, "K_SPLIT": k_split}, warps=8, stages=2)
+    inputs = draw(torch.float32, 2, 70, HEADS, 64, aug=True)
+    y, grads = one_op(*inputs, HEADS, keep_states=True)
+    errors = errors_of(y, grads, reference(*inputs, HEADS), aug=True)
+    assert max(errors[part] for part in ASSERTED) <= BOUNDS[torch.float32], errors
+
+
 def test_backward_in_batch_slices_changes_nothing(monkeypatch):
     """The core's backward in batch slices (STORED_ROWS_BYTES), each taking its rows of the epilogue's da with
     CORE_AUG: bit-equal to the whole batch at once."""
