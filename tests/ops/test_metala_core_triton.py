@@ -148,24 +148,33 @@ def test_dv_forming_its_decays_beside_the_stored_rows_equals_the_recurrence(
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
+FP32, BF16 = torch.float32, torch.bfloat16
+
+
 @pytest.mark.parametrize(
-    "seq, head_k_dim, head_v_dim, decay, k_split",
+    "dtype, seq, head_k_dim, head_v_dim, decay, k_split",
     [
-        pytest.param(130, 20, 24, "mild", 2, id="T130-K20-V24-mild-split2"),  # the second program's channels masked
-        pytest.param(70, 64, 32, "mixed", 2, id="T70-K64-mixed-split2"),
-        pytest.param(70, 64, 32, "mixed", 4, id="T70-K64-mixed-split4"),
-        pytest.param(100, 20, 24, "moderate", 2, id="T100-K20-V24-moderate-split2"),
-        pytest.param(130, 32, 24, "graded", 4, id="T130-K32-V24-graded-split4"),  # programs past K store nothing
+        pytest.param(FP32, 130, 20, 24, "mild", 2, id="T130-K20-V24-mild-split2"),  # the second program: K 16-19
+        pytest.param(FP32, 70, 64, 32, "mixed", 2, id="T70-K64-mixed-split2"),
+        pytest.param(FP32, 70, 64, 32, "mixed", 4, id="T70-K64-mixed-split4"),
+        pytest.param(FP32, 100, 20, 24, "moderate", 2, id="T100-K20-V24-moderate-split2"),
+        pytest.param(FP32, 130, 32, 24, "graded", 4, id="T130-K32-V24-graded-split4"),  # programs past K store nothing
+        pytest.param(BF16, 300, 64, 128, "mixed", 2, id="T300-model-widths-mixed-bf16-split2", marks=GPU_ONLY),
+        pytest.param(BF16, 2048, 64, 128, "mild", 4, id="T2048-model-widths-mild-bf16-split4", marks=GPU_ONLY),
     ],
 )
 def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
-    seq, head_k_dim, head_v_dim, decay, k_split, monkeypatch
+    dtype, seq, head_k_dim, head_v_dim, decay, k_split, monkeypatch
 ):
-    """The qk-gradient kernel's K_SPLIT: each chunk's channels over K_SPLIT programs (at least 16 channels each),
-    in both forms' launches."""
+    """The qk-gradient kernel's K_SPLIT (metala_core_triton.QK_K_SPLIT): each chunk's channels over K_SPLIT programs
+    (at least 16 channels each), in both forms' launches; at the model's widths the inputs are views of one
+    projection, as the layer's."""
     use_backward_form(monkeypatch, "stored-decays")
     triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": 16, "K_SPLIT": k_split}, warps=8, stages=2)
-    check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
+    if dtype == FP32:
+        check(dtype, 1, seq, 2, head_k_dim, head_v_dim, decay)
+    else:
+        check(dtype, 2, seq, 3, head_k_dim, head_v_dim, decay, views=True)
 
 
 def exact_states(q, logits, v, cotangent, chunk_size=64):
