@@ -5,7 +5,9 @@
 #   ab_core NAME DIR [ARGS...]   bench/core_ncu.py --accumulate --keep-states (default --timings) in DIR
 #   ab_layer NAME DIR SEQ... [--flip X]  bench/layer.py's block, metala against attention, its non-GEMM kernels
 #   ab_checks JOB...             bench/core_configs.py --check JOB (e.g. "chunk_qk_grads 13"), plain and accumulating
-#   ab_tests FILE...             pytest over the node ids in each FILE, one process per file, in parallel
+#   ab_tests FILE...             pytest over the node ids in each FILE, one process per file, in parallel, their
+#                                Triton builds in the kernel cache (a fresh machine compiles every configuration)
+#   ab_save_cache                the kernel cache into $OUT/cache.tgz.part-* (copy them into .gpu/ for the next call)
 # Every step writes its log under $OUT and prints its summary lines.
 export NEOX_METALA_KERNEL_CACHE=/tmp/cache/kernels PYTHONUNBUFFERED=1
 
@@ -43,9 +45,14 @@ ab_checks() {
 ab_tests() {
     local file
     for file in "$@"; do
-        (timeout "${TESTS_LIMIT:-220}" python3 -m pytest -q -p no:cacheprovider -o addopts="" $(cat "$file") \
+        (TRITON_CACHE_DIR=$NEOX_METALA_KERNEL_CACHE/triton timeout "${TESTS_LIMIT:-220}" python3 -m pytest -q -p no:cacheprovider -o addopts="" $(cat "$file") \
             > "$OUT/tests-$(basename "$file").log" 2>&1
          echo "== tests $file (exit $?): $(grep -E "passed|failed" "$OUT/tests-$(basename "$file").log" | tail -1)") &
     done
     wait
+}
+
+ab_save_cache() {  # as bench/gpu_session.sh's save_cache, for what the steps after it compiled
+    tar -czf /tmp/cache.tgz -C "$(dirname "$NEOX_METALA_KERNEL_CACHE")" "$(basename "$NEOX_METALA_KERNEL_CACHE")" &&
+        split -b 15m /tmp/cache.tgz "$OUT/cache.tgz.part-" && ls -la "$OUT"/cache.tgz.part-*
 }

@@ -10,22 +10,10 @@ import pytest
 import yaml
 
 from lm_eval_tasks import DOCS, assert_scores_match, direct_log_likelihood, direct_scores, write_local_tasks
+from wandb_offline import read_wandb_history
 
 pytestmark = pytest.mark.multiproc
 MAX_LENGTH = 64
-
-
-def wandb_history(log_dir):
-    from neox_metala.training.wandb_sink import read_transaction_log
-
-    rows = []
-    for log_file in log_dir.glob("wandb/offline-run-*/*.wandb"):
-        for record in read_transaction_log(log_file):
-            if record.HasField("history"):
-                rows.append(
-                    {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
-                )
-    return rows
 
 
 def test_evaluate_on_local_tasks_equals_direct_computation(checkpoints, tmp_path, single_rank):
@@ -62,7 +50,7 @@ def test_evaluate_on_local_tasks_equals_direct_computation(checkpoints, tmp_path
         np.testing.assert_allclose([score for score, _ in batched], [score for score, _ in direct], rtol=1e-5)
         assert [greedy for _, greedy in batched] == [greedy for _, greedy in direct]
 
-    history = wandb_history(tmp_path / "run")
+    _, history = read_wandb_history(tmp_path / "run")  # waits for W&B's flush of the run's end
     logged = {key: value for row in history for key, value in row.items() if key.startswith("eval/")}
     assert logged["eval/local_mc/acc"] == got["local_mc/acc"]
     assert logged["eval/local_text/bits_per_byte"] == got["local_text/bits_per_byte"]

@@ -1,5 +1,5 @@
 """The metrics processor against hand computations, and its sinks read back from the real files they write:
-W&B's offline transaction log (.wandb, read by tests/training/wandb_offline.py), TensorBoard event files and
+W&B's offline transaction log (.wandb, read by tests/wandb_offline.py), TensorBoard event files and
 metrics.jsonl."""
 
 import io
