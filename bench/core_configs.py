@@ -43,6 +43,11 @@ def _bv(rows):
     return [({"BV": bv}, warps, stages, *cap) for bv, warps, stages, *cap in rows]
 
 
+def _k_split(rows):
+    """(BV, K_SPLIT, warps, stages[, register cap]) rows -> candidates of the qk gradients' channel split."""
+    return [({"BV": bv, "K_SPLIT": split}, warps, stages, *cap) for bv, split, warps, stages, *cap in rows]
+
+
 _UPDATES = _bv(
     [(32, 4, 1), (16, 4, 1), (32, 8, 1), (64, 4, 1), (64, 8, 1), (128, 4, 1), (128, 8, 1), (64, 8, 2)]
     + [(128, 4, 1, 168), (128, 4, 1, 128), (128, 8, 1, 128)]
@@ -81,20 +86,8 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     )
     # each chunk's channels over K_SPLIT programs (#19-27; sm90 bf16 builds with self-augmentation: K_SPLIT 2 at 8
     # warps 190 registers, K_SPLIT 4 at 8 warps 124, at 4 warps 168-202: two or three programs per SM)
-    + [
-        ({"BV": bv, "K_SPLIT": split}, warps, stages, *cap)
-        for bv, split, warps, stages, *cap in [
-            (64, 2, 8, 3),
-            (64, 2, 8, 3, 128),
-            (64, 2, 4, 3),
-            (64, 4, 8, 3),
-            (64, 4, 4, 3),
-            (128, 4, 4, 1),
-            (32, 4, 4, 3),
-            (128, 4, 8, 1),
-            (32, 4, 8, 3),
-        ]
-    ],  # fmt: skip
+    + _k_split([(64, 2, 8, 3), (64, 2, 8, 3, 128), (64, 2, 4, 3), (64, 4, 8, 3), (64, 4, 4, 3)])
+    + _k_split([(128, 4, 4, 1), (32, 4, 4, 3), (128, 4, 8, 1), (32, 4, 8, 3)]),
     "chunk_dv": _bv(
         [
             (16, 4, 1),
