@@ -65,7 +65,7 @@ H200 (session 29): dv 250 -> 226 µs per call with FAST_EXP. Read at every backw
 
 
 QK_K_SPLIT = False
-"""The qk-gradient kernel's autotuner also offered configurations that split each chunk's channels over K_SPLIT
+"""The qk-gradient kernel's autotuner is also offered configurations that split each chunk's channels over K_SPLIT
 programs (ops/metala_core_configs.py's QK_K_SPLIT_BLOCKS; `chunk_grads_kernel`'s K_SPLIT): the unsplit kernel runs
 one 8-warp program per SM at 255 registers and is latency-bound (ncu, session 19: 0.41 eligible warps per scheduler,
 29% of issue slots busy; 2 x 643 µs per step against 408 at the copy rate, session 29). Every channel's gradients
