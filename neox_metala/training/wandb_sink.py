@@ -68,6 +68,14 @@ def last_logged_step(log_files) -> int:
     return last
 
 
+def earlier_job_files(wandb_dir: str, run_id: str, own_file: str) -> list[str]:
+    """The offline transaction logs of run `run_id`'s earlier jobs under `wandb_dir`, but `own_file` (this job's):
+    offline-run-<time>-<id>[-<n>]/run-<id>.wandb (W&B adds -<n> when a job starts in the same second as the last)."""
+    pattern = os.path.join(wandb_dir, "offline-run-*", f"run-{run_id}.wandb")
+    own = os.path.abspath(own_file)
+    return sorted(path for path in glob.glob(pattern) if os.path.abspath(path) != own)
+
+
 @dataclass(frozen=True)
 class WandBSettings:
     """Where a run's W&B records go (the config's wandb_* keys) and, on resume, the run to continue."""
@@ -114,12 +122,8 @@ class WandBLogger:
     def _last_step_held(self) -> int:
         if not self.run.offline:
             return self.run.step - 1
-        # Earlier jobs of this run: offline-run-<time>-<id>[-<n>] folders beside this one (W&B adds -<n> when a
-        # job starts in the same second as the last), each holding run-<id>.wandb.
         settings = self.run.settings
-        pattern = os.path.join(settings.wandb_dir, "offline-run-*", f"run-{self.run.id}.wandb")
-        own = os.path.abspath(settings.sync_file)
-        return last_logged_step(sorted(path for path in glob.glob(pattern) if os.path.abspath(path) != own))
+        return last_logged_step(earlier_job_files(settings.wandb_dir, self.run.id, settings.sync_file))
 
     @property
     def run_id(self) -> str:

@@ -14,7 +14,7 @@ import torch
 from neox_metala.training import metrics as metrics_module
 from neox_metala.training.metric_sinks import format_console_line
 from neox_metala.training.metrics import build_metrics, peak_tflops_for_device
-from neox_metala.training.wandb_sink import WandBSettings
+from neox_metala.training.wandb_sink import WandBSettings, earlier_job_files
 
 from wandb_offline import read_wandb_history
 
@@ -124,6 +124,22 @@ def test_resume_continues_one_wandb_run_without_gaps_or_duplicates(resumed_run):
         assert row["tokens_per_second"] == pytest.approx(TOKENS_PER_STEP)
     eval_steps = [row["_step"] for row in rows if "eval/loss" in row]
     assert eval_steps == [50, 100]
+
+
+def test_a_resumed_offline_job_finds_every_earlier_job_of_its_run(tmp_path):
+    """Earlier jobs' offline files, including a folder W&B suffixed because its job started in the same second as
+    the one before (the resumed job of the fixture above got `offline-run-<time>-<id>-1` in CI), and no other run's."""
+    folders = [
+        "offline-run-20261201_024608-abc",
+        "offline-run-20261201_024608-abc-1",
+        "offline-run-20261201_024609-xyz",
+    ]
+    for folder in [*folders, "offline-run-20261201_024610-abc"]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"run-{folder.split('-')[3]}.wandb").write_bytes(b":W&B")
+    own = tmp_path / "offline-run-20261201_024610-abc" / "run-abc.wandb"
+    found = earlier_job_files(str(tmp_path), "abc", str(own))
+    assert sorted(found) == sorted(str(tmp_path / folder / "run-abc.wandb") for folder in folders[:2])
 
 
 def test_resume_truncates_jsonl_and_purges_tensorboard(resumed_run):
