@@ -168,13 +168,23 @@ def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
 ):
     """The qk-gradient kernel's K_SPLIT (metala_core_triton.QK_K_SPLIT): each chunk's channels over K_SPLIT programs
     (at least 16 channels each), in both forms' launches; at the model's widths the inputs are views of one
-    projection, as the layer's."""
+    projection, as the layer's. In fp32 also the build that adds into given gradients: each program's channels of
+    them."""
+    from neox_metala.ops import metala_core_triton
+
     use_backward_form(monkeypatch, "stored-decays")
     triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": 16, "K_SPLIT": k_split}, warps=8, stages=2)
-    if dtype == FP32:
-        check(dtype, 1, seq, 2, head_k_dim, head_v_dim, decay)
-    else:
+    if dtype == BF16:
         check(dtype, 2, seq, 3, head_k_dim, head_v_dim, decay, views=True)
+        return
+    check(dtype, 1, seq, 2, head_k_dim, head_v_dim, decay)
+    q, logits, v, cotangent = (t.float() for t in draw(1, seq, 2, head_k_dim, head_v_dim, decay))
+    plain = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
+    priors = [torch.randn(t.shape, generator=torch.Generator().manual_seed(5)).to(DEVICE) for t in plain]
+    given = [prior.clone() for prior in priors]
+    metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent, grads=given, accumulate=True)
+    for got, prior, want in zip(given, priors, plain):
+        assert torch.equal(got, prior + want)  # one fp32 rounding of the sum, as the plain build's store
 
 
 def exact_states(q, logits, v, cotangent, chunk_size=64):
