@@ -56,6 +56,16 @@ def run_cli(*args, check: bool = True, timeout: float = 120) -> subprocess.Compl
     return result
 
 
+def tokenize_sample(inputs, prefix: Path, *extra) -> subprocess.CompletedProcess:
+    """`tokenize` of `inputs` with the sample tokenizer, two workers and small batches and shards (so that a short
+    input spans several), without progress lines; its result whatever the exit code."""
+    return run_cli(
+        "tokenize", "--input", inputs, "--output-prefix", prefix, "--tokenizer-type", "HFTokenizer",
+        "--vocab-file", SAMPLE_TOKENIZER, "--workers", "2", "--batch-bytes", "16K", "--shard-tokens", "20K",
+        "--no-progress", *extra, check=False,
+    )  # fmt: skip
+
+
 def shard_files(prefix) -> dict[str, bytes]:
     """name -> bytes of every .bin/.idx shard written under an output prefix."""
     prefix = Path(prefix)

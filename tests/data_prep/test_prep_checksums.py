@@ -16,7 +16,7 @@ import zstandard
 from neox_metala.data_prep import tools
 from neox_metala.data_prep.checksums import read_checksum_file
 
-from prep_helpers import SAMPLE_TOKENIZER, megatron_documents, run_cli, shard_files
+from prep_helpers import megatron_documents, run_cli, shard_files, tokenize_sample
 
 DOCUMENTS = 200
 
@@ -47,35 +47,12 @@ def _cut_with_sums(folder: Path, records: list[dict]) -> tuple[Path, Path]:
     return path, sums
 
 
-def _tokenize(inputs, prefix: Path, *extra) -> object:
-    return run_cli(
-        "tokenize",
-        "--input",
-        inputs,
-        "--output-prefix",
-        prefix,
-        "--tokenizer-type",
-        "HFTokenizer",
-        "--vocab-file",
-        SAMPLE_TOKENIZER,
-        "--workers",
-        "2",
-        "--batch-bytes",
-        "16K",
-        "--shard-tokens",
-        "20K",
-        "--no-progress",
-        *extra,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("mode", ["default", "strict", "allow-partial"])
 def test_cut_between_line_aligned_frames_is_caught_by_the_checksum_beside_it(tmp_path, sample_records, mode):
     path, sums = _cut_with_sums(tmp_path, sample_records[:DOCUMENTS])
     prefix = tmp_path / "out/ds"
     extra = {"default": (), "strict": ("--strict",), "allow-partial": ("--allow-partial-input",)}[mode]
-    result = _tokenize(path, prefix, *extra)
+    result = tokenize_sample(path, prefix, *extra)
     named = f"{path}: cut or damaged: sha256 differs from {sums}"
     assert f"checking inputs against {sums}" in result.stderr
     assert not shard_files(prefix), "no document of a file whose sha256 differs may be written"
@@ -111,7 +88,7 @@ def test_intact_file_with_its_checksum_is_verified(tmp_path, sample_records, hf_
         f"# the corpus\r\n{_sha256(b'other')} *val.jsonl.zst\r\n{_sha256(data)} *whole.jsonl.zst\r\n".encode()
     )
     prefix = tmp_path / "out/ds"
-    result = _tokenize(path, prefix, "--merge")
+    result = tokenize_sample(path, prefix, "--merge")
     assert result.returncode == 0, result.stderr
     assert "1 of the 2 files it lists are inputs" in result.stderr
     assert "checksums of 1 input file(s): 1 checksum verified" in result.stdout
@@ -141,7 +118,7 @@ def test_wrong_checksum_in_an_explicit_file_is_detected(tmp_path, sample_records
     explicit = tmp_path / "sums/corpus.sha256"
     explicit.parent.mkdir()
     explicit.write_text(f"{_sha256(data + b'more')}  ../in/docs.jsonl\n")
-    result = _tokenize(path, tmp_path / "out/ds", "--checksums", explicit)
+    result = tokenize_sample(path, tmp_path / "out/ds", "--checksums", explicit)
     assert result.returncode == 1, result.stderr
     assert f"{path}: cut or damaged: sha256 differs from {explicit}" in result.stderr
     assert "SHA256SUMS.txt" not in result.stderr
@@ -154,16 +131,16 @@ def test_explicit_checksum_file_that_lists_no_input_is_refused(tmp_path, sample_
     path.write_bytes(_jsonl(sample_records[:5]))
     explicit = tmp_path / "SUMS"
     explicit.write_text(f"{_sha256(b'x')}  train/docs.jsonl\n")  # a name relative to another folder
-    result = _tokenize(path, tmp_path / "out/ds", "--checksums", explicit)
+    result = tokenize_sample(path, tmp_path / "out/ds", "--checksums", explicit)
     assert result.returncode == 2 and "none of the files listed is an input" in result.stderr
 
 
 def test_no_checksums_keeps_the_old_behaviour(tmp_path, sample_records):
     path, _ = _cut_with_sums(tmp_path, sample_records[:DOCUMENTS])
     prefix = tmp_path / "out/ds"
-    result = _tokenize(path, prefix, "--no-checksums")
+    result = tokenize_sample(path, prefix, "--no-checksums")
     assert result.returncode == 1 and "--allow-unverified-frames" in result.stderr  # multi-frame, unverified
-    result = _tokenize(path, prefix, "--no-checksums", "--allow-unverified-frames")
+    result = tokenize_sample(path, prefix, "--no-checksums", "--allow-unverified-frames")
     assert result.returncode == 0, result.stderr
     assert "checking inputs against" not in result.stderr and "hashing" not in result.stderr
     assert "1 input file(s) hold several zstd frames" in result.stdout
@@ -179,7 +156,7 @@ def test_input_not_listed_is_processed_and_the_checksum_file_is_no_input(tmp_pat
     (folder / "b.jsonl").write_bytes(unlisted)
     (folder / "sha256sums.txt").write_text(f"{_sha256(listed)}  a.jsonl\n")
     prefix = tmp_path / "out/ds"
-    result = _tokenize(folder, prefix)  # a folder: its sha256sums.txt must not become a .txt document
+    result = tokenize_sample(folder, prefix)  # a folder: its sha256sums.txt must not become a .txt document
     assert result.returncode == 0, result.stderr
     assert "checksums of 2 input file(s): 1 checksum verified, 1 not listed in a checksum file" in result.stdout
     reports = {Path(r["file"]).name: r for r in tools.file_reports(str(prefix))}
@@ -199,7 +176,7 @@ def test_several_inputs_each_meet_their_own_digest(tmp_path, sample_records):
         sums.append(f"{_sha256(data if name != 'c' else data[:-1])}  {name}.jsonl.zst\n")
     (folder / "SHA256SUMS").write_text("".join(sums[:3]))  # d is not listed; c's digest is another file's
     prefix = tmp_path / "out/ds"
-    result = _tokenize(folder, prefix, "--allow-partial-input")
+    result = tokenize_sample(folder, prefix, "--allow-partial-input")
     assert result.returncode == 0, result.stderr
     assert "hashing 3 input file(s) before their documents are used (2 at a time" in result.stderr
     reports = {Path(r["file"]).name: r for r in tools.file_reports(str(prefix))}
@@ -228,7 +205,7 @@ def test_resume_does_not_hash_a_verified_file_again(tmp_path, sample_records):
     digest = _sha256(path.read_bytes())
     (path.parent / "SHA256SUMS.txt").write_text(f"{digest}  docs.jsonl\n")
     prefix = tmp_path / "out/ds"
-    first = _tokenize(path, prefix, "--strict")
+    first = tokenize_sample(path, prefix, "--strict")
     assert first.returncode == 2 and "malformed_json" in first.stderr and "hashing 1 input file" in first.stderr
     record = json.loads(Path(f"{prefix}.manifest.json").read_text())["files"]["0"]
     assert record["status"] == "in_progress" and record["checksum"]["sha256"] == digest
@@ -238,7 +215,7 @@ def test_resume_does_not_hash_a_verified_file_again(tmp_path, sample_records):
     letter = data.index(b"e", data.index(b'"text"'))  # in the first document
     path.write_bytes(data[:letter] + b"E" + data[letter + 1 :])
     assert path.stat().st_size == len(data) and _sha256(path.read_bytes()) != digest
-    again = _tokenize(path, prefix)
+    again = tokenize_sample(path, prefix)
     assert again.returncode == 0, again.stderr
     assert "1 input file(s) verified by an earlier run of this prefix" in again.stderr
     assert "hashing" not in again.stderr
@@ -249,10 +226,10 @@ def test_resume_does_not_hash_a_verified_file_again(tmp_path, sample_records):
 def test_mismatch_drops_what_an_unchecked_run_committed(tmp_path, sample_records):
     path = _bad_record_late(tmp_path, sample_records[:DOCUMENTS])
     prefix = tmp_path / "out/ds"
-    assert _tokenize(path, prefix, "--strict", "--no-checksums").returncode == 2
+    assert tokenize_sample(path, prefix, "--strict", "--no-checksums").returncode == 2
     assert shard_files(prefix), "the first run must have committed shards for this test to mean anything"
     (path.parent / "SHA256SUMS.txt").write_text(f"{_sha256(b'another file')}  docs.jsonl\n")
-    result = _tokenize(path, prefix)
+    result = tokenize_sample(path, prefix)
     assert result.returncode == 1 and f"{path}: cut or damaged: sha256 differs" in result.stderr
     assert not shard_files(prefix) and not json.loads(Path(f"{prefix}.manifest.json").read_text())["shards"]
     [report] = tools.file_reports(str(prefix))
@@ -266,9 +243,9 @@ def test_checksum_changed_after_verification_is_refused(tmp_path, sample_records
     sums = path.parent / "SHA256SUMS.txt"
     sums.write_text(f"{_sha256(path.read_bytes())}  docs.jsonl\n")
     prefix = tmp_path / "out/ds"
-    assert _tokenize(path, prefix).returncode == 0
+    assert tokenize_sample(path, prefix).returncode == 0
     sums.write_text(f"{_sha256(b'x')}  docs.jsonl\n")
-    result = _tokenize(path, prefix)
+    result = tokenize_sample(path, prefix)
     assert result.returncode == 2 and "the file or its checksum changed" in result.stderr
 
 

@@ -21,7 +21,7 @@ import zstandard
 from neox_metala.data_prep import tools
 from neox_metala.data_prep.compressed import CheckedFrames, DamagedInputError, gzip_codec, zstd_codec
 
-from prep_helpers import SAMPLE_TOKENIZER, megatron_documents, run_cli, shard_files
+from prep_helpers import megatron_documents, run_cli, shard_files, tokenize_sample
 
 DOCUMENTS = 200  # of the sample corpus: ~370 KB of jsonl, several 128 KiB zstd blocks
 
@@ -88,29 +88,6 @@ def _plain(folder: Path, records: list[dict]) -> Cut:
 CUTS = {"zst-inside-a-frame": _inside_a_frame, "zst-between-frames": _between_frames, "gz": _gzip, "jsonl": _plain}
 
 
-def _tokenize(path: Path, prefix: Path, *extra) -> object:
-    return run_cli(
-        "tokenize",
-        "--input",
-        path,
-        "--output-prefix",
-        prefix,
-        "--tokenizer-type",
-        "HFTokenizer",
-        "--vocab-file",
-        SAMPLE_TOKENIZER,
-        "--workers",
-        "2",
-        "--batch-bytes",
-        "16K",
-        "--shard-tokens",
-        "20K",
-        "--no-progress",
-        *extra,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("mode", ["default", "strict", "allow-partial"])
 @pytest.mark.parametrize("case", sorted(CUTS))
 def test_cut_input_is_an_error_naming_file_and_offset(tmp_path, sample_records, hf_reference, case, mode):
@@ -118,7 +95,7 @@ def test_cut_input_is_an_error_naming_file_and_offset(tmp_path, sample_records, 
     cut = CUTS[case](tmp_path, records)
     prefix = tmp_path / "out/ds"
     extra = {"default": (), "strict": ("--strict",), "allow-partial": ("--allow-partial-input", "--merge")}[mode]
-    result = _tokenize(cut.path, prefix, *extra)
+    result = tokenize_sample(cut.path, prefix, *extra)
     named = f"{cut.path}: cut or damaged at byte {cut.offset}"
     if mode == "strict":
         assert result.returncode == 2, result.stderr
@@ -146,7 +123,7 @@ def test_damaged_zst_frame_keeps_the_frames_before_it(tmp_path, sample_records):
     damaged = bytearray(b"".join(frames))
     damaged[start : start + 4] = b"JUNK"  # frame 3's magic number
     (tmp_path / "damaged.jsonl.zst").write_bytes(bytes(damaged))
-    result = _tokenize(tmp_path / "damaged.jsonl.zst", tmp_path / "out/ds")
+    result = tokenize_sample(tmp_path / "damaged.jsonl.zst", tmp_path / "out/ds")
     assert result.returncode == 1
     assert f"{tmp_path / 'damaged.jsonl.zst'}: cut or damaged at byte" in result.stderr
     assert f"zstd frame 3 (it starts at byte {start}) does not decode" in result.stderr
@@ -158,7 +135,7 @@ def test_cut_parquet_is_reported(tmp_path):
     pq.write_table(pa.table({"text": [f"row {i}" for i in range(100)]}), tmp_path / "rows.parquet")
     whole = (tmp_path / "rows.parquet").read_bytes()
     (tmp_path / "rows.parquet").write_bytes(whole[: len(whole) // 2])
-    result = _tokenize(tmp_path / "rows.parquet", tmp_path / "out/ds")
+    result = tokenize_sample(tmp_path / "rows.parquet", tmp_path / "out/ds")
     assert result.returncode == 1
     assert (
         f"{tmp_path / 'rows.parquet'}: cut or damaged at byte {len(whole) // 2}: not a complete parquet"
@@ -171,16 +148,16 @@ def test_rerun_keeps_failing_until_partial_input_is_accepted(tmp_path, sample_re
     run passes --allow-partial-input."""
     cut = _inside_a_frame(tmp_path, sample_records[:DOCUMENTS])
     prefix = tmp_path / "out/ds"
-    assert _tokenize(cut.path, prefix).returncode == 1
+    assert tokenize_sample(cut.path, prefix).returncode == 1
     first_shards, first_reports = shard_files(prefix), tools.file_reports(str(prefix))
-    again = _tokenize(cut.path, prefix)
+    again = tokenize_sample(cut.path, prefix)
     assert again.returncode == 1 and str(cut.path) in again.stderr
     assert tools.file_reports(str(prefix)) == first_reports and shard_files(prefix) == first_shards
     merged = run_cli("merge", "--prefix", prefix, check=False)
     assert merged.returncode == 2 and str(cut.path) in merged.stderr
     checked = run_cli("validate", "--prefix", prefix, check=False)
     assert checked.returncode == 1 and str(cut.path) in checked.stdout
-    assert _tokenize(cut.path, prefix, "--allow-partial-input").returncode == 0
+    assert tokenize_sample(cut.path, prefix, "--allow-partial-input").returncode == 0
     assert tools.file_reports(str(prefix)) == first_reports
     run_cli("merge", "--prefix", prefix)
     run_cli("validate", "--prefix", prefix)
@@ -194,11 +171,11 @@ def test_cut_between_line_aligned_frames_is_an_error_unless_accepted(tmp_path, s
     records = sample_records[:DOCUMENTS]
     frames = _zst_frames([_jsonl(records[at : at + 50]) for at in range(0, DOCUMENTS, 50)])
     (tmp_path / "aligned.jsonl.zst").write_bytes(b"".join(frames[:2]))
-    result = _tokenize(tmp_path / "aligned.jsonl.zst", tmp_path / "out/ds")
+    result = tokenize_sample(tmp_path / "aligned.jsonl.zst", tmp_path / "out/ds")
     assert result.returncode == 1 and "1 input file(s) hold several zstd frames" in result.stdout
     assert "aligned.jsonl.zst" in result.stderr and "--allow-unverified-frames" in result.stderr
     assert "--checksums FILE" in result.stderr
-    result = _tokenize(tmp_path / "aligned.jsonl.zst", tmp_path / "out/ds", "--allow-unverified-frames")
+    result = tokenize_sample(tmp_path / "aligned.jsonl.zst", tmp_path / "out/ds", "--allow-unverified-frames")
     assert result.returncode == 0 and "not listed in a checksum file" in result.stdout
     [report] = tools.file_reports(str(tmp_path / "out/ds"))
     assert (report["status"], report["frames"], report["documents"]) == ("done", 2, 100)
