@@ -52,7 +52,7 @@ ab_tests() {
     wait
 }
 
-ab_save_cache() {  # as bench/gpu_session.sh's save_cache, for what the steps after it compiled
+ab_save_cache() {  # also bench/gpu_session.sh's save_cache; here for what the steps after it compiled
     tar -czf /tmp/cache.tgz -C "$(dirname "$NEOX_METALA_KERNEL_CACHE")" "$(basename "$NEOX_METALA_KERNEL_CACHE")" &&
         split -b 15m /tmp/cache.tgz "$OUT/cache.tgz.part-" && ls -la "$OUT"/cache.tgz.part-*
 }

@@ -30,10 +30,10 @@ python3 -c "import torch, triton, deepspeed, megatron.core, fla; print('stack', 
 deepspeed.__version__, fla.__version__, torch.cuda.get_device_name())" 2>&1 | tail -1 | tee "$OUT/stack.txt"
 echo "install took $(( $(date +%s) - start )) s"
 
-save_cache() {  # tuned kernels only (not the one-config test builds), compressed, in parts under the 16 MB limit
+source bench/gpu_ab.sh  # ab_save_cache
+save_cache() {  # the kernel cache, compressed, in parts under the 16 MB limit (bench/gpu_ab.sh's ab_save_cache)
     [ -d /tmp/cache/kernels ] && [ "${SAVE_CACHE:-1}" = 1 ] || return 0
-    tar -czf /tmp/cache.tgz -C /tmp/cache kernels && split -b 15m /tmp/cache.tgz "$OUT/cache.tgz.part-"
-    ls -la "$OUT"/cache.tgz.part-* 2>/dev/null
+    ab_save_cache 2>/dev/null
 }
 # Every process this invocation starts inherits this tag, also those started in sessions of their own (which would
 # outlive the call if a step's timeout cut them off): cleanup kills those and nothing else, so that a second

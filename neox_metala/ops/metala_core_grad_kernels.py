@@ -220,8 +220,7 @@ def _chunk_grads(
     _store_qk_grads(
         q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
         dq_prior, dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K, k_col, BT, BK, PRECISION,
-        BF16,
-        ACCUMULATE, FACTORISED, AUG,
+        BF16, ACCUMULATE, FACTORISED, AUG,
     )  # fmt: skip
 
 
