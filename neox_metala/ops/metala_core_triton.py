@@ -71,9 +71,15 @@ one 8-warp program per SM at 255 registers and is latency-bound (ncu, session 19
 29% of issue slots busy; 2 x 643 µs per step against 408 at the copy rate, session 29). Every channel's gradients
 depend on the others only through the chunk's scores' gradient do vᵀ, which each program forms again (a 64x64x128
 product), so a split costs v's and do's reads once more per program (32 of the ~104 KB per chunk and head), served
-from the L2 when a chunk's programs run one after another (the kernel orders them so), and leaves a program 1/K_SPLIT
-of the elementwise work and the registers for two programs per SM at K_SPLIT 4. Written in session 30 without
-device time: to time (`bench/layer.py --flip QK_K_SPLIT`, `bench/core_ncu.py --candidates chunk_qk_grads=13,19,...`).
+from the L2 when a chunk's programs run one after another (the kernel orders them so). H200 (session 31, B32 T2048
+H16 bf16, accumulating): K_SPLIT 2 at 4 warps (two programs per SM) 1,294 -> 1,212 µs per step, the core f+b 3.058
+-> 2.974 ms, in the block 1.37 -> 1.23 ms at T 2048 and 1.38 -> 1.29 at 8192 (block time 0.895 -> 0.896 of the
+attention block's: within the runs' spread); at 8 warps, or K_SPLIT 4, slower (1,372-1,971). Off: that 4-warp build,
+autotuned beside the unsplit ones, faults (an illegal address) in the bf16 tests at V 32-64 (K 16, or views of one
+projection), though its fp64 checks, the interpreter and every forced-configuration test at V 128 pass: a Triton 3.6
+miscompile of this kernel at 4 warps, as session 8's (docs/benchmarks.md, session 31). Every fault had the V loop
+run once: `metala_core_configs.qk_split_prune` now leaves the 4-warp split out there, untested on a GPU
+(tests/ops/test_metala_core_triton.py's test_qk_k_split_autotuned_in_bf16_equals_the_recurrence is the check).
 Read when the autotuners are built (the first launch)."""
 
 

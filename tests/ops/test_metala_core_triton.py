@@ -13,7 +13,7 @@ import pytest
 import torch
 import triton_runs
 
-from neox_metala.ops import reference
+from neox_metala.ops import metala_core_configs, reference
 from neox_metala.ops.chunked import chunked_gla
 
 pytestmark = triton_runs.MARKS
@@ -161,6 +161,17 @@ FP32, BF16 = torch.float32, torch.bfloat16
         pytest.param(FP32, 130, 32, 24, "graded", 4, id="T130-K32-V24-graded-split4"),  # programs past K store nothing
         pytest.param(BF16, 300, 64, 128, "mixed", 2, id="T300-model-widths-mixed-bf16-split2", marks=GPU_ONLY),
         pytest.param(BF16, 2048, 64, 128, "mild", 4, id="T2048-model-widths-mild-bf16-split4", marks=GPU_ONLY),
+        # the configurations metala_core_triton.QK_K_SPLIT offers (4 warps: their builds at BV 128 gave wrong dq, the
+        # unsplit kernel's an illegal address below one chunk): below a chunk, strong chunks, both forms, T 2048
+        *[
+            pytest.param(
+                *(BF16, seq, 64, 128, decay, block),
+                id=f"T{seq}-{decay}-offered-{'-'.join(map(str, block))}",
+                marks=GPU_ONLY,
+            )
+            for block in metala_core_configs.QK_K_SPLIT_BLOCKS
+            for seq, decay in ((1, "mild"), (40, "strong"), (300, "mixed"), (2048, "mild"))
+        ],
     ],
 )
 def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
@@ -168,12 +179,16 @@ def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
 ):
     """The qk-gradient kernel's K_SPLIT (metala_core_triton.QK_K_SPLIT): each chunk's channels over K_SPLIT programs
     (at least 16 channels each), in both forms' launches; at the model's widths the inputs are views of one
-    projection, as the layer's. In fp32 also the build that adds into given gradients: each program's channels of
-    them."""
+    projection, as the layer's, also in the configurations the autotuner is offered. In fp32 also the build that adds
+    into given gradients: each program's channels of them."""
     from neox_metala.ops import metala_core_triton
 
     use_backward_form(monkeypatch, "stored-decays")
-    triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": 16, "K_SPLIT": k_split}, warps=8, stages=2)
+    if isinstance(k_split, int):
+        triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": 16, "K_SPLIT": k_split}, warps=8, stages=2)
+    else:  # one of metala_core_configs.QK_K_SPLIT_BLOCKS
+        block_v, split, warps, stages = k_split
+        triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": block_v, "K_SPLIT": split}, warps, stages)
     if dtype == BF16:
         check(dtype, 2, seq, 3, head_k_dim, head_v_dim, decay, views=True)
         return
@@ -185,6 +200,29 @@ def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
     metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent, grads=given, accumulate=True)
     for got, prior, want in zip(given, priors, plain):
         assert torch.equal(got, prior + want)  # one fp32 rounding of the sum, as the plain build's store
+
+
+@GPU_ONLY
+@pytest.mark.parametrize("head_v_dim", [32, 64, 128], ids=lambda v: f"V{v}")
+@pytest.mark.parametrize(
+    "seq, head_k_dim, decay, views",
+    [(1, 16, "mild", False), (130, 16, "mild", False), (70, 64, "mixed", True)],
+    ids=["T1-K16", "T130-K16", "T70-K64-views"],
+)
+def test_qk_k_split_autotuned_in_bf16_equals_the_recurrence(seq, head_k_dim, head_v_dim, decay, views, monkeypatch):
+    """metala_core_triton.QK_K_SPLIT on: the qk gradients autotuned over the split configurations as well, as the
+    model would run them, three times per shape. In session 31 the 4-warp split offered at V <= BV faulted here (an
+    illegal address, at random among these shapes); metala_core_configs.qk_split_prune leaves it out there."""
+    from neox_metala.ops import metala_core_configs, metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "QK_K_SPLIT", True)
+    metala_core_configs.kernels.cache_clear()
+    try:
+        for _ in range(3):
+            check(BF16, 2, seq, 3, head_k_dim, head_v_dim, decay, views=views)
+            torch.cuda.synchronize()
+    finally:
+        metala_core_configs.kernels.cache_clear()  # the switch's own value again
 
 
 def exact_states(q, logits, v, cotangent, chunk_size=64):
@@ -359,7 +397,7 @@ def test_custom_op_runs_the_kernels(keep_states):
 
 
 @pytest.mark.skipif(DEVICE == "cuda", reason="on a GPU every test above autotunes for real")
-@pytest.mark.parametrize("k_split", [False, True], ids=["shipped", "qk-k-split"])
+@pytest.mark.parametrize("k_split", [False, True], ids=["unsplit", "qk-k-split"])
 def test_autotuning_every_configuration_keeps_the_results_exact(k_split, monkeypatch):
     """The state scan works in place on its updates, so the autotuner, which times each configuration on the real
     buffers, must restore them (restore_value). In the interpreter (which cannot time): every configuration of every
@@ -372,7 +410,8 @@ def test_autotuning_every_configuration_keeps_the_results_exact(k_split, monkeyp
     with triton_runs.every_config_timed_twice(monkeypatch):
         for form in BACKWARD_FORMS:
             use_backward_form(monkeypatch, form)
-            check(torch.float32, 1, 130, 2, 20, 24, "graded")
+            # V 80: two V steps of the splits' 64 (metala_core_configs.qk_split_prune offers none below)
+            check(torch.float32, 1, 130, 2, 20, 80 if k_split else 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
             assert len(kernel.configs) > 1 and kernel.best_config == kernel.configs[-1], name
         assert ("K_SPLIT" in metala_core_triton._kernels()["chunk_qk_grads"].best_config.kwargs) == k_split
