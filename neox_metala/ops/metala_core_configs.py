@@ -25,7 +25,9 @@ def qk_split_prune(configs, named_args, **kwargs):
     """The autotuner's configurations of the qk gradients for one launch, less the 4-warp splits whose V loop would
     run once (V <= BV). Every fault and wrong result of a 4-warp build on the H200 (session 31) had a single V step:
     #21 at V 32-64 (illegal addresses), #24 and #30 at BV 128 = V (wrong dq, faults), while #21 at V 128 (two steps)
-    passed every check and test. A hypothesis, not a cause found: QK_K_SPLIT stays off until a GPU run confirms it."""
+    passed every check and test. A hypothesis, not a cause found: upstream reports the same fault in 4-warp sm90
+    kernels of several dots from Triton 3.6 on, at random and most under repeated launches (triton-lang/triton
+    #10486, #10573, #11366: an invalid shared-memory read), so QK_K_SPLIT stays off until a GPU run confirms it."""
     v = {**named_args, **kwargs}["V"]
     return [c for c in configs if c.num_warps >= 8 or "K_SPLIT" not in c.kwargs or v > c.kwargs["BV"]]
 
