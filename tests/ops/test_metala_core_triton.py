@@ -151,16 +151,20 @@ def test_dv_forming_its_decays_beside_the_stored_rows_equals_the_recurrence(
 FP32, BF16 = torch.float32, torch.bfloat16
 
 
+# (BV, K_SPLIT, warps, stages) of the qk gradients: small blocks, so that the interpreter runs the V loop twice
+SPLIT_2, SPLIT_4 = (16, 2, 8, 2), (16, 4, 8, 2)
+
+
 @pytest.mark.parametrize(
-    "dtype, seq, head_k_dim, head_v_dim, decay, k_split",
+    "dtype, seq, head_k_dim, head_v_dim, decay, block",
     [
-        pytest.param(FP32, 130, 20, 24, "mild", 2, id="T130-K20-V24-mild-split2"),  # the second program: K 16-19
-        pytest.param(FP32, 70, 64, 32, "mixed", 2, id="T70-K64-mixed-split2"),
-        pytest.param(FP32, 70, 64, 32, "mixed", 4, id="T70-K64-mixed-split4"),
-        pytest.param(FP32, 100, 20, 24, "moderate", 2, id="T100-K20-V24-moderate-split2"),
-        pytest.param(FP32, 130, 32, 24, "graded", 4, id="T130-K32-V24-graded-split4"),  # programs past K store nothing
-        pytest.param(BF16, 300, 64, 128, "mixed", 2, id="T300-model-widths-mixed-bf16-split2", marks=GPU_ONLY),
-        pytest.param(BF16, 2048, 64, 128, "mild", 4, id="T2048-model-widths-mild-bf16-split4", marks=GPU_ONLY),
+        pytest.param(FP32, 130, 20, 24, "mild", SPLIT_2, id="T130-K20-V24-mild-split2"),  # the second program: K 16-19
+        pytest.param(FP32, 70, 64, 32, "mixed", SPLIT_2, id="T70-K64-mixed-split2"),
+        pytest.param(FP32, 70, 64, 32, "mixed", SPLIT_4, id="T70-K64-mixed-split4"),
+        pytest.param(FP32, 100, 20, 24, "moderate", SPLIT_2, id="T100-K20-V24-moderate-split2"),
+        pytest.param(FP32, 130, 32, 24, "graded", SPLIT_4, id="T130-K32-V24-graded-split4"),  # past K: no stores
+        pytest.param(BF16, 300, 64, 128, "mixed", SPLIT_2, id="T300-model-widths-mixed-bf16-split2", marks=GPU_ONLY),
+        pytest.param(BF16, 2048, 64, 128, "mild", SPLIT_4, id="T2048-model-widths-mild-bf16-split4", marks=GPU_ONLY),
         # the configurations metala_core_triton.QK_K_SPLIT offers (4 warps: their builds at BV 128 gave wrong dq, the
         # unsplit kernel's an illegal address below one chunk): below a chunk, strong chunks, both forms, T 2048
         *[
@@ -175,7 +179,7 @@ FP32, BF16 = torch.float32, torch.bfloat16
     ],
 )
 def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
-    dtype, seq, head_k_dim, head_v_dim, decay, k_split, monkeypatch
+    dtype, seq, head_k_dim, head_v_dim, decay, block, monkeypatch
 ):
     """The qk-gradient kernel's K_SPLIT (metala_core_triton.QK_K_SPLIT): each chunk's channels over K_SPLIT programs
     (at least 16 channels each), in both forms' launches; at the model's widths the inputs are views of one
@@ -184,11 +188,8 @@ def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
     from neox_metala.ops import metala_core_triton
 
     use_backward_form(monkeypatch, "stored-decays")
-    if isinstance(k_split, int):
-        triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": 16, "K_SPLIT": k_split}, warps=8, stages=2)
-    else:  # one of metala_core_configs.QK_K_SPLIT_BLOCKS
-        block_v, split, warps, stages = k_split
-        triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": block_v, "K_SPLIT": split}, warps, stages)
+    block_v, split, warps, stages = block
+    triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": block_v, "K_SPLIT": split}, warps, stages)
     if dtype == BF16:
         check(dtype, 2, seq, 3, head_k_dim, head_v_dim, decay, views=True)
         return
