@@ -88,7 +88,8 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     # warps 190 registers, K_SPLIT 4 at 8 warps 124, at 4 warps 168-202: two or three programs per SM)
     + _k_split([(64, 2, 8, 3), (64, 2, 8, 3, 128), (64, 2, 4, 3), (64, 4, 8, 3), (64, 4, 4, 3)])
     + _k_split([(128, 4, 4, 1), (32, 4, 4, 3), (128, 4, 8, 1), (32, 4, 8, 3)])
-    + _k_split([(64, 2, 4, 2), (32, 2, 4, 3), (128, 2, 4, 1), (64, 2, 4, 4)]),  # #28-31: around #21
+    + _k_split([(64, 2, 4, 2), (32, 2, 4, 3), (128, 2, 4, 1), (64, 2, 4, 4)])  # #28-31: around #21
+    + _k_split([(64, 2, 4, 3, 168), (32, 2, 4, 3, 168)]),  # #32-33: #21 capped for three programs per SM
     "chunk_dv": _bv(
         [
             (16, 4, 1),

@@ -12,12 +12,11 @@ import os
 FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
 
 # metala_core_triton.QK_K_SPLIT's configurations of the qk gradients, (BV, K_SPLIT, warps, stages): the fastest of
-# bench/core_configs.py's candidates #19-31 on an H200 (session 31, the block's shape: B32 T2048 H16 K64 V128 bf16,
-# accumulating, 1,212 µs per step against the unsplit 1,294; BV 32 or 2 stages 1,261-1,284; 8 warps or K_SPLIT 4
-# 1,372-1,971). Its sm90 bf16 build: 255 registers, 24 B spilled, two programs per SM. Its fp64 checks
-# (bench/core_configs.py --check, T 1-300, bf16 and fp16, strong decays, both builds) pass, but autotuned it faults
-# at V <= 64 (the switch's docstring); the 4-warp builds at BV 128 (#24, #30) give wrong dq in bf16 (0.76 relative;
-# right in the interpreter) or an illegal address.
+# bench/core_configs.py's candidates #19-33 on an H200 (sessions 31-32, the block's shape: B32 T2048 H16 K64 V128 bf16,
+# accumulating, 1,210-1,220 µs per step against the unsplit 1,294-1,305; BV 32, 2 or 4 stages 1,237-1,284; capped at
+# 168 registers 1,655-1,859; 8 warps or K_SPLIT 4 1,372-1,971). Its sm90 bf16 build: 255 registers, 24 B spilled, two
+# programs per SM. Autotuned, it faulted at V <= BV (`qk_split_prune`); the 4-warp builds at BV 128 (#24, #30) give
+# wrong dq in bf16 (0.76 relative; right in the interpreter) or an illegal address.
 QK_K_SPLIT_BLOCKS = [(64, 2, 4, 3)]
 
 
@@ -25,9 +24,11 @@ def qk_split_prune(configs, named_args, **kwargs):
     """The autotuner's configurations of the qk gradients for one launch, less the 4-warp splits whose V loop would
     run once (V <= BV). Every fault and wrong result of a 4-warp build on the H200 (session 31) had a single V step:
     #21 at V 32-64 (illegal addresses), #24 and #30 at BV 128 = V (wrong dq, faults), while #21 at V 128 (two steps)
-    passed every check and test. A hypothesis, not a cause found: upstream reports the same fault in 4-warp sm90
-    kernels of several dots from Triton 3.6 on, at random and most under repeated launches (triton-lang/triton
-    #10486, #10573, #11366: an invalid shared-memory read), so QK_K_SPLIT stays off until a GPU run confirms it."""
+    passed every check and test; with this prune every GPU test passes with the split offered (session 32: the 210 of
+    the core, the one op and the epilogue, and three autotuned runs at each shape that had faulted). A rule from those
+    runs, not a cause found: upstream reports the same fault in 4-warp sm90 kernels of several dots from Triton 3.6
+    on, at random and most under repeated launches (triton-lang/triton #10486, #10573, #11366: an invalid
+    shared-memory read)."""
     v = {**named_args, **kwargs}["V"]
     return [c for c in configs if c.num_warps >= 8 or "K_SPLIT" not in c.kwargs or v > c.kwargs["BV"]]
 

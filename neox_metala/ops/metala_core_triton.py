@@ -64,22 +64,23 @@ instructions (246 -> 237 registers; with FAST_EXP 3,232 -> 2,528), under the 168
 H200 (session 29): dv 250 -> 226 µs per call with FAST_EXP. Read at every backward."""
 
 
-QK_K_SPLIT = False
+QK_K_SPLIT = True
 """The qk-gradient kernel's autotuner is also offered configurations that split each chunk's channels over K_SPLIT
 programs (ops/metala_core_configs.py's QK_K_SPLIT_BLOCKS; `chunk_grads_kernel`'s K_SPLIT): the unsplit kernel runs
 one 8-warp program per SM at 255 registers and is latency-bound (ncu, session 19: 0.41 eligible warps per scheduler,
 29% of issue slots busy; 2 x 643 µs per step against 408 at the copy rate, session 29). Every channel's gradients
 depend on the others only through the chunk's scores' gradient do vᵀ, which each program forms again (a 64x64x128
 product), so a split costs v's and do's reads once more per program (32 of the ~104 KB per chunk and head), served
-from the L2 when a chunk's programs run one after another (the kernel orders them so). H200 (session 31, B32 T2048
-H16 bf16, accumulating): K_SPLIT 2 at 4 warps (two programs per SM) 1,294 -> 1,212 µs per step, the core f+b 3.058
--> 2.974 ms, in the block 1.37 -> 1.23 ms at T 2048 and 1.38 -> 1.29 at 8192 (block time 0.895 -> 0.896 of the
-attention block's: within the runs' spread); at 8 warps, or K_SPLIT 4, slower (1,372-1,971). Off: that 4-warp build,
-autotuned beside the unsplit ones, faults (an illegal address) in the bf16 tests at V 32-64 (K 16, or views of one
-projection), though its fp64 checks, the interpreter and every forced-configuration test at V 128 pass: a Triton 3.6
-miscompile of this kernel at 4 warps, as session 8's (docs/benchmarks.md, session 31). Every fault had the V loop
-run once: `metala_core_configs.qk_split_prune` now leaves the 4-warp split out there, untested on a GPU
-(tests/ops/test_metala_core_triton.py's test_qk_k_split_autotuned_in_bf16_equals_the_recurrence is the check).
+from the L2 when a chunk's programs run one after another (the kernel orders them so). H200 (sessions 31-32, B32 T2048
+H16 bf16, accumulating): K_SPLIT 2 at 4 warps (two programs per SM) 1,294-1,305 -> 1,210-1,220 µs per step, the core
+f+b 3.06 -> 2.97-2.99 ms, in the block 1.38 -> 1.26 ms at T 2048 and 1.41 -> 1.29 at 8192 (kernel time -0.18 and
+-0.24 ms per step; block 0.896 -> 0.884 and 0.526 -> 0.522 of the attention block's, in two calls); at 8 warps, K_SPLIT
+4, 4 stages or capped at 168 registers (three programs per SM), slower (1,237-1,971). That 4-warp build, autotuned
+beside the unsplit ones, faulted (an illegal address) where its V loop runs once (V <= BV: the bf16 tests at V 32-64),
+though its fp64 checks, the interpreter and every test at V 128 passed: a Triton 3.6 miscompile of 4-warp kernels of
+several dots (docs/benchmarks.md, session 31). `metala_core_configs.qk_split_prune` leaves it out there; with it, all
+210 GPU tests of the core, the one op and the epilogue and test_qk_k_split_autotuned_in_bf16_equals_the_recurrence
+pass (session 32). False: the unsplit configurations only.
 Read when the autotuners are built (the first launch)."""
 
 

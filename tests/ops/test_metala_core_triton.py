@@ -211,9 +211,10 @@ def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
     ids=["T1-K16", "T130-K16", "T70-K64-views"],
 )
 def test_qk_k_split_autotuned_in_bf16_equals_the_recurrence(seq, head_k_dim, head_v_dim, decay, views, monkeypatch):
-    """metala_core_triton.QK_K_SPLIT on: the qk gradients autotuned over the split configurations as well, as the
-    model would run them, three times per shape. In session 31 the 4-warp split offered at V <= BV faulted here (an
-    illegal address, at random among these shapes); metala_core_configs.qk_split_prune leaves it out there."""
+    """metala_core_triton.QK_K_SPLIT on (the default; set here so that the test holds if it is turned off): the qk
+    gradients autotuned over the split configurations as well, as the model runs them, three times per shape. In
+    session 31 the 4-warp split offered at V <= BV faulted here (an illegal address, at random among these shapes);
+    metala_core_configs.qk_split_prune leaves it out there (session 32: every shape passed, twice)."""
     from neox_metala.ops import metala_core_configs, metala_core_triton
 
     monkeypatch.setattr(metala_core_triton, "QK_K_SPLIT", True)
