@@ -43,6 +43,7 @@ POINTERS = {
         "cums",
         "dq",
         "d_gate_logits",
+        "dv",
         "aug_da",
         "aug_w",
     ],

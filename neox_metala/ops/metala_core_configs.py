@@ -114,8 +114,9 @@ def kernels():
         ({"BV": 64, "V_STEPS": 2}, 4, 3, 168),
     ]
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
-    # gradients once more, so the autotuner restores them (a copy at tuning time only)
-    grads = dict(key=key, restore_value=["dq", "d_gate_logits"])
+    # gradients once more, so the autotuner restores them (a copy at tuning time only); dv too, which the qk gradients
+    # write with metala_core_triton.DV_IN_QK (their builds with and without it keyed apart)
+    qk_grads = dict(key=[*key, "DV"], restore_value=["dq", "d_gate_logits", "dv"])
     return {
         "state_updates": triton.autotune(configs(update_blocks), key=key)(core_kernels.state_updates_kernel),
         "state_grad_updates": triton.autotune(configs([*update_blocks, capped]), key=key)(
@@ -124,7 +125,7 @@ def kernels():
         "scan": scan(core_kernels.scan_kernel),
         "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(output_kernels.output_kernel),
         "chunk_qk_grads": triton.autotune(
-            configs(qk_grads_blocks), **grads, prune_configs_by={"early_config_prune": qk_split_prune}
+            configs(qk_grads_blocks), **qk_grads, prune_configs_by={"early_config_prune": qk_split_prune}
         )(grad_kernels.chunk_grads_kernel),
         "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
         # sm90 bf16 builds: 96 registers at 4 warps, 62 at 8 (250 at 2)

@@ -84,6 +84,19 @@ pass (session 32). False: the unsplit configurations only.
 Read when the autotuners are built (the first launch)."""
 
 
+DV_IN_QK = False
+"""dv written by the qk-gradient kernel's programs after their dq and d gate logits (`chunk_grads_kernel`'s DV), each
+program a share of the chunk's V blocks (V / K_SPLIT columns), instead of by `chunk_dv_kernel` in a launch of its own.
+Not timed yet (written in session 32, without device time). What it may save: the dv kernel reads q, G, do and dh
+(56 of its 88 KB per chunk and head, ~0.9 GB per block step at the block benchmark's shape, ~0.2 ms at the memory's
+rate) that the qk programs of the same chunk have just read, so that they would come from the L2; dv's work (the
+chunk's scores, a 64x64xK product, and two products per V block) then runs in the qk kernel's programs, which are
+latency-bound at one or two per SM, instead of the dv kernel's two or three: the time will tell. session 26's removed
+form put dv in the qk kernel's V loop (five dots in the loop, its scores spilled); here the two are one after the
+other. dv's decay terms are read from the rows of G whenever the qk terms are (STORED_DECAY_ROWS, regardless of
+DV_READS_ROWS). Read at every backward."""
+
+
 def _block(n: int) -> int:
     """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
     return max(16, 1 << (n - 1).bit_length())
@@ -303,15 +316,16 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
     _by_form(
         _kernels()["chunk_qk_grads"], lambda meta: (sizes["NT"], batch_heads, meta.get("K_SPLIT", 1)),
-        q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, *aug, scale,
-        **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks, STORED=stored,
-        AUG=augmentation is not None,
+        q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, dv, *aug, scale,
+        **strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv, normalizer=normalizer, **sizes,
+        **blocks, STORED=stored, AUG=augmentation is not None, DV=DV_IN_QK,
     )  # fmt: skip
-    _by_form(
-        _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
-        q, gate_logits, cums, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer,
-        **sizes, **blocks, STORED=stored and DV_READS_ROWS,
-    )  # fmt: skip
+    if not DV_IN_QK:
+        _by_form(
+            _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
+            q, gate_logits, cums, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer,
+            **sizes, **blocks, STORED=stored and DV_READS_ROWS,
+        )  # fmt: skip
 
 
 class MetaLACoreTriton(torch.autograd.Function):

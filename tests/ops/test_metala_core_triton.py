@@ -178,16 +178,19 @@ SPLIT_2, SPLIT_4 = (16, 2, 8, 2), (16, 4, 8, 2)
         ],
     ],
 )
+@pytest.mark.parametrize("dv_in_qk", [False, True], ids=["dv-kernel", "dv-in-qk"])
 def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
-    dtype, seq, head_k_dim, head_v_dim, decay, block, monkeypatch
+    dtype, seq, head_k_dim, head_v_dim, decay, block, dv_in_qk, monkeypatch
 ):
     """The qk-gradient kernel's K_SPLIT (metala_core_triton.QK_K_SPLIT): each chunk's channels over K_SPLIT programs
     (at least 16 channels each), in both forms' launches; at the model's widths the inputs are views of one
     projection, as the layer's, also in the configurations the autotuner is offered. In fp32 also the build that adds
-    into given gradients: each program's channels of them."""
+    into given gradients: each program's channels of them. With metala_core_triton.DV_IN_QK the same programs write
+    dv, each its share of the V blocks (with K_SPLIT 4 at V 24-32 two programs have none: past V)."""
     from neox_metala.ops import metala_core_triton
 
     use_backward_form(monkeypatch, "stored-decays")
+    monkeypatch.setattr(metala_core_triton, "DV_IN_QK", dv_in_qk)
     block_v, split, warps, stages = block
     triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": block_v, "K_SPLIT": split}, warps, stages)
     if dtype == BF16:
@@ -201,6 +204,23 @@ def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
     metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent, grads=given, accumulate=True)
     for got, prior, want in zip(given, priors, plain):
         assert torch.equal(got, prior + want)  # one fp32 rounding of the sum, as the plain build's store
+
+
+@pytest.mark.parametrize(
+    "seq, head_k_dim, head_v_dim, decay",
+    [p for p in SMALL if p.id in ("T1-mild", "T65-mild", "T130-K20-V24-mild", "T70-K64-mixed", "T130-strong",
+                                  "T100-K20-V24-moderate", "T70-open-shut")],
+)  # fmt: skip
+def test_dv_in_the_qk_kernel_equals_the_recurrence(seq, head_k_dim, head_v_dim, decay, backward_form, monkeypatch):
+    """metala_core_triton.DV_IN_QK: dv written by the qk-gradient kernel after its dq and d gate logits, in both
+    forms' launches (strong chunks in their own), both backward forms; on a GPU autotuned, in bf16 as well, the
+    inputs as views of one projection."""
+    from neox_metala.ops import metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "DV_IN_QK", True)
+    check(FP32, 1, seq, 2, head_k_dim, head_v_dim, decay)
+    if DEVICE == "cuda":
+        check(BF16, 2, seq, 3, head_k_dim, head_v_dim, decay, views=head_k_dim % 16 == 0)
 
 
 @GPU_ONLY
