@@ -89,7 +89,15 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     + _k_split([(64, 2, 8, 3), (64, 2, 8, 3, 128), (64, 2, 4, 3), (64, 4, 8, 3), (64, 4, 4, 3)])
     + _k_split([(128, 4, 4, 1), (32, 4, 4, 3), (128, 4, 8, 1), (32, 4, 8, 3)])
     + _k_split([(64, 2, 4, 2), (32, 2, 4, 3), (128, 2, 4, 1), (64, 2, 4, 4)])  # #28-31: around #21
-    + _k_split([(64, 2, 4, 3, 168), (32, 2, 4, 3, 168)]),  # #32-33: #21 capped for three programs per SM
+    + _k_split([(64, 2, 4, 3, 168), (32, 2, 4, 3, 168)])  # #32-33: #21 capped for three programs per SM
+    # #34-39: CHUNK_STEPS chunks per program, the chunk and V loops flattened (sm90 bf16 builds with the
+    # self-augmentation, accumulating: K_SPLIT 2 at 8 warps 2 stages 255 registers / 64 B spilled; K_SPLIT 4 at 8
+    # warps 216-236 / none; unsplit at 8 warps 504-984 B spilled; at 4 warps 184-1,152 B)
+    + [
+        ({"BV": 64, "K_SPLIT": split, "CHUNK_STEPS": chunks}, warps, stages)
+        for split, chunks, warps, stages in [(2, 4, 8, 2), (2, 2, 8, 2), (2, 8, 8, 2), (4, 4, 8, 2), (4, 4, 8, 3)]
+        + [(1, 4, 8, 2)]
+    ],
     "chunk_dv": _bv(
         [
             (16, 4, 1),

@@ -232,7 +232,7 @@ def chunk_grads_kernel(
     K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
     BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr = False,
     FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1, AUG: tl.constexpr = False,
-    K_SPLIT: tl.constexpr = 1, DV: tl.constexpr = False,
+    K_SPLIT: tl.constexpr = 1, DV: tl.constexpr = False, CHUNK_STEPS: tl.constexpr = 1,
 ):  # fmt: skip
     """dq and d gate logits of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas); `chunk_dv_kernel`
     writes dv, so that the V loop holds no scores (with dv in this kernel's V loop, a form removed in session 26, the
@@ -246,12 +246,16 @@ def chunk_grads_kernel(
     (N / STRONG_CHUNKS, B·H, K_SPLIT). DV: then each program also writes dv, as `chunk_dv_kernel` would, for its
     share of the V blocks (the K_SPLIT programs of a chunk take V / K_SPLIT columns each), after its dq and d gate
     logits (ops/metala_core_triton.py's DV_IN_QK); dv's decay terms read from the rows of G as the qk terms are
-    (STORED)."""
+    (STORED). CHUNK_STEPS: each program of the factorised launch takes that many chunks in turn (grid (N /
+    CHUNK_STEPS, B·H, K_SPLIT)), the loop over them and the V loop flattened into one, whose pipelining issues the
+    next chunk's V loads before this chunk's sums (session 23's form without the flattening held them in registers
+    and was slower)."""
     pid, i_bh, i_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     if FACTORISED and K_SPLIT > 1:
         # the K_SPLIT programs of a chunk one after another, so that v and do come from the L2 for all but one
-        index = pid + NT * (i_bh + tl.num_programs(1) * i_k)
-        i_k, pid, i_bh = index % K_SPLIT, (index // K_SPLIT) % NT, index // (K_SPLIT * NT)
+        programs = tl.num_programs(0)
+        index = pid + programs * (i_bh + tl.num_programs(1) * i_k)
+        i_k, pid, i_bh = index % K_SPLIT, (index // K_SPLIT) % programs, index // (K_SPLIT * programs)
     # each program's channels: BK / K_SPLIT, at least tl.dot's 16 (a program past K then stores nothing)
     BKS: tl.constexpr = max(BK // K_SPLIT, 16)
     k_col = 0  # a constant unless split: an offset of program_id(2) costs the unsplit build 64 instructions
@@ -259,7 +263,23 @@ def chunk_grads_kernel(
         k_col = i_k * BKS
     # with DV, each program's V blocks of dv: DV_STEPS from its i_k-th share (past V: masked, nothing stored)
     DV_STEPS: tl.constexpr = ((V + BV - 1) // BV + K_SPLIT - 1) // K_SPLIT
-    if FACTORISED:
+    if FACTORISED and CHUNK_STEPS > 1:
+        # CHUNK_STEPS chunks per program, the loop nest flattened so that the next chunk's loads are issued by the
+        # pipelining before this chunk's sums (a chunk past the last one runs as the last, its stores masked)
+        for step in tl.range(0, CHUNK_STEPS, flatten=True):
+            n = pid * CHUNK_STEPS + step
+            T_store = tl.where(_strong_decay(decays, i_bh, n, NT, K, BK) | (n >= NT), 0, T)
+            n = tl.minimum(n, NT - 1)
+            _chunk_grads(
+                q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
+                scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, n, i_bh, k_col,
+                H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
+            )  # fmt: skip
+            if DV:
+                _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv,
+                          normalizer, T, T_store, NT, n, i_bh, i_k, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE,
+                          DV_STEPS, True, STORED)  # fmt: skip
+    elif FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
         # output_kernel's
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)

@@ -167,6 +167,13 @@ def _chunks_grid(sizes, batch_heads):
     return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))))
 
 
+def _qk_grid(sizes, batch_heads):
+    """(chunks, B·H, K_SPLIT) for the qk gradients, with CHUNK_STEPS (`chunk_grads_kernel`) that many chunks per
+    program in the factorised launch (`_by_form` derives the strong launch's from all the chunks)."""
+    steps = lambda meta: meta.get("CHUNK_STEPS", 1) if meta["FACTORISED"] else 1  # noqa: E731
+    return lambda meta: (-(-sizes["NT"] // steps(meta)), batch_heads, meta.get("K_SPLIT", 1))
+
+
 STRONG_CHUNKS = 128  # per program of a strong-decay launch at most: one load of their decays, mostly nothing more
 
 
@@ -315,7 +322,7 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
     _by_form(
-        _kernels()["chunk_qk_grads"], lambda meta: (sizes["NT"], batch_heads, meta.get("K_SPLIT", 1)),
+        _kernels()["chunk_qk_grads"], _qk_grid(sizes, batch_heads),
         q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, dv, *aug, scale,
         **strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv, normalizer=normalizer, **sizes,
         **blocks, STORED=stored, AUG=augmentation is not None, DV=DV_IN_QK,

@@ -197,6 +197,13 @@ def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
         check(dtype, 2, seq, 3, head_k_dim, head_v_dim, decay, views=True)
         return
     check(dtype, 1, seq, 2, head_k_dim, head_v_dim, decay)
+    check_accumulating(seq, head_k_dim, head_v_dim, decay)
+
+
+def check_accumulating(seq, head_k_dim, head_v_dim, decay):
+    """fp32: the backward that adds into given gradients adds exactly what the plain one writes, once."""
+    from neox_metala.ops import metala_core_triton
+
     q, logits, v, cotangent = (t.float() for t in draw(1, seq, 2, head_k_dim, head_v_dim, decay))
     plain = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
     priors = [torch.randn(t.shape, generator=torch.Generator().manual_seed(5)).to(DEVICE) for t in plain]
@@ -204,6 +211,37 @@ def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
     metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent, grads=given, accumulate=True)
     for got, prior, want in zip(given, priors, plain):
         assert torch.equal(got, prior + want)  # one fp32 rounding of the sum, as the plain build's store
+
+
+@pytest.mark.parametrize(
+    "split, chunks, dv_in_qk",
+    [(1, 2, False), (2, 2, False), (2, 3, True), (4, 2, False)],
+    ids=["unsplit-2-chunks", "split2-2-chunks", "split2-3-chunks-dv-in-qk", "split4-2-chunks"],
+)
+@pytest.mark.parametrize(
+    "seq, head_k_dim, head_v_dim, decay",
+    [(130, 20, 24, "mild"), (200, 32, 32, "mixed"), (70, 64, 32, "mild")],
+    ids=["T130-K20-V24-mild", "T200-K32-mixed", "T70-K64-mild"],
+)
+def test_qk_gradients_over_several_chunks_per_program_equal_the_recurrence(
+    seq, head_k_dim, head_v_dim, decay, split, chunks, dv_in_qk, monkeypatch
+):
+    """The qk-gradient kernel's CHUNK_STEPS: each program of the factorised launch takes that many chunks in turn
+    (the last program's past the last chunk storing nothing: T 130 and 200 are 3 and 4 chunks), beside the strong
+    launch's chunks, split over channels or not, with dv (DV_IN_QK) or without; on a GPU also in bf16 at the model's
+    widths, the inputs as views of one projection."""
+    from neox_metala.ops import metala_core_triton
+
+    use_backward_form(monkeypatch, "stored-decays")
+    monkeypatch.setattr(metala_core_triton, "DV_IN_QK", dv_in_qk)
+    block = {"BV": 16, "K_SPLIT": split, "CHUNK_STEPS": chunks}
+    triton_runs.force_config(monkeypatch, "chunk_qk_grads", block, warps=8, stages=2)
+    check(FP32, 1, seq, 2, head_k_dim, head_v_dim, decay)
+    check_accumulating(seq, head_k_dim, head_v_dim, decay)  # a step past the last chunk adds nothing
+    if DEVICE == "cuda":
+        block.update(BV=64)
+        triton_runs.force_config(monkeypatch, "chunk_qk_grads", block, warps=8, stages=2)
+        check(BF16, 2, 300, 3, 64, 128, "mixed", views=True)
 
 
 @pytest.mark.parametrize(
