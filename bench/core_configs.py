@@ -78,6 +78,12 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         ({}, *c)
         for c in [(4, 2), (8, 2), (8, 3), (4, 1), (8, 1), (4, 3), (16, 2), (4, 2, 168), (4, 1, 168), (8, 2, 128)]
         + [(16, 3), (16, 1), (4, 2, 128)]
+    ]
+    # #13-16: CHUNK_STEPS chunks per program, CHUNK_STAGES of the chunk loop's loads in flight (sm90 bf16 builds
+    # with the self-augmentation: 255 registers and no spills at 4 and 8 warps, three stages of 48 KB in shared memory)
+    + [
+        ({"CHUNK_STEPS": chunks, "CHUNK_STAGES": stages}, warps, 2)
+        for chunks, stages, warps in [(4, 3, 8), (4, 3, 4), (8, 3, 8), (4, 2, 4)]
     ],
     "chunk_qk_grads": _bv(
         [(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1), (64, 16, 1), (128, 16, 1)]

@@ -269,41 +269,51 @@ def chunk_grads_kernel(
         for step in tl.range(0, CHUNK_STEPS, flatten=True):
             n = pid * CHUNK_STEPS + step
             T_store = tl.where(_strong_decay(decays, i_bh, n, NT, K, BK) | (n >= NT), 0, T)
-            n = tl.minimum(n, NT - 1)
-            _chunk_grads(
-                q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
-                scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, n, i_bh, k_col,
-                H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
+            _chunk_and_dv(
+                q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, dv, aug_da, aug_w, scale,
+                stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, tl.minimum(n, NT - 1),
+                T_store, i_bh, i_k, k_col, H, K, V, BT, BK, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, AUG, DV,
+                DV_STEPS, True,
             )  # fmt: skip
-            if DV:
-                _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv,
-                          normalizer, T, T_store, NT, n, i_bh, i_k, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE,
-                          DV_STEPS, True, STORED)  # fmt: skip
     elif FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
         # output_kernel's
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
-        _chunk_grads(
-            q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
-            scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, pid, i_bh, k_col,
-            H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
+        _chunk_and_dv(
+            q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, dv, aug_da, aug_w, scale,
+            stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, pid, T_store, i_bh, i_k,
+            k_col, H, K, V, BT, BK, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, AUG, DV, DV_STEPS, True,
         )  # fmt: skip
-        if DV:
-            _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer,
-                      T, T_store, NT, pid, i_bh, i_k, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, DV_STEPS,
-                      True, STORED)  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
-                _chunk_grads(
-                    q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da,
-                    aug_w, scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T, NT,
-                    n, i_bh, k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
+                _chunk_and_dv(
+                    q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, dv, aug_da, aug_w,
+                    scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, n, T,
+                    i_bh, i_k, k_col, H, K, V, BT, BK, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, AUG, DV,
+                    DV_STEPS, False,
                 )  # fmt: skip
-                if DV:
-                    _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv,
-                              normalizer, T, T, NT, n, i_bh, i_k, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE,
-                              DV_STEPS, False, STORED)  # fmt: skip
+
+
+@triton.jit
+def _chunk_and_dv(
+    q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, dv, aug_da, aug_w, scale, stride_q,
+    stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, n, T_store, i_bh, i_k, k_col,
+    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BKS: tl.constexpr,
+    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
+    AUG: tl.constexpr, DV: tl.constexpr, DV_STEPS: tl.constexpr, FACTORISED: tl.constexpr,
+):  # fmt: skip
+    """`chunk_grads_kernel` on chunk n: its dq and d gate logits over channels [k_col, k_col + BKS), then with DV its
+    dv over V blocks i_k·DV_STEPS on, each stored where its rows are before T_store."""
+    _chunk_grads(
+        q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w, scale, stride_q,
+        stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, n, i_bh, k_col, H, K, V, BT, BKS, BV,
+        PRECISION, BF16, ACCUMULATE, STORED, FACTORISED, AUG,
+    )  # fmt: skip
+    if DV:
+        _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T,
+                  T_store, NT, n, i_bh, i_k, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, DV_STEPS, FACTORISED,
+                  STORED)  # fmt: skip
 
 
 @triton.jit

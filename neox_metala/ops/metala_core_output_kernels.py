@@ -55,12 +55,21 @@ def output_kernel(
     q, gate_logits, v, states, decays, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, NT,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr, STRONG_CHUNKS: tl.constexpr = 1,
-    AUG: tl.constexpr = False,
+    AUG: tl.constexpr = False, CHUNK_STEPS: tl.constexpr = 1, CHUNK_STAGES: tl.constexpr = 2,
 ):  # fmt: skip
     """The chunks' outputs in one form (ops/metala_core_kernels.py's docstring). Grid (N, B·H, V/BV) for FACTORISED,
-    else (N / STRONG_CHUNKS, B·H, V/BV) (STRONG_CHUNKS a power of 2)."""
+    else (N / STRONG_CHUNKS, B·H, V/BV) (STRONG_CHUNKS a power of 2). CHUNK_STEPS: each program of the factorised
+    launch takes that many chunks in turn (grid (N / CHUNK_STEPS, B·H, V/BV)), the next chunk's loads issued by the
+    loop's pipelining before this chunk's work (a chunk past the last one runs as the last, its stores masked)."""
     pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    if FACTORISED:
+    if FACTORISED and CHUNK_STEPS > 1:
+        for step in tl.range(0, CHUNK_STEPS, num_stages=CHUNK_STAGES):
+            n = pid * CHUNK_STEPS + step
+            T_store = tl.where(_strong_decay(decays, i_bh, n, NT, K, BK) | (n >= NT), 0, T)
+            _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v,
+                          normalizer, T, T_store, NT, tl.minimum(n, NT - 1), i_bh, i_v, H, K, V, BT, BK, BV, PRECISION,
+                          BF16, True, AUG)  # fmt: skip
+    elif FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), since
         # making the loads or the work wait for the test added its latency (session 21: output 408 -> 437 µs per call)
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)

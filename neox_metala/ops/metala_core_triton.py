@@ -162,16 +162,15 @@ def _scan(buffer, decays, sizes, batch_heads, reverse):
     launch(_kernels()["scan"], grid, buffer, decays, sizes["NT"], sizes["K"], sizes["V"], REVERSE=reverse)
 
 
+def _chunk_programs(sizes, meta):
+    """Programs along the chunks: one per chunk, or with CHUNK_STEPS (the qk-gradient and output kernels') one per
+    that many in the factorised launch (`_by_form` derives the strong launch's from all the chunks)."""
+    return -(-sizes["NT"] // (meta.get("CHUNK_STEPS", 1) if meta["FACTORISED"] else 1))
+
+
 def _chunks_grid(sizes, batch_heads):
     """(chunks, B·H, V blocks): a program per chunk and V_STEPS blocks of BV (1 when a kernel has no V_STEPS)."""
     return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))))
-
-
-def _qk_grid(sizes, batch_heads):
-    """(chunks, B·H, K_SPLIT) for the qk gradients, with CHUNK_STEPS (`chunk_grads_kernel`) that many chunks per
-    program in the factorised launch (`_by_form` derives the strong launch's from all the chunks)."""
-    steps = lambda meta: meta.get("CHUNK_STEPS", 1) if meta["FACTORISED"] else 1  # noqa: E731
-    return lambda meta: (-(-sizes["NT"] // steps(meta)), batch_heads, meta.get("K_SPLIT", 1))
 
 
 STRONG_CHUNKS = 128  # per program of a strong-decay launch at most: one load of their decays, mostly nothing more
@@ -247,7 +246,8 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     out = v.new_empty(v.shape)
     a, w = (decays, decays) if augmentation is None else augmentation  # placeholders without
     _by_form(
-        _kernels()["output"], (sizes["NT"], batch_heads, 1), q, gate_logits, v, states, decays, out, w, a, scale,
+        _kernels()["output"], lambda meta: (_chunk_programs(sizes, meta), batch_heads, 1),
+        q, gate_logits, v, states, decays, out, w, a, scale,
         **strides, normalizer=normalizer, **sizes, BK=_block(sizes["K"]), BV=_block(sizes["V"]),
         BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
     )  # fmt: skip
@@ -322,7 +322,7 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
     _by_form(
-        _kernels()["chunk_qk_grads"], _qk_grid(sizes, batch_heads),
+        _kernels()["chunk_qk_grads"], lambda meta: (_chunk_programs(sizes, meta), batch_heads, meta.get("K_SPLIT", 1)),
         q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, dv, *aug, scale,
         **strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv, normalizer=normalizer, **sizes,
         **blocks, STORED=stored, AUG=augmentation is not None, DV=DV_IN_QK,

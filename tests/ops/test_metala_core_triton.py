@@ -244,6 +244,24 @@ def test_qk_gradients_over_several_chunks_per_program_equal_the_recurrence(
         check(BF16, 2, 300, 3, 64, 128, "mixed", views=True)
 
 
+@pytest.mark.parametrize("chunks", [2, 3], ids=lambda c: f"{c}-chunks")
+@pytest.mark.parametrize(
+    "seq, head_k_dim, head_v_dim, decay",
+    [(130, 20, 24, "mild"), (200, 32, 32, "mixed"), (70, 64, 32, "mild")],
+    ids=["T130-K20-V24-mild", "T200-K32-mixed", "T70-K64-mild"],
+)
+def test_outputs_over_several_chunks_per_program_equal_the_recurrence(
+    seq, head_k_dim, head_v_dim, decay, chunks, monkeypatch
+):
+    """The output kernel's CHUNK_STEPS: each program of the factorised launch takes that many chunks in turn, the next
+    chunk's loads pipelined (the last program's steps past the last chunk storing nothing), beside the strong launch's
+    chunks; on a GPU also in bf16 at the model's widths, the inputs as views of one projection."""
+    triton_runs.force_config(monkeypatch, "output", {"CHUNK_STEPS": chunks, "CHUNK_STAGES": 3}, warps=8, stages=2)
+    check(FP32, 1, seq, 2, head_k_dim, head_v_dim, decay)
+    if DEVICE == "cuda":
+        check(BF16, 2, 300, 3, 64, 128, "mixed", views=True)
+
+
 @pytest.mark.parametrize(
     "seq, head_k_dim, head_v_dim, decay",
     [p for p in SMALL if p.id in ("T1-mild", "T65-mild", "T130-K20-V24-mild", "T70-K64-mixed", "T130-strong",
