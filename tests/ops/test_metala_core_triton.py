@@ -269,14 +269,22 @@ def test_outputs_over_several_chunks_per_program_equal_the_recurrence(
 )  # fmt: skip
 def test_dv_in_the_qk_kernel_equals_the_recurrence(seq, head_k_dim, head_v_dim, decay, backward_form, monkeypatch):
     """metala_core_triton.DV_IN_QK: dv written by the qk-gradient kernel after its dq and d gate logits, in both
-    forms' launches (strong chunks in their own), both backward forms; on a GPU autotuned, in bf16 as well, the
-    inputs as views of one projection."""
+    forms' launches (strong chunks in their own), both backward forms."""
     from neox_metala.ops import metala_core_triton
 
     monkeypatch.setattr(metala_core_triton, "DV_IN_QK", True)
     check(FP32, 1, seq, 2, head_k_dim, head_v_dim, decay)
-    if DEVICE == "cuda":
-        check(BF16, 2, seq, 3, head_k_dim, head_v_dim, decay, views=head_k_dim % 16 == 0)
+
+
+@GPU_ONLY
+@pytest.mark.parametrize("seq, decay", [(1, "mild"), (300, "mixed"), (2048, "mild")], ids=["T1", "T300", "T2048"])
+def test_dv_in_the_qk_kernel_at_model_widths_in_bf16_equals_the_recurrence(seq, decay, monkeypatch):
+    """metala_core_triton.DV_IN_QK in bf16 at the model's widths (K 64, V 128), autotuned (the channel split among
+    the configurations), the inputs as views of one projection."""
+    from neox_metala.ops import metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "DV_IN_QK", True)
+    check(BF16, 2, seq, 3, 64, 128, decay, views=True)
 
 
 @GPU_ONLY
