@@ -51,7 +51,11 @@ def _k_split(rows):
 _UPDATES = _bv(
     [(32, 4, 1), (16, 4, 1), (32, 8, 1), (64, 4, 1), (64, 8, 1), (128, 4, 1), (128, 8, 1), (64, 8, 2)]
     + [(128, 4, 1, 168), (128, 4, 1, 128), (128, 8, 1, 128)]
-)
+) + [  # #11-14: CHUNK_STEPS chunks per program, CHUNK_STAGES of their loads in flight (sm90 bf16 builds at BV 128, 4
+    # warps: the updates 232 registers, the gradient updates 252, no spills; at 8 warps 125)
+    ({"BV": bv, "CHUNK_STEPS": chunks, "CHUNK_STAGES": 3}, warps, 1)
+    for bv, chunks, warps in [(128, 4, 4), (128, 4, 8), (64, 4, 4), (128, 8, 8)]
+]
 # dv stepping through V = 128 in blocks within each program (V_STEPS), the loads pipelined
 _V_STEPS = [
     ({"BV": bv, "V_STEPS": 128 // bv}, *c)

@@ -318,11 +318,29 @@ def _any_strong(decays, i_bh, first, NT, K: tl.constexpr, BK: tl.constexpr, CHUN
 def state_updates_kernel(
     v, gate_logits, states, decays, stride_v, stride_g, normalizer, T, NT, H: tl.constexpr, K: tl.constexpr,
     V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
+    CHUNK_STEPS: tl.constexpr = 1, CHUNK_STAGES: tl.constexpr = 2,
 ):  # fmt: skip
     """The forward scan's terms that do not depend on the carried state, all chunks at once: chunk n's update
     U_n = (k ⊙ e^(G_last − G))ᵀ v into states[n + 1], which `scan_kernel` then turns into h_n+1 in place (the last
-    chunk's U has no slot: nothing reads h_N), and its decay e^G_last into decays[n]. Grid (N, B·H, V/BV)."""
-    n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    chunk's U has no slot: nothing reads h_N), and its decay e^G_last into decays[n]. Grid (N, B·H, V/BV), or with
+    CHUNK_STEPS (N / CHUNK_STEPS, B·H, V/BV): each program that many chunks in turn, CHUNK_STAGES of their loads in
+    flight (the loop's pipelining)."""
+    pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    if CHUNK_STEPS == 1:
+        _state_update(v, gate_logits, states, decays, stride_v, stride_g, normalizer, T, NT, pid, i_bh, i_v, H, K, V,
+                      BT, BK, BV, PRECISION)  # fmt: skip
+    else:
+        for step in tl.range(0, CHUNK_STEPS, num_stages=CHUNK_STAGES):
+            _state_update(v, gate_logits, states, decays, stride_v, stride_g, normalizer, T, NT,
+                          pid * CHUNK_STEPS + step, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION)  # fmt: skip
+
+
+@triton.jit
+def _state_update(
+    v, gate_logits, states, decays, stride_v, stride_g, normalizer, T, NT, n, i_bh, i_v, H: tl.constexpr,
+    K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    """`state_updates_kernel` on chunk n (nothing stored for n past the last chunk)."""
     i_b, i_h = i_bh // H, i_bh % H
     # loaded first (module docstring)
     v_b = _load_tokens(v, i_b, i_h, n, tl.where(n + 1 < NT, T, 0), stride_v, V, i_v * BV, BT, BV)  # none for the last
@@ -333,31 +351,49 @@ def state_updates_kernel(
         _store_state(states, update, i_bh, n + 1, NT, K, V, 0, i_v * BV, BK, BV)
     if i_v == 0:
         ptrs, mask = _decay_ptrs(decays, i_bh, n, NT, K, 0, BK)
-        tl.store(ptrs, _exp(cum_last), mask=mask)
+        tl.store(ptrs, _exp(cum_last), mask=mask & (n < NT))
 
 
 @triton.jit
 def state_grad_updates_kernel(
     q, gate_logits, d_out, state_grads, decays, scale, stride_q, stride_g, normalizer, T, NT, H: tl.constexpr,
     K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
+    CHUNK_STEPS: tl.constexpr = 1, CHUNK_STAGES: tl.constexpr = 2,
 ):  # fmt: skip
     """The reverse scan's terms, all chunks at once: W_n = scale (q ⊙ e^G)ᵀ do into state_grads[n − 1] (the slot of
     dh_n, which `scan_kernel` forms there in place; chunk 0's W has no slot) and e^G_last into decays[n], written
-    here too so that a backward from kept states needs nothing else from the forward. Grid (N, B·H, V/BV)."""
-    n, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    here too so that a backward from kept states needs nothing else from the forward. Grid (N, B·H, V/BV), or with
+    CHUNK_STEPS as `state_updates_kernel`'s."""
+    pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    if CHUNK_STEPS == 1:
+        _state_grad_update(q, gate_logits, d_out, state_grads, decays, scale, stride_q, stride_g, normalizer, T, NT,
+                           pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION)  # fmt: skip
+    else:
+        for step in tl.range(0, CHUNK_STEPS, num_stages=CHUNK_STAGES):
+            _state_grad_update(q, gate_logits, d_out, state_grads, decays, scale, stride_q, stride_g, normalizer, T,
+                               NT, pid * CHUNK_STEPS + step, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION)  # fmt: skip
+
+
+@triton.jit
+def _state_grad_update(
+    q, gate_logits, d_out, state_grads, decays, scale, stride_q, stride_g, normalizer, T, NT, n, i_bh, i_v,
+    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    PRECISION: tl.constexpr,
+):  # fmt: skip
+    """`state_grad_updates_kernel` on chunk n (nothing stored for n past the last chunk)."""
     i_b, i_h = i_bh // H, i_bh % H
     # loaded first (module docstring); chunk 0's W has no slot: nothing loaded
-    T_load = tl.where(n > 0, T, 0)
+    T_load = tl.where((n > 0) & (n < NT), T, 0)
     q_b = _load_tokens(q, i_b, i_h, n, T_load, stride_q, K, 0, BT, BK)
     d_out_b = _load_tokens(d_out, i_b, i_h, n, T_load, H * V, V, i_v * BV, BT, BV)
     _, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
-    if n > 0:
+    if (n > 0) & (n < NT):
         q_from_start = (q_b.to(tl.float32) * _exp(cum)).to(d_out_b.dtype)  # e^G ≤ 1
         update = scale * tl.dot(tl.trans(q_from_start), d_out_b, input_precision=PRECISION)
         _store_state(state_grads, update, i_bh, n - 1, NT, K, V, 0, i_v * BV, BK, BV)
     if i_v == 0:
         ptrs, mask = _decay_ptrs(decays, i_bh, n, NT, K, 0, BK)
-        tl.store(ptrs, _exp(cum_last), mask=mask)
+        tl.store(ptrs, _exp(cum_last), mask=mask & (n < NT))
 
 
 @triton.jit

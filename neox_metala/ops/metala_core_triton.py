@@ -163,14 +163,20 @@ def _scan(buffer, decays, sizes, batch_heads, reverse):
 
 
 def _chunk_programs(sizes, meta):
-    """Programs along the chunks: one per chunk, or with CHUNK_STEPS (the qk-gradient and output kernels') one per
-    that many in the factorised launch (`_by_form` derives the strong launch's from all the chunks)."""
-    return -(-sizes["NT"] // (meta.get("CHUNK_STEPS", 1) if meta["FACTORISED"] else 1))
+    """Programs along the chunks: one per chunk, or with CHUNK_STEPS (the qk-gradient, output and update kernels')
+    one per that many, in a factorised launch only where a kernel has two (`_by_form` derives the strong launch's
+    from all the chunks)."""
+    return -(-sizes["NT"] // (meta.get("CHUNK_STEPS", 1) if meta.get("FACTORISED", True) else 1))
 
 
 def _chunks_grid(sizes, batch_heads):
-    """(chunks, B·H, V blocks): a program per chunk and V_STEPS blocks of BV (1 when a kernel has no V_STEPS)."""
-    return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))))
+    """(chunks, B·H, V blocks): a program per chunk (`_chunk_programs`) and V_STEPS blocks of BV (1 when a kernel has
+    no V_STEPS)."""
+    return lambda meta: (
+        _chunk_programs(sizes, meta),
+        batch_heads,
+        -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))),
+    )
 
 
 STRONG_CHUNKS = 128  # per program of a strong-decay launch at most: one load of their decays, mostly nothing more

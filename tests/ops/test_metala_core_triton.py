@@ -332,14 +332,21 @@ def exact_states(q, logits, v, cotangent, chunk_size=64):
 
 
 @pytest.mark.parametrize("decay", ["slow", "mild"])
-def test_states_and_their_gradients_equal_the_recurrence(decay):
+@pytest.mark.parametrize("chunk_steps", [1, 2, 3], ids=lambda c: f"{c}-chunks-per-program")
+def test_states_and_their_gradients_equal_the_recurrence(decay, chunk_steps, monkeypatch):
     """Each chunk's entering state and its gradient (every slot, T = 300: five chunks, the last one partial) against
     fp64. "slow": gate logits around +4 (log α ≈ −1e-3 per token, e^G_last ≈ 0.93), where the state carried from
     chunk to chunk is most of each slot: a relative error of 1e-4 in the decay either scan applies fails it. Stronger
     decays are left to the tests above: on the GPU their slots differ from fp64 by 1e-4 to 5e-4 relative (H200,
     session 29: "mixed", "graded", "strong"; fp32's rounding of large G, differenced), which the outputs and gradients
-    do not see."""
+    do not see. With chunk_steps > 1 the update kernels take that many chunks per program (CHUNK_STEPS; the last
+    program's steps past the last chunk store nothing)."""
     from neox_metala.ops import metala_core_triton
+
+    if chunk_steps > 1:
+        block = {"BV": 16, "CHUNK_STEPS": chunk_steps, "CHUNK_STAGES": 2}
+        for kernel in ("state_updates", "state_grad_updates"):
+            triton_runs.force_config(monkeypatch, kernel, block)
 
     q, logits, v, cotangent = draw(2, 300, 2, 20, 24, "mild")
     logits = logits / 3 + 4 if decay == "slow" else logits
