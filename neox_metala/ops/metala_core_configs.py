@@ -39,8 +39,8 @@ def kernels():
     import triton
 
     from . import metala_core_grad_kernels as grad_kernels
-    from . import metala_core_kernels as core_kernels
     from . import metala_core_output_kernels as output_kernels
+    from . import metala_core_scan_kernels as scan_kernels
     from . import metala_core_triton
 
     # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
@@ -118,11 +118,11 @@ def kernels():
     # write with metala_core_triton.DV_IN_QK (their builds with and without it keyed apart)
     qk_grads = dict(key=[*key, "DV"], restore_value=["dq", "d_gate_logits", "dv"])
     return {
-        "state_updates": triton.autotune(configs(update_blocks), key=key)(core_kernels.state_updates_kernel),
+        "state_updates": triton.autotune(configs(update_blocks), key=key)(scan_kernels.state_updates_kernel),
         "state_grad_updates": triton.autotune(configs([*update_blocks, capped]), key=key)(
-            core_kernels.state_grad_updates_kernel
+            scan_kernels.state_grad_updates_kernel
         ),
-        "scan": scan(core_kernels.scan_kernel),
+        "scan": scan(scan_kernels.scan_kernel),
         "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(output_kernels.output_kernel),
         "chunk_qk_grads": triton.autotune(
             configs(qk_grads_blocks), **qk_grads, prune_configs_by={"early_config_prune": qk_split_prune}
