@@ -16,6 +16,7 @@ from .metala_core_kernels import (
     SUB_CHUNK,
     _any_strong,
     _chunk_decay,
+    _chunk_step,
     _decay_rows_offsets,
     _decay_terms,
     _exp,
@@ -267,13 +268,11 @@ def chunk_grads_kernel(
         # CHUNK_STEPS chunks per program, the loop nest flattened so that the next chunk's loads are issued by the
         # pipelining before this chunk's sums (a chunk past the last one runs as the last, its stores masked)
         for step in tl.range(0, CHUNK_STEPS, flatten=True):
-            n = pid * CHUNK_STEPS + step
-            T_store = tl.where(_strong_decay(decays, i_bh, n, NT, K, BK) | (n >= NT), 0, T)
+            n, T_store = _chunk_step(decays, i_bh, pid, step, CHUNK_STEPS, T, NT, K, BK)
             _chunk_and_dv(
                 q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, dv, aug_da, aug_w, scale,
-                stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, tl.minimum(n, NT - 1),
-                T_store, i_bh, i_k, k_col, H, K, V, BT, BK, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, AUG, DV,
-                DV_STEPS, True,
+                stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, n, T_store, i_bh,
+                i_k, k_col, H, K, V, BT, BK, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, AUG, DV, DV_STEPS, True,
             )  # fmt: skip
     elif FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as

@@ -306,6 +306,14 @@ def _strong_decay(decays, i_bh, chunk, NT, K: tl.constexpr, BK: tl.constexpr):
 
 
 @triton.jit
+def _chunk_step(decays, i_bh, pid, step, CHUNK_STEPS: tl.constexpr, T, NT, K: tl.constexpr, BK: tl.constexpr):
+    """(chunk, store bound) of step `step` of a factorised launch's program pid over CHUNK_STEPS chunks: the bound 0
+    for a chunk of strong decay (the strong launch's) or past the last chunk, which then runs as the last."""
+    n = pid * CHUNK_STEPS + step
+    return tl.minimum(n, NT - 1), tl.where(_strong_decay(decays, i_bh, n, NT, K, BK) | (n >= NT), 0, T)
+
+
+@triton.jit
 def _any_strong(decays, i_bh, first, NT, K: tl.constexpr, BK: tl.constexpr, CHUNKS: tl.constexpr):
     """Whether any of chunks first .. first + CHUNKS − 1 takes the sub-chunk form (`_strong_decay`), in one load."""
     chunks = (first + tl.arange(0, CHUNKS))[:, None]

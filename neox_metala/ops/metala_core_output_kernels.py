@@ -14,6 +14,7 @@ import triton.language as tl
 from .metala_core_kernels import (
     _any_strong,
     _chunk_decay,
+    _chunk_step,
     _from_start,
     _load_state,
     _load_tokens,
@@ -64,11 +65,10 @@ def output_kernel(
     pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     if FACTORISED and CHUNK_STEPS > 1:
         for step in tl.range(0, CHUNK_STEPS, num_stages=CHUNK_STAGES):
-            n = pid * CHUNK_STEPS + step
-            T_store = tl.where(_strong_decay(decays, i_bh, n, NT, K, BK) | (n >= NT), 0, T)
+            n, T_store = _chunk_step(decays, i_bh, pid, step, CHUNK_STEPS, T, NT, K, BK)
             _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v,
-                          normalizer, T, T_store, NT, tl.minimum(n, NT - 1), i_bh, i_v, H, K, V, BT, BK, BV, PRECISION,
-                          BF16, True, AUG)  # fmt: skip
+                          normalizer, T, T_store, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, True,
+                          AUG)  # fmt: skip
     elif FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), since
         # making the loads or the work wait for the test added its latency (session 21: output 408 -> 437 µs per call)

@@ -228,8 +228,7 @@ def test_qk_gradients_over_several_chunks_per_program_equal_the_recurrence(
 ):
     """The qk-gradient kernel's CHUNK_STEPS: each program of the factorised launch takes that many chunks in turn
     (the last program's past the last chunk storing nothing: T 130 and 200 are 3 and 4 chunks), beside the strong
-    launch's chunks, split over channels or not, with dv (DV_IN_QK) or without; on a GPU also in bf16 at the model's
-    widths, the inputs as views of one projection."""
+    launch's chunks, split over channels or not, with dv (DV_IN_QK) or without."""
     from neox_metala.ops import metala_core_triton
 
     use_backward_form(monkeypatch, "stored-decays")
@@ -238,10 +237,26 @@ def test_qk_gradients_over_several_chunks_per_program_equal_the_recurrence(
     triton_runs.force_config(monkeypatch, "chunk_qk_grads", block, warps=8, stages=2)
     check(FP32, 1, seq, 2, head_k_dim, head_v_dim, decay)
     check_accumulating(seq, head_k_dim, head_v_dim, decay)  # a step past the last chunk adds nothing
-    if DEVICE == "cuda":
-        block.update(BV=64)
-        triton_runs.force_config(monkeypatch, "chunk_qk_grads", block, warps=8, stages=2)
-        check(BF16, 2, 300, 3, 64, 128, "mixed", views=True)
+
+
+@GPU_ONLY
+@pytest.mark.parametrize(
+    "split, chunks, dv_in_qk",
+    [(1, 2, False), (2, 2, False), (2, 3, True), (4, 2, False)],
+    ids=["unsplit-2-chunks", "split2-2-chunks", "split2-3-chunks-dv-in-qk", "split4-2-chunks"],
+)
+def test_qk_gradients_over_several_chunks_per_program_in_bf16_equal_the_recurrence(
+    split, chunks, dv_in_qk, monkeypatch
+):
+    """The same at the model's widths in bf16 (K 64, V 128, BV 64; T 300: five chunks), the inputs as views of one
+    projection."""
+    from neox_metala.ops import metala_core_triton
+
+    use_backward_form(monkeypatch, "stored-decays")
+    monkeypatch.setattr(metala_core_triton, "DV_IN_QK", dv_in_qk)
+    block = {"BV": 64, "K_SPLIT": split, "CHUNK_STEPS": chunks}
+    triton_runs.force_config(monkeypatch, "chunk_qk_grads", block, warps=8, stages=2)
+    check(BF16, 2, 300, 3, 64, 128, "mixed", views=True)
 
 
 @pytest.mark.parametrize("chunks", [2, 3], ids=lambda c: f"{c}-chunks")
@@ -255,11 +270,18 @@ def test_outputs_over_several_chunks_per_program_equal_the_recurrence(
 ):
     """The output kernel's CHUNK_STEPS: each program of the factorised launch takes that many chunks in turn, the next
     chunk's loads pipelined (the last program's steps past the last chunk storing nothing), beside the strong launch's
-    chunks; on a GPU also in bf16 at the model's widths, the inputs as views of one projection."""
+    chunks."""
     triton_runs.force_config(monkeypatch, "output", {"CHUNK_STEPS": chunks, "CHUNK_STAGES": 3}, warps=8, stages=2)
     check(FP32, 1, seq, 2, head_k_dim, head_v_dim, decay)
-    if DEVICE == "cuda":
-        check(BF16, 2, 300, 3, 64, 128, "mixed", views=True)
+
+
+@GPU_ONLY
+@pytest.mark.parametrize("chunks", [2, 3], ids=lambda c: f"{c}-chunks")
+def test_outputs_over_several_chunks_per_program_in_bf16_equal_the_recurrence(chunks, monkeypatch):
+    """The same at the model's widths in bf16 (K 64, V 128; T 300: five chunks), the inputs as views of one
+    projection."""
+    triton_runs.force_config(monkeypatch, "output", {"CHUNK_STEPS": chunks, "CHUNK_STAGES": 3}, warps=8, stages=2)
+    check(BF16, 2, 300, 3, 64, 128, "mixed", views=True)
 
 
 @pytest.mark.parametrize(
