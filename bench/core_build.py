@@ -25,12 +25,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from neox_metala.ops import (  # noqa: E402
-    metala_core_grad_kernels,
-    metala_core_kernels,
-    metala_core_output_kernels,
-    metala_core_scan_kernels,
-)
+from neox_metala.ops import metala_core_grad_kernels, metala_core_kernels, metala_core_output_kernels  # noqa: E402
 
 POINTERS = {
     "state_updates_kernel": ["v", "gate_logits", "states", "decays"],
@@ -48,7 +43,6 @@ POINTERS = {
         "cums",
         "dq",
         "d_gate_logits",
-        "dv",
         "aug_da",
         "aug_w",
     ],
@@ -61,7 +55,7 @@ STRIDES = ("stride_q", "stride_g", "stride_v", "stride_dq", "stride_dg", "stride
 
 
 def build(name, dtype, warps, stages, constants, maxnreg=None):
-    modules = (metala_core_kernels, metala_core_scan_kernels, metala_core_output_kernels, metala_core_grad_kernels)
+    modules = (metala_core_kernels, metala_core_output_kernels, metala_core_grad_kernels)
     fn = next(getattr(module, name) for module in modules if hasattr(module, name))
     fp32 = ("d_gate_logits", "decays", "cums", "aug_da", "aug_w", "aug_a")
     signature = {arg: ("*fp32" if arg in fp32 else f"*{dtype}") for arg in POINTERS[name]}

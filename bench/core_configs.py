@@ -51,11 +51,7 @@ def _k_split(rows):
 _UPDATES = _bv(
     [(32, 4, 1), (16, 4, 1), (32, 8, 1), (64, 4, 1), (64, 8, 1), (128, 4, 1), (128, 8, 1), (64, 8, 2)]
     + [(128, 4, 1, 168), (128, 4, 1, 128), (128, 8, 1, 128)]
-) + [  # #11-14: CHUNK_STEPS chunks per program, CHUNK_STAGES of their loads in flight (sm90 bf16 builds at BV 128, 4
-    # warps: the updates 232 registers, the gradient updates 252, no spills; at 8 warps 125)
-    ({"BV": bv, "CHUNK_STEPS": chunks, "CHUNK_STAGES": 3}, warps, 1)
-    for bv, chunks, warps in [(128, 4, 4), (128, 4, 8), (64, 4, 4), (128, 8, 8)]
-]
+)
 # dv stepping through V = 128 in blocks within each program (V_STEPS), the loads pipelined
 _V_STEPS = [
     ({"BV": bv, "V_STEPS": 128 // bv}, *c)
@@ -82,12 +78,6 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         ({}, *c)
         for c in [(4, 2), (8, 2), (8, 3), (4, 1), (8, 1), (4, 3), (16, 2), (4, 2, 168), (4, 1, 168), (8, 2, 128)]
         + [(16, 3), (16, 1), (4, 2, 128)]
-    ]
-    # #13-16: CHUNK_STEPS chunks per program, CHUNK_STAGES of the chunk loop's loads in flight (sm90 bf16 builds
-    # with the self-augmentation: 255 registers and no spills at 4 and 8 warps, three stages of 48 KB in shared memory)
-    + [
-        ({"CHUNK_STEPS": chunks, "CHUNK_STAGES": stages}, warps, 2)
-        for chunks, stages, warps in [(4, 3, 8), (4, 3, 4), (8, 3, 8), (4, 2, 4)]
     ],
     "chunk_qk_grads": _bv(
         [(16, 8, 2), (32, 8, 1), (32, 8, 2), (16, 8, 3), (16, 8, 1), (64, 8, 1), (32, 16, 1), (64, 16, 1), (128, 16, 1)]
@@ -99,15 +89,7 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     + _k_split([(64, 2, 8, 3), (64, 2, 8, 3, 128), (64, 2, 4, 3), (64, 4, 8, 3), (64, 4, 4, 3)])
     + _k_split([(128, 4, 4, 1), (32, 4, 4, 3), (128, 4, 8, 1), (32, 4, 8, 3)])
     + _k_split([(64, 2, 4, 2), (32, 2, 4, 3), (128, 2, 4, 1), (64, 2, 4, 4)])  # #28-31: around #21
-    + _k_split([(64, 2, 4, 3, 168), (32, 2, 4, 3, 168)])  # #32-33: #21 capped for three programs per SM
-    # #34-39: CHUNK_STEPS chunks per program, the chunk and V loops flattened (sm90 bf16 builds with the
-    # self-augmentation, accumulating: K_SPLIT 2 at 8 warps 2 stages 255 registers / 64 B spilled; K_SPLIT 4 at 8
-    # warps 216-236 / none; unsplit at 8 warps 504-984 B spilled; at 4 warps 184-1,152 B)
-    + [
-        ({"BV": 64, "K_SPLIT": split, "CHUNK_STEPS": chunks}, warps, stages)
-        for split, chunks, warps, stages in [(2, 4, 8, 2), (2, 2, 8, 2), (2, 8, 8, 2), (4, 4, 8, 2), (4, 4, 8, 3)]
-        + [(1, 4, 8, 2)]
-    ],
+    + _k_split([(64, 2, 4, 3, 168), (32, 2, 4, 3, 168)]),  # #32-33: #21 capped for three programs per SM
     "chunk_dv": _bv(
         [
             (16, 4, 1),

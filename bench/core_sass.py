@@ -3,7 +3,7 @@ GPU as bench/core_build.py builds it: where a load issues after a barrier, it wa
 barrier (session 22 found the decay's cumsum holding back every later load of four kernels this way).
 
     python bench/core_sass.py chunk_grads_kernel --warps 8 --stages 3 --bv 64 --accumulate [--maxnreg 168]
-                              [--fast-exp] [--set CHUNK_STEPS=2 ...]
+                              [--fast-exp] [--set K_SPLIT=2 ...]
 
 Prints the build's registers and spills, its instruction count, and runs of LDG / LDGSTS / BAR / HGMMA / STG ... as
 NAMExCOUNT@INDEX (index of the run's first instruction). Shapes as core_build.py's (H=8, K=64, V=128, chunks of 64),
@@ -62,7 +62,7 @@ def main():
     parser.add_argument("--maxnreg", type=int)
     parser.add_argument("--accumulate", action="store_true")
     parser.add_argument("--fast-exp", action="store_true", help="metala_core_triton.FAST_EXP on")
-    parser.add_argument("--set", nargs="+", default=[], help="NAME=INT constexprs (V_STEPS=2, CHUNK_STEPS=2, ...)")
+    parser.add_argument("--set", nargs="+", default=[], help="NAME=INT constexprs (V_STEPS=2, K_SPLIT=2, ...)")
     args = parser.parse_args()
     constants = dict(H=8, K=64, V=128, BT=64, BK=64, BV=args.bv, PRECISION="tf32", BF16=True)
     constants.update(ACCUMULATE=args.accumulate, STORED=True, FACTORISED=True)

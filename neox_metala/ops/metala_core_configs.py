@@ -15,20 +15,20 @@ FIRST_CONFIG_ONLY = os.environ.get("TRITON_INTERPRET") == "1"
 # bench/core_configs.py's candidates #19-33 on an H200 (sessions 31-32, the block's shape: B32 T2048 H16 K64 V128 bf16,
 # accumulating, 1,210-1,220 µs per step against the unsplit 1,294-1,305; BV 32, 2 or 4 stages 1,237-1,284; capped at
 # 168 registers 1,655-1,859; 8 warps or K_SPLIT 4 1,372-1,971). Its sm90 bf16 build: 255 registers, 24 B spilled, two
-# programs per SM. Autotuned, it faulted at V <= BV (`qk_split_prune`); the 4-warp builds at BV 128 (#24, #30) give
-# wrong dq in bf16 (0.76 relative; right in the interpreter) or an illegal address.
+# programs per SM. Its bf16 build is wrong where its V loop runs once (V <= BV: `qk_split_prune`).
 QK_K_SPLIT_BLOCKS = [(64, 2, 4, 3)]
 
 
 def qk_split_prune(configs, named_args, **kwargs):
     """The autotuner's configurations of the qk gradients for one launch, less the 4-warp splits whose V loop would
-    run once (V <= BV). Every fault and wrong result of a 4-warp build on the H200 (session 31) had a single V step:
-    #21 at V 32-64 (illegal addresses), #24 and #30 at BV 128 = V (wrong dq, faults), while #21 at V 128 (two steps)
-    passed every check and test; with this prune every GPU test passes with the split offered (session 32: the 210 of
-    the core, the one op and the epilogue, and three autotuned runs at each shape that had faulted). A rule from those
-    runs, not a cause found: upstream reports the same fault in 4-warp sm90 kernels of several dots from Triton 3.6
-    on, at random and most under repeated launches (triton-lang/triton #10486, #10573, #11366: an invalid
-    shared-memory read)."""
+    run once (V <= BV). Triton 3.6 miscompiles those in bf16 on sm90 (session 33, forced, no autotuning, K 16-64,
+    T 130): dq 0.75-0.82 and d gate logits 3-6 relative to fp64, the same numbers every run, for #21 (BV 64) at V 64
+    and V 32, #28 (2 stages) at V 64 and #29 (BV 32) at V 32, while compute-sanitizer's memcheck, racecheck and
+    synccheck report nothing; the same builds in fp16 and fp32, 8-warp splits (#19) and every case of two or more
+    V steps are right (#21 at V 96 with a masked second step, 128, 192, 256, K 32-128, T 1-2048; #29 at V 64, 96,
+    128). Session 31's illegal addresses (autotuned, at V 32-64) and the BV 128 builds' wrong dq (#24, #30) had one
+    V step too. Upstream reports 4-warp sm90 kernels of several dots failing from Triton 3.6 on
+    (triton-lang/triton #10486, #10573, #11366)."""
     v = {**named_args, **kwargs}["V"]
     return [c for c in configs if c.num_warps >= 8 or "K_SPLIT" not in c.kwargs or v > c.kwargs["BV"]]
 
@@ -39,8 +39,8 @@ def kernels():
     import triton
 
     from . import metala_core_grad_kernels as grad_kernels
+    from . import metala_core_kernels as core_kernels
     from . import metala_core_output_kernels as output_kernels
-    from . import metala_core_scan_kernels as scan_kernels
     from . import metala_core_triton
 
     # Few configurations, each compiled once per shape. Register use read from sm90 builds (ptxas, triton 3.9):
@@ -114,18 +114,17 @@ def kernels():
         ({"BV": 64, "V_STEPS": 2}, 4, 3, 168),
     ]
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
-    # gradients once more, so the autotuner restores them (a copy at tuning time only); dv too, which the qk gradients
-    # write with metala_core_triton.DV_IN_QK (their builds with and without it keyed apart)
-    qk_grads = dict(key=[*key, "DV"], restore_value=["dq", "d_gate_logits", "dv"])
+    # gradients once more, so the autotuner restores them (a copy at tuning time only)
+    grads = dict(key=key, restore_value=["dq", "d_gate_logits"])
     return {
-        "state_updates": triton.autotune(configs(update_blocks), key=key)(scan_kernels.state_updates_kernel),
+        "state_updates": triton.autotune(configs(update_blocks), key=key)(core_kernels.state_updates_kernel),
         "state_grad_updates": triton.autotune(configs([*update_blocks, capped]), key=key)(
-            scan_kernels.state_grad_updates_kernel
+            core_kernels.state_grad_updates_kernel
         ),
-        "scan": scan(scan_kernels.scan_kernel),
+        "scan": scan(core_kernels.scan_kernel),
         "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(output_kernels.output_kernel),
         "chunk_qk_grads": triton.autotune(
-            configs(qk_grads_blocks), **qk_grads, prune_configs_by={"early_config_prune": qk_split_prune}
+            configs(qk_grads_blocks), **grads, prune_configs_by={"early_config_prune": qk_split_prune}
         )(grad_kernels.chunk_grads_kernel),
         "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
         # sm90 bf16 builds: 96 registers at 4 warps, 62 at 8 (250 at 2)

@@ -1,8 +1,7 @@
 """Triton kernels of MetaLA's core's chunk gradients: dq, dv and d gate logits (d log_decay chained through the
 decay rule) of each chunk from the states entering it and the state gradients leaving it (ops/metala_core.py's
-formulas), dq and d gate logits by one kernel and dv by a second one (or by the first, after them: DV), in the
-factorised or sub-chunk form that ops/metala_core_kernels.py's docstring describes; its helpers load the chunks and
-form the scores.
+formulas), dq and d gate logits by one kernel and dv by a second one, in the factorised or sub-chunk form that
+ops/metala_core_kernels.py's docstring describes; its helpers load the chunks and form the scores.
 
 Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
 """
@@ -16,7 +15,6 @@ from .metala_core_kernels import (
     SUB_CHUNK,
     _any_strong,
     _chunk_decay,
-    _chunk_step,
     _decay_rows_offsets,
     _decay_terms,
     _exp,
@@ -228,12 +226,12 @@ def _chunk_grads(
 
 @triton.jit
 def chunk_grads_kernel(
-    q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, dv, aug_da, aug_w,
-    scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, H: tl.constexpr,
+    q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, aug_da, aug_w,
+    scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, NT, H: tl.constexpr,
     K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
     BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr = False,
     FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1, AUG: tl.constexpr = False,
-    K_SPLIT: tl.constexpr = 1, DV: tl.constexpr = False, CHUNK_STEPS: tl.constexpr = 1,
+    K_SPLIT: tl.constexpr = 1,
 ):  # fmt: skip
     """dq and d gate logits of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas); `chunk_dv_kernel`
     writes dv, so that the V loop holds no scores (with dv in this kernel's V loop, a form removed in session 26, the
@@ -244,75 +242,34 @@ def chunk_grads_kernel(
     (ops/metala_core_kernels.py's `_decay_terms`). K_SPLIT: each chunk's channels over that many programs
     (ops/metala_core_triton.py's QK_K_SPLIT), each forming the chunk's do vᵀ again. The chunks of one form
     (FACTORISED: ops/metala_core_kernels.py's docstring): grid (N, B·H, K_SPLIT) for FACTORISED, else
-    (N / STRONG_CHUNKS, B·H, K_SPLIT). DV: then each program also writes dv, as `chunk_dv_kernel` would, for its
-    share of the V blocks (the K_SPLIT programs of a chunk take V / K_SPLIT columns each), after its dq and d gate
-    logits (ops/metala_core_triton.py's DV_IN_QK); dv's decay terms read from the rows of G as the qk terms are
-    (STORED). CHUNK_STEPS: each program of the factorised launch takes that many chunks in turn (grid (N /
-    CHUNK_STEPS, B·H, K_SPLIT)), the loop over them and the V loop flattened into one, whose pipelining issues the
-    next chunk's V loads before this chunk's sums (session 23's form without the flattening held them in registers
-    and was slower)."""
+    (N / STRONG_CHUNKS, B·H, K_SPLIT)."""
     pid, i_bh, i_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     if FACTORISED and K_SPLIT > 1:
         # the K_SPLIT programs of a chunk one after another, so that v and do come from the L2 for all but one
-        programs = tl.num_programs(0)
-        index = pid + programs * (i_bh + tl.num_programs(1) * i_k)
-        i_k, pid, i_bh = index % K_SPLIT, (index // K_SPLIT) % programs, index // (K_SPLIT * programs)
+        index = pid + NT * (i_bh + tl.num_programs(1) * i_k)
+        i_k, pid, i_bh = index % K_SPLIT, (index // K_SPLIT) % NT, index // (K_SPLIT * NT)
     # each program's channels: BK / K_SPLIT, at least tl.dot's 16 (a program past K then stores nothing)
     BKS: tl.constexpr = max(BK // K_SPLIT, 16)
     k_col = 0  # a constant unless split: an offset of program_id(2) costs the unsplit build 64 instructions
     if K_SPLIT > 1:
         k_col = i_k * BKS
-    # with DV, each program's V blocks of dv: DV_STEPS from its i_k-th share (past V: masked, nothing stored)
-    DV_STEPS: tl.constexpr = ((V + BV - 1) // BV + K_SPLIT - 1) // K_SPLIT
-    if FACTORISED and CHUNK_STEPS > 1:
-        # CHUNK_STEPS chunks per program, the loop nest flattened so that the next chunk's loads are issued by the
-        # pipelining before this chunk's sums (a chunk past the last one runs as the last, its stores masked)
-        for step in tl.range(0, CHUNK_STEPS, flatten=True):
-            n, T_store = _chunk_step(decays, i_bh, pid, step, CHUNK_STEPS, T, NT, K, BK)
-            _chunk_and_dv(
-                q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, dv, aug_da, aug_w, scale,
-                stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, n, T_store, i_bh,
-                i_k, k_col, H, K, V, BT, BK, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, AUG, DV, DV_STEPS, True,
-            )  # fmt: skip
-    elif FACTORISED:
+    if FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
         # output_kernel's
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
-        _chunk_and_dv(
-            q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, dv, aug_da, aug_w, scale,
-            stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, pid, T_store, i_bh, i_k,
-            k_col, H, K, V, BT, BK, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, AUG, DV, DV_STEPS, True,
+        _chunk_grads(
+            q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
+            scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, pid, i_bh, k_col,
+            H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
         )  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
-                _chunk_and_dv(
-                    q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, dv, aug_da, aug_w,
-                    scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, n, T,
-                    i_bh, i_k, k_col, H, K, V, BT, BK, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, AUG, DV,
-                    DV_STEPS, False,
+                _chunk_grads(
+                    q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da,
+                    aug_w, scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T, NT,
+                    n, i_bh, k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
                 )  # fmt: skip
-
-
-@triton.jit
-def _chunk_and_dv(
-    q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, dv, aug_da, aug_w, scale, stride_q,
-    stride_g, stride_v, stride_dq, stride_dg, stride_dv, normalizer, T, NT, n, T_store, i_bh, i_k, k_col,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BKS: tl.constexpr,
-    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
-    AUG: tl.constexpr, DV: tl.constexpr, DV_STEPS: tl.constexpr, FACTORISED: tl.constexpr,
-):  # fmt: skip
-    """`chunk_grads_kernel` on chunk n: its dq and d gate logits over channels [k_col, k_col + BKS), then with DV its
-    dv over V blocks i_k·DV_STEPS on, each stored where its rows are before T_store."""
-    _chunk_grads(
-        q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w, scale, stride_q,
-        stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, n, i_bh, k_col, H, K, V, BT, BKS, BV,
-        PRECISION, BF16, ACCUMULATE, STORED, FACTORISED, AUG,
-    )  # fmt: skip
-    if DV:
-        _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T,
-                  T_store, NT, n, i_bh, i_k, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, DV_STEPS, FACTORISED,
-                  STORED)  # fmt: skip
 
 
 @triton.jit
@@ -322,8 +279,7 @@ def _chunk_dv(
     BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr,
     FACTORISED: tl.constexpr, STORED: tl.constexpr,
 ):  # fmt: skip
-    """`chunk_dv_kernel` on chunk n's V blocks i_v·V_STEPS to (i_v + 1)·V_STEPS − 1 (those past V store nothing),
-    its dv stored where its rows are before T_store; also `chunk_grads_kernel`'s with DV, after its qk gradients."""
+    """`chunk_dv_kernel` on chunk n, its dv stored where its rows are before T_store."""
     i_b, i_h = i_bh // H, i_bh % H
     if V_STEPS == 1:  # loaded first (metala_core_kernels.py); with V_STEPS the loop's pipelining issues them
         d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)

@@ -14,7 +14,6 @@ import triton.language as tl
 from .metala_core_kernels import (
     _any_strong,
     _chunk_decay,
-    _chunk_step,
     _from_start,
     _load_state,
     _load_tokens,
@@ -56,20 +55,12 @@ def output_kernel(
     q, gate_logits, v, states, decays, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, NT,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr, STRONG_CHUNKS: tl.constexpr = 1,
-    AUG: tl.constexpr = False, CHUNK_STEPS: tl.constexpr = 1, CHUNK_STAGES: tl.constexpr = 2,
+    AUG: tl.constexpr = False,
 ):  # fmt: skip
     """The chunks' outputs in one form (ops/metala_core_kernels.py's docstring). Grid (N, B·H, V/BV) for FACTORISED,
-    else (N / STRONG_CHUNKS, B·H, V/BV) (STRONG_CHUNKS a power of 2). CHUNK_STEPS: each program of the factorised
-    launch takes that many chunks in turn (grid (N / CHUNK_STEPS, B·H, V/BV)), the next chunk's loads issued by the
-    loop's pipelining before this chunk's work (a chunk past the last one runs as the last, its stores masked)."""
+    else (N / STRONG_CHUNKS, B·H, V/BV) (STRONG_CHUNKS a power of 2)."""
     pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    if FACTORISED and CHUNK_STEPS > 1:
-        for step in tl.range(0, CHUNK_STEPS, num_stages=CHUNK_STAGES):
-            n, T_store = _chunk_step(decays, i_bh, pid, step, CHUNK_STEPS, T, NT, K, BK)
-            _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v,
-                          normalizer, T, T_store, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, True,
-                          AUG)  # fmt: skip
-    elif FACTORISED:
+    if FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), since
         # making the loads or the work wait for the test added its latency (session 21: output 408 -> 437 µs per call)
         T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)

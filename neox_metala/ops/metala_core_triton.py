@@ -75,26 +75,12 @@ from the L2 when a chunk's programs run one after another (the kernel orders the
 H16 bf16, accumulating): K_SPLIT 2 at 4 warps (two programs per SM) 1,294-1,305 -> 1,210-1,220 µs per step, the core
 f+b 3.06 -> 2.97-2.99 ms, in the block 1.38 -> 1.26 ms at T 2048 and 1.41 -> 1.29 at 8192 (kernel time -0.18 and
 -0.24 ms per step; block 0.896 -> 0.884 and 0.526 -> 0.522 of the attention block's, in two calls); at 8 warps, K_SPLIT
-4, 4 stages or capped at 168 registers (three programs per SM), slower (1,237-1,971). That 4-warp build, autotuned
-beside the unsplit ones, faulted (an illegal address) where its V loop runs once (V <= BV: the bf16 tests at V 32-64),
-though its fp64 checks, the interpreter and every test at V 128 passed: a Triton 3.6 miscompile of 4-warp kernels of
-several dots (docs/benchmarks.md, session 31). `metala_core_configs.qk_split_prune` leaves it out there; with it, all
-210 GPU tests of the core, the one op and the epilogue and test_qk_k_split_autotuned_in_bf16_equals_the_recurrence
-pass (session 32). False: the unsplit configurations only.
+4, 4 stages or capped at 168 registers (three programs per SM), slower (1,237-1,971). That 4-warp build is
+miscompiled in bf16 where its V loop runs once (V <= BV: wrong dq and d gate logits, sanitizer-clean; autotuned, an
+illegal address in session 31), which `metala_core_configs.qk_split_prune` leaves out; at the model's V 128 it equals
+the unsplit kernel (dq bitwise) at the block's and the model's shapes over 3,000 launches each, and
+compute-sanitizer finds nothing (session 33). False: the unsplit configurations only.
 Read when the autotuners are built (the first launch)."""
-
-
-DV_IN_QK = False
-"""dv written by the qk-gradient kernel's programs after their dq and d gate logits (`chunk_grads_kernel`'s DV), each
-program a share of the chunk's V blocks (V / K_SPLIT columns), instead of by `chunk_dv_kernel` in a launch of its own.
-Not timed yet (written in session 32, without device time). What it may save: the dv kernel reads q, G, do and dh
-(56 of its 88 KB per chunk and head, ~0.9 GB per block step at the block benchmark's shape, ~0.2 ms at the memory's
-rate) that the qk programs of the same chunk have just read, so that they would come from the L2; dv's work (the
-chunk's scores, a 64x64xK product, and two products per V block) then runs in the qk kernel's programs, which are
-latency-bound at one or two per SM, instead of the dv kernel's two or three: the time will tell. session 26's removed
-form put dv in the qk kernel's V loop (five dots in the loop, its scores spilled); here the two are one after the
-other. dv's decay terms are read from the rows of G whenever the qk terms are (STORED_DECAY_ROWS, regardless of
-DV_READS_ROWS). Read at every backward."""
 
 
 def _block(n: int) -> int:
@@ -162,21 +148,9 @@ def _scan(buffer, decays, sizes, batch_heads, reverse):
     launch(_kernels()["scan"], grid, buffer, decays, sizes["NT"], sizes["K"], sizes["V"], REVERSE=reverse)
 
 
-def _chunk_programs(sizes, meta):
-    """Programs along the chunks: one per chunk, or with CHUNK_STEPS (the qk-gradient, output and update kernels')
-    one per that many, in a factorised launch only where a kernel has two (`_by_form` derives the strong launch's
-    from all the chunks)."""
-    return -(-sizes["NT"] // (meta.get("CHUNK_STEPS", 1) if meta.get("FACTORISED", True) else 1))
-
-
 def _chunks_grid(sizes, batch_heads):
-    """(chunks, B·H, V blocks): a program per chunk (`_chunk_programs`) and V_STEPS blocks of BV (1 when a kernel has
-    no V_STEPS)."""
-    return lambda meta: (
-        _chunk_programs(sizes, meta),
-        batch_heads,
-        -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))),
-    )
+    """(chunks, B·H, V blocks): a program per chunk and V_STEPS blocks of BV (1 when a kernel has no V_STEPS)."""
+    return lambda meta: (sizes["NT"], batch_heads, -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))))
 
 
 STRONG_CHUNKS = 128  # per program of a strong-decay launch at most: one load of their decays, mostly nothing more
@@ -252,8 +226,7 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     out = v.new_empty(v.shape)
     a, w = (decays, decays) if augmentation is None else augmentation  # placeholders without
     _by_form(
-        _kernels()["output"], lambda meta: (_chunk_programs(sizes, meta), batch_heads, 1),
-        q, gate_logits, v, states, decays, out, w, a, scale,
+        _kernels()["output"], (sizes["NT"], batch_heads, 1), q, gate_logits, v, states, decays, out, w, a, scale,
         **strides, normalizer=normalizer, **sizes, BK=_block(sizes["K"]), BV=_block(sizes["V"]),
         BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
     )  # fmt: skip
@@ -328,17 +301,16 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
     _by_form(
-        _kernels()["chunk_qk_grads"], lambda meta: (_chunk_programs(sizes, meta), batch_heads, meta.get("K_SPLIT", 1)),
-        q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, dv, *aug, scale,
-        **strides, stride_dq=stride_dq, stride_dg=stride_dg, stride_dv=stride_dv, normalizer=normalizer, **sizes,
-        **blocks, STORED=stored, AUG=augmentation is not None, DV=DV_IN_QK,
+        _kernels()["chunk_qk_grads"], lambda meta: (sizes["NT"], batch_heads, meta.get("K_SPLIT", 1)),
+        q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, *aug, scale,
+        **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks, STORED=stored,
+        AUG=augmentation is not None,
     )  # fmt: skip
-    if not DV_IN_QK:
-        _by_form(
-            _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
-            q, gate_logits, cums, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer,
-            **sizes, **blocks, STORED=stored and DV_READS_ROWS,
-        )  # fmt: skip
+    _by_form(
+        _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
+        q, gate_logits, cums, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer,
+        **sizes, **blocks, STORED=stored and DV_READS_ROWS,
+    )  # fmt: skip
 
 
 class MetaLACoreTriton(torch.autograd.Function):

@@ -140,15 +140,10 @@ def test_one_op_equals_the_two_ops(aug, core_aug, core_a, monkeypatch):
         assert (mine - theirs).norm() <= 1e-5 * theirs.norm(), (mine - theirs).abs().max()
 
 
-@pytest.mark.parametrize("dv_in_qk", [False, True], ids=["dv-kernel", "dv-in-qk"])
 @pytest.mark.parametrize("k_split", [2, 4])
-def test_qk_gradients_over_channel_blocks_equal_the_reference(k_split, dv_in_qk, monkeypatch):
+def test_qk_gradients_over_channel_blocks_equal_the_reference(k_split, monkeypatch):
     """The qk-gradient kernel's K_SPLIT (metala_core_triton.QK_K_SPLIT) with the self-augmentation's terms formed in
-    it (CORE_AUG: each program's channels of aug_balance), K = 32, fp32 against fp64; with
-    metala_core_triton.DV_IN_QK its programs also add dv to the epilogue's term of it."""
-    from neox_metala.ops import metala_core_triton
-
-    monkeypatch.setattr(metala_core_triton, "DV_IN_QK", dv_in_qk)
+    it (CORE_AUG: each program's channels of aug_balance), K = 32, fp32 against fp64."""
     triton_runs.force_config(monkeypatch, "chunk_qk_grads", {"BV": 16, "K_SPLIT": k_split}, warps=8, stages=2)
     inputs = draw(torch.float32, 2, 70, HEADS, 64, aug=True)
     y, grads = one_op(*inputs, HEADS, keep_states=True)
