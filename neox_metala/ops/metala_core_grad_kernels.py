@@ -15,6 +15,7 @@ from .metala_core_kernels import (
     SUB_CHUNK,
     _any_strong,
     _chunk_decay,
+    _chunk_decays,
     _decay_rows_offsets,
     _decay_terms,
     _exp,
@@ -25,11 +26,13 @@ from .metala_core_kernels import (
     _operand,
     _reference_factors,
     _scores,
+    _store_bound,
     _store_tokens,
     _strong_decay,
     _sub_chunk_factors,
     _sub_chunks,
     _to_end,
+    _whole_chunk,
 )
 
 
@@ -113,7 +116,8 @@ def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.co
 @triton.jit
 def _store_qk_grads(
     q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
-    dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K: tl.constexpr, k_col, BT: tl.constexpr,
+    dg_prior, scale, i_b, i_h, n, T, store_decays, stride_dq, stride_dg, normalizer, K: tl.constexpr, k_col,
+    BT: tl.constexpr,
     BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, FACTORISED: tl.constexpr,
     AUG: tl.constexpr,
 ):  # fmt: skip
@@ -144,6 +148,7 @@ def _store_qk_grads(
     if ACCUMULATE and not AUG:
         dq_b += dq_prior.to(tl.float32)
         d_gate_logits_b += dg_prior.to(tl.float32)
+    T_store = _store_bound(store_decays, T)
     _store_tokens(dq, dq_b, i_b, i_h, n, T_store, stride_dq, K, k_col, BT, BK, False)
     _store_tokens(d_gate_logits, d_gate_logits_b, i_b, i_h, n, T_store, stride_dg, K, k_col, BT, BK, False)
 
@@ -191,13 +196,13 @@ def _v_block_sums(
 @triton.jit
 def _chunk_grads(
     q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w, scale,
-    stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, n, i_bh, k_col,
+    stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, store_decays, NT, n, i_bh, k_col,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
     FACTORISED: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
     """`chunk_grads_kernel` on chunk n's channels [k_col, k_col + BK), its gradients stored where its rows are before
-    T_store."""
+    `_store_bound(store_decays, T)`."""
     i_b, i_h = i_bh // H, i_bh % H
     # what dq and d gate logits get added to and the terms after the V loop, loaded first (metala_core_kernels.py's
     # docstring): their latency hides behind the loop
@@ -219,8 +224,8 @@ def _chunk_grads(
         )  # fmt: skip
     _store_qk_grads(
         q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
-        dq_prior, dg_prior, scale, i_b, i_h, n, T_store, stride_dq, stride_dg, normalizer, K, k_col, BT, BK, PRECISION,
-        BF16, ACCUMULATE, FACTORISED, AUG,
+        dq_prior, dg_prior, scale, i_b, i_h, n, T, store_decays, stride_dq, stride_dg, normalizer, K, k_col, BT, BK,
+        PRECISION, BF16, ACCUMULATE, FACTORISED, AUG,
     )  # fmt: skip
 
 
@@ -256,30 +261,31 @@ def chunk_grads_kernel(
     if FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
         # output_kernel's
-        T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
+        store_decays = _chunk_decays(decays, i_bh, pid, NT, K, BK)
         _chunk_grads(
             q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
-            scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T_store, NT, pid, i_bh, k_col,
-            H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
+            scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, store_decays, NT, pid, i_bh,
+            k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
         )  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
                 _chunk_grads(
-                    q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da,
-                    aug_w, scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, T, NT,
-                    n, i_bh, k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
+                    q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
+                    scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, _whole_chunk(BK),
+                    NT, n, i_bh, k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
                 )  # fmt: skip
 
 
 @triton.jit
 def _chunk_dv(
-    q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, T_store, NT, n,
+    q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, store_decays,
+    NT, n,
     i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
     BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr,
     FACTORISED: tl.constexpr, STORED: tl.constexpr,
 ):  # fmt: skip
-    """`chunk_dv_kernel` on chunk n, its dv stored where its rows are before T_store."""
+    """`chunk_dv_kernel` on chunk n, its dv stored where its rows are before `_store_bound(store_decays, T)`."""
     i_b, i_h = i_bh // H, i_bh % H
     if V_STEPS == 1:  # loaded first (metala_core_kernels.py); with V_STEPS the loop's pipelining issues them
         d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
@@ -290,6 +296,7 @@ def _chunk_dv(
         q, gate_logits, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16,
         FACTORISED, STORED,
     )  # fmt: skip
+    T_store = _store_bound(store_decays, T)
     for step in range(V_STEPS):
         col = (i_v * V_STEPS + step) * BV
         if V_STEPS > 1:
@@ -320,16 +327,16 @@ def chunk_dv_kernel(
     if FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
         # output_kernel's
-        T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
+        store_decays = _chunk_decays(decays, i_bh, pid, NT, K, BK)
         _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T,
-                  T_store, NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, V_STEPS, True,
+                  store_decays, NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, V_STEPS, True,
                   STORED)  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
                 _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv,
-                          normalizer, T, T, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE,
-                          V_STEPS, False, STORED)  # fmt: skip
+                          normalizer, T, _whole_chunk(BK), NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16,
+                          ACCUMULATE, V_STEPS, False, STORED)  # fmt: skip
 
 
 @triton.jit

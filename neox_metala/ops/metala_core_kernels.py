@@ -4,11 +4,10 @@ is two kernels: the chunks' updates and decays, formed for all chunks at once, t
 them (`scan_kernel`, the same for the states and their gradients), so that its steps carry no chunk-sized work.
 
 The output kernel is in ops/metala_core_output_kernels.py, the chunk gradients' kernels in
-ops/metala_core_grad_kernels.py; both share the helpers here.
-Every kernel issues its global loads first, before the decay's in-chunk cumsum, whose barriers hold back any load
-after them (sm90 SASS; on an H200, B32 T2048 H16, session 22: the qk gradients 390 -> 345 µs per call).
-
-Imports triton: only the core's launcher and its gradient kernels import this module, and only when a kernel runs.
+ops/metala_core_grad_kernels.py; both share the helpers here. Every kernel issues its global loads first, before the
+decay's in-chunk cumsum, whose barriers hold back any load after them (sm90 SASS; on an H200, B32 T2048 H16, session
+22: the qk gradients 390 -> 345 µs per call), and before any other cross-thread reduction (`_store_bound`). Imports
+triton: only the core's launcher and its gradient kernels import this module, and only when a kernel runs.
 
 Layouts: q, gate logits (B, T, H, K); v, output (B, T, H, V); states (B, H, N, K, V), N = number of chunks. The
 inputs q, gate logits and v are read where the layer's projection left them: each token's H·D channels contiguous,
@@ -124,8 +123,7 @@ def _diagonal_scores(qf, key, cum, BT: tl.constexpr, BC: tl.constexpr, BK: tl.co
 
 @triton.jit
 def _reference_factors(cum, cum_last):
-    """The factorised form's e^(G − r) and e^(r − G) about r = G_last / 2 (within e^±30, `_scores`), and e^r per
-    channel (1, BK)."""
+    """The factorised form's e^(G − r), e^(r − G) about r = G_last / 2 (within e^±30, `_scores`), e^r (1, BK)."""
     offset = cum - cum_last[None, :] * 0.5
     return _exp(offset), _exp(-offset), _exp(cum_last * 0.5)[None, :]
 
@@ -298,11 +296,28 @@ def _decay_ptrs(ptr, i_bh, chunk, NT, K: tl.constexpr, row, BK: tl.constexpr):
 
 
 @triton.jit
-def _strong_decay(decays, i_bh, chunk, NT, K: tl.constexpr, BK: tl.constexpr):
-    """Whether chunk `chunk` takes the sub-chunk form (some channel's e^G_last below e^−FACTORISED_RANGE), read from
-    the (B·H, N, K) chunk decays; False past the last chunk."""
+def _chunk_decays(decays, i_bh, chunk, NT, K: tl.constexpr, BK: tl.constexpr):
+    """Chunk `chunk`'s e^G_last (BK,) from the (B·H, N, K) chunk decays, 1.0 past the last chunk or K."""
     ptrs, mask = _decay_ptrs(decays, i_bh, chunk, NT, K, 0, BK)
-    return tl.min(tl.load(ptrs, mask=mask & (chunk < NT), other=1.0), 0) < STRONG_DECAY
+    return tl.load(ptrs, mask=mask & (chunk < NT), other=1.0)
+
+
+@triton.jit
+def _strong_decay(decays, i_bh, chunk, NT, K: tl.constexpr, BK: tl.constexpr):
+    """Whether chunk `chunk` takes the sub-chunk form (some channel's e^G_last below e^−FACTORISED_RANGE)."""
+    return tl.min(_chunk_decays(decays, i_bh, chunk, NT, K, BK), 0) < STRONG_DECAY
+
+
+@triton.jit
+def _store_bound(chunk_decays, T):
+    """A factorised launch's rows to store of a chunk: T, or 0 for strong decay; tested at the stores, its decays loaded
+    first: the minimum across threads waits for the load and held back every later load (session 33, ncu)."""
+    return tl.where(tl.min(chunk_decays, 0) < STRONG_DECAY, 0, T)
+
+
+@triton.jit
+def _whole_chunk(BK: tl.constexpr):  # `_chunk_decays` for which `_store_bound` is T: a strong launch's own chunk
+    return tl.full([BK], 1.0, tl.float32)
 
 
 @triton.jit
@@ -310,8 +325,7 @@ def _any_strong(decays, i_bh, first, NT, K: tl.constexpr, BK: tl.constexpr, CHUN
     """Whether any of chunks first .. first + CHUNKS − 1 takes the sub-chunk form (`_strong_decay`), in one load."""
     chunks = (first + tl.arange(0, CHUNKS))[:, None]
     ptrs, mask = _decay_ptrs(decays, i_bh, chunks, NT, K, 0, BK)  # (CHUNKS, BK)
-    chunk_decays = tl.load(ptrs, mask=mask & (chunks < NT), other=1.0)
-    return tl.min(tl.min(chunk_decays, 1), 0) < STRONG_DECAY
+    return tl.min(tl.min(tl.load(ptrs, mask=mask & (chunks < NT), other=1.0), 1), 0) < STRONG_DECAY
 
 
 @triton.jit

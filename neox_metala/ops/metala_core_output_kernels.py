@@ -14,19 +14,23 @@ import triton.language as tl
 from .metala_core_kernels import (
     _any_strong,
     _chunk_decay,
+    _chunk_decays,
     _from_start,
     _load_state,
     _load_tokens,
     _neg_expm1,
     _scores,
+    _store_bound,
     _store_tokens,
     _strong_decay,
+    _whole_chunk,
 )
 
 
 @triton.jit
 def _chunk_output(
-    q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, T_store, NT, n,
+    q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, store_decays, NT,
+    n,
     i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
     BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
@@ -39,6 +43,7 @@ def _chunk_output(
         w = tl.load(aug_w + i_h * K + tl.arange(0, BK), mask=tl.arange(0, BK) < K, other=0.0).to(tl.float32)
     log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
+    T_store = _store_bound(store_decays, T)  # tested here, not before the loads (`_store_bound`)
     if AUG:  # stored before the dots, so that the key's tile is not kept for it
         t = n * BT + tl.arange(0, BT)
         a = tl.sum(q_b.to(tl.float32) * key * w[None, :], 1)
@@ -62,13 +67,14 @@ def output_kernel(
     pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     if FACTORISED:
         # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), since
-        # making the loads or the work wait for the test added its latency (session 21: output 408 -> 437 µs per call)
-        T_store = tl.where(_strong_decay(decays, i_bh, pid, NT, K, BK), 0, T)
+        # making the loads or the work wait for the test added its latency (session 21: output 408 -> 437 µs per call;
+        # with the test at the stores, `_store_bound`, 401 -> 364 µs, session 33)
+        store_decays = _chunk_decays(decays, i_bh, pid, NT, K, BK)
         _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T,
-                      T_store, NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, True, AUG)  # fmt: skip
+                      store_decays, NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, True, AUG)  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
             if _strong_decay(decays, i_bh, n, NT, K, BK):
                 _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v,
-                              normalizer, T, T, NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, False,
-                              AUG)  # fmt: skip
+                              normalizer, T, _whole_chunk(BK), NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION,
+                              BF16, False, AUG)  # fmt: skip

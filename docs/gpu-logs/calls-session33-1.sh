@@ -1,0 +1,5 @@
+# Ran: main c613c82 (all untimed forms off / candidates only; the sanitizer, stress and check scripts are docs/gpu-logs/*-session33.py, carried as .gpu/*.py)
+# Session 33, call 1 (nvidia-h200): session 32's untimed candidates at the block's shape, one round, in one core_ncu process: the qk gradients' CHUNK_STEPS (#34-39) against #21 (shipped) and #13; the output kernel's CHUNK_STEPS (#13-16) against #0-2; the updates' and gradient updates' CHUNK_STEPS (#11-14) against #5 (and #8)
+OUT=/tmp/install SAVE_CACHE=0 bash bench/gpu_session.sh > /tmp/install.log 2>&1; tail -1 /tmp/install.log
+(PYTHONPATH=$PWD timeout 470 python3 bench/core_ncu.py --accumulate --keep-states --rounds 1 --candidates chunk_qk_grads=21,13,34,35,36,37,38,39 output=0,1,2,13,14,15,16 state_updates=5,11,12,13,14 state_grad_updates=5,8,11,12,13,14 > $OUT/cands.log 2>&1; echo "== cands exit $?"; grep "^round\|Error\|error" $OUT/cands.log | cut -c1-3000)
+cd $OUT && tar -czf /tmp/all.tgz . && find . -mindepth 1 -maxdepth 1 -exec rm -rf {} + && mv /tmp/all.tgz 0-all.tgz
