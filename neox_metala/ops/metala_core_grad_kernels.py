@@ -117,9 +117,8 @@ def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.co
 def _store_qk_grads(
     q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
     dg_prior, scale, i_b, i_h, n, T, store_decays, stride_dq, stride_dg, normalizer, K: tl.constexpr, k_col,
-    BT: tl.constexpr,
-    BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, FACTORISED: tl.constexpr,
-    AUG: tl.constexpr,
+    BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr,
+    FACTORISED: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
     """dq and d gate logits of one chunk (its q and decay terms as loaded before the V loop) from the loop's sums:
     d_scores = do vᵀ (all of V, unscaled, unmasked), dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh. Everything
@@ -269,7 +268,7 @@ def chunk_grads_kernel(
         )  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
-            if _strong_decay(decays, i_bh, n, NT, K, BK):
+            if _strong_decay(_chunk_decays(decays, i_bh, n, NT, K, BK)):
                 _chunk_grads(
                     q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
                     scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, _whole_chunk(BK),
@@ -280,8 +279,7 @@ def chunk_grads_kernel(
 @triton.jit
 def _chunk_dv(
     q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, store_decays,
-    NT, n,
-    i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
+    NT, n, i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
     BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr,
     FACTORISED: tl.constexpr, STORED: tl.constexpr,
 ):  # fmt: skip
@@ -333,7 +331,7 @@ def chunk_dv_kernel(
                   STORED)  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
-            if _strong_decay(decays, i_bh, n, NT, K, BK):
+            if _strong_decay(_chunk_decays(decays, i_bh, n, NT, K, BK)):
                 _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv,
                           normalizer, T, _whole_chunk(BK), NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16,
                           ACCUMULATE, V_STEPS, False, STORED)  # fmt: skip

@@ -296,23 +296,22 @@ def _decay_ptrs(ptr, i_bh, chunk, NT, K: tl.constexpr, row, BK: tl.constexpr):
 
 
 @triton.jit
-def _chunk_decays(decays, i_bh, chunk, NT, K: tl.constexpr, BK: tl.constexpr):
-    """Chunk `chunk`'s e^G_last (BK,) from the (B·H, N, K) chunk decays, 1.0 past the last chunk or K."""
+def _chunk_decays(decays, i_bh, chunk, NT, K: tl.constexpr, BK: tl.constexpr):  # its e^G_last (BK,), 1 past N, K
     ptrs, mask = _decay_ptrs(decays, i_bh, chunk, NT, K, 0, BK)
     return tl.load(ptrs, mask=mask & (chunk < NT), other=1.0)
 
 
 @triton.jit
-def _strong_decay(decays, i_bh, chunk, NT, K: tl.constexpr, BK: tl.constexpr):
-    """Whether chunk `chunk` takes the sub-chunk form (some channel's e^G_last below e^−FACTORISED_RANGE)."""
-    return tl.min(_chunk_decays(decays, i_bh, chunk, NT, K, BK), 0) < STRONG_DECAY
+def _strong_decay(chunk_decays):
+    """Whether a chunk takes the sub-chunk form: some channel's e^G_last (`_chunk_decays`) below e^−FACTORISED_RANGE."""
+    return tl.min(chunk_decays, 0) < STRONG_DECAY
 
 
 @triton.jit
 def _store_bound(chunk_decays, T):
     """A factorised launch's rows to store of a chunk: T, or 0 for strong decay; tested at the stores, its decays loaded
     first: the minimum across threads waits for the load and held back every later load (session 33, ncu)."""
-    return tl.where(tl.min(chunk_decays, 0) < STRONG_DECAY, 0, T)
+    return tl.where(_strong_decay(chunk_decays), 0, T)
 
 
 @triton.jit
@@ -325,7 +324,8 @@ def _any_strong(decays, i_bh, first, NT, K: tl.constexpr, BK: tl.constexpr, CHUN
     """Whether any of chunks first .. first + CHUNKS − 1 takes the sub-chunk form (`_strong_decay`), in one load."""
     chunks = (first + tl.arange(0, CHUNKS))[:, None]
     ptrs, mask = _decay_ptrs(decays, i_bh, chunks, NT, K, 0, BK)  # (CHUNKS, BK)
-    return tl.min(tl.min(tl.load(ptrs, mask=mask & (chunks < NT), other=1.0), 1), 0) < STRONG_DECAY
+    chunk_decays = tl.load(ptrs, mask=mask & (chunks < NT), other=1.0)
+    return _strong_decay(tl.min(chunk_decays, 1))  # each chunk's minimum, then theirs
 
 
 @triton.jit

@@ -30,8 +30,7 @@ from .metala_core_kernels import (
 @triton.jit
 def _chunk_output(
     q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, store_decays, NT,
-    n,
-    i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
+    n, i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
     BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr, AUG: tl.constexpr,
 ):  # fmt: skip
     """o = scale [(q ⊙ e^G) h_n + A v] of chunk n, and with AUG a = Σ_k q·key·aug_w[h] (B, T, H) into aug_a."""
@@ -74,7 +73,7 @@ def output_kernel(
                       store_decays, NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, True, AUG)  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
-            if _strong_decay(decays, i_bh, n, NT, K, BK):
+            if _strong_decay(_chunk_decays(decays, i_bh, n, NT, K, BK)):
                 _chunk_output(q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v,
                               normalizer, T, _whole_chunk(BK), NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION,
                               BF16, False, AUG)  # fmt: skip
