@@ -38,6 +38,7 @@ def kernels():
     """The kernels, autotuned over a few configurations each (each one compiles on first use of a shape)."""
     import triton
 
+    from . import metala_core_chained_kernels as chained_kernels
     from . import metala_core_grad_kernels as grad_kernels
     from . import metala_core_kernels as core_kernels
     from . import metala_core_output_kernels as output_kernels
@@ -113,6 +114,11 @@ def kernels():
         capped,
         ({"BV": 64, "V_STEPS": 2}, 4, 3, 168),
     ]
+    # The chained forward (ops/metala_core_chained_kernels.py); the first configuration has two V blocks at the
+    # interpreter's V = 32. H200, B32 T2048 / B8 T8192 H16 bf16, each forced (session 34): BV 128 at 4 warps 750 / 666
+    # µs, at 8 warps 1,277 / 1,174, BV 64 at 4 warps 1,137 / 1,041, at 8 1,995 / 1,847, BV 32 1,508 / 1,428; 2 stages
+    # the same as 1.
+    chained_blocks = [({"BV": 16}, 4, 1), ({"BV": 128}, 4, 1), ({"BV": 128}, 8, 1), ({"BV": 64}, 4, 1)]
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
     # gradients once more, so the autotuner restores them (a copy at tuning time only)
     grads = dict(key=key, restore_value=["dq", "d_gate_logits"])
@@ -123,6 +129,10 @@ def kernels():
         ),
         "scan": scan(core_kernels.scan_kernel),
         "output": triton.autotune(configs([({}, 8, 2), ({}, 4, 2), ({}, 8, 3)]), key=key)(output_kernels.output_kernel),
+        # timing a configuration runs the whole chain again: its flags start from zero each time
+        "chained": triton.autotune(configs(chained_blocks), key=key, reset_to_zero=["flags"])(
+            chained_kernels.chained_kernel
+        ),
         "chunk_qk_grads": triton.autotune(
             configs(qk_grads_blocks), **grads, prune_configs_by={"early_config_prune": qk_split_prune}
         )(grad_kernels.chunk_grads_kernel),

@@ -1,12 +1,14 @@
 """Launchers of MetaLA's core kernels (ops/metala_core_kernels.py, metala_core_output_kernels.py and
 metala_core_grad_kernels.py). Forward: the chunks' state updates (chunk-parallel), the scan over chunks that turns them
-into the state entering each chunk (sequential, in place), then one chunk-parallel kernel for the output. Backward:
+into the state entering each chunk (sequential, in place), then one chunk-parallel kernel for the output; by default
+all three as one chained launch (CHAINED_FORWARD, ops/metala_core_chained_kernels.py). Backward:
 the same two for the states (or the forward's, if kept), the chunks' decay rows (STORED_DECAY_ROWS), their
 state-gradient updates and the reverse scan over them, then the chunk-parallel gradients: dq and d gate logits by one
 kernel (a program per chunk), dv by another (a program per chunk and V block: in the first one's V loop, a form
 removed in session 26, it made that loop hold five dots and spill its scores). The kernels that form the chunks'
-scores run twice (`_by_form`: the factorised chunks, then those of strong decay). Eleven launches per forward +
-backward pair with kept states, thirteen without; the backward's per batch slice.
+scores run twice (`_by_form`: the factorised chunks, then those of strong decay). Nine launches per forward +
+backward pair with kept states, eleven without (CHAINED_FORWARD off: eleven and thirteen); the backward's per batch
+slice.
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 scans whose steps formed their chunk's
 update (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an H200) took ~60% of the core's time; that
@@ -25,6 +27,8 @@ Imports triton on first use: `import neox_metala.ops.metala_core_triton` needs t
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -81,6 +85,19 @@ illegal address in session 31), which `metala_core_configs.qk_split_prune` leave
 the unsplit kernel (dq bitwise) at the block's and the model's shapes over 3,000 launches each, and
 compute-sanitizer finds nothing (session 33). False: the unsplit configurations only.
 Read when the autotuners are built (the first launch)."""
+
+
+CHAINED_FORWARD = os.environ.get("NEOX_METALA_CHAINED_FORWARD", "1") == "1"
+"""The forward's states and outputs by one launch (ops/metala_core_chained_kernels.py: each chunk's program waits for
+the state entering its chunk, published by the program of the chunk before) and output_kernel's strong-decay launch,
+instead of the chunks' updates, the scan over them and output_kernel's two launches, which pass the (B·H, N, K, V)
+states through memory three times. H200, B32 T2048 / B8 T8192 H16 bf16 (session 34,
+docs/gpu-logs/chainprobe-session34.py): 750 / 666 µs against 764 / 778; in `bench/layer.py`'s block 0.852 / 0.793 ms
+of kernel time against 0.836 / 0.884, the block 0.872 / 0.517 of attention's against 0.873 / 0.524. The backward's
+recomputed states (keep_states False) stay the two launches': by the chained kernel without the outputs they took
+~620 against 395 µs (too little work per program to hide the chain's waits). Its waits rely on the GPU starting a
+grid's programs in order (ops/metala_core_chained_kernels.py); NEOX_METALA_CHAINED_FORWARD=0 turns it off, should a
+GPU ever not. Read at every forward, so that a benchmark can time both forms in one process."""
 
 
 def _block(n: int) -> int:
@@ -158,8 +175,13 @@ STRONG_CHUNKS = 128  # per program of a strong-decay launch at most: one load of
 
 def _by_form(kernel, grid, *args, **kwargs):
     """`kernel` launched on the factorised chunks, a program per chunk of `grid` (a tuple, or a function of the
-    meta-parameters), then on the chunks of strong decay, up to STRONG_CHUNKS per program."""
+    meta-parameters), then on the chunks of strong decay (`_strong_form`)."""
     launch(kernel, grid, *args, **kwargs, FACTORISED=True)
+    _strong_form(kernel, grid, *args, **kwargs)
+
+
+def _strong_form(kernel, grid, *args, **kwargs):
+    """`kernel` launched on the chunks of strong decay, up to STRONG_CHUNKS per program."""
     chunks = grid if callable(grid) else lambda meta: grid
     per_program = min(STRONG_CHUNKS, _block(kwargs["NT"]))  # a power of 2 (tl.arange)
     strong = lambda meta: (-(-chunks(meta)[0] // per_program), *chunks(meta)[1:])  # noqa: E731
@@ -171,6 +193,22 @@ def _scan_buffers(q, sizes, batch_heads):
     chunks' (B·H, N, K) fp32 decays e^G_last."""
     buffer = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
     return buffer, q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
+
+
+def _chained(q, gate_logits, v, scale, normalizer, strides, sizes, batch_heads, out, augmentation):
+    """(states, decays) by ops/metala_core_chained_kernels.py's kernel, which also writes the factorised chunks'
+    outputs into `out` (`augmentation` as metala_core_fwd's)."""
+    states, decays = _scan_buffers(q, sizes, batch_heads)
+    carried = q.new_empty(batch_heads, 2, sizes["K"], sizes["V"], dtype=torch.float32)
+    # a flag per (chunk, chain) for every V block width the autotuner may pick (at least 16)
+    flags = torch.zeros(sizes["NT"] * batch_heads * -(-sizes["V"] // 16), dtype=torch.int32, device=q.device)
+    a, w = (decays, decays) if augmentation is None else augmentation  # placeholders without
+    launch(
+        _kernels()["chained"], lambda meta: (sizes["NT"] * batch_heads * -(-sizes["V"] // meta["BV"]),),
+        q, gate_logits, v, states, decays, out, w, a, carried, flags, scale, **strides, normalizer=normalizer,
+        **sizes, BH=batch_heads, BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
+    )  # fmt: skip
+    return states, decays
 
 
 def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
@@ -222,10 +260,15 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     check_inputs(q, gate_logits, v)
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     sizes, batch_heads = _sizes(q, v, chunk_size)
-    states, decays = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
     out = v.new_empty(v.shape)
+    if CHAINED_FORWARD:  # the factorised chunks' outputs with the states; the others' by output_kernel's strong form
+        states, decays = _chained(q, gate_logits, v, scale, normalizer, strides, sizes, batch_heads, out, augmentation)
+        by_form = _strong_form
+    else:
+        states, decays = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)
+        by_form = _by_form
     a, w = (decays, decays) if augmentation is None else augmentation  # placeholders without
-    _by_form(
+    by_form(
         _kernels()["output"], (sizes["NT"], batch_heads, 1), q, gate_logits, v, states, decays, out, w, a, scale,
         **strides, normalizer=normalizer, **sizes, BK=_block(sizes["K"]), BV=_block(sizes["V"]),
         BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,

@@ -71,23 +71,24 @@ def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False):
             assert not x.is_contiguous() and metala_core_triton.token_rows(x)[0].data_ptr() == x.data_ptr()
     output, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, NORMALIZER, keep_states=True)
     grads = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype))
+    # with the forward's states (metala_core_triton.CHAINED_FORWARD forms them otherwise than the recomputation)
+    with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype), states=states)
     assert grads[1].dtype == torch.float32 and all(g.is_contiguous() for g in (output, *grads))
     relative, floor = BOUNDS[dtype]
     errors = {"output": (output.double() - expected).norm() / expected.norm()}
     # d logits = d log_decay · sigmoid(−x) / normalizer: d log_decay's floor carried through the same factor
     logits_floor = floor * (q * expected_grads[0] * torch.sigmoid(-logits) / NORMALIZER).norm()
     floors = {"q": 0.0, "gate_logits": logits_floor, "v": 0.0}
-    for name, got, want in zip(("q", "gate_logits", "v"), grads, expected_grads):
-        assert torch.isfinite(got).all(), name
-        errors[name] = (got.double() - want).norm() / (relative * want.norm() + floors[name]) * relative
+    for states_from, got_grads in (("", grads), ("kept ", with_states)):
+        for name, got, want in zip(("q", "gate_logits", "v"), got_grads, expected_grads):
+            assert torch.isfinite(got).all(), states_from + name
+            error = (got.double() - want).norm() / (relative * want.norm() + floors[name]) * relative
+            errors[states_from + name] = error
     print(
         f"TRITON-CORE {dtype} B{batch} T{seq} H{heads} K{head_k_dim} V{head_v_dim} {decay} views={views}:",
         " ".join(f"{name} {error:.2e}" for name, error in errors.items()),
     )
     assert all(error <= relative for error in errors.values()), errors
-    with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype), states=states)
-    for got, recomputed in zip(with_states, grads):
-        assert torch.equal(got, recomputed)  # the forward's states are the ones the backward recomputes
 
 
 SMALL = [
@@ -260,12 +261,12 @@ def exact_states(q, logits, v, cotangent, chunk_size=64):
 
 @pytest.mark.parametrize("decay", ["slow", "mild"])
 def test_states_and_their_gradients_equal_the_recurrence(decay):
-    """Each chunk's entering state and its gradient (every slot, T = 300: five chunks, the last one partial) against
-    fp64. "slow": gate logits around +4 (log α ≈ −1e-3 per token, e^G_last ≈ 0.93), where the state carried from
-    chunk to chunk is most of each slot: a relative error of 1e-4 in the decay either scan applies fails it. Stronger
-    decays are left to the tests above: on the GPU their slots differ from fp64 by 1e-4 to 5e-4 relative (H200,
-    session 29: "mixed", "graded", "strong"; fp32's rounding of large G, differenced), which the outputs and gradients
-    do not see."""
+    """Each chunk's entering state (the scan's, and the chained forward's as kept) and its gradient (every slot,
+    T = 300: five chunks, the last one partial) against fp64. "slow": gate logits around +4 (log α ≈ −1e-3 per token,
+    e^G_last ≈ 0.93), where the state carried from chunk to chunk is most of each slot: a relative error of 1e-4 in
+    the decay either scan applies fails it. Stronger decays are left to the tests above: on the GPU their slots differ
+    from fp64 by 1e-4 to 5e-4 relative (H200, session 29: "mixed", "graded", "strong"; fp32's rounding of large G,
+    differenced), which the outputs and gradients do not see."""
     from neox_metala.ops import metala_core_triton
 
     q, logits, v, cotangent = draw(2, 300, 2, 20, 24, "mild")
@@ -275,8 +276,9 @@ def test_states_and_their_gradients_equal_the_recurrence(decay):
     got = (
         metala_core_triton.chunk_states(q, logits, v, NORMALIZER),
         metala_core_triton.chunk_state_grads(q, logits, cotangent, SCALE, NORMALIZER),
+        metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)[1],  # CHAINED_FORWARD's
     )
-    for name, got_slots, want_slots in zip(("states", "state gradients"), got, want):
+    for name, got_slots, want_slots in zip(("states", "state gradients", "kept states"), got, (*want, want[0])):
         # per slot, relative to that slot's size (at least a thousandth of the largest slot's)
         sizes = want_slots.flatten(3).norm(dim=-1)
         errors = (got_slots.double() - want_slots).flatten(3).norm(dim=-1) / sizes.clamp(min=1e-3 * sizes.max())
@@ -413,16 +415,18 @@ def test_custom_op_runs_the_kernels(keep_states):
 @pytest.mark.parametrize("k_split", [False, True], ids=["unsplit", "qk-k-split"])
 def test_autotuning_every_configuration_keeps_the_results_exact(k_split, monkeypatch):
     """The state scan works in place on its updates, so the autotuner, which times each configuration on the real
-    buffers, must restore them (restore_value). In the interpreter (which cannot time): every configuration of every
-    kernel, those of every backward form, run twice through the autotuner's own timing path, the last one reported
-    fastest and so kept; then the result must still be the recurrence's. With metala_core_triton.QK_K_SPLIT the qk
-    gradients' last configuration splits the channels."""
+    buffers, must restore them (restore_value), and the chained forward's flags must start from zero (reset_to_zero). In
+    the interpreter (which cannot time): every configuration of every kernel, those of both forward and both backward
+    forms, run twice through the autotuner's own timing path, the last one reported fastest and so kept; then the
+    result must still be the recurrence's. With metala_core_triton.QK_K_SPLIT the qk gradients' last configuration
+    splits the channels."""
     from neox_metala.ops import metala_core_triton
 
     monkeypatch.setattr(metala_core_triton, "QK_K_SPLIT", k_split)
     with triton_runs.every_config_timed_twice(monkeypatch):
-        for form in BACKWARD_FORMS:
+        for form, chained in zip(BACKWARD_FORMS, (False, True)):  # both forward forms too
             use_backward_form(monkeypatch, form)
+            monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", chained)
             # V 80: two V steps of the splits' 64 (metala_core_configs.qk_split_prune offers none below)
             check(torch.float32, 1, 130, 2, 20, 80 if k_split else 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():

@@ -113,9 +113,9 @@ def test_parameter_order_is_tritons_binding(monkeypatch, stored):
     bias, balance = torch.randn(32, generator=gen), torch.randn(16, generator=gen)
     _, stats = epilogue_op.epilogue_forward_triton(o, q, logits, v, g, bias, balance, NORMALIZER)
     epilogue_op.epilogue_backward_triton(dy, o, q, logits, v, g, bias, balance, stats, NORMALIZER)
-    # the core's forward 3 and backward 4 + 2 launches (+ 1 for the stored rows' kernel), the scores' kernels twice
-    # (one launch per form); the short conv's forward and backward; the epilogue's 2
-    assert len(calls) == 4 + 4 + 4 + stored + 2 + 2
+    # the core's forward 2 (the chained kernel, output_kernel's strong launch) and backward 4 + 2 launches (+ 1 for the
+    # stored rows' kernel), the gradient kernels twice (one launch per form); the short conv's 2; the epilogue's 2
+    assert len(calls) == 2 + 4 + 4 + stored + 2 + 2
     for kernel, args, kwargs in calls:
         tuned = kernel.best_config.all_kwargs() if isinstance(kernel, Autotuner) else {}
         jit = JITFunction((kernel.fn if tuned else kernel).fn)  # the interpreter's kernels wrap the same function
@@ -156,10 +156,10 @@ def core(q, logits, v, d_out):
 
 
 def core_launches():
-    # forward 3 (updates, scan, output); backward 2 + its 2 gradient kernels, 2 more where it recomputes the states;
-    # every kernel that forms scores (output, the gradient kernels) launched once per form (metala_core_triton's
-    # `_by_form`: the factorised chunks, then the strong-decay ones)
-    return (2 + 2) + (2 + 2 * 2) + (4 + 2 * 2)
+    # forward 2 (the chained kernel, output_kernel's strong-decay launch: metala_core_triton.CHAINED_FORWARD);
+    # backward 2 + its 2 gradient kernels, 2 more where it recomputes the states; every gradient kernel launched once
+    # per form (metala_core_triton's `_by_form`: the factorised chunks, then the strong-decay ones)
+    return 2 + (2 + 2 * 2) + (4 + 2 * 2)
 
 
 CONV_LAUNCHES = 3  # the forward, the backward, the sum of its weight-gradient partials (ops/partial_sums.py)

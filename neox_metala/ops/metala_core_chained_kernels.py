@@ -1,0 +1,108 @@
+"""Triton kernel of MetaLA's core's whole forward in one launch (ops/metala_core_triton.py's CHAINED_FORWARD): the
+chunks' state updates, the scan over chunks and the chunks' outputs, which ops/metala_core_kernels.py and
+metala_core_output_kernels.py take as three launches that write and read the (B·H, N, K, V) buffer three times.
+
+A program per (chunk, batch·head, V block), numbered chunk-major so that every program of chunk n has a lower number
+than those of chunk n + 1. It forms its chunk's update U_n = (k ⊙ e^(G_last − G))ᵀ v and its in-chunk output A v
+without the state, then waits for the state entering its chunk, h_n, which the program of chunk n − 1 of the same
+(batch·head, V block) published, publishes h_n+1 = e^G_last ⊙ h_n + U_n for chunk n + 1, and adds (q ⊙ e^G) h_n to
+its output. Only the wait, a multiply-add and the publication are sequential along a chain; everything else runs as
+the chunk-parallel kernels do. The chain carries fp32 states through a two-slot buffer per chain (slot n % 2 holds h_n:
+h_n+2 overwrites it only after the program of chunk n + 1 has read it, since that program publishes before its
+successor can), a flag per (chunk, chain) saying that h_n+1 is there; h_n is also stored in the inputs' dtype as the
+forward's states (kept for the backward, read by the strong-decay launch).
+
+Waiting is safe because GPUs dispatch a grid's programs in increasing order: a program waits only for a
+lower-numbered one, which has started, and the lowest waiting program's predecessor has finished. CUDA's programming
+model does not promise that order; CUB's single-pass scans take their tile from blockIdx and rely on the same hardware
+behaviour (NVIDIA/cub#245). The interpreter runs the programs one after another in that order. The flags must be zero
+at launch.
+
+Chunks of strong decay (ops/metala_core_kernels.py's docstring): their state updates are exact in any form and are
+chained here; their outputs are masked as in output_kernel's factorised launch and written by its strong launch.
+
+Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .metala_core_kernels import (
+    _chunk_decay,
+    _decay_ptrs,
+    _exp,
+    _from_start,
+    _load_tokens,
+    _neg_expm1,
+    _scores,
+    _state_ptrs,
+    _store_bound,
+    _store_state,
+    _store_tokens,
+)
+
+
+@triton.jit
+def _chained_state(carried, flags, chain, n, BH, NV: tl.constexpr, i_bh, K: tl.constexpr, V: tl.constexpr, col,
+                   BK: tl.constexpr, BV: tl.constexpr):  # fmt: skip
+    """h_n (BK, BV) fp32 once the program of chunk n − 1 has published it; zero for chunk 0."""
+    if n > 0:
+        # an acquire: the state's loads below are ordered after it; .cg reads them from the L2, past this SM's L1,
+        # which may hold the slot as it was two chunks ago
+        while tl.atomic_add(flags + (n - 1) * BH * NV + chain, 0, sem="acquire") == 0:
+            pass
+        ptrs, mask = _state_ptrs(carried, i_bh, n % 2, 2, K, V, 0, col, BK, BV)
+        state = tl.load(ptrs, mask=mask, other=0.0, cache_modifier=".cg")
+    else:
+        state = tl.zeros([BK, BV], dtype=tl.float32)
+    return state
+
+
+@triton.jit
+def chained_kernel(
+    q, gate_logits, v, states, decays, out, aug_w, aug_a, carried, flags, scale, stride_q, stride_g, stride_v,
+    normalizer, T, NT, BH, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
+    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, AUG: tl.constexpr = False,
+):  # fmt: skip
+    """o = scale [(q ⊙ e^G) h_n + A v] of every chunk but those of strong decay, h_n into states[n] (the inputs'
+    dtype), e^G_last into decays[n], and with AUG a = Σ_k q·key·aug_w[h] into aug_a (output_kernel's). carried:
+    (B·H, 2, K, V) fp32; flags: int32, at least N·B·H·⌈V / BV⌉, zero. Grid (N·B·H·⌈V / BV⌉,), chunk-major."""
+    NV: tl.constexpr = (V + BV - 1) // BV
+    pid = tl.program_id(0)
+    n, chain = pid // (BH * NV), pid % (BH * NV)
+    i_bh, i_v = chain // NV, chain % NV
+    i_b, i_h = i_bh // H, i_bh % H
+    col = i_v * BV
+    # loaded first (ops/metala_core_kernels.py's docstring)
+    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
+    v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, col, BT, BV)
+    if AUG:
+        w = tl.load(aug_w + i_h * K + tl.arange(0, BK), mask=tl.arange(0, BK) < K, other=0.0).to(tl.float32)
+    log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
+    key = _neg_expm1(log_decay_b)
+    chunk_decays = _exp(cum_last)
+    # what does not need the state first, so that the wait comes as late as it can
+    key_to_end = key * _exp(cum_last[None, :] - cum)  # ≤ 1: safe in any dtype
+    update = tl.dot(tl.trans(key_to_end.to(v_b.dtype)), v_b, input_precision=PRECISION)
+    T_store = _store_bound(chunk_decays, T)
+    if AUG:
+        t = n * BT + tl.arange(0, BT)
+        a = tl.sum(q_b.to(tl.float32) * key * w[None, :], 1)
+        tl.store(aug_a + (i_b * T + t) * H + i_h, a, mask=(t < T_store) & (i_v == 0))
+    scores = _scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, True)
+    acc = tl.dot(scores.to(v_b.dtype), v_b, input_precision=PRECISION)
+    q_from_start = (q_b.to(tl.float32) * _from_start(cum, cum_last, True)).to(v_b.dtype)
+    state = _chained_state(carried, flags, chain, n, BH, NV, i_bh, K, V, col, BK, BV)
+    if n + 1 < NT:
+        ptrs, mask = _state_ptrs(carried, i_bh, (n + 1) % 2, 2, K, V, 0, col, BK, BV)
+        tl.store(ptrs, chunk_decays[:, None] * state + update, mask=mask, cache_modifier=".cg")
+        tl.debug_barrier()  # every thread's part stored before the flag's release (CUTLASS's semaphore does the same)
+        tl.atomic_xchg(flags + n * BH * NV + chain, 1, sem="release")
+    _store_state(states, state, i_bh, n, NT, K, V, 0, col, BK, BV)
+    if i_v == 0:
+        ptrs, mask = _decay_ptrs(decays, i_bh, n, NT, K, 0, BK)
+        tl.store(ptrs, chunk_decays, mask=mask)
+    acc = tl.dot(q_from_start, state.to(v_b.dtype), acc, input_precision=PRECISION)
+    _store_tokens(out, scale * acc, i_b, i_h, n, T_store, H * V, V, col, BT, BV, False)
