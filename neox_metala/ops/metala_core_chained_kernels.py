@@ -42,6 +42,7 @@ from .metala_core_kernels import (
     _store_state,
     _store_tokens,
 )
+from .metala_core_output_kernels import _aug_weights, _store_aug_a
 
 
 @triton.jit
@@ -79,7 +80,7 @@ def chained_kernel(
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, col, BT, BV)
     if AUG:
-        w = tl.load(aug_w + i_h * K + tl.arange(0, BK), mask=tl.arange(0, BK) < K, other=0.0).to(tl.float32)
+        w = _aug_weights(aug_w, i_h, K, BK)
     log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     chunk_decays = _exp(cum_last)
@@ -88,9 +89,7 @@ def chained_kernel(
     update = tl.dot(tl.trans(key_to_end.to(v_b.dtype)), v_b, input_precision=PRECISION)
     T_store = _store_bound(chunk_decays, T)
     if AUG:
-        t = n * BT + tl.arange(0, BT)
-        a = tl.sum(q_b.to(tl.float32) * key * w[None, :], 1)
-        tl.store(aug_a + (i_b * T + t) * H + i_h, a, mask=(t < T_store) & (i_v == 0))
+        _store_aug_a(aug_a, q_b, key, w, i_b, i_h, n, T, T_store, i_v, H, BT)
     scores = _scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, True)
     acc = tl.dot(scores.to(v_b.dtype), v_b, input_precision=PRECISION)
     q_from_start = (q_b.to(tl.float32) * _from_start(cum, cum_last, True)).to(v_b.dtype)

@@ -3,7 +3,8 @@ the state entering it (ops/metala_core_kernels.py's scans), one program per chun
 sub-chunk form that ops/metala_core_kernels.py's docstring describes; with AUG it also writes the self-augmentation's a
 (ops/mixer_op.py's CORE_A).
 
-Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
+Imports triton: only ops/metala_core_triton.py and metala_core_chained_kernels.py import this module, and only when a
+kernel runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,21 @@ from .metala_core_kernels import (
 
 
 @triton.jit
+def _aug_weights(aug_w, i_h, K: tl.constexpr, BK: tl.constexpr):
+    """aug_w[h] = aug_balance's channels of head h (BK,) fp32: loaded with a kernel's first loads."""
+    return tl.load(aug_w + i_h * K + tl.arange(0, BK), mask=tl.arange(0, BK) < K, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _store_aug_a(aug_a, q_b, key, w, i_b, i_h, n, T, T_store, i_v, H: tl.constexpr, BT: tl.constexpr):
+    """The self-augmentation's a = Σ_k q·key·w of chunk n's tokens into aug_a (B, T, H), by the first V block's
+    program, its rows before T_store."""
+    t = n * BT + tl.arange(0, BT)
+    a = tl.sum(q_b.to(tl.float32) * key * w[None, :], 1)
+    tl.store(aug_a + (i_b * T + t) * H + i_h, a, mask=(t < T_store) & (i_v == 0))
+
+
+@triton.jit
 def _chunk_output(
     q, gate_logits, v, states, out, aug_w, aug_a, scale, stride_q, stride_g, stride_v, normalizer, T, store_decays, NT,
     n, i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
@@ -39,14 +55,12 @@ def _chunk_output(
     v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, i_v * BV, BT, BV)
     state = _load_state(states, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
     if AUG:
-        w = tl.load(aug_w + i_h * K + tl.arange(0, BK), mask=tl.arange(0, BK) < K, other=0.0).to(tl.float32)
+        w = _aug_weights(aug_w, i_h, K, BK)
     log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     T_store = _store_bound(store_decays, T)  # tested here, not before the loads (`_store_bound`)
     if AUG:  # stored before the dots, so that the key's tile is not kept for it
-        t = n * BT + tl.arange(0, BT)
-        a = tl.sum(q_b.to(tl.float32) * key * w[None, :], 1)
-        tl.store(aug_a + (i_b * T + t) * H + i_h, a, mask=(t < T_store) & (i_v == 0))
+        _store_aug_a(aug_a, q_b, key, w, i_b, i_h, n, T, T_store, i_v, H, BT)
     scores = _scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)
     q_from_start = (q_b.to(tl.float32) * _from_start(cum, cum_last, FACTORISED)).to(v_b.dtype)
     acc = tl.dot(q_from_start, state.to(v_b.dtype), input_precision=PRECISION)
