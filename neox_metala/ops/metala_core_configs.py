@@ -117,7 +117,8 @@ def kernels():
     # The chained forward (ops/metala_core_chained_kernels.py); the first configuration has two V blocks at the
     # interpreter's V = 32. H200, B32 T2048 / B8 T8192 H16 bf16, each forced (session 34): BV 128 at 4 warps 750 / 666
     # µs, at 8 warps 1,277 / 1,174, BV 64 at 4 warps 1,137 / 1,041, at 8 1,995 / 1,847, BV 32 1,508 / 1,428; 2 stages
-    # the same as 1.
+    # the same as 1. Capped at 168 or 128 registers (three or four programs per SM instead of two; 240 / 664 B
+    # spilled): 803 / 745 and 1,226 / 1,105 µs (session 35).
     chained_blocks = [({"BV": 16}, 4, 1), ({"BV": 128}, 4, 1), ({"BV": 128}, 8, 1), ({"BV": 64}, 4, 1)]
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
     # gradients once more, so the autotuner restores them (a copy at tuning time only)

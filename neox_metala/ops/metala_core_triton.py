@@ -95,7 +95,10 @@ states through memory three times. H200, B32 T2048 / B8 T8192 H16 bf16 (session 
 docs/gpu-logs/chainprobe-session34.py): 750 / 666 µs against 764 / 778; in `bench/layer.py`'s block 0.852 / 0.793 ms
 of kernel time against 0.836 / 0.884, the block 0.872 / 0.517 of attention's against 0.873 / 0.524. The backward's
 recomputed states (keep_states False) stay the two launches': by the chained kernel without the outputs they took
-~620 against 395 µs (too little work per program to hide the chain's waits). Its waits rely on the GPU starting a
+~620 against 395 µs (too little work per program to hide the chain's waits). With the outputs the waits cost nothing
+at the model's shapes (session 35: with every flag set, so that no program waits, 764 / 697 against 762 / 672 µs); a
+chain's step takes ~3.1 µs (B1 H16 T8192: 394 µs for 128 chunks); what bounds the kernel is its own work at two
+programs per SM (ncu: 0.38 instructions issued per cycle and scheduler). Its waits rely on the GPU starting a
 grid's programs in order (ops/metala_core_chained_kernels.py); NEOX_METALA_CHAINED_FORWARD=0 turns it off, should a
 GPU ever not. Read at every forward, so that a benchmark can time both forms in one process."""
 

@@ -404,8 +404,10 @@ def test_custom_op_runs_the_kernels(keep_states):
     leaves = [t.detach().requires_grad_() for t in (q, v, logits)]
     output = metala_core_op.metala_core(*leaves, SCALE, NORMALIZER, keep_states=keep_states)
     grads = torch.autograd.grad(output, leaves, cotangent)
-    expected, _ = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER)
-    dq, d_logits, dv = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
+    # the backward from the states the op takes: kept, the forward's (CHAINED_FORWARD forms them otherwise than the
+    # recomputation), else recomputed
+    expected, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=keep_states)
+    dq, d_logits, dv = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent, states)
     assert torch.equal(output, expected)
     for got, want in zip(grads, (dq, dv, d_logits.bfloat16())):
         assert torch.equal(got, want)
