@@ -43,11 +43,12 @@ ab_checks() {
 }
 
 ab_tests() {
-    local file
+    local file log
     for file in "$@"; do
+        log="$OUT/tests-$(basename "$file").log"
         (TRITON_CACHE_DIR=$NEOX_METALA_KERNEL_CACHE/triton timeout "${TESTS_LIMIT:-220}" python3 -m pytest -v -p no:cacheprovider -o addopts="" $(cat "$file") \
-            > "$OUT/tests-$(basename "$file").log" 2>&1
-         local rc=$? log="$OUT/tests-$(basename "$file").log" summary
+            > "$log" 2>&1
+         local rc=$? summary
          summary=$(grep -E "[0-9]+ (passed|failed)" "$log" | tail -1)
          # -v names every id as it ends: a run cut by the limit still says which ran
          [ -n "$summary" ] || summary="cut: $(grep -c " PASSED" "$log") passed, $(grep -c " FAILED" "$log") failed so far"
