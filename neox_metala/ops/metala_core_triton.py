@@ -1,13 +1,13 @@
 """Launchers of MetaLA's core kernels (ops/metala_core_kernels.py, metala_core_output_kernels.py and
 metala_core_grad_kernels.py). Forward: the chunks' state updates (chunk-parallel), the scan over chunks that turns them
-into the state entering each chunk (sequential, in place), then one chunk-parallel kernel for the output; by default
-all three as one chained launch (CHAINED_FORWARD, ops/metala_core_chained_kernels.py). Backward:
+into the state entering each chunk (sequential, in place), then one chunk-parallel kernel for the output; where it is
+the faster, all three as one chained launch (CHAINED_FORWARD, ops/metala_core_chained_kernels.py). Backward:
 the same two for the states (or the forward's, if kept), the chunks' decay rows (STORED_DECAY_ROWS), their
 state-gradient updates and the reverse scan over them, then the chunk-parallel gradients: dq and d gate logits by one
 kernel (a program per chunk), dv by another (a program per chunk and V block: in the first one's V loop, a form
 removed in session 26, it made that loop hold five dots and spill its scores). The kernels that form the chunks'
 scores run twice (`_by_form`: the factorised chunks, then those of strong decay). Nine launches per forward +
-backward pair with kept states, eleven without (CHAINED_FORWARD off: eleven and thirteen); the backward's per batch
+backward pair with kept states, eleven without (by the three launches: eleven and thirteen); the backward's per batch
 slice.
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 scans whose steps formed their chunk's
@@ -28,6 +28,7 @@ Imports triton on first use: `import neox_metala.ops.metala_core_triton` needs t
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -87,20 +88,40 @@ compute-sanitizer finds nothing (session 33). False: the unsplit configurations 
 Read when the autotuners are built (the first launch)."""
 
 
-CHAINED_FORWARD = os.environ.get("NEOX_METALA_CHAINED_FORWARD", "1") == "1"
+CHAINED_FORWARD = os.environ.get("NEOX_METALA_CHAINED_FORWARD", "auto")
 """The forward's states and outputs by one launch (ops/metala_core_chained_kernels.py: each chunk's program waits for
 the state entering its chunk, published by the program of the chunk before) and output_kernel's strong-decay launch,
 instead of the chunks' updates, the scan over them and output_kernel's two launches, which pass the (B·H, N, K, V)
-states through memory three times. H200, B32 T2048 / B8 T8192 H16 bf16 (session 34,
-docs/gpu-logs/chainprobe-session34.py): 750 / 666 µs against 764 / 778; in `bench/layer.py`'s block 0.852 / 0.793 ms
-of kernel time against 0.836 / 0.884, the block 0.872 / 0.517 of attention's against 0.873 / 0.524. The backward's
-recomputed states (keep_states False) stay the two launches': by the chained kernel without the outputs they took
-~620 against 395 µs (too little work per program to hide the chain's waits). With the outputs the waits cost nothing
-at the model's shapes (session 35: with every flag set, so that no program waits, 764 / 697 against 762 / 672 µs); a
-chain's step takes ~3.1 µs (B1 H16 T8192: 394 µs for 128 chunks); what bounds the kernel is its own work at two
-programs per SM (ncu: 0.38 instructions issued per cycle and scheduler). Its waits rely on the GPU starting a
-grid's programs in order (ops/metala_core_chained_kernels.py); NEOX_METALA_CHAINED_FORWARD=0 turns it off, should a
-GPU ever not. Read at every forward, so that a benchmark can time both forms in one process."""
+states through memory three times. "auto" (default): where `_chained_forward` expects it to be the faster; "1":
+always; "0": never (should a GPU ever not start a grid's programs in order, which its waits rely on). Read at every
+forward, so that a benchmark can time both forms in one process. H200, B32 T2048 / B8 T8192 H16 bf16 (session 34):
+750 / 666 µs against 764 / 778; the block 0.872 / 0.517 of attention's against 0.873 / 0.524. The backward's
+recomputed states stay the two launches': without the outputs the chained kernel took ~620 against 395 µs."""
+
+CHAINED_UNHIDDEN_CHUNKS = 48
+"""Up to this many chunks per chain the chained forward is the faster even where its chains are too few to hide their
+steps: it then takes ~N · 3.1 µs (a chain's step on an H200, session 35), the three launches ~130 µs + N · 0.55 µs."""
+
+
+def _chained_forward(chunks: int, batch_heads: int, device: torch.device) -> bool:
+    """Whether the forward takes the chained launch (CHAINED_FORWARD "auto"): with at most CHAINED_UNHIDDEN_CHUNKS
+    chunks per chain, or with at least one chain per two SMs, whose programs (two per SM, ~12 µs each) then hide a
+    chain's steps. H200, kept states, bf16, K 64, V 128 (session 36, docs/benchmarks.md): chained / three launches
+    0.78-1.01 at 32 chunks (16-512 chains), 0.73 at 128 chunks and 128 chains, 1.6-2.2 at 128 chunks and 8-32 chains
+    (2.15 for the 380M model's 2 x 8192 tokens of 8 heads, whose whole model went 1.545x -> 1.593x the plain
+    baseline's tokens/s without it). The interpreter runs programs one after another: there it is always taken."""
+    if CHAINED_FORWARD not in ("auto", "1", "0"):
+        raise ValueError(f"NEOX_METALA_CHAINED_FORWARD is {CHAINED_FORWARD!r}: set it to auto (the default), 1 or 0")
+    if CHAINED_FORWARD != "auto":
+        return CHAINED_FORWARD == "1"
+    if device.type != "cuda":
+        return True
+    return chunks <= CHAINED_UNHIDDEN_CHUNKS or 2 * batch_heads >= _multiprocessors(device)
+
+
+@functools.cache
+def _multiprocessors(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def _block(n: int) -> int:
@@ -264,7 +285,8 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     sizes, batch_heads = _sizes(q, v, chunk_size)
     out = v.new_empty(v.shape)
-    if CHAINED_FORWARD:  # the factorised chunks' outputs with the states; the others' by output_kernel's strong form
+    if _chained_forward(sizes["NT"], batch_heads, q.device):
+        # the factorised chunks' outputs with the states; the others' by output_kernel's strong form
         states, decays = _chained(q, gate_logits, v, scale, normalizer, strides, sizes, batch_heads, out, augmentation)
         by_form = _strong_form
     else:

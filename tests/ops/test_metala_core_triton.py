@@ -426,7 +426,7 @@ def test_autotuning_every_configuration_keeps_the_results_exact(k_split, monkeyp
 
     monkeypatch.setattr(metala_core_triton, "QK_K_SPLIT", k_split)
     with triton_runs.every_config_timed_twice(monkeypatch):
-        for form, chained in zip(BACKWARD_FORMS, (False, True)):  # both forward forms too
+        for form, chained in zip(BACKWARD_FORMS, ("0", "1")):  # both forward forms too
             use_backward_form(monkeypatch, form)
             monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", chained)
             # V 80: two V steps of the splits' 64 (metala_core_configs.qk_split_prune offers none below)
@@ -451,3 +451,24 @@ def test_autotuners_key_the_plain_and_accumulating_builds_apart(monkeypatch):
             assert len(kernels[name].cache) == 2, (name, list(kernels[name].cache))
     for got, want in zip(given, plain):
         assert torch.equal(got, want)  # added into zeros
+
+
+@GPU_ONLY
+def test_the_forward_takes_the_form_its_rule_picks(monkeypatch):
+    """On the GPU, with NEOX_METALA_CHAINED_FORWARD at its default: two heads of 8192 tokens (128 chunks, two chains)
+    by the three launches, 300 tokens (5 chunks) by the chained one; the outputs and states of either form those of
+    the other, forced, to bf16 rounding."""
+    from neox_metala.ops import metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", "auto")
+    for seq, chained in ((8192, False), (300, True)):
+        q, logits, v, _ = (t.bfloat16() for t in draw(1, seq, 2, 64, 128, "mild"))
+        calls = triton_runs.record_launches(monkeypatch, metala_core_triton)
+        out, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)
+        names = [kernel.fn.__name__ for kernel, _, _ in calls]
+        assert ("chained_kernel" in names) == chained and ("scan_kernel" in names) != chained, names
+        monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", "0" if chained else "1")
+        other_out, other_states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)
+        monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", "auto")
+        assert triton_runs.relative_error(out, other_out.double()) <= 1e-2, seq
+        assert triton_runs.relative_error(states, other_states.double()) <= 1e-2, seq

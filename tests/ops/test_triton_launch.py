@@ -156,7 +156,8 @@ def core(q, logits, v, d_out):
 
 
 def core_launches():
-    # forward 2 (the chained kernel, output_kernel's strong-decay launch: metala_core_triton.CHAINED_FORWARD);
+    # forward 2 (the chained kernel, output_kernel's strong-decay launch: metala_core_triton._chained_forward's pick at
+    # T 300);
     # backward 3 (state-gradient updates, their scan, the decay rows: STORED_DECAY_ROWS) + its 2 gradient kernels,
     # 2 more where it recomputes the states; every gradient kernel launched once per form (metala_core_triton's
     # `_by_form`: the factorised chunks, then the strong-decay ones)
