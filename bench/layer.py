@@ -1,12 +1,14 @@
 """Token mixer and full layer, forward + backward, MetaLA against the Transformer++ attention layer, in one process.
 
     python bench/layer.py [--hidden 2048 1024] [--seq 2048 8192 32768] [--tokens 65536] [--out results.json]
+                          [--interleave]
 
 Kinds: metala (the token mixer with the config defaults: MetaLA's own core and short-conv kernels), metala_fused
 (metala_fused_kernels: true, fla's core), attention (SDPA), and the whole layers metala_layer / attention_layer;
 each compiled as the trainer compiles a block (torch.compile, dynamic=False; MetaLA with the trainer's activation
 memory budget). For each hidden size and sequence length (batch = tokens / seq): median f+b time over many runs
-timed with CUDA events after warm-up, fresh random inputs rotated among several sets, L2 flushed before every run;
+timed with CUDA events after warm-up, fresh random inputs rotated among several sets, L2 flushed before every run (one
+kind after another, or with --interleave the kinds' runs in turns, so that a change of the GPU's clock meets all alike);
 tokens/s; peak memory above what the inputs and weights hold; the ratio MetaLA / attention. Also MetaLA's own core
 alone against its byte floor (bytes counted below, over a device copy bandwidth measured in this run), and the
 MetaLA block's kernel time by class from a kernel-level profile: GEMM, core, short conv, elementwise (the rest).
@@ -103,21 +105,26 @@ class Timer:
         for param, param_grad in zip(params, grads[1:]):
             param.grad = param_grad if param.grad is None else param.grad + param_grad
 
-    def measure(self, module, seq, batch, hidden) -> dict:
+    def warm(self, module, seq, batch, hidden) -> list:
+        """The module's input sets, after its warm-up steps (the first one compiles it)."""
         sets = self.inputs(seq, batch, hidden)
         for i in range(self.warmup):
             self.step(module, *sets[i % INPUT_SETS])
-        times = []
-        for i in range(self.runs):
-            x, grad = sets[i % INPUT_SETS]
-            module.zero_grad(set_to_none=True)
-            self.flush.random_()  # evict L2: every run starts from device memory
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            self.step(module, x, grad)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
+        return sets
+
+    def timed(self, module, x, grad) -> float:
+        """Milliseconds of one f+b, from device memory (L2 flushed first)."""
+        module.zero_grad(set_to_none=True)
+        self.flush.random_()  # evict L2: every run starts from device memory
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        self.step(module, x, grad)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+
+    def summary(self, module, sets, times, seq, batch) -> dict:
+        """The timed runs' median and spread, and one more step's peak memory and saved bytes."""
         module.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -132,6 +139,21 @@ class Timer:
             "saved_gb": saved_for_backward(module, sets[0][0]) / 1e9,
             "tokens_per_s": seq * batch / (statistics.median(times) / 1e3),
         }
+
+    def measure(self, module, seq, batch, hidden) -> dict:
+        sets = self.warm(module, seq, batch, hidden)
+        times = [self.timed(module, *sets[i % INPUT_SETS]) for i in range(self.runs)]
+        return self.summary(module, sets, times, seq, batch)
+
+    def measure_interleaved(self, modules: dict, sets: dict, seq, batch) -> dict:
+        """`measure` of every module (each warmed, its input sets in `sets`), their timed runs taken in turns: each
+        kind's median then covers the same stretch of time. One kind after another, the GPU's clock changed between
+        them (session 37: every kernel of a block 5-9% slower in some runs, the ratio 0.83-0.92 by the runs' mix)."""
+        times = {kind: [] for kind in modules}
+        for i in range(self.runs):
+            for kind, module in modules.items():
+                times[kind].append(self.timed(module, *sets[kind][i % INPUT_SETS]))
+        return {kind: self.summary(module, sets[kind], times[kind], seq, batch) for kind, module in modules.items()}
 
 
 def saved_for_backward(module, x) -> int:
@@ -271,6 +293,10 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--trace", default=None, help="folder for each block's profiled timeline (KIND-T.json)")
     parser.add_argument(
+        "--interleave", action="store_true",
+        help="time the kinds' runs in turns (all of them built at once) instead of one kind after another",
+    )  # fmt: skip
+    parser.add_argument(
         "--stored-rows-mib", type=int, default=None,
         help="MetaLA's core backward in batch slices of this many MiB of stored decay rows (STORED_ROWS_BYTES)",
     )  # fmt: skip
@@ -305,10 +331,17 @@ def main() -> None:
     for hidden in args.hidden:
         for seq in args.seq:
             batch = args.tokens // seq
-            row = {}
+            row, modules = {}, {}
+            if args.interleave:
+                sets = {}
+                for kind in args.kinds:  # each warmed before the next is built: build() sets its memory budget
+                    modules[kind] = build(kind, hidden)
+                    sets[kind] = timer.warm(modules[kind], seq, batch, hidden)
+                interleaved = timer.measure_interleaved(modules, sets, seq, batch)
+                del sets
             for kind in args.kinds:
-                module = build(kind, hidden)
-                row[kind] = timer.measure(module, seq, batch, hidden)
+                module = modules.pop(kind) if args.interleave else build(kind, hidden)
+                row[kind] = interleaved[kind] if args.interleave else timer.measure(module, seq, batch, hidden)
                 # each measurement as it lands: a run cut by its time limit still reports what it measured
                 print(f"  measured D{hidden} T{seq} {kind}: {row[kind]['ms']:.2f} ms", flush=True)
                 trace = args.trace and os.path.join(args.trace, f"{kind}-T{seq}.json")
