@@ -64,17 +64,22 @@ def _diagonal_intra_grads(d_diagonal, qf, key, cum, BT: tl.constexpr, BC: tl.con
 
 @triton.jit
 def _intra_grads(
-    d_scores, q, key, cum, cum_last, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr,
-    FACTORISED: tl.constexpr,
+    d_scores, q, key, cum, cum_last, dq_inter, dk_inter, BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr,
+    BF16: tl.constexpr, FACTORISED: tl.constexpr,
 ):  # fmt: skip
-    """dq_t = Σ_s dA_ts k_s e^(G_t − G_s) and dk_s = Σ_t dA_ts q_t e^(G_t − G_s) for causal-masked dA, in the
-    form of `_scores`."""
+    """A chunk's (dq, dk, dk's inter-chunk term): dq_t = e^G_t dq_inter_t + Σ_s dA_ts k_s e^(G_t − G_s) and
+    dk_s = e^(G_last − G_s) dk_inter_s + Σ_t dA_ts q_t e^(G_t − G_s) for causal-masked dA, in the form of `_scores`.
+    The factorised form takes each inter-chunk sum, scaled by e^r, as its product's accumulator: its tile then dies in
+    the dot (the K_SPLIT build, session 37: 255 registers and 24 B spilled -> 254 and none, 2,976 -> 2,928
+    instructions; on an H200 at the block's shape 590 -> 578 µs per launch, session 38)."""
     qf = q.to(tl.float32)
     if FACTORISED:
-        to_ref, from_ref, _ = _reference_factors(cum, cum_last)
+        to_ref, from_ref, at_ref = _reference_factors(cum, cum_last)
         d_scores_op = _operand(d_scores, BF16)
-        dq = to_ref * tl.dot(d_scores_op, _operand(key * from_ref, BF16), input_precision=PRECISION)
-        dk = from_ref * tl.dot(tl.trans(d_scores_op), _operand(qf * to_ref, BF16), input_precision=PRECISION)
+        dq = to_ref * tl.dot(d_scores_op, _operand(key * from_ref, BF16), dq_inter * at_ref, input_precision=PRECISION)
+        dk_inter = dk_inter * at_ref
+        dk = from_ref * tl.dot(tl.trans(d_scores_op), _operand(qf * to_ref, BF16), dk_inter, input_precision=PRECISION)
+        dk_inter = from_ref * dk_inter
     else:
         # the diagonal blocks, then dq's and dk's products in two loops: of the orders tried, the one whose sm90
         # build spills least (fewer tiles live at once), and the kernel's register budget is shared with the fast path
@@ -86,7 +91,10 @@ def _intra_grads(
         for i in range(1, BT // SUB_CHUNK):
             to_ref, from_ref = _sub_chunk_factors(cum, i, BT, SUB_CHUNK)
             dk += from_ref * tl.dot(tl.trans(d_scores_op), _operand(qf * to_ref, BF16), input_precision=PRECISION)
-    return dq, dk
+        dq += _from_start(cum, cum_last, FACTORISED) * dq_inter
+        dk_inter = _to_end(cum, cum_last, FACTORISED) * dk_inter
+        dk += dk_inter
+    return dq, dk, dk_inter
 
 
 @triton.jit
@@ -114,11 +122,31 @@ def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.co
 
 
 @triton.jit
+def _suffix_sums(x, BT: tl.constexpr, PRECISION: tl.constexpr, SPLIT: tl.constexpr):
+    """Σ_(s ≥ t) x_s over a chunk's (BT, BK) rows. In the channel split's builds (SPLIT: K_SPLIT > 1, the model's
+    4-warp pick) whose dots are tf32 (bf16 and fp16 inputs), as two products with the upper triangle of ones (exact in
+    tf32): x's leading 10 mantissa bits (exact), then the rest (within 2^-10 of it), so each term is kept to ~2^-20,
+    as fp32's scan keeps it to its rounding. The cross-warp scan it replaces took ~210 shuffles of the qk kernel's
+    sm90 build (K_SPLIT 2, 4 warps: 2,928 -> 2,696 instructions, 251 registers, none spilled); on an H200 at the
+    block's shape (B32 T2048 H16) 577 -> 528 µs per launch, the core f+b 2.86 -> 2.77 ms (session 38). The scan
+    elsewhere: fp32 builds (ieee dots: ~4,100 instructions and spills as one product) and the unsplit 8-warp builds
+    (64 channels: 352-472 B spilled; 16-32 channels: +66-68 registers, +300 instructions)."""
+    if SPLIT and PRECISION == "tf32":
+        rows = tl.arange(0, BT)
+        upper = (rows[:, None] <= rows[None, :]).to(tl.float32)
+        leading = (x.to(tl.int32, bitcast=True) & -8192).to(tl.float32, bitcast=True)  # 0xFFFFE000: tf32's bits
+        sums = tl.dot(upper, leading, input_precision="tf32")
+        return tl.dot(upper, x - leading, sums, input_precision="tf32")
+    else:
+        return tl.cumsum(x, 0, reverse=True)
+
+
+@triton.jit
 def _store_qk_grads(
     q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
     dg_prior, scale, i_b, i_h, n, T, store_decays, stride_dq, stride_dg, normalizer, K: tl.constexpr, k_col,
     BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr,
-    FACTORISED: tl.constexpr, AUG: tl.constexpr,
+    FACTORISED: tl.constexpr, AUG: tl.constexpr, SPLIT: tl.constexpr,
 ):  # fmt: skip
     """dq and d gate logits of one chunk (its q and decay terms as loaded before the V loop) from the loop's sums:
     d_scores = do vᵀ (all of V, unscaled, unmasked), dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh. Everything
@@ -128,10 +156,9 @@ def _store_qk_grads(
     rows = tl.arange(0, BT)
     key = _neg_expm1(log_decay_b)
     d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
-    dq_intra, dk_intra = _intra_grads(d_scores, q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)
-    dq_b = scale * _from_start(cum, cum_last, FACTORISED) * dq_inter + dq_intra
-    dk_inter = _to_end(cum, cum_last, FACTORISED) * dk_inter
-    dk = dk_inter + dk_intra
+    dq_b, dk, dk_inter = _intra_grads(
+        d_scores, q_b, key, cum, cum_last, scale * dq_inter, dk_inter, BT, BK, PRECISION, BF16, FACTORISED
+    )
     # dG = q dq − k dk, and the gradient of G_last through h_n+1 (from h_n and from the keys' decay to the end)
     d_cum = q_b.to(tl.float32) * dq_b - key * dk
     last_term = _exp(cum_last) * state_dot_grad + tl.sum(key * dk_inter, 0)
@@ -140,7 +167,7 @@ def _store_qk_grads(
         da_w = dq_prior[:, None] * dg_prior[None, :]
         dq_b += da_w * key
         dk += da_w * q_b.to(tl.float32)
-    d_log_decay_b = tl.cumsum(d_cum, 0, reverse=True) - _exp(log_decay_b) * dk  # G's sums, then the key's path
+    d_log_decay_b = _suffix_sums(d_cum, BT, PRECISION, SPLIT) - _exp(log_decay_b) * dk  # G's sums, then the key's path
     # through log α = logsigmoid(x) / normalizer: d x = d log α · sigmoid(−x) / normalizer, with
     # sigmoid(−x) = 1 − e^(normalizer · log α) formed as −expm1 (exact where x is large and sigmoid(−x) tiny)
     d_gate_logits_b = d_log_decay_b * _neg_expm1(log_decay_b * normalizer) * (1.0 / normalizer)
@@ -198,7 +225,7 @@ def _chunk_grads(
     stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, store_decays, NT, n, i_bh, k_col,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
-    FACTORISED: tl.constexpr, AUG: tl.constexpr,
+    FACTORISED: tl.constexpr, AUG: tl.constexpr, SPLIT: tl.constexpr,
 ):  # fmt: skip
     """`chunk_grads_kernel` on chunk n's channels [k_col, k_col + BK), its gradients stored where its rows are before
     `_store_bound(store_decays, T)`."""
@@ -224,7 +251,7 @@ def _chunk_grads(
     _store_qk_grads(
         q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
         dq_prior, dg_prior, scale, i_b, i_h, n, T, store_decays, stride_dq, stride_dg, normalizer, K, k_col, BT, BK,
-        PRECISION, BF16, ACCUMULATE, FACTORISED, AUG,
+        PRECISION, BF16, ACCUMULATE, FACTORISED, AUG, SPLIT,
     )  # fmt: skip
 
 
@@ -264,7 +291,7 @@ def chunk_grads_kernel(
         _chunk_grads(
             q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
             scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, store_decays, NT, pid, i_bh,
-            k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG,
+            k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG, K_SPLIT > 1,
         )  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
@@ -273,6 +300,7 @@ def chunk_grads_kernel(
                     q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
                     scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, _whole_chunk(BK),
                     NT, n, i_bh, k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
+                    K_SPLIT > 1,
                 )  # fmt: skip
 
 
