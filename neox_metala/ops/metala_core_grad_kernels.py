@@ -281,6 +281,7 @@ def chunk_grads_kernel(
         i_k, pid, i_bh = index % K_SPLIT, (index // K_SPLIT) % NT, index // (K_SPLIT * NT)
     # each program's channels: BK / K_SPLIT, at least tl.dot's 16 (a program past K then stores nothing)
     BKS: tl.constexpr = max(BK // K_SPLIT, 16)
+    SPLIT: tl.constexpr = K_SPLIT > 1  # `_suffix_sums`' choice
     k_col = 0  # a constant unless split: an offset of program_id(2) costs the unsplit build 64 instructions
     if K_SPLIT > 1:
         k_col = i_k * BKS
@@ -291,7 +292,7 @@ def chunk_grads_kernel(
         _chunk_grads(
             q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
             scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, store_decays, NT, pid, i_bh,
-            k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG, K_SPLIT > 1,
+            k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG, SPLIT,
         )  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
@@ -299,8 +300,7 @@ def chunk_grads_kernel(
                 _chunk_grads(
                     q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
                     scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, _whole_chunk(BK),
-                    NT, n, i_bh, k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG,
-                    K_SPLIT > 1,
+                    NT, n, i_bh, k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG, SPLIT,
                 )  # fmt: skip
 
 
