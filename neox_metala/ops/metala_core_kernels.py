@@ -207,14 +207,14 @@ def _store_tokens(
 
 @triton.jit
 def _log1p(y):
-    """log(1 + y) for 0 ≤ y ≤ 1 within 2e-7 relative (Triton has no portable log1p), without a log:
-    2 atanh(s) with s = y / (2 + y) ≤ 1/3, its series to s^13 (the next term ≤ 1.4e-8 relative). The same accuracy
-    from tl.log (log(u) · y / (u − 1), u = 1 + y) took ~40 more registers in the sm90 builds of output_kernel and
-    chunk_dv_kernel (164 -> 203, 148 -> 203) and spilled 368 B in chunk_grads_kernel: the series adds none."""
-    s = tl.fdiv(y, 2.0 + y)  # ≤ 2 ulp, as s's series needs
-    s2 = s * s
-    odd = 1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0))
-    return 2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * odd))))
+    """log(1 + y) for 0 ≤ y ≤ 1 within 2.5e-7 relative (no portable log1p in Triton): y P(y), P of degree 8 through
+    log1p(y) / y at the Chebyshev points of [0, 1]. No log (tl.log: ~40 more registers, spills in chunk_grads_kernel)
+    and no division (atanh's series: ~190 more sm90 instructions; docs/benchmarks.md, session 39)."""
+    p = (0.0051261021233726485 * y - 0.029074064606579537) * y + 0.0775160866235987
+    p = (p * y - 0.13602247612385465) * y + 0.19076880730853912
+    p = (p * y - 0.2483539898720075) * y + 0.33318121707353093
+    p = (p * y - 0.4999944497632982) * y + 0.9999999659255084
+    return p * y
 
 
 @triton.jit
