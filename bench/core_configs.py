@@ -111,6 +111,20 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
     )
     + _V_STEPS,  # fmt: skip
     "decay_rows": [({}, w, 1) for w in (4, 8, 16, 2)],  # swept with STORED_DECAY_ROWS on only (`candidates`)
+    # the chained forward: #0 the autotuner's pick (BV 128, 4 warps; 252 registers, two programs per SM); #1-2 two V
+    # blocks of 64 per program, the key-side terms formed once (V_STEPS; sm90 bf16 builds with self-augmentation:
+    # capped at 168 registers none spilled and 48 KB of shared memory, three programs per SM; uncapped 186); #3 #0
+    # capped at 168 (240 B spilled; 803 against 762 µs, session 35); #4 BV 64 at 4 warps, a program per block; #5 the
+    # pairs at 8 warps (128 registers, none spilled: two programs per SM). H200, B32 T2048 H16 (session 39, core_ncu
+    # --candidates): #1 661 µs, #0 733, #2 789
+    "chained": [
+        ({"BV": 128}, 4, 1),
+        ({"BV": 64, "V_STEPS": 2}, 4, 1, 168),
+        ({"BV": 64, "V_STEPS": 2}, 4, 1),
+        ({"BV": 128}, 4, 1, 168),
+        ({"BV": 64}, 4, 1),
+        ({"BV": 64, "V_STEPS": 2}, 8, 1),
+    ],
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.

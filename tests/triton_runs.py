@@ -15,6 +15,9 @@ MARKS = [
     pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton"),
     pytest.mark.skipif(DEVICE == "cpu" and not INTERPRETED, reason="needs a CUDA GPU or TRITON_INTERPRET=1"),
 ]
+# two V blocks per program of the chained forward (its V_STEPS; bench/core_configs.py's "chained" #1, capped for three
+# programs per SM), as force_config's arguments: the interpreter's blocks of 16, so that its V = 32 makes one pair
+CHAINED_PAIRS = ({"BV": 16 if DEVICE == "cpu" else 64, "V_STEPS": 2}, 4, 1, 168)
 # norm-relative error bounds of a kernel whose fp32 math is rounded once to its inputs' dtype (`relative_error`)
 ONE_ROUNDING = {torch.float32: 1e-6, torch.bfloat16: 2**-8, torch.float16: 2**-11}
 
@@ -67,7 +70,7 @@ def every_config_timed_twice(monkeypatch):
         metala_core_configs.kernels.cache_clear()  # the other tests' single configurations again
 
 
-def force_config(monkeypatch, kernel: str, constexprs: dict, warps: int = 4, stages: int = 1):
+def force_config(monkeypatch, kernel: str, constexprs: dict, warps: int = 4, stages: int = 1, maxnreg=None):
     """MetaLA's core launching one configuration of `kernel` (a name in metala_core_configs.kernels()), the others
     as the shipped autotuners choose."""
     import triton
@@ -75,6 +78,6 @@ def force_config(monkeypatch, kernel: str, constexprs: dict, warps: int = 4, sta
     from neox_metala.ops import metala_core_configs, metala_core_triton
 
     kernels = dict(metala_core_configs.kernels())
-    config = triton.Config(constexprs, num_warps=warps, num_stages=stages)
+    config = triton.Config(constexprs, num_warps=warps, num_stages=stages, maxnreg=maxnreg)
     kernels[kernel] = triton.autotune([config], key=kernels[kernel].keys)(kernels[kernel].fn)
     monkeypatch.setattr(metala_core_triton, "_kernels", lambda: kernels)

@@ -46,14 +46,19 @@ from .metala_core_output_kernels import _aug_weights, _store_aug_a
 
 
 @triton.jit
-def _chained_state(carried, flags, chain, n, BH, NV: tl.constexpr, i_bh, K: tl.constexpr, V: tl.constexpr, col,
-                   BK: tl.constexpr, BV: tl.constexpr):  # fmt: skip
-    """h_n (BK, BV) fp32 once the program of chunk n − 1 has published it; zero for chunk 0."""
+def _wait_for_state(flags, chain, n, BH, NV: tl.constexpr):
+    """Returns once the program of chunk n − 1 of the chain has published h_n (at once for chunk 0). An acquire: the
+    state's loads after it are ordered after it."""
     if n > 0:
-        # an acquire: the state's loads below are ordered after it; .cg reads them from the L2, past this SM's L1,
-        # which may hold the slot as it was two chunks ago
         while tl.atomic_add(flags + (n - 1) * BH * NV + chain, 0, sem="acquire") == 0:
             pass
+
+
+@triton.jit
+def _carried_state(carried, i_bh, n, K: tl.constexpr, V: tl.constexpr, col, BK: tl.constexpr, BV: tl.constexpr):
+    """h_n (BK, BV) fp32 of columns [col, col + BV) after `_wait_for_state`; zero for chunk 0. .cg reads it from the
+    L2, past this SM's L1, which may hold the slot as it was two chunks ago."""
+    if n > 0:
         ptrs, mask = _state_ptrs(carried, i_bh, n % 2, 2, K, V, 0, col, BK, BV)
         state = tl.load(ptrs, mask=mask, other=0.0, cache_modifier=".cg")
     else:
@@ -62,46 +67,88 @@ def _chained_state(carried, flags, chain, n, BH, NV: tl.constexpr, i_bh, K: tl.c
 
 
 @triton.jit
+def _publish(carried, state, update, chunk_decays, i_bh, n, NT, K: tl.constexpr, V: tl.constexpr, col,
+             BK: tl.constexpr, BV: tl.constexpr):  # fmt: skip
+    """h_n+1 = e^G_last ⊙ h_n + U_n of columns [col, col + BV) into its slot (none after the last chunk)."""
+    if n + 1 < NT:
+        ptrs, mask = _state_ptrs(carried, i_bh, (n + 1) % 2, 2, K, V, 0, col, BK, BV)
+        tl.store(ptrs, chunk_decays[:, None] * state + update, mask=mask, cache_modifier=".cg")
+
+
+@triton.jit
+def _release(flags, chain, n, NT, BH, NV: tl.constexpr):
+    """Flags h_n+1 as published, every thread's part of it stored first (CUTLASS's semaphore does the same)."""
+    if n + 1 < NT:
+        tl.debug_barrier()
+        tl.atomic_xchg(flags + n * BH * NV + chain, 1, sem="release")
+
+
+@triton.jit
+def _store_output(out, acc, q_from_start, state, scale, i_b, i_h, n, T_store, H: tl.constexpr, V: tl.constexpr, col,
+                  BT: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr):  # fmt: skip
+    """o = scale [A v + (q ⊙ e^G) h_n] of columns [col, col + BV), acc holding A v."""
+    acc = tl.dot(q_from_start, state.to(q_from_start.dtype), acc, input_precision=PRECISION)
+    _store_tokens(out, scale * acc, i_b, i_h, n, T_store, H * V, V, col, BT, BV, False)
+
+
+@triton.jit
 def chained_kernel(
     q, gate_logits, v, states, decays, out, aug_w, aug_a, carried, flags, scale, stride_q, stride_g, stride_v,
     normalizer, T, NT, BH, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
     BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, AUG: tl.constexpr = False,
+    V_STEPS: tl.constexpr = 1,
 ):  # fmt: skip
     """o = scale [(q ⊙ e^G) h_n + A v] of every chunk but those of strong decay, h_n into states[n] (the inputs'
     dtype), e^G_last into decays[n], and with AUG a = Σ_k q·key·aug_w[h] into aug_a (output_kernel's). carried:
-    (B·H, 2, K, V) fp32; flags: int32, at least N·B·H·⌈V / BV⌉, zero. Grid (N·B·H·⌈V / BV⌉,), chunk-major."""
-    NV: tl.constexpr = (V + BV - 1) // BV
+    (B·H, 2, K, V) fp32; flags: int32, at least N·B·H·⌈V / BV⌉, zero. Grid (N·B·H·⌈V / (BV·V_STEPS)⌉,),
+    chunk-major. V_STEPS 2: a program takes two V blocks of BV (a chain per pair), its chunk's key-side terms formed
+    once for both, the second block's state loaded and published after the first block's output is stored, so that
+    the two blocks' states are never live at once."""
+    NV: tl.constexpr = (V + BV * V_STEPS - 1) // (BV * V_STEPS)  # chains per batch·head
+    tl.static_assert(V_STEPS == 1 or V_STEPS == 2)
     pid = tl.program_id(0)
     n, chain = pid // (BH * NV), pid % (BH * NV)
     i_bh, i_v = chain // NV, chain % NV
     i_b, i_h = i_bh // H, i_bh % H
-    col = i_v * BV
+    col = i_v * BV * V_STEPS
     # loaded first (ops/metala_core_kernels.py's docstring)
     q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
     v_b = _load_tokens(v, i_b, i_h, n, T, stride_v, V, col, BT, BV)
+    if V_STEPS == 2:
+        v_next = _load_tokens(v, i_b, i_h, n, T, stride_v, V, col + BV, BT, BV)
     if AUG:
         w = _aug_weights(aug_w, i_h, K, BK)
     log_decay_b, cum, cum_last = _chunk_decay(gate_logits, i_b, i_h, n, T, stride_g, normalizer, K, 0, BT, BK)
     key = _neg_expm1(log_decay_b)
     chunk_decays = _exp(cum_last)
     # what does not need the state first, so that the wait comes as late as it can
-    key_to_end = key * _exp(cum_last[None, :] - cum)  # ≤ 1: safe in any dtype
-    update = tl.dot(tl.trans(key_to_end.to(v_b.dtype)), v_b, input_precision=PRECISION)
+    key_to_end = (key * _exp(cum_last[None, :] - cum)).to(v_b.dtype)  # ≤ 1: safe in any dtype
+    update = tl.dot(tl.trans(key_to_end), v_b, input_precision=PRECISION)
+    if V_STEPS == 2:
+        update_next = tl.dot(tl.trans(key_to_end), v_next, input_precision=PRECISION)
     T_store = _store_bound(chunk_decays, T)
     if AUG:
         _store_aug_a(aug_a, q_b, key, w, i_b, i_h, n, T, T_store, i_v, H, BT)
-    scores = _scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, True)
-    acc = tl.dot(scores.to(v_b.dtype), v_b, input_precision=PRECISION)
+    scores = _scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, True).to(v_b.dtype)
+    if V_STEPS == 1:
+        acc = tl.dot(scores, v_b, input_precision=PRECISION)
     q_from_start = (q_b.to(tl.float32) * _from_start(cum, cum_last, True)).to(v_b.dtype)
-    state = _chained_state(carried, flags, chain, n, BH, NV, i_bh, K, V, col, BK, BV)
-    if n + 1 < NT:
-        ptrs, mask = _state_ptrs(carried, i_bh, (n + 1) % 2, 2, K, V, 0, col, BK, BV)
-        tl.store(ptrs, chunk_decays[:, None] * state + update, mask=mask, cache_modifier=".cg")
-        tl.debug_barrier()  # every thread's part stored before the flag's release (CUTLASS's semaphore does the same)
-        tl.atomic_xchg(flags + n * BH * NV + chain, 1, sem="release")
+    _wait_for_state(flags, chain, n, BH, NV)
+    state = _carried_state(carried, i_bh, n, K, V, col, BK, BV)
+    _publish(carried, state, update, chunk_decays, i_bh, n, NT, K, V, col, BK, BV)
+    if V_STEPS == 1:
+        _release(flags, chain, n, NT, BH, NV)
     _store_state(states, state, i_bh, n, NT, K, V, 0, col, BK, BV)
     if i_v == 0:
         ptrs, mask = _decay_ptrs(decays, i_bh, n, NT, K, 0, BK)
         tl.store(ptrs, chunk_decays, mask=mask)
-    acc = tl.dot(q_from_start, state.to(v_b.dtype), acc, input_precision=PRECISION)
-    _store_tokens(out, scale * acc, i_b, i_h, n, T_store, H * V, V, col, BT, BV, False)
+    if V_STEPS == 2:
+        acc = tl.dot(scores, v_b, input_precision=PRECISION)
+    _store_output(out, acc, q_from_start, state, scale, i_b, i_h, n, T_store, H, V, col, BT, BV, PRECISION)
+    if V_STEPS == 2:
+        state = _carried_state(carried, i_bh, n, K, V, col + BV, BK, BV)
+        _publish(carried, state, update_next, chunk_decays, i_bh, n, NT, K, V, col + BV, BK, BV)
+        _release(flags, chain, n, NT, BH, NV)
+        _store_state(states, state, i_bh, n, NT, K, V, 0, col + BV, BK, BV)
+        acc = tl.dot(scores, v_next, input_precision=PRECISION)
+        _store_output(out, acc, q_from_start, state, scale, i_b, i_h, n, T_store, H, V, col + BV, BT, BV, PRECISION)

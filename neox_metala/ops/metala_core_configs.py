@@ -119,6 +119,8 @@ def kernels():
     # µs, at 8 warps 1,277 / 1,174, BV 64 at 4 warps 1,137 / 1,041, at 8 1,995 / 1,847, BV 32 1,508 / 1,428; 2 stages
     # the same as 1. Capped at 168 or 128 registers (three or four programs per SM instead of two; 240 / 664 B
     # spilled): 803 / 745 and 1,226 / 1,105 µs (session 35).
+    # Two V blocks of 64 per program (V_STEPS 2) capped at 168 registers (none spilled, three programs per SM): 661
+    # against 733 µs (session 39, forced); not offered until its GPU tests (`*_over_pairs_of_v_blocks_*`) have run.
     chained_blocks = [({"BV": 16}, 4, 1), ({"BV": 128}, 4, 1), ({"BV": 128}, 8, 1), ({"BV": 64}, 4, 1)]
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
     # gradients once more, so the autotuner restores them (a copy at tuning time only)

@@ -228,7 +228,8 @@ def _chained(q, gate_logits, v, scale, normalizer, strides, sizes, batch_heads, 
     flags = torch.zeros(sizes["NT"] * batch_heads * -(-sizes["V"] // 16), dtype=torch.int32, device=q.device)
     a, w = (decays, decays) if augmentation is None else augmentation  # placeholders without
     launch(
-        _kernels()["chained"], lambda meta: (sizes["NT"] * batch_heads * -(-sizes["V"] // meta["BV"]),),
+        _kernels()["chained"],
+        lambda meta: (sizes["NT"] * batch_heads * -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))),),
         q, gate_logits, v, states, decays, out, w, a, carried, flags, scale, **strides, normalizer=normalizer,
         **sizes, BH=batch_heads, BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
     )  # fmt: skip

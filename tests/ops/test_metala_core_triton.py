@@ -292,6 +292,33 @@ def exact_states(q, logits, v, cotangent, chunk_size=64):
     return states, grads
 
 
+@pytest.mark.parametrize(
+    "dtype, seq, head_k_dim, head_v_dim, decay",
+    [
+        pytest.param(FP32, 130, 16, 32, "mild", id="T130-mild"),
+        pytest.param(FP32, 1, 16, 32, "mild", id="T1-mild"),
+        pytest.param(FP32, 130, 20, 24, "graded", id="T130-K20-V24-graded"),  # the pair's second block cut by V
+        pytest.param(FP32, 70, 16, 96, "mixed", id="T70-V96-mixed"),  # several pairs (chains) per head
+        pytest.param(FP32, 130, 16, 32, "strong", id="T130-strong"),
+        pytest.param(FP32, 70, 16, 32, "open", id="T70-open"),
+        pytest.param(BF16, 300, 64, 128, "mixed", id="T300-K64-V128-mixed-bf16", marks=GPU_ONLY),
+        pytest.param(FP32, 300, 64, 128, "mixed", id="T300-K64-V128-mixed-fp32", marks=GPU_ONLY),
+        pytest.param(BF16, 2048, 64, 128, "mild", id="T2048-K64-V128-mild-bf16", marks=GPU_ONLY),
+    ],
+)  # fmt: skip
+def test_chained_forward_over_pairs_of_v_blocks_equals_the_recurrence(
+    dtype, seq, head_k_dim, head_v_dim, decay, monkeypatch
+):
+    """The chained forward with two V blocks per program (metala_core_chained_kernels' V_STEPS 2: a chain per pair,
+    the key-side terms formed once, the second block's state published after the first block's output): its output,
+    and the gradients from its states as kept, against the fp64 recurrence."""
+    from neox_metala.ops import metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", "1")
+    triton_runs.force_config(monkeypatch, "chained", *triton_runs.CHAINED_PAIRS)
+    check(dtype, 2, seq, 2, head_k_dim, head_v_dim, decay)
+
+
 @pytest.mark.parametrize("decay", ["slow", "mild"])
 def test_states_and_their_gradients_equal_the_recurrence(decay):
     """Each chunk's entering state (the scan's, and the chained forward's as kept) and its gradient (every slot,

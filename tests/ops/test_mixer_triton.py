@@ -151,6 +151,23 @@ def test_qk_gradients_over_channel_blocks_equal_the_reference(k_split, monkeypat
     assert max(errors[part] for part in ASSERTED) <= BOUNDS[torch.float32], errors
 
 
+@pytest.mark.parametrize(
+    "dtype, head_v_dim",
+    [pytest.param(torch.float32, 32, id="fp32"), pytest.param(torch.bfloat16, 128, id="V128-bf16", marks=GPU_ONLY)],
+)
+def test_chained_forward_over_pairs_of_v_blocks_equals_the_reference(dtype, head_v_dim, monkeypatch):
+    """The chained forward with two V blocks per program (triton_runs.CHAINED_PAIRS), writing the self-augmentation's
+    a (CORE_A), its states kept for the backward: against fp64, as the shipped forward is."""
+    from neox_metala.ops import metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", "1")
+    triton_runs.force_config(monkeypatch, "chained", *triton_runs.CHAINED_PAIRS)
+    inputs = draw(dtype, 2, 70, HEADS, head_v_dim, aug=True)
+    y, grads = one_op(*inputs, HEADS, keep_states=True)
+    errors = errors_of(y, grads, reference(*inputs, HEADS), aug=True)
+    assert max(errors[part] for part in ASSERTED) <= BOUNDS[dtype], errors
+
+
 def test_backward_in_batch_slices_changes_nothing(monkeypatch):
     """The core's backward in batch slices (STORED_ROWS_BYTES), each taking its rows of the epilogue's da with
     CORE_AUG: bit-equal to the whole batch at once."""
