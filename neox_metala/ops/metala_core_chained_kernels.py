@@ -2,15 +2,16 @@
 chunks' state updates, the scan over chunks and the chunks' outputs, which ops/metala_core_kernels.py and
 metala_core_output_kernels.py take as three launches that write and read the (B·H, N, K, V) buffer three times.
 
-A program per (chunk, batch·head, V block), numbered chunk-major so that every program of chunk n has a lower number
-than those of chunk n + 1. It forms its chunk's update U_n = (k ⊙ e^(G_last − G))ᵀ v and its in-chunk output A v
-without the state, then waits for the state entering its chunk, h_n, which the program of chunk n − 1 of the same
-(batch·head, V block) published, publishes h_n+1 = e^G_last ⊙ h_n + U_n for chunk n + 1, and adds (q ⊙ e^G) h_n to
-its output. Only the wait, a multiply-add and the publication are sequential along a chain; everything else runs as
-the chunk-parallel kernels do. The chain carries fp32 states through a two-slot buffer per chain (slot n % 2 holds h_n:
-h_n+2 overwrites it only after the program of chunk n + 1 has read it, since that program publishes before its
-successor can), a flag per (chunk, chain) saying that h_n+1 is there; h_n is also stored in the inputs' dtype as the
-forward's states (kept for the backward, read by the strong-decay launch).
+A program per (chunk, batch·head, V block; or pair of V blocks, `chained_kernel`'s V_STEPS), numbered chunk-major so
+that every program of chunk n has a lower number than those of chunk n + 1. It forms its chunk's update
+U_n = (k ⊙ e^(G_last − G))ᵀ v (and with one V block its in-chunk output A v) without the state, then waits for the
+state entering its chunk, h_n, which the program of chunk n − 1 of the same (batch·head, V block) published,
+publishes h_n+1 = e^G_last ⊙ h_n + U_n for chunk n + 1, and adds (q ⊙ e^G) h_n to its output. Only the wait, a
+multiply-add and the publication are sequential along a chain; everything else runs as the chunk-parallel kernels do.
+The chain carries fp32 states through a two-slot buffer per chain (slot n % 2 holds h_n: h_n+2 overwrites it only
+after the program of chunk n + 1 has read it, since that program publishes before its successor can), a flag per
+(chunk, chain) saying that h_n+1 is there; h_n is also stored in the inputs' dtype as the forward's states (kept for
+the backward, read by the strong-decay launch).
 
 Waiting is safe because GPUs dispatch a grid's programs in increasing order: a program waits only for a
 lower-numbered one, which has started, and the lowest waiting program's predecessor has finished. CUDA's programming
