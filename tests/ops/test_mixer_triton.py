@@ -153,19 +153,35 @@ def test_qk_gradients_over_channel_blocks_equal_the_reference(k_split, monkeypat
 
 @pytest.mark.parametrize(
     "dtype, head_v_dim",
-    [pytest.param(torch.float32, 32, id="fp32"), pytest.param(torch.bfloat16, 128, id="V128-bf16", marks=GPU_ONLY)],
+    [
+        pytest.param(torch.float32, 32, id="fp32"),
+        pytest.param(torch.float32, 128, id="V128-fp32", marks=GPU_ONLY),
+        pytest.param(torch.bfloat16, 128, id="V128-bf16", marks=GPU_ONLY),
+    ],
 )
 def test_chained_forward_over_pairs_of_v_blocks_equals_the_reference(dtype, head_v_dim, monkeypatch):
     """The chained forward with two V blocks per program (triton_runs.CHAINED_PAIRS), writing the self-augmentation's
-    a (CORE_A), its states kept for the backward: against fp64, as the shipped forward is."""
+    a (CORE_A), its states kept for the backward: against fp64, as the shipped forward is. In bf16 at V 128 this draw
+    is ill-conditioned for every V blocking (H200, session 41: d q 3.23e-2 from fp64 with pairs, blocks of 64 and of
+    128 alike, above BOUNDS; other seeds 4e-3 to 1e-2), so there the pairs may be no further from fp64 than the single
+    block of 128 on the same inputs."""
     from neox_metala.ops import metala_core_triton
 
     monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", "1")
-    triton_runs.force_config(monkeypatch, "chained", *triton_runs.CHAINED_PAIRS)
     inputs = draw(dtype, 2, 70, HEADS, head_v_dim, aug=True)
-    y, grads = one_op(*inputs, HEADS, keep_states=True)
-    errors = errors_of(y, grads, reference(*inputs, HEADS), aug=True)
-    assert max(errors[part] for part in ASSERTED) <= BOUNDS[dtype], errors
+    expected = reference(*inputs, HEADS)
+
+    def errors_with(*config):
+        with monkeypatch.context() as patch:
+            triton_runs.force_config(patch, "chained", *config)
+            return errors_of(*one_op(*inputs, HEADS, keep_states=True), expected, aug=True)
+
+    errors = errors_with(*triton_runs.CHAINED_PAIRS)
+    if dtype == torch.float32:
+        assert max(errors[part] for part in ASSERTED) <= BOUNDS[dtype], errors
+    else:
+        single = errors_with({"BV": 128}, 4, 1)
+        assert all(errors[part] <= 1.01 * single[part] + 1e-4 for part in ASSERTED), (errors, single)
 
 
 def test_backward_in_batch_slices_changes_nothing(monkeypatch):
