@@ -125,6 +125,15 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         ({"BV": 64}, 4, 1),
         ({"BV": 64, "V_STEPS": 2}, 8, 1),
     ],
+    # the chained backward (metala_core_triton.CHAINED_BACKWARD): #0 BV 128 at 4 warps (255 registers, 56 B spilled;
+    # sm90 bf16 builds, accumulating), #1 BV 64 at 4 warps, #2 BV 128 at 8 warps (222). H200, B32 T2048 H16 (session
+    # 42): #0 770 µs per step; two V blocks of 64 per program (V_STEPS 2, as the chained forward's, removed since)
+    # capped at 168 registers (160 B spilled) 797, uncapped (225 registers) 842
+    "chained_grads": [
+        ({"BV": 128}, 4, 1),
+        ({"BV": 64}, 4, 1),
+        ({"BV": 128}, 8, 1),
+    ],
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.

@@ -38,6 +38,7 @@ def kernels():
     """The kernels, autotuned over a few configurations each (each one compiles on first use of a shape)."""
     import triton
 
+    from . import metala_core_chained_grad_kernels as chained_grad_kernels
     from . import metala_core_chained_kernels as chained_kernels
     from . import metala_core_grad_kernels as grad_kernels
     from . import metala_core_kernels as core_kernels
@@ -128,6 +129,13 @@ def kernels():
         ({"BV": 128}, 8, 1),
         ({"BV": 64}, 4, 1),
     ]
+    # The chained backward (ops/metala_core_chained_grad_kernels.py), the forward's chain mirrored with as many dots;
+    # the first configuration has two V blocks at the interpreter's V = 32. sm90 bf16 builds, accumulating: BV 128 at
+    # 4 warps 255 registers and 56 B spilled, BV 64 at 4 warps none spilled, BV 128 at 8 warps 222 registers; capped at
+    # 168 registers they spill 232 B (BV 64) and 792 B (BV 128). Two V blocks of 64 per program (the chained
+    # forward's V_STEPS) were slower on an H200 (session 42: 797 µs per step capped at 168, 842 uncapped, against 770
+    # for BV 128 at 4 warps, the autotuner's pick at the block's shape).
+    chained_grads_blocks = [({"BV": 16}, 4, 1), ({"BV": 128}, 4, 1), ({"BV": 64}, 4, 1), ({"BV": 128}, 8, 1)]
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
     # gradients once more, so the autotuner restores them (a copy at tuning time only)
     grads = dict(key=key, restore_value=["dq", "d_gate_logits"])
@@ -145,6 +153,10 @@ def kernels():
         "chunk_qk_grads": triton.autotune(
             configs(qk_grads_blocks), **grads, prune_configs_by={"early_config_prune": qk_split_prune}
         )(grad_kernels.chunk_grads_kernel),
+        # timing a configuration runs the whole chain again (its flags from zero) and adds into dv once more
+        "chained_grads": triton.autotune(
+            configs(chained_grads_blocks), key=key, reset_to_zero=["flags"], restore_value=["dv"]
+        )(chained_grad_kernels.chained_grads_kernel),
         "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
         # sm90 bf16 builds: 96 registers at 4 warps, 62 at 8 (250 at 2)
         "decay_rows": triton.autotune(configs([({}, 4, 1), ({}, 8, 1)]), key=["NT", "H", "K"])(

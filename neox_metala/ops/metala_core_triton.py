@@ -5,10 +5,11 @@ the faster, all three as one chained launch (CHAINED_FORWARD, ops/metala_core_ch
 the same two for the states (or the forward's, if kept), the chunks' decay rows (STORED_DECAY_ROWS), their
 state-gradient updates and the reverse scan over them, then the chunk-parallel gradients: dq and d gate logits by one
 kernel (a program per chunk), dv by another (a program per chunk and V block: in the first one's V loop, a form
-removed in session 26, it made that loop hold five dots and spill its scores). The kernels that form the chunks'
-scores run twice (`_by_form`: the factorised chunks, then those of strong decay). Nine launches per forward +
-backward pair with kept states, eleven without (by the three launches: eleven and thirteen); the backward's per batch
-slice.
+removed in session 26, it made that loop hold five dots and spill its scores); where it is the faster, the
+state-gradient updates, their scan and dv as one chained launch (CHAINED_BACKWARD,
+ops/metala_core_chained_grad_kernels.py). The kernels that form the chunks' scores run twice (`_by_form`: the
+factorised chunks, then those of strong decay). Seven launches per forward + backward pair with kept states, nine
+without (both directions by three launches: eleven and thirteen); the backward's per batch slice.
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 scans whose steps formed their chunk's
 update (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an H200) took ~60% of the core's time; that
@@ -35,6 +36,11 @@ import torch
 
 from .metala_core import CHUNK_SIZE
 from .metala_core_configs import kernels as _kernels
+from .metala_core_inputs import block as _block
+from .metala_core_inputs import check_inputs, token_rows  # noqa: F401 (token_rows: the tests' too)
+from .metala_core_inputs import gradient_rows as _gradient_rows
+from .metala_core_inputs import inputs as _inputs
+from .metala_core_inputs import sizes as _sizes
 from .triton_launch import launch
 
 STORED_DECAY_ROWS = True
@@ -98,22 +104,42 @@ forward, so that a benchmark can time both forms in one process. H200, B32 T2048
 750 / 666 µs against 764 / 778; the block 0.872 / 0.517 of attention's against 0.873 / 0.524. The backward's
 recomputed states stay the two launches': without the outputs the chained kernel took ~620 against 395 µs."""
 
+CHAINED_BACKWARD = os.environ.get("NEOX_METALA_CHAINED_BACKWARD", "auto")
+"""The backward's state gradients and dv by one launch (ops/metala_core_chained_grad_kernels.py: the forward's chain
+mirrored, from the last chunk to the first) and chunk_dv_kernel's strong-decay launch, instead of the state-gradient
+updates, the reverse scan over them and dv's two launches. "auto" (default): by the forward's rule on each batch slice
+(`_chained_backward`); "1": always; "0": never. Read at every backward. H200, kept states, accumulating, bf16
+(session 42, bench/core_ncu.py): B32 T2048 H16 (two slices of 256 chains) core f+b 2.619 ms against 2.666 by the
+three launches (388 µs per slice against 117 + 71 + 219); B8 T8192 (two slices of 64 chains of 128 chunks, where the
+rule takes the three launches) 421 against 414 µs forced. In bench/layer.py's block at T 2048: 0.836-0.861 ms per
+step against 0.877 for the three kernels (session 41)."""
+
 CHAINED_UNHIDDEN_CHUNKS = 48
 """Up to this many chunks per chain the chained forward is the faster even where its chains are too few to hide their
 steps: it then takes ~N · 3.1 µs (a chain's step on an H200, session 35), the three launches ~130 µs + N · 0.55 µs."""
 
 
 def _chained_forward(chunks: int, batch_heads: int, device: torch.device) -> bool:
-    """Whether the forward takes the chained launch (CHAINED_FORWARD "auto"): with at most CHAINED_UNHIDDEN_CHUNKS
+    """Whether the forward takes the chained launch (CHAINED_FORWARD; "auto": `_chain_rule`)."""
+    return _chain_rule(CHAINED_FORWARD, "NEOX_METALA_CHAINED_FORWARD", chunks, batch_heads, device)
+
+
+def _chained_backward(chunks: int, batch_heads: int, device: torch.device) -> bool:
+    """Whether the backward takes the chained launch (CHAINED_BACKWARD; "auto": `_chain_rule`)."""
+    return _chain_rule(CHAINED_BACKWARD, "NEOX_METALA_CHAINED_BACKWARD", chunks, batch_heads, device)
+
+
+def _chain_rule(switch: str, name: str, chunks: int, batch_heads: int, device: torch.device) -> bool:
+    """Whether a chained launch is taken: `switch` "1" or "0", else ("auto") with at most CHAINED_UNHIDDEN_CHUNKS
     chunks per chain, or with at least one chain per two SMs, whose programs (two per SM, ~12 µs each) then hide a
     chain's steps. H200, kept states, bf16, K 64, V 128 (session 36, docs/benchmarks.md): chained / three launches
     0.78-1.01 at 32 chunks (16-512 chains), 0.73 at 128 chunks and 128 chains, 1.6-2.2 at 128 chunks and 8-32 chains
     (2.15 for the 380M model's 2 x 8192 tokens of 8 heads, whose whole model went 1.545x -> 1.593x the plain
     baseline's tokens/s without it). The interpreter runs programs one after another: there it is always taken."""
-    if CHAINED_FORWARD not in ("auto", "1", "0"):
-        raise ValueError(f"NEOX_METALA_CHAINED_FORWARD is {CHAINED_FORWARD!r}: set it to auto (the default), 1 or 0")
-    if CHAINED_FORWARD != "auto":
-        return CHAINED_FORWARD == "1"
+    if switch not in ("auto", "1", "0"):
+        raise ValueError(f"{name} is {switch!r}: set it to auto (the default), 1 or 0")
+    if switch != "auto":
+        return switch == "1"
     if device.type != "cuda":
         return True
     return chunks <= CHAINED_UNHIDDEN_CHUNKS or 2 * batch_heads >= _multiprocessors(device)
@@ -122,66 +148,6 @@ def _chained_forward(chunks: int, batch_heads: int, device: torch.device) -> boo
 @functools.cache
 def _multiprocessors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count
-
-
-def _block(n: int) -> int:
-    """A block width for n columns: a power of 2, at least 16 (tl.dot's smallest)."""
-    return max(16, 1 << (n - 1).bit_length())
-
-
-def _precision(dtype: torch.dtype) -> str:
-    # fp32 inputs are the accuracy reference on the GPU: exact fp32 products, not TF32's 10-bit mantissa
-    return "ieee" if dtype == torch.float32 else "tf32"
-
-
-def check_inputs(q, gate_logits, v):
-    if q.dim() != 4 or gate_logits.shape != q.shape or v.dim() != 4 or v.shape[:3] != q.shape[:3]:
-        raise ValueError(
-            f"MetaLA core: q, gate_logits must be (B, T, H, K) and v (B, T, H, V) with the same B, T, H; got "
-            f"q {tuple(q.shape)}, gate_logits {tuple(gate_logits.shape)}, v {tuple(v.shape)}"
-        )
-    if q.dtype not in (torch.bfloat16, torch.float16, torch.float32) or {v.dtype, gate_logits.dtype} != {q.dtype}:
-        raise ValueError(
-            f"MetaLA core: q, gate_logits and v must share one of bf16/fp16/fp32, got {q.dtype}, "
-            f"{gate_logits.dtype} and {v.dtype}"
-        )
-
-
-def token_rows(x):
-    """(x, its row stride): x as the kernels read it, each token's H·D channels contiguous and its (batch, token)
-    rows one stride apart (a view of the (B, T, 3W) projection as it is, without a copy), else a contiguous copy."""
-    batch, seq, heads, dim = x.shape
-    # a size-1 dimension's stride is arbitrary: at T = 1 the rows are the batch's
-    row = x.stride(1) if seq > 1 else x.stride(0) if batch > 1 else heads * dim
-    fits = (
-        x.stride(-1) == 1
-        and (heads == 1 or x.stride(-2) == dim)
-        and row >= heads * dim
-        and (batch == 1 or seq == 1 or x.stride(0) == seq * row)
-    )
-    if not fits:
-        x, row = x.contiguous(), heads * dim
-    return x, row
-
-
-def _sizes(q, v, chunk_size):
-    batch, seq, heads, head_k_dim = q.shape
-    head_v_dim = v.shape[-1]
-    return dict(
-        T=seq,
-        NT=-(-seq // chunk_size),
-        H=heads,
-        K=head_k_dim,
-        V=head_v_dim,
-        BT=chunk_size,
-        PRECISION=_precision(q.dtype),
-    ), batch * heads
-
-
-def _inputs(q, gate_logits, v):
-    """The inputs in the kernels' layout (token_rows) and their row strides, as the kernels' keyword arguments."""
-    (q, stride_q), (gate_logits, stride_g), (v, stride_v) = (token_rows(t) for t in (q, gate_logits, v))
-    return q, gate_logits, v, dict(stride_q=stride_q, stride_g=stride_g, stride_v=stride_v)
 
 
 def _scan(buffer, decays, sizes, batch_heads, reverse):
@@ -219,13 +185,19 @@ def _scan_buffers(q, sizes, batch_heads):
     return buffer, q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
 
 
+def _chain_buffers(q, sizes, batch_heads):
+    """A chained launch's (B·H, 2, K, V) fp32 carried sums and its flags, zero: one per (chunk, chain) for every V
+    block width the autotuner may pick (at least 16)."""
+    carried = q.new_empty(batch_heads, 2, sizes["K"], sizes["V"], dtype=torch.float32)
+    flags = torch.zeros(sizes["NT"] * batch_heads * -(-sizes["V"] // 16), dtype=torch.int32, device=q.device)
+    return carried, flags
+
+
 def _chained(q, gate_logits, v, scale, normalizer, strides, sizes, batch_heads, out, augmentation):
     """(states, decays) by ops/metala_core_chained_kernels.py's kernel, which also writes the factorised chunks'
     outputs into `out` (`augmentation` as metala_core_fwd's)."""
     states, decays = _scan_buffers(q, sizes, batch_heads)
-    carried = q.new_empty(batch_heads, 2, sizes["K"], sizes["V"], dtype=torch.float32)
-    # a flag per (chunk, chain) for every V block width the autotuner may pick (at least 16)
-    flags = torch.zeros(sizes["NT"] * batch_heads * -(-sizes["V"] // 16), dtype=torch.int32, device=q.device)
+    carried, flags = _chain_buffers(q, sizes, batch_heads)
     a, w = (decays, decays) if augmentation is None else augmentation  # placeholders without
     launch(
         _kernels()["chained"],
@@ -246,6 +218,22 @@ def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     )  # fmt: skip
     _scan(states, decays, sizes, batch_heads, reverse=False)
     return states, decays
+
+
+def _chained_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, accumulate):
+    """(the state gradients, the chunks' decays) as `_state_grads`', by ops/metala_core_chained_grad_kernels.py's
+    kernel, which also writes the factorised chunks' dv into dv_rows (a tensor and its row stride; added to if
+    accumulate)."""
+    state_grads, decays = _scan_buffers(q, sizes, batch_heads)
+    carried, flags = _chain_buffers(q, sizes, batch_heads)
+    launch(
+        _kernels()["chained_grads"],
+        lambda meta: (sizes["NT"] * batch_heads * -(-sizes["V"] // meta["BV"]),),
+        q, gate_logits, d_out, state_grads, decays, dv_rows[0], carried, flags, scale, strides["stride_q"],
+        strides["stride_g"], dv_rows[1], normalizer, **sizes, BH=batch_heads, BK=_block(sizes["K"]),
+        BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate,
+    )  # fmt: skip
+    return state_grads, decays
 
 
 def _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads):
@@ -269,11 +257,14 @@ def chunk_states(q, gate_logits, v, normalizer, chunk_size=CHUNK_SIZE):
 
 def chunk_state_grads(q, gate_logits, d_out, scale, normalizer, chunk_size=CHUNK_SIZE):
     """(B, H, N, K, V) in q's dtype: slot n the gradient of Σ output · d_out with respect to the state entering chunk
-    n + 1 (zero in the last slot)."""
+    n + 1 (zero in the last slot); by the backward's form (`_chained_backward`)."""
     check_inputs(q, gate_logits, d_out)
     # the kernel reads d out contiguous, as metala_core_bwd hands it over
     q, gate_logits, d_out, strides = _inputs(q, gate_logits, d_out.contiguous())
     sizes, batch_heads = _sizes(q, d_out, chunk_size)
+    if _chained_backward(sizes["NT"], batch_heads, q.device):  # its dv into a buffer of its own
+        dv_rows = (d_out.new_empty(d_out.shape), sizes["H"] * sizes["V"])
+        return _chained_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, False)[0]
     return _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads)[0]
 
 
@@ -300,17 +291,6 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
         BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
     )  # fmt: skip
     return out, (states if keep_states else None)
-
-
-def _gradient_rows(grads, q, v):
-    """(dq, d gate logits, dv) and their row strides: the given ones (views of the projection's gradient, in its
-    layout, ops/mixer_op.py) or new contiguous ones (d gate logits in fp32)."""
-    if grads is None:
-        grads = (q.new_empty(q.shape), q.new_empty(q.shape, dtype=torch.float32), v.new_empty(v.shape))
-    rows = [token_rows(t) for t in grads]
-    if any(t is not given for (t, _), given in zip(rows, grads)):
-        raise ValueError("MetaLA core: the gradients to write into must have each token's channels contiguous")
-    return rows
 
 
 STORED_ROWS_BYTES = 128 * 2**20
@@ -354,10 +334,9 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     sizes, batch_heads = _sizes(q, v, chunk_size)
     if states is None:
         states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)[0]
-    state_grads, decays = _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads)
     stored = STORED_DECAY_ROWS
     stride_q, stride_g = strides["stride_q"], strides["stride_g"]
-    cums = decays  # a placeholder that no kernel reads, unless stored
+    cums = q  # a placeholder that no kernel reads, unless stored
     if stored:  # each chunk's G per token (fp32)
         cums = q.new_empty(batch_heads, sizes["NT"] * chunk_size, sizes["K"], dtype=torch.float32)
         launch(
@@ -366,16 +345,24 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
             BT=sizes["BT"], BK=_block(sizes["K"]),
         )  # fmt: skip
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
+    if _chained_backward(sizes["NT"], batch_heads, q.device):  # dv of the factorised chunks too
+        state_grads, decays = _chained_grads(
+            q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, (dv, stride_dv), accumulate
+        )
+        dv_form = _strong_form
+    else:
+        state_grads, decays = _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads)
+        dv_form = _by_form
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
-    # (with self-augmentation, dv's term stays the epilogue's, which the dv kernel adds to)
+    # (with self-augmentation, dv's term stays the epilogue's, which the dv kernels add to)
     _by_form(
         _kernels()["chunk_qk_grads"], lambda meta: (sizes["NT"], batch_heads, meta.get("K_SPLIT", 1)),
         q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, *aug, scale,
         **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks, STORED=stored,
         AUG=augmentation is not None,
     )  # fmt: skip
-    _by_form(
+    dv_form(
         _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
         q, gate_logits, cums, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer,
         **sizes, **blocks, STORED=stored and DV_READS_ROWS,

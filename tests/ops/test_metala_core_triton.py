@@ -114,20 +114,24 @@ SMALL = [
 GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: GPU only")
 
 
-# metala_core_triton.STORED_DECAY_ROWS
-BACKWARD_FORMS = {"formed-decays": False, "stored-decays": True}
+# (metala_core_triton.STORED_DECAY_ROWS, CHAINED_BACKWARD)
+BACKWARD_FORMS = {"formed-decays": (False, "0"), "stored-decays": (True, "auto")}
 
 
 def use_backward_form(monkeypatch, name):
     from neox_metala.ops import metala_core_triton
 
-    monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", BACKWARD_FORMS[name])
+    stored, chained = BACKWARD_FORMS[name]
+    monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
+    monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", chained)
 
 
 @pytest.fixture(params=list(BACKWARD_FORMS))
 def backward_form(request, monkeypatch):
-    """The qk gradients' decay terms formed again or read as decay_rows_kernel stored them
-    (metala_core_triton.STORED_DECAY_ROWS)."""
+    """The backward as shipped (the qk gradients' decay terms read as decay_rows_kernel stored them, the state
+    gradients and dv by the form metala_core_triton._chained_backward picks: the chained launch in the interpreter
+    and at these tests' sizes), or with those terms formed again and the state gradients and dv by the three
+    launches (metala_core_triton.STORED_DECAY_ROWS and CHAINED_BACKWARD)."""
     use_backward_form(monkeypatch, request.param)
 
 
@@ -146,6 +150,23 @@ def test_dv_forming_its_decays_beside_the_stored_rows_equals_the_recurrence(
 
     use_backward_form(monkeypatch, "stored-decays")
     monkeypatch.setattr(metala_core_triton, "DV_READS_ROWS", False)
+    check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
+
+
+@pytest.mark.parametrize(
+    "seq, head_k_dim, head_v_dim, decay",
+    [p for p in SMALL if p.id in ("T130-mild", "T130-K20-V24-mild", "T130-mixed", "T63-graded", "T70-open")],
+)
+def test_three_launch_backward_reading_the_stored_rows_equals_the_recurrence(
+    seq, head_k_dim, head_v_dim, decay, monkeypatch
+):
+    """The backward's form where a GPU has few long chains (the 380M model's 2 x 8192 tokens of 8 heads): the state
+    gradients and dv by the three launches, the decay terms read from the stored rows (metala_core_triton's
+    CHAINED_BACKWARD "0", STORED_DECAY_ROWS)."""
+    from neox_metala.ops import metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", True)
+    monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", "0")
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
 
 
@@ -236,10 +257,10 @@ def test_qk_suffix_sums_as_tf32_products_equal_the_recurrence(seq, head_k_dim, d
     split builds whose dots are tf32, those of bf16 and fp16 inputs), here on fp32 inputs with every dot taken in
     tf32: in the interpreter, whose dots are exact, within fp32's bounds (splitting each term into its leading bits
     and the rest loses nothing there); on the GPU within fp16's (tf32 dots on fp32 operands, as fp16 inputs get)."""
-    from neox_metala.ops import metala_core_triton
+    from neox_metala.ops import metala_core_inputs
 
     use_backward_form(monkeypatch, "stored-decays")
-    monkeypatch.setattr(metala_core_triton, "_precision", lambda dtype: "tf32")
+    monkeypatch.setattr(metala_core_inputs, "precision", lambda dtype: "tf32")
     if DEVICE == "cuda":
         monkeypatch.setitem(BOUNDS, FP32, BOUNDS[torch.float16])
     block_v, split, warps, stages = SPLIT_2
@@ -320,8 +341,9 @@ def test_chained_forward_over_pairs_of_v_blocks_equals_the_recurrence(
 
 
 @pytest.mark.parametrize("decay", ["slow", "mild"])
-def test_states_and_their_gradients_equal_the_recurrence(decay):
-    """Each chunk's entering state (the scan's, and the chained forward's as kept) and its gradient (every slot,
+def test_states_and_their_gradients_equal_the_recurrence(decay, monkeypatch):
+    """Each chunk's entering state (the scan's, and the chained forward's as kept) and its gradient (the reverse
+    scan's, and the chained backward's: metala_core_triton.CHAINED_BACKWARD) (every slot,
     T = 300: five chunks, the last one partial) against fp64. "slow": gate logits around +4 (log α ≈ −1e-3 per token,
     e^G_last ≈ 0.93), where the state carried from chunk to chunk is most of each slot: a relative error of 1e-4 in
     the decay either scan applies fails it. Stronger decays are left to the tests above: on the GPU their slots differ
@@ -333,12 +355,18 @@ def test_states_and_their_gradients_equal_the_recurrence(decay):
     logits = logits / 3 + 4 if decay == "slow" else logits
     q, logits, v, cotangent = (t.float() for t in (q, logits, v, cotangent))
     want = exact_states(*(t.double() for t in (q, logits, v, cotangent)))
+    state_grads = {}
+    for chained in "01":
+        monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", chained)
+        state_grads[chained] = metala_core_triton.chunk_state_grads(q, logits, cotangent, SCALE, NORMALIZER)
     got = (
         metala_core_triton.chunk_states(q, logits, v, NORMALIZER),
-        metala_core_triton.chunk_state_grads(q, logits, cotangent, SCALE, NORMALIZER),
+        state_grads["0"],
         metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)[1],  # CHAINED_FORWARD's
+        state_grads["1"],
     )
-    for name, got_slots, want_slots in zip(("states", "state gradients", "kept states"), got, (*want, want[0])):
+    names = ("states", "state gradients", "kept states", "chained state gradients")
+    for name, got_slots, want_slots in zip(names, got, (*want, *want)):
         # per slot, relative to that slot's size (at least a thousandth of the largest slot's)
         sizes = want_slots.flatten(3).norm(dim=-1)
         errors = (got_slots.double() - want_slots).flatten(3).norm(dim=-1) / sizes.clamp(min=1e-3 * sizes.max())
@@ -486,9 +514,10 @@ def test_autotuning_every_configuration_keeps_the_results_exact(k_split, monkeyp
 
     monkeypatch.setattr(metala_core_triton, "QK_K_SPLIT", k_split)
     with triton_runs.every_config_timed_twice(monkeypatch):
-        for form, chained in zip(BACKWARD_FORMS, ("0", "1")):  # both forward forms too
+        for form, chained in zip(BACKWARD_FORMS, ("0", "1")):  # both forward and both backward forms too
             use_backward_form(monkeypatch, form)
             monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", chained)
+            monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", chained)
             # V 80: two V steps of the splits' 64 (metala_core_configs.qk_split_prune offers none below)
             check(torch.float32, 1, 130, 2, 20, 80 if k_split else 24, "graded")
         for name, kernel in metala_core_triton._kernels().items():
@@ -507,7 +536,7 @@ def test_autotuners_key_the_plain_and_accumulating_builds_apart(monkeypatch):
         given = [torch.zeros_like(t) for t in plain]
         metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent, grads=given, accumulate=True)
         kernels = metala_core_triton._kernels()
-        for name in ("chunk_qk_grads", "chunk_dv"):
+        for name in ("chunk_qk_grads", "chunk_dv", "chained_grads"):
             assert len(kernels[name].cache) == 2, (name, list(kernels[name].cache))
     for got, want in zip(given, plain):
         assert torch.equal(got, want)  # added into zeros
@@ -532,3 +561,25 @@ def test_the_forward_takes_the_form_its_rule_picks(monkeypatch):
         monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", "auto")
         assert triton_runs.relative_error(out, other_out.double()) <= 1e-2, seq
         assert triton_runs.relative_error(states, other_states.double()) <= 1e-2, seq
+
+
+@GPU_ONLY
+def test_the_backward_takes_the_form_its_rule_picks(monkeypatch):
+    """On the GPU, with NEOX_METALA_CHAINED_BACKWARD at its default: two heads of 8192 tokens (128 chunks, two chains)
+    by the three launches, 300 tokens (5 chunks) by the chained one; the gradients of either form those of the other,
+    forced, to bf16 rounding."""
+    from neox_metala.ops import metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", "auto")
+    for seq, chained in ((8192, False), (300, True)):
+        q, logits, v, cotangent = (t.bfloat16() for t in draw(1, seq, 2, 64, 128, "mild"))
+        calls = triton_runs.record_launches(monkeypatch, metala_core_triton)
+        grads = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
+        names = [kernel.fn.__name__ for kernel, _, _ in calls]
+        assert ("chained_grads_kernel" in names) == chained, names
+        assert ("state_grad_updates_kernel" in names) != chained, names
+        monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", "0" if chained else "1")
+        other = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
+        monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", "auto")
+        for name, got, want in zip(("q", "gate_logits", "v"), grads, other):
+            assert triton_runs.relative_error(got, want.double()) <= 1e-2, (seq, name)

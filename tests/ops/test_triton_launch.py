@@ -158,10 +158,10 @@ def core(q, logits, v, d_out):
 def core_launches():
     # forward 2 (the chained kernel, output_kernel's strong-decay launch: metala_core_triton._chained_forward's pick at
     # T 300);
-    # backward 3 (state-gradient updates, their scan, the decay rows: STORED_DECAY_ROWS) + its 2 gradient kernels,
-    # 2 more where it recomputes the states; every gradient kernel launched once per form (metala_core_triton's
-    # `_by_form`: the factorised chunks, then the strong-decay ones)
-    return 2 + (3 + 2 * 2) + (5 + 2 * 2)
+    # backward 2 (the decay rows: STORED_DECAY_ROWS; the chained state gradients and dv: _chained_backward's pick at
+    # T 300) + the qk gradients once per form (metala_core_triton's `_by_form`: the factorised chunks, then the
+    # strong-decay ones) and dv's strong-decay launch, 2 more where it recomputes the states
+    return 2 + (2 + 2 + 1) + (4 + 2 + 1)
 
 
 CONV_LAUNCHES = 3  # the forward, the backward, the sum of its weight-gradient partials (ops/partial_sums.py)
