@@ -37,7 +37,7 @@ import torch
 from .metala_core import CHUNK_SIZE
 from .metala_core_configs import kernels as _kernels
 from .metala_core_inputs import block as _block
-from .metala_core_inputs import check_inputs, token_rows  # noqa: F401 (token_rows: the tests' too)
+from .metala_core_inputs import check_inputs
 from .metala_core_inputs import gradient_rows as _gradient_rows
 from .metala_core_inputs import inputs as _inputs
 from .metala_core_inputs import sizes as _sizes
@@ -248,6 +248,16 @@ def _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch
     return state_grads, decays
 
 
+def _state_grads_by_form(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, accumulate):
+    """(the state gradients, the chunks' decays, how chunk_dv_kernel is then launched): by the chained launch where
+    `_chained_backward` takes it, which writes the factorised chunks' dv into dv_rows too (then `_strong_form`), else
+    by the updates and their scan (then `_by_form`)."""
+    if _chained_backward(sizes["NT"], batch_heads, q.device):
+        args = (q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, accumulate)
+        return (*_chained_grads(*args), _strong_form)
+    return (*_state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads), _by_form)
+
+
 def chunk_states(q, gate_logits, v, normalizer, chunk_size=CHUNK_SIZE):
     """(B, H, N, K, V) in q's dtype: the state entering each chunk, from a zero state."""
     check_inputs(q, gate_logits, v)
@@ -257,15 +267,14 @@ def chunk_states(q, gate_logits, v, normalizer, chunk_size=CHUNK_SIZE):
 
 def chunk_state_grads(q, gate_logits, d_out, scale, normalizer, chunk_size=CHUNK_SIZE):
     """(B, H, N, K, V) in q's dtype: slot n the gradient of Σ output · d_out with respect to the state entering chunk
-    n + 1 (zero in the last slot); by the backward's form (`_chained_backward`)."""
+    n + 1 (zero in the last slot); by the backward's form (`_state_grads_by_form`)."""
     check_inputs(q, gate_logits, d_out)
     # the kernel reads d out contiguous, as metala_core_bwd hands it over
     q, gate_logits, d_out, strides = _inputs(q, gate_logits, d_out.contiguous())
     sizes, batch_heads = _sizes(q, d_out, chunk_size)
-    if _chained_backward(sizes["NT"], batch_heads, q.device):  # its dv into a buffer of its own
-        dv_rows = (d_out.new_empty(d_out.shape), sizes["H"] * sizes["V"])
-        return _chained_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, False)[0]
-    return _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads)[0]
+    dv_rows = (d_out.new_empty(d_out.shape), sizes["H"] * sizes["V"])  # the chained launch's dv, unused
+    args = (q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, False)
+    return _state_grads_by_form(*args)[0]
 
 
 def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE, keep_states=False, augmentation=None):
@@ -345,14 +354,9 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
             BT=sizes["BT"], BK=_block(sizes["K"]),
         )  # fmt: skip
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
-    if _chained_backward(sizes["NT"], batch_heads, q.device):  # dv of the factorised chunks too
-        state_grads, decays = _chained_grads(
-            q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, (dv, stride_dv), accumulate
-        )
-        dv_form = _strong_form
-    else:
-        state_grads, decays = _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads)
-        dv_form = _by_form
+    state_grads, decays, dv_form = _state_grads_by_form(
+        q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, (dv, stride_dv), accumulate
+    )
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernels add to)

@@ -13,7 +13,7 @@ import pytest
 import torch
 import triton_runs
 
-from neox_metala.ops import metala_core_configs, reference
+from neox_metala.ops import metala_core_configs, metala_core_inputs, reference
 from neox_metala.ops.chunked import chunked_gla
 
 pytestmark = triton_runs.MARKS
@@ -68,7 +68,7 @@ def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False):
     if views:
         inputs = projection_views(*inputs)
         for x in inputs:  # read in place
-            assert not x.is_contiguous() and metala_core_triton.token_rows(x)[0].data_ptr() == x.data_ptr()
+            assert not x.is_contiguous() and metala_core_inputs.token_rows(x)[0].data_ptr() == x.data_ptr()
     output, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, NORMALIZER, keep_states=True)
     grads = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype))
     # with the forward's states (metala_core_triton.CHAINED_FORWARD forms them otherwise than the recomputation)
@@ -257,8 +257,6 @@ def test_qk_suffix_sums_as_tf32_products_equal_the_recurrence(seq, head_k_dim, d
     split builds whose dots are tf32, those of bf16 and fp16 inputs), here on fp32 inputs with every dot taken in
     tf32: in the interpreter, whose dots are exact, within fp32's bounds (splitting each term into its leading bits
     and the rest loses nothing there); on the GPU within fp16's (tf32 dots on fp32 operands, as fp16 inputs get)."""
-    from neox_metala.ops import metala_core_inputs
-
     use_backward_form(monkeypatch, "stored-decays")
     monkeypatch.setattr(metala_core_inputs, "precision", lambda dtype: "tf32")
     if DEVICE == "cuda":
@@ -343,7 +341,7 @@ def test_chained_forward_over_pairs_of_v_blocks_equals_the_recurrence(
 @pytest.mark.parametrize("decay", ["slow", "mild"])
 def test_states_and_their_gradients_equal_the_recurrence(decay, monkeypatch):
     """Each chunk's entering state (the scan's, and the chained forward's as kept) and its gradient (the reverse
-    scan's, and the chained backward's: metala_core_triton.CHAINED_BACKWARD) (every slot,
+    scan's, and the chained backward's of metala_core_triton.CHAINED_BACKWARD; every slot,
     T = 300: five chunks, the last one partial) against fp64. "slow": gate logits around +4 (log α ≈ −1e-3 per token,
     e^G_last ≈ 0.93), where the state carried from chunk to chunk is most of each slot: a relative error of 1e-4 in
     the decay either scan applies fails it. Stronger decays are left to the tests above: on the GPU their slots differ
@@ -468,14 +466,12 @@ def test_inputs_are_checked():
 
 def test_inputs_in_other_layouts_are_copied_to_the_kernels_layout():
     """token_rows: a view that the kernels can read keeps its storage and row stride; others are copied."""
-    from neox_metala.ops import metala_core_triton
-
     projected = torch.zeros(2, 5, 3 * 24, device=DEVICE)
     view = projected[..., 24:48].unflatten(-1, (3, 8))  # (B, T, H, D) = (2, 5, 3, 8), tokens 72 apart
-    same, stride = metala_core_triton.token_rows(view)
+    same, stride = metala_core_inputs.token_rows(view)
     assert same is view and stride == 72
     for other in (view.transpose(0, 1), view.transpose(2, 3), projected[:, ::2, :24].unflatten(-1, (3, 8))):
-        copied, stride = metala_core_triton.token_rows(other)
+        copied, stride = metala_core_inputs.token_rows(other)
         assert copied.is_contiguous() and stride == 24 and torch.equal(copied, other)
 
 
