@@ -2,7 +2,7 @@
 # The steps of a GPU call that compares trees on one machine, for a call script to source after bench/gpu_session.sh
 # has installed the stack (OUT set, the repository root the working directory). A variant is a tree of its own:
 # `git archive REV neox_metala bench | tar -x -C .gpu/variants/NAME` on this machine, carried with .gpu.
-#   ab_core NAME DIR [ARGS...]   bench/core_ncu.py --accumulate --keep-states (default --timings) in DIR
+#   ab_core NAME DIR [ARGS...]   bench/core_ncu.py --accumulate --keep-states (default --timings) in DIR, CORE_LIMIT s
 #   ab_layer NAME DIR SEQ... [--flip X]  bench/layer.py's block, metala against attention, its non-GEMM kernels
 #   ab_checks JOB...             bench/core_configs.py --check JOB (e.g. "chunk_qk_grads 13"), plain and accumulating
 #   ab_tests FILE...             pytest over the node ids in each FILE, one process per file, in parallel, their
@@ -13,7 +13,7 @@ export NEOX_METALA_KERNEL_CACHE=/tmp/cache/kernels PYTHONUNBUFFERED=1
 
 ab_core() {
     local name=$1 dir=$2; shift 2
-    (cd "$dir" && PYTHONPATH=$dir timeout 200 python3 bench/core_ncu.py --accumulate --keep-states "${@:---timings}" \
+    (cd "$dir" && PYTHONPATH=$dir timeout ${CORE_LIMIT:-200} python3 bench/core_ncu.py --accumulate --keep-states "${@:---timings}" \
         > "$OUT/core-$name.log" 2>&1)
     echo "== core $name (exit $?)"; grep -E "median| us$|^round" "$OUT/core-$name.log" | cut -c1-200
 }

@@ -233,8 +233,10 @@ def test_qk_gradients_over_channel_blocks_equal_the_recurrence(
     metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent, grads=given, accumulate=True)
     for got, prior, want in zip(given, priors, plain):
         # within fp32 rounding, not bitwise: the build may fuse its last product with the prior's addition (one FMA,
-        # one rounding: session 37's qk gradients); a prior missed, added twice or at another channel is off by O(1)
-        torch.testing.assert_close(got, prior + want, rtol=1e-6, atol=1e-6)
+        # one rounding: session 37's qk gradients), and the chained backward takes dv's prior as its first product's
+        # accumulator, so that its sums round at the prior's magnitude (~4 here: dv 3.3e-6 off on an H200, session
+        # 43); a prior missed, added twice or at another channel is off by O(1)
+        torch.testing.assert_close(got, prior + want, rtol=1e-6, atol=1e-5)
 
 
 def test_log1p_within_its_bound():
