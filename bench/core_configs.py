@@ -134,6 +134,14 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         ({"BV": 64}, 4, 1),
         ({"BV": 128}, 8, 1),
     ],
+    # the chained backward with the qk gradients (metala_core_triton.CHAINED_QK; time with --flip CHAINED_QK): #0 V
+    # blocks of 64 at 4 warps, 3 stages (sm90 bf16, accumulating: 255 registers, 56 B spilled), #1 at 8 warps (none),
+    # #2 at 4 warps, 1 stage (64 B)
+    "chained_qk_grads": [
+        ({"BV": 64, "QK_BV": 64}, 4, 3),
+        ({"BV": 64, "QK_BV": 64}, 8, 3),
+        ({"BV": 64, "QK_BV": 64}, 4, 1),
+    ],
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.
