@@ -567,6 +567,16 @@ def test_the_forward_takes_the_form_its_rule_picks(monkeypatch):
         assert triton_runs.relative_error(states, other_states.double()) <= 1e-2, seq
 
 
+@pytest.mark.parametrize(
+    "head_k_dim, head_v_dim", [(64, 64), (64, 96), (48, 64)], ids=["K64-V64", "K64-V96", "K48-V64"]
+)
+def test_chained_qk_channel_shares_equal_the_recurrence(head_k_dim, head_v_dim, monkeypatch):
+    """metala_core_triton.CHAINED_QK where a chunk has more V blocks (here of the interpreter's 16) than two: four
+    channel shares (V 64), V blocks past the last share (V 96: six blocks, four shares), a share past K (K 48)."""
+    use_backward_form(monkeypatch, "chained-qk")
+    check(torch.float32, 1, 70, 2, head_k_dim, head_v_dim, "mixed")
+
+
 def test_chained_qk_backward_forms_dq_in_the_chained_launch(monkeypatch):
     """metala_core_triton.CHAINED_QK: the chained launch forms dq and d gate logits of the factorised chunks, so the
     backward writes no decay rows, runs in one batch slice, and launches the qk-gradient kernel for the chunks of
