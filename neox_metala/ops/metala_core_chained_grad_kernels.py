@@ -141,9 +141,8 @@ def chained_qk_grads_kernel(
         )  # fmt: skip
     if position > 0:
         i_bh, i_v = chain // NV, chain % NV
-        for other in range(NV):  # acquires, as `_wait_for_state`'s
-            while tl.atomic_add(flags + (position - 1) * BH * NV + i_bh * NV + other, 0, sem="acquire") == 0:
-                pass
+        for other in range(NV):  # every V block's program of position − 1
+            _wait_for_state(flags, i_bh * NV + other, position, BH, NV)
         n = NT - position  # the chunk of position − 1
         _chunk_grads(
             q, gate_logits, v, d_out, states, state_grads, q, dq, d_gate_logits, aug_da, aug_w, scale, stride_q,

@@ -305,10 +305,9 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     return out, (states if keep_states else None)
 
 
-def _stores_rows(sizes, batch, device) -> bool:
-    """Whether the backward reads the decay rows (STORED_DECAY_ROWS): not where its chained launch forms dq and d gate
-    logits (CHAINED_QK), decided on the whole batch, as the slices then are."""
-    return STORED_DECAY_ROWS and not (CHAINED_QK and _chained_backward(sizes["NT"], batch * sizes["H"], device))
+def _chained_qk(sizes, batch_heads, device) -> bool:
+    """Whether the chained backward forms dq and d gate logits too (CHAINED_QK): then no decay rows, no slices."""
+    return CHAINED_QK and _chained_backward(sizes["NT"], batch_heads, device)
 
 
 STORED_ROWS_BYTES = 128 * 2**20
@@ -334,7 +333,8 @@ def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, ch
     sizes, _ = _sizes(q, v, chunk_size)
     batch = q.shape[0]
     # one sequence's share of _backward_slice's fp32 rows, (B·H, N·BT, K)
-    per_batch = sizes["H"] * sizes["NT"] * chunk_size * sizes["K"] * 4 if _stores_rows(sizes, batch, q.device) else 0
+    decay_rows = STORED_DECAY_ROWS and not _chained_qk(sizes, batch * sizes["H"], q.device)  # as the slice decides
+    per_batch = sizes["H"] * sizes["NT"] * chunk_size * sizes["K"] * 4 if decay_rows else 0
     step = max(1, min(batch, STORED_ROWS_BYTES // per_batch)) if per_batch else batch
     for start in range(0, batch, step):
         part = slice(start, start + step)
@@ -352,8 +352,8 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     sizes, batch_heads = _sizes(q, v, chunk_size)
     if states is None:
         states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)[0]
-    stored = _stores_rows(sizes, batch_heads // sizes["H"], q.device)
-    fused = CHAINED_QK and _chained_backward(sizes["NT"], batch_heads, q.device)
+    fused = _chained_qk(sizes, batch_heads, q.device)
+    stored = STORED_DECAY_ROWS and not fused
     stride_q, stride_g = strides["stride_q"], strides["stride_g"]
     cums = q  # a placeholder that no kernel reads, unless stored
     if stored:  # each chunk's G per token (fp32)
