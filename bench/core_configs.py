@@ -134,20 +134,6 @@ CANDIDATES = {  # kernel name in metala_core_triton._kernels() -> [(constexprs, 
         ({"BV": 64}, 4, 1),
         ({"BV": 128}, 8, 1),
     ],
-    # the chained backward with the qk gradients (metala_core_triton.CHAINED_QK; time with --flip CHAINED_QK), sm90
-    # bf16 builds (accumulating, self-augmentation): #0 V blocks of 64 at 4 warps, 3 stages (255 registers, 56 B
-    # spilled; two programs per SM), #1 at 8 warps (none; one), #2 at 4 warps, 1 stage (64 B); V blocks of 32 (four
-    # chains per batch·head, the qk gradients' channels in four shares of 16): #3 at 8 warps capped at 128 registers
-    # (40 B, 4,160 instructions; two programs of 8 warps per SM), #4 at 4 warps (239 registers, none); #5 V blocks of
-    # 64 at 8 warps capped at 128 (496 B; two per SM)
-    "chained_qk_grads": [
-        ({"BV": 64, "QK_BV": 64}, 4, 3),
-        ({"BV": 64, "QK_BV": 64}, 8, 3),
-        ({"BV": 64, "QK_BV": 64}, 4, 1),
-        ({"BV": 32, "QK_BV": 64}, 8, 3, 128),
-        ({"BV": 32, "QK_BV": 64}, 4, 3),
-        ({"BV": 64, "QK_BV": 64}, 8, 3, 128),
-    ],
 }
 # (shape B, T, H, K, V; dtype; logit shift; outputs compared). A strong decay (shift -200) takes the exact branch;
 # its d log α (so d logits) is a difference of terms ~1e5 times larger than itself (rounding noise): left out there.
@@ -244,7 +230,7 @@ def force(chosen: dict[str, tuple]) -> None:
     metala_core_triton._kernels = lambda: kernels
 
 
-FLAGS = ("STORED_DECAY_ROWS", "CHAINED_QK")  # metala_core_triton's switches between backward forms
+FLAGS = ("STORED_DECAY_ROWS",)  # metala_core_triton's switches between backward forms
 
 
 def time_flipped(flag: str, timed, label: str) -> float:

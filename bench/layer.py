@@ -42,7 +42,7 @@ GEMM_MARKERS = ("gemm", "xmma", "cutlass", "nvjet", "cublas", "sm90_", "wgmma")
 # fla's core kernels (the fused path), then MetaLA's own (ops/metala_core_kernels.py, metala_core_grad_kernels.py)
 CORE_MARKERS = ("chunk_gla", "chunk_fwd", "chunk_bwd", "chunk_local_cumsum", "gla_")
 CORE_MARKERS += ("state_updates", "state_grad_updates", "scan_kernel", "output_kernel", "chunk_grads", "chunk_dv")
-CORE_MARKERS += ("decay_rows", "chained_kernel", "chained_grads_kernel", "chained_qk_grads")
+CORE_MARKERS += ("decay_rows", "chained_kernel", "chained_grads_kernel")
 CONV_MARKERS = ("conv_forward_kernel", "conv_backward_kernel", "causal_conv")
 
 

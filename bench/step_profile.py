@@ -39,7 +39,7 @@ CLASSES = (
     # fla's kernels, then MetaLA's own (ops/metala_core_kernels.py, ops/short_conv_kernels.py)
     ("metala core", ("chunk", "gla", "recurrent", "conv1d", "causal_conv", "cumsum", "fwd_kernel", "bwd_kernel")),
     ("metala core", ("state_updates", "state_grad_updates", "scan_kernel", "output_kernel", "conv_forward_kernel")),
-    ("metala core", ("conv_backward_kernel", "chained_", "decay_rows")),  # chained_kernel, chained_(qk_)grads_kernel
+    ("metala core", ("conv_backward_kernel", "chained_kernel", "chained_grads_kernel", "decay_rows")),
 )
 
 

@@ -1,4 +1,4 @@
-"""Triton kernels of the core's state gradients and dv in one launch (ops/metala_core_triton.py's CHAINED_BACKWARD):
+"""Triton kernel of MetaLA's core's state gradients and dv in one launch (ops/metala_core_triton.py's CHAINED_BACKWARD):
 the chunks' state-gradient updates, the reverse scan over chunks and dv, which ops/metala_core_kernels.py and
 metala_core_grad_kernels.py take as three launches that write and read the (B·H, N, K, V) buffer of state gradients
 three times and read it once more for dv. The mirror of ops/metala_core_chained_kernels.py's forward, whose module
@@ -16,10 +16,6 @@ dh_n = e^G_last ⊙ dh_n+1 + W_n for chunk n − 1, stores dh_n+1 in the inputs'
 Chunks of strong decay: their W is exact in any form (e^G ≤ 1) and chained here; their dv is masked as in
 chunk_dv_kernel's factorised launch and written by its strong launch.
 
-chained_qk_grads_kernel (ops/metala_core_triton.py's CHAINED_QK) is the same chain, whose programs then do the
-qk-gradient kernel's work on the chunk one position back, whose state gradient is complete by then: the backward's
-dq and d gate logits without a launch, a rows buffer or batch slices of their own.
-
 Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
 """
 
@@ -29,10 +25,8 @@ import triton
 import triton.language as tl
 
 from .metala_core_chained_kernels import _carried_state, _publish, _release, _wait_for_state
-from .metala_core_grad_kernels import _chunk_grads
 from .metala_core_kernels import (
     _chunk_decay,
-    _chunk_decays,
     _decay_ptrs,
     _exp,
     _load_tokens,
@@ -46,16 +40,19 @@ from .metala_core_kernels import (
 
 
 @triton.jit
-def _chain_step(
+def chained_grads_kernel(
     q, gate_logits, d_out, state_grads, decays, dv, carried, flags, scale, stride_q, stride_g, stride_dv,
-    normalizer, T, NT, BH, position, chain, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
-    BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr,
-    STORED_FLAG: tl.constexpr,
+    normalizer, T, NT, BH, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
+    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr,
 ):  # fmt: skip
-    """`chained_grads_kernel`'s program at chain position `position` of chain `chain` (batch·head, V block). With
-    STORED_FLAG its flag is raised once dh_n+1 and e^G_last are stored (the last position's too), not as soon as dh_n
-    is published: the flag then also says that what this program stores is there."""
+    """dv of every chunk but those of strong decay (added to what dv holds if ACCUMULATE), dh_n+1 into state_grads[n]
+    (the inputs' dtype; zero in the last slot), e^G_last into decays[n]. The decay terms formed from the gate logits:
+    read from decay_rows_kernel's rows instead (as chunk_dv_kernel's STORED), the sm90 bf16 build at BV 128 and 4
+    warps spilled 880 B instead of 56 (all loads issued first). carried: (B·H, 2, K, V) fp32; flags: int32, at least
+    N·B·H·⌈V / BV⌉, zero. Grid (N·B·H·⌈V / BV⌉,), position-major."""
     NV: tl.constexpr = (V + BV - 1) // BV  # chains per batch·head
+    pid = tl.program_id(0)
+    position, chain = pid // (BH * NV), pid % (BH * NV)
     n = NT - 1 - position
     i_bh, i_v = chain // NV, chain % NV
     i_b, i_h = i_bh // H, i_bh % H
@@ -81,71 +78,10 @@ def _chain_step(
     _wait_for_state(flags, chain, position, BH, NV)
     state_grad = _carried_state(carried, i_bh, position, K, V, col, BK, BV)
     _publish(carried, state_grad, update, chunk_decays, i_bh, position, NT, K, V, col, BK, BV)
-    if not STORED_FLAG:
-        _release(flags, chain, position, NT, BH, NV)
+    _release(flags, chain, position, NT, BH, NV)
     _store_state(state_grads, state_grad, i_bh, n, NT, K, V, 0, col, BK, BV)
     if i_v == 0:
         ptrs, mask = _decay_ptrs(decays, i_bh, n, NT, K, 0, BK)
         tl.store(ptrs, chunk_decays, mask=mask)
-    if STORED_FLAG:
-        _release(flags, chain, position, NT + 1, BH, NV)  # NT + 1: the last position's flag too
     acc = tl.dot(key_to_end, state_grad.to(key_to_end.dtype), acc, input_precision=PRECISION)
     _store_tokens(dv, acc, i_b, i_h, n, T_store, stride_dv, V, col, BT, BV, False)
-
-
-@triton.jit
-def chained_grads_kernel(
-    q, gate_logits, d_out, state_grads, decays, dv, carried, flags, scale, stride_q, stride_g, stride_dv,
-    normalizer, T, NT, BH, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
-    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr,
-):  # fmt: skip
-    """dv of every chunk but those of strong decay (added to what dv holds if ACCUMULATE), dh_n+1 into state_grads[n]
-    (the inputs' dtype; zero in the last slot), e^G_last into decays[n]. The decay terms formed from the gate logits:
-    read from decay_rows_kernel's rows instead (as chunk_dv_kernel's STORED), the sm90 bf16 build at BV 128 and 4
-    warps spilled 880 B instead of 56 (all loads issued first). carried: (B·H, 2, K, V) fp32; flags: int32, at least
-    N·B·H·⌈V / BV⌉, zero. Grid (N·B·H·⌈V / BV⌉,), position-major."""
-    NV: tl.constexpr = (V + BV - 1) // BV
-    pid = tl.program_id(0)
-    _chain_step(
-        q, gate_logits, d_out, state_grads, decays, dv, carried, flags, scale, stride_q, stride_g, stride_dv,
-        normalizer, T, NT, BH, pid // (BH * NV), pid % (BH * NV), H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE,
-        False,
-    )  # fmt: skip
-
-
-@triton.jit
-def chained_qk_grads_kernel(
-    q, gate_logits, v, d_out, states, state_grads, decays, dv, dq, d_gate_logits, aug_da, aug_w, carried, flags,
-    scale, stride_q, stride_g, stride_v, stride_dv, stride_dq, stride_dg, normalizer, T, NT, BH, H: tl.constexpr,
-    K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
-    BF16: tl.constexpr, ACCUMULATE: tl.constexpr, QK_BV: tl.constexpr, AUG: tl.constexpr = False,
-):  # fmt: skip
-    """`chained_grads_kernel`'s work, and the qk-gradient kernel's on the chunk one position back along the chain
-    (ops/metala_core_triton.py's CHAINED_QK), whose V blocks' programs have all stored their parts of its state
-    gradient by the time their flags are up: each program forms dq and d gate logits of its share of that chunk's
-    channels (`chunk_grads_kernel`'s K_SPLIT, as many shares as V blocks rounded down to a power of 2, its V loop in
-    blocks of QK_BV) from h (states, the forward's), dh and the decay terms formed from the gate logits. So the
-    backward needs neither decay_rows_kernel's rows nor a launch of its own for dq and d gate logits. A program waits
-    only for lower-numbered ones (chained_kernel's rule). Chunks of strong decay: their dq and d gate logits masked,
-    as in chunk_grads_kernel's factorised launch. flags: as chained_grads_kernel's, one more position's worth. Grid
-    ((N + 1)·B·H·⌈V / BV⌉,): the last position's programs take chunk 0's dq and d gate logits only."""
-    NV: tl.constexpr = (V + BV - 1) // BV
-    SHARES: tl.constexpr = 1 if NV < 2 else (2 if NV < 4 else (4 if NV < 8 else 8))  # a power of 2, at most NV
-    BKS: tl.constexpr = max(BK // SHARES, 16)
-    pid = tl.program_id(0)
-    position, chain = pid // (BH * NV), pid % (BH * NV)
-    if position < NT:
-        _chain_step(
-            q, gate_logits, d_out, state_grads, decays, dv, carried, flags, scale, stride_q, stride_g, stride_dv,
-            normalizer, T, NT, BH, position, chain, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, True,
-        )  # fmt: skip
-    if position > 0:
-        i_bh, i_v = chain // NV, chain % NV
-        for other in range(NV):  # every V block's program of position − 1
-            _wait_for_state(flags, i_bh * NV + other, position, BH, NV)
-        n = NT - position  # the chunk of position − 1
-        _chunk_grads(
-            q, gate_logits, v, d_out, states, state_grads, q, dq, d_gate_logits, aug_da, aug_w, scale, stride_q,
-            stride_g, stride_v, stride_dq, stride_dg, normalizer, T, _chunk_decays(decays, i_bh, n, NT, K, BK), NT, n,
-            i_bh, i_v * BKS, H, K, V, BT, BKS, QK_BV, PRECISION, BF16, ACCUMULATE, False, True, AUG, SHARES > 1,
-        )  # fmt: skip

@@ -33,13 +33,6 @@ def qk_split_prune(configs, named_args, **kwargs):
     return [c for c in configs if c.num_warps >= 8 or "K_SPLIT" not in c.kwargs or v > c.kwargs["BV"]]
 
 
-def chained_qk_prune(configs, named_args, **kwargs):
-    """chained_qk_grads_kernel's configurations for one launch, less the 4-warp ones whose qk V loop would run once
-    (V <= QK_BV: `qk_split_prune`'s miscompile, the same split of the channels)."""
-    v = {**named_args, **kwargs}["V"]
-    return [c for c in configs if c.num_warps >= 8 or v > c.kwargs["QK_BV"]] or configs[-1:]
-
-
 @functools.cache
 def kernels():
     """The kernels, autotuned over a few configurations each (each one compiles on first use of a shape)."""
@@ -143,16 +136,6 @@ def kernels():
     # forward's V_STEPS) were slower on an H200 (session 42: 797 µs per step capped at 168, 842 uncapped, against 770
     # for BV 128 at 4 warps, the autotuner's pick at the block's shape).
     chained_grads_blocks = [({"BV": 16}, 4, 1), ({"BV": 128}, 4, 1), ({"BV": 64}, 4, 1), ({"BV": 128}, 8, 1)]
-    # The chained backward with the qk gradients (metala_core_triton.CHAINED_QK), V blocks of BV for the chain and dv,
-    # of QK_BV for the qk gradients' V loop; the first at the interpreter's V = 32 (two of each). sm90 bf16 builds
-    # (accumulating, self-augmentation; session 43, not yet timed): BV 64 at 4 warps and 3 stages 255 registers, 56 B
-    # spilled, 64 KB of shared memory (two programs per SM); at 8 warps none spilled (one); BV 128 at 4 warps (the
-    # unsplit qk gradients) 792 B. The 4-warp build where the qk gradients' V loop runs once: `chained_qk_prune`.
-    chained_qk_blocks = [
-        ({"BV": 16, "QK_BV": 16}, 4, 1),
-        ({"BV": 64, "QK_BV": 64}, 4, 3),
-        ({"BV": 64, "QK_BV": 64}, 8, 3),
-    ]
     # Timing a configuration runs the kernel again: with ACCUMULATE (ops/mixer_op.py) each run would add into the
     # gradients once more, so the autotuner restores them (a copy at tuning time only)
     grads = dict(key=key, restore_value=["dq", "d_gate_logits"])
@@ -174,13 +157,6 @@ def kernels():
         "chained_grads": triton.autotune(
             configs(chained_grads_blocks), key=key, reset_to_zero=["flags"], restore_value=["dv"]
         )(chained_grad_kernels.chained_grads_kernel),
-        "chained_qk_grads": triton.autotune(
-            configs(chained_qk_blocks),
-            key=key,
-            reset_to_zero=["flags"],
-            restore_value=["dv", "dq", "d_gate_logits"],
-            prune_configs_by={"early_config_prune": chained_qk_prune},
-        )(chained_grad_kernels.chained_qk_grads_kernel),
         "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
         # sm90 bf16 builds: 96 registers at 4 warps, 62 at 8 (250 at 2)
         "decay_rows": triton.autotune(configs([({}, 4, 1), ({}, 8, 1)]), key=["NT", "H", "K"])(

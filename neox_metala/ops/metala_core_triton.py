@@ -46,36 +46,52 @@ from .triton_launch import launch
 STORED_DECAY_ROWS = True
 """The backward's decay rows: each chunk's G per token (fp32, one B·T·H·K buffer, 34 MB per layer at B8 T2048 H8
 K64, freed with the backward), written by decay_rows_kernel at the memory's rate and read by the qk-gradient kernel
-instead of formed again there (logsigmoid's series and a scan along the chunk: 6,248 against 4,944 sm90
-instructions), which takes the log decay as G's steps (G_t − G_t−1, the row before read again from the cache).
-H200, B32 T2048 H16: core f+b 3.19 ms against 3.45 formed (sessions 27-28, docs/benchmarks.md). Read at every
-backward, so that a benchmark can time both forms in one process."""
+instead of formed again there (logsigmoid's series, a scan along the chunk; its sm90 bf16 build 4,944 instructions
+instead of 6,248), which takes the log decay as G's steps (G_t − G_t−1, the row before read again from the cache).
+H200, B32 T2048 H16: core f+b 3.40 ms against 3.45 formed (session 27); the log decay stored as a second buffer
+until session 28, at 3.33 ms against 3.19 now (the rows kernel 170 -> 118 µs per step, two batch slices instead of
+four). The state-gradient updates stored the rows until session 27, at 0.57 instead of 0.31 ms (219 registers
+against 128); dv forms them unless DV_READS_ROWS. Read at every backward, so that a benchmark can time both forms
+in one process."""
 
 
 FAST_EXP = True
-"""The core kernels' e^x by libdevice's fast_expf (ex2.approx.ftz: results below 2^-126 flushed to zero, e.g.
-logsigmoid(x) = 0 instead of ≈ −e^−x for gate logits x > 87) instead of tl.exp, whose subnormal handling takes ~3
-more instructions per element (sm90 builds: 8-12% fewer instructions per kernel; H200, B32 T2048 H16, session 29:
-core f+b 3.174 -> 3.058 ms). Read when ops/metala_core_kernels.py is imported (the first kernel launch), never in
-the interpreter (no libdevice)."""
+"""The core kernels' e^x by libdevice's fast_expf (ex2.approx.ftz: results below 2^-126 flushed to zero; the largest
+change is logsigmoid(x) = 0 instead of ≈ −e^−x for gate logits x > 87, a key below 1e-38 instead of a subnormal one)
+instead of tl.exp (ex2.approx.f32, whose subnormal handling takes ~3 more instructions per element). sm90 bf16
+builds, session 28: qk gradients 3,256 -> 2,936 instructions, output 3,504 -> 3,104, dv 3,648 -> 3,232, state
+updates 2,616 -> 2,304, state-gradient updates 2,360 -> 2,144, registers within each build's budget. Read when
+ops/metala_core_kernels.py is imported (the first kernel launch), never in the interpreter (no libdevice). H200, B32
+T2048 H16 (session 29, with DV_READS_ROWS): core f+b 3.174 -> 3.058 ms; block 13.76 / 13.75 -> 13.55 ms
+(bench/layer.py --flip, bench/core_ncu.py --flip; bench/core_sass.py --fast-exp for the builds)."""
 
 
 DV_READS_ROWS = True
-"""dv's decay terms read from the backward's rows of G (STORED_DECAY_ROWS) instead of formed from the gate logits:
-the logsigmoid series and the in-chunk scan gone from the kernel for a read of 16 KB instead of 8 per chunk and head
-(sm90, 4 warps, BV 128: 3,232 -> 2,528 instructions; H200, session 29: dv 250 -> 226 µs per call). Read at every
-backward."""
+"""dv's decay terms read from the backward's rows of G (STORED_DECAY_ROWS; the log decay as G's steps) instead of
+formed from the gate logits: the logsigmoid series and the in-chunk scan gone from the kernel for a read of 16 KB
+instead of 8 per chunk and head. sm90 bf16 builds (session 28): at 4 warps, BV 128, accumulating, 3,648 -> 3,072
+instructions (246 -> 237 registers; with FAST_EXP 3,232 -> 2,528), under the 168 cap with V_STEPS 2: 3,440 -> 2,128
+(32 B spilled; with FAST_EXP 1,784 and none). Until session 28 the rows were two buffers, and reading both spilled.
+H200 (session 29): dv 250 -> 226 µs per call with FAST_EXP. Read at every backward."""
 
 
 QK_K_SPLIT = True
 """The qk-gradient kernel's autotuner is also offered configurations that split each chunk's channels over K_SPLIT
 programs (ops/metala_core_configs.py's QK_K_SPLIT_BLOCKS; `chunk_grads_kernel`'s K_SPLIT): the unsplit kernel runs
-one 8-warp program per SM at 255 registers and is latency-bound (ncu, session 19: 0.41 eligible warps per scheduler).
-A channel's gradients depend on the others only through the chunk's do vᵀ, which each program forms again, reading
-v and do once more from the L2 (the kernel orders a chunk's programs one after another). H200, B32 T2048 H16 bf16
-(sessions 31-32): K_SPLIT 2 at 4 warps 1,294 -> 1,215 µs per step, the block 0.896 -> 0.884 of attention's at T 2048.
-Its bf16 miscompile where the V loop runs once: `metala_core_configs.qk_split_prune`. False: the unsplit
-configurations only. Read when the autotuners are built (the first launch)."""
+one 8-warp program per SM at 255 registers and is latency-bound (ncu, session 19: 0.41 eligible warps per scheduler,
+29% of issue slots busy; 2 x 643 µs per step against 408 at the copy rate, session 29). Every channel's gradients
+depend on the others only through the chunk's scores' gradient do vᵀ, which each program forms again (a 64x64x128
+product), so a split costs v's and do's reads once more per program (32 of the ~104 KB per chunk and head), served
+from the L2 when a chunk's programs run one after another (the kernel orders them so). H200 (sessions 31-32, B32 T2048
+H16 bf16, accumulating): K_SPLIT 2 at 4 warps (two programs per SM) 1,294-1,305 -> 1,210-1,220 µs per step, the core
+f+b 3.06 -> 2.97-2.99 ms, in the block 1.38 -> 1.26 ms at T 2048 and 1.41 -> 1.29 at 8192 (kernel time -0.18 and
+-0.24 ms per step; block 0.896 -> 0.884 and 0.526 -> 0.522 of the attention block's, in two calls); at 8 warps, K_SPLIT
+4, 4 stages or capped at 168 registers (three programs per SM), slower (1,237-1,971). That 4-warp build is
+miscompiled in bf16 where its V loop runs once (V <= BV: wrong dq and d gate logits, sanitizer-clean; autotuned, an
+illegal address in session 31), which `metala_core_configs.qk_split_prune` leaves out; at the model's V 128 it equals
+the unsplit kernel (dq bitwise) at the block's and the model's shapes over 3,000 launches each, and
+compute-sanitizer finds nothing (session 33). False: the unsplit configurations only.
+Read when the autotuners are built (the first launch)."""
 
 
 CHAINED_FORWARD = os.environ.get("NEOX_METALA_CHAINED_FORWARD", "auto")
@@ -97,13 +113,6 @@ updates, the reverse scan over them and dv's two launches. "auto" (default): by 
 three launches (388 µs per slice against 117 + 71 + 219); B8 T8192 (two slices of 64 chains of 128 chunks, where the
 rule takes the three launches) 421 against 414 µs forced. In bench/layer.py's block at T 2048: 0.836-0.861 ms per
 step against 0.877 for the three kernels (session 41)."""
-
-CHAINED_QK = False
-"""Where the backward takes the chained launch, that launch also forms the factorised chunks' dq and d gate logits
-(ops/metala_core_chained_grad_kernels.py's chained_qk_grads_kernel), their decay terms formed from the gate logits:
-no decay rows, one batch slice, no factorised launch of the qk-gradient kernel. Written in session 43 (sm90 bf16 at
-4 warps: 255 registers, 56 B spilled, 6,872 instructions against 3,192 + 2,696 for the two kernels), not yet timed.
-Read at every backward."""
 
 CHAINED_UNHIDDEN_CHUNKS = 48
 """Up to this many chunks per chain the chained forward is the faster even where its chains are too few to hide their
@@ -178,9 +187,9 @@ def _scan_buffers(q, sizes, batch_heads):
 
 def _chain_buffers(q, sizes, batch_heads):
     """A chained launch's (B·H, 2, K, V) fp32 carried sums and its flags, zero: one per (chunk, chain) for every V
-    block width the autotuner may pick (at least 16), and one more chunk's (chained_qk_grads_kernel's)."""
+    block width the autotuner may pick (at least 16)."""
     carried = q.new_empty(batch_heads, 2, sizes["K"], sizes["V"], dtype=torch.float32)
-    flags = torch.zeros((sizes["NT"] + 1) * batch_heads * -(-sizes["V"] // 16), dtype=torch.int32, device=q.device)
+    flags = torch.zeros(sizes["NT"] * batch_heads * -(-sizes["V"] // 16), dtype=torch.int32, device=q.device)
     return carried, flags
 
 
@@ -211,30 +220,19 @@ def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     return states, decays
 
 
-def _chained_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, accumulate,
-                   qk=None):  # fmt: skip
+def _chained_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, accumulate):
     """(the state gradients, the chunks' decays) as `_state_grads`', by ops/metala_core_chained_grad_kernels.py's
     kernel, which also writes the factorised chunks' dv into dv_rows (a tensor and its row stride; added to if
-    accumulate). `qk`: (v, states, dq, d gate logits, aug da, aug w, stride_dq, stride_dg, aug): the kernel that also
-    writes their dq and d gate logits (CHAINED_QK)."""
+    accumulate)."""
     state_grads, decays = _scan_buffers(q, sizes, batch_heads)
     carried, flags = _chain_buffers(q, sizes, batch_heads)
-    blocks = dict(BH=batch_heads, BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
-    chains = lambda meta: batch_heads * -(-sizes["V"] // meta["BV"])  # noqa: E731
-    if qk is None:
-        launch(
-            _kernels()["chained_grads"], lambda meta: (sizes["NT"] * chains(meta),),
-            q, gate_logits, d_out, state_grads, decays, dv_rows[0], carried, flags, scale, strides["stride_q"],
-            strides["stride_g"], dv_rows[1], normalizer, **sizes, **blocks,
-        )  # fmt: skip
-    else:
-        v, states, dq, d_gate_logits, aug_da, aug_w, stride_dq, stride_dg, aug = qk
-        launch(
-            _kernels()["chained_qk_grads"], lambda meta: ((sizes["NT"] + 1) * chains(meta),),
-            q, gate_logits, v, d_out, states, state_grads, decays, dv_rows[0], dq, d_gate_logits, aug_da, aug_w,
-            carried, flags, scale, strides["stride_q"], strides["stride_g"], strides["stride_v"], dv_rows[1],
-            stride_dq, stride_dg, normalizer, **sizes, **blocks, AUG=aug,
-        )  # fmt: skip
+    launch(
+        _kernels()["chained_grads"],
+        lambda meta: (sizes["NT"] * batch_heads * -(-sizes["V"] // meta["BV"]),),
+        q, gate_logits, d_out, state_grads, decays, dv_rows[0], carried, flags, scale, strides["stride_q"],
+        strides["stride_g"], dv_rows[1], normalizer, **sizes, BH=batch_heads, BK=_block(sizes["K"]),
+        BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate,
+    )  # fmt: skip
     return state_grads, decays
 
 
@@ -250,13 +248,12 @@ def _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch
     return state_grads, decays
 
 
-def _state_grads_by_form(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, accumulate,
-                         qk=None):  # fmt: skip
+def _state_grads_by_form(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, accumulate):
     """(the state gradients, the chunks' decays, how chunk_dv_kernel is then launched): by the chained launch where
-    `_chained_backward` takes it, which writes the factorised chunks' dv into dv_rows too (then `_strong_form`; with
-    `qk`, `_chained_grads`', their dq and d gate logits too), else by the updates and their scan (then `_by_form`)."""
+    `_chained_backward` takes it, which writes the factorised chunks' dv into dv_rows too (then `_strong_form`), else
+    by the updates and their scan (then `_by_form`)."""
     if _chained_backward(sizes["NT"], batch_heads, q.device):
-        args = (q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, accumulate, qk)
+        args = (q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, accumulate)
         return (*_chained_grads(*args), _strong_form)
     return (*_state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads), _by_form)
 
@@ -305,11 +302,6 @@ def metala_core_fwd(q, gate_logits, v, scale, normalizer, chunk_size=CHUNK_SIZE,
     return out, (states if keep_states else None)
 
 
-def _chained_qk(sizes, batch_heads, device) -> bool:
-    """Whether the chained backward forms dq and d gate logits too (CHAINED_QK): then no decay rows, no slices."""
-    return CHAINED_QK and _chained_backward(sizes["NT"], batch_heads, device)
-
-
 STORED_ROWS_BYTES = 128 * 2**20
 """The backward runs in batch slices whose STORED_DECAY_ROWS buffer takes at most about this much: at the block
 benchmark's B32 T2048 H16 the rows of the whole batch (then two buffers, 537 MB) were all alive at the backward's
@@ -333,9 +325,8 @@ def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, ch
     sizes, _ = _sizes(q, v, chunk_size)
     batch = q.shape[0]
     # one sequence's share of _backward_slice's fp32 rows, (B·H, N·BT, K)
-    decay_rows = STORED_DECAY_ROWS and not _chained_qk(sizes, batch * sizes["H"], q.device)  # as the slice decides
-    per_batch = sizes["H"] * sizes["NT"] * chunk_size * sizes["K"] * 4 if decay_rows else 0
-    step = max(1, min(batch, STORED_ROWS_BYTES // per_batch)) if per_batch else batch
+    per_batch = sizes["H"] * sizes["NT"] * chunk_size * sizes["K"] * 4 if STORED_DECAY_ROWS else 0
+    step = max(1, min(batch, STORED_ROWS_BYTES // max(per_batch, 1)))
     for start in range(0, batch, step):
         part = slice(start, start + step)
         _backward_slice(
@@ -352,8 +343,7 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     sizes, batch_heads = _sizes(q, v, chunk_size)
     if states is None:
         states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)[0]
-    fused = _chained_qk(sizes, batch_heads, q.device)
-    stored = STORED_DECAY_ROWS and not fused
+    stored = STORED_DECAY_ROWS
     stride_q, stride_g = strides["stride_q"], strides["stride_g"]
     cums = q  # a placeholder that no kernel reads, unless stored
     if stored:  # each chunk's G per token (fp32)
@@ -364,15 +354,13 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
             BT=sizes["BT"], BK=_block(sizes["K"]),
         )  # fmt: skip
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
-    aug = (q, q) if augmentation is None else augmentation  # placeholders without
-    qk = (v, states, dq, d_gate_logits, *aug, stride_dq, stride_dg, augmentation is not None) if fused else None
     state_grads, decays, dv_form = _state_grads_by_form(
-        q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, (dv, stride_dv), accumulate, qk
+        q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, (dv, stride_dv), accumulate
     )
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
-    aug = (decays, decays) if augmentation is None else augmentation
+    aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernels add to)
-    (_strong_form if fused else _by_form)(
+    _by_form(
         _kernels()["chunk_qk_grads"], lambda meta: (sizes["NT"], batch_heads, meta.get("K_SPLIT", 1)),
         q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, *aug, scale,
         **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks, STORED=stored,

@@ -114,21 +114,16 @@ SMALL = [
 GPU_ONLY = pytest.mark.skipif(DEVICE != "cuda", reason="larger shapes and bf16: GPU only")
 
 
-# (metala_core_triton.STORED_DECAY_ROWS, CHAINED_BACKWARD, CHAINED_QK)
-BACKWARD_FORMS = {
-    "formed-decays": (False, "0", False),
-    "stored-decays": (True, "auto", False),
-    "chained-qk": (True, "1", True),
-}
+# (metala_core_triton.STORED_DECAY_ROWS, CHAINED_BACKWARD)
+BACKWARD_FORMS = {"formed-decays": (False, "0"), "stored-decays": (True, "auto")}
 
 
 def use_backward_form(monkeypatch, name):
     from neox_metala.ops import metala_core_triton
 
-    stored, chained, chained_qk = BACKWARD_FORMS[name]
+    stored, chained = BACKWARD_FORMS[name]
     monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
     monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", chained)
-    monkeypatch.setattr(metala_core_triton, "CHAINED_QK", chained_qk)
 
 
 @pytest.fixture(params=list(BACKWARD_FORMS))
@@ -136,8 +131,7 @@ def backward_form(request, monkeypatch):
     """The backward as shipped (the qk gradients' decay terms read as decay_rows_kernel stored them, the state
     gradients and dv by the form metala_core_triton._chained_backward picks: the chained launch in the interpreter
     and at these tests' sizes), or with those terms formed again and the state gradients and dv by the three
-    launches (metala_core_triton.STORED_DECAY_ROWS and CHAINED_BACKWARD), or with dq and d gate logits formed by the
-    chained launch too (CHAINED_QK, its decay terms formed: no rows)."""
+    launches (metala_core_triton.STORED_DECAY_ROWS and CHAINED_BACKWARD)."""
     use_backward_form(monkeypatch, request.param)
 
 
@@ -518,7 +512,7 @@ def test_autotuning_every_configuration_keeps_the_results_exact(k_split, monkeyp
 
     monkeypatch.setattr(metala_core_triton, "QK_K_SPLIT", k_split)
     with triton_runs.every_config_timed_twice(monkeypatch):
-        for form, chained in zip(BACKWARD_FORMS, ("0", "1", "1")):  # both forward and every backward form too
+        for form, chained in zip(BACKWARD_FORMS, ("0", "1")):  # both forward and both backward forms too
             use_backward_form(monkeypatch, form)
             monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", chained)
             monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", chained)
@@ -565,34 +559,6 @@ def test_the_forward_takes_the_form_its_rule_picks(monkeypatch):
         monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", "auto")
         assert triton_runs.relative_error(out, other_out.double()) <= 1e-2, seq
         assert triton_runs.relative_error(states, other_states.double()) <= 1e-2, seq
-
-
-@pytest.mark.parametrize(
-    "head_k_dim, head_v_dim", [(64, 64), (64, 96), (48, 64)], ids=["K64-V64", "K64-V96", "K48-V64"]
-)
-def test_chained_qk_channel_shares_equal_the_recurrence(head_k_dim, head_v_dim, monkeypatch):
-    """metala_core_triton.CHAINED_QK where a chunk has more V blocks (here of the interpreter's 16) than two: four
-    channel shares (V 64), V blocks past the last share (V 96: six blocks, four shares), a share past K (K 48)."""
-    use_backward_form(monkeypatch, "chained-qk")
-    check(torch.float32, 1, 70, 2, head_k_dim, head_v_dim, "mixed")
-
-
-def test_chained_qk_backward_forms_dq_in_the_chained_launch(monkeypatch):
-    """metala_core_triton.CHAINED_QK: the chained launch forms dq and d gate logits of the factorised chunks, so the
-    backward writes no decay rows, runs in one batch slice, and launches the qk-gradient kernel for the chunks of
-    strong decay only; its gradients are the recurrence's (`test_kernels_fp32_equal_the_recurrence` and the others
-    with the backward_form fixture)."""
-    from neox_metala.ops import metala_core_triton
-
-    use_backward_form(monkeypatch, "chained-qk")
-    monkeypatch.setattr(metala_core_triton, "STORED_ROWS_BYTES", 1)  # rows would take a slice per sequence
-    q, logits, v, cotangent = (t.float() for t in draw(3, 130, 2, 16, 32, "mild"))
-    calls = triton_runs.record_launches(monkeypatch, metala_core_triton)
-    metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
-    names = [kernel.fn.__name__ for kernel, _, _ in calls]
-    assert names.count("chained_qk_grads_kernel") == 1 and "decay_rows_kernel" not in names, names
-    qk = [kwargs for kernel, _, kwargs in calls if kernel.fn.__name__ == "chunk_grads_kernel"]
-    assert len(qk) == 1 and qk[0]["FACTORISED"] is False, names
 
 
 @GPU_ONLY

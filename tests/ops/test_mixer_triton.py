@@ -184,24 +184,6 @@ def test_chained_forward_over_pairs_of_v_blocks_equals_the_reference(dtype, head
         assert all(errors[part] <= 1.01 * single[part] + 1e-4 for part in ASSERTED), (errors, single)
 
 
-@pytest.mark.parametrize(
-    "dtype, head_v_dim",
-    [pytest.param(torch.float32, 32, id="fp32"), pytest.param(torch.bfloat16, 128, id="V128-bf16", marks=GPU_ONLY)],
-)
-@pytest.mark.parametrize("aug", [True, False], ids=["aug", "no-aug"])
-def test_chained_qk_backward_equals_the_reference(dtype, head_v_dim, aug, monkeypatch):
-    """metala_core_triton.CHAINED_QK in the one op: the chained launch forms dq and d gate logits, with the
-    self-augmentation's terms (CORE_AUG) or adding into the projection's gradient, against fp64."""
-    from neox_metala.ops import metala_core_triton
-
-    monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", "1")
-    monkeypatch.setattr(metala_core_triton, "CHAINED_QK", True)
-    inputs = draw(dtype, 2, 70, HEADS, head_v_dim, aug)
-    errors = errors_of(*one_op(*inputs, HEADS, keep_states=True), reference(*inputs, HEADS), aug)
-    print(f"TRITON-MIXER chained qk {dtype} V{head_v_dim} aug={aug}:", errors)
-    assert max(errors[part] for part in ASSERTED if part in errors) <= BOUNDS[dtype], errors
-
-
 def test_backward_in_batch_slices_changes_nothing(monkeypatch):
     """The core's backward in batch slices (STORED_ROWS_BYTES), each taking its rows of the epilogue's da with
     CORE_AUG: bit-equal to the whole batch at once."""

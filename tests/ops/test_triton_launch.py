@@ -90,11 +90,8 @@ def test_interpreter_takes_the_normal_path(monkeypatch, interpret_check):
 
 
 @INTERPRETER
-@pytest.mark.parametrize(
-    "stored, chained_qk, backward", [(False, False, 6), (True, False, 7), (True, True, 5)],
-    ids=["formed", "stored", "chained-qk"],
-)  # fmt: skip
-def test_parameter_order_is_tritons_binding(monkeypatch, stored, chained_qk, backward):
+@pytest.mark.parametrize("stored", [False, True], ids=["formed", "stored"])
+def test_parameter_order_is_tritons_binding(monkeypatch, stored):
     """At every launch of the core, the short conv and the epilogue, parameter_order lays the call's values out as
     Triton's own binder (create_function_from_signature, which JITFunction.run binds with) does, the tuned config's
     included."""
@@ -106,7 +103,6 @@ def test_parameter_order_is_tritons_binding(monkeypatch, stored, chained_qk, bac
 
     calls = triton_runs.record_launches(monkeypatch, metala_core_triton, short_conv_op, epilogue_op)
     monkeypatch.setattr(metala_core_triton, "STORED_DECAY_ROWS", stored)
-    monkeypatch.setattr(metala_core_triton, "CHAINED_QK", chained_qk)
     gen = torch.Generator().manual_seed(0)
     q, logits, v, d_out = (torch.randn(1, 20, 1, dim, generator=gen) for dim in (16, 16, 32, 32))
     out, states = metala_core_triton.metala_core_fwd(q, logits, v, SCALE, NORMALIZER, keep_states=True)
@@ -119,9 +115,8 @@ def test_parameter_order_is_tritons_binding(monkeypatch, stored, chained_qk, bac
     epilogue_op.epilogue_backward_triton(dy, o, q, logits, v, g, bias, balance, stats, NORMALIZER)
     # the core's forward 2 (the chained kernel, output_kernel's strong launch) and backward 6 (the states again by the
     # updates and their scan, the chained backward, the qk gradients' two forms, dv's strong launch), 7 with the
-    # stored rows' kernel, 5 with CHAINED_QK (no rows, the qk gradients' strong launch only); the short conv's 2; the
-    # epilogue's 2
-    assert len(calls) == 2 + backward + 2 + 2
+    # stored rows' kernel; the short conv's 2; the epilogue's 2
+    assert len(calls) == 2 + 6 + stored + 2 + 2
     for kernel, args, kwargs in calls:
         tuned = kernel.best_config.all_kwargs() if isinstance(kernel, Autotuner) else {}
         jit = JITFunction((kernel.fn if tuned else kernel).fn)  # the interpreter's kernels wrap the same function
