@@ -311,6 +311,13 @@ tokens per layer take 34 MB, one slice. Every (batch, head) is independent in ev
 no result. Read at every backward, as STORED_DECAY_ROWS."""
 
 
+WHOLE_BATCH_STATE_GRADS = False
+"""The backward's state gradients and dv's factorised chunks (`_state_grads_by_form`) over the whole batch before the
+slices (rows, qk gradients, dv's other launch): at B8 T8192 H16 a slice's 64 chains take the three launches by
+`_chain_rule`, the batch's 128 the chained one (session 42, one slice: 0.827 against 0.916 ms); the batch's state
+gradients at once (+134 MB at B32 T2048 H16). Off until timed (session 44: not yet). Read at every backward."""
+
+
 def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE, grads=None,
                     accumulate=False, augmentation=None):  # fmt: skip
     """-> (dq, d_gate_logits (fp32), dv), contiguous, for the cotangent d_out; `states` from
@@ -322,24 +329,29 @@ def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, ch
     q, gate_logits, v, strides = _inputs(q, gate_logits, v)
     d_out = d_out.to(v.dtype).contiguous()
     rows = _gradient_rows(grads, q, v)
-    sizes, _ = _sizes(q, v, chunk_size)
-    batch = q.shape[0]
+    sizes, batch_heads = _sizes(q, v, chunk_size)
+    batch, heads = q.shape[0], sizes["H"]
     # one sequence's share of _backward_slice's fp32 rows, (B·H, N·BT, K)
-    per_batch = sizes["H"] * sizes["NT"] * chunk_size * sizes["K"] * 4 if STORED_DECAY_ROWS else 0
+    per_batch = heads * sizes["NT"] * chunk_size * sizes["K"] * 4 if STORED_DECAY_ROWS else 0
     step = max(1, min(batch, STORED_ROWS_BYTES // max(per_batch, 1)))
+    whole = WHOLE_BATCH_STATE_GRADS and _state_grads_by_form(
+        q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, rows[2], accumulate
+    )
     for start in range(0, batch, step):
         part = slice(start, start + step)
         _backward_slice(
             q[part], gate_logits[part], v[part], scale, normalizer, d_out[part], strides,
             None if states is None else states[part], chunk_size, [(t[part], row) for t, row in rows], accumulate,
             None if augmentation is None else (augmentation[0][part], augmentation[1]),
+            whole and (whole[0][part], whole[1][start * heads : (start + step) * heads], whole[2]),
         )  # fmt: skip
     return tuple(t for t, _ in rows)
 
 
 def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states, chunk_size, rows, accumulate,
-                    augmentation):  # fmt: skip
-    """metala_core_bwd on one batch slice: its inputs in the kernels' layout, `rows` the gradients and their strides."""
+                    augmentation, state_grads_by_form=None):  # fmt: skip
+    """metala_core_bwd on one batch slice: its inputs in the kernels' layout, `rows` the gradients and their strides;
+    `state_grads_by_form`: the slice's share of `_state_grads_by_form`'s, formed over the whole batch."""
     sizes, batch_heads = _sizes(q, v, chunk_size)
     if states is None:
         states = _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size)[0]
@@ -354,7 +366,7 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
             BT=sizes["BT"], BK=_block(sizes["K"]),
         )  # fmt: skip
     (dq, stride_dq), (d_gate_logits, stride_dg), (dv, stride_dv) = rows
-    state_grads, decays, dv_form = _state_grads_by_form(
+    state_grads, decays, dv_form = state_grads_by_form or _state_grads_by_form(
         q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, (dv, stride_dv), accumulate
     )
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)

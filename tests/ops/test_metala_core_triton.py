@@ -400,15 +400,22 @@ def test_kernels_read_views_of_one_projection(batch, seq, decay, backward_form):
     check(torch.float32, batch, seq, 2, 16, 32, decay, views=True)
 
 
+@pytest.mark.parametrize(
+    "whole_batch, chained", [(False, "auto"), (True, "auto"), (True, "0")],
+    ids=["sliced", "whole-batch-chained", "whole-batch-scan"],
+)  # fmt: skip
 @pytest.mark.parametrize("kept", [True, False], ids=["kept-states", "recomputed"])
-def test_backward_in_batch_slices_changes_nothing(kept, monkeypatch):
+def test_backward_in_batch_slices_changes_nothing(kept, whole_batch, chained, monkeypatch):
     """A backward run in batch slices (STORED_ROWS_BYTES below one sequence's rows: one slice per sequence, the
     states and the gradients' views sliced with it) writes what the one-slice backward writes, bit for bit: into
-    views of one projection's gradient, added to what they held, and into tensors of its own."""
+    views of one projection's gradient, added to what they held, and into tensors of its own; also with the state
+    gradients formed over the whole batch before the slices (WHOLE_BATCH_STATE_GRADS), by either form."""
     from neox_metala.ops import metala_core_triton
 
     use_backward_form(monkeypatch, "stored-decays")  # the slices bound the stored rows
-    q, logits, v, cotangent = draw(3, 70, 2, 16, 32, "mixed")
+    monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", chained)
+    # sequences of other decays, so that a slice reading another's chunk decays takes other forms
+    q, logits, v, cotangent = map(torch.cat, zip(*(draw(1, 70, 2, 16, 32, d) for d in ("mixed", "strong", "mild"))))
     inputs = projection_views(q.float(), logits.float(), v.float())
     _, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, NORMALIZER, keep_states=True)
     prior = torch.randn(q.shape[:2] + (2 * 16 * 2 + 2 * 32 * 2,), generator=torch.Generator().manual_seed(5))
@@ -427,6 +434,7 @@ def test_backward_in_batch_slices_changes_nothing(kept, monkeypatch):
 
     whole, whole_new = backward(), backward_into_new_tensors()
     monkeypatch.setattr(metala_core_triton, "STORED_ROWS_BYTES", 1)
+    monkeypatch.setattr(metala_core_triton, "WHOLE_BATCH_STATE_GRADS", whole_batch)
     sliced, sliced_new = backward(), backward_into_new_tensors()
     assert torch.equal(sliced, whole)
     assert not torch.equal(whole, prior.to(DEVICE))
