@@ -1,5 +1,5 @@
 # Planned in session 43 for session 44's first GPU call (nvidia-h200, carry [".gpu"], `bash .gpu/call1.sh` after
-# `cp docs/gpu-logs/calls-session44-1-plan.sh .gpu/call1.sh` and the q lists of docs/gpu-logs/test-ids-session43.txt
+# `cp docs/gpu-logs/calls-session44-1.sh .gpu/call1.sh` (it ran as planned) and the q lists of docs/gpu-logs/test-ids-session43.txt
 # split into .gpu/q0-q11 with the awk line of the session notes): the chained backward with the qk gradients
 # (metala_core_triton.CHAINED_QK, off) against the shipped backward in the core and the block, then its GPU ids.
 OUT=/tmp/install SAVE_CACHE=0 bash bench/gpu_session.sh > /tmp/install.log 2>&1; tail -1 /tmp/install.log
