@@ -46,52 +46,36 @@ from .triton_launch import launch
 STORED_DECAY_ROWS = True
 """The backward's decay rows: each chunk's G per token (fp32, one B·T·H·K buffer, 34 MB per layer at B8 T2048 H8
 K64, freed with the backward), written by decay_rows_kernel at the memory's rate and read by the qk-gradient kernel
-instead of formed again there (logsigmoid's series, a scan along the chunk; its sm90 bf16 build 4,944 instructions
-instead of 6,248), which takes the log decay as G's steps (G_t − G_t−1, the row before read again from the cache).
-H200, B32 T2048 H16: core f+b 3.40 ms against 3.45 formed (session 27); the log decay stored as a second buffer
-until session 28, at 3.33 ms against 3.19 now (the rows kernel 170 -> 118 µs per step, two batch slices instead of
-four). The state-gradient updates stored the rows until session 27, at 0.57 instead of 0.31 ms (219 registers
-against 128); dv forms them unless DV_READS_ROWS. Read at every backward, so that a benchmark can time both forms
-in one process."""
+instead of formed again there (logsigmoid's series and a scan along the chunk: 6,248 against 4,944 sm90
+instructions), which takes the log decay as G's steps (G_t − G_t−1, the row before read again from the cache).
+H200, B32 T2048 H16: core f+b 3.19 ms against 3.45 formed (sessions 27-28, docs/benchmarks.md). Read at every
+backward, so that a benchmark can time both forms in one process."""
 
 
 FAST_EXP = True
-"""The core kernels' e^x by libdevice's fast_expf (ex2.approx.ftz: results below 2^-126 flushed to zero; the largest
-change is logsigmoid(x) = 0 instead of ≈ −e^−x for gate logits x > 87, a key below 1e-38 instead of a subnormal one)
-instead of tl.exp (ex2.approx.f32, whose subnormal handling takes ~3 more instructions per element). sm90 bf16
-builds, session 28: qk gradients 3,256 -> 2,936 instructions, output 3,504 -> 3,104, dv 3,648 -> 3,232, state
-updates 2,616 -> 2,304, state-gradient updates 2,360 -> 2,144, registers within each build's budget. Read when
-ops/metala_core_kernels.py is imported (the first kernel launch), never in the interpreter (no libdevice). H200, B32
-T2048 H16 (session 29, with DV_READS_ROWS): core f+b 3.174 -> 3.058 ms; block 13.76 / 13.75 -> 13.55 ms
-(bench/layer.py --flip, bench/core_ncu.py --flip; bench/core_sass.py --fast-exp for the builds)."""
+"""The core kernels' e^x by libdevice's fast_expf (ex2.approx.ftz: results below 2^-126 flushed to zero, e.g.
+logsigmoid(x) = 0 instead of ≈ −e^−x for gate logits x > 87) instead of tl.exp, whose subnormal handling takes ~3
+more instructions per element (sm90 builds: 8-12% fewer instructions per kernel; H200, B32 T2048 H16, session 29:
+core f+b 3.174 -> 3.058 ms). Read when ops/metala_core_kernels.py is imported (the first kernel launch), never in
+the interpreter (no libdevice)."""
 
 
 DV_READS_ROWS = True
-"""dv's decay terms read from the backward's rows of G (STORED_DECAY_ROWS; the log decay as G's steps) instead of
-formed from the gate logits: the logsigmoid series and the in-chunk scan gone from the kernel for a read of 16 KB
-instead of 8 per chunk and head. sm90 bf16 builds (session 28): at 4 warps, BV 128, accumulating, 3,648 -> 3,072
-instructions (246 -> 237 registers; with FAST_EXP 3,232 -> 2,528), under the 168 cap with V_STEPS 2: 3,440 -> 2,128
-(32 B spilled; with FAST_EXP 1,784 and none). Until session 28 the rows were two buffers, and reading both spilled.
-H200 (session 29): dv 250 -> 226 µs per call with FAST_EXP. Read at every backward."""
+"""dv's decay terms read from the backward's rows of G (STORED_DECAY_ROWS) instead of formed from the gate logits:
+the logsigmoid series and the in-chunk scan gone from the kernel for a read of 16 KB instead of 8 per chunk and head
+(sm90, 4 warps, BV 128: 3,232 -> 2,528 instructions; H200, session 29: dv 250 -> 226 µs per call). Read at every
+backward."""
 
 
 QK_K_SPLIT = True
 """The qk-gradient kernel's autotuner is also offered configurations that split each chunk's channels over K_SPLIT
 programs (ops/metala_core_configs.py's QK_K_SPLIT_BLOCKS; `chunk_grads_kernel`'s K_SPLIT): the unsplit kernel runs
-one 8-warp program per SM at 255 registers and is latency-bound (ncu, session 19: 0.41 eligible warps per scheduler,
-29% of issue slots busy; 2 x 643 µs per step against 408 at the copy rate, session 29). Every channel's gradients
-depend on the others only through the chunk's scores' gradient do vᵀ, which each program forms again (a 64x64x128
-product), so a split costs v's and do's reads once more per program (32 of the ~104 KB per chunk and head), served
-from the L2 when a chunk's programs run one after another (the kernel orders them so). H200 (sessions 31-32, B32 T2048
-H16 bf16, accumulating): K_SPLIT 2 at 4 warps (two programs per SM) 1,294-1,305 -> 1,210-1,220 µs per step, the core
-f+b 3.06 -> 2.97-2.99 ms, in the block 1.38 -> 1.26 ms at T 2048 and 1.41 -> 1.29 at 8192 (kernel time -0.18 and
--0.24 ms per step; block 0.896 -> 0.884 and 0.526 -> 0.522 of the attention block's, in two calls); at 8 warps, K_SPLIT
-4, 4 stages or capped at 168 registers (three programs per SM), slower (1,237-1,971). That 4-warp build is
-miscompiled in bf16 where its V loop runs once (V <= BV: wrong dq and d gate logits, sanitizer-clean; autotuned, an
-illegal address in session 31), which `metala_core_configs.qk_split_prune` leaves out; at the model's V 128 it equals
-the unsplit kernel (dq bitwise) at the block's and the model's shapes over 3,000 launches each, and
-compute-sanitizer finds nothing (session 33). False: the unsplit configurations only.
-Read when the autotuners are built (the first launch)."""
+one 8-warp program per SM at 255 registers and is latency-bound (ncu, session 19: 0.41 eligible warps per scheduler).
+A channel's gradients depend on the others only through the chunk's do vᵀ, which each program forms again, reading
+v and do once more from the L2 (the kernel orders a chunk's programs one after another). H200, B32 T2048 H16 bf16
+(sessions 31-32): K_SPLIT 2 at 4 warps 1,294 -> 1,215 µs per step, the block 0.896 -> 0.884 of attention's at T 2048.
+Its bf16 miscompile where the V loop runs once: `metala_core_configs.qk_split_prune`. False: the unsplit
+configurations only. Read when the autotuners are built (the first launch)."""
 
 
 CHAINED_FORWARD = os.environ.get("NEOX_METALA_CHAINED_FORWARD", "auto")
