@@ -318,16 +318,17 @@ def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, ch
     # one sequence's share of _backward_slice's fp32 rows, (B·H, N·BT, K)
     per_batch = heads * sizes["NT"] * chunk_size * sizes["K"] * 4 if STORED_DECAY_ROWS else 0
     step = max(1, min(batch, STORED_ROWS_BYTES // max(per_batch, 1)))
-    whole = WHOLE_BATCH_STATE_GRADS and _state_grads_by_form(
-        q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, rows[2], accumulate
-    )
+    whole = None
+    if WHOLE_BATCH_STATE_GRADS:
+        args = (q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, rows[2], accumulate)
+        whole = _state_grads_by_form(*args)
     for start in range(0, batch, step):
         part = slice(start, start + step)
         _backward_slice(
             q[part], gate_logits[part], v[part], scale, normalizer, d_out[part], strides,
             None if states is None else states[part], chunk_size, [(t[part], row) for t, row in rows], accumulate,
             None if augmentation is None else (augmentation[0][part], augmentation[1]),
-            whole and (whole[0][part], whole[1][start * heads : (start + step) * heads], whole[2]),
+            None if whole is None else (whole[0][part], whole[1][start * heads : (start + step) * heads], whole[2]),
         )  # fmt: skip
     return tuple(t for t, _ in rows)
 
