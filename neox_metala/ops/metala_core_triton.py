@@ -295,11 +295,22 @@ tokens per layer take 34 MB, one slice. Every (batch, head) is independent in ev
 no result. Read at every backward, as STORED_DECAY_ROWS."""
 
 
-WHOLE_BATCH_STATE_GRADS = False
+WHOLE_BATCH_STATE_GRADS = "auto"
 """The backward's state gradients and dv's factorised chunks (`_state_grads_by_form`) over the whole batch before the
-slices (rows, qk gradients, dv's other launch): at B8 T8192 H16 a slice's 64 chains take the three launches by
-`_chain_rule`, the batch's 128 the chained one (session 42, one slice: 0.827 against 0.916 ms); the batch's state
-gradients at once (+134 MB at B32 T2048 H16). Off until timed (session 44: not yet). Read at every backward."""
+slices (rows, qk gradients, dv's other launch). "auto" (default): where the batch takes the chained launch by
+`_chain_rule` and a slice would not (B8 T8192 H16: a slice's 64 chains against the batch's 128), since elsewhere it
+only holds the batch's state gradients at once; "1": always; "0": never. H200, B8 T8192 H16 (session 45): core f+b
+2.543 against 2.668 ms, the block 0.511 against 0.515 of attention's, peak 0.968 against 0.932. Read at every
+backward."""
+
+
+def _whole_batch_state_grads(chunks: int, heads: int, batch: int, step: int, device: torch.device) -> bool:
+    """Whether metala_core_bwd forms the state gradients over the whole batch (WHOLE_BATCH_STATE_GRADS)."""
+    switch = WHOLE_BATCH_STATE_GRADS
+    if switch != "auto":
+        return _chain_rule(switch, "WHOLE_BATCH_STATE_GRADS", chunks, heads, device)
+    by_slice, by_batch = (_chained_backward(chunks, n * heads, device) for n in (step, batch))
+    return by_batch and not by_slice
 
 
 def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, chunk_size=CHUNK_SIZE, grads=None,
@@ -319,7 +330,7 @@ def metala_core_bwd(q, gate_logits, v, scale, normalizer, d_out, states=None, ch
     per_batch = heads * sizes["NT"] * chunk_size * sizes["K"] * 4 if STORED_DECAY_ROWS else 0
     step = max(1, min(batch, STORED_ROWS_BYTES // max(per_batch, 1)))
     whole = None
-    if WHOLE_BATCH_STATE_GRADS:
+    if _whole_batch_state_grads(sizes["NT"], heads, batch, step, q.device):
         args = (q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, rows[2], accumulate)
         whole = _state_grads_by_form(*args)
     for start in range(0, batch, step):

@@ -401,7 +401,7 @@ def test_kernels_read_views_of_one_projection(batch, seq, decay, backward_form):
 
 
 @pytest.mark.parametrize(
-    "whole_batch, chained", [(False, "auto"), (True, "auto"), (True, "0")],
+    "whole_batch, chained", [("0", "auto"), ("1", "auto"), ("1", "0")],
     ids=["sliced", "whole-batch-chained", "whole-batch-scan"],
 )  # fmt: skip
 @pytest.mark.parametrize("kept", [True, False], ids=["kept-states", "recomputed"])
@@ -589,3 +589,26 @@ def test_the_backward_takes_the_form_its_rule_picks(monkeypatch):
         monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", "auto")
         for name, got, want in zip(("q", "gate_logits", "v"), grads, other):
             assert triton_runs.relative_error(got, want.double()) <= 1e-2, (seq, name)
+
+
+@GPU_ONLY
+def test_the_state_gradients_span_the_batch_where_only_the_batch_is_chained(monkeypatch):
+    """On the GPU, WHOLE_BATCH_STATE_GRADS "auto": two sequences of 8192 tokens and 2 heads in slices of one sequence,
+    on a device counted as 8 SMs, so that a slice's 2 chains take the three launches and the batch's 4 the chained
+    one: one chained launch for the batch, the rows and qk gradients per slice; the gradients those of the slices'
+    own three launches (WHOLE_BATCH_STATE_GRADS "0") to bf16 rounding."""
+    from neox_metala.ops import metala_core_triton
+
+    for name, value in (("CHAINED_BACKWARD", "auto"), ("WHOLE_BATCH_STATE_GRADS", "auto"), ("STORED_ROWS_BYTES", 1)):
+        monkeypatch.setattr(metala_core_triton, name, value)
+    monkeypatch.setattr(metala_core_triton, "_multiprocessors", lambda device: 8)
+    q, logits, v, cotangent = (t.bfloat16() for t in draw(2, 8192, 2, 64, 128, "mild"))
+    calls = triton_runs.record_launches(monkeypatch, metala_core_triton)
+    grads = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
+    names = [kernel.fn.__name__ for kernel, _, _ in calls]
+    assert names.count("chained_grads_kernel") == 1 and "state_grad_updates_kernel" not in names, names
+    assert names.count("decay_rows_kernel") == 2, names
+    monkeypatch.setattr(metala_core_triton, "WHOLE_BATCH_STATE_GRADS", "0")
+    sliced = metala_core_triton.metala_core_bwd(q, logits, v, SCALE, NORMALIZER, cotangent)
+    for name, got, want in zip(("q", "gate_logits", "v"), grads, sliced):
+        assert triton_runs.relative_error(got, want.double()) <= 1e-2, name
