@@ -27,7 +27,7 @@ from neox_metala.ops import metala_core_triton  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import core as core_bench  # noqa: E402
-from kernel_timing import median_ms  # noqa: E402
+from kernel_timing import flip_switch, median_ms  # noqa: E402
 
 
 def main():
@@ -35,7 +35,9 @@ def main():
     parser.add_argument("--case", default="32x2048", help="BATCHxSEQ")
     parser.add_argument("--heads", type=int, default=16)
     parser.add_argument("--keep-states", action="store_true", help="the backward reads the forward's states")
-    parser.add_argument("--flip", nargs="*", default=[], help="metala_core_triton booleans to turn the other way")
+    parser.add_argument(
+        "--flip", nargs="*", default=[], help="metala_core_triton booleans to turn the other way, or NAME=VALUE"
+    )
     parser.add_argument("--timings", action="store_true", help="kernel times by torch's profiler (not under ncu)")
     parser.add_argument(
         "--chunk-size", type=int, default=metala_core_triton.CHUNK_SIZE,
@@ -51,7 +53,7 @@ def main():
     args = parser.parse_args()
     warmup.use_kernel_cache(None)
     for flag in args.flip:
-        setattr(metala_core_triton, flag, not getattr(metala_core_triton, flag))
+        flip_switch(flag, metala_core_triton)
     batch, seq = (int(x) for x in args.case.split("x"))
     q, v, logits, _, _, d_out = core_bench.draw(batch, seq, args.heads, 64, 128, torch.bfloat16, "cuda")
     scale, normalizer = core_bench.SCALE, core_bench.NORMALIZER

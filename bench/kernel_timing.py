@@ -71,3 +71,17 @@ def copy_bandwidth(cuda: bool = True) -> float:
     src = torch.empty(2**30, dtype=torch.uint8, device="cuda").random_()
     dst = torch.empty_like(src)
     return 2 * src.numel() / (median_ms(lambda: dst.copy_(src), 3, 10) / 1e3)
+
+
+def flip_switch(spec: str, *modules) -> None:
+    """A benchmark's --flip: NAME turns the boolean NAME of the first of `modules` that has it the other way;
+    NAME=VALUE sets a string switch (e.g. metala_core_triton.WHOLE_BATCH_STATE_GRADS=0), which `not` would only
+    turn into False."""
+    name, _, value = spec.partition("=")
+    module = next((m for m in modules if hasattr(m, name)), None)
+    if module is None:
+        raise SystemExit(f"--flip {spec}: no switch {name} in {', '.join(m.__name__ for m in modules)}")
+    current = getattr(module, name)
+    if not value and not isinstance(current, bool):
+        raise SystemExit(f"--flip {spec}: {name} is {current!r}, not a boolean; give its value as {name}=VALUE")
+    setattr(module, name, value or not current)

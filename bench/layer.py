@@ -35,6 +35,9 @@ from neox_metala.layers.settings import BlockSettings  # noqa: E402
 from neox_metala.ops.options import MetaLAOptions  # noqa: E402
 from neox_metala.training.engine import default_memory_budget  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(__file__))
+from kernel_timing import flip_switch  # noqa: E402
+
 HEAD_K_DIM = 64  # MetaLA per-head q/key width; attention then has hidden/heads = 128 per head
 INPUT_SETS = 3
 NORMALIZER = 16.0  # MetaLA's decay normalizer (ops/options.py), the core's gate logits -> log decay
@@ -303,7 +306,7 @@ def main() -> None:
     parser.add_argument(
         "--flip", nargs="*", default=[],
         help="switches of metala_core_triton (STORED_DECAY_ROWS, FAST_EXP) or mixer_op (CORE_AUG, CORE_A) to turn the "
-        "other way",
+        "other way; NAME=VALUE sets a string switch (WHOLE_BATCH_STATE_GRADS=0)",
     )  # fmt: skip
     parser.add_argument(
         "--chunk-size", type=int, default=None, help="MetaLA's core kernels' chunk (metala_core_op.CHUNK_SIZE, 64)"
@@ -319,8 +322,7 @@ def main() -> None:
         if args.stored_rows_mib is not None:
             metala_core_triton.STORED_ROWS_BYTES = args.stored_rows_mib * 2**20
         for flag in args.flip:
-            module = mixer_op if hasattr(mixer_op, flag) else metala_core_triton
-            setattr(module, flag, not getattr(module, flag))
+            flip_switch(flag, mixer_op, metala_core_triton)
     if args.trace:
         os.makedirs(args.trace, exist_ok=True)
     warmup.use_kernel_cache(None)
