@@ -307,8 +307,8 @@ backward."""
 def _whole_batch_state_grads(chunks: int, heads: int, batch: int, step: int, device: torch.device) -> bool:
     """Whether metala_core_bwd forms the state gradients over the whole batch (WHOLE_BATCH_STATE_GRADS)."""
     switch = WHOLE_BATCH_STATE_GRADS
-    if switch != "auto":
-        return _chain_rule(switch, "WHOLE_BATCH_STATE_GRADS", chunks, heads, device)
+    if switch != "auto":  # "1" or "0", checked as the chained launches' switches are
+        return _chain_rule(switch, "WHOLE_BATCH_STATE_GRADS", chunks, batch * heads, device)
     by_slice, by_batch = (_chained_backward(chunks, n * heads, device) for n in (step, batch))
     return by_batch and not by_slice
 
