@@ -1,6 +1,6 @@
-"""Build MetaLA's core kernels (ops/metala_core_kernels.py, metala_core_grad_kernels.py) for an H100/H200 (sm90) without
-a GPU, and print each kernel's registers and spilled bytes per thread and its shared memory: Triton's full compiler
-and the ptxas bundled with its wheel.
+"""Build MetaLA's core kernels (ops/metala_core_*kernels.py) for an H100/H200 (sm90) without a GPU, and print each
+kernel's registers and spilled bytes per thread and its shared memory: Triton's full compiler and the ptxas bundled
+with its wheel.
 
     python bench/core_build.py [--dtype bf16] [--warps 8] [--stages 2] [--bk 32] [--bv 32] [--reverse]
                                [--maxnreg 128] [--kernels scan_kernel ...]
@@ -25,7 +25,14 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from neox_metala.ops import metala_core_grad_kernels, metala_core_kernels, metala_core_output_kernels  # noqa: E402
+from neox_metala.ops import (  # noqa: E402
+    metala_core_dv_kernels,
+    metala_core_grad_kernels,
+    metala_core_inputs,
+    metala_core_kernels,
+    metala_core_output_kernels,
+)
+from neox_metala.ops.options import MetaLAOptions  # noqa: E402
 
 POINTERS = {
     "state_updates_kernel": ["v", "gate_logits", "states", "decays"],
@@ -55,7 +62,7 @@ STRIDES = ("stride_q", "stride_g", "stride_v", "stride_dq", "stride_dg", "stride
 
 
 def build(name, dtype, warps, stages, constants, maxnreg=None):
-    modules = (metala_core_kernels, metala_core_output_kernels, metala_core_grad_kernels)
+    modules = (metala_core_kernels, metala_core_output_kernels, metala_core_grad_kernels, metala_core_dv_kernels)
     fn = next(getattr(module, name) for module in modules if hasattr(module, name))
     fp32 = ("d_gate_logits", "decays", "cums", "aug_da", "aug_w", "aug_a")
     signature = {arg: ("*fp32" if arg in fp32 else f"*{dtype}") for arg in POINTERS[name]}
@@ -65,6 +72,8 @@ def build(name, dtype, warps, stages, constants, maxnreg=None):
     # the launcher's specialisation of torch's allocations: 16-byte aligned pointers (vector loads, and the
     # pipelining of loads that do not feed a dot, which needs ≥ 32-bit accesses), and strides divisible by 16
     specialised = [arg for arg in (*POINTERS[name], *STRIDES) if arg in fn.arg_names]
+    # the launcher's DOUBLINGS (the qk gradients' sigmoid(−x)) for the model's decay normalizer
+    constants = {"DOUBLINGS": metala_core_inputs.doublings(MetaLAOptions().decay_normalizer), **constants}
     constants = {arg: value for arg, value in constants.items() if arg in fn.arg_names}
     # ASTSource does not apply the kernel's constexpr defaults, as a launch does
     constants.update({p.name: p.default for p in fn.params if p.has_default and p.name not in constants})

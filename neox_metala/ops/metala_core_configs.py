@@ -40,6 +40,7 @@ def kernels():
 
     from . import metala_core_chained_grad_kernels as chained_grad_kernels
     from . import metala_core_chained_kernels as chained_kernels
+    from . import metala_core_dv_kernels as dv_kernels
     from . import metala_core_grad_kernels as grad_kernels
     from . import metala_core_kernels as core_kernels
     from . import metala_core_output_kernels as output_kernels
@@ -157,7 +158,7 @@ def kernels():
         "chained_grads": triton.autotune(
             configs(chained_grads_blocks), key=key, reset_to_zero=["flags"], restore_value=["dv"]
         )(chained_grad_kernels.chained_grads_kernel),
-        "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(grad_kernels.chunk_dv_kernel),
+        "chunk_dv": triton.autotune(configs(dv_blocks), key=key, restore_value=["dv"])(dv_kernels.chunk_dv_kernel),
         # sm90 bf16 builds: 96 registers at 4 warps, 62 at 8 (250 at 2)
         "decay_rows": triton.autotune(configs([({}, 4, 1), ({}, 8, 1)]), key=["NT", "H", "K"])(
             grad_kernels.decay_rows_kernel

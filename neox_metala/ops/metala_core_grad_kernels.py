@@ -1,12 +1,15 @@
 """Triton kernels of MetaLA's core's chunk gradients: dq, dv and d gate logits (d log_decay chained through the
 decay rule) of each chunk from the states entering it and the state gradients leaving it (ops/metala_core.py's
-formulas), dq and d gate logits by one kernel and dv by a second one, in the factorised or sub-chunk form that
-ops/metala_core_kernels.py's docstring describes; its helpers load the chunks and form the scores.
+formulas), dq and d gate logits by one kernel here and dv by a second one (ops/metala_core_dv_kernels.py), in the
+factorised or sub-chunk form that ops/metala_core_kernels.py's docstring describes; and the backward's rows of G
+(decay_rows_kernel), which both read.
 
 Imports triton: only ops/metala_core_triton.py imports this module, and only when a kernel runs.
 """
 
 from __future__ import annotations
+
+import os
 
 import triton
 import triton.language as tl
@@ -25,7 +28,6 @@ from .metala_core_kernels import (
     _neg_expm1,
     _operand,
     _reference_factors,
-    _scores,
     _store_bound,
     _store_tokens,
     _strong_decay,
@@ -34,6 +36,18 @@ from .metala_core_kernels import (
     _to_end,
     _whole_chunk,
 )
+
+PIN = tl.constexpr(os.environ.get("TRITON_INTERPRET") != "1")  # `_pinned`: the interpreter has no inline assembly
+
+
+@triton.jit
+def _pinned(x):
+    """x (fp32) as it is, through an identity the compiler may not repeat: a tile used in two layouts is then formed
+    once and converted, rather than formed again in each (the qk kernel's key: −expm1 and its exp twice per element)."""
+    if PIN:
+        return tl.inline_asm_elementwise("mov.b32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=False, pack=1)
+    else:
+        return x
 
 
 @triton.jit
@@ -98,30 +112,6 @@ def _intra_grads(
 
 
 @triton.jit
-def _dv_operands(
-    q, gate_logits, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K: tl.constexpr,
-    BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, FACTORISED: tl.constexpr,
-    STORED: tl.constexpr,
-):  # fmt: skip
-    """A chunk's (A ⊙ causal)ᵀ and k ⊙ e^(G_last − G) (≤ 1), in q's dtype: the left operands of its dv. Its decay
-    terms formed from the gate logits, or with STORED read from the rows of G (`_decay_terms`)."""
-    q_b = _load_tokens(q, i_b, i_h, n, T, stride_q, K, 0, BT, BK)
-    log_decay_b, cum, cum_last = _decay_terms(
-        gate_logits, cums, i_b, i_h, i_bh, n, T, NT, stride_g, normalizer, K, 0, BT, BK, STORED
-    )
-    key = _neg_expm1(log_decay_b)
-    scores_t = tl.trans(_scores(q_b, key, cum, cum_last, BT, BK, PRECISION, BF16, FACTORISED)).to(q_b.dtype)
-    return scores_t, (key * _to_end(cum, cum_last, FACTORISED)).to(q_b.dtype)
-
-
-@triton.jit
-def _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION: tl.constexpr):
-    """dv = scale (A ⊙ causal)ᵀ do + (k ⊙ e^(G_last − G)) dh_n+1 on one V block."""
-    dv_b = scale * tl.dot(scores_t, d_out_b, input_precision=PRECISION)
-    return tl.dot(key_to_end, state_grad.to(key_to_end.dtype), dv_b, input_precision=PRECISION)
-
-
-@triton.jit
 def _suffix_sums(x, BT: tl.constexpr, PRECISION: tl.constexpr, SPLIT: tl.constexpr):
     """Σ_(s ≥ t) x_s over a chunk's (BT, BK) rows. In the channel split's builds (SPLIT: K_SPLIT > 1, the model's
     4-warp pick) whose dots are tf32 (bf16 and fp16 inputs), as two products with the upper triangle of ones (exact in
@@ -142,11 +132,27 @@ def _suffix_sums(x, BT: tl.constexpr, PRECISION: tl.constexpr, SPLIT: tl.constex
 
 
 @triton.jit
+def _sigmoid_neg(log_decay, key, normalizer, DOUBLINGS: tl.constexpr):
+    """sigmoid(−x) = 1 − α^τ for log α = logsigmoid(x) / τ (τ the normalizer) and key = 1 − α. τ = 2^DOUBLINGS: the
+    key times 1 + α^(2^i) for i < DOUBLINGS, factors in [1, 2] (no cancellation, no exp: the qk kernel's sm90 build
+    2,472 -> 2,392 instructions at τ 16); else −expm1(τ log α), exact where x is large and sigmoid(−x) tiny."""
+    if DOUBLINGS > 0:
+        power = 1.0 - key
+        product = 1.0 + power
+        for _ in tl.static_range(DOUBLINGS - 1):
+            power = power * power
+            product += product * power
+        return key * product
+    else:
+        return _neg_expm1(log_decay * normalizer)
+
+
+@triton.jit
 def _store_qk_grads(
     q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad, dq_prior,
     dg_prior, scale, i_b, i_h, n, T, store_decays, stride_dq, stride_dg, normalizer, K: tl.constexpr, k_col,
     BT: tl.constexpr, BK: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr,
-    FACTORISED: tl.constexpr, AUG: tl.constexpr, SPLIT: tl.constexpr,
+    FACTORISED: tl.constexpr, AUG: tl.constexpr, SPLIT: tl.constexpr, DOUBLINGS: tl.constexpr,
 ):  # fmt: skip
     """dq and d gate logits of one chunk (its q and decay terms as loaded before the V loop) from the loop's sums:
     d_scores = do vᵀ (all of V, unscaled, unmasked), dq_inter = do hᵀ, dk_inter = v dhᵀ and Σ_j h ⊙ dh. Everything
@@ -154,7 +160,7 @@ def _store_qk_grads(
     `_qk_priors` says what dq_prior and dg_prior are.
     """
     rows = tl.arange(0, BT)
-    key = _neg_expm1(log_decay_b)
+    key = _pinned(_neg_expm1(log_decay_b))
     d_scores = tl.where(rows[:, None] >= rows[None, :], scale * d_scores, 0.0)
     dq_b, dk, dk_inter = _intra_grads(
         d_scores, q_b, key, cum, cum_last, scale * dq_inter, dk_inter, BT, BK, PRECISION, BF16, FACTORISED
@@ -167,10 +173,10 @@ def _store_qk_grads(
         da_w = dq_prior[:, None] * dg_prior[None, :]
         dq_b += da_w * key
         dk += da_w * q_b.to(tl.float32)
-    d_log_decay_b = _suffix_sums(d_cum, BT, PRECISION, SPLIT) - _exp(log_decay_b) * dk  # G's sums, then the key's path
-    # through log α = logsigmoid(x) / normalizer: d x = d log α · sigmoid(−x) / normalizer, with
-    # sigmoid(−x) = 1 − e^(normalizer · log α) formed as −expm1 (exact where x is large and sigmoid(−x) tiny)
-    d_gate_logits_b = d_log_decay_b * _neg_expm1(log_decay_b * normalizer) * (1.0 / normalizer)
+    # G's sums, then the key's path (α = 1 − key: no exp of its own, which the compiler formed in another layout)
+    d_log_decay_b = _suffix_sums(d_cum, BT, PRECISION, SPLIT) - (1.0 - key) * dk
+    # through log α = logsigmoid(x) / normalizer: d x = d log α · sigmoid(−x) / normalizer
+    d_gate_logits_b = d_log_decay_b * _sigmoid_neg(log_decay_b, key, normalizer, DOUBLINGS) * (1.0 / normalizer)
     if ACCUMULATE and not AUG:
         dq_b += dq_prior.to(tl.float32)
         d_gate_logits_b += dg_prior.to(tl.float32)
@@ -225,7 +231,7 @@ def _chunk_grads(
     stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, store_decays, NT, n, i_bh, k_col,
     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr,
-    FACTORISED: tl.constexpr, AUG: tl.constexpr, SPLIT: tl.constexpr,
+    FACTORISED: tl.constexpr, AUG: tl.constexpr, SPLIT: tl.constexpr, DOUBLINGS: tl.constexpr,
 ):  # fmt: skip
     """`chunk_grads_kernel` on chunk n's channels [k_col, k_col + BK), its gradients stored where its rows are before
     `_store_bound(store_decays, T)`."""
@@ -251,7 +257,7 @@ def _chunk_grads(
     _store_qk_grads(
         q_b, log_decay_b, cum, cum_last, dq, d_gate_logits, d_scores, dq_inter, dk_inter, state_dot_grad,
         dq_prior, dg_prior, scale, i_b, i_h, n, T, store_decays, stride_dq, stride_dg, normalizer, K, k_col, BT, BK,
-        PRECISION, BF16, ACCUMULATE, FACTORISED, AUG, SPLIT,
+        PRECISION, BF16, ACCUMULATE, FACTORISED, AUG, SPLIT, DOUBLINGS,
     )  # fmt: skip
 
 
@@ -262,7 +268,7 @@ def chunk_grads_kernel(
     K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr,
     BF16: tl.constexpr, ACCUMULATE: tl.constexpr, STORED: tl.constexpr = False,
     FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1, AUG: tl.constexpr = False,
-    K_SPLIT: tl.constexpr = 1,
+    K_SPLIT: tl.constexpr = 1, DOUBLINGS: tl.constexpr = 0,
 ):  # fmt: skip
     """dq and d gate logits of one chunk from h_n and dh_n+1 (ops/metala_core.py's formulas); `chunk_dv_kernel`
     writes dv, so that the V loop holds no scores (with dv in this kernel's V loop, a form removed in session 26, the
@@ -271,14 +277,14 @@ def chunk_grads_kernel(
     (`_qk_priors`), those two written rather than added to. V in blocks of BV so that only one block
     of v, do, h, dh is live at a time. STORED: the decay terms read from the rows of G, cums
     (ops/metala_core_kernels.py's `_decay_terms`). K_SPLIT: each chunk's channels over that many programs
-    (ops/metala_core_triton.py's QK_K_SPLIT), each forming the chunk's do vᵀ again. The chunks of one form
-    (FACTORISED: ops/metala_core_kernels.py's docstring): grid (N, B·H, K_SPLIT) for FACTORISED, else
-    (N / STRONG_CHUNKS, B·H, K_SPLIT)."""
+    (ops/metala_core_triton.py's QK_K_SPLIT), each forming the chunk's do vᵀ again. DOUBLINGS: log2 of the normalizer
+    where it is a power of 2, else 0 (`_sigmoid_neg`). The chunks of one form (FACTORISED: ops/metala_core_kernels.py's
+    docstring): grid (N · K_SPLIT, B·H, 1) for FACTORISED, else (N / STRONG_CHUNKS, B·H, K_SPLIT)."""
     pid, i_bh, i_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     if FACTORISED and K_SPLIT > 1:
-        # the K_SPLIT programs of a chunk one after another, so that v and do come from the L2 for all but one
-        index = pid + NT * (i_bh + tl.num_programs(1) * i_k)
-        i_k, pid, i_bh = index % K_SPLIT, (index // K_SPLIT) % NT, index // (K_SPLIT * NT)
+        # the K_SPLIT programs of a chunk one after another, so that v and do come from the L2 for all but one (a
+        # split of program_id(0), not of the grid's linear index: no division by N, 104 instructions of the sm90 build)
+        i_k, pid = pid % K_SPLIT, pid // K_SPLIT
     # each program's channels: BK / K_SPLIT, at least tl.dot's 16 (a program past K then stores nothing)
     BKS: tl.constexpr = max(BK // K_SPLIT, 16)
     SPLIT: tl.constexpr = K_SPLIT > 1  # `_suffix_sums`' choice
@@ -292,7 +298,7 @@ def chunk_grads_kernel(
         _chunk_grads(
             q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
             scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, store_decays, NT, pid, i_bh,
-            k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG, SPLIT,
+            k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, True, AUG, SPLIT, DOUBLINGS,
         )  # fmt: skip
     elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
         for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
@@ -301,68 +307,8 @@ def chunk_grads_kernel(
                     q, gate_logits, v, d_out, states, state_grads, cums, dq, d_gate_logits, aug_da, aug_w,
                     scale, stride_q, stride_g, stride_v, stride_dq, stride_dg, normalizer, T, _whole_chunk(BK),
                     NT, n, i_bh, k_col, H, K, V, BT, BKS, BV, PRECISION, BF16, ACCUMULATE, STORED, False, AUG, SPLIT,
+                    DOUBLINGS,
                 )  # fmt: skip
-
-
-@triton.jit
-def _chunk_dv(
-    q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, store_decays,
-    NT, n, i_bh, i_v, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
-    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr,
-    FACTORISED: tl.constexpr, STORED: tl.constexpr,
-):  # fmt: skip
-    """`chunk_dv_kernel` on chunk n, its dv stored where its rows are before `_store_bound(store_decays, T)`."""
-    i_b, i_h = i_bh // H, i_bh % H
-    if V_STEPS == 1:  # loaded first (metala_core_kernels.py); with V_STEPS the loop's pipelining issues them
-        d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, i_v * BV, BT, BV)
-        state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, i_v * BV, BK, BV)
-        if ACCUMULATE:
-            dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, i_v * BV, BT, BV)
-    scores_t, key_to_end = _dv_operands(
-        q, gate_logits, cums, i_b, i_h, i_bh, n, T, NT, stride_q, stride_g, normalizer, K, BT, BK, PRECISION, BF16,
-        FACTORISED, STORED,
-    )  # fmt: skip
-    T_store = _store_bound(store_decays, T)
-    for step in range(V_STEPS):
-        col = (i_v * V_STEPS + step) * BV
-        if V_STEPS > 1:
-            if ACCUMULATE:
-                dv_prior = _load_tokens(dv, i_b, i_h, n, T, stride_dv, V, col, BT, BV)
-            d_out_b = _load_tokens(d_out, i_b, i_h, n, T, H * V, V, col, BT, BV)
-            state_grad = _load_state(state_grads, i_bh, n, NT, K, V, 0, col, BK, BV)
-        dv_b = _dv_block(scores_t, key_to_end, d_out_b, state_grad, scale, PRECISION)
-        if ACCUMULATE:
-            dv_b += dv_prior.to(tl.float32)
-        _store_tokens(dv, dv_b, i_b, i_h, n, T_store, stride_dv, V, col, BT, BV, False)
-
-
-@triton.jit
-def chunk_dv_kernel(
-    q, gate_logits, cums, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer, T, NT,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-    PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr, V_STEPS: tl.constexpr = 1,
-    FACTORISED: tl.constexpr = True, STRONG_CHUNKS: tl.constexpr = 1, STORED: tl.constexpr = False,
-):  # fmt: skip
-    """dv of one chunk's V blocks, beside `chunk_grads_kernel`: the V blocks run in parallel, and neither
-    kernel holds the other's tiles (the scores are formed once per program, a 64×64×K product). Its decay terms
-    formed from the gate logits, or with STORED read from the rows of G in cums (ops/metala_core_triton.py's
-    DV_READS_ROWS). A program steps through V_STEPS blocks of BV, the scores formed once and the next block's loads
-    issued ahead by the loop's pipelining. The chunks of one form, as chunk_grads_kernel's: grid (N, B·H,
-    V/(BV·V_STEPS)) for FACTORISED, else (N / STRONG_CHUNKS, B·H, V/(BV·V_STEPS))."""
-    pid, i_bh, i_v = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    if FACTORISED:
-        # chunks of strong decay are the strong launch's: only their stores are masked here (as if past the end), as
-        # output_kernel's
-        store_decays = _chunk_decays(decays, i_bh, pid, NT, K, BK)
-        _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv, normalizer, T,
-                  store_decays, NT, pid, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16, ACCUMULATE, V_STEPS, True,
-                  STORED)  # fmt: skip
-    elif _any_strong(decays, i_bh, pid * STRONG_CHUNKS, NT, K, BK, STRONG_CHUNKS):  # one load: mostly none is
-        for n in range(pid * STRONG_CHUNKS, pid * STRONG_CHUNKS + STRONG_CHUNKS):
-            if _strong_decay(_chunk_decays(decays, i_bh, n, NT, K, BK)):
-                _chunk_dv(q, gate_logits, cums, d_out, state_grads, dv, scale, stride_q, stride_g, stride_dv,
-                          normalizer, T, _whole_chunk(BK), NT, n, i_bh, i_v, H, K, V, BT, BK, BV, PRECISION, BF16,
-                          ACCUMULATE, V_STEPS, False, STORED)  # fmt: skip
 
 
 @triton.jit

@@ -13,6 +13,11 @@ def block(n: int) -> int:
     return max(16, 1 << (n - 1).bit_length())
 
 
+def doublings(normalizer: float) -> int:
+    """log2 of the decay normalizer where it is a power of 2 from 2 to 2^8 (the qk kernel's DOUBLINGS), else 0."""
+    return next((m for m in range(1, 9) if normalizer == 2.0**m), 0)
+
+
 def precision(dtype: torch.dtype) -> str:
     # fp32 inputs are the accuracy reference on the GPU: exact fp32 products, not TF32's 10-bit mantissa
     return "ieee" if dtype == torch.float32 else "tf32"

@@ -38,6 +38,7 @@ from .metala_core import CHUNK_SIZE
 from .metala_core_configs import kernels as _kernels
 from .metala_core_inputs import block as _block
 from .metala_core_inputs import check_inputs
+from .metala_core_inputs import doublings as _doublings
 from .metala_core_inputs import gradient_rows as _gradient_rows
 from .metala_core_inputs import inputs as _inputs
 from .metala_core_inputs import sizes as _sizes
@@ -368,12 +369,14 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
     blocks = dict(BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate)
     aug = (decays, decays) if augmentation is None else augmentation  # placeholders without
     # (with self-augmentation, dv's term stays the epilogue's, which the dv kernels add to)
-    _by_form(
-        _kernels()["chunk_qk_grads"], lambda meta: (sizes["NT"], batch_heads, meta.get("K_SPLIT", 1)),
-        q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, *aug, scale,
-        **strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks, STORED=stored,
-        AUG=augmentation is not None,
-    )  # fmt: skip
+    qk_args = (q, gate_logits, v, d_out, states, state_grads, decays, cums, dq, d_gate_logits, *aug, scale)
+    qk_kwargs = dict(**strides, stride_dq=stride_dq, stride_dg=stride_dg, normalizer=normalizer, **sizes, **blocks,
+                     STORED=stored, AUG=augmentation is not None, DOUBLINGS=_doublings(normalizer))  # fmt: skip
+    # a chunk's K_SPLIT programs split program_id(0) in the factorised launch (chunk_grads_kernel's grid)
+    split = lambda meta: meta.get("K_SPLIT", 1)  # noqa: E731
+    launch(_kernels()["chunk_qk_grads"], lambda m: (sizes["NT"] * split(m), batch_heads, 1), *qk_args, **qk_kwargs,
+           FACTORISED=True)  # fmt: skip
+    _strong_form(_kernels()["chunk_qk_grads"], lambda m: (sizes["NT"], batch_heads, split(m)), *qk_args, **qk_kwargs)
     dv_form(
         _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),
         q, gate_logits, cums, d_out, state_grads, decays, dv, scale, stride_q, stride_g, stride_dv, normalizer,

@@ -34,11 +34,11 @@ def draw(batch, seq, heads, head_k_dim, head_v_dim, decay, seed=0):
     return [t.to(DEVICE) for t in (q, logits, v, cotangent)]
 
 
-def exact(q, logits, v, cotangent):
+def exact(q, logits, v, cotangent, normalizer=NORMALIZER):
     """fp64 output and gradients (d gate logits through logsigmoid): the step-by-step recurrence, or for long draws
     the pairwise chunked form."""
     inputs = [t.detach().requires_grad_() for t in (q, logits, v)]
-    log_decay, key = reference.decay_and_key_reference(inputs[1], NORMALIZER)
+    log_decay, key = reference.decay_and_key_reference(inputs[1], normalizer)
     if q.shape[1] <= 512:
         output, _ = reference.recurrent_gla_reference(inputs[0], key, inputs[2], log_decay, SCALE)
     else:
@@ -58,26 +58,26 @@ def projection_views(q, logits, v):
     return [part.unflatten(-1, (heads, -1)) for part in parts[:3]]
 
 
-def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False):
+def check(dtype, batch, seq, heads, head_k_dim, head_v_dim, decay, views=False, normalizer=NORMALIZER):
     from neox_metala.ops import metala_core_triton
 
     q, logits, v, cotangent = draw(batch, seq, heads, head_k_dim, head_v_dim, decay)
     q, logits, v = (t.to(dtype).double() for t in (q, logits, v))  # the reference sees the kernel's rounded inputs
-    expected, expected_grads = exact(q, logits, v, cotangent)
+    expected, expected_grads = exact(q, logits, v, cotangent, normalizer)
     inputs = [q.to(dtype), logits.to(dtype), v.to(dtype)]
     if views:
         inputs = projection_views(*inputs)
         for x in inputs:  # read in place
             assert not x.is_contiguous() and metala_core_inputs.token_rows(x)[0].data_ptr() == x.data_ptr()
-    output, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, NORMALIZER, keep_states=True)
-    grads = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype))
+    output, states = metala_core_triton.metala_core_fwd(*inputs, SCALE, normalizer, keep_states=True)
+    grads = metala_core_triton.metala_core_bwd(*inputs, SCALE, normalizer, cotangent.to(dtype))
     # with the forward's states (metala_core_triton.CHAINED_FORWARD forms them otherwise than the recomputation)
-    with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, NORMALIZER, cotangent.to(dtype), states=states)
+    with_states = metala_core_triton.metala_core_bwd(*inputs, SCALE, normalizer, cotangent.to(dtype), states=states)
     assert grads[1].dtype == torch.float32 and all(g.is_contiguous() for g in (output, *grads))
     relative, floor = BOUNDS[dtype]
     errors = {"output": (output.double() - expected).norm() / expected.norm()}
     # d logits = d log_decay · sigmoid(−x) / normalizer: d log_decay's floor carried through the same factor
-    logits_floor = floor * (q * expected_grads[0] * torch.sigmoid(-logits) / NORMALIZER).norm()
+    logits_floor = floor * (q * expected_grads[0] * torch.sigmoid(-logits) / normalizer).norm()
     floors = {"q": 0.0, "gate_logits": logits_floor, "v": 0.0}
     for states_from, got_grads in (("", grads), ("kept ", with_states)):
         for name, got, want in zip(("q", "gate_logits", "v"), got_grads, expected_grads):
@@ -138,6 +138,15 @@ def backward_form(request, monkeypatch):
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
 def test_kernels_fp32_equal_the_recurrence(seq, head_k_dim, head_v_dim, decay, backward_form):
     check(torch.float32, 1, seq, 2, head_k_dim, head_v_dim, decay)
+
+
+@pytest.mark.parametrize("normalizer", [12.0, 2.0, 256.0], ids=["not-a-power-of-2", "2", "256"])
+@pytest.mark.parametrize("decay", ["mixed", "open-shut"])
+def test_other_normalizers_equal_the_recurrence(normalizer, decay):
+    """d gate logits' factor sigmoid(−x) = 1 − α^normalizer (metala_core_grad_kernels._sigmoid_neg) by −expm1 where
+    the normalizer is not a power of 2, else by the key's product over its doublings (one factor at 2, eight at 256;
+    the other tests' 16 takes four), at logits of either sign and of ±30 (open-shut)."""
+    check(torch.float32, 1, 130, 2, 16, 32, decay, normalizer=normalizer)
 
 
 @pytest.mark.parametrize("seq, head_k_dim, head_v_dim, decay", SMALL)
