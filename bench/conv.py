@@ -36,17 +36,25 @@ CUDA = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
 WIDTH = 4
 # (tokens per step, channels, warps, steps, stages) of both kernels, the default first; all build for sm90 without
 # spills (bench/conv_build.py --candidates, triton 3.6, bf16; registers after each). Each thread holds BC / (32 ·
-# warps) channels of a token row: 4 (8-byte bf16 loads) in the backward at 96-182 registers; 8 per thread spilled
-# there, 2 take 64-91; the forward takes 48-68. More stages keep later steps' rows in flight (cp.async) while a step
-# computes; shorter spans (tokens · steps) make more programs but more halo rows, and in backward more partials.
-FORWARD_BLOCKS = [  # the first: 0.16 ms in the block (call 3, session 24); the others not yet timed
-    (4, 256, 2, 32, 3),  # 61 registers
-    (4, 256, 2, 32, 1),  # 48
-    (4, 256, 2, 64, 3),  # 61
-    (8, 256, 2, 16, 3),  # 68
-    (8, 256, 2, 16, 1),  # 61
-    (8, 128, 2, 16, 3),  # 48
-    (8, 512, 4, 16, 3),  # 68
+# warps) channels of a token row: 4 (8-byte bf16 loads) in the backward at 96-182 registers; 8 (16-byte loads) take
+# 168-208 there and 80-106 in the forward, 2 take 64-91; the forward's 4 take 48-68. More stages keep later steps'
+# rows in flight (cp.async) while a step computes; shorter spans (tokens · steps) make more programs but more halo
+# rows, and in backward more partials.
+# Session 47 (H200, B32 T2048 C2048 bf16, `--cases 32x2048x2048`, one run each): ms after each; none is more than 3%
+# faster than the defaults, whose 0.155 + 0.243 ms are 1.2x / 1.3x their bytes.
+FORWARD_BLOCKS = [  # the first: 0.16 ms in the block (call 3, session 24)
+    (4, 256, 2, 32, 3),  # 61 registers; 0.155 ms
+    (4, 256, 2, 32, 1),  # 48; 0.165
+    (4, 256, 2, 64, 3),  # 61; 0.161
+    (8, 256, 2, 16, 3),  # 68; 0.150
+    (8, 256, 2, 16, 1),  # 61; 0.150
+    (8, 128, 2, 16, 3),  # 48; 0.170
+    (8, 512, 4, 16, 3),  # 68; 0.150
+    (4, 512, 2, 32, 3),  # 106; 0.169 (8 channels per thread from here on)
+    (4, 512, 2, 16, 3),  # 106; 0.182
+    (2, 512, 2, 64, 3),  # 80; 0.284
+    (4, 1024, 4, 32, 3),  # 106; 0.170
+    (4, 512, 2, 32, 2),  # 80; 0.181
 ]
 BACKWARD_BLOCKS = [
     (4, 256, 2, 32, 3),  # 96; 0.243 ms on an H200 at B32 T2048 C2048 (ops/short_conv_op.py has the sweep)
@@ -60,6 +68,11 @@ BACKWARD_BLOCKS = [
     (8, 512, 4, 16, 1),  # 144
     (8, 512, 4, 16, 3),  # 146
     (16, 512, 4, 8, 1),  # 182
+    (4, 512, 2, 32, 3),  # 168; 0.238 (8 channels per thread)
+    (2, 512, 2, 64, 3),  # 208; 0.419 (8 channels per thread)
+    (4, 256, 2, 64, 3),  # 96; 0.235
+    (4, 256, 2, 16, 3),  # 96; 0.261
+    (2, 256, 2, 64, 3),  # 91; 0.315
 ]
 
 
