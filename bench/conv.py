@@ -40,7 +40,7 @@ WIDTH = 4
 # 168-208 there and 80-106 in the forward, 2 take 64-91; the forward's 4 take 48-68. More stages keep later steps'
 # rows in flight (cp.async) while a step computes; shorter spans (tokens · steps) make more programs but more halo
 # rows, and in backward more partials.
-# Session 47 (H200, B32 T2048 C2048 bf16, `--cases 32x2048x2048`, one run each): ms after each; none is more than 3%
+# Session 47 (H200, B32 T2048 C2048 bf16, `--cases 32x2048x2048`, one run each): ms after each; none is more than 3.3%
 # faster than the defaults, whose 0.155 + 0.243 ms are 1.2x / 1.3x their bytes.
 FORWARD_BLOCKS = [  # the first: 0.16 ms in the block (call 3, session 24)
     (4, 256, 2, 32, 3),  # 61 registers; 0.155 ms
