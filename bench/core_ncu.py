@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from neox_metala import warmup  # noqa: E402
-from neox_metala.ops import metala_core_triton  # noqa: E402
+from neox_metala.ops import metala_core_gluon, metala_core_triton  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import core as core_bench  # noqa: E402
@@ -36,7 +36,10 @@ def main():
     parser.add_argument("--heads", type=int, default=16)
     parser.add_argument("--keep-states", action="store_true", help="the backward reads the forward's states")
     parser.add_argument(
-        "--flip", nargs="*", default=[], help="metala_core_triton booleans to turn the other way, or NAME=VALUE"
+        "--flip",
+        nargs="*",
+        default=[],
+        help="metala_core_triton's or metala_core_gluon's booleans to turn the other way, or NAME=VALUE",
     )
     parser.add_argument("--timings", action="store_true", help="kernel times by torch's profiler (not under ncu)")
     parser.add_argument(
@@ -48,30 +51,42 @@ def main():
         help="the backward adds into given gradients, as the one-op mixer's does (ops/mixer_op.py: the gradient "
         "kernels' ACCUMULATE builds, which the model runs with self-augmentation)",
     )  # fmt: skip
+    parser.add_argument(
+        "--augment", action="store_true",
+        help="self-augmentation's terms of dq and d logits formed by the qk kernel from da, as the model's backward "
+        "has them (ops/mixer_op.py's CORE_AUG; with --accumulate then only dv is added to); the Gluon kernel's launch",
+    )  # fmt: skip
     parser.add_argument("--candidates", nargs="+", help="KERNEL=I,J ...: time core_configs.CANDIDATES[KERNEL][I]")
     parser.add_argument("--rounds", type=int, default=2, help="with --candidates: rounds, each in the other order")
     args = parser.parse_args()
     warmup.use_kernel_cache(None)
     for flag in args.flip:
-        flip_switch(flag, metala_core_triton)
+        flip_switch(flag, metala_core_triton, metala_core_gluon)
     batch, seq = (int(x) for x in args.case.split("x"))
     q, v, logits, _, _, d_out = core_bench.draw(batch, seq, args.heads, 64, 128, torch.bfloat16, "cuda")
     scale, normalizer = core_bench.SCALE, core_bench.NORMALIZER
 
     grads = core_bench.zero_gradients(q, v) if args.accumulate else None  # what the backward adds into
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    augmentation = (
+        (torch.randn(q.shape[:3], device="cuda", generator=gen), torch.randn(q.shape[2] * 64, device="cuda") * 0.1)
+        if args.augment
+        else None
+    )
 
     def step():
         out, states = metala_core_triton.metala_core_fwd(
             q, logits, v, scale, normalizer, args.chunk_size, keep_states=args.keep_states
         )
         return out, metala_core_triton.metala_core_bwd(
-            q, logits, v, scale, normalizer, d_out, states, args.chunk_size, grads=grads, accumulate=args.accumulate
-        )
+            q, logits, v, scale, normalizer, d_out, states, args.chunk_size, grads=grads, accumulate=args.accumulate,
+            augmentation=augmentation,
+        )  # fmt: skip
 
     for _ in range(3):
         step()
     torch.cuda.synchronize()
-    settings = f"flips {args.flip} keep_states {args.keep_states} accumulate {args.accumulate}"
+    settings = f"flips {args.flip} keep_states {args.keep_states} accumulate {args.accumulate} augment {args.augment}"
     print(f"core f+b B{batch} T{seq} H{args.heads} chunks of {args.chunk_size} {settings}", flush=True)
     if args.candidates:
         jobs = [

@@ -313,7 +313,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.stored_rows_mib is not None or args.flip or args.chunk_size:
-        from neox_metala.ops import metala_core_op, metala_core_triton, mixer_op  # imports triton
+        from neox_metala.ops import metala_core_gluon, metala_core_op, metala_core_triton, mixer_op  # imports triton
 
         # Inductor's caches key a compiled graph by its code, not by these globals: a run with another chunk size took
         # a graph whose shape checks held the default's (session 28), so compile afresh
@@ -322,7 +322,7 @@ def main() -> None:
         if args.stored_rows_mib is not None:
             metala_core_triton.STORED_ROWS_BYTES = args.stored_rows_mib * 2**20
         for flag in args.flip:
-            flip_switch(flag, mixer_op, metala_core_triton)
+            flip_switch(flag, mixer_op, metala_core_triton, metala_core_gluon)
     if args.trace:
         os.makedirs(args.trace, exist_ok=True)
     warmup.use_kernel_cache(None)

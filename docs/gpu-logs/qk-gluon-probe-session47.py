@@ -1,4 +1,7 @@
-"""Session 47's probe: the qk-gradient kernel (`metala_core_grad_kernels.chunk_grads_kernel`) as the model launches
+"""(Session 48: its cp.async build is now neox_metala/ops/metala_core_gluon_kernels.py; this file is the record of
+what session 48's calls 1-2 ran, docs/benchmarks.md.)
+
+Session 47's probe: the qk-gradient kernel (`metala_core_grad_kernels.chunk_grads_kernel`) as the model launches
 it (factorised chunks, K_SPLIT 2: 32 channels per program, 4 warps, the stored decay rows, self-augmentation's terms
 written, not added), in Gluon with every layout chosen: the decay terms, dq and d logits live in the wgmma
 accumulator's layout from their loads to their stores (the shipped build's ~40 barriers are mostly Triton's layout
@@ -227,7 +230,7 @@ def twin(q, v, d_out, states, state_grads, cums, aug_da, aug_w, scale, normalize
     key = -torch.expm1(log_decay)
     offset = cum - cum_last * 0.5
     to_ref, from_ref, at_ref = offset.exp(), (-offset).exp(), (cum_last * 0.5).exp()
-    causal = torch.ones(BT, BT, dtype=torch.bool).tril()
+    causal = torch.ones(BT, BT, dtype=torch.bool, device=doc.device).tril()
     d_scores = rnd(torch.where(causal, scale * doc @ vc.transpose(-1, -2), 0.0))
     dq_inter, dk_inter = doc @ h.transpose(-1, -2), vc @ dh.transpose(-1, -2)
     state_dot_grad = (h * dh).sum(-1)[..., None, :]
@@ -332,7 +335,11 @@ def run_gpu(B=16, T=2048, H=16, scale=0.125, normalizer=16.0, device="cuda"):
     dq_ref, dg_ref, _ = core.metala_core_bwd(
         q, gate_logits, v, scale, normalizer, d_out, states=states, augmentation=(da, w)
     )
-    dq_twin, dg_twin = twin(q, v, d_out, states, state_grads, cums, da, w, scale, normalizer, bf16=True)
+    try:
+        dq_twin, dg_twin = twin(q, v, d_out, states, state_grads, cums, da, w, scale, normalizer, bf16=True)
+    except Exception as error:  # noqa: BLE001 -- the kernels are still compared with the shipped backward
+        print(f"twin failed: {str(error)[:400]}", flush=True)
+        dq_twin, dg_twin = dq_ref, dg_ref
 
     def gluon(dq, dg, **options):
         qk_grads_gluon[(N * 2, B * H)](

@@ -4,12 +4,12 @@ into the state entering each chunk (sequential, in place), then one chunk-parall
 the faster, all three as one chained launch (CHAINED_FORWARD, ops/metala_core_chained_kernels.py). Backward:
 the same two for the states (or the forward's, if kept), the chunks' decay rows (STORED_DECAY_ROWS), their
 state-gradient updates and the reverse scan over them, then the chunk-parallel gradients: dq and d gate logits by one
-kernel (a program per chunk), dv by another (a program per chunk and V block: in the first one's V loop, a form
-removed in session 26, it made that loop hold five dots and spill its scores); where it is the faster, the
-state-gradient updates, their scan and dv as one chained launch (CHAINED_BACKWARD,
-ops/metala_core_chained_grad_kernels.py). The kernels that form the chunks' scores run twice (`_by_form`: the
-factorised chunks, then those of strong decay). Seven launches per forward + backward pair with kept states, nine
-without (both directions by three launches: eleven and thirteen); the backward's per batch slice.
+kernel (a program per chunk; its factorised launch by ops/metala_core_gluon.py's where that is built for it), dv by
+another (a program per chunk and V block); where it is the faster, the state-gradient updates, their scan and dv as
+one chained launch (CHAINED_BACKWARD, ops/metala_core_chained_grad_kernels.py). The kernels that form the chunks'
+scores run twice (`_by_form`: the factorised chunks, then those of strong decay). Seven launches per forward +
+backward pair with kept states, nine without (both directions by three launches: eleven and thirteen); the
+backward's per batch slice.
 
 Two levels, because the scans are sequential over chunks: at T = 8192, B·H = 16 scans whose steps formed their chunk's
 update (a log decay load, a cross-warp cumsum, a dot: ~1.9 µs a step on an H200) took ~60% of the core's time; that
@@ -34,6 +34,7 @@ import os
 
 import torch
 
+from . import metala_core_gluon
 from .metala_core import CHUNK_SIZE
 from .metala_core_configs import kernels as _kernels
 from .metala_core_inputs import block as _block
@@ -59,7 +60,6 @@ logsigmoid(x) = 0 instead of ≈ −e^−x for gate logits x > 87) instead of tl
 more instructions per element (sm90 builds: 8-12% fewer instructions per kernel; H200, B32 T2048 H16, session 29:
 core f+b 3.174 -> 3.058 ms). Read when ops/metala_core_kernels.py is imported (the first kernel launch), never in
 the interpreter (no libdevice)."""
-
 
 DV_READS_ROWS = True
 """dv's decay terms read from the backward's rows of G (STORED_DECAY_ROWS) instead of formed from the gate logits:
@@ -374,8 +374,9 @@ def _backward_slice(q, gate_logits, v, scale, normalizer, d_out, strides, states
                      STORED=stored, AUG=augmentation is not None, DOUBLINGS=_doublings(normalizer))  # fmt: skip
     # a chunk's K_SPLIT programs split program_id(0) in the factorised launch (chunk_grads_kernel's grid)
     split = lambda meta: meta.get("K_SPLIT", 1)  # noqa: E731
-    launch(_kernels()["chunk_qk_grads"], lambda m: (sizes["NT"] * split(m), batch_heads, 1), *qk_args, **qk_kwargs,
-           FACTORISED=True)  # fmt: skip
+    if not metala_core_gluon.qk_grads(batch_heads, *qk_args, **qk_kwargs):  # the factorised chunks, where it is built
+        launch(_kernels()["chunk_qk_grads"], lambda m: (sizes["NT"] * split(m), batch_heads, 1), *qk_args,
+               **qk_kwargs, FACTORISED=True)  # fmt: skip
     _strong_form(_kernels()["chunk_qk_grads"], lambda m: (sizes["NT"], batch_heads, split(m)), *qk_args, **qk_kwargs)
     dv_form(
         _kernels()["chunk_dv"], _chunks_grid(sizes, batch_heads),

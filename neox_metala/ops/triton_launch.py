@@ -88,6 +88,11 @@ def _plan(kernel, compiled, grid, args, kwargs):
     from triton.runtime.autotuner import Autotuner
     from triton.runtime.jit import JITFunction
 
+    try:  # a Gluon kernel's function differs from a Triton kernel's in its binder only
+        from triton.experimental.gluon._runtime import GluonJITFunction
+    except ImportError:
+        GluonJITFunction = JITFunction
+
     if hasattr(compiled, "result"):  # compiled asynchronously
         compiled = compiled.result()
     fn, tuned = kernel, {}
@@ -97,7 +102,7 @@ def _plan(kernel, compiled, grid, args, kwargs):
         fn, tuned = kernel.fn, kernel.best_config.all_kwargs()
     if not (
         triton.__version__.startswith("3.")
-        and type(fn) is JITFunction
+        and type(fn) in (JITFunction, GluonJITFunction)
         and not fn.pre_run_hooks
         and isinstance(compiled, CompiledKernel)
         and callable(getattr(compiled, "__getitem__", None))
