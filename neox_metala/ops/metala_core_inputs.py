@@ -82,3 +82,10 @@ def gradient_rows(grads, q, v):
     if any(t is not given for (t, _), given in zip(rows, grads)):
         raise ValueError("MetaLA core: the gradients to write into must have each token's channels contiguous")
     return rows
+
+
+def scan_buffers(q, sizes, batch_heads):
+    """A (B, H, N, K, V) buffer in q's dtype for a scan's updates (then its states or state gradients) and the
+    chunks' (B·H, N, K) fp32 decays e^G_last."""
+    buffer = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
+    return buffer, q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)

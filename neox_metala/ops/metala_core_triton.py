@@ -1,12 +1,12 @@
 """Launchers of MetaLA's core kernels (ops/metala_core_kernels.py, metala_core_output_kernels.py and
 metala_core_grad_kernels.py). Forward: the chunks' state updates (chunk-parallel), the scan over chunks that turns them
 into the state entering each chunk (sequential, in place), then one chunk-parallel kernel for the output; where it is
-the faster, all three as one chained launch (CHAINED_FORWARD, ops/metala_core_chained_kernels.py). Backward:
+the faster, all three as one chained launch (CHAINED_FORWARD, ops/metala_core_chains.py). Backward:
 the same two for the states (or the forward's, if kept), the chunks' decay rows (STORED_DECAY_ROWS), their
 state-gradient updates and the reverse scan over them, then the chunk-parallel gradients: dq and d gate logits by one
 kernel (a program per chunk; its factorised launch by ops/metala_core_gluon.py's where that is built for it), dv by
 another (a program per chunk and V block); where it is the faster, the state-gradient updates, their scan and dv as
-one chained launch (CHAINED_BACKWARD, ops/metala_core_chained_grad_kernels.py). The kernels that form the chunks'
+one chained launch (CHAINED_BACKWARD, ops/metala_core_chains.py). The kernels that form the chunks'
 scores run twice (`_by_form`: the factorised chunks, then those of strong decay). Seven launches per forward +
 backward pair with kept states, nine without (both directions by three launches: eleven and thirteen); the
 backward's per batch slice.
@@ -36,12 +36,15 @@ import torch
 
 from . import metala_core_gluon
 from .metala_core import CHUNK_SIZE
+from .metala_core_chains import chained as _chained
+from .metala_core_chains import chained_grads as _chained_grads
 from .metala_core_configs import kernels as _kernels
 from .metala_core_inputs import block as _block
 from .metala_core_inputs import check_inputs
 from .metala_core_inputs import doublings as _doublings
 from .metala_core_inputs import gradient_rows as _gradient_rows
 from .metala_core_inputs import inputs as _inputs
+from .metala_core_inputs import scan_buffers as _scan_buffers
 from .metala_core_inputs import sizes as _sizes
 from .triton_launch import launch
 
@@ -163,36 +166,6 @@ def _strong_form(kernel, grid, *args, **kwargs):
     launch(kernel, strong, *args, **kwargs, FACTORISED=False, STRONG_CHUNKS=per_program)
 
 
-def _scan_buffers(q, sizes, batch_heads):
-    """A (B, H, N, K, V) buffer in q's dtype for a scan's updates (then its states or state gradients) and the
-    chunks' (B·H, N, K) fp32 decays e^G_last."""
-    buffer = q.new_empty(batch_heads // sizes["H"], sizes["H"], sizes["NT"], sizes["K"], sizes["V"])
-    return buffer, q.new_empty(batch_heads, sizes["NT"], sizes["K"], dtype=torch.float32)
-
-
-def _chain_buffers(q, sizes, batch_heads):
-    """A chained launch's (B·H, 2, K, V) fp32 carried sums and its flags, zero: one per (chunk, chain) for every V
-    block width the autotuner may pick (at least 16)."""
-    carried = q.new_empty(batch_heads, 2, sizes["K"], sizes["V"], dtype=torch.float32)
-    flags = torch.zeros(sizes["NT"] * batch_heads * -(-sizes["V"] // 16), dtype=torch.int32, device=q.device)
-    return carried, flags
-
-
-def _chained(q, gate_logits, v, scale, normalizer, strides, sizes, batch_heads, out, augmentation):
-    """(states, decays) by ops/metala_core_chained_kernels.py's kernel, which also writes the factorised chunks'
-    outputs into `out` (`augmentation` as metala_core_fwd's)."""
-    states, decays = _scan_buffers(q, sizes, batch_heads)
-    carried, flags = _chain_buffers(q, sizes, batch_heads)
-    a, w = (decays, decays) if augmentation is None else augmentation  # placeholders without
-    launch(
-        _kernels()["chained"],
-        lambda meta: (sizes["NT"] * batch_heads * -(-sizes["V"] // (meta["BV"] * meta.get("V_STEPS", 1))),),
-        q, gate_logits, v, states, decays, out, w, a, carried, flags, scale, **strides, normalizer=normalizer,
-        **sizes, BH=batch_heads, BK=_block(sizes["K"]), BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
-    )  # fmt: skip
-    return states, decays
-
-
 def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     sizes, batch_heads = _sizes(q, v, chunk_size)
     states, decays = _scan_buffers(q, sizes, batch_heads)
@@ -203,22 +176,6 @@ def _chunk_states(q, gate_logits, v, normalizer, strides, chunk_size):
     )  # fmt: skip
     _scan(states, decays, sizes, batch_heads, reverse=False)
     return states, decays
-
-
-def _chained_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads, dv_rows, accumulate):
-    """(the state gradients, the chunks' decays) as `_state_grads`', by ops/metala_core_chained_grad_kernels.py's
-    kernel, which also writes the factorised chunks' dv into dv_rows (a tensor and its row stride; added to if
-    accumulate)."""
-    state_grads, decays = _scan_buffers(q, sizes, batch_heads)
-    carried, flags = _chain_buffers(q, sizes, batch_heads)
-    launch(
-        _kernels()["chained_grads"],
-        lambda meta: (sizes["NT"] * batch_heads * -(-sizes["V"] // meta["BV"]),),
-        q, gate_logits, d_out, state_grads, decays, dv_rows[0], carried, flags, scale, strides["stride_q"],
-        strides["stride_g"], dv_rows[1], normalizer, **sizes, BH=batch_heads, BK=_block(sizes["K"]),
-        BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate,
-    )  # fmt: skip
-    return state_grads, decays
 
 
 def _state_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batch_heads):
