@@ -4,8 +4,13 @@ launch against chained_kernel's 664 (uncapped, 248 registers: 763; capped at 168
 f+b 2.413 against 2.314 ms. Its GPU tests passed (output, states, a against fp64 at T130 mild/mixed, T2048,
 T300 open-shut, with and without self-augmentation; the Triton kernel's results to bf16's rounding at 64 chains of 64
 chunks). It was launched from metala_core_triton._chained, before the Triton launch, with grid (N · B·H,), 4 warps,
-maxnreg 168, the same carried buffer and flags. Build it on a CPU: bench/gluon_build.py's way (GluonASTSource,
-GPUTarget("cuda", 90, 32)).
+maxnreg 168, the same carried buffer and flags. For the next session, variants (HALVES: the chain's part and the
+output by V halves of 64, as the Triton kernel's V_STEPS 2; VIA_SMEM: 16-byte stores of the states and the output
+through shared memory) and a driver that times them against the shipped launch in one process:
+
+    python docs/gpu-logs/chained-gluon-session50.py --build   # a CPU: each variant's sm90 build
+    python docs/gpu-logs/chained-gluon-session50.py           # a GPU (from the repository root): compared and timed
+    TRITON_INTERPRET=1 python docs/gpu-logs/chained-gluon-session50.py --dry   # a CPU: the set-up, small
 
 The chained forward (metala_core_chained_kernels.chained_kernel at the model's shape: K 64, V 128, chunks of 64,
 bf16) in Gluon (Triton 3.6's `triton.experimental.gluon`), one program per (chunk, batch·head) holding all 128 value
@@ -23,6 +28,10 @@ masked, as the Triton kernel's, for output_kernel's strong launch.
 
 from __future__ import annotations
 
+import os
+import sys
+
+import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
@@ -32,7 +41,8 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from neox_metala.ops.metala_core_gluon_kernels import STRONG_DECAY, _exp, _neg_expm1
+sys.path[:0] = [os.getcwd(), os.path.join(os.getcwd(), "bench")]
+from neox_metala.ops.metala_core_gluon_kernels import STRONG_DECAY, _exp, _neg_expm1  # noqa: E402
 
 
 @gluon.jit
@@ -54,10 +64,13 @@ def _add(a, b):
 @gluon.jit
 def chained_forward_kernel(
     q, gate_logits, v, states, decays, out, aug_w, aug_a, carried, flags, scale, stride_q, stride_g, stride_v,
-    normalizer, T, NT, BH, H: gl.constexpr, AUG: gl.constexpr,
+    normalizer, T, NT, BH, H: gl.constexpr, AUG: gl.constexpr, HALVES: gl.constexpr = 1, VIA_SMEM: gl.constexpr = False,
 ):  # fmt: skip
     """chained_kernel's outputs, states, decays and (AUG) a, with its buffers (carried (B·H, 2, K, V) fp32, flags
-    zero, one per (chunk, batch·head)). Grid (N · B·H,), chunk-major; 4 warps."""
+    zero, one per (chunk, batch·head)). Grid (N · B·H,), chunk-major; 4 warps. HALVES 2: the chain's part and the
+    output by V halves of 64, one after the other (the Triton kernel's V_STEPS 2: half the registers for the state,
+    its update and the output); VIA_SMEM: the states and the output stored through shared memory in 16-byte
+    vectors instead of from the accumulator's layout (4 bytes a thread)."""
     BT: gl.constexpr = 64
     K: gl.constexpr = 64
     V: gl.constexpr = 128
@@ -68,28 +81,35 @@ def chained_forward_kernel(
     ld: gl.constexpr = gl.BlockedLayout([1, 8], [4, 8], [4, 1], [1, 0])  # 16-byte copies
     rows_of: gl.constexpr = gl.BlockedLayout([16, 2], [4, 8], [1, 4], [1, 0])  # the cumsum along a thread's rows
     acc64: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, 64, 16])
-    acc128: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, 128, 16])
+    acc_h: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, 128 // HALVES, 16]
+    )
     tok_k: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BT, K], gl.bfloat16)
-    tok_v: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BT, V], gl.bfloat16)
     tok_t: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BT, BT], gl.bfloat16)
 
     # q and the gate logits, then v, straight into shared memory (zero past T)
     first = (i_b * T + n * BT).to(gl.int64)
     rows = gl.arange(0, BT, layout=gl.SliceLayout(1, ld))
-    cols = gl.arange(0, V, layout=gl.SliceLayout(0, ld))
     k_cols = gl.arange(0, K, layout=gl.SliceLayout(0, ld))
     in_t = ((n * BT + rows) < T)[:, None]
     inside = in_t & (k_cols < K)[None, :]
     q_s = gl.allocate_shared_memory(gl.bfloat16, [BT, K], tok_k)
     g_s = gl.allocate_shared_memory(gl.bfloat16, [BT, K], tok_k)
-    v_s = gl.allocate_shared_memory(gl.bfloat16, [BT, V], tok_v)
+    VH: gl.constexpr = V // HALVES
+    tok_h: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BT, VH], gl.bfloat16)
+    v0_s = gl.allocate_shared_memory(gl.bfloat16, [BT, VH], tok_h)
+    v1_s = gl.allocate_shared_memory(gl.bfloat16, [BT, VH], tok_h)  # unused with HALVES 1
     tile = rows[:, None] * stride_q + k_cols[None, :]
     async_copy.async_copy_global_to_shared(q_s, q + first * stride_q + i_h * K + tile, mask=inside)
     tile = rows[:, None] * stride_g + k_cols[None, :]
     async_copy.async_copy_global_to_shared(g_s, gate_logits + first * stride_g + i_h * K + tile, mask=inside)
     async_copy.commit_group()
-    tile = rows[:, None] * stride_v + cols[None, :]
-    async_copy.async_copy_global_to_shared(v_s, v + first * stride_v + i_h * V + tile, mask=in_t & (cols < V)[None, :])
+    h_cols = gl.arange(0, VH, layout=gl.SliceLayout(0, ld))
+    tile = rows[:, None] * stride_v + h_cols[None, :]
+    v_mask = in_t & (h_cols < VH)[None, :]
+    async_copy.async_copy_global_to_shared(v0_s, v + first * stride_v + i_h * V + tile, mask=v_mask)
+    if HALVES == 2:
+        async_copy.async_copy_global_to_shared(v1_s, v + first * stride_v + i_h * V + VH + tile, mask=v_mask)
     async_copy.commit_group()
     r = gl.arange(0, BT, layout=gl.SliceLayout(1, rows_of))
     c = gl.arange(0, K, layout=gl.SliceLayout(0, rows_of))
@@ -119,7 +139,9 @@ def chained_forward_kernel(
     async_copy.wait_group(0)  # v
     gl.thread_barrier()
     fence_async_shared()
-    update = warpgroup_mma(to_end_s.permute((1, 0)), v_s, gl.zeros([K, V], gl.float32, acc128), is_async=True)
+    update0 = warpgroup_mma(to_end_s.permute((1, 0)), v0_s, gl.zeros([K, VH], gl.float32, acc_h), is_async=True)
+    if HALVES == 2:
+        update1 = warpgroup_mma(to_end_s.permute((1, 0)), v1_s, gl.zeros([K, VH], gl.float32, acc_h), is_async=True)
     scores = warpgroup_mma(q_scaled_s, key_s.permute((1, 0)), gl.zeros([BT, BT], gl.float32, acc64), is_async=True)
 
     # while they run: a, the chunk's decays, and which rows this launch stores (none for strong decay)
@@ -127,38 +149,180 @@ def chained_forward_kernel(
     if AUG:
         gl.store(aug_a + (i_b * T + t) * H + i_h, gl.sum(q_b * key * w[None, :], 1), mask=t < T_store)
     gl.store(decays + (i_bh * NT + n) * K + c, chunk_decays)
-    update, scores = warpgroup_mma_wait(0, deps=[update, scores])
+    if HALVES == 2:
+        update0, update1, scores = warpgroup_mma_wait(0, deps=[update0, update1, scores])
+    else:
+        update0, scores = warpgroup_mma_wait(0, deps=[update0, scores])
     r64 = gl.arange(0, BT, layout=gl.SliceLayout(1, acc64))
     c64 = gl.arange(0, BT, layout=gl.SliceLayout(0, acc64))
     scores_s = gl.allocate_shared_memory(
         gl.bfloat16, [BT, BT], tok_t, gl.where(r64[:, None] >= c64[None, :], scores, 0.0).to(gl.bfloat16)
     )
+    row_decays = gl.convert_layout(chunk_decays, gl.SliceLayout(1, acc_h))
 
     # the chain: wait for hₙ, publish hₙ₊₁ = e^G_last ⊙ hₙ + Uₙ (metala_core_chained_kernels' helpers' protocol)
-    k_rows = gl.arange(0, K, layout=gl.SliceLayout(1, acc128))
-    v_cols = gl.arange(0, V, layout=gl.SliceLayout(0, acc128))
-    state_tile = k_rows[:, None] * V + v_cols[None, :]
     if n > 0:
         while gl.atomic_add(flags + (n - 1) * BH + i_bh, 0, sem="acquire") == 0:
             pass
+    args = (carried, flags, states, out, scores_s, q_start_s, row_decays, scale, first, n, NT, BH, i_bh, i_h, T_store)
+    _chain_and_output(*args, update0, v0_s, 0, HALVES == 1, H, VH, acc_h, tok_h, ld, VIA_SMEM)
+    if HALVES == 2:
+        _chain_and_output(*args, update1, v1_s, VH, True, H, VH, acc_h, tok_h, ld, VIA_SMEM)
+
+
+@gluon.jit
+def _chain_and_output(
+    carried, flags, states, out, scores_s, q_start_s, row_decays, scale, first, n, NT, BH, i_bh, i_h, T_store, update,
+    v_s, col, RELEASE: gl.constexpr, H: gl.constexpr, VH: gl.constexpr, acc_h: gl.constexpr, tok_h: gl.constexpr,
+    ld: gl.constexpr, VIA_SMEM: gl.constexpr,
+):  # fmt: skip
+    """Columns [col, col + VH) of the chain's step and of the output, after the wait: hₙ loaded, hₙ₊₁ published
+    (the flag released if RELEASE), hₙ stored in bf16, o = scale [A v + (q ⊙ e^G) hₙ] stored."""
+    BT: gl.constexpr = 64
+    K: gl.constexpr = 64
+    V: gl.constexpr = 128
+    k_rows = gl.arange(0, K, layout=gl.SliceLayout(1, acc_h))
+    v_cols = gl.arange(0, VH, layout=gl.SliceLayout(0, acc_h))
+    state_tile = k_rows[:, None] * V + col + v_cols[None, :]
     slot = carried + (i_bh * 2 + n % 2).to(gl.int64) * (K * V)
     # .cg: from the L2, past this SM's L1, which may hold the slot as it was two chunks ago
     state = gl.load(slot + state_tile, mask=(k_rows < K)[:, None] & (n > 0), other=0.0, cache_modifier=".cg")
     if n + 1 < NT:
         next_slot = carried + (i_bh * 2 + (n + 1) % 2).to(gl.int64) * (K * V)
-        row_decays = gl.convert_layout(chunk_decays, gl.SliceLayout(1, acc128))
         gl.store(next_slot + state_tile, row_decays[:, None] * state + update, cache_modifier=".cg")
-        gl.thread_barrier()  # every thread's part stored before the flag (as CUTLASS's semaphore)
-        gl.atomic_xchg(flags + n * BH + i_bh, 1, sem="release")
-    state_b = state.to(gl.bfloat16)
-    gl.store(states + (i_bh * NT + n).to(gl.int64) * (K * V) + state_tile, state_b)
-    state_s = gl.allocate_shared_memory(gl.bfloat16, [K, V], tok_v, state_b)
+        if RELEASE:
+            gl.thread_barrier()  # every thread's part stored before the flag (as CUTLASS's semaphore)
+            gl.atomic_xchg(flags + n * BH + i_bh, 1, sem="release")
+    state_s = gl.allocate_shared_memory(gl.bfloat16, [K, VH], tok_h, state.to(gl.bfloat16))
+    states_base = states + (i_bh * NT + n).to(gl.int64) * (K * V) + col
+    ld_rows = gl.arange(0, BT, layout=gl.SliceLayout(1, ld))
+    ld_cols = gl.arange(0, VH, layout=gl.SliceLayout(0, ld))
+    if VIA_SMEM:
+        gl.store(states_base + ld_rows[:, None] * V + ld_cols[None, :], state_s.load(ld))
+    else:
+        gl.store(states_base + k_rows[:, None] * V + v_cols[None, :], state.to(gl.bfloat16))
     fence_async_shared()
-
     # o = scale [A v + (q ⊙ e^G) hₙ]
-    o = warpgroup_mma(scores_s, v_s, gl.zeros([BT, V], gl.float32, acc128), is_async=True)
+    o = warpgroup_mma(scores_s, v_s, gl.zeros([BT, VH], gl.float32, acc_h), is_async=True)
     o = warpgroup_mma(q_start_s, state_s, o, is_async=True)
     o = warpgroup_mma_wait(0, deps=[o])
-    r_o = gl.arange(0, BT, layout=gl.SliceLayout(1, acc128))
-    o_ptrs = out + (first + r_o[:, None]) * (H * V) + i_h * V + v_cols[None, :]
-    gl.store(o_ptrs, (scale * o).to(out.dtype.element_ty), mask=((n * BT + r_o) < T_store)[:, None])
+    if VIA_SMEM:
+        o_s = gl.allocate_shared_memory(gl.bfloat16, [BT, VH], tok_h, (scale * o).to(gl.bfloat16))
+        o_ptrs = out + (first + ld_rows[:, None]) * (H * V) + i_h * V + col + ld_cols[None, :]
+        gl.store(o_ptrs, o_s.load(ld), mask=((n * BT + ld_rows) < T_store)[:, None])
+    else:
+        r_o = gl.arange(0, BT, layout=gl.SliceLayout(1, acc_h))
+        o_ptrs = out + (first + r_o[:, None]) * (H * V) + i_h * V + col + v_cols[None, :]
+        gl.store(o_ptrs, (scale * o).to(out.dtype.element_ty), mask=((n * BT + r_o) < T_store)[:, None])
+
+
+VARIANTS = {  # name: (HALVES, VIA_SMEM, maxnreg)
+    "as shipped in session 50's call 1 (168)": (1, False, 168),
+    "uncapped": (1, False, None),
+    "via shared memory (168)": (1, True, 168),
+    "halves (168)": (2, False, 168),
+    "halves (128)": (2, False, 128),
+    "halves, via shared memory (168)": (2, True, 168),
+    "halves, via shared memory (128)": (2, True, 128),
+}
+
+
+def build_sm90():
+    """Each variant's sm90 build on a CPU: registers, spills, instructions, barriers, shared memory."""
+    import re
+
+    import core_build
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    fn = chained_forward_kernel
+    pointers = ["q", "gate_logits", "v", "states", "decays", "out", "aug_w", "aug_a", "carried", "flags"]
+    fp32 = {"decays", "aug_w", "aug_a", "carried"}
+    signature = {p: "*i32" if p == "flags" else "*fp32" if p in fp32 else "*bf16" for p in pointers}
+    signature.update({"scale": "fp32", "normalizer": "fp32"})
+    constexprs_names = ("H", "AUG", "HALVES", "VIA_SMEM")
+    signature = {a: signature.get(a, "constexpr" if a in constexprs_names else "i32") for a in fn.arg_names}
+    index = fn.arg_names.index
+    aligned = [*pointers, "stride_q", "stride_g", "stride_v"]
+    for name, (halves, via_smem, cap) in VARIANTS.items():
+        constexprs = {(index("H"),): 16, (index("AUG"),): True, (index("HALVES"),): halves,
+                      (index("VIA_SMEM"),): via_smem}  # fmt: skip
+        source = GluonASTSource(
+            fn=fn, signature=signature, constexprs=constexprs,
+            attrs={(index(a),): [["tt.divisibility", 16]] for a in aligned},
+        )  # fmt: skip
+        build = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "maxnreg": cap})
+        cubin = build.asm["cubin"]
+        sass = core_build.cuobjdump(cubin, "-sass")
+        lines = [line for line in sass.splitlines() if re.match(r"\s+/\*[0-9a-f]{4,}\*/", line)]
+        count = lambda op, lines=lines: sum(1 for line in lines if re.search(rf"\s{op}\b", line))  # noqa: E731
+        print(f"{name}: {core_build.resource_usage(cubin)}, {len(lines)} instructions, BAR {count('BAR.SYNC')}, "
+              f"STG {count('STG')}, shared {build.metadata.shared} B", flush=True)  # fmt: skip
+
+
+def run_gpu(B=32, T=2048, H=16, scale=0.125, normalizer=16.0, device="cuda"):
+    """The block's shape: the shipped chained launch (metala_core_chains.chained, the Triton kernel) and each variant
+    on the same inputs (views of one projection, as the model's, with self-augmentation's a), compared with the
+    shipped results, then each timed by triton.testing.do_bench (its buffers allocated in the timed call, as the
+    shipped launch allocates its own)."""
+    import torch
+
+    from neox_metala.ops import metala_core_chains, metala_core_inputs, metala_core_triton
+
+    K, V = 64, 128
+    gen = torch.Generator(device=device).manual_seed(0)
+    proj = torch.randn(B, T, H * (2 * K + 2 * V), device=device, generator=gen).bfloat16()
+    q, logits, v = (proj[..., a:b].unflatten(-1, (H, -1)) for a, b in ((0, H * K), (H * K, 2 * H * K),
+                                                                       (2 * H * K, 2 * H * K + H * V)))  # fmt: skip
+    logits = logits.float().mul(2).add(2).bfloat16()  # mild decays: no chunk of strong decay
+    proj[..., H * K : 2 * H * K] = logits.flatten(-2)
+    logits = proj[..., H * K : 2 * H * K].unflatten(-1, (H, -1))
+    w = torch.randn(H * K, device=device, generator=gen) * 0.5
+    _, _, _, strides = metala_core_triton._inputs(q, logits, v)
+    sizes, batch_heads = metala_core_triton._sizes(q, v, 64)
+
+    def shipped():
+        out, a = torch.empty_like(v), torch.empty(B, T, H, device=device)
+        states, decays = metala_core_chains.chained(q, logits, v, scale, normalizer, strides, sizes, batch_heads,
+                                                    out, (a, w))  # fmt: skip
+        return out, states, decays, a
+
+    def gluon(halves, via_smem, cap):
+        out, a = torch.empty_like(v), torch.empty(B, T, H, device=device)
+        states, decays = metala_core_inputs.scan_buffers(q, sizes, batch_heads)
+        carried, flags = metala_core_chains._chain_buffers(q, sizes, batch_heads)
+        chained_forward_kernel[(sizes["NT"] * batch_heads,)](
+            q, logits, v, states, decays, out, w, a, carried, flags, scale, strides["stride_q"], strides["stride_g"],
+            strides["stride_v"], normalizer, T, sizes["NT"], batch_heads, H=H, AUG=True, HALVES=halves,
+            VIA_SMEM=via_smem, num_warps=4, **({"maxnreg": cap} if cap else {}),
+        )  # fmt: skip
+        return out, states, decays, a
+
+    want = shipped()
+    relative = lambda x, y: ((x.double() - y.double()).norm() / y.double().norm()).item()  # noqa: E731
+    runs = {"shipped (Triton, autotuned)": shipped}
+    runs.update({name: (lambda variant=variant: gluon(*variant)) for name, variant in VARIANTS.items()})
+    for round_ in range(2):
+        for name, run in runs.items():
+            if device == "cpu" and not name.startswith("shipped"):  # --dry: the interpreter runs no Gluon
+                continue
+            try:
+                got = run()
+                torch.cuda.synchronize() if device == "cuda" else None
+            except Exception as error:  # noqa: BLE001 -- the others still run
+                print(f"{name}: failed {str(error)[:300]}", flush=True)
+                continue
+            errors = ", ".join(f"{part} {relative(g, e):.1e}" for part, g, e in
+                               zip(("out", "states", "decays", "a"), got, want))  # fmt: skip
+            us = triton.testing.do_bench(run, warmup=25, rep=200) * 1e3 if device == "cuda" else 0.0
+            print(f"round {round_}: {name}: {us:.1f} us per launch (with its buffers); against shipped: {errors}",
+                  flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    if "--build" in sys.argv:
+        build_sm90()
+    elif "--dry" in sys.argv:  # TRITON_INTERPRET=1 on a CPU: the set-up and the shipped launch, small
+        run_gpu(B=1, T=130, H=2, device="cpu")
+    else:
+        run_gpu()
