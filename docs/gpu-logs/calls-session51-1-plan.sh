@@ -5,7 +5,8 @@
 OUT=/tmp/install SAVE_CACHE=0 bash bench/gpu_session.sh > /tmp/install.log 2>&1; tail -1 /tmp/install.log
 export PYTHONPATH=$PWD
 timeout 240 python3 docs/gpu-logs/chained-gluon-session50.py > $OUT/chained-gluon.log 2>&1; grep -E "round|failed" $OUT/chained-gluon.log
-timeout 240 ncu --clock-control none --kernel-name regex:"chained" --launch-count 8 --section SpeedOfLight \
-    --section Occupancy --section WarpStateStats --section SchedulerStats --csv --page details \
-    python3 docs/gpu-logs/chained-gluon-session50.py > $OUT/chained-gluon-ncu.csv 2>&1; tail -3 $OUT/chained-gluon-ncu.csv
+timeout 300 ncu --clock-control none --profile-from-start off --kernel-name regex:"chained" --section SpeedOfLight \
+    --section Occupancy --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --csv \
+    --page details python3 docs/gpu-logs/chained-gluon-session50.py --ncu > $OUT/chained-gluon-ncu.csv 2>&1
+grep -E "chained|Stall|Issued|Eligible|Duration|Throughput" $OUT/chained-gluon-ncu.csv | cut -c1-200 | head -80
 cd $OUT && tar -czf /tmp/all.tgz . && find . -mindepth 1 -maxdepth 1 -exec rm -rf {} + && mv /tmp/all.tgz 0-all.tgz

@@ -11,6 +11,7 @@ through shared memory) and a driver that times them against the shipped launch i
     python docs/gpu-logs/chained-gluon-session50.py --build   # a CPU: each variant's sm90 build
     python docs/gpu-logs/chained-gluon-session50.py           # a GPU (from the repository root): compared and timed
     TRITON_INTERPRET=1 python docs/gpu-logs/chained-gluon-session50.py --dry   # a CPU: the set-up, small
+    ncu --profile-from-start off ... python docs/gpu-logs/chained-gluon-session50.py --ncu   # one launch of each
 
 The chained forward (metala_core_chained_kernels.chained_kernel at the model's shape: K 64, V 128, chunks of 64,
 bf16) in Gluon (Triton 3.6's `triton.experimental.gluon`), one program per (chunk, batch·head) holding all 128 value
@@ -299,6 +300,17 @@ def run_gpu(B=32, T=2048, H=16, scale=0.125, normalizer=16.0, device="cuda"):
         return out, states, decays, a
 
     want = shipped()
+    if "--ncu" in sys.argv:  # warmed up (the shipped launch autotuned), then one launch of each between Start and Stop
+        variants = [lambda variant=variant: gluon(*variant) for variant in VARIANTS.values()]
+        for run in variants:
+            run()
+        torch.cuda.synchronize()
+        torch.cuda.cudart().cudaProfilerStart()
+        for run in (shipped, *variants):
+            run()
+        torch.cuda.synchronize()
+        torch.cuda.cudart().cudaProfilerStop()
+        return
     relative = lambda x, y: ((x.double() - y.double()).norm() / y.double().norm()).item()  # noqa: E731
     runs = {"shipped (Triton, autotuned)": shipped}
     runs.update({name: (lambda variant=variant: gluon(*variant)) for name, variant in VARIANTS.items()})
