@@ -10,7 +10,8 @@ memory budget). For each hidden size and sequence length (batch = tokens / seq):
 timed with CUDA events after warm-up, fresh random inputs rotated among several sets, L2 flushed before every run (one
 kind after another, or with --interleave the kinds' runs in turns, so that a change of the GPU's clock meets all alike);
 tokens/s; peak memory above what the inputs and weights hold; the ratio MetaLA / attention. Also MetaLA's own core
-alone against its byte floor (bytes counted below, over a device copy bandwidth measured in this run), and the
+alone against its byte floor (bench/core_floor.py: as the core op and as the block calls it, over a device copy
+bandwidth measured in this run), and the
 MetaLA block's kernel time by class from a kernel-level profile: GEMM, core, short conv, elementwise (the rest).
 Uses the trainer's kernel cache (fla's tuning for the fused path takes minutes otherwise).
 """
@@ -36,11 +37,11 @@ from neox_metala.ops.options import MetaLAOptions  # noqa: E402
 from neox_metala.training.engine import default_memory_budget  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from core_floor import core_floor  # noqa: E402
 from kernel_timing import flip_switch  # noqa: E402
 
 HEAD_K_DIM = 64  # MetaLA per-head q/key width; attention then has hidden/heads = 128 per head
 INPUT_SETS = 3
-NORMALIZER = 16.0  # MetaLA's decay normalizer (ops/options.py), the core's gate logits -> log decay
 GEMM_MARKERS = ("gemm", "xmma", "cutlass", "nvjet", "cublas", "sm90_", "wgmma")
 # fla's core kernels (the fused path), then MetaLA's own (ops/metala_core_kernels.py, metala_core_grad_kernels.py)
 CORE_MARKERS = ("chunk_gla", "chunk_fwd", "chunk_bwd", "chunk_local_cumsum", "gla_")
@@ -194,51 +195,6 @@ def copy_bandwidth() -> float:
     return 2 * src.numel() / (statistics.median(times) / 1e3)
 
 
-def core_floor(seq, batch, hidden, timer: Timer, bandwidth: float) -> dict:
-    """MetaLA's own core f+b alone (ops/metala_core_op.py, states kept as in training, its inputs views of one
-    projection as the layer passes them) vs the bytes it must move: fwd reads q, gate logits, v (bf16), writes o; bwd
-    reads q, logits, v, do and writes dq, dv (bf16) and d logits (fp32; autograd's cast of it to the bf16 leaf is
-    timed too, a kernel that the compiled block fuses into its consumer)."""
-    from neox_metala.ops.metala_core_op import metala_core
-
-    heads = hidden // (2 * HEAD_K_DIM)
-    tokens = seq * batch
-    k_elems, v_elems = tokens * heads * HEAD_K_DIM, tokens * heads * 2 * HEAD_K_DIM
-    fwd_bytes = k_elems * 2 + v_elems * 2 + k_elems * 2 + v_elems * 2
-    bwd_bytes = k_elems * 2 + v_elems * 2 + k_elems * 2 + v_elems * 2 + k_elems * 2 + v_elems * 2 + k_elems * 4
-    floor_ms = (fwd_bytes + bwd_bytes) / bandwidth * 1e3
-
-    def make():
-        """(q, v, gate logits): leaves that are views of one (B, T, 3W) projection [q | logits | v | gate]."""
-        width = heads * 2 * HEAD_K_DIM
-        projected = torch.randn(batch, seq, 3 * width, device="cuda", dtype=torch.bfloat16)
-        projected[..., width // 2 : width] *= 3  # gate logits ~ N(0, 3²)
-        q, logits, v, _ = projected.split([width // 2, width // 2, width, width], dim=-1)
-        views = [t.unflatten(-1, (heads, -1)) for t in (q, v, logits)]
-        return [t.detach().requires_grad_() for t in views]  # detach keeps the view's strides
-
-    sets = [make() for _ in range(INPUT_SETS)]
-    do = torch.randn(batch, seq, heads, 2 * HEAD_K_DIM, device="cuda", dtype=torch.bfloat16)
-
-    def run(i):
-        o = metala_core(*sets[i % INPUT_SETS], HEAD_K_DIM**-0.5, NORMALIZER, keep_states=True)
-        o.backward(do)
-
-    for i in range(timer.warmup):
-        run(i)
-    times = []
-    for i in range(timer.runs):
-        timer.flush.random_()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        run(i)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    ms = statistics.median(times)
-    return {"core_ms": ms, "core_floor_ms": floor_ms, "core_over_floor": ms / floor_ms}
-
-
 def kernel_breakdown(module, seq, batch, hidden, timer: Timer, trace: str | None = None) -> dict:
     """Share of GPU time in GEMMs, the core, the short conv, and everything else (elementwise, copies); with trace,
     the profiled steps' timeline written there (chrome://tracing JSON) to find where the GPU waits."""
@@ -383,11 +339,12 @@ def report(hidden, seq, batch, row) -> None:
             f"  metala block kernel time: gemm {share['gemm']:.1%}, core {share['core']:.1%}, "
             f"short conv {share['conv']:.1%}, elementwise {share['elementwise']:.1%}"
         )
-    core = row["core"]
-    print(
-        f"  MetaLA core f+b alone {core['core_ms']:.2f} ms, byte floor {core['core_floor_ms']:.2f} ms "
-        f"({core['core_over_floor']:.1f}x)"
-    )
+    labels = {"op": "as the core op (no self-augmentation)", "block": "as the block calls it (self-augmentation)"}
+    for name, core in row["core"].items():
+        print(
+            f"  MetaLA core f+b alone {core['ms']:.2f} ms, byte floor {core['floor_ms']:.2f} ms "
+            f"({core['over_floor']:.1f}x), {labels[name]}"
+        )
 
 
 if __name__ == "__main__":

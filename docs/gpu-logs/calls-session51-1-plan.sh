@@ -9,4 +9,7 @@ timeout 300 ncu --clock-control none --profile-from-start off --kernel-name rege
     --section Occupancy --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --csv \
     --page details python3 docs/gpu-logs/chained-gluon-session50.py --ncu > $OUT/chained-gluon-ncu.csv 2>&1
 grep -E "chained|Stall|Issued|Eligible|Duration|Throughput" $OUT/chained-gluon-ncu.csv | cut -c1-200 | head -80
+# the block with bench/core_floor.py's two "core f+b alone" lines (the op, and the core as the block calls it)
+source bench/gpu_ab.sh
+[ $SECONDS -lt 330 ] && ab_layer default $PWD 2048 8192
 cd $OUT && tar -czf /tmp/all.tgz . && find . -mindepth 1 -maxdepth 1 -exec rm -rf {} + && mv /tmp/all.tgz 0-all.tgz
