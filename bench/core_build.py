@@ -105,6 +105,11 @@ def cuobjdump(cubin: bytes, option: str) -> str:
         return subprocess.run([tool, option, file.name], capture_output=True, text=True).stdout
 
 
+def sass_lines(cubin: bytes) -> list[str]:
+    """The instruction lines of the cubin's SASS."""
+    return [line for line in cuobjdump(cubin, "-sass").splitlines() if re.match(r"\s+/\*[0-9a-f]{4,}\*/", line)]
+
+
 def resource_usage(cubin: bytes) -> str:
     return " ".join(re.findall(r"(?:REG|STACK):\d+", cuobjdump(cubin, "--dump-resource-usage")))
 

@@ -20,13 +20,20 @@ NORMALIZER = 16.0
 INPUT_SETS = 3
 
 
-def _projection(batch, seq, heads, device, requires_grad=False):
-    """(q, v, gate logits) as views of one (B, T, 3W) bf16 projection [q | logits | v | gate], logits ~ N(0, 3²)."""
-    width = heads * 2 * HEAD_K_DIM
-    projected = torch.randn(batch, seq, 3 * width, device=device, dtype=torch.bfloat16)
-    projected[..., width // 2 : width] *= 3
+def _parts(projected, heads):
+    """(q, gate logits, v) (B, T, H, D): head-split views of a (B, T, 3W) projection [q | logits | v | gate] (or of
+    its gradient)."""
+    width = projected.shape[-1] // 3
     q, logits, v, _ = projected.split([width // 2, width // 2, width, width], dim=-1)
-    views = [t.unflatten(-1, (heads, -1)) for t in (q, v, logits)]
+    return [t.unflatten(-1, (heads, -1)) for t in (q, logits, v)]
+
+
+def _projection(batch, seq, heads, device, requires_grad=False):
+    """(q, v, gate logits) as views of one (B, T, 3W) bf16 projection, logits ~ N(0, 3²)."""
+    projected = torch.randn(batch, seq, 3 * heads * 2 * HEAD_K_DIM, device=device, dtype=torch.bfloat16)
+    q, logits, v = _parts(projected, heads)
+    logits.mul_(3)
+    views = [q, v, logits]
     return [t.detach().requires_grad_() for t in views] if requires_grad else views  # detach keeps the strides
 
 
@@ -53,10 +60,7 @@ def steps(seq, batch, heads, device="cuda"):
     op_bytes = 2 * (2 * k_bytes + 2 * v_bytes) + k_bytes + v_bytes + 2 * k_bytes
 
     block_sets = [_projection(batch, seq, heads, device) for _ in range(INPUT_SETS)]
-    width = heads * 2 * HEAD_K_DIM
-    d_projected = torch.zeros(batch, seq, 3 * width, device=device, dtype=torch.bfloat16)
-    d_q, d_logits, d_v, _ = d_projected.split([width // 2, width // 2, width, width], dim=-1)
-    grads = [t.unflatten(-1, (heads, -1)) for t in (d_q, d_logits, d_v)]
+    grads = _parts(torch.zeros(batch, seq, 3 * heads * 2 * HEAD_K_DIM, device=device, dtype=torch.bfloat16), heads)
     a = torch.empty(batch, seq, heads, device=device)
     da = torch.randn(batch, seq, heads, device=device)
     aug_w = torch.randn(heads * HEAD_K_DIM, device=device) * 0.5

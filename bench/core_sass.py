@@ -28,10 +28,7 @@ import core_build  # noqa: E402
 MARKED = ("LDGSTS", "LDGDEPBAR", "LDG", "STG", "BAR", "HGMMA", "HMMA", "DEPBAR", "BRA", "WARPSYNC", "EXIT")
 
 
-def sass(cubin: bytes) -> list[str]:
-    """The instruction lines of the cubin's SASS."""
-    text = core_build.cuobjdump(cubin, "-sass")
-    return [line for line in text.splitlines() if re.match(r"\s+/\*[0-9a-f]{4,}\*/", line)]
+sass = core_build.sass_lines  # the instruction lines of a cubin's SASS
 
 
 def runs(lines: list[str]) -> str:

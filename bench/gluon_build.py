@@ -31,11 +31,12 @@ KERNELS = {  # kernel: (its pointers, its constexprs)
 }
 
 
-def build(name, maxnreg=None):
+def compile_sm90(fn, pointers, constants, maxnreg=None):
+    """Triton's full compile of the Gluon kernel `fn` for sm90 at 4 warps: its pointers (fp32 where FP32 names them,
+    int32 flags, else bf16) 16-byte aligned as its strides, `constants` its constexprs, every other argument int32
+    (scale and normalizer fp32)."""
     from triton.experimental.gluon._runtime import GluonASTSource
 
-    fn = getattr(metala_core_gluon_kernels, name)
-    pointers, constants = KERNELS[name]
     signature = {p: "*i32" if p == "flags" else "*fp32" if p in FP32 else "*bf16" for p in pointers}
     signature = {arg: signature.get(arg, "constexpr" if arg in constants else "i32") for arg in fn.arg_names}
     signature.update({arg: "fp32" for arg in ("scale", "normalizer") if arg in signature})
@@ -48,6 +49,18 @@ def build(name, maxnreg=None):
     return triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "maxnreg": maxnreg})
 
 
+def summary(compiled) -> str:
+    """A build's registers and spills, instructions, barriers, wgmma, MUFU, global loads and stores, shared memory."""
+    cubin = compiled.asm["cubin"]
+    lines = core_build.sass_lines(cubin)
+    count = lambda op: sum(1 for line in lines if re.search(rf"\s{op}\b", line))  # noqa: E731
+    return (
+        f"{core_build.resource_usage(cubin)}, {len(lines)} instructions, BAR {count('BAR.SYNC')}, "
+        f"HGMMA {count('HGMMA')}, MUFU {count('MUFU')}, LDG {count('LDG')}, STG {count('STG')}, "
+        f"shared {compiled.metadata.shared} B"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kernels", nargs="+", default=list(KERNELS))
@@ -55,18 +68,10 @@ def main():
     parser.add_argument("--sass", action="store_true", help="print the SASS too")
     args = parser.parse_args()
     for name in args.kernels:
-        compiled = build(name, args.maxnreg)
-        cubin = compiled.asm["cubin"]
-        sass = core_build.cuobjdump(cubin, "-sass")
-        lines = [line for line in sass.splitlines() if re.match(r"\s+/\*[0-9a-f]{4,}\*/", line)]
-        count = lambda op, lines=lines: sum(1 for line in lines if re.search(rf"\s{op}\b", line))  # noqa: E731
-        print(
-            f"{name}: {core_build.resource_usage(cubin)}, {len(lines)} instructions, BAR {count('BAR.SYNC')}, "
-            f"HGMMA {count('HGMMA')}, MUFU {count('MUFU')}, LDG {count('LDG')}, STG {count('STG')}, "
-            f"shared {compiled.metadata.shared} B"
-        )
+        compiled = compile_sm90(getattr(metala_core_gluon_kernels, name), *KERNELS[name], args.maxnreg)
+        print(f"{name}: {summary(compiled)}")
         if args.sass:
-            print("\n".join(lines))
+            print("\n".join(core_build.sass_lines(compiled.asm["cubin"])))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ timed with CUDA events after warm-up, fresh random inputs rotated among several 
 kind after another, or with --interleave the kinds' runs in turns, so that a change of the GPU's clock meets all alike);
 tokens/s; peak memory above what the inputs and weights hold; the ratio MetaLA / attention. Also MetaLA's own core
 alone against its byte floor (bench/core_floor.py: as the core op and as the block calls it, over a device copy
-bandwidth measured in this run), and the
-MetaLA block's kernel time by class from a kernel-level profile: GEMM, core, short conv, elementwise (the rest).
+bandwidth measured in this run), and the MetaLA block's kernel time by class from a kernel-level profile: GEMM, core,
+short conv, elementwise (the rest).
 Uses the trainer's kernel cache (fla's tuning for the fused path takes minutes otherwise).
 """
 

@@ -30,11 +30,9 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
 def record_launches(monkeypatch, *modules) -> list:
     """Every launch that these ops modules make, as (kernel, args, kwargs), each still run through
     ops/triton_launch.py; metala_core_triton's include its chained launches (ops/metala_core_chains.py)."""
-    from neox_metala.ops import triton_launch
+    from neox_metala.ops import metala_core_chains, metala_core_triton, triton_launch
 
-    if any(module.__name__.endswith(".metala_core_triton") for module in modules):
-        from neox_metala.ops import metala_core_chains
-
+    if metala_core_triton in modules:
         modules = (*modules, metala_core_chains)
     calls = []
 

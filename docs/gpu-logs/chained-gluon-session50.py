@@ -229,36 +229,15 @@ VARIANTS = {  # name: (HALVES, VIA_SMEM, maxnreg)
 
 
 def build_sm90():
-    """Each variant's sm90 build on a CPU: registers, spills, instructions, barriers, shared memory."""
-    import re
+    """Each variant's sm90 build on a CPU (bench/gluon_build.py's)."""
+    import gluon_build
 
-    import core_build
-    from triton.backends.compiler import GPUTarget
-    from triton.experimental.gluon._runtime import GluonASTSource
-
-    fn = chained_forward_kernel
     pointers = ["q", "gate_logits", "v", "states", "decays", "out", "aug_w", "aug_a", "carried", "flags"]
-    fp32 = {"decays", "aug_w", "aug_a", "carried"}
-    signature = {p: "*i32" if p == "flags" else "*fp32" if p in fp32 else "*bf16" for p in pointers}
-    signature.update({"scale": "fp32", "normalizer": "fp32"})
-    constexprs_names = ("H", "AUG", "HALVES", "VIA_SMEM")
-    signature = {a: signature.get(a, "constexpr" if a in constexprs_names else "i32") for a in fn.arg_names}
-    index = fn.arg_names.index
-    aligned = [*pointers, "stride_q", "stride_g", "stride_v"]
     for name, (halves, via_smem, cap) in VARIANTS.items():
-        constexprs = {(index("H"),): 16, (index("AUG"),): True, (index("HALVES"),): halves,
-                      (index("VIA_SMEM"),): via_smem}  # fmt: skip
-        source = GluonASTSource(
-            fn=fn, signature=signature, constexprs=constexprs,
-            attrs={(index(a),): [["tt.divisibility", 16]] for a in aligned},
-        )  # fmt: skip
-        build = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4, "maxnreg": cap})
-        cubin = build.asm["cubin"]
-        sass = core_build.cuobjdump(cubin, "-sass")
-        lines = [line for line in sass.splitlines() if re.match(r"\s+/\*[0-9a-f]{4,}\*/", line)]
-        count = lambda op, lines=lines: sum(1 for line in lines if re.search(rf"\s{op}\b", line))  # noqa: E731
-        print(f"{name}: {core_build.resource_usage(cubin)}, {len(lines)} instructions, BAR {count('BAR.SYNC')}, "
-              f"STG {count('STG')}, shared {build.metadata.shared} B", flush=True)  # fmt: skip
+        constants = {"H": 16, "AUG": True, "HALVES": halves, "VIA_SMEM": via_smem}
+        print(
+            f"{name}: {gluon_build.summary(gluon_build.compile_sm90(chained_forward_kernel, pointers, constants, cap))}"
+        )
 
 
 def run_gpu(B=32, T=2048, H=16, scale=0.125, normalizer=16.0, device="cuda"):

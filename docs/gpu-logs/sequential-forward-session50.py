@@ -8,7 +8,7 @@ registers, 176 B spilled). Launched from metala_core_triton._chained in place of
 (test_metala_core_triton's check() at T300 K64 V128 mixed and T2048 mild, bf16, views of one projection) passed.
 
 Triton kernel of the chained forward (ops/metala_core_chained_kernels.py) with each chain's chunks in one program
-(ops/metala_core_chains.py's SEQUENTIAL_FORWARD): a program per (batch·head, V block) walks its chunks in order, the
+(session 50's switch SEQUENTIAL_FORWARD, not kept): a program per (batch·head, V block) walks its chunks in order, the
 state hₙ in fp32 registers from one chunk to the next, each chunk's loads issued a chunk ahead by Triton's pipelining
 (`tl.range`'s stages). The chained kernel instead spreads a chain's chunks over programs and passes the state between
 them through the L2 with a flag per chunk: a round trip of 64 KB per program and a wait for another SM. Here nothing
