@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from neox_metala import warmup  # noqa: E402
-from neox_metala.ops import metala_core_gluon, metala_core_triton  # noqa: E402
+from neox_metala.ops import metala_core_chains, metala_core_gluon, metala_core_triton  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import core as core_bench  # noqa: E402
@@ -61,7 +61,7 @@ def main():
     args = parser.parse_args()
     warmup.use_kernel_cache(None)
     for flag in args.flip:
-        flip_switch(flag, metala_core_triton, metala_core_gluon)
+        flip_switch(flag, metala_core_triton, metala_core_chains, metala_core_gluon)
     batch, seq = (int(x) for x in args.case.split("x"))
     q, v, logits, _, _, d_out = core_bench.draw(batch, seq, args.heads, 64, 128, torch.bfloat16, "cuda")
     scale, normalizer = core_bench.SCALE, core_bench.NORMALIZER

@@ -15,6 +15,15 @@ import torch
 
 from neox_metala import warmup
 
+METALA_CORE_KERNELS = (
+    "state_updates", "state_grad_updates", "scan_kernel", "output_kernel", "chunk_grads", "chunk_dv", "decay_rows",
+    "chained_kernel", "chained_grads_kernel", "qk_grads_kernel",
+)  # fmt: skip
+"""Name parts that mark MetaLA's own core kernels (ops/metala_core_*kernels.py, the Gluon qk-gradient kernel) in a
+profile, for the benchmarks' breakdowns by class (bench/layer.py, bench/step_profile.py). The Gluon kernel went
+unmatched from session 48 to 51, so that bench/layer.py counted its 0.75-0.80 ms as elementwise;
+tests/ops/test_core_kernel_names.py checks every kernel of those modules against this."""
+
 
 def parse_args(description: str, default_cases: list[str], cases_help: str) -> argparse.Namespace:
     """--cases, --runs, --warmup, --smoke, checked: --smoke needs the Triton interpreter, else a GPU, on which the

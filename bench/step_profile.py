@@ -30,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location("bench_train", os.path.join(HERE, "train.py"))
 bench_train = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_train)
+from kernel_timing import METALA_CORE_KERNELS  # noqa: E402  (bench/train.py put the repository on sys.path)
 
 CLASSES = (
     ("communication", ("nccl",)),
@@ -38,8 +39,7 @@ CLASSES = (
     ("gemm", ("gemm", "nvjet", "cutlass", "xmma", "cublas", "matmul", "splitk", "sm90_")),
     # fla's kernels, then MetaLA's own (ops/metala_core_kernels.py, ops/short_conv_kernels.py)
     ("metala core", ("chunk", "gla", "recurrent", "conv1d", "causal_conv", "cumsum", "fwd_kernel", "bwd_kernel")),
-    ("metala core", ("state_updates", "state_grad_updates", "scan_kernel", "output_kernel", "conv_forward_kernel")),
-    ("metala core", ("conv_backward_kernel", "chained_kernel", "chained_grads_kernel", "decay_rows")),
+    ("metala core", ("conv_forward_kernel", "conv_backward_kernel", *METALA_CORE_KERNELS)),
 )
 
 

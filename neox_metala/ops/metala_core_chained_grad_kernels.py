@@ -24,7 +24,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .metala_core_chained_kernels import _carried_state, _publish, _release, _wait_for_state
+from .metala_core_chained_kernels import _carried_state, _chunk_and_chain, _publish, _release, _wait_for_state
 from .metala_core_kernels import (
     _chunk_decay,
     _decay_ptrs,
@@ -42,17 +42,17 @@ from .metala_core_kernels import (
 @triton.jit
 def chained_grads_kernel(
     q, gate_logits, d_out, state_grads, decays, dv, carried, flags, scale, stride_q, stride_g, stride_dv,
-    normalizer, T, NT, BH, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
-    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr,
+    normalizer, T, NT, BH, group_bh, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
+    BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, ACCUMULATE: tl.constexpr,
 ):  # fmt: skip
     """dv of every chunk but those of strong decay (added to what dv holds if ACCUMULATE), dh_n+1 into state_grads[n]
     (the inputs' dtype; zero in the last slot), e^G_last into decays[n]. The decay terms formed from the gate logits:
     read from decay_rows_kernel's rows instead (as chunk_dv_kernel's STORED), the sm90 bf16 build at BV 128 and 4
     warps spilled 880 B instead of 56 (all loads issued first). carried: (B·H, 2, K, V) fp32; flags: int32, at least
-    N·B·H·⌈V / BV⌉, zero. Grid (N·B·H·⌈V / BV⌉,), position-major."""
+    N·B·H·⌈V / BV⌉, zero. Grid (N·B·H·⌈V / BV⌉,), position-major in groups of the chains of group_bh batch·heads."""
     NV: tl.constexpr = (V + BV - 1) // BV  # chains per batch·head
     pid = tl.program_id(0)
-    position, chain = pid // (BH * NV), pid % (BH * NV)
+    position, chain = _chunk_and_chain(pid, NT, BH * NV, group_bh * NV)
     n = NT - 1 - position
     i_bh, i_v = chain // NV, chain % NV
     i_b, i_h = i_bh // H, i_bh % H

@@ -2,10 +2,11 @@
 chunks' state updates, the scan over chunks and the chunks' outputs, which ops/metala_core_kernels.py and
 metala_core_output_kernels.py take as three launches that write and read the (B·H, N, K, V) buffer three times.
 
-A program per (chunk, batch·head, V block; or pair of V blocks, `chained_kernel`'s V_STEPS), numbered chunk-major so
-that every program of chunk n has a lower number than those of chunk n + 1. It forms its chunk's update
-U_n = (k ⊙ e^(G_last − G))ᵀ v (and with one V block its in-chunk output A v) without the state, then waits for the
-state entering its chunk, h_n, which the program of chunk n − 1 of the same (batch·head, V block) published,
+A program per (chunk, batch·head, V block; or pair of V blocks, `chained_kernel`'s V_STEPS), numbered chunk-major
+within groups of chains and group after group (`_chunk_and_chain`): every program of chunk n has a lower number than
+those of chunk n + 1 of its group, and only one group's carried states are in use at a time. It forms its chunk's
+update U_n = (k ⊙ e^(G_last − G))ᵀ v (and with one V block its in-chunk output A v) without the state, then waits for
+the state entering its chunk, h_n, which the program of chunk n − 1 of the same (batch·head, V block) published,
 publishes h_n+1 = e^G_last ⊙ h_n + U_n for chunk n + 1, and adds (q ⊙ e^G) h_n to its output. Only the wait, a
 multiply-add and the publication are sequential along a chain; everything else runs as the chunk-parallel kernels do.
 The chain carries fp32 states through a two-slot buffer per chain (slot n % 2 holds h_n: h_n+2 overwrites it only
@@ -44,6 +45,19 @@ from .metala_core_kernels import (
     _store_tokens,
 )
 from .metala_core_output_kernels import _aug_weights, _store_aug_a
+
+
+@triton.jit
+def _chunk_and_chain(pid, NT, chains, group):
+    """(chunk, chain) of a chained launch's program `pid`: the chains in groups of `group`, each group's programs
+    numbered chunk-major and the groups one after another. The carried states of a group's chains then fit the L2,
+    where they stay while the other data streams past (H200, B32 T2048 H16: 512 chains carry 32 MiB; in two batch
+    halves the forward took 0.92 against 0.99 ms, bench/overlap.py); the chunk before a program's on its chain
+    keeps a lower number, which `_wait_for_state` needs."""
+    first = pid // (NT * group) * group
+    size = tl.minimum(group, chains - first)  # the last group's may be smaller
+    local = pid - first * NT
+    return local // size, first + local % size
 
 
 @triton.jit
@@ -95,20 +109,20 @@ def _store_output(out, acc, q_from_start, state, scale, i_b, i_h, n, T_store, H:
 @triton.jit
 def chained_kernel(
     q, gate_logits, v, states, decays, out, aug_w, aug_a, carried, flags, scale, stride_q, stride_g, stride_v,
-    normalizer, T, NT, BH, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
-    BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, AUG: tl.constexpr = False,
+    normalizer, T, NT, BH, group_bh, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
+    BK: tl.constexpr, BV: tl.constexpr, PRECISION: tl.constexpr, BF16: tl.constexpr, AUG: tl.constexpr = False,
     V_STEPS: tl.constexpr = 1,
 ):  # fmt: skip
     """o = scale [(q ⊙ e^G) h_n + A v] of every chunk but those of strong decay, h_n into states[n] (the inputs'
     dtype), e^G_last into decays[n], and with AUG a = Σ_k q·key·aug_w[h] into aug_a (output_kernel's). carried:
     (B·H, 2, K, V) fp32; flags: int32, at least N·B·H·⌈V / BV⌉, zero. Grid (N·B·H·⌈V / (BV·V_STEPS)⌉,),
-    chunk-major. V_STEPS 2: a program takes two V blocks of BV (a chain per pair), its chunk's key-side terms formed
-    once for both, the second block's state loaded and published after the first block's output is stored, so that
-    the two blocks' states are never live at once."""
+    chunk-major in groups of the chains of group_bh batch·heads. V_STEPS 2: a program takes two V blocks of BV (a
+    chain per pair), its chunk's key-side terms formed once for both, the second block's state loaded and published
+    after the first block's output is stored, so that the two blocks' states are never live at once."""
     NV: tl.constexpr = (V + BV * V_STEPS - 1) // (BV * V_STEPS)  # chains per batch·head
     tl.static_assert(V_STEPS == 1 or V_STEPS == 2)
     pid = tl.program_id(0)
-    n, chain = pid // (BH * NV), pid % (BH * NV)
+    n, chain = _chunk_and_chain(pid, NT, BH * NV, group_bh * NV)
     i_bh, i_v = chain // NV, chain % NV
     i_b, i_h = i_bh // H, i_bh % H
     col = i_v * BV * V_STEPS

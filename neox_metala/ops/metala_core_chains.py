@@ -15,6 +15,23 @@ from .metala_core_configs import kernels as _kernels
 from .metala_core_inputs import block, scan_buffers
 from .triton_launch import launch
 
+CARRIED_BYTES = 16 * 2**20
+"""The chained forward takes its chains in groups whose carried fp32 states (two slots of K·V per batch·head) add up
+to at most this much, so that they stay in the L2 (50 MiB on an H100 or H200) while q, v and the outputs stream past
+(metala_core_chained_kernels._chunk_and_chain). H200, B32 T2048 H16 K64 V128, the core as the block calls it
+(bench/core_ncu.py --augment, session 51): the launch over 512 chains (32 MiB carried) 673 µs in one group, 602 in
+groups of 256 batch·heads (16 MiB), 690 of 128, 657 of 384. Read at every launch ("NAME=VALUE" in a benchmark)."""
+
+CARRIED_GRAD_BYTES = 8 * 2**20
+"""CARRIED_BYTES of the chained backward, which streams more past its carried states (d out, q, the logits, dv and
+its state gradients): the same call's launches over a backward slice's 256 chains 388-390 µs in one group, 370-371 in
+groups of 128 batch·heads (8 MiB)."""
+
+
+def _group(sizes, carried_bytes) -> int:
+    """Batch·heads per group of chains whose carried states take at most `carried_bytes`."""
+    return max(1, int(carried_bytes) // (2 * sizes["K"] * sizes["V"] * 4))
+
 
 def _chained_grid(sizes, batch_heads):
     """A chained kernel's (N · B·H · chains per head,), chunk-major."""
@@ -37,8 +54,8 @@ def chained(q, gate_logits, v, scale, normalizer, strides, sizes, batch_heads, o
     launch(
         _kernels()["chained"], _chained_grid(sizes, batch_heads),
         q, gate_logits, v, states, decays, out, w, a, *_chain_buffers(q, sizes, batch_heads), scale, **strides,
-        normalizer=normalizer, **sizes, BH=batch_heads, BK=block(sizes["K"]), BF16=q.dtype == torch.bfloat16,
-        AUG=augmentation is not None,
+        normalizer=normalizer, **sizes, BH=batch_heads, group_bh=_group(sizes, CARRIED_BYTES), BK=block(sizes["K"]),
+        BF16=q.dtype == torch.bfloat16, AUG=augmentation is not None,
     )  # fmt: skip
     return states, decays
 
@@ -52,6 +69,7 @@ def chained_grads(q, gate_logits, d_out, scale, normalizer, strides, sizes, batc
     launch(
         _kernels()["chained_grads"], _chained_grid(sizes, batch_heads), *args, *_chain_buffers(q, sizes, batch_heads),
         scale, stride_q=strides["stride_q"], stride_g=strides["stride_g"], stride_dv=dv_rows[1], normalizer=normalizer,
-        **sizes, BH=batch_heads, BK=block(sizes["K"]), BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate,
+        **sizes, BH=batch_heads, group_bh=_group(sizes, CARRIED_GRAD_BYTES), BK=block(sizes["K"]),
+        BF16=q.dtype == torch.bfloat16, ACCUMULATE=accumulate,
     )  # fmt: skip
     return state_grads, decays

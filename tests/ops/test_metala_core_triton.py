@@ -349,6 +349,24 @@ def test_chained_forward_over_pairs_of_v_blocks_equals_the_recurrence(
     check(dtype, 2, seq, 2, head_k_dim, head_v_dim, decay)
 
 
+@pytest.mark.parametrize("group_bh", [1, 3], ids=["groups-of-1", "groups-of-3"])
+def test_chained_launches_in_groups_of_chains_equal_the_recurrence(group_bh, monkeypatch):
+    """Both chained launches with their chains in groups (metala_core_chains.CARRIED_BYTES, CARRIED_GRAD_BYTES: of
+    one batch·head, or of three of the four, the last group then smaller) and three chains per head (V 96 in pairs of
+    V blocks of 16): output and gradients against fp64. A program numbered before the chunk before it on its chain
+    would wait for ever (the interpreter runs the programs one after another); a chunk left out or taken twice would
+    be wrong."""
+    from neox_metala.ops import metala_core_chains, metala_core_triton
+
+    monkeypatch.setattr(metala_core_triton, "CHAINED_FORWARD", "1")
+    monkeypatch.setattr(metala_core_triton, "CHAINED_BACKWARD", "1")
+    for name in ("CARRIED_BYTES", "CARRIED_GRAD_BYTES"):
+        monkeypatch.setattr(metala_core_chains, name, group_bh * 2 * 16 * 96 * 4)
+    triton_runs.force_config(monkeypatch, "chained", *triton_runs.CHAINED_PAIRS)
+    triton_runs.force_config(monkeypatch, "chained_grads", {"BV": 32})
+    check(FP32, 2, 70, 2, 16, 96, "mixed")
+
+
 @pytest.mark.parametrize("decay", ["slow", "mild"])
 def test_states_and_their_gradients_equal_the_recurrence(decay, monkeypatch):
     """Each chunk's entering state (the scan's, and the chained forward's as kept) and its gradient (the reverse
