@@ -77,10 +77,9 @@ def force_config(monkeypatch, kernel: str, constexprs: dict, warps: int = 4, sta
     as the shipped autotuners choose."""
     import triton
 
-    from neox_metala.ops import metala_core_chains, metala_core_triton
+    from neox_metala.ops import metala_core_triton
 
     kernels = dict(metala_core_triton._kernels())  # with any configuration forced before
     config = triton.Config(constexprs, num_warps=warps, num_stages=stages, maxnreg=maxnreg)
     kernels[kernel] = triton.autotune([config], key=kernels[kernel].keys)(kernels[kernel].fn)
-    for launcher in (metala_core_triton, metala_core_chains):  # each took the kernels' table by name
-        monkeypatch.setattr(launcher, "_kernels", lambda: kernels)
+    monkeypatch.setattr(metala_core_triton, "_kernels", lambda: kernels)

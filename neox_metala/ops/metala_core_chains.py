@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from .metala_core_configs import kernels as _kernels
 from .metala_core_inputs import block, scan_buffers
 from .triton_launch import launch
 
@@ -26,6 +25,14 @@ CARRIED_GRAD_BYTES = 8 * 2**20
 """CARRIED_BYTES of the chained backward, which streams more past its carried states (d out, q, the logits, dv and
 its state gradients): the same call's launches over a backward slice's 256 chains 388-390 µs in one group, 370-371 in
 groups of 128 batch·heads (8 MiB)."""
+
+
+def _kernels():
+    """metala_core_triton's kernel table, looked up at each launch: the one table that tests and benchmarks replace
+    to run other configurations (tests/triton_runs.force_config, bench/core_configs.py)."""
+    from . import metala_core_triton  # (which imports this module)
+
+    return metala_core_triton._kernels()
 
 
 def _group(sizes, carried_bytes) -> int:
