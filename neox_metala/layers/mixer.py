@@ -4,8 +4,8 @@
     [q | decay logits | v | gate] = xc W_in (one GEMM)        column-parallel: this rank's heads only
     y  = token_mix(q, decay logits, v, gate + b_g, aug)       local heads, no communication (neox_metala.ops)
     out = y W_out                                              row-parallel: one all-reduce
-(On the GPU's default route the mix and this rank's out GEMM are one op, ops.metala_mix_out: its backward fuses
-the GEMM's input gradient with the mix's epilogue.)
+(With ops/mixer_out_op.FUSED on, off by default, the mix and this rank's out GEMM are one op, ops.metala_mix_out,
+whose backward fuses the GEMM's input gradient with the mix's epilogue.)
 
 Unlike the official GPT-NeoX layer (which gathers every projection and runs all heads on every rank), each
 rank runs only heads/TP heads, and the result equals the single-rank mixer.
