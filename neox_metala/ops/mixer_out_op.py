@@ -3,10 +3,12 @@ forward followed by y · W_outᵀ, and a backward whose first kernel is the out 
 epilogue's backward in its epilogue (ops/out_grad_op.py), then the core's gradient kernels as in mixer_op.
 
 Why: as two steps the backward wrote dy = d out · W_out (cuBLAS) and the epilogue's kernel read it back with o, v,
-the gate, q and the logits; fused, dy stays in the GEMM's registers and the epilogue's traffic runs beside other
-programs' GEMM main loops (bench/out_grad.py; docs/benchmarks.md, session 53). The op returns the rank's partial out
-projection (T, B, hidden): the layer all-reduces it across tensor-parallel ranks as megatron-core's
-RowParallelLinear does after its GEMM (neox_metala.parallel.reduce_row_parallel).
+the gate, q and the logits; fused, dy stays in the GEMM's registers, and the epilogue's traffic was meant to run beside
+other programs' GEMM main loops. Measured (bench/out_grad.py; docs/benchmarks.md, session 54) it does not: 1-2
+programs fit an SM, so the fused kernel is slower than cuBLAS + the epilogue kernel, and FUSED is off.
+
+The op returns the rank's partial out projection (T, B, hidden): the layer all-reduces it across tensor-parallel ranks
+as megatron-core's RowParallelLinear does after its GEMM (neox_metala.parallel.reduce_row_parallel).
 
 Saves what mixer_op saves and y (the weight gradient's input, which the out projection's autograd kept before). The
 CPU kernels compose mixer_op's CPU kernels with the GEMMs, so the CPU tests check the op, its autograd and its
@@ -23,7 +25,7 @@ FUSED = False
 """Read at every forward (ops.metala.metala_mix_out): True runs this op on the one-op route, False the mix and
 megatron-core's out projection as separate steps. Off: timed on an H100 in session 54 (docs/benchmarks.md) the block
 ran 0.900× attention with it against 0.862× without, its Triton GEMM 1.37× cuBLAS's and its epilogue slower than the
-separate kernel; its GPU tests pass."""
+separate kernel; the GPU tests that ran pass (the kernel's 12, the op's two with self-augmentation)."""
 _DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 
 

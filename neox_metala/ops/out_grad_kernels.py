@@ -2,8 +2,9 @@
 (ops/out_grad_op.py launches it): dy = d out · W_out tile by tile, each tile a block of tokens of one head (BN = V),
 and from that tile at once every gradient ops/epilogue_kernels.py's backward forms from dy (`_row_grads`, the math
 in one place): do, dg, dv, da and the per-tile partial sums of d gate_bias and d aug_balance. dy itself is never
-written or read back (2 · B·T·W elements: 537 MB at B32 T2048 W2048 in bf16), and the epilogue's loads and stores
-run while other programs on the SM run their GEMM's main loop (a GEMM is compute-bound, the epilogue memory-bound).
+written or read back (2 · B·T·W elements: 537 MB at B32 T2048 W2048 in bf16). The epilogue's loads and stores were
+meant to run while other programs on the SM run their GEMM's main loop; at 255 registers 1-2 programs fit an SM and
+an H100 measured the kernel 1.45× cuBLAS + the epilogue kernel (docs/benchmarks.md, session 54): not on by default.
 
 The GEMM: A = d out (M, HIDDEN) row-major (rows: tokens, seq-first (t, b) or batch-first (b, t)), B = W_out
 (HIDDEN, W) row-major, both through tensor descriptors (TMA); a program per (block of BM tokens, head), programs
