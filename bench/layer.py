@@ -42,9 +42,7 @@ from kernel_timing import METALA_CORE_KERNELS, flip_switch  # noqa: E402
 
 HEAD_K_DIM = 64  # MetaLA per-head q/key width; attention then has hidden/heads = 128 per head
 INPUT_SETS = 3
-# out_grad_kernel: the out projection's input-gradient GEMM with the epilogue's backward in its epilogue
-# (ops/out_grad_kernels.py), counted as the GEMM it is; the epilogue's work inside it is in no other class
-GEMM_MARKERS = ("gemm", "xmma", "cutlass", "nvjet", "cublas", "sm90_", "wgmma", "out_grad_kernel")
+GEMM_MARKERS = ("gemm", "xmma", "cutlass", "nvjet", "cublas", "sm90_", "wgmma")
 # fla's core kernels (the fused path), then MetaLA's own (ops/metala_core_kernels.py, metala_core_grad_kernels.py)
 CORE_MARKERS = ("chunk_gla", "chunk_fwd", "chunk_bwd", "chunk_local_cumsum", "gla_", *METALA_CORE_KERNELS)
 CONV_MARKERS = ("conv_forward_kernel", "conv_backward_kernel", "causal_conv")
@@ -261,9 +259,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--flip", nargs="*", default=[],
-        help="switches of metala_core_triton (STORED_DECAY_ROWS, FAST_EXP), mixer_op (CORE_AUG, CORE_A) or "
-        "mixer_out_op (FUSED) to turn the other way; NAME=VALUE sets a string switch (WHOLE_BATCH_STATE_GRADS=0) "
-        "or a number of metala_core_chains "
+        help="switches of metala_core_triton (STORED_DECAY_ROWS, FAST_EXP) or mixer_op (CORE_AUG, CORE_A) to turn the "
+        "other way; NAME=VALUE sets a string switch (WHOLE_BATCH_STATE_GRADS=0) or a number of metala_core_chains "
         "(CARRIED_BYTES=16777216)",
     )  # fmt: skip
     parser.add_argument(
@@ -271,14 +268,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.stored_rows_mib is not None or args.flip or args.chunk_size:
-        from neox_metala.ops import (
-            metala_core_chains,
-            metala_core_gluon,
-            metala_core_op,
-            metala_core_triton,
-            mixer_op,
-            mixer_out_op,
-        )
+        from neox_metala.ops import metala_core_chains, metala_core_gluon, metala_core_op, metala_core_triton, mixer_op
 
         # Inductor's caches key a compiled graph by its code, not by these globals: a run with another chunk size took
         # a graph whose shape checks held the default's (session 28), so compile afresh
@@ -287,7 +277,7 @@ def main() -> None:
         if args.stored_rows_mib is not None:
             metala_core_triton.STORED_ROWS_BYTES = args.stored_rows_mib * 2**20
         for flag in args.flip:
-            flip_switch(flag, mixer_op, mixer_out_op, metala_core_triton, metala_core_chains, metala_core_gluon)
+            flip_switch(flag, mixer_op, metala_core_triton, metala_core_chains, metala_core_gluon)
     if args.trace:
         os.makedirs(args.trace, exist_ok=True)
     warmup.use_kernel_cache(None)

@@ -19,12 +19,10 @@ def mix_parameters():
     return projected, gate_bias, aug_balance
 
 
-def assert_mixer_routes(
-    monkeypatch, option: str, ours: str, theirs: str, calls: list, leaves, before_theirs=None, **fixed
-) -> None:
+def assert_mixer_routes(monkeypatch, option: str, ours: str, theirs: str, calls: list, leaves, **fixed) -> None:
     """A MetaLAMixer with `option`=ours (and the `fixed` options) on the fla backend, in a (stand-in) compiled
     block, calls the op once (the caller's `calls` records it), and equals the same mixer with `option`=theirs in
-    fp64 (after `before_theirs()`, where given), output and the gradients of the input and of `leaves(mixer)`."""
+    fp64, output and the gradients of the input and of `leaves(mixer)`."""
     from neox_metala.layers.mixer import MetaLAMixer
     from neox_metala.layers.settings import BlockSettings
     from neox_metala.ops import MetaLAOptions, metala
@@ -48,8 +46,6 @@ def assert_mixer_routes(
 
     mine, my_grads = run(ours)
     assert len(calls) == 1
-    if before_theirs is not None:
-        before_theirs()
     expected, expected_grads = run(theirs)
     assert len(calls) == 1
     assert torch.allclose(mine, expected, rtol=1e-12, atol=1e-12)

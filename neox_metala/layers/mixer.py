@@ -4,8 +4,6 @@
     [q | decay logits | v | gate] = xc W_in (one GEMM)        column-parallel: this rank's heads only
     y  = token_mix(q, decay logits, v, gate + b_g, aug)       local heads, no communication (neox_metala.ops)
     out = y W_out                                              row-parallel: one all-reduce
-(With ops/mixer_out_op.FUSED on, off by default, the mix and this rank's out GEMM are one op, ops.metala_mix_out,
-whose backward fuses the GEMM's input gradient with the mix's epilogue.)
 
 Unlike the official GPT-NeoX layer (which gathers every projection and runs all heads on every rank), each
 rank runs only heads/TP heads, and the result equals the single-rank mixer.
@@ -127,17 +125,6 @@ class MetaLAMixer(nn.Module):
             q_and_logits, v, gate = projected.split([2 * key_width, value_width, value_width], dim=-1)
             projected = torch.cat([q_and_logits, v * padding_mask.unsqueeze(-1).to(v.dtype), gate], dim=-1)
         if cache is None:
-            out = ops.metala_mix_out(
-                projected,
-                self.gate_bias,
-                self.aug_balance,
-                self.heads_per_rank,
-                self.options,
-                self.out_proj.weight,
-                document_starts=document_starts,
-            )  # the mix and this rank's GEMM as one op (its backward fused), or None: the two steps below
-            if out is not None:
-                return parallel.reduce_row_parallel(self.out_proj, out)
             mixed = ops.metala_mix(
                 projected,
                 self.gate_bias,

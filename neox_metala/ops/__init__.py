@@ -1,5 +1,4 @@
-"""MetaLA math. Layers call `metala_mix` (or `metala_mix_out`) and `short_conv`; `metala.py` alone decides which
-kernel runs.
+"""MetaLA math. Layers call `metala_mix` and `short_conv`; `metala.py` alone decides which kernel runs.
 
 `options` (MetaLAOptions, the projection layout) imports without torch, so the config can use it; the kernels
 load on first use of one of their names.
@@ -14,7 +13,6 @@ _KERNEL_NAMES = (
     "fla_available",
     "gla_recurrence",
     "metala_mix",
-    "metala_mix_out",
     "short_conv",
     "split_heads",
     "token_mix",

@@ -119,28 +119,6 @@ def epilogue_forward_kernel(
 
 
 @triton.jit
-def _row_grads(d_out, z, v_t, a, z_mean, z_rstd, u, v_mask, V: tl.constexpr, AUG: tl.constexpr):
-    """(du, do, dv, da) of a (BT, BV) tile of a head's tokens from d_out = dy, z = o, v, a, the stored mean and
-    rstd, u = g + b (fp32; v and a unused without AUG, dv and da then zero): the module docstring's backward, in one
-    place for every kernel that forms it."""
-    if AUG:
-        s = tl.where(v_mask, tl.sigmoid(a[:, None] * v_t), 0.0)  # σ(0) = ½ past V would enter the norm
-        z += s
-    n = tl.where(v_mask, (z - z_mean[:, None]) * z_rstd[:, None], 0.0)
-    gate = tl.sigmoid(u)
-    dn = d_out * u * gate
-    du = d_out * n * gate * (1.0 + u * (1.0 - gate))
-    dz = z_rstd[:, None] * (dn - (tl.sum(dn, 1) / V)[:, None] - n * (tl.sum(dn * n, 1) / V)[:, None])
-    d_v = tl.zeros_like(dz)
-    da = tl.zeros_like(z_mean)
-    if AUG:
-        dp = dz * s * (1.0 - s)
-        d_v = dp * a[:, None]
-        da = tl.sum(dp * v_t, 1)
-    return du, dz, d_v, da
-
-
-@triton.jit
 def _store(ptr, value, i_b, t, cols, T, stride_b, stride_t, i_h, D: tl.constexpr):
     """value (BT, BD) into head i_h of a (B, T, H, D) tensor with each token's H·D channels contiguous."""
     mask = (t < T)[:, None] & (cols < D)[None, :]
@@ -171,21 +149,26 @@ def epilogue_backward_kernel(
         t = (i_span * STEPS + step) * BT + tl.arange(0, BT)
         rows = (i_b * T + t) * H + i_h
         z = _tile(o, i_b, t, cv, T, stride_ob, stride_ot, i_h, V)
-        a, v_t = tl.zeros([BT], dtype=tl.float32), z
         if AUG:
             a = tl.load(stats + 2 * plane + rows, mask=t < T, other=0.0)
-            v_t = _tile(v, i_b, t, cv, T, stride_vb, stride_vt, i_h, V)
+            v_t, s = _augmentation(v, a, i_b, i_h, t, cv, T, stride_vb, stride_vt, V)
+            z += s
         z_mean = tl.load(stats + rows, mask=t < T, other=0.0)
         z_rstd = tl.load(stats + plane + rows, mask=t < T, other=0.0)
+        n = tl.where(v_mask, (z - z_mean[:, None]) * z_rstd[:, None], 0.0)
         u = _gate(g, gate_bias, i_b, i_h, t, cv, T, stride_gb, stride_gt, V, BIAS)
         d_out = _tile(dy, i_b, t, cv, T, stride_dyb, stride_dyt, i_h, V)  # zero past T: adds nothing to the sums
-        du, dz, d_v, da = _row_grads(d_out, z, v_t, a, z_mean, z_rstd, u, v_mask, V, AUG)
+        gate = tl.sigmoid(u)
+        dn = d_out * u * gate
+        du = d_out * n * gate * (1.0 + u * (1.0 - gate))
         _store(dg, du, i_b, t, cv, T, stride_dvb, stride_dvt, i_h, V)
         db_sum += du
+        dz = z_rstd[:, None] * (dn - (tl.sum(dn, 1) / V)[:, None] - n * (tl.sum(dn * n, 1) / V)[:, None])
         _store(d_o, dz, i_b, t, cv, T, stride_dob, stride_dot, i_h, V)
         if AUG:
-            _store(dv, d_v, i_b, t, cv, T, stride_dvb, stride_dvt, i_h, V)
-            da = da[:, None]  # (BT, 1)
+            dp = dz * s * (1.0 - s)
+            _store(dv, dp * a[:, None], i_b, t, cv, T, stride_dvb, stride_dvt, i_h, V)
+            da = tl.sum(dp * v_t, 1)[:, None]  # (BT, 1)
             q_t = _tile(q, i_b, t, ck, T, stride_qb, stride_qt, i_h, K)
             logits, log_decay, key = _key(x, i_b, i_h, t, ck, T, stride_xb, stride_xt, normalizer, K)
             if DA:

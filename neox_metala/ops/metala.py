@@ -305,7 +305,8 @@ def metala_mix(
             seq_first=seq_first,
             document_starts=document_starts,
         )
-    if _one_op_route(kernel, options, document_starts):
+    own_kernels = options.core_kernel == "metala" and options.epilogue_kernel == "triton"
+    if kernel == "fla" and own_kernels and document_starts is None:
         _log_choice("metala_mix", "MetaLA's own core and epilogue kernels, one op", projected)
         from .mixer_op import metala_mixer
 
@@ -333,30 +334,6 @@ def metala_mix(
     )
     mixed = mixed.flatten(-2)  # (B, T, W)
     return mixed.transpose(0, 1) if seq_first else mixed
-
-
-def _one_op_route(kernel, options, document_starts) -> bool:
-    """metala_mix's route to ops/mixer_op.py's one op: the fla backend, both own kernels, no packed documents."""
-    own_kernels = options.core_kernel == "metala" and options.epilogue_kernel == "triton"
-    return kernel == "fla" and not options.fused_kernels and own_kernels and document_starts is None
-
-
-def metala_mix_out(projected, gate_bias, aug_balance, heads: int, options: MetaLAOptions, out_weight, *,
-                   eps=reference.HEAD_NORM_EPS, document_starts=None):  # fmt: skip
-    """metala_mix's y (seq-first) times the out projection's weight (hidden, W), y W_outᵀ (T, B, hidden), as one op
-    whose backward fuses the GEMM's input gradient with the epilogue's (ops/mixer_out_op.py); None off the one-op
-    route or where the fused kernel does not take these shapes (the layer then runs metala_mix and its GEMM)."""
-    from . import mixer_op, mixer_out_op
-
-    route = _one_op_route(choose_backend(options.backend, projected), options, document_starts)
-    if not (route and mixer_out_op.FUSED and mixer_out_op.supports(projected, out_weight, heads)):
-        return None
-    if aug_balance is not None and not mixer_op.CORE_AUG:  # the fused kernel leaves dq, dx to the core
-        return None
-    _log_choice("metala_mix", "MetaLA's own kernels and the out projection, one op", projected)
-    return mixer_out_op.metala_mixer_out(
-        projected, gate_bias, aug_balance, out_weight, heads, options.decay_normalizer, eps, options.keep_core_states
-    )
 
 
 def short_conv(

@@ -67,6 +67,8 @@ def mixer_forward_triton(projected, gate_bias, aug_balance, heads, normalizer, e
 def mixer_backward_triton(dy, projected, o, stats, states, gate_bias, aug_balance, heads, normalizer):
     """-> (d projected (B, T, 3W) contiguous, d gate_bias, d aug_balance (empty where absent)). `states`: the
     forward's, or None to recompute them."""
+    from .metala_core_triton import metala_core_bwd
+
     q, x, v, g = _parts(projected, heads)
     d_projected = torch.empty(projected.shape, dtype=projected.dtype, device=projected.device)
     dq, dx, dv, dg = _parts(d_projected, heads)
@@ -75,20 +77,12 @@ def mixer_backward_triton(dy, projected, o, stats, states, gate_bias, aug_balanc
     d_o, *_, d_bias, d_aug = epilogue_op.epilogue_backward_triton(
         dy, o, q, x, v, g, gate_bias, aug_balance, stats, normalizer, grads=(dq, dx, dv, dg), da=da
     )
-    _core_backward(q, x, v, normalizer, d_o, states, (dq, dx, dv), da, aug_balance)
-    return d_projected, d_bias, d_aug
-
-
-def _core_backward(q, x, v, normalizer, d_o, states, grads, da, aug_balance):
-    """The core's gradients into the projection's (dq, dx, dv views), after the epilogue's backward wrote its parts
-    (and da, with self-augmentation's terms for the core to form: CORE_AUG)."""
-    from .metala_core_triton import metala_core_bwd
-
     # without self-augmentation the epilogue leaves dq, dx, dv alone: the core writes them instead of adding
     metala_core_bwd(
-        q, x, v, _scale(q), normalizer, d_o, states, metala_core_op.CHUNK_SIZE, grads=grads,
-        accumulate=aug_balance is not None, augmentation=None if da is None else (da, aug_balance),
+        q, x, v, _scale(q), normalizer, d_o, states, metala_core_op.CHUNK_SIZE, grads=(dq, dx, dv),
+        accumulate=aug_balance is not None, augmentation=(da, aug_balance) if in_core else None,
     )  # fmt: skip
+    return d_projected, d_bias, d_aug
 
 
 def _no_states(projected):

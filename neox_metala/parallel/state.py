@@ -150,15 +150,6 @@ class RowParallelLinear(tensor_parallel.RowParallelLinear):
         self._forward_impl = gemm_with_group
 
 
-def reduce_row_parallel(linear: RowParallelLinear, output_parallel: torch.Tensor) -> torch.Tensor:
-    """What megatron-core's RowParallelLinear.forward does after its GEMM, for a GEMM done outside it with its weight
-    (ops.metala_mix_out): the ranks' partial outputs all-reduced over its TP group. Our layers use neither sequence
-    parallelism nor a row-parallel bias, its other steps."""
-    if linear.sequence_parallel or linear.bias is not None:
-        raise ValueError("reduce_row_parallel: sequence parallelism and a row-parallel bias are not supported")
-    return tensor_parallel.reduce_from_tensor_model_parallel_region(output_parallel, group=linear.tp_group)
-
-
 class ColumnParallelLinear(tensor_parallel.ColumnParallelLinear):
     """megatron-core's, with the input gradient's all-reduce done by the copy-to-region function (synchronous, a
     collective torch.compile traces) instead of its GEMM's asynchronous one. The asynchronous all-reduce in the

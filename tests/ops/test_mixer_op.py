@@ -8,7 +8,7 @@ import pytest
 import torch
 from mixer_routing import MIX_HEADS, mix_parameters
 
-from neox_metala.ops import MetaLAOptions, metala, mixer_op, mixer_out_op
+from neox_metala.ops import MetaLAOptions, metala, mixer_op
 
 from mix_references import mix_errors, reference_mix
 
@@ -104,7 +104,6 @@ def test_the_layer_runs_the_op_by_default(monkeypatch, single_rank):
     layer with the compiled epilogue (MetaLA's core op and PyTorch's epilogue), gradients of its parameters too."""
     from mixer_routing import assert_mixer_routes
 
-    monkeypatch.setattr(mixer_out_op, "FUSED", False)  # else the mix and the out GEMM are one op: test_mixer_out_op
     calls = []
     op = mixer_op.metala_mixer
     monkeypatch.setattr(mixer_op, "metala_mixer", lambda *args, **kw: calls.append(1) or op(*args, **kw))

@@ -12,9 +12,8 @@ import pytest
 import torch
 import triton_runs
 
-from neox_metala.ops import epilogue_op, mixer_op, mixer_out_op
+from neox_metala.ops import epilogue_op, mixer_op
 
-import mix_references
 from mix_references import mix_errors, reference_mix
 
 pytestmark = triton_runs.MARKS
@@ -100,34 +99,6 @@ def test_one_op_equals_the_reference(dtype, aug, keep_states, batch, seq):
     errors = errors_of(y, grads, reference(*inputs, HEADS), aug)
     print(f"TRITON-MIXER {dtype} B{batch} T{seq} aug={aug} kept={keep_states}:", errors)
     assert max(errors[part] for part in ASSERTED if part in errors) <= BOUNDS[dtype], errors
-
-
-@pytest.mark.parametrize("dtype", [pytest.param(torch.float32, id="fp32"), BF16])
-@pytest.mark.parametrize("aug", [True, False], ids=["aug", "no-aug"])
-def test_out_op_equals_the_reference(dtype, aug):
-    """ops/mixer_out_op.py's kernels (the mix, then y W_outᵀ; back through the out GEMM's input gradient fused with
-    the epilogue's backward, then the core's kernels) against the fp64 reference followed by y W_outᵀ: the output and
-    the gradients of the projection, gate_bias, aug_balance and W_out."""
-    projected, gate_bias, aug_balance, _ = draw(dtype, 2, 70, HEADS, 32, aug)
-    gen = torch.Generator().manual_seed(9)
-    width, hidden = HEADS * 32, 48
-    weight = (torch.randn(hidden, width, generator=gen) * width**-0.5).to(DEVICE, dtype)
-    d_out = torch.randn(70, 2, hidden, generator=gen).to(DEVICE, dtype)
-    out, *saved = mixer_out_op.mixer_out_forward_triton(
-        projected, gate_bias, aug_balance, weight, HEADS, NORMALIZER, EPS, True
-    )
-    grads = mixer_out_op.mixer_out_backward_triton(
-        d_out, projected, *saved, gate_bias, aug_balance, weight, HEADS, NORMALIZER
-    )
-    given = [t for t in (projected, gate_bias, aug_balance, weight) if t is not None]
-    leaves = [t.detach().double().requires_grad_() for t in given]
-    exact = leaves[:-1] + [None] * (4 - len(leaves))
-    expected = reference_mix(*exact, HEADS, seq_first=True) @ leaves[-1].t()
-    expected_grads = torch.autograd.grad(expected, leaves, d_out.double())
-    errors = mix_errors(out, grads[:-1] if aug else grads[:2], expected, expected_grads[:-1], heads=HEADS)
-    errors["grad-weight"] = mix_references.rel_err(grads[-1], expected_grads[-1])
-    print(f"TRITON-MIXER-OUT {dtype} aug={aug}:", errors)
-    assert max(errors[part] for part in (*ASSERTED, "grad-weight") if part in errors) <= BOUNDS[dtype], errors
 
 
 AUG_PATHS = pytest.mark.parametrize(
